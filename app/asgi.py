@@ -1,0 +1,4 @@
+"""ASGI entry point for uvicorn/gunicorn workers: `uvicorn app.asgi:app`."""
+from app.main import create_app
+
+app = create_app()

@@ -1,0 +1,112 @@
+"""The `fitclub` command: migrate, serve, manage users and devices, build the demo club."""
+from typing import Annotated
+
+import typer
+
+from app.core.config import get_settings
+from app.core.db import make_engine, make_sessionmaker, transaction
+
+cli = typer.Typer(help="fitclub — fitness-club management", no_args_is_help=True,
+                  add_completion=False)
+
+
+def _factory():
+    settings = get_settings()
+    return make_sessionmaker(make_engine(settings.database_url))
+
+
+@cli.command()
+def migrate(revision: str = "head") -> None:
+    """Bring the database schema up to date (Alembic)."""
+    from app.core import migrate as m
+
+    settings = get_settings()
+    if settings.is_sqlite:
+        from pathlib import Path
+
+        path = settings.database_url.split("///", 1)[-1]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+    m.upgrade(settings.database_url, revision)
+    typer.echo(f"database at {revision}")
+
+
+@cli.command()
+def serve(host: str = "127.0.0.1", port: int = 8000, workers: int = 1,
+          scheduler: Annotated[bool | None, typer.Option(help="run the scheduler in-process")] = None
+          ) -> None:
+    """Serve the API and pages with uvicorn."""
+    import os
+
+    import uvicorn
+
+    if scheduler is not None:
+        os.environ["SCHEDULER_ENABLED"] = "true" if scheduler else "false"
+    uvicorn.run("app.asgi:app", host=host, port=port, workers=workers, log_level="info",
+                proxy_headers=True)
+
+
+@cli.command("create-club")
+def create_club(name: str, timezone: str = "UTC", currency: str = "EUR") -> None:
+    """Create a club and print its id."""
+    from app.clubs import service
+
+    with transaction(_factory()) as session:
+        club = service.create_club(session, name=name, timezone=timezone, currency=currency)
+        typer.echo(f"club {club.id}: {club.name}")
+
+
+@cli.command("create-user")
+def create_user(
+    email: str,
+    club_id: Annotated[int, typer.Option("--club", help="club id")],
+    role: Annotated[str, typer.Option(help="owner, manager, front_desk or trainer")] = "front_desk",
+    name: Annotated[str | None, typer.Option()] = None,
+    password: Annotated[str, typer.Option(prompt=True, hide_input=True,
+                                          confirmation_prompt=True)] = "",
+) -> None:
+    """Create a staff user (or give an existing one a role in another club)."""
+    from sqlalchemy import select
+
+    from app.clubs import service
+    from app.clubs.models import StaffUser
+    from app.clubs.schemas import Role
+
+    with transaction(_factory()) as session:
+        club = service.get_club(session, club_id)
+        user = session.scalar(select(StaffUser).where(StaffUser.email == email.lower()))
+        if user is None:
+            user = service.create_user(session, email=email, name=name or email, password=password)
+        service.grant_role(session, user=user, club=club, role=Role(role))
+        typer.echo(f"user {user.id} {user.email}: {role} in club {club.id}")
+
+
+@cli.command("add-device")
+def add_device(
+    name: str,
+    club_id: Annotated[int, typer.Option("--club", help="club id")],
+    direction: str = "in",
+    protocol: str = "native",
+    serial: Annotated[str | None, typer.Option(help="device serial number")] = None,
+    timezone: Annotated[str | None, typer.Option(help="device clock's timezone")] = None,
+) -> None:
+    """Register a turnstile/controller and print its key (shown once)."""
+    from app.clubs import service
+
+    with transaction(_factory()) as session:
+        club = service.get_club(session, club_id)
+        device, key = service.add_device(session, club=club, name=name, direction=direction,
+                                         protocol=protocol, serial_number=serial,
+                                         timezone=timezone)
+        typer.echo(f"device {device.id} {device.name}\nX-Device-Key: {key}\n"
+                   "(store it now: only its hash is kept)")
+
+
+def main() -> None:
+    from app.core.errors import DomainError
+
+    try:
+        cli()
+    except DomainError as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        raise SystemExit(2) from exc

@@ -1,0 +1,73 @@
+from datetime import datetime
+
+from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.core.db import Base, IdMixin, TimestampMixin
+from app.core.types import BigId
+
+
+class Club(IdMixin, TimestampMixin, Base):
+    __tablename__ = "clubs"
+
+    name: Mapped[str] = mapped_column(String(200))
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    currency: Mapped[str] = mapped_column(String(3), default="EUR")
+    settings: Mapped[dict] = mapped_column(JSON, default=dict)
+
+
+class StaffUser(IdMixin, TimestampMixin, Base):
+    __tablename__ = "staff_users"
+
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    password_hash: Mapped[str] = mapped_column(String(200))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None]
+
+    clubs: Mapped[list["ClubStaff"]] = relationship(back_populates="user", lazy="raise")
+
+
+class ClubStaff(IdMixin, Base):
+    """A staff user's role in one club; a user may work in several clubs."""
+
+    __tablename__ = "club_staff"
+    __table_args__ = (UniqueConstraint("club_id", "user_id"),)
+
+    club_id: Mapped[int] = mapped_column(BigId, ForeignKey("clubs.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[int] = mapped_column(BigId, ForeignKey("staff_users.id", ondelete="CASCADE"), index=True)
+    role: Mapped[str] = mapped_column(String(20))
+
+    user: Mapped[StaffUser] = relationship(back_populates="clubs", lazy="raise")
+
+
+class AuthToken(IdMixin, Base):
+    """An opaque bearer token, stored as its SHA-256; revocable and short-lived."""
+
+    __tablename__ = "auth_tokens"
+
+    user_id: Mapped[int] = mapped_column(BigId, ForeignKey("staff_users.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    kind: Mapped[str] = mapped_column(String(20), default="bearer")
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
+
+
+class Device(IdMixin, TimestampMixin, Base):
+    """An access-control device (turnstile controller) with a hashed key, scoped to one club."""
+
+    __tablename__ = "devices"
+    __table_args__ = (UniqueConstraint("club_id", "name"),)
+
+    club_id: Mapped[int] = mapped_column(BigId, ForeignKey("clubs.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    direction: Mapped[str] = mapped_column(String(10), default="in")
+    protocol: Mapped[str] = mapped_column(String(20), default="native")
+    serial_number: Mapped[str | None] = mapped_column(String(64), unique=True)
+    timezone: Mapped[str | None] = mapped_column(String(64))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    revoked_at: Mapped[datetime | None]
+    last_seen_at: Mapped[datetime | None]

@@ -1,0 +1,59 @@
+from datetime import timedelta
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.security import OAuth2PasswordRequestForm
+
+from app.clubs import service
+from app.clubs.models import StaffUser
+from app.clubs.schemas import (ClubRead, ClubSettings, ClubSettingsUpdate, MeRead, Role,
+                               StaffClubRead, TokenOut)
+from app.core.errors import Unauthorized
+from app.core.deps import ManagerActor, SessionDep, SettingsDep, StaffActor
+
+router = APIRouter(prefix="/api/v1", tags=["auth and clubs"])
+
+
+@router.post("/auth/token", response_model=TokenOut)
+def login(session: SessionDep, settings: SettingsDep,
+          form: Annotated[OAuth2PasswordRequestForm, Depends()]) -> TokenOut:
+    """Sign in with email and password (OAuth2 password form); returns a bearer token."""
+    ttl = timedelta(minutes=settings.token_ttl_minutes)
+    try:
+        token, _user = service.login(session, email=form.username, password=form.password, ttl=ttl)
+    except Unauthorized:
+        session.commit()  # keep the failed-login count that throttles guessing
+        raise
+    return TokenOut(access_token=token, expires_in=int(ttl.total_seconds()))
+
+
+@router.post("/auth/logout", status_code=204)
+def logout(request: Request, session: SessionDep, actor: StaffActor) -> None:
+    """Revoke the token this request was made with."""
+    token = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
+    service.revoke_token(session, token=token)
+
+
+@router.get("/me", response_model=MeRead)
+def me(session: SessionDep, actor: StaffActor) -> MeRead:
+    links = service.user_clubs(session, user_id=actor.user_id)
+    user = session.get(StaffUser, actor.user_id)
+    return MeRead(id=actor.user_id, email=user.email, name=actor.name, club_id=actor.club_id,
+                  role=actor.role,
+                  clubs=[StaffClubRead(club_id=link.club_id, role=Role(link.role)) for link in links])
+
+
+@router.get("/club", response_model=ClubRead)
+def get_club(session: SessionDep, actor: StaffActor):
+    return service.get_club(session, actor.club_id)
+
+
+@router.get("/club/settings", response_model=ClubSettings)
+def get_settings(session: SessionDep, actor: StaffActor):
+    return service.club_settings(service.get_club(session, actor.club_id))
+
+
+@router.patch("/club/settings", response_model=ClubSettings)
+def update_settings(session: SessionDep, actor: ManagerActor, body: ClubSettingsUpdate):
+    club = service.get_club(session, actor.club_id)
+    return service.update_club_settings(session, club=club, changes=body.model_dump())

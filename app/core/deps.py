@@ -1,0 +1,83 @@
+"""Request dependencies: the session that owns the transaction, and who is calling."""
+from collections.abc import Callable, Iterator
+from typing import Annotated
+
+from fastapi import Depends, Header, Request
+from fastapi.security import APIKeyHeader, OAuth2PasswordBearer
+from sqlalchemy.orm import Session
+
+from app.clubs import service as clubs_service
+from app.clubs.schemas import DESK, MANAGERS, STAFF, Role
+from app.clubs.service import Actor, DeviceActor
+from app.core.config import Settings
+from app.core.errors import Forbidden, Invalid, Unauthorized
+from app.core.types import MAX_ID
+
+_bearer = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
+_device_key = APIKeyHeader(name="X-Device-Key", auto_error=False)
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    """One request, one transaction: commit when the handler returns, roll back on error."""
+    session = request.app.state.sessionmaker()
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+
+
+def get_settings_dep(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
+
+
+def current_actor(
+    session: SessionDep,
+    token: Annotated[str | None, Depends(_bearer)],
+    x_club_id: Annotated[str | None, Header(description="Club to act in, for staff of several clubs")] = None,
+) -> Actor:
+    if not token:
+        raise Unauthorized("Sign in first: send 'Authorization: Bearer <token>'",
+                           code="not_authenticated")
+    club_id = None
+    if x_club_id is not None:
+        if not x_club_id.isdigit() or not 0 < int(x_club_id) <= MAX_ID:
+            raise Invalid("X-Club-Id must be a club id", code="invalid_club_id")
+        club_id = int(x_club_id)
+    return clubs_service.authenticate(session, token=token, club_id=club_id)
+
+
+def require(*roles: Role) -> Callable[..., Actor]:
+    allowed = frozenset(roles)
+
+    def dependency(actor: Annotated[Actor, Depends(current_actor)]) -> Actor:
+        if actor.role not in allowed:
+            raise Forbidden(f"Your role ({actor.role.value}) may not do this", code="forbidden_role")
+        return actor
+
+    return dependency
+
+
+StaffActor = Annotated[Actor, Depends(require(*STAFF))]
+DeskActor = Annotated[Actor, Depends(require(*DESK))]
+ManagerActor = Annotated[Actor, Depends(require(*MANAGERS))]
+OwnerActor = Annotated[Actor, Depends(require(Role.owner))]
+
+
+def current_device(session: SessionDep,
+                   key: Annotated[str | None, Depends(_device_key)]) -> DeviceActor:
+    if not key:
+        raise Unauthorized("Devices must send their key in X-Device-Key", code="not_authenticated")
+    return clubs_service.authenticate_device(session, key=key)
+
+
+DeviceDep = Annotated[DeviceActor, Depends(current_device)]

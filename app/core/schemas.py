@@ -1,0 +1,38 @@
+"""Base classes for request (In) and response (Out) schemas."""
+from typing import Annotated, Generic, TypeVar
+
+from fastapi import Path
+from pydantic import BaseModel, ConfigDict, field_validator
+
+from app.core.types import MAX_ID
+
+
+class In(BaseModel):
+    """Request bodies: unknown fields are refused (no mass assignment), NUL bytes are refused."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_nul(cls, value):
+        if isinstance(value, str) and "\x00" in value:
+            raise ValueError("text must not contain NUL characters")
+        return value
+
+
+class Out(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+def IdPath(description: str = "id"):  # noqa: N802 - reads like a type in signatures
+    return Annotated[int, Path(ge=1, le=MAX_ID, description=description)]
+
+
+T = TypeVar("T")
+
+
+class Page(BaseModel, Generic[T]):
+    items: list[T]
+    total: int
+    limit: int
+    offset: int

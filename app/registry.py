@@ -1,0 +1,9 @@
+"""Imports every model so that Alembic and the tests see the whole schema."""
+from app.access import models as access_models  # noqa: F401
+from app.billing import models as billing_models  # noqa: F401
+from app.clubs import models as clubs_models  # noqa: F401
+from app.core.db import Base
+from app.members import models as members_models  # noqa: F401
+from app.memberships import models as memberships_models  # noqa: F401
+
+metadata = Base.metadata

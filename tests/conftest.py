@@ -1,0 +1,130 @@
+"""Test harness: every test that takes `db` runs on SQLite and on PostgreSQL.
+
+The schema is built through the Alembic migrations once per backend and worker; after each
+test every table is emptied, so tests may commit for real (concurrency tests need that).
+"""
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.core import migrate
+from app.core.config import Settings
+from app.core.db import make_engine, make_sessionmaker
+from app.registry import metadata
+
+BACKENDS = [b.strip() for b in os.environ.get("FITCLUB_TEST_DATABASES", "sqlite,postgresql")
+            .split(",") if b.strip()]
+PG_ADMIN_URL = os.environ.get("FITCLUB_TEST_PG_URL",
+                              "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+
+
+@dataclass
+class Database:
+    backend: str
+    url: str
+    engine: Engine
+    sessionmaker: sessionmaker[Session]
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.backend == "postgresql"
+
+
+def _pg_admin() -> Engine:
+    return create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+
+
+def create_database(backend: str, tmp_dir: Path) -> str:
+    """A fresh empty database for this worker; returns its URL."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    name = f"fitclub_test_{worker}_{uuid.uuid4().hex[:8]}"
+    if backend == "sqlite":
+        return f"sqlite:///{tmp_dir / (name + '.db')}"
+    admin = _pg_admin()
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+
+
+def drop_database(url: str) -> None:
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "postgresql":
+        return
+    admin = _pg_admin()
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{parsed.database}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def database(request, tmp_path_factory) -> Iterator[Database]:
+    url = create_database(request.param, tmp_path_factory.mktemp(request.param))
+    migrate.upgrade(url)
+    engine = make_engine(url)
+    yield Database(request.param, url, engine, make_sessionmaker(engine))
+    engine.dispose()
+    drop_database(url)
+
+
+def _empty_all_tables(db: Database) -> None:
+    tables = [t.name for t in reversed(metadata.sorted_tables)]
+    with db.engine.begin() as conn:
+        if db.is_postgres:
+            conn.execute(text("TRUNCATE " + ", ".join(f'"{t}"' for t in tables)
+                              + " RESTART IDENTITY CASCADE"))
+        else:
+            for table in tables:
+                conn.execute(text(f'DELETE FROM "{table}"'))
+            conn.execute(text("DELETE FROM sqlite_sequence")) if conn.execute(
+                text("SELECT 1 FROM sqlite_master WHERE name='sqlite_sequence'")).first() else None
+
+
+@pytest.fixture
+def db(database: Database) -> Iterator[Database]:
+    """The backend under test, emptied after the test."""
+    yield database
+    _empty_all_tables(database)
+
+
+@pytest.fixture
+def session(db: Database) -> Iterator[Session]:
+    """A session for arranging and checking data directly; the test commits when it needs to."""
+    s = db.sessionmaker()
+    yield s
+    s.rollback()
+    s.close()
+
+
+@pytest.fixture
+def settings(db: Database) -> Settings:
+    return Settings(database_url=db.url, scheduler_enabled=False, _env_file=None)
+
+
+@pytest.fixture
+def app(settings: Settings):
+    from app.main import create_app
+
+    return create_app(settings)
+
+
+@pytest.fixture
+def client(app) -> Iterator[TestClient]:
+    with TestClient(app) as c:
+        yield c
+
+
+@pytest.fixture
+def world(db: Database):
+    """Builders for clubs, staff with tokens, devices (see tests/builders.py)."""
+    from tests.builders import World
+
+    return World(db)
