@@ -102,7 +102,25 @@ def add_device(
                    "(store it now: only its hash is kept)")
 
 
+# Domains add their own commands: a module `app.<domain>.cli` with `register(cli)`.
+COMMAND_MODULES = ["app.demo.cli", "app.retention.cli", "app.crm.cli"]
+
+
+def _register_domain_commands() -> None:
+    import importlib
+
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name == name:
+                continue
+            raise
+        module.register(cli)
+
+
 def main() -> None:
+    _register_domain_commands()
     from app.core.errors import DomainError
 
     try:

@@ -13,6 +13,8 @@ API_ROUTERS = [
     "app.memberships.router",
     "app.billing.router",
     "app.access.router",
+    "app.crm.router",
+    "app.retention.router",
 ]
 
 

@@ -1,0 +1,1 @@
+"""CRM models: staff tasks and interactions (the timeline)."""

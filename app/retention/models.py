@@ -1,0 +1,1 @@
+"""Retention engine models (see RETENTION.md)."""
