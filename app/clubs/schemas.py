@@ -1,3 +1,4 @@
+from datetime import time
 from enum import StrEnum
 
 from pydantic import BaseModel, Field
@@ -35,6 +36,19 @@ class ClubSettings(BaseModel):
     cancellation_reasons: dict[str, str] = Field(
         default_factory=lambda: dict(DEFAULT_CANCELLATION_REASONS)
     )
+    phone_region: str = Field("DE", min_length=2, max_length=2,
+                              description="country for phone numbers written without +prefix")
+    # retention engine thresholds (RETENTION.md)
+    onboarding_days: int = Field(30, ge=1, le=365)
+    establishing_days: int = Field(90, ge=1, le=730)
+    at_risk_no_visit_days: int = Field(14, ge=1, le=365)
+    at_risk_ratio: float = Field(0.5, gt=0, le=1)
+    renewal_notice_days: int = Field(30, ge=1, le=365)
+    message_cap: int = Field(2, ge=0, le=50, description="automated messages per member per window")
+    message_cap_days: int = Field(7, ge=1, le=90)
+    quiet_hours_start: time = time(21, 0)
+    quiet_hours_end: time = time(9, 0)
+    holdout_share: float = Field(0.10, ge=0, le=0.9)
 
 
 class ClubRead(Out):
@@ -45,10 +59,23 @@ class ClubRead(Out):
 
 
 class ClubSettingsUpdate(In):
+    """Any subset of the club's settings; validated against `ClubSettings` when merged."""
+
     anti_passback_minutes: int | None = Field(None, ge=0, le=24 * 60)
     grace_days: int | None = Field(None, ge=0, le=365)
     block_on_debt: bool | None = None
     cancellation_reasons: dict[str, str] | None = None
+    phone_region: str | None = Field(None, min_length=2, max_length=2)
+    onboarding_days: int | None = Field(None, ge=1, le=365)
+    establishing_days: int | None = Field(None, ge=1, le=730)
+    at_risk_no_visit_days: int | None = Field(None, ge=1, le=365)
+    at_risk_ratio: float | None = Field(None, gt=0, le=1)
+    renewal_notice_days: int | None = Field(None, ge=1, le=365)
+    message_cap: int | None = Field(None, ge=0, le=50)
+    message_cap_days: int | None = Field(None, ge=1, le=90)
+    quiet_hours_start: time | None = None
+    quiet_hours_end: time | None = None
+    holdout_share: float | None = Field(None, ge=0, le=0.9)
 
 
 class TokenOut(BaseModel):

@@ -66,7 +66,7 @@ def club_settings(club: Club) -> ClubSettings:
 def update_club_settings(session: Session, *, club: Club, changes: dict) -> ClubSettings:
     merged = club_settings(club).model_dump() | {k: v for k, v in changes.items() if v is not None}
     settings = ClubSettings.model_validate(merged)
-    club.settings = settings.model_dump()
+    club.settings = settings.model_dump(mode="json")
     session.flush()
     return settings
 

@@ -64,3 +64,65 @@ def active_on(as_of: date) -> ColumnElement[bool]:
     """SQL condition: the membership lets its member in on `as_of` (dates and freezes only)."""
     return and_(Membership.start_date <= as_of, Membership.end_date >= as_of,
                 not_cancelled_on(as_of), ~frozen_on(as_of))
+
+
+class MembershipSummary:
+    """What the front desk sees at a glance: the membership that matters today and its state."""
+
+    __slots__ = ("member_id", "status", "membership_id", "plan_name", "start_date", "end_date",
+                 "visits_left", "days_left")
+
+    def __init__(self, member_id: int, status: str, membership_id: int | None = None,
+                 plan_name: str | None = None, start_date: date | None = None,
+                 end_date: date | None = None, visits_left: int | None = None,
+                 days_left: int | None = None):
+        self.member_id = member_id
+        self.status = status
+        self.membership_id = membership_id
+        self.plan_name = plan_name
+        self.start_date = start_date
+        self.end_date = end_date
+        self.visits_left = visits_left
+        self.days_left = days_left
+
+    def as_dict(self) -> dict:
+        return {k: getattr(self, k) for k in self.__slots__}
+
+
+_RANK = {Status.active: 0, Status.frozen: 1, Status.pending: 2, Status.expired: 3,
+         Status.cancelled: 4}
+
+
+def summaries(session, member_ids: list[int], as_of: date) -> dict[int, MembershipSummary]:
+    """One summary per member (status "none" when they never had a membership), in two queries.
+
+    The membership that matters is the one valid today; else frozen today; else the next one to
+    start; else the most recently ended.
+    """
+    from app.memberships.models import Plan
+
+    result = {mid: MembershipSummary(mid, "none") for mid in member_ids}
+    if not member_ids:
+        return result
+    rows = session.execute(
+        select(Membership, Plan.name).join(Plan, Plan.id == Membership.plan_id)
+        .where(Membership.member_id.in_(member_ids))
+    ).all()
+    ids = [m.id for m, _ in rows]
+    freezes = list(session.scalars(select(Freeze).where(Freeze.membership_id.in_(ids)))) if ids else []
+    best: dict[int, tuple] = {}
+    for membership, plan_name in rows:
+        status = status_on(membership, freezes, as_of)
+        if status is Status.pending:
+            order = membership.start_date.toordinal()
+        else:
+            order = -membership.end_date.toordinal()
+        key = (_RANK[status], order)
+        if membership.member_id not in best or key < best[membership.member_id][0]:
+            best[membership.member_id] = (key, membership, plan_name, status)
+    for member_id, (_key, m, plan_name, status) in best.items():
+        visits_left = None if m.visit_limit is None else max(m.visit_limit - m.visits_used, 0)
+        days_left = (m.end_date - as_of).days + 1 if m.end_date >= as_of else 0
+        result[member_id] = MembershipSummary(member_id, status.value, m.id, plan_name,
+                                              m.start_date, m.end_date, visits_left, days_left)
+    return result
