@@ -7,7 +7,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 PG_TEST_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/postgres
 
-.PHONY: setup run test test-sqlite test-pg bench lint clean
+.PHONY: setup browser run test test-sqlite test-pg bench lint clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -25,7 +25,11 @@ run: setup
 	DATABASE_URL=$(DB) $(BIN)/fitclub demo --if-empty
 	DATABASE_URL=$(DB) $(BIN)/fitclub serve --host $(HOST) --port $(PORT)
 
-test: setup
+# Browser tests drive Debian's Chromium through Playwright; never a downloaded browser.
+browser:
+	@test -x /usr/bin/chromium || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+test: setup browser
 	FITCLUB_TEST_PG_URL=$(PG_TEST_URL) $(BIN)/pytest -n 2 $(PYTEST_ARGS)
 
 test-sqlite: setup

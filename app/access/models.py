@@ -56,3 +56,7 @@ class Visit(IdMixin, Base):
     access_event_id: Mapped[int | None] = mapped_column(
         BigId, ForeignKey("access_events.id", ondelete="SET NULL"), unique=True)
     occurred_at: Mapped[datetime]
+
+
+# the device-protocol tables (device_commands, device_protocol_settings) join the schema here
+from app.access.protocols import models as _protocol_models  # noqa: E402,F401

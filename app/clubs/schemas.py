@@ -3,7 +3,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, Field
 
-from app.core.schemas import In, Out
+from app.core.schemas import In, LocalTime, Out
 
 
 class Role(StrEnum):
@@ -46,8 +46,8 @@ class ClubSettings(BaseModel):
     renewal_notice_days: int = Field(30, ge=1, le=365)
     message_cap: int = Field(2, ge=0, le=50, description="automated messages per member per window")
     message_cap_days: int = Field(7, ge=1, le=90)
-    quiet_hours_start: time = time(21, 0)
-    quiet_hours_end: time = time(9, 0)
+    quiet_hours_start: LocalTime = time(21, 0)
+    quiet_hours_end: LocalTime = time(9, 0)
     holdout_share: float = Field(0.10, ge=0, le=0.9)
 
 
@@ -73,8 +73,8 @@ class ClubSettingsUpdate(In):
     renewal_notice_days: int | None = Field(None, ge=1, le=365)
     message_cap: int | None = Field(None, ge=0, le=50)
     message_cap_days: int | None = Field(None, ge=1, le=90)
-    quiet_hours_start: time | None = None
-    quiet_hours_end: time | None = None
+    quiet_hours_start: LocalTime | None = None
+    quiet_hours_end: LocalTime | None = None
     holdout_share: float | None = Field(None, ge=0, le=0.9)
 
 

@@ -13,6 +13,7 @@ from app.core.security import digest, hash_password, new_secret, verify_password
 from app.core.types import utcnow
 
 MAX_FAILED_LOGINS = 5
+DEVICE_PROTOCOLS = ("native", "zkteco", "hikvision", "ironlogic")
 LOCKOUT = timedelta(minutes=15)
 
 
@@ -109,8 +110,10 @@ def grant_role(session: Session, *, user: StaffUser, club: Club, role: Role) -> 
     return link
 
 
-def login(session: Session, *, email: str, password: str, ttl: timedelta) -> tuple[str, StaffUser]:
-    """Check a password and issue a bearer token; repeated failures lock the account for a while."""
+def login(session: Session, *, email: str, password: str, ttl: timedelta,
+          kind: str = "bearer") -> tuple[str, StaffUser]:
+    """Check a password and issue a token (API "bearer" or page "session"); repeated failures
+    lock the account for a while."""
     user = session.scalar(select(StaffUser).where(StaffUser.email == normalise_email(email)))
     now = utcnow()
     bad = Unauthorized("Wrong email or password", code="invalid_credentials")
@@ -130,7 +133,7 @@ def login(session: Session, *, email: str, password: str, ttl: timedelta) -> tup
     user.failed_logins = 0
     user.locked_until = None
     token = new_secret()
-    session.add(AuthToken(user_id=user.id, token_hash=digest(token), created_at=now,
+    session.add(AuthToken(user_id=user.id, token_hash=digest(token), kind=kind, created_at=now,
                           expires_at=now + ttl))
     session.flush()
     return token, user
@@ -144,13 +147,17 @@ def revoke_token(session: Session, *, token: str) -> None:
                     .values(revoked_at=utcnow()))
 
 
-def authenticate(session: Session, *, token: str, club_id: int | None) -> Actor:
-    """Resolve a bearer token to an actor in one club (the only one, or the one asked for)."""
+def authenticate(session: Session, *, token: str, club_id: int | None,
+                 kind: str = "bearer") -> Actor:
+    """Resolve a token of `kind` to an actor in one club (the only one, or the one asked for).
+
+    API bearer tokens and page session cookies are separate kinds: neither works as the other."""
     now = utcnow()
     row = session.execute(
         select(StaffUser.id, StaffUser.name)
         .join(AuthToken, AuthToken.user_id == StaffUser.id)
-        .where(AuthToken.token_hash == digest(token), AuthToken.revoked_at.is_(None),
+        .where(AuthToken.token_hash == digest(token), AuthToken.kind == kind,
+               AuthToken.revoked_at.is_(None),
                AuthToken.expires_at > now, StaffUser.active.is_(True))
     ).first()
     if row is None:
@@ -181,6 +188,9 @@ def add_device(session: Session, *, club: Club, name: str, direction: str = "in"
     """Register a device; the key is returned once and only its hash is stored."""
     if direction not in ("in", "out", "both"):
         raise Invalid("direction must be in, out or both", code="invalid_direction")
+    if protocol not in DEVICE_PROTOCOLS:
+        raise Invalid(f"protocol must be one of {', '.join(DEVICE_PROTOCOLS)}",
+                      code="invalid_protocol")
     if timezone:
         _zone(timezone)
     if session.scalar(select(Device.id).where(Device.club_id == club.id, Device.name == name)):

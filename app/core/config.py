@@ -14,6 +14,7 @@ class Settings(BaseSettings):
     database_url: str = "sqlite:///var/fitclub.db"
     secret_key: str = DEV_SECRET
     token_ttl_minutes: int = 12 * 60
+    session_cookie_secure: bool = False
     db_pool_size: int = 10
     db_max_overflow: int = 20
     sql_echo: bool = False

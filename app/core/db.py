@@ -51,12 +51,16 @@ def _setup_sqlite(engine: Engine) -> None:
 
 
 def make_engine(url: str, *, pool_size: int = 10, max_overflow: int = 20, echo: bool = False) -> Engine:
+    # hide_parameters: SQL logging (echo, or sqlalchemy.engine at INFO) and database errors never
+    # carry bound values — they are members' emails, phones, names and token digests.
     if url.startswith("sqlite"):
-        engine = create_engine(url, echo=echo, connect_args={"timeout": 30, "check_same_thread": False})
+        engine = create_engine(url, echo=echo, hide_parameters=True,
+                               connect_args={"timeout": 30, "check_same_thread": False})
         _setup_sqlite(engine)
         return engine
     return create_engine(
-        url, echo=echo, pool_pre_ping=True, pool_size=pool_size, max_overflow=max_overflow
+        url, echo=echo, hide_parameters=True, pool_pre_ping=True, pool_size=pool_size,
+        max_overflow=max_overflow
     )
 
 

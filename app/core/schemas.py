@@ -1,8 +1,9 @@
 """Base classes for request (In) and response (Out) schemas."""
+from datetime import time
 from typing import Annotated, Generic, TypeVar
 
 from fastapi import Path
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import BaseModel, ConfigDict, WithJsonSchema, field_validator
 
 from app.core.types import MAX_ID
 
@@ -26,6 +27,13 @@ class Out(BaseModel):
 
 def IdPath(description: str = "id"):  # noqa: N802 - reads like a type in signatures
     return Annotated[int, Path(ge=1, le=MAX_ID, description=description)]
+
+
+# A wall-clock time of day. Pydantic documents `time` as JSON-Schema format "time", which is
+# RFC 3339 full-time and requires a UTC offset; ours are local times without one ("21:00:00").
+LocalTime = Annotated[time, WithJsonSchema({
+    "type": "string", "pattern": r"^([01]\d|2[0-3]):[0-5]\d(:[0-5]\d(\.\d+)?)?$",
+    "description": "local time of day, HH:MM[:SS]", "examples": ["21:00"]})]
 
 
 T = TypeVar("T")

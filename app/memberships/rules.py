@@ -126,3 +126,12 @@ def summaries(session, member_ids: list[int], as_of: date) -> dict[int, Membersh
         result[member_id] = MembershipSummary(member_id, status.value, m.id, plan_name,
                                               m.start_date, m.end_date, visits_left, days_left)
     return result
+
+
+def overlapping(start: date, end: date) -> ColumnElement[bool]:
+    """SQL condition: the membership's effective days meet [start, end].
+
+    A cancelled membership counts until the day before it was cancelled (`cancelled_on`).
+    """
+    return and_(Membership.start_date <= end, Membership.end_date >= start,
+                or_(Membership.cancelled_on.is_(None), Membership.cancelled_on > start))

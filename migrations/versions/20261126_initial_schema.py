@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-26 01:16:26.217992
+Create Date: 2026-11-26 02:45:59.151803
 """
 from collections.abc import Sequence
 
@@ -55,6 +55,20 @@ def upgrade() -> None:
     with op.batch_alter_table('auth_tokens', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_auth_tokens_user_id'), ['user_id'], unique=False)
 
+    op.create_table('class_types',
+    sa.Column('club_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('name', sa.String(length=100), nullable=False),
+    sa.Column('description', sa.Text(), nullable=True),
+    sa.Column('capacity', sa.Integer(), nullable=False),
+    sa.Column('duration_minutes', sa.Integer(), nullable=False),
+    sa.Column('active', sa.Boolean(), nullable=False),
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['club_id'], ['clubs.id'], name=op.f('fk_class_types_club_id_clubs'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_class_types')),
+    sa.UniqueConstraint('club_id', 'name', name=op.f('uq_class_types_club_id_name'))
+    )
     op.create_table('club_staff',
     sa.Column('club_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('user_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -109,12 +123,12 @@ def upgrade() -> None:
     sa.Column('club_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('first_name', sa.String(length=100), nullable=False),
     sa.Column('last_name', sa.String(length=100), nullable=False),
-    sa.Column('email', sa.String(length=254), nullable=True),
+    sa.Column('email', sa.String(length=254).with_variant(sa.String(length=254, collation='C'), 'postgresql'), nullable=True),
     sa.Column('phone', sa.String(length=20), nullable=True),
     sa.Column('birth_date', sa.Date(), nullable=True),
     sa.Column('gender', sa.String(length=20), nullable=True),
-    sa.Column('search_name', sa.String(length=210), nullable=False),
-    sa.Column('phone_rev', sa.String(length=20), nullable=True),
+    sa.Column('search_name', sa.String(length=210).with_variant(sa.String(length=210, collation='C'), 'postgresql'), nullable=False),
+    sa.Column('phone_rev', sa.String(length=20).with_variant(sa.String(length=20, collation='C'), 'postgresql'), nullable=True),
     sa.Column('email_consent', sa.Boolean(), nullable=False),
     sa.Column('sms_consent', sa.Boolean(), nullable=False),
     sa.Column('source', sa.String(length=50), nullable=True),
@@ -130,7 +144,7 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_members_club_id'), ['club_id'], unique=False)
         batch_op.create_index('ix_members_club_phone', ['club_id', 'phone'], unique=False)
         batch_op.create_index('ix_members_club_phone_rev', ['club_id', 'phone_rev'], unique=False)
-        batch_op.create_index('ix_members_club_search_name', ['club_id', 'search_name'], unique=False)
+        batch_op.create_index('ix_members_club_search_name', ['club_id', 'search_name', 'id'], unique=False)
 
     op.create_table('plans',
     sa.Column('club_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -154,6 +168,114 @@ def upgrade() -> None:
     with op.batch_alter_table('plans', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_plans_club_id'), ['club_id'], unique=False)
 
+    op.create_table('products',
+    sa.Column('club_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('sku', sa.String(length=40), nullable=False),
+    sa.Column('name', sa.String(length=120), nullable=False),
+    sa.Column('category', sa.String(length=50), nullable=False),
+    sa.Column('unit', sa.String(length=20), nullable=False),
+    sa.Column('sale_price', sa.Numeric(precision=12, scale=2), nullable=False),
+    sa.Column('reorder_level', sa.Integer(), nullable=False),
+    sa.Column('reorder_quantity', sa.Integer(), nullable=True),
+    sa.Column('active', sa.Boolean(), nullable=False),
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['club_id'], ['clubs.id'], name=op.f('fk_products_club_id_clubs'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_products')),
+    sa.UniqueConstraint('club_id', 'sku', name=op.f('uq_products_club_id_sku'))
+    )
+    with op.batch_alter_table('products', schema=None) as batch_op:
+        batch_op.create_index('ix_products_club_category', ['club_id', 'category'], unique=False)
+
+    op.create_table('pt_products',
+    sa.Column('club_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('name', sa.String(length=100), nullable=False),
+    sa.Column('sessions', sa.Integer(), nullable=False),
+    sa.Column('price', sa.Numeric(precision=12, scale=2), nullable=False),
+    sa.Column('validity_days', sa.Integer(), nullable=False),
+    sa.Column('active', sa.Boolean(), nullable=False),
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['club_id'], ['clubs.id'], name=op.f('fk_pt_products_club_id_clubs'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_pt_products'))
+    )
+    with op.batch_alter_table('pt_products', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_pt_products_club_id'), ['club_id'], unique=False)
+
+    op.create_table('retention_runs',
+    sa.Column('club_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('run_date', sa.Date(), nullable=False),
+    sa.Column('source', sa.String(length=20), nullable=False),
+    sa.Column('started_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('finished_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('stats', sa.JSON(), nullable=False),
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.ForeignKeyConstraint(['club_id'], ['clubs.id'], name=op.f('fk_retention_runs_club_id_clubs'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_retention_runs')),
+    sa.UniqueConstraint('club_id', 'run_date', name=op.f('uq_retention_runs_club_id_run_date'))
+    )
+    op.create_table('retention_state',
+    sa.Column('club_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('visits_counted_until', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.ForeignKeyConstraint(['club_id'], ['clubs.id'], name=op.f('fk_retention_state_club_id_clubs'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_retention_state')),
+    sa.UniqueConstraint('club_id', name=op.f('uq_retention_state_club_id'))
+    )
+    op.create_table('touchpoint_definitions',
+    sa.Column('club_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('key', sa.String(length=50), nullable=False),
+    sa.Column('name', sa.String(length=200), nullable=False),
+    sa.Column('stage', sa.String(length=20), nullable=True),
+    sa.Column('trigger', sa.String(length=30), nullable=False),
+    sa.Column('days', sa.Integer(), nullable=True),
+    sa.Column('visits', sa.Integer(), nullable=True),
+    sa.Column('channel', sa.String(length=20), nullable=False),
+    sa.Column('subject_template', sa.Text(), nullable=False),
+    sa.Column('body_template', sa.Text(), nullable=False),
+    sa.Column('stop_condition', sa.String(length=30), nullable=False),
+    sa.Column('priority', sa.Integer(), nullable=False),
+    sa.Column('holdout_share', sa.Float(), nullable=True),
+    sa.Column('enabled', sa.Boolean(), nullable=False),
+    sa.Column('is_default', sa.Boolean(), nullable=False),
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['club_id'], ['clubs.id'], name=op.f('fk_touchpoint_definitions_club_id_clubs'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_touchpoint_definitions')),
+    sa.UniqueConstraint('club_id', 'key', name=op.f('uq_touchpoint_definitions_club_id_key'))
+    )
+    op.create_table('trainer_profiles',
+    sa.Column('club_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('user_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('specialities', sa.JSON(), nullable=False),
+    sa.Column('bio', sa.Text(), nullable=True),
+    sa.Column('active', sa.Boolean(), nullable=False),
+    sa.Column('feed_token_hash', sa.String(length=64), nullable=True),
+    sa.Column('feed_token_created_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['club_id'], ['clubs.id'], name=op.f('fk_trainer_profiles_club_id_clubs'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['user_id'], ['staff_users.id'], name=op.f('fk_trainer_profiles_user_id_staff_users'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_trainer_profiles')),
+    sa.UniqueConstraint('club_id', 'user_id', name=op.f('uq_trainer_profiles_club_id_user_id')),
+    sa.UniqueConstraint('feed_token_hash', name=op.f('uq_trainer_profiles_feed_token_hash'))
+    )
+    with op.batch_alter_table('trainer_profiles', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_trainer_profiles_user_id'), ['user_id'], unique=False)
+
+    op.create_table('trainer_settings',
+    sa.Column('club_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('pt_cancel_hours', sa.Integer(), nullable=False),
+    sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.ForeignKeyConstraint(['club_id'], ['clubs.id'], name=op.f('fk_trainer_settings_club_id_clubs'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_trainer_settings')),
+    sa.UniqueConstraint('club_id', name=op.f('uq_trainer_settings_club_id'))
+    )
     op.create_table('cards',
     sa.Column('club_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('member_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -173,6 +295,29 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_cards_club_id'), ['club_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_cards_member_id'), ['member_id'], unique=False)
 
+    op.create_table('class_slots',
+    sa.Column('club_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('class_type_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('trainer_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('weekday', sa.SmallInteger(), nullable=False),
+    sa.Column('start_time', sa.Time(), nullable=False),
+    sa.Column('capacity', sa.Integer(), nullable=False),
+    sa.Column('room', sa.String(length=50), nullable=True),
+    sa.Column('active', sa.Boolean(), nullable=False),
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
+    sa.CheckConstraint('weekday BETWEEN 1 AND 7', name=op.f('ck_class_slots_weekday_iso')),
+    sa.ForeignKeyConstraint(['class_type_id'], ['class_types.id'], name=op.f('fk_class_slots_class_type_id_class_types'), ondelete='RESTRICT'),
+    sa.ForeignKeyConstraint(['club_id'], ['clubs.id'], name=op.f('fk_class_slots_club_id_clubs'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['trainer_id'], ['trainer_profiles.id'], name=op.f('fk_class_slots_trainer_id_trainer_profiles'), ondelete='RESTRICT'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_class_slots'))
+    )
+    with op.batch_alter_table('class_slots', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_class_slots_class_type_id'), ['class_type_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_class_slots_club_id'), ['club_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_class_slots_trainer_id'), ['trainer_id'], unique=False)
+
     op.create_table('consents',
     sa.Column('club_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('member_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -191,6 +336,43 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_consents_club_id'), ['club_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_consents_member_id'), ['member_id'], unique=False)
 
+    op.create_table('device_commands',
+    sa.Column('club_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('device_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('pin', sa.String(length=32), nullable=False),
+    sa.Column('command', sa.Text(), nullable=False),
+    sa.Column('status', sa.String(length=10), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('sent_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('confirmed_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('return_code', sa.Integer(), nullable=True),
+    sa.Column('attempts', sa.Integer(), nullable=False),
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.ForeignKeyConstraint(['club_id'], ['clubs.id'], name=op.f('fk_device_commands_club_id_clubs'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['device_id'], ['devices.id'], name=op.f('fk_device_commands_device_id_devices'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_device_commands'))
+    )
+    with op.batch_alter_table('device_commands', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_device_commands_club_id'), ['club_id'], unique=False)
+        batch_op.create_index('ix_device_commands_device_pin', ['device_id', 'pin', 'id'], unique=False)
+        batch_op.create_index('ix_device_commands_device_status', ['device_id', 'status', 'id'], unique=False)
+
+    op.create_table('device_protocol_settings',
+    sa.Column('club_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('device_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('allowed_networks', sa.JSON(), nullable=False),
+    sa.Column('open_door_seconds', sa.Integer(), nullable=True),
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['club_id'], ['clubs.id'], name=op.f('fk_device_protocol_settings_club_id_clubs'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['device_id'], ['devices.id'], name=op.f('fk_device_protocol_settings_device_id_devices'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_device_protocol_settings')),
+    sa.UniqueConstraint('device_id', name=op.f('uq_device_protocol_settings_device_id'))
+    )
+    with op.batch_alter_table('device_protocol_settings', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_device_protocol_settings_club_id'), ['club_id'], unique=False)
+
     op.create_table('member_notes',
     sa.Column('club_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('member_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -206,6 +388,20 @@ def upgrade() -> None:
     with op.batch_alter_table('member_notes', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_member_notes_club_id'), ['club_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_member_notes_member_id'), ['member_id'], unique=False)
+
+    op.create_table('member_search_terms',
+    sa.Column('club_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('member_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('term', sa.String(length=100).with_variant(sa.String(length=100, collation='C'), 'postgresql'), nullable=False),
+    sa.Column('search_name', sa.String(length=210).with_variant(sa.String(length=210, collation='C'), 'postgresql'), nullable=False),
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.ForeignKeyConstraint(['club_id'], ['clubs.id'], name=op.f('fk_member_search_terms_club_id_clubs'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['member_id'], ['members.id'], name=op.f('fk_member_search_terms_member_id_members'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_member_search_terms'))
+    )
+    with op.batch_alter_table('member_search_terms', schema=None) as batch_op:
+        batch_op.create_index('ix_member_search_terms_club_term', ['club_id', 'term', 'search_name', 'member_id'], unique=False)
+        batch_op.create_index('ix_member_search_terms_member_term', ['member_id', 'term'], unique=False)
 
     op.create_table('sales',
     sa.Column('club_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -223,6 +419,106 @@ def upgrade() -> None:
     with op.batch_alter_table('sales', schema=None) as batch_op:
         batch_op.create_index('ix_sales_club_created', ['club_id', 'created_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_sales_member_id'), ['member_id'], unique=False)
+
+    op.create_table('stage_changes',
+    sa.Column('club_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('member_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('from_stage', sa.String(length=20), nullable=True),
+    sa.Column('to_stage', sa.String(length=20), nullable=False),
+    sa.Column('on_date', sa.Date(), nullable=False),
+    sa.Column('at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('reason', sa.String(length=200), nullable=False),
+    sa.Column('source', sa.String(length=20), nullable=False),
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.ForeignKeyConstraint(['club_id'], ['clubs.id'], name=op.f('fk_stage_changes_club_id_clubs'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['member_id'], ['members.id'], name=op.f('fk_stage_changes_member_id_members'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_stage_changes'))
+    )
+    with op.batch_alter_table('stage_changes', schema=None) as batch_op:
+        batch_op.create_index('ix_stage_changes_club_on', ['club_id', 'on_date'], unique=False)
+        batch_op.create_index('ix_stage_changes_member_at', ['member_id', 'at'], unique=False)
+
+    op.create_table('stock_levels',
+    sa.Column('club_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('product_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('on_hand', sa.Integer(), nullable=False),
+    sa.Column('avg_cost', sa.Numeric(precision=12, scale=4), nullable=False),
+    sa.Column('reorder_alerted', sa.Boolean(), nullable=False),
+    sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.CheckConstraint('on_hand >= 0', name=op.f('ck_stock_levels_on_hand_not_negative')),
+    sa.ForeignKeyConstraint(['club_id'], ['clubs.id'], name=op.f('fk_stock_levels_club_id_clubs'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['product_id'], ['products.id'], name=op.f('fk_stock_levels_product_id_products'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_stock_levels')),
+    sa.UniqueConstraint('product_id', name=op.f('uq_stock_levels_product_id'))
+    )
+    with op.batch_alter_table('stock_levels', schema=None) as batch_op:
+        batch_op.create_index('ix_stock_levels_club', ['club_id'], unique=False)
+
+    op.create_table('trainer_absences',
+    sa.Column('club_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('trainer_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('start_date', sa.Date(), nullable=False),
+    sa.Column('end_date', sa.Date(), nullable=False),
+    sa.Column('kind', sa.String(length=20), nullable=False),
+    sa.Column('note', sa.String(length=500), nullable=True),
+    sa.Column('created_by', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.CheckConstraint('end_date >= start_date', name=op.f('ck_trainer_absences_dates_ordered')),
+    sa.ForeignKeyConstraint(['club_id'], ['clubs.id'], name=op.f('fk_trainer_absences_club_id_clubs'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['created_by'], ['staff_users.id'], name=op.f('fk_trainer_absences_created_by_staff_users'), ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['trainer_id'], ['trainer_profiles.id'], name=op.f('fk_trainer_absences_trainer_id_trainer_profiles'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_trainer_absences'))
+    )
+    with op.batch_alter_table('trainer_absences', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_trainer_absences_club_id'), ['club_id'], unique=False)
+        batch_op.create_index('ix_trainer_absences_trainer_start', ['trainer_id', 'start_date'], unique=False)
+
+    op.create_table('trainer_hours',
+    sa.Column('club_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('trainer_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('weekday', sa.SmallInteger(), nullable=False),
+    sa.Column('start_time', sa.Time(), nullable=False),
+    sa.Column('end_time', sa.Time(), nullable=False),
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.CheckConstraint('end_time > start_time', name=op.f('ck_trainer_hours_interval_ordered')),
+    sa.CheckConstraint('weekday BETWEEN 1 AND 7', name=op.f('ck_trainer_hours_weekday_iso')),
+    sa.ForeignKeyConstraint(['club_id'], ['clubs.id'], name=op.f('fk_trainer_hours_club_id_clubs'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['trainer_id'], ['trainer_profiles.id'], name=op.f('fk_trainer_hours_trainer_id_trainer_profiles'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_trainer_hours'))
+    )
+    with op.batch_alter_table('trainer_hours', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_trainer_hours_club_id'), ['club_id'], unique=False)
+        batch_op.create_index('ix_trainer_hours_trainer_weekday', ['trainer_id', 'weekday'], unique=False)
+
+    op.create_table('class_occurrences',
+    sa.Column('club_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('slot_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('class_type_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('trainer_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('day', sa.Date(), nullable=False),
+    sa.Column('starts_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('ends_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('capacity', sa.Integer(), nullable=False),
+    sa.Column('room', sa.String(length=50), nullable=True),
+    sa.Column('booked_count', sa.Integer(), nullable=False),
+    sa.Column('status', sa.String(length=12), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.CheckConstraint('booked_count <= capacity', name=op.f('ck_class_occurrences_count_within_capacity')),
+    sa.CheckConstraint('booked_count >= 0', name=op.f('ck_class_occurrences_count_not_negative')),
+    sa.ForeignKeyConstraint(['class_type_id'], ['class_types.id'], name=op.f('fk_class_occurrences_class_type_id_class_types'), ondelete='RESTRICT'),
+    sa.ForeignKeyConstraint(['club_id'], ['clubs.id'], name=op.f('fk_class_occurrences_club_id_clubs'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['slot_id'], ['class_slots.id'], name=op.f('fk_class_occurrences_slot_id_class_slots'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['trainer_id'], ['trainer_profiles.id'], name=op.f('fk_class_occurrences_trainer_id_trainer_profiles'), ondelete='RESTRICT'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_class_occurrences')),
+    sa.UniqueConstraint('slot_id', 'day', name=op.f('uq_class_occurrences_slot_id_day'))
+    )
+    with op.batch_alter_table('class_occurrences', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_class_occurrences_class_type_id'), ['class_type_id'], unique=False)
+        batch_op.create_index('ix_class_occurrences_club_starts', ['club_id', 'starts_at'], unique=False)
+        batch_op.create_index('ix_class_occurrences_trainer_starts', ['trainer_id', 'starts_at'], unique=False)
 
     op.create_table('memberships',
     sa.Column('club_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -275,6 +571,35 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_payments_club_id'), ['club_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_payments_sale_id'), ['sale_id'], unique=False)
 
+    op.create_table('pt_packages',
+    sa.Column('club_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('member_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('product_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('trainer_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
+    sa.Column('sale_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
+    sa.Column('sessions_total', sa.Integer(), nullable=False),
+    sa.Column('sessions_left', sa.Integer(), nullable=False),
+    sa.Column('price', sa.Numeric(precision=12, scale=2), nullable=False),
+    sa.Column('valid_from', sa.Date(), nullable=False),
+    sa.Column('valid_until', sa.Date(), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.CheckConstraint('sessions_left <= sessions_total', name=op.f('ck_pt_packages_balance_within_total')),
+    sa.CheckConstraint('sessions_left >= 0', name=op.f('ck_pt_packages_balance_not_negative')),
+    sa.ForeignKeyConstraint(['club_id'], ['clubs.id'], name=op.f('fk_pt_packages_club_id_clubs'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['member_id'], ['members.id'], name=op.f('fk_pt_packages_member_id_members'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['product_id'], ['pt_products.id'], name=op.f('fk_pt_packages_product_id_pt_products'), ondelete='RESTRICT'),
+    sa.ForeignKeyConstraint(['sale_id'], ['sales.id'], name=op.f('fk_pt_packages_sale_id_sales'), ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['trainer_id'], ['trainer_profiles.id'], name=op.f('fk_pt_packages_trainer_id_trainer_profiles'), ondelete='SET NULL'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_pt_packages'))
+    )
+    with op.batch_alter_table('pt_packages', schema=None) as batch_op:
+        batch_op.create_index('ix_pt_packages_club_created', ['club_id', 'created_at'], unique=False)
+        batch_op.create_index('ix_pt_packages_member_valid', ['member_id', 'valid_until'], unique=False)
+        batch_op.create_index(batch_op.f('ix_pt_packages_product_id'), ['product_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_pt_packages_sale_id'), ['sale_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_pt_packages_trainer_id'), ['trainer_id'], unique=False)
+
     op.create_table('sale_lines',
     sa.Column('club_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('sale_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -292,6 +617,35 @@ def upgrade() -> None:
     with op.batch_alter_table('sale_lines', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_sale_lines_club_id'), ['club_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_sale_lines_sale_id'), ['sale_id'], unique=False)
+
+    op.create_table('stock_movements',
+    sa.Column('club_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('product_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('kind', sa.String(length=12), nullable=False),
+    sa.Column('quantity', sa.Integer(), nullable=False),
+    sa.Column('unit_cost', sa.Numeric(precision=12, scale=4), nullable=False),
+    sa.Column('cost_value', sa.Numeric(precision=12, scale=2), nullable=False),
+    sa.Column('unit_price', sa.Numeric(precision=12, scale=2), nullable=True),
+    sa.Column('revenue', sa.Numeric(precision=12, scale=2), nullable=False),
+    sa.Column('on_hand_after', sa.Integer(), nullable=False),
+    sa.Column('reason', sa.String(length=20), nullable=True),
+    sa.Column('counted', sa.Integer(), nullable=True),
+    sa.Column('supplier', sa.String(length=200), nullable=True),
+    sa.Column('note', sa.Text(), nullable=True),
+    sa.Column('sale_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
+    sa.Column('staff_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.ForeignKeyConstraint(['club_id'], ['clubs.id'], name=op.f('fk_stock_movements_club_id_clubs'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['product_id'], ['products.id'], name=op.f('fk_stock_movements_product_id_products'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['sale_id'], ['sales.id'], name=op.f('fk_stock_movements_sale_id_sales'), ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['staff_id'], ['staff_users.id'], name=op.f('fk_stock_movements_staff_id_staff_users'), ondelete='SET NULL'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_stock_movements'))
+    )
+    with op.batch_alter_table('stock_movements', schema=None) as batch_op:
+        batch_op.create_index('ix_stock_movements_club_kind_created', ['club_id', 'kind', 'created_at'], unique=False)
+        batch_op.create_index('ix_stock_movements_product_created', ['product_id', 'created_at'], unique=False)
+        batch_op.create_index(batch_op.f('ix_stock_movements_sale_id'), ['sale_id'], unique=False)
 
     op.create_table('access_events',
     sa.Column('club_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -323,6 +677,32 @@ def upgrade() -> None:
         batch_op.create_index('ix_access_events_club_occurred', ['club_id', 'occurred_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_access_events_member_id'), ['member_id'], unique=False)
 
+    op.create_table('class_bookings',
+    sa.Column('club_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('occurrence_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('member_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('status', sa.String(length=12), nullable=False),
+    sa.Column('queued_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('attended_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('attendance_source', sa.String(length=10), nullable=True),
+    sa.Column('promoted_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('cancelled_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('booked_by', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['booked_by'], ['staff_users.id'], name=op.f('fk_class_bookings_booked_by_staff_users'), ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['club_id'], ['clubs.id'], name=op.f('fk_class_bookings_club_id_clubs'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['member_id'], ['members.id'], name=op.f('fk_class_bookings_member_id_members'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['occurrence_id'], ['class_occurrences.id'], name=op.f('fk_class_bookings_occurrence_id_class_occurrences'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_class_bookings')),
+    sa.UniqueConstraint('occurrence_id', 'member_id', name=op.f('uq_class_bookings_occurrence_id_member_id'))
+    )
+    with op.batch_alter_table('class_bookings', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_class_bookings_club_id'), ['club_id'], unique=False)
+        batch_op.create_index('ix_class_bookings_member_status', ['member_id', 'status'], unique=False)
+        batch_op.create_index('ix_class_bookings_occurrence_status_queued', ['occurrence_id', 'status', 'queued_at'], unique=False)
+
     op.create_table('freezes',
     sa.Column('club_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('membership_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -340,6 +720,116 @@ def upgrade() -> None:
     with op.batch_alter_table('freezes', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_freezes_club_id'), ['club_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_freezes_membership_id'), ['membership_id'], unique=False)
+
+    op.create_table('member_stages',
+    sa.Column('club_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('member_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('stage', sa.String(length=20), nullable=False),
+    sa.Column('since', sa.Date(), nullable=False),
+    sa.Column('cycle', sa.String(length=40), nullable=False),
+    sa.Column('reason', sa.String(length=200), nullable=False),
+    sa.Column('membership_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
+    sa.Column('base_stage', sa.String(length=20), nullable=True),
+    sa.Column('base_since', sa.Date(), nullable=True),
+    sa.Column('base_cycle', sa.String(length=40), nullable=True),
+    sa.Column('recover_visits', sa.Integer(), nullable=False),
+    sa.Column('risk_cleared_on', sa.Date(), nullable=True),
+    sa.Column('visits_total', sa.Integer(), nullable=False),
+    sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.ForeignKeyConstraint(['club_id'], ['clubs.id'], name=op.f('fk_member_stages_club_id_clubs'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['member_id'], ['members.id'], name=op.f('fk_member_stages_member_id_members'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['membership_id'], ['memberships.id'], name=op.f('fk_member_stages_membership_id_memberships'), ondelete='SET NULL'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_member_stages')),
+    sa.UniqueConstraint('member_id', name=op.f('uq_member_stages_member_id'))
+    )
+    with op.batch_alter_table('member_stages', schema=None) as batch_op:
+        batch_op.create_index('ix_member_stages_club_stage_since', ['club_id', 'stage', 'since'], unique=False)
+
+    op.create_table('scheduled_touchpoints',
+    sa.Column('club_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('member_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('definition_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('cycle', sa.String(length=40), nullable=False),
+    sa.Column('stage', sa.String(length=20), nullable=True),
+    sa.Column('channel', sa.String(length=20), nullable=False),
+    sa.Column('priority', sa.Integer(), nullable=False),
+    sa.Column('membership_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
+    sa.Column('trigger_on', sa.Date(), nullable=False),
+    sa.Column('planned_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('first_due_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('due_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('status', sa.String(length=12), nullable=False),
+    sa.Column('reason', sa.String(length=100), nullable=True),
+    sa.Column('attempts', sa.Integer(), nullable=False),
+    sa.Column('last_error', sa.Text(), nullable=True),
+    sa.Column('claimed_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('claim_token', sa.String(length=36), nullable=True),
+    sa.Column('sent_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('recipient', sa.String(length=254), nullable=True),
+    sa.Column('subject', sa.Text(), nullable=True),
+    sa.Column('body', sa.Text(), nullable=True),
+    sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.ForeignKeyConstraint(['club_id'], ['clubs.id'], name=op.f('fk_scheduled_touchpoints_club_id_clubs'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['definition_id'], ['touchpoint_definitions.id'], name=op.f('fk_scheduled_touchpoints_definition_id_touchpoint_definitions'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['member_id'], ['members.id'], name=op.f('fk_scheduled_touchpoints_member_id_members'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['membership_id'], ['memberships.id'], name=op.f('fk_scheduled_touchpoints_membership_id_memberships'), ondelete='SET NULL'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_scheduled_touchpoints')),
+    sa.UniqueConstraint('member_id', 'definition_id', 'cycle', name=op.f('uq_scheduled_touchpoints_member_id_definition_id_cycle'))
+    )
+    with op.batch_alter_table('scheduled_touchpoints', schema=None) as batch_op:
+        batch_op.create_index('ix_scheduled_touchpoints_club_status', ['club_id', 'status', 'planned_at'], unique=False)
+        batch_op.create_index(batch_op.f('ix_scheduled_touchpoints_definition_id'), ['definition_id'], unique=False)
+        batch_op.create_index('ix_scheduled_touchpoints_member_sent', ['member_id', 'sent_at'], unique=False)
+        batch_op.create_index('ix_scheduled_touchpoints_status_due', ['status', 'due_at'], unique=False)
+
+    op.create_table('tasks',
+    sa.Column('club_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('member_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
+    sa.Column('title', sa.String(length=200), nullable=False),
+    sa.Column('details', sa.Text(), nullable=True),
+    sa.Column('kind', sa.String(length=30), nullable=False),
+    sa.Column('assignee_role', sa.String(length=20), nullable=True),
+    sa.Column('assignee_user_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
+    sa.Column('due_date', sa.Date(), nullable=False),
+    sa.Column('status', sa.String(length=12), nullable=False),
+    sa.Column('outcome', sa.Text(), nullable=True),
+    sa.Column('completed_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('completed_by', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
+    sa.Column('touchpoint_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
+    sa.Column('created_by', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.ForeignKeyConstraint(['assignee_user_id'], ['staff_users.id'], name=op.f('fk_tasks_assignee_user_id_staff_users'), ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['club_id'], ['clubs.id'], name=op.f('fk_tasks_club_id_clubs'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['completed_by'], ['staff_users.id'], name=op.f('fk_tasks_completed_by_staff_users'), ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['created_by'], ['staff_users.id'], name=op.f('fk_tasks_created_by_staff_users'), ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['member_id'], ['members.id'], name=op.f('fk_tasks_member_id_members'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['touchpoint_id'], ['scheduled_touchpoints.id'], name=op.f('fk_tasks_touchpoint_id_scheduled_touchpoints'), ondelete='SET NULL'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_tasks')),
+    sa.UniqueConstraint('touchpoint_id', name=op.f('uq_tasks_touchpoint_id'))
+    )
+    with op.batch_alter_table('tasks', schema=None) as batch_op:
+        batch_op.create_index('ix_tasks_club_status_due', ['club_id', 'status', 'due_date'], unique=False)
+        batch_op.create_index(batch_op.f('ix_tasks_member_id'), ['member_id'], unique=False)
+
+    op.create_table('touchpoint_attempts',
+    sa.Column('club_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('touchpoint_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('attempt', sa.Integer(), nullable=False),
+    sa.Column('at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('ok', sa.Boolean(), nullable=False),
+    sa.Column('error', sa.Text(), nullable=True),
+    sa.Column('provider_ref', sa.String(length=200), nullable=True),
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.ForeignKeyConstraint(['club_id'], ['clubs.id'], name=op.f('fk_touchpoint_attempts_club_id_clubs'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['touchpoint_id'], ['scheduled_touchpoints.id'], name=op.f('fk_touchpoint_attempts_touchpoint_id_scheduled_touchpoints'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_touchpoint_attempts'))
+    )
+    with op.batch_alter_table('touchpoint_attempts', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_touchpoint_attempts_touchpoint_id'), ['touchpoint_id'], unique=False)
 
     op.create_table('visits',
     sa.Column('club_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -359,32 +849,172 @@ def upgrade() -> None:
         batch_op.create_index('ix_visits_club_occurred', ['club_id', 'occurred_at'], unique=False)
         batch_op.create_index('ix_visits_member_occurred', ['member_id', 'occurred_at'], unique=False)
 
+    op.create_table('interactions',
+    sa.Column('club_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('member_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('kind', sa.String(length=30), nullable=False),
+    sa.Column('channel', sa.String(length=20), nullable=True),
+    sa.Column('summary', sa.String(length=500), nullable=False),
+    sa.Column('outcome', sa.String(length=200), nullable=True),
+    sa.Column('staff_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
+    sa.Column('occurred_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('touchpoint_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
+    sa.Column('task_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.ForeignKeyConstraint(['club_id'], ['clubs.id'], name=op.f('fk_interactions_club_id_clubs'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['member_id'], ['members.id'], name=op.f('fk_interactions_member_id_members'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['staff_id'], ['staff_users.id'], name=op.f('fk_interactions_staff_id_staff_users'), ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['task_id'], ['tasks.id'], name=op.f('fk_interactions_task_id_tasks'), ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['touchpoint_id'], ['scheduled_touchpoints.id'], name=op.f('fk_interactions_touchpoint_id_scheduled_touchpoints'), ondelete='SET NULL'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_interactions'))
+    )
+    with op.batch_alter_table('interactions', schema=None) as batch_op:
+        batch_op.create_index('ix_interactions_club_occurred', ['club_id', 'occurred_at'], unique=False)
+        batch_op.create_index('ix_interactions_member_occurred', ['member_id', 'occurred_at'], unique=False)
+        batch_op.create_index(batch_op.f('ix_interactions_touchpoint_id'), ['touchpoint_id'], unique=False)
+
+    op.create_table('pt_sessions',
+    sa.Column('club_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('trainer_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('member_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('starts_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('ends_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('status', sa.String(length=12), nullable=False),
+    sa.Column('complimentary', sa.Boolean(), nullable=False),
+    sa.Column('package_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
+    sa.Column('late_cancel', sa.Boolean(), nullable=False),
+    sa.Column('cancelled_by', sa.String(length=10), nullable=True),
+    sa.Column('cancel_reason', sa.String(length=200), nullable=True),
+    sa.Column('task_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
+    sa.Column('sequence', sa.Integer(), nullable=False),
+    sa.Column('booked_by', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
+    sa.Column('closed_by', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
+    sa.Column('closed_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
+    sa.CheckConstraint('ends_at > starts_at', name=op.f('ck_pt_sessions_interval_ordered')),
+    sa.ForeignKeyConstraint(['booked_by'], ['staff_users.id'], name=op.f('fk_pt_sessions_booked_by_staff_users'), ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['closed_by'], ['staff_users.id'], name=op.f('fk_pt_sessions_closed_by_staff_users'), ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['club_id'], ['clubs.id'], name=op.f('fk_pt_sessions_club_id_clubs'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['member_id'], ['members.id'], name=op.f('fk_pt_sessions_member_id_members'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['package_id'], ['pt_packages.id'], name=op.f('fk_pt_sessions_package_id_pt_packages'), ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['task_id'], ['tasks.id'], name=op.f('fk_pt_sessions_task_id_tasks'), ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['trainer_id'], ['trainer_profiles.id'], name=op.f('fk_pt_sessions_trainer_id_trainer_profiles'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_pt_sessions'))
+    )
+    with op.batch_alter_table('pt_sessions', schema=None) as batch_op:
+        batch_op.create_index('ix_pt_sessions_club_starts', ['club_id', 'starts_at'], unique=False)
+        batch_op.create_index('ix_pt_sessions_member_starts', ['member_id', 'starts_at'], unique=False)
+        batch_op.create_index(batch_op.f('ix_pt_sessions_package_id'), ['package_id'], unique=False)
+        batch_op.create_index('ix_pt_sessions_trainer_starts', ['trainer_id', 'starts_at'], unique=False)
+
+    op.create_table('trainer_client_notes',
+    sa.Column('club_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('trainer_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('member_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('session_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
+    sa.Column('text', sa.Text(), nullable=False),
+    sa.Column('staff_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.ForeignKeyConstraint(['club_id'], ['clubs.id'], name=op.f('fk_trainer_client_notes_club_id_clubs'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['member_id'], ['members.id'], name=op.f('fk_trainer_client_notes_member_id_members'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['session_id'], ['pt_sessions.id'], name=op.f('fk_trainer_client_notes_session_id_pt_sessions'), ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['staff_id'], ['staff_users.id'], name=op.f('fk_trainer_client_notes_staff_id_staff_users'), ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['trainer_id'], ['trainer_profiles.id'], name=op.f('fk_trainer_client_notes_trainer_id_trainer_profiles'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_trainer_client_notes'))
+    )
+    with op.batch_alter_table('trainer_client_notes', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_trainer_client_notes_club_id'), ['club_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_trainer_client_notes_member_id'), ['member_id'], unique=False)
+        batch_op.create_index('ix_trainer_client_notes_trainer_member', ['trainer_id', 'member_id'], unique=False)
+
     # ### end Alembic commands ###
 
 
 def downgrade() -> None:
     # ### commands auto generated by Alembic - please adjust! ###
+    with op.batch_alter_table('trainer_client_notes', schema=None) as batch_op:
+        batch_op.drop_index('ix_trainer_client_notes_trainer_member')
+        batch_op.drop_index(batch_op.f('ix_trainer_client_notes_member_id'))
+        batch_op.drop_index(batch_op.f('ix_trainer_client_notes_club_id'))
+
+    op.drop_table('trainer_client_notes')
+    with op.batch_alter_table('pt_sessions', schema=None) as batch_op:
+        batch_op.drop_index('ix_pt_sessions_trainer_starts')
+        batch_op.drop_index(batch_op.f('ix_pt_sessions_package_id'))
+        batch_op.drop_index('ix_pt_sessions_member_starts')
+        batch_op.drop_index('ix_pt_sessions_club_starts')
+
+    op.drop_table('pt_sessions')
+    with op.batch_alter_table('interactions', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_interactions_touchpoint_id'))
+        batch_op.drop_index('ix_interactions_member_occurred')
+        batch_op.drop_index('ix_interactions_club_occurred')
+
+    op.drop_table('interactions')
     with op.batch_alter_table('visits', schema=None) as batch_op:
         batch_op.drop_index('ix_visits_member_occurred')
         batch_op.drop_index('ix_visits_club_occurred')
 
     op.drop_table('visits')
+    with op.batch_alter_table('touchpoint_attempts', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_touchpoint_attempts_touchpoint_id'))
+
+    op.drop_table('touchpoint_attempts')
+    with op.batch_alter_table('tasks', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_tasks_member_id'))
+        batch_op.drop_index('ix_tasks_club_status_due')
+
+    op.drop_table('tasks')
+    with op.batch_alter_table('scheduled_touchpoints', schema=None) as batch_op:
+        batch_op.drop_index('ix_scheduled_touchpoints_status_due')
+        batch_op.drop_index('ix_scheduled_touchpoints_member_sent')
+        batch_op.drop_index(batch_op.f('ix_scheduled_touchpoints_definition_id'))
+        batch_op.drop_index('ix_scheduled_touchpoints_club_status')
+
+    op.drop_table('scheduled_touchpoints')
+    with op.batch_alter_table('member_stages', schema=None) as batch_op:
+        batch_op.drop_index('ix_member_stages_club_stage_since')
+
+    op.drop_table('member_stages')
     with op.batch_alter_table('freezes', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_freezes_membership_id'))
         batch_op.drop_index(batch_op.f('ix_freezes_club_id'))
 
     op.drop_table('freezes')
+    with op.batch_alter_table('class_bookings', schema=None) as batch_op:
+        batch_op.drop_index('ix_class_bookings_occurrence_status_queued')
+        batch_op.drop_index('ix_class_bookings_member_status')
+        batch_op.drop_index(batch_op.f('ix_class_bookings_club_id'))
+
+    op.drop_table('class_bookings')
     with op.batch_alter_table('access_events', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_access_events_member_id'))
         batch_op.drop_index('ix_access_events_club_occurred')
         batch_op.drop_index('ix_access_events_card_occurred')
 
     op.drop_table('access_events')
+    with op.batch_alter_table('stock_movements', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_stock_movements_sale_id'))
+        batch_op.drop_index('ix_stock_movements_product_created')
+        batch_op.drop_index('ix_stock_movements_club_kind_created')
+
+    op.drop_table('stock_movements')
     with op.batch_alter_table('sale_lines', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_sale_lines_sale_id'))
         batch_op.drop_index(batch_op.f('ix_sale_lines_club_id'))
 
     op.drop_table('sale_lines')
+    with op.batch_alter_table('pt_packages', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_pt_packages_trainer_id'))
+        batch_op.drop_index(batch_op.f('ix_pt_packages_sale_id'))
+        batch_op.drop_index(batch_op.f('ix_pt_packages_product_id'))
+        batch_op.drop_index('ix_pt_packages_member_valid')
+        batch_op.drop_index('ix_pt_packages_club_created')
+
+    op.drop_table('pt_packages')
     with op.batch_alter_table('payments', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_payments_sale_id'))
         batch_op.drop_index(batch_op.f('ix_payments_club_id'))
@@ -398,26 +1028,88 @@ def downgrade() -> None:
         batch_op.drop_index('ix_memberships_club_end')
 
     op.drop_table('memberships')
+    with op.batch_alter_table('class_occurrences', schema=None) as batch_op:
+        batch_op.drop_index('ix_class_occurrences_trainer_starts')
+        batch_op.drop_index('ix_class_occurrences_club_starts')
+        batch_op.drop_index(batch_op.f('ix_class_occurrences_class_type_id'))
+
+    op.drop_table('class_occurrences')
+    with op.batch_alter_table('trainer_hours', schema=None) as batch_op:
+        batch_op.drop_index('ix_trainer_hours_trainer_weekday')
+        batch_op.drop_index(batch_op.f('ix_trainer_hours_club_id'))
+
+    op.drop_table('trainer_hours')
+    with op.batch_alter_table('trainer_absences', schema=None) as batch_op:
+        batch_op.drop_index('ix_trainer_absences_trainer_start')
+        batch_op.drop_index(batch_op.f('ix_trainer_absences_club_id'))
+
+    op.drop_table('trainer_absences')
+    with op.batch_alter_table('stock_levels', schema=None) as batch_op:
+        batch_op.drop_index('ix_stock_levels_club')
+
+    op.drop_table('stock_levels')
+    with op.batch_alter_table('stage_changes', schema=None) as batch_op:
+        batch_op.drop_index('ix_stage_changes_member_at')
+        batch_op.drop_index('ix_stage_changes_club_on')
+
+    op.drop_table('stage_changes')
     with op.batch_alter_table('sales', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_sales_member_id'))
         batch_op.drop_index('ix_sales_club_created')
 
     op.drop_table('sales')
+    with op.batch_alter_table('member_search_terms', schema=None) as batch_op:
+        batch_op.drop_index('ix_member_search_terms_member_term')
+        batch_op.drop_index('ix_member_search_terms_club_term')
+
+    op.drop_table('member_search_terms')
     with op.batch_alter_table('member_notes', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_member_notes_member_id'))
         batch_op.drop_index(batch_op.f('ix_member_notes_club_id'))
 
     op.drop_table('member_notes')
+    with op.batch_alter_table('device_protocol_settings', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_device_protocol_settings_club_id'))
+
+    op.drop_table('device_protocol_settings')
+    with op.batch_alter_table('device_commands', schema=None) as batch_op:
+        batch_op.drop_index('ix_device_commands_device_status')
+        batch_op.drop_index('ix_device_commands_device_pin')
+        batch_op.drop_index(batch_op.f('ix_device_commands_club_id'))
+
+    op.drop_table('device_commands')
     with op.batch_alter_table('consents', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_consents_member_id'))
         batch_op.drop_index(batch_op.f('ix_consents_club_id'))
 
     op.drop_table('consents')
+    with op.batch_alter_table('class_slots', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_class_slots_trainer_id'))
+        batch_op.drop_index(batch_op.f('ix_class_slots_club_id'))
+        batch_op.drop_index(batch_op.f('ix_class_slots_class_type_id'))
+
+    op.drop_table('class_slots')
     with op.batch_alter_table('cards', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_cards_member_id'))
         batch_op.drop_index(batch_op.f('ix_cards_club_id'))
 
     op.drop_table('cards')
+    op.drop_table('trainer_settings')
+    with op.batch_alter_table('trainer_profiles', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_trainer_profiles_user_id'))
+
+    op.drop_table('trainer_profiles')
+    op.drop_table('touchpoint_definitions')
+    op.drop_table('retention_state')
+    op.drop_table('retention_runs')
+    with op.batch_alter_table('pt_products', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_pt_products_club_id'))
+
+    op.drop_table('pt_products')
+    with op.batch_alter_table('products', schema=None) as batch_op:
+        batch_op.drop_index('ix_products_club_category')
+
+    op.drop_table('products')
     with op.batch_alter_table('plans', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_plans_club_id'))
 
@@ -440,6 +1132,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_club_staff_club_id'))
 
     op.drop_table('club_staff')
+    op.drop_table('class_types')
     with op.batch_alter_table('auth_tokens', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_auth_tokens_user_id'))
 

@@ -83,3 +83,17 @@ def test_settings_reject_unknown_fields_and_bad_values(client, world):
     assert r.status_code == 422 and r.json()["details"][0]["field"] == "club_id"
     r = client.patch("/api/v1/club/settings", json={"grace_days": -1}, headers=manager.headers)
     assert r.status_code == 422 and "grace_days" in r.json()["message"]
+
+
+def test_a_page_session_token_is_not_an_api_token(client, world, db):
+    from datetime import timedelta
+
+    from app.clubs import service as clubs_service
+    from app.core.db import transaction
+
+    staff = world.staff(world.club())
+    with transaction(db.sessionmaker) as s:
+        token, _ = clubs_service.login(s, email=staff.email, password=PASSWORD,
+                                       ttl=timedelta(hours=1), kind="session")
+    r = client.get("/api/v1/me", headers={"Authorization": f"Bearer {token}"})
+    assert r.status_code == 401 and r.json()["error"] == "not_authenticated"

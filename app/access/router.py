@@ -1,0 +1,84 @@
+from datetime import date
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query, Response
+
+from app.access import service
+from app.access.schemas import (
+    IDEMPOTENCY_KEY_MAX,
+    AccessEventRead,
+    CheckInCreate,
+    DecisionRead,
+    DeskDecisionRead,
+    DeviceEventIn,
+    MemberRef,
+    VisitRead,
+)
+from app.core.deps import DeskActor, DeviceDep, SessionDep, StaffActor
+from app.core.schemas import IdPath, Page
+
+router = APIRouter(prefix="/api/v1", tags=["access"])
+
+Limit = Annotated[int, Query(ge=1, le=200)]
+Offset = Annotated[int, Query(ge=0, le=1_000_000)]
+IdempotencyKey = Annotated[str | None, Header(
+    alias="Idempotency-Key", min_length=1, max_length=IDEMPOTENCY_KEY_MAX,
+    pattern=r"^[\x21-\x7e]+$", description="repeat the key to get the first answer again")]
+
+
+def _answer(decision: service.Decision, response: Response) -> dict:
+    if decision.replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    member = (MemberRef(id=decision.member_id, name=decision.member_name or "")
+              if decision.member_id is not None else None)
+    return {"allow": decision.allow, "reason": decision.reason, "message": decision.message,
+            "member": member, "visit_id": decision.visit_id,
+            "access_event_id": decision.access_event_id}
+
+
+@router.post("/access/events", response_model=DecisionRead)
+def device_event(session: SessionDep, device: DeviceDep, body: DeviceEventIn,
+                 response: Response) -> dict:
+    """A turnstile asks (or tells afterwards) whether a card may pass; a repeated event_id
+    answers the first decision again."""
+    decision = service.device_check_in(session, device=device, card=body.card,
+                                       event_id=body.event_id, occurred_at=body.occurred_at,
+                                       direction=body.direction)
+    return _answer(decision, response)
+
+
+@router.post("/members/{member_id}/check-ins", response_model=DeskDecisionRead)
+def desk_check_in(session: SessionDep, actor: DeskActor, member_id: IdPath("member id"),
+                  response: Response, idempotency_key: IdempotencyKey = None,
+                  body: CheckInCreate | None = None) -> dict:
+    """Check a member in at the front desk; managers may override a denial with a reason."""
+    decision = service.desk_check_in(
+        session, actor=actor, member_id=member_id,
+        override_reason=body.override_reason if body else None, idempotency_key=idempotency_key)
+    return _answer(decision, response)
+
+
+@router.get("/access/events", response_model=Page[AccessEventRead])
+def list_events(session: SessionDep, actor: StaffActor, day: Annotated[
+                    date | None, Query(alias="date", description="club-local day, default today")] = None,
+                allowed: bool | None = None, limit: Limit = 50, offset: Offset = 0):
+    """Check-in attempts on one day, newest first, with member names and reasons."""
+    return service.list_events(session, club_id=actor.club_id, day=day, allowed=allowed,
+                               limit=limit, offset=offset)
+
+
+@router.get("/visits", response_model=Page[VisitRead])
+def list_visits(session: SessionDep, actor: StaffActor, day: Annotated[
+                    date | None, Query(alias="date", description="club-local day, default today")] = None,
+                limit: Limit = 50, offset: Offset = 0):
+    """Visits on one day (default today), newest first, with member names."""
+    return service.list_visits(session, club_id=actor.club_id, day=day, limit=limit,
+                               offset=offset)
+
+
+@router.get("/members/{member_id}/visits", response_model=Page[VisitRead])
+def member_visits(session: SessionDep, actor: StaffActor, member_id: IdPath("member id"),
+                  limit: Limit = 50, offset: Offset = 0):
+    """One member's visits, newest first."""
+    return service.member_visits(session, club_id=actor.club_id, member_id=member_id,
+                                 limit=limit, offset=offset)

@@ -1,0 +1,536 @@
+"""The check-in decision (one function for every entry point) and the visit log.
+
+`check_in` is the only place that decides whether someone may enter. The device endpoint, the
+front desk and the protocol adapters (ZKTeco, Hikvision, IronLogic) all call it. It runs on the
+hot path of a turnstile, so it speaks SQLAlchemy Core through the session's connection with
+prebuilt statements:
+
+1. resolve club settings + card + member (one SELECT);
+2. the membership that counts on the club-local day, its plan's hours and freeze, the last
+   entry inside the anti-passback window and, if the club blocks on debt, the member's debt
+   (one SELECT; skipped when there is no member);
+3. record the attempt: `INSERT ... ON CONFLICT (club_id, dedup_key) DO NOTHING RETURNING id`;
+   on conflict the stored answer is read back and returned instead (nothing else is written);
+4. for a granted entry: the guarded `UPDATE memberships SET visits_used = visits_used + 1`
+   (0 rows: the limit was reached by a concurrent check-in, the attempt is re-recorded as
+   denied), then `INSERT INTO visits`, then the visit listeners (retention).
+
+So a granted entry costs 2 reads + 3 writes, a denial 2 reads + 1 write (1 + 1 for an unknown or
+blocked card); a repeated event the same reads, the INSERT that conflicts and one read of the
+stored answer. The device endpoint adds the key lookup and, at most
+once a minute per device and process, a guarded `UPDATE devices SET last_seen_at`.
+"""
+import logging
+import time as _clock
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
+from enum import StrEnum
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Date, and_, bindparam, case, func, insert, literal, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from app.access.models import AccessEvent, Visit
+from app.access.schemas import AccessEventRead, VisitRead
+from app.billing import service as billing_service
+from app.clubs import service as clubs_service
+from app.clubs.models import Club, Device
+from app.clubs.schemas import MANAGERS, ClubSettings
+from app.clubs.service import Actor, DeviceActor
+from app.core.errors import Conflict, Forbidden, Invalid, NotFound
+from app.core.schemas import Page
+from app.core.types import utcnow
+from app.members import service as members_service
+from app.members.models import Card, Member
+from app.memberships.models import Freeze, Membership, Plan
+
+log = logging.getLogger("fitclub.access")
+
+FUTURE_TOLERANCE = timedelta(minutes=5)
+MAX_EVENT_AGE = timedelta(days=366)
+REPLAY_AFTER = timedelta(minutes=2)
+DEVICE_SEEN_EVERY = 60.0  # seconds between last_seen_at writes per device and process
+SOURCES = ("device", "desk", "replay")
+DIRECTIONS = ("in", "out")
+
+VisitListener = Callable[..., None]
+visit_listeners: list[VisitListener] = []
+"""Called after every granted entry as `listener(session, club_id=, member_id=, occurred_at=)`.
+
+The retention engine appends itself here, so access never imports retention. A listener runs
+inside the check-in's transaction, in a savepoint: if it fails, it is logged and the visit stands.
+"""
+
+
+class Reason(StrEnum):
+    ok = "ok"
+    unknown_card = "unknown_card"
+    card_blocked = "card_blocked"
+    no_membership = "no_membership"
+    membership_not_started = "membership_not_started"
+    membership_expired = "membership_expired"
+    membership_frozen = "membership_frozen"
+    membership_cancelled = "membership_cancelled"
+    outside_access_hours = "outside_access_hours"
+    visit_limit_reached = "visit_limit_reached"
+    anti_passback = "anti_passback"
+    debt = "debt"
+    override = "override"
+    device_granted = "device_granted"
+    device_refused = "device_refused"
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The answer to one check-in attempt; `replayed` is True when it is an earlier answer."""
+
+    allow: bool
+    reason: str
+    message: str
+    member_id: int | None = None
+    member_name: str | None = None
+    visit_id: int | None = None
+    access_event_id: int | None = None
+    replayed: bool = False
+
+
+# --- prebuilt statements (compiled once, cached by SQLAlchemy) ----------------------------------
+
+_clubs, _cards, _members = Club.__table__, Card.__table__, Member.__table__
+_ms, _plans, _freezes = Membership.__table__, Plan.__table__, Freeze.__table__
+_events, _visits, _devices = AccessEvent.__table__, Visit.__table__, Device.__table__
+
+_RESOLVE_CARD = (
+    select(_clubs.c.timezone, _clubs.c.settings, _cards.c.status.label("card_status"),
+           _members.c.id.label("member_id"), _members.c.first_name, _members.c.erased_at)
+    .select_from(
+        _clubs.outerjoin(_cards, and_(_cards.c.club_id == _clubs.c.id,
+                                      _cards.c.code == bindparam("code")))
+        .outerjoin(_members, _members.c.id == _cards.c.member_id))
+    .where(_clubs.c.id == bindparam("club_id"))
+)
+
+_RESOLVE_MEMBER = (
+    select(_clubs.c.timezone, _clubs.c.settings, literal(None).label("card_status"),
+           _members.c.id.label("member_id"), _members.c.first_name, _members.c.erased_at)
+    .select_from(
+        _clubs.outerjoin(_members, and_(_members.c.club_id == _clubs.c.id,
+                                        _members.c.id == bindparam("member_id"))))
+    .where(_clubs.c.id == bindparam("club_id"))
+)
+
+# rank of a membership on the day: 0 valid with visits left, 1 valid but used up, 2 frozen,
+# 3 starts later, 4 over (cancelled or ended) -- the same precedence as rules.status_on.
+_RANK_VALID, _RANK_USED_UP, _RANK_FROZEN, _RANK_PENDING, _RANK_OVER = range(5)
+
+
+def _membership_statement(with_debt: bool):
+    day = bindparam("day", type_=Date())
+    cancelled = and_(_ms.c.cancelled_on.is_not(None), _ms.c.cancelled_on <= day)
+    rank = case(
+        (cancelled, _RANK_OVER),
+        (_ms.c.start_date > day, _RANK_PENDING),
+        (_ms.c.end_date < day, _RANK_OVER),
+        (_freezes.c.id.is_not(None), _RANK_FROZEN),
+        (or_(_ms.c.visit_limit.is_(None), _ms.c.visits_used < _ms.c.visit_limit), _RANK_VALID),
+        else_=_RANK_USED_UP,
+    )
+    stopped = case((and_(_ms.c.cancelled_on.is_not(None), _ms.c.cancelled_on < _ms.c.end_date),
+                    _ms.c.cancelled_on), else_=_ms.c.end_date)
+    candidates = (
+        select(_ms.c.id, _ms.c.start_date, _ms.c.end_date, _ms.c.cancelled_on, _ms.c.visit_limit,
+               _ms.c.visits_used, _plans.c.access_start, _plans.c.access_end,
+               _freezes.c.end_date.label("frozen_until"), rank.label("rank"),
+               stopped.label("stopped"))
+        .select_from(
+            _ms.join(_plans, _plans.c.id == _ms.c.plan_id)
+            .outerjoin(_freezes, and_(_freezes.c.membership_id == _ms.c.id,
+                                      _freezes.c.start_date <= day, _freezes.c.end_date >= day)))
+        .where(_ms.c.member_id == bindparam("member_id"), _ms.c.club_id == bindparam("club_id"))
+        .subquery("candidates")
+    )
+    c = candidates.c
+    last_entry = (
+        select(func.max(_visits.c.occurred_at))
+        .where(_visits.c.member_id == bindparam("member_id"),
+               _visits.c.club_id == bindparam("club_id"),
+               _visits.c.occurred_at > bindparam("since"),
+               _visits.c.occurred_at <= bindparam("at"))
+        .scalar_subquery()
+    )
+    columns = [c.id, c.start_date, c.end_date, c.cancelled_on, c.visit_limit, c.visits_used,
+               c.access_start, c.access_end, c.frozen_until, c.rank, last_entry.label("last_entry")]
+    if with_debt:
+        columns.append(billing_service.debt_expression(bindparam("club_id"), bindparam("member_id"))
+                       .label("debt"))
+    # within a rank every row has the second key either NULL or not, so NULL order is moot:
+    # valid ones that end first are used first, the next to start, the most recently over
+    second = case((c.rank <= _RANK_USED_UP, c.end_date), (c.rank == _RANK_PENDING, c.start_date))
+    return select(*columns).order_by(c.rank, second, c.stopped.desc(), c.id.desc()).limit(1)
+
+
+_MEMBERSHIP = _membership_statement(with_debt=False)
+_MEMBERSHIP_AND_DEBT = _membership_statement(with_debt=True)
+
+_CLAIM = {
+    "postgresql": postgresql.insert(_events)
+    .on_conflict_do_nothing(index_elements=[_events.c.club_id, _events.c.dedup_key])
+    .returning(_events.c.id),
+    "sqlite": sqlite.insert(_events)
+    .on_conflict_do_nothing(index_elements=[_events.c.club_id, _events.c.dedup_key])
+    .returning(_events.c.id),
+}
+_RECORD = insert(_events).returning(_events.c.id)
+
+_STORED = (
+    select(_events.c.id, _events.c.allowed, _events.c.reason, _events.c.message,
+           _events.c.member_id, _events.c.card_code, _events.c.direction, _members.c.first_name,
+           _visits.c.id.label("visit_id"))
+    .select_from(_events.outerjoin(_members, _members.c.id == _events.c.member_id)
+                 .outerjoin(_visits, _visits.c.access_event_id == _events.c.id))
+    .where(_events.c.club_id == bindparam("club_id"), _events.c.dedup_key == bindparam("key"))
+)
+
+_COUNT_VISIT = (
+    update(_ms)
+    .where(_ms.c.id == bindparam("b_membership_id"),
+           or_(_ms.c.visit_limit.is_(None), _ms.c.visits_used < _ms.c.visit_limit))
+    .values(visits_used=_ms.c.visits_used + 1)
+)
+
+_REDECIDE = (
+    update(_events).where(_events.c.id == bindparam("b_event_id"))
+    .values(allowed=bindparam("b_allowed"), reason=bindparam("b_reason"),
+            message=bindparam("b_message"))
+)
+
+_ADD_VISIT = insert(_visits).returning(_visits.c.id)
+
+_TOUCH_DEVICE = (
+    update(_devices)
+    .where(_devices.c.id == bindparam("b_device_id"),
+           or_(_devices.c.last_seen_at.is_(None), _devices.c.last_seen_at < bindparam("b_stale")))
+    .values(last_seen_at=bindparam("b_now"))
+)
+
+_device_seen: dict[int, float] = {}
+
+
+# --- messages: short, plain ASCII, no personal data beyond the first name ------------------------
+
+def _day(d: date, ref: date) -> str:
+    text = f"{d.day} {d:%B}"
+    return text if d.year == ref.year else f"{text} {d.year}"
+
+
+def _hhmm(t: time) -> str:
+    return f"{t:%H:%M}"
+
+
+def _outside_hours(start: time | None, end: time | None, now: time) -> str | None:
+    """None when `now` is inside [start, end) (a window may wrap midnight), else a message."""
+    if start is None and end is None:
+        return None
+    if start is not None and end is not None and end <= start:  # e.g. 22:00-06:00
+        inside = now >= start or now < end
+    else:
+        inside = (start is None or now >= start) and (end is None or now < end)
+    if inside:
+        return None
+    if start is not None and (end is None or now < start):
+        return f"Come back after {_hhmm(start)}"
+    return f"Your plan allows entry until {_hhmm(end)}"
+
+
+# --- the decision ----------------------------------------------------------------------------
+
+def check_in(session: Session, *, club_id: int, occurred_at: datetime,
+             card_code: str | None = None, member_id: int | None = None,
+             device_id: int | None = None, dedup_key: str | None = None,
+             source: str = "device", direction: str = "in", staff_id: int | None = None,
+             override_reason: str | None = None,
+             recorded_outcome: bool | None = None) -> Decision:
+    """Decide and record one check-in attempt (the same rules for every device and the desk).
+
+    `recorded_outcome` is for events a controller already decided on its own (offline logs,
+    ATTLOG/rtlog records): the rules still run to find the member and membership, but what is
+    stored is what happened at the door; a disagreement is kept with the server's view in the
+    message, so nobody who walked in is missing and no visit is invented.
+    """
+    if recorded_outcome is not None and source == "desk":
+        raise Invalid("Only device events carry a recorded outcome", code="invalid_check_in")
+    if source not in SOURCES or direction not in DIRECTIONS:
+        raise Invalid("source must be device, desk or replay and direction in or out",
+                      code="invalid_check_in")
+    if (card_code is None) == (member_id is None):
+        raise Invalid("Give either a card code or a member id", code="invalid_check_in")
+    if override_reason is not None and staff_id is None:
+        raise Invalid("An override needs the staff member who gives it", code="invalid_check_in")
+    if occurred_at.utcoffset() is None:
+        raise Invalid("occurred_at needs a UTC offset", code="timezone_required")
+    now = utcnow()
+    if occurred_at - now > FUTURE_TOLERANCE:
+        raise Invalid("occurred_at is in the future; check the device's clock",
+                      code="occurred_in_future")
+    if now - occurred_at > MAX_EVENT_AGE:
+        raise Invalid("occurred_at is more than a year ago; it cannot be recorded",
+                      code="occurred_too_long_ago")
+    occurred_at = occurred_at.astimezone(UTC)
+    session.flush()  # Core below: make the caller's pending ORM changes visible first
+    conn = session.connection()
+
+    # 1. club settings, card, member
+    if card_code is not None:
+        row = conn.execute(_RESOLVE_CARD, {"club_id": club_id, "code": card_code}).first()
+    else:
+        row = conn.execute(_RESOLVE_MEMBER, {"club_id": club_id, "member_id": member_id}).first()
+    if row is None:
+        raise NotFound("Club not found")
+    if member_id is not None and (row.member_id is None or row.erased_at is not None):
+        raise NotFound("Member not found")
+    settings = ClubSettings.model_validate(row.settings or {})
+    zone = ZoneInfo(row.timezone)
+    local = occurred_at.astimezone(zone)
+    day = local.date()
+    known = row.member_id is not None and row.erased_at is None
+    mid = row.member_id if known else None
+    first_name = row.first_name if known else None
+
+    allow, reason, message = False, Reason.ok, ""
+    membership_id = None
+    countable = False  # the membership is valid today: a granted entry counts against it
+    if direction == "out":
+        allow, message = True, f"Goodbye, {first_name}!" if first_name else "Goodbye!"
+    elif not known:
+        reason, message = Reason.unknown_card, "Card not recognised, please see the front desk"
+    elif row.card_status is not None and row.card_status != "active":
+        reason, message = Reason.card_blocked, "Card blocked, please see the front desk"
+    else:
+        # 2. the membership that counts, the last entry, the debt
+        statement = _MEMBERSHIP_AND_DEBT if settings.block_on_debt else _MEMBERSHIP
+        since = occurred_at - timedelta(minutes=settings.anti_passback_minutes)
+        m = conn.execute(statement, {"club_id": club_id, "member_id": mid, "day": day,
+                                     "since": since, "at": occurred_at}).first()
+        allow, reason, message = _judge(m, settings, day, local, zone, first_name)
+        if m is not None:
+            membership_id = m.id
+            countable = m.rank in (_RANK_VALID, _RANK_USED_UP)
+
+    if not allow and override_reason is not None:
+        allow, reason = True, Reason.override
+        message = f"Let in by staff (was: {message})"
+    elif recorded_outcome is not None and recorded_outcome != allow and direction == "in":
+        if recorded_outcome:
+            reason, message = Reason.device_granted, f"Let in by the device (server: {message})"
+        else:
+            reason, message = Reason.device_refused, "Refused by the device"
+        allow = recorded_outcome
+
+    # 3. record the attempt; a key seen before returns the earlier answer and writes nothing
+    event = {
+        "club_id": club_id, "device_id": device_id, "dedup_key": dedup_key,
+        "card_code": card_code, "member_id": mid, "membership_id": membership_id,
+        "direction": direction, "source": source, "allowed": allow, "reason": reason.value,
+        "message": message, "occurred_at": occurred_at, "received_at": now,
+        "staff_id": staff_id, "override_reason": override_reason if reason is Reason.override else None,
+    }
+    if dedup_key is None:
+        event_id = conn.execute(_RECORD, event).scalar_one()
+    else:
+        event_id = conn.execute(_CLAIM[conn.dialect.name], event).scalar()
+        if event_id is None:
+            return _stored(conn, club_id=club_id, dedup_key=dedup_key, card_code=card_code,
+                           member_id=member_id, direction=direction)
+    if not allow or direction != "in":
+        return Decision(allow, reason.value, message, mid, first_name, None, event_id)
+
+    # 4. count the visit against the membership (guarded), then log the visit
+    if countable:
+        counted = conn.execute(_COUNT_VISIT, {"b_membership_id": membership_id}).rowcount == 1
+        if not counted and reason not in (Reason.override, Reason.device_granted):
+            reason, message = Reason.visit_limit_reached, "No visits left on this membership"
+            conn.execute(_REDECIDE, {"b_event_id": event_id, "b_allowed": False,
+                                     "b_reason": reason.value, "b_message": message})
+            return Decision(False, reason.value, message, mid, first_name, None, event_id)
+    visit_id = conn.execute(_ADD_VISIT, {
+        "club_id": club_id, "member_id": mid,
+        "membership_id": membership_id if countable else None,
+        "access_event_id": event_id, "occurred_at": occurred_at,
+    }).scalar_one()
+    _notify(session, club_id=club_id, member_id=mid, occurred_at=occurred_at)
+    return Decision(True, reason.value, message, mid, first_name, visit_id, event_id)
+
+
+def _judge(m, settings: ClubSettings, day: date, local: datetime, zone: ZoneInfo,
+           first_name: str) -> tuple[bool, Reason, str]:
+    """The rules after the card: membership state, debt, hours, anti-passback, visits left."""
+    if m is None:
+        return False, Reason.no_membership, "No membership, please see the front desk"
+    if m.rank == _RANK_FROZEN:
+        return False, Reason.membership_frozen, f"Frozen until {_day(m.frozen_until, day)}"
+    if m.rank == _RANK_PENDING:
+        return False, Reason.membership_not_started, f"Membership starts on {_day(m.start_date, day)}"
+    if m.rank == _RANK_OVER:
+        if m.cancelled_on is not None and m.cancelled_on <= day:
+            return (False, Reason.membership_cancelled,
+                    f"Membership cancelled on {_day(m.cancelled_on, day)}")
+        return False, Reason.membership_expired, f"Membership expired on {_day(m.end_date, day)}"
+    if settings.block_on_debt and Decimal(str(m.debt)) > Decimal("0.005"):
+        return False, Reason.debt, "Please settle your balance at the front desk"
+    hours = _outside_hours(m.access_start, m.access_end, local.time())
+    if hours:
+        return False, Reason.outside_access_hours, hours
+    if m.last_entry is not None:
+        at = _hhmm(m.last_entry.astimezone(zone).time())
+        return False, Reason.anti_passback, f"Already checked in at {at}"
+    if m.rank == _RANK_USED_UP:
+        return False, Reason.visit_limit_reached, "No visits left on this membership"
+    return True, Reason.ok, f"Welcome, {first_name}!"
+
+
+def _stored(conn, *, club_id: int, dedup_key: str, card_code: str | None,
+            member_id: int | None, direction: str) -> Decision:
+    """The answer recorded earlier under this key (the same key for another card is refused)."""
+    row = conn.execute(_STORED, {"club_id": club_id, "key": dedup_key}).first()
+    if row is None:  # the first attempt vanished between the conflict and this read
+        raise Conflict("This event is being recorded right now; retry", code="event_in_flight")
+    same = row.card_code == card_code and row.direction == direction and (
+        member_id is None or row.member_id == member_id)
+    if not same:
+        raise Invalid("This event id (or Idempotency-Key) was already used for a different "
+                      "check-in", code="event_id_reused")
+    return Decision(row.allowed, row.reason, row.message, row.member_id, row.first_name,
+                    row.visit_id, row.id, replayed=True)
+
+
+def _notify(session: Session, *, club_id: int, member_id: int, occurred_at: datetime) -> None:
+    for listener in list(visit_listeners):
+        try:
+            with session.begin_nested():
+                listener(session, club_id=club_id, member_id=member_id, occurred_at=occurred_at)
+        except Exception:  # a retention bug must not keep a member out
+            log.exception("visit listener %r failed; the visit stands", listener)
+
+
+# --- entry points --------------------------------------------------------------------------------
+
+def device_check_in(session: Session, *, device: DeviceActor, card: str, event_id: str | None,
+                    occurred_at: datetime | None, direction: str | None) -> Decision:
+    """A turnstile's event: deduplicated by the device's own event id, decided at its time."""
+    code = members_service.normalise_card_code(card, field="card")
+    now = utcnow()
+    occurred_at = occurred_at or now
+    if direction is None:
+        direction = device.direction if device.direction in DIRECTIONS else "in"
+    decision = check_in(
+        session, club_id=device.club_id, occurred_at=occurred_at, card_code=code,
+        device_id=device.device_id,
+        dedup_key=f"dev:{device.device_id}:{event_id}" if event_id else None,
+        source="replay" if now - occurred_at > REPLAY_AFTER else "device",
+        direction=direction)
+    touch_device(session, device_id=device.device_id, now=now)
+    return decision
+
+
+def touch_device(session: Session, *, device_id: int, now: datetime) -> None:
+    """Note that a device is alive, at most once a minute per device and process."""
+    tick = _clock.monotonic()
+    if tick - _device_seen.get(device_id, -DEVICE_SEEN_EVERY) < DEVICE_SEEN_EVERY:
+        return
+    _device_seen[device_id] = tick
+    session.connection().execute(_TOUCH_DEVICE, {
+        "b_device_id": device_id, "b_now": now,
+        "b_stale": now - timedelta(seconds=DEVICE_SEEN_EVERY)})
+
+
+def desk_check_in(session: Session, *, actor: Actor, member_id: int,
+                  override_reason: str | None = None,
+                  idempotency_key: str | None = None) -> Decision:
+    """Check a member in by hand; managers and owners may let a denied member in with a reason."""
+    if override_reason is not None and actor.role not in MANAGERS:
+        raise Forbidden("Only a manager or owner can let a member in despite a denial",
+                        code="override_forbidden")
+    return check_in(
+        session, club_id=actor.club_id, occurred_at=utcnow(), member_id=member_id,
+        dedup_key=f"desk:{actor.user_id}:{idempotency_key}" if idempotency_key else None,
+        source="desk", direction="in", staff_id=actor.user_id, override_reason=override_reason)
+
+
+# --- the logs --------------------------------------------------------------------------------
+
+def _local_day_range(session: Session, club_id: int, day: date | None) -> tuple[datetime, datetime]:
+    club = clubs_service.get_club(session, club_id)
+    zone = clubs_service.club_zone(club)
+    day = day or clubs_service.club_today(club)
+    if not 1970 <= day.year <= 2999:
+        raise Invalid("date must be between 1970 and 2999", code="invalid_date")
+    start = datetime.combine(day, time(0), tzinfo=zone)
+    end = datetime.combine(day + timedelta(days=1), time(0), tzinfo=zone)
+    return start.astimezone(UTC), end.astimezone(UTC)
+
+
+def _full_name(first: str | None, last: str | None) -> str | None:
+    if first is None and last is None:
+        return None
+    return " ".join(part for part in (first, last) if part)
+
+
+def list_events(session: Session, *, club_id: int, day: date | None = None,
+                allowed: bool | None = None, limit: int = 50,
+                offset: int = 0) -> Page[AccessEventRead]:
+    """The club's check-in attempts on one club-local day, newest first."""
+    start, end = _local_day_range(session, club_id, day)
+    where = [AccessEvent.club_id == club_id, AccessEvent.occurred_at >= start,
+             AccessEvent.occurred_at < end]
+    if allowed is not None:
+        where.append(AccessEvent.allowed.is_(allowed))
+    total = session.scalar(select(func.count()).select_from(AccessEvent).where(*where))
+    fields = [getattr(AccessEvent, name) for name in AccessEventRead.model_fields
+              if name != "member_name"]
+    rows = session.execute(
+        select(*fields, Member.first_name, Member.last_name)
+        .outerjoin(Member, Member.id == AccessEvent.member_id)
+        .where(*where).order_by(AccessEvent.occurred_at.desc(), AccessEvent.id.desc())
+        .limit(limit).offset(offset)
+    ).all()
+    items = [AccessEventRead(**row._mapping, member_name=_full_name(row.first_name, row.last_name))
+             for row in rows]
+    return Page[AccessEventRead](items=items, total=total, limit=limit, offset=offset)
+
+
+def _visit_page(session: Session, where: list, limit: int, offset: int) -> Page[VisitRead]:
+    total = session.scalar(select(func.count()).select_from(Visit).where(*where))
+    rows = session.execute(
+        select(Visit.id, Visit.occurred_at, Visit.member_id, Visit.membership_id,
+               Visit.access_event_id, Member.first_name, Member.last_name)
+        .join(Member, Member.id == Visit.member_id)
+        .where(*where).order_by(Visit.occurred_at.desc(), Visit.id.desc())
+        .limit(limit).offset(offset)
+    ).all()
+    items = [VisitRead(id=r.id, occurred_at=r.occurred_at, member_id=r.member_id,
+                       member_name=_full_name(r.first_name, r.last_name) or "",
+                       membership_id=r.membership_id, access_event_id=r.access_event_id)
+             for r in rows]
+    return Page[VisitRead](items=items, total=total, limit=limit, offset=offset)
+
+
+def list_visits(session: Session, *, club_id: int, day: date | None = None, limit: int = 50,
+                offset: int = 0) -> Page[VisitRead]:
+    """The club's visits on one club-local day (default today), newest first."""
+    start, end = _local_day_range(session, club_id, day)
+    return _visit_page(session, [Visit.club_id == club_id, Visit.occurred_at >= start,
+                                 Visit.occurred_at < end], limit, offset)
+
+
+def member_visits(session: Session, *, club_id: int, member_id: int, limit: int = 50,
+                  offset: int = 0) -> Page[VisitRead]:
+    """One member's visits, newest first."""
+    exists = session.scalar(select(Member.id).where(Member.id == member_id,
+                                                    Member.club_id == club_id))
+    if exists is None:
+        raise NotFound("Member not found")
+    return _visit_page(session, [Visit.club_id == club_id, Visit.member_id == member_id],
+                       limit, offset)
