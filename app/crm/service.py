@@ -1,0 +1,198 @@
+"""CRM basics: staff tasks (today's list, completion) and the member timeline."""
+from datetime import date, datetime
+
+from sqlalchemy import BigInteger, String, and_, cast, func, literal, null, or_, select, union_all
+from sqlalchemy.orm import Session
+
+from app.clubs import service as clubs_service
+from app.clubs.models import ClubStaff, StaffUser
+from app.clubs.schemas import MANAGERS, Role
+from app.clubs.service import Actor
+from app.core.errors import Conflict, Forbidden, NotFound
+from app.core.types import utcnow
+from app.crm.models import Interaction, Task
+from app.crm.schemas import InteractionCreate, TaskCreate, TaskRead, TimelineItem
+from app.members import service as members_service
+from app.members.models import Member
+from app.retention.models import StageChange
+
+
+def _today(session: Session, club_id: int) -> date:
+    return clubs_service.club_today(clubs_service.get_club(session, club_id))
+
+
+def _read(task: Task, member_name: str | None, today: date) -> TaskRead:
+    data = {c: getattr(task, c) for c in TaskRead.model_fields if hasattr(task, c)}
+    return TaskRead(**data, member_name=member_name,
+                    overdue=task.status == "open" and task.due_date < today)
+
+
+def _name(first: str | None, last: str | None) -> str | None:
+    name = f"{first or ''} {last or ''}".strip()
+    return name or None
+
+
+def _with_names(session: Session, tasks: list[Task], today: date) -> list[TaskRead]:
+    ids = {t.member_id for t in tasks if t.member_id}
+    names = {}
+    if ids:
+        names = {mid: _name(f, la) for mid, f, la in session.execute(
+            select(Member.id, Member.first_name, Member.last_name).where(Member.id.in_(ids)))}
+    return [_read(t, names.get(t.member_id), today) for t in tasks]
+
+
+def get_task(session: Session, *, club_id: int, task_id: int) -> Task:
+    task = session.scalar(select(Task).where(Task.id == task_id, Task.club_id == club_id))
+    if task is None:
+        raise NotFound("Task not found", code="task_not_found")
+    return task
+
+
+def create_task(session: Session, *, actor: Actor, data: TaskCreate) -> TaskRead:
+    """A task for a role or a person, optionally about a member."""
+    today = _today(session, actor.club_id)
+    if data.member_id is not None:
+        members_service.get_member(session, club_id=actor.club_id, member_id=data.member_id)
+    if data.assignee_user_id is not None and session.scalar(
+            select(ClubStaff.id).where(ClubStaff.club_id == actor.club_id,
+                                       ClubStaff.user_id == data.assignee_user_id)) is None:
+        raise NotFound("No such staff member in this club", code="staff_not_found")
+    now = utcnow()
+    task = Task(club_id=actor.club_id, member_id=data.member_id, title=data.title,
+                details=data.details, kind=data.kind.value,
+                assignee_role=data.assignee_role.value if data.assignee_role else None,
+                assignee_user_id=data.assignee_user_id, due_date=data.due_date or today,
+                status="open", created_by=actor.user_id, created_at=now, updated_at=now)
+    session.add(task)
+    session.flush()
+    return _with_names(session, [task], today)[0]
+
+
+def _visible_to(actor: Actor):
+    """Owners and managers see every task; others see theirs and their role's."""
+    if actor.role in MANAGERS:
+        return None
+    mine = Task.assignee_user_id == actor.user_id
+    role = and_(Task.assignee_user_id.is_(None), Task.assignee_role == actor.role.value)
+    if actor.role == Role.front_desk:
+        role = and_(Task.assignee_user_id.is_(None),
+                    or_(Task.assignee_role == actor.role.value, Task.assignee_role.is_(None)))
+    return or_(mine, role)
+
+
+def tasks_today(session: Session, *, actor: Actor, today: date | None = None,
+                limit: int = 200) -> list[TaskRead]:
+    """Open tasks due today or overdue, for me or my role; the oldest first."""
+    today = today or _today(session, actor.club_id)
+    where = [Task.club_id == actor.club_id, Task.status == "open", Task.due_date <= today]
+    visible = _visible_to(actor)
+    if visible is not None:
+        where.append(visible)
+    tasks = list(session.scalars(select(Task).where(*where)
+                                 .order_by(Task.due_date, Task.id).limit(limit)))
+    return _with_names(session, tasks, today)
+
+
+def list_tasks(session: Session, *, actor: Actor, status: str | None = None,
+               member_id: int | None = None, limit: int = 50, offset: int = 0
+               ) -> tuple[list[TaskRead], int]:
+    where = [Task.club_id == actor.club_id]
+    if status:
+        where.append(Task.status == status)
+    if member_id:
+        where.append(Task.member_id == member_id)
+    total = session.scalar(select(func.count()).select_from(Task).where(*where)) or 0
+    tasks = list(session.scalars(select(Task).where(*where)
+                                 .order_by(Task.due_date.desc(), Task.id.desc())
+                                 .limit(limit).offset(offset)))
+    return _with_names(session, tasks, _today(session, actor.club_id)), total
+
+
+def _channel_for(kind: str) -> str:
+    return {"call": "phone", "renewal_offer": "phone", "trainer": "in_person"}.get(kind, "other")
+
+
+def complete_task(session: Session, *, actor: Actor, task_id: int, outcome: str) -> TaskRead:
+    """Mark a task done with its outcome; the interaction goes on the member's timeline."""
+    task = get_task(session, club_id=actor.club_id, task_id=task_id)
+    if actor.role == Role.trainer and not (
+            task.assignee_user_id == actor.user_id
+            or (task.assignee_user_id is None and task.assignee_role == Role.trainer.value)):
+        raise Forbidden("Trainers complete their own tasks and trainer tasks only",
+                        code="not_your_task")
+    if task.status != "open":
+        raise Conflict(f"This task is already {task.status}", code="task_closed")
+    now = utcnow()
+    task.status, task.outcome = "done", outcome
+    task.completed_at, task.completed_by, task.updated_at = now, actor.user_id, now
+    if task.member_id is not None:
+        session.add(Interaction(club_id=task.club_id, member_id=task.member_id, kind=task.kind,
+                                channel=_channel_for(task.kind),
+                                summary=f"{task.title}: {outcome}"[:500], outcome="done",
+                                staff_id=actor.user_id, occurred_at=now,
+                                touchpoint_id=task.touchpoint_id, task_id=task.id))
+    session.flush()
+    return _with_names(session, [task], _today(session, actor.club_id))[0]
+
+
+def add_interaction(session: Session, *, actor: Actor, member_id: int,
+                    data: InteractionCreate) -> Interaction:
+    """Log a conversation, a call or a note with a member."""
+    members_service.get_member(session, club_id=actor.club_id, member_id=member_id)
+    interaction = Interaction(club_id=actor.club_id, member_id=member_id, kind=data.kind.value,
+                              channel=data.channel or data.kind.value, summary=data.summary,
+                              outcome=data.outcome, staff_id=actor.user_id,
+                              occurred_at=utcnow())
+    session.add(interaction)
+    session.flush()
+    return interaction
+
+
+def record(session: Session, *, club_id: int, member_id: int, kind: str, summary: str,
+           channel: str | None = None, outcome: str | None = None, staff_id: int | None = None,
+           occurred_at: datetime | None = None, touchpoint_id: int | None = None) -> None:
+    """For other domains: put an entry on a member's timeline."""
+    session.add(Interaction(club_id=club_id, member_id=member_id, kind=kind, channel=channel,
+                            summary=summary[:500], outcome=outcome, staff_id=staff_id,
+                            occurred_at=occurred_at or utcnow(), touchpoint_id=touchpoint_id))
+
+
+def timeline(session: Session, *, club_id: int, member_id: int, limit: int = 50,
+             offset: int = 0) -> tuple[list[TimelineItem], int]:
+    """Interactions and stage changes of a member, newest first (404 for another club's)."""
+    members_service.get_member(session, club_id=club_id, member_id=member_id)
+    text = String()
+    interactions = select(
+        Interaction.id.label("id"), literal("interaction", text).label("source"),
+        Interaction.kind.label("kind"), Interaction.channel.label("channel"),
+        Interaction.summary.label("summary"), Interaction.outcome.label("outcome"),
+        cast(null(), text).label("from_stage"), Interaction.staff_id.label("staff_id"),
+        Interaction.occurred_at.label("occurred_at"),
+        Interaction.touchpoint_id.label("touchpoint_id"), Interaction.task_id.label("task_id"),
+    ).where(Interaction.member_id == member_id, Interaction.club_id == club_id)
+    changes = select(
+        StageChange.id, literal("stage", text), literal("stage_change", text),
+        cast(null(), text), StageChange.reason, StageChange.to_stage, StageChange.from_stage,
+        cast(null(), BigInteger), StageChange.at, cast(null(), BigInteger),
+        cast(null(), BigInteger),
+    ).where(StageChange.member_id == member_id, StageChange.club_id == club_id)
+    both = union_all(interactions, changes).subquery("t")
+    total = session.scalar(select(func.count()).select_from(both)) or 0
+    rows = session.execute(select(both).order_by(both.c.occurred_at.desc(), both.c.source,
+                                                 both.c.id.desc())
+                           .limit(limit).offset(offset)).all()
+    staff_ids = {r.staff_id for r in rows if r.staff_id}
+    names = dict(session.execute(select(StaffUser.id, StaffUser.name)
+                                 .where(StaffUser.id.in_(staff_ids))).all()) if staff_ids else {}
+    items = []
+    for r in rows:
+        occurred = r.occurred_at
+        if r.source == "stage":
+            summary = f"Stage: {r.from_stage or 'new'} → {r.outcome} ({r.summary})"
+        else:
+            summary = r.summary
+        items.append(TimelineItem(
+            source=r.source, kind=r.kind, channel=r.channel, summary=summary, outcome=r.outcome,
+            by=names.get(r.staff_id, "staff") if r.staff_id else "engine", staff_id=r.staff_id,
+            occurred_at=occurred, touchpoint_id=r.touchpoint_id, task_id=r.task_id))
+    return items, total

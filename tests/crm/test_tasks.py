@@ -1,0 +1,96 @@
+"""Tasks: today's list per role, creating, completing."""
+from datetime import timedelta
+
+from app.clubs.schemas import Role
+from app.clubs.service import club_today
+from app.core.db import transaction
+from app.core.types import utcnow
+from app.crm.models import Task
+
+
+def _task(db, club, *, title, due, role=None, user=None, status="open", member=None):
+    with transaction(db.sessionmaker) as s:
+        now = utcnow()
+        t = Task(club_id=club.id, title=title, kind="call", assignee_role=role,
+                 assignee_user_id=user, due_date=due, status=status, member_id=member,
+                 created_at=now, updated_at=now)
+        s.add(t)
+        s.flush()
+        return t.id
+
+
+def test_todays_tasks_for_my_role_or_me_overdue_first(client, world, db, rw):
+    club = world.club()
+    today = club_today(club)
+    desk, trainer = world.staff(club, Role.front_desk), world.staff(club, Role.trainer)
+    manager = world.staff(club, Role.manager)
+    member = rw.member(club, "Ida")
+    _task(db, club, title="today desk", due=today, role="front_desk", member=member)
+    _task(db, club, title="overdue desk", due=today - timedelta(days=3), role="front_desk")
+    _task(db, club, title="tomorrow desk", due=today + timedelta(days=1), role="front_desk")
+    _task(db, club, title="done desk", due=today, role="front_desk", status="done")
+    _task(db, club, title="trainer task", due=today, role="trainer")
+    _task(db, club, title="mine", due=today, user=trainer.user_id)
+    _task(db, club, title="unassigned", due=today)
+
+    def titles(staff):
+        r = client.get("/api/v1/tasks/today", headers=staff.headers)
+        assert r.status_code == 200, r.text
+        return [t["title"] for t in r.json()]
+
+    assert titles(desk) == ["overdue desk", "today desk", "unassigned"]
+    assert titles(trainer) == ["trainer task", "mine"]
+    assert titles(manager) == ["overdue desk", "today desk", "trainer task", "mine", "unassigned"]
+    first = client.get("/api/v1/tasks/today", headers=desk.headers).json()
+    assert first[0]["overdue"] is True and first[1]["member_name"] == "Ida Test"
+
+
+def test_create_list_and_complete_a_task(client, world, rw):
+    club = world.club()
+    desk = world.staff(club, Role.front_desk)
+    trainer = world.staff(club, Role.trainer)
+    member = rw.member(club, "Jan")
+    r = client.post("/api/v1/tasks", headers=desk.headers, json={
+        "title": "Call back about the trial", "kind": "follow_up", "member_id": member,
+        "assignee_role": "front_desk"})
+    assert r.status_code == 201, r.text
+    task = r.json()
+    assert task["due_date"] == club_today(club).isoformat() and task["status"] == "open"
+    r = client.post("/api/v1/tasks", headers=trainer.headers, json={"title": "x"})
+    assert r.status_code == 403  # creating tasks is for the desk and managers
+    r = client.post(f"/api/v1/tasks/{task['id']}/complete", headers=trainer.headers,
+                    json={"outcome": "spoke"})
+    assert r.status_code == 403 and r.json()["error"] == "not_your_task"
+    r = client.post(f"/api/v1/tasks/{task['id']}/complete", headers=desk.headers,
+                    json={"outcome": "Booked a trial for Friday"})
+    assert r.status_code == 200 and r.json()["status"] == "done"
+    assert r.json()["completed_by"] == desk.user_id
+    r = client.post(f"/api/v1/tasks/{task['id']}/complete", headers=desk.headers,
+                    json={"outcome": "again"})
+    assert r.status_code == 409
+    r = client.get(f"/api/v1/tasks?status=done&member_id={member}", headers=desk.headers)
+    assert r.json()["total"] == 1
+    timeline = client.get(f"/api/v1/members/{member}/timeline", headers=desk.headers).json()
+    [entry] = timeline["items"]
+    assert entry["kind"] == "follow_up" and entry["by"] == desk.email.split("@")[0]
+    assert "Booked a trial" in entry["summary"]
+
+
+def test_a_trainer_completes_trainer_tasks(client, world, db):
+    club = world.club()
+    trainer = world.staff(club, Role.trainer)
+    task_id = _task(db, club, title="intro", due=club_today(club), role="trainer")
+    r = client.post(f"/api/v1/tasks/{task_id}/complete", headers=trainer.headers,
+                    json={"outcome": "booked"})
+    assert r.status_code == 200
+
+
+def test_tasks_of_another_club_are_not_found(client, world, db):
+    club, other = world.club(), world.club("Other")
+    task_id = _task(db, other, title="theirs", due=club_today(other))
+    desk = world.staff(club, Role.front_desk)
+    r = client.post(f"/api/v1/tasks/{task_id}/complete", headers=desk.headers,
+                    json={"outcome": "x"})
+    assert r.status_code == 404
+    r = client.post("/api/v1/tasks", headers=desk.headers, json={"title": "x", "member_id": 10**6})
+    assert r.status_code == 404
