@@ -1,0 +1,45 @@
+"""`fitclub device-options` and `fitclub zkteco-sync` (listed in app.cli.COMMAND_MODULES)."""
+from typing import Annotated
+
+import typer
+
+
+def register(cli: typer.Typer) -> None:
+    @cli.command("device-options")
+    def device_options(
+        device_id: int,
+        allow: Annotated[list[str] | None, typer.Option(
+            help="a network the device may call from (repeat; e.g. 10.20.0.0/16)")] = None,
+        clear_networks: Annotated[bool, typer.Option(help="allow any address again")] = False,
+        open_door_seconds: Annotated[int | None, typer.Option(
+            help="ZKTeco: open door 1 this long on a granted background verification "
+                 "(0: off)")] = None,
+    ) -> None:
+        """Restrict where a turnstile may call from; ZKTeco door opening."""
+        from app.access.protocols.common import configure_device
+        from app.cli import unit_of_work
+
+        with unit_of_work() as session:
+            options = configure_device(session, device_id=device_id, allowed_networks=allow,
+                                       open_door_seconds=open_door_seconds,
+                                       clear_networks=clear_networks)
+            typer.echo(f"device {device_id}: networks {options.allowed_networks or 'any'}, "
+                       f"open door {options.open_door_seconds or 'off'}")
+
+    @cli.command("zkteco-sync")
+    def zkteco_sync(
+        device_id: Annotated[int | None, typer.Option("--device", help="push every member to "
+                                                      "this (new) device")] = None,
+        club_id: Annotated[int | None, typer.Option("--club", help="bring all of the club's "
+                                                    "ZKTeco devices up to date")] = None,
+    ) -> None:
+        """Queue allow-list commands (run nightly with --club for ranges that begin or end)."""
+        from app.access.protocols import allowlist
+        from app.cli import unit_of_work
+
+        if (device_id is None) == (club_id is None):
+            raise typer.BadParameter("give --device or --club")
+        with unit_of_work() as session:
+            n = (allowlist.sync_device(session, device_id=device_id) if device_id is not None
+                 else allowlist.sync_club(session, club_id=club_id))
+            typer.echo(f"{n} commands queued")

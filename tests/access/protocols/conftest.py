@@ -1,0 +1,64 @@
+"""Registered controllers of the three protocols, and the app with the device routes."""
+from dataclasses import dataclass
+
+import pytest
+from argon2 import PasswordHasher
+
+from app.access.protocols.models import DeviceProtocolSettings
+from app.clubs import service as clubs_service
+from app.clubs.models import Club
+from app.core.db import transaction
+
+
+@pytest.fixture
+def app(settings):
+    from app.access.protocols.router import router
+    from app.main import create_app
+
+    application = create_app(settings)
+    if not any(getattr(route, "path", None) == "/iclock/cdata" for route in application.routes):
+        application.include_router(router)  # until app/main.py lists app.access.protocols.router
+    return application
+
+
+_FAST_HASHER = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+
+
+@pytest.fixture(autouse=True)
+def _cheap_password_hashing(monkeypatch):
+    """Staff are arranged, not tested, here (tests/core covers the real argon2 parameters)."""
+    monkeypatch.setattr(clubs_service, "hash_password", _FAST_HASHER.hash)
+    monkeypatch.setattr(clubs_service, "verify_password",
+                        lambda stored, password: _FAST_HASHER.verify(stored, password))
+
+
+@dataclass
+class Controller:
+    device_id: int
+    club_id: int
+    serial: str
+    key: str
+    protocol: str
+
+
+@pytest.fixture
+def controller(db):
+    """controller(club, "zkteco", serial, timezone=None, direction="in", **settings)."""
+    n = 0
+
+    def make(club: Club, protocol: str, serial: str | None = None, *, timezone: str | None = None,
+             direction: str = "in", **options) -> Controller:
+        nonlocal n
+        n += 1
+        serial = serial or f"{protocol[:3].upper()}{club.id:04d}{n:04d}"
+        with transaction(db.sessionmaker) as s:
+            device, key = clubs_service.add_device(
+                s, club=s.get(Club, club.id), name=f"{protocol}-{n}", direction=direction,
+                protocol=protocol, serial_number=serial, timezone=timezone)
+            if options:
+                s.add(DeviceProtocolSettings(club_id=club.id, device_id=device.id,
+                                             allowed_networks=options.get("allowed_networks", []),
+                                             open_door_seconds=options.get("open_door_seconds")))
+            return Controller(device.id, club.id, serial, key, protocol)
+
+    return make
