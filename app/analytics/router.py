@@ -1,0 +1,366 @@
+"""Analytics API: `/api/v1/analytics/…`, owners and managers only; JSON, or CSV with ?format=csv.
+
+Every figure's definition is in the endpoint's description below and in docs/analytics.md.
+The club is the caller's; "today" is the club's today; a period ends today at the latest.
+"""
+import csv
+import io
+from datetime import date
+from decimal import Decimal
+from enum import StrEnum
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from fastapi.responses import Response
+from pydantic import BaseModel, Field
+
+from app.analytics import service
+from app.analytics.schemas import (
+    BeforeAfterReport,
+    CohortReport,
+    KpiReport,
+    MonthlyReport,
+    ProcessReport,
+    RenewalBreakdown,
+    RenewalReport,
+    SurvivalReport,
+    TouchpointReport,
+)
+from app.core.deps import ManagerActor, SessionDep
+from app.core.types import MAX_ID
+
+router = APIRouter(prefix="/api/v1/analytics", tags=["analytics"])
+
+Day = Annotated[date, Field(ge=date(2000, 1, 1), le=date(2100, 12, 31))]
+From = Annotated[Day | None, Query(alias="from", description="first day (club time); default: "
+                                   "the first of the month eleven months before `to`")]
+To = Annotated[Day | None, Query(alias="to", description="last day (club time); default and "
+                                 "at the latest: today")]
+PlanQ = Annotated[int | None, Query(ge=1, le=MAX_ID, description="only this plan (see each "
+                                    "report for what it filters)")]
+
+
+class Format(StrEnum):
+    json = "json"
+    csv = "csv"
+
+
+FormatQ = Annotated[Format, Query(alias="format", description="json (default) or csv")]
+CSV_RESPONSE = {200: {"content": {"text/csv": {}},
+                      "description": "JSON, or CSV with ?format=csv (UTF-8, comma-separated)"}}
+
+RENEWAL_RULES = """
+**Ended**: a membership ends on its last day — the end date (already moved out by freezes), or
+the day before `cancelled_on` when it was cancelled before its end (a cancellation ends it).
+One cancelled on or before its first day never ran and counts nowhere. It belongs to the period
+when its last day falls in [from, to].
+
+**Renewed**: the member started another membership (not one cancelled before it began, and
+starting later than this one started) between 30 days before and `grace_days` (club setting)
+after the last day. An early renewal, a plan switch and a return within grace count; a
+parallel membership started the same day does not; a return after grace is a new start, not a
+renewal.
+
+**in_grace**: not renewed, and today is not yet past last day + grace — undecided, not lost.
+**lost**: not renewed, window closed. **renewal_rate** = renewed / (renewed + lost), so a recent
+period's rate is provisional until `in_grace` is 0. `plan_id`: memberships of that plan.
+"""
+
+
+def _cell(value) -> str:
+    """A CSV cell; text that a spreadsheet would run as a formula is quoted with a '."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float, Decimal)):
+        return str(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    text = str(value)
+    if text[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + text
+    return text
+
+
+def _csv(name: str, header: list[str], rows: list[list]) -> Response:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows([_cell(v) for v in row] for row in rows)
+    return Response(buffer.getvalue(), media_type="text/csv; charset=utf-8",
+                    headers={"Content-Disposition": f'attachment; filename="{name}.csv"'})
+
+
+def _items_csv(name: str, items: list[BaseModel], extra: list[dict] | None = None) -> Response:
+    columns = list(type(items[0]).model_fields) if items else []
+    rows = [item.model_dump() for item in items] + list(extra or [])
+    if not columns and rows:
+        columns = list(rows[0])
+    return _csv(name, columns, [[row.get(c) for c in columns] for row in rows])
+
+
+LABEL_KEYS = ("channel", "kind", "reason", "band", "month")
+
+
+def _flat(section: str, obj, rows: list[list], item: str = "", prefix: str = "") -> None:
+    """A nested report → rows (section, item, measure, value): one row per number."""
+    if isinstance(obj, BaseModel):
+        obj = obj.model_dump()
+    if isinstance(obj, list):
+        for element in obj:
+            _flat(section, element, rows)
+        return
+    if not isinstance(obj, dict):
+        rows.append([section, item, prefix.rstrip(".") or "value", obj])
+        return
+    label = next((str(obj[k]) for k in LABEL_KEYS if k in obj), item)
+    for key, value in obj.items():
+        if key in LABEL_KEYS or key == "label":
+            continue
+        if isinstance(value, list):
+            _flat(f"{section}.{key}", value, rows)
+        elif isinstance(value, dict):
+            _flat(section, value, rows, label, f"{prefix}{key}.")
+        else:
+            rows.append([section, label, prefix + key, value])
+
+
+def _long_csv(name: str, report: BaseModel, sections: list[str]) -> Response:
+    rows: list[list] = []
+    for section in sections:
+        _flat(section, getattr(report, section), rows)
+    return _csv(name, ["section", "item", "measure", "value"], rows)
+
+
+# ----------------------------------------------------------------------------- renewals
+
+@router.get("/renewals", response_model=RenewalReport, responses=CSV_RESPONSE,
+            description="Renewal rate of the memberships that ended in the period, in total and "
+                        "per month of their last day.\n" + RENEWAL_RULES)
+def renewals(session: SessionDep, actor: ManagerActor, date_from: From = None,
+             date_to: To = None, plan_id: PlanQ = None, fmt: FormatQ = Format.json):
+    report = service.renewal_report(session, club_id=actor.club_id, date_from=date_from,
+                                    date_to=date_to, plan_id=plan_id)
+    if fmt is Format.csv:
+        total = {"key": "total", "label": "total", **report.totals.model_dump()}
+        return _items_csv("renewals", report.items, [total])
+    return report
+
+
+BREAKDOWN_RULES = """
+- `plan`: the plan of the membership that ended;
+- `cohort`: the month of the member's first membership start (join cohort);
+- `trainer`: the member's home trainer — the trainer named on their PT package whose validity
+  overlaps the membership (latest `valid_from`, then latest sold); without one, the trainer of
+  their last completed PT session during the membership; else "no PT";
+- `attendance`: visits per week over the membership's last 8 weeks (56 club-local days up to
+  its last day; its whole length when shorter): under 1, 1–2, 2–3, 3+ (half-open bands);
+- `stage`: whether the member entered `at_risk` (stage history) between the membership's start
+  and last day;
+- `channel`: the channels of the touchpoints delivered (status sent) for the membership — those
+  planned with it as the membership in context, win-back messages after the end included;
+  a membership with several channels is in several rows ("none": nothing delivered), so rows
+  overlap and `totals` is the period's.
+"""
+
+
+@router.get("/renewals/breakdown", response_model=RenewalBreakdown, responses=CSV_RESPONSE,
+            description="The renewal figures of `/renewals` per group:\n" + BREAKDOWN_RULES
+                        + RENEWAL_RULES)
+def renewals_breakdown(session: SessionDep, actor: ManagerActor, by: service.By,
+                       date_from: From = None, date_to: To = None, plan_id: PlanQ = None,
+                       fmt: FormatQ = Format.json):
+    report = service.renewal_breakdown(session, club_id=actor.club_id, by=by,
+                                       date_from=date_from, date_to=date_to, plan_id=plan_id)
+    if fmt is Format.csv:
+        total = {"key": "total", "label": "total", **report.totals.model_dump()}
+        return _items_csv(f"renewals-by-{by.value}", report.items, [total])
+    return report
+
+
+# ----------------------------------------------------------------------------- touchpoints
+
+@router.get("/touchpoints", response_model=TouchpointReport, responses=CSV_RESPONSE,
+            description="""Which touchpoints lift renewals, against the held-out control group.
+
+For each playbook definition, among the memberships that ended in the period (see `/renewals`)
+and were decided (not in grace): the renewal rate of those **exposed** (a touchpoint of this
+definition planned for the membership was sent) against those **held out** (status `held_out`),
+the difference exposed − held out, its **95 % confidence interval (Newcombe's hybrid score
+interval for a difference of two proportions, from Wilson intervals)**, and a verdict:
+
+- "too few members to tell" — either group has fewer than 30 decided memberships;
+- "lifts renewals" — the whole interval is above 0;
+- "lowers renewals" — the whole interval is below 0;
+- "no measurable effect" — the interval contains 0.
+
+A touchpoint counts for the membership it was planned for (`membership_id`: the membership in
+context — win-back messages after an end count for the membership that ended). The holdout is
+random (a hash of member and definition), so **assigned** (intention to treat: planned and not
+held out, whether it was sent, skipped for consent or the frequency cap, stopped or failed)
+against held out is the unbiased comparison; exposed against held out can flatter a message
+that reaches only consenting, engaged members. Both are shown; where they disagree, trust
+`itt_verdict`. Memberships with both held-out and planned rows of one definition (the holdout
+share changed) are counted in `mixed` and left out. `plan_id`: memberships of that plan.""")
+def touchpoints(session: SessionDep, actor: ManagerActor, date_from: From = None,
+                date_to: To = None, plan_id: PlanQ = None, fmt: FormatQ = Format.json):
+    report = service.touchpoint_effectiveness(session, club_id=actor.club_id,
+                                              date_from=date_from, date_to=date_to,
+                                              plan_id=plan_id)
+    if fmt is Format.csv:
+        return _items_csv("touchpoints", report.items)
+    return report
+
+
+# ----------------------------------------------------------------------------- retention
+
+@router.get("/retention/monthly", response_model=MonthlyReport, responses=CSV_RESPONSE,
+            description="""Per calendar month of the period:
+
+- `members_at_start`: members with a membership valid on the month's first day (started, not
+  past its last day, not cancelled; a frozen membership counts); `members_at_end` the same on
+  the next month's first day, `growth` and `growth_pct` the change (only once that day came);
+- `joined`: members whose first membership started in the month;
+- `retained` / `churned` / `undecided` (complete months only): of the members at the start,
+  those whose **tenure** ran into the next month / ended in the month and the grace window has
+  passed / ended in the month, grace still open. A tenure joins memberships with gaps shorter
+  than `grace_days`, so a member who renews a few days late is not churned;
+- `retention_rate` = retained / (retained + churned), `churn_rate` = churned / (retained +
+  churned).
+
+`plan_id`: members holding that plan at the month's start (their tenure counts in any plan);
+`joined` counts those whose first membership was of that plan.""")
+def retention_monthly(session: SessionDep, actor: ManagerActor, date_from: From = None,
+                      date_to: To = None, plan_id: PlanQ = None, fmt: FormatQ = Format.json):
+    report = service.monthly(session, club_id=actor.club_id, date_from=date_from,
+                             date_to=date_to, plan_id=plan_id)
+    if fmt is Format.csv:
+        return _items_csv("retention-monthly", report.items)
+    return report
+
+
+@router.get("/retention/cohorts", response_model=CohortReport, responses=CSV_RESPONSE,
+            description="""Cohort matrix: join month (the month of a member's first membership
+start, for join months in the period) × months since joining. Cell k: the share of the cohort
+in a tenure (memberships joined across gaps shorter than `grace_days`) on the **last day of the
+k-th month after the join month** (k = 0: the join month itself). Only months that have ended
+are shown, so later cohorts have fewer cells. `plan_id`: members whose first membership was of
+that plan. CSV: one row per cohort, columns m0, m1, … (shares).""")
+def retention_cohorts(session: SessionDep, actor: ManagerActor, date_from: From = None,
+                      date_to: To = None, plan_id: PlanQ = None, fmt: FormatQ = Format.json):
+    report = service.cohorts(session, club_id=actor.club_id, date_from=date_from,
+                             date_to=date_to, plan_id=plan_id)
+    if fmt is Format.csv:
+        header = ["cohort", "members"] + [f"m{k}" for k in range(report.months)]
+        rows = [[r.cohort, r.members, *r.share, *([None] * (report.months - len(r.share)))]
+                for r in report.items]
+        return _csv("retention-cohorts", header, rows)
+    return report
+
+
+@router.get("/retention/survival", response_model=SurvivalReport, responses=CSV_RESPONSE,
+            description="""Tenure survival curve (Kaplan-Meier). A tenure spell joins a member's
+consecutive memberships whose gaps are shorter than `grace_days`; its length is its first to
+its last day. A spell has *ended* (an event) once today is past its last day + grace; a running
+spell is censored at today, one that ended with grace still open at its last day. `items`: one
+row per tenure length (days) with an event — at risk, events, censored, survival. `marks`:
+survival at 30, 90, 180, 365 and 730 days (null when no spell was followed that long);
+`median_days`: the first length where survival is at most 50 %. `from` / `to`: spells that
+started in that period (default: all); `plan_id`: spells whose first membership was of that
+plan.""")
+def retention_survival(session: SessionDep, actor: ManagerActor,
+                       date_from: Annotated[Day | None, Query(alias="from")] = None,
+                       date_to: Annotated[Day | None, Query(alias="to")] = None,
+                       plan_id: PlanQ = None, fmt: FormatQ = Format.json):
+    report = service.survival(session, club_id=actor.club_id, date_from=date_from,
+                              date_to=date_to, plan_id=plan_id)
+    if fmt is Format.csv:
+        return _items_csv("retention-survival", report.items)
+    return report
+
+
+@router.get("/retention/before-after", response_model=BeforeAfterReport, responses=CSV_RESPONSE,
+            description="Renewal rate of memberships whose last day is before `date` against "
+                        "those on or after it (defaults: six months either side, never after "
+                        "today), the difference (after − before) with a 95 % Newcombe interval "
+                        "and a verdict. Not a controlled comparison: seasons, prices and the "
+                        "members themselves change too — the touchpoint holdout is the fair "
+                        "test.\n" + RENEWAL_RULES)
+def before_after(session: SessionDep, actor: ManagerActor,
+                          on: Annotated[Day, Query(alias="date", description="the day of the "
+                                                   "change: 'after' starts here")],
+                          date_from: From = None, date_to: To = None, plan_id: PlanQ = None,
+                          fmt: FormatQ = Format.json):
+    report = service.before_after(session, club_id=actor.club_id, on=on, date_from=date_from,
+                                  date_to=date_to, plan_id=plan_id)
+    if fmt is Format.csv:
+        diff = {"key": "after - before", "renewal_rate": report.difference,
+                "ci_low": report.ci_low, "ci_high": report.ci_high, "verdict": report.verdict}
+        columns = ["key", "date_from", "date_to", "ended", "renewed", "in_grace", "lost",
+                   "renewal_rate", "ci_low", "ci_high", "verdict"]
+        rows = [item.model_dump() for item in report.items] + [diff]
+        return _csv("renewals-before-after", columns, [[r.get(c) for c in columns] for r in rows])
+    return report
+
+
+# ----------------------------------------------------------------------------- process, KPIs
+
+@router.get("/process", response_model=ProcessReport, responses=CSV_RESPONSE,
+            description="""Process measures of the period.
+
+- **Joiners**: members whose first membership (not void) started in the period (`plan_id`:
+  whose first membership was of that plan).
+- `first_visit_14d`: joiners with a visit on the join day or the 13 days after (club days), of
+  those whose 14 days are over.
+- `month_without_visits`: joiners with no visit in at least one of their first three months
+  (counted from the join day: join day to one month later − 1 day, and the two after), of those
+  whose three months are over.
+- `staff_interactions_30d`: interactions logged by staff (not the engine's own entries) on the
+  join day or the 29 days after, per joiner whose 30 days are over; and the share with 4 or
+  more.
+- `touchpoints`: touchpoints whose trigger day is in the period, by status and channel;
+  `delivery_rate` = sent / (sent + skipped + failed) (held out = control group; cancelled =
+  stopped on purpose; pending = not due yet).
+- `call_tasks` (kinds call and renewal_offer) and `tasks_by_kind`: tasks due in the period;
+  `done_on_time` = done before the end of the due day (club time); `on_time_rate` = on time /
+  (due − cancelled).
+- `cancellations`: memberships whose cancellation took effect in the period (`plan_id`: of that
+  plan), by reason, and the share with a reason recorded.
+CSV: one row per number (section, measure, value).""")
+def process(session: SessionDep, actor: ManagerActor, date_from: From = None, date_to: To = None,
+            plan_id: PlanQ = None, fmt: FormatQ = Format.json):
+    report = service.process_report(session, club_id=actor.club_id, date_from=date_from,
+                                    date_to=date_to, plan_id=plan_id)
+    if fmt is Format.csv:
+        return _long_csv("process", report, [
+            "joiners", "first_visit_14d", "month_without_visits", "staff_interactions_30d",
+            "touchpoints", "touchpoints_by_channel", "call_tasks", "tasks_by_kind",
+            "cancellations"])
+    return report
+
+
+@router.get("/kpis", response_model=KpiReport, responses=CSV_RESPONSE,
+            description="""The owner's numbers for the period.
+
+- `leads`: people first recorded (member records created) in the period — prospects and
+  walk-ins alike, until the CRM keeps a lead pipeline; `converted`: sold a membership (not void)
+  within 30 days (30 × 24 h) of being recorded; `open`: not converted and their 30 days are not
+  over (left out); `per_100` = 100 × converted / (leads − open).
+- `average_check`: the average receipt (sale total, before refunds) of sales made in the period,
+  to the cent; by kind: receipts whose lines are all one kind (membership, pt_package, product…)
+  or `mixed`.
+- `member_base`: members with a membership valid on each month's first day and the growth to
+  the next month's (see `/retention/monthly`).
+- `visit_frequency`: members with a membership valid on at least one day of the period, by
+  visits per week = visits in the period × 7 / their days with a valid membership in the period
+  (frozen days included): 0, under 1, 1–2, 2–3, 3–4, 4–5, 5+ (half-open bands).
+CSV: one row per number (section, measure, value).""")
+def kpis(session: SessionDep, actor: ManagerActor, date_from: From = None, date_to: To = None,
+         fmt: FormatQ = Format.json):
+    report = service.kpi_report(session, club_id=actor.club_id, date_from=date_from,
+                                date_to=date_to)
+    if fmt is Format.csv:
+        return _long_csv("kpis", report, ["leads", "average_check", "average_check_by_kind",
+                                          "member_base", "visit_frequency"])
+    return report
