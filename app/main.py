@@ -3,35 +3,29 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from app.core import handlers
+from app.core import handlers, middleware
 from app.core.config import Settings, get_settings
 from app.core.db import make_engine, make_sessionmaker
 
-API_ROUTERS = [
-    "app.clubs.router",
-    "app.members.router",
-    "app.memberships.router",
-    "app.billing.router",
-    "app.access.router",
-    "app.crm.router",
-    "app.retention.router",
-    "app.inventory.router",
-    "app.trainers.router",
-    "app.analytics.router",
-]
-
 
 def _include_routers(app: FastAPI) -> None:
-    import importlib
+    from app.access import router as access
+    from app.access.protocols import router as protocols
+    from app.analytics import router as analytics
+    from app.billing import router as billing
+    from app.clubs import router as clubs
+    from app.crm import router as crm
+    from app.inventory import router as inventory
+    from app.members import router as members
+    from app.memberships import router as memberships
+    from app.retention import router as retention
+    from app.trainers import router as trainers
+    from app.web.router import install as install_pages
 
-    for name in API_ROUTERS:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name and name.startswith(exc.name):
-                continue
-            raise
+    for module in (clubs, members, memberships, billing, access, protocols, crm, retention,
+                   inventory, trainers, analytics):
         app.include_router(module.router)
+    install_pages(app)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -60,6 +54,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.engine = engine
     app.state.sessionmaker = make_sessionmaker(engine)
     handlers.install(app)
+    middleware.install(app)
 
     @app.get("/health", tags=["health"])
     def health() -> dict:
