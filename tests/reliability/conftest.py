@@ -1,0 +1,69 @@
+"""Shared arrangements for the reliability tests: two clubs with one of everything, built
+through the API as staff would (so the fixtures follow the services' current signatures)."""
+from dataclasses import dataclass
+
+import pytest
+
+from app.clubs.schemas import Role
+from tests.builders import DeviceKey, Staff
+
+
+@dataclass
+class ClubWorld:
+    """A club with staff of every role, a device, a member with a card and a membership,
+    a plan and a café product with stock, and the ids of all of them."""
+
+    club_id: int
+    staff: dict[Role, Staff]
+    device: DeviceKey
+    ids: dict[str, int]
+    card: str
+
+    @property
+    def owner(self) -> Staff:
+        return self.staff[Role.owner]
+
+
+def _ok(response, *codes):
+    assert response.status_code in (codes or (200, 201)), (response.request.url, response.text)
+    return response.json() if response.content else None
+
+
+def arrange_club(client, world, name: str, card: str) -> ClubWorld:
+    club = world.club(name=name)
+    staff = {role: world.staff(club, role) for role in Role}
+    device = world.device(club)
+    h = staff[Role.owner].headers
+    ids: dict[str, int] = {"club": club.id}
+    member = _ok(client.post("/api/v1/members", headers=h, json={
+        "first_name": "Ada", "last_name": "Lovelace", "email": f"ada.{club.id}@example.org",
+        "phone": "+49 151 2345678" + str(club.id % 10), "card": card}))
+    ids["member"] = member["id"]
+    plan = _ok(client.post("/api/v1/plans", headers=h, json={
+        "name": "Monthly", "duration_months": 1, "price": "49.00", "freeze_days": 14}))
+    ids["plan"] = plan["id"]
+    sold = _ok(client.post(f"/api/v1/members/{member['id']}/memberships", headers=h, json={
+        "plan_id": plan["id"], "payments": [{"method": "card", "amount": "49.00"}]}))
+    ids["membership"] = sold.get("membership", sold).get("id") if isinstance(sold, dict) else None
+    product = _ok(client.post("/api/v1/inventory/products", headers=h, json={
+        "sku": f"WATER{club.id}", "name": "Water 0.5l", "sale_price": "2.00", "reorder_level": 5}))
+    ids["product"] = product["id"]
+    _ok(client.post("/api/v1/inventory/receipts", headers=h, json={
+        "product_id": product["id"], "quantity": 100000, "unit_cost": "0.50"}))
+    sale = _ok(client.post("/api/v1/inventory/sales", headers=h, json={
+        "items": [{"product_id": product["id"], "quantity": 1}],
+        "payments": [{"method": "cash", "amount": "2.00"}]}))
+    ids["sale"] = sale["id"]
+    return ClubWorld(club.id, staff, device, ids, card)
+
+
+@dataclass
+class TwoClubs:
+    a: ClubWorld
+    b: ClubWorld
+
+
+@pytest.fixture
+def clubs(client, world) -> TwoClubs:
+    return TwoClubs(arrange_club(client, world, "Club A", "CARD-A-0001"),
+                    arrange_club(client, world, "Club B", "CARD-B-0001"))

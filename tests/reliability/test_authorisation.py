@@ -1,0 +1,360 @@
+"""Authorisation matrix: every API route × every kind of caller, with the expected answer.
+
+The table is checked against the app's OpenAPI routes: a new route without a row (and not in
+`UNCOVERED`) fails `test_every_route_has_a_row`. `UNCOVERED` is the allow-list of routes of
+packages still in progress; it may only shrink.
+
+Expectations per row: `who` names the roles allowed. Allowed callers get `ok` ("2xx": a success;
+"auth": authorisation passed — anything but 401/403/5xx, e.g. 404 for an id that does not exist
+or 422 for an empty body); staff without the role get 403; a device key on a staff route and an
+anonymous caller get 401; staff on the device route get 401. Club A's owner using club B's ids
+gets 404 on every row that takes an id (`test_cross_club_ids_are_not_found`).
+"""
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+
+import pytest
+from sqlalchemy import update
+
+from app.clubs.models import AuthToken, Device
+from app.clubs.schemas import Role
+from app.core.types import utcnow
+
+STAFF = frozenset(Role)
+DESK = frozenset({Role.owner, Role.manager, Role.front_desk})
+MANAGERS = frozenset({Role.owner, Role.manager})
+DEVICE = "device"
+PUBLIC = "public"
+MISSING = 999_999  # an id no row has
+LATER = date.today() + timedelta(days=60)  # after the seeded one-month membership
+CALLERS = ["owner", "manager", "front_desk", "trainer", "device", "anonymous"]
+
+
+@dataclass(frozen=True)
+class Row:
+    method: str
+    path: str
+    who: frozenset | str
+    body: object = None
+    ok: str = "auth"
+    query: str = ""
+    form: dict | None = field(default=None, hash=False)
+
+
+def R(method, path, who, body=None, ok="auth", query=""):  # noqa: N802 - reads like a table
+    return Row(method, path, who, body, ok, query)
+
+
+def _member_body(n):
+    return {"first_name": "Grace", "last_name": f"Hopper{n}", "email": f"grace{n}@example.org"}
+
+
+def _sale_body(ids):
+    return {"items": [{"product_id": ids["product"], "quantity": 1}],
+            "payments": [{"method": "cash", "amount": "2.00"}]}
+
+
+TABLE = [
+    # clubs and auth
+    R("GET", "/api/v1/me", STAFF, ok="2xx"),
+    R("GET", "/api/v1/club", STAFF, ok="2xx"),
+    R("GET", "/api/v1/club/settings", STAFF, ok="2xx"),
+    R("PATCH", "/api/v1/club/settings", MANAGERS, {"grace_days": 10}, ok="2xx"),
+    # members
+    R("POST", "/api/v1/members", DESK, _member_body, ok="2xx"),
+    R("GET", "/api/v1/members", STAFF, ok="2xx", query="q=Ada"),
+    R("GET", "/api/v1/members/{member_id}", STAFF, ok="2xx"),
+    R("PATCH", "/api/v1/members/{member_id}", DESK, {"last_name": "Byron"}, ok="2xx"),
+    R("POST", "/api/v1/members/{member_id}/cards", DESK, lambda n: {"code": f"NEW-{n}"}),
+    R("POST", "/api/v1/cards/{card_id}/block", DESK, {"reason": "lost"}),
+    R("POST", "/api/v1/cards/{card_id}/replace", DESK, lambda n: {"new_code": f"REPL-{n}"}),
+    R("POST", "/api/v1/members/{member_id}/consents", DESK,
+      {"channel": "email", "granted": True, "source": "front_desk"}, ok="2xx"),
+    R("GET", "/api/v1/members/{member_id}/consents", STAFF, ok="2xx"),
+    R("POST", "/api/v1/members/{member_id}/notes", STAFF, {"text": "likes mornings"}, ok="2xx"),
+    R("GET", "/api/v1/members/{member_id}/notes", STAFF, ok="2xx"),
+    # plans and memberships
+    R("POST", "/api/v1/plans", MANAGERS,
+      {"name": "Ten visits", "duration_days": 90, "price": "80.00", "visit_limit": 10}, ok="2xx"),
+    R("GET", "/api/v1/plans", STAFF, ok="2xx"),
+    R("PATCH", "/api/v1/plans/{plan_id}", MANAGERS, {"name": "Monthly Plus"}, ok="2xx"),
+    R("GET", "/api/v1/plans/{plan_id}", STAFF, ok="2xx"),
+    R("POST", "/api/v1/members/{member_id}/memberships", DESK,
+      lambda n: {"plan_id": "{plan_id}", "start_date": str(LATER + timedelta(days=40 * n))},
+      ok="2xx"),
+    R("GET", "/api/v1/members/{member_id}/memberships", STAFF, ok="2xx"),
+    R("GET", "/api/v1/memberships/{membership_id}", STAFF, ok="2xx"),
+    R("POST", "/api/v1/memberships/{membership_id}/renew", DESK, {}),
+    R("POST", "/api/v1/memberships/{membership_id}/freezes", DESK,
+      {"start_date": str(LATER), "end_date": str(LATER + timedelta(days=3))}),
+    R("POST", "/api/v1/freezes/{freeze_id}/end", DESK, {}),
+    R("POST", "/api/v1/memberships/{membership_id}/cancel", MANAGERS, {"reason": "moved_away"}),
+    # billing
+    R("POST", "/api/v1/sales", DESK, lambda n, ids=None: None, ok="2xx"),
+    R("GET", "/api/v1/sales/{sale_id}", DESK, ok="2xx"),
+    R("POST", "/api/v1/sales/{sale_id}/payments", DESK, {"method": "cash", "amount": "1.00"}),
+    R("GET", "/api/v1/members/{member_id}/sales", DESK, ok="2xx"),
+    R("GET", "/api/v1/members/{member_id}/balance", DESK, ok="2xx"),
+    # access
+    R("POST", "/api/v1/access/events", DEVICE, {"card": "{card}"}, ok="2xx"),
+    R("GET", "/api/v1/access/events", STAFF, ok="2xx"),
+    R("POST", "/api/v1/members/{member_id}/check-ins", DESK, None, ok="2xx"),
+    R("GET", "/api/v1/visits", STAFF, ok="2xx"),
+    R("GET", "/api/v1/members/{member_id}/visits", STAFF, ok="2xx"),
+    # inventory
+    R("POST", "/api/v1/inventory/products", MANAGERS,
+      lambda n: {"sku": f"BAR{n}", "name": "Protein bar", "sale_price": "3.50"}, ok="2xx"),
+    R("GET", "/api/v1/inventory/products", STAFF, ok="2xx"),
+    R("GET", "/api/v1/inventory/products/{product_id}", STAFF, ok="2xx"),
+    R("PATCH", "/api/v1/inventory/products/{product_id}", MANAGERS, {"name": "Water"}, ok="2xx"),
+    R("GET", "/api/v1/inventory/stock", STAFF, ok="2xx"),
+    R("POST", "/api/v1/inventory/receipts", MANAGERS,
+      {"product_id": "{product_id}", "quantity": 10, "unit_cost": "0.40"}, ok="2xx"),
+    R("POST", "/api/v1/inventory/write-offs", MANAGERS,
+      {"product_id": "{product_id}", "quantity": 1, "reason": "damaged"}),
+    R("POST", "/api/v1/inventory/stocktakes", MANAGERS, {}),
+    R("GET", "/api/v1/inventory/movements", MANAGERS, ok="2xx"),
+    R("POST", "/api/v1/inventory/sales", DESK, "sale", ok="2xx"),
+    R("POST", "/api/v1/inventory/sales/{sale_id}/refund", MANAGERS, {}),
+    R("GET", "/api/v1/inventory/analytics/stock-value", MANAGERS, ok="2xx"),
+    R("GET", "/api/v1/inventory/analytics/sales", MANAGERS, ok="2xx"),
+    R("GET", "/api/v1/inventory/analytics/top-sellers", MANAGERS, ok="2xx"),
+    R("GET", "/api/v1/inventory/analytics/turnover", MANAGERS, ok="2xx"),
+    R("GET", "/api/v1/inventory/analytics/low-stock", MANAGERS, ok="2xx"),
+    R("GET", "/api/v1/inventory/analytics/shrinkage", MANAGERS, ok="2xx"),
+    # trainers, PT and classes
+    R("GET", "/api/v1/trainers/settings", STAFF, ok="2xx"),
+    R("PATCH", "/api/v1/trainers/settings", MANAGERS, {}),
+    R("GET", "/api/v1/trainers/results", MANAGERS, query="from=2026-01-01&to=2026-01-31"),
+    R("GET", "/api/v1/trainers/me/tasks", STAFF),
+    R("POST", "/api/v1/trainers/sessions", STAFF, {}),
+    R("GET", "/api/v1/trainers/sessions", STAFF),
+    R("POST", "/api/v1/trainers/sessions/from-task/{task_id}", STAFF, {}),
+    R("GET", "/api/v1/trainers/sessions/{session_id}", STAFF),
+    R("POST", "/api/v1/trainers/sessions/{session_id}/reschedule", STAFF, {}),
+    R("POST", "/api/v1/trainers/sessions/{session_id}/cancel", STAFF, {}),
+    R("POST", "/api/v1/trainers/sessions/{session_id}/complete", STAFF, {}),
+    R("POST", "/api/v1/trainers/sessions/{session_id}/no-show", STAFF, None),
+    R("POST", "/api/v1/trainers", MANAGERS, {}),
+    R("GET", "/api/v1/trainers", STAFF, ok="2xx"),
+    R("GET", "/api/v1/trainers/{trainer_id}", STAFF),
+    R("PATCH", "/api/v1/trainers/{trainer_id}", MANAGERS, {}),
+    R("GET", "/api/v1/trainers/{trainer_id}/hours", STAFF),
+    R("PUT", "/api/v1/trainers/{trainer_id}/hours", MANAGERS, {}),
+    R("GET", "/api/v1/trainers/{trainer_id}/absences", STAFF),
+    R("POST", "/api/v1/trainers/{trainer_id}/absences", MANAGERS, {}),
+    R("DELETE", "/api/v1/trainers/{trainer_id}/absences/{absence_id}", MANAGERS),
+    R("GET", "/api/v1/trainers/{trainer_id}/results", STAFF, query="from=2026-01-01&to=2026-01-31"),
+    R("GET", "/api/v1/trainers/{trainer_id}/clients", STAFF),
+    R("GET", "/api/v1/trainers/{trainer_id}/clients/{member_id}/notes", STAFF),
+    R("POST", "/api/v1/trainers/{trainer_id}/clients/{member_id}/notes", STAFF, {"text": "good form"}),
+    R("POST", "/api/v1/trainers/{trainer_id}/feed-token", STAFF, None),
+    R("DELETE", "/api/v1/trainers/{trainer_id}/feed-token", STAFF),
+    R("GET", "/api/v1/trainers/{trainer_id}/schedule.ics", PUBLIC, query="token=x"),
+    R("POST", "/api/v1/pt-products", MANAGERS,
+      lambda n: {"name": f"5 sessions {n}", "sessions": 5, "price": "200.00",
+                 "valid_days": 90}),
+    R("GET", "/api/v1/pt-products", STAFF, ok="2xx"),
+    R("GET", "/api/v1/pt-products/{product_id}", STAFF),
+    R("PATCH", "/api/v1/pt-products/{product_id}", MANAGERS, {}),
+    R("GET", "/api/v1/members/{member_id}/pt-packages", STAFF, ok="2xx"),
+    R("POST", "/api/v1/members/{member_id}/pt-packages", DESK, {"package_product_id": MISSING}),
+    R("POST", "/api/v1/class-types", MANAGERS, {}),
+    R("GET", "/api/v1/class-types", STAFF, ok="2xx"),
+    R("PATCH", "/api/v1/class-types/{class_type_id}", MANAGERS, {}),
+    R("POST", "/api/v1/classes/timetable", MANAGERS, {}),
+    R("GET", "/api/v1/classes/timetable", STAFF, ok="2xx"),
+    R("PATCH", "/api/v1/classes/timetable/{slot_id}", MANAGERS, {}),
+    R("POST", "/api/v1/classes/generate", MANAGERS, None, query="from=2026-01-01&to=2026-01-07"),
+    R("GET", "/api/v1/classes", STAFF, ok="2xx", query="from=2026-01-01&to=2026-01-07"),
+    R("POST", "/api/v1/classes/bookings/{booking_id}/cancel", STAFF, {}),
+    R("GET", "/api/v1/classes/{occurrence_id}", STAFF),
+    R("POST", "/api/v1/classes/{occurrence_id}/bookings", STAFF, {}),
+    R("POST", "/api/v1/classes/{occurrence_id}/attendance", STAFF, {}),
+]
+
+# Routes without a row yet: packages still in progress, and the public/self-authenticating ones
+# covered elsewhere. Shrink this list; never grow it for a finished package.
+UNCOVERED = {
+    ("GET", "/health"), ("POST", "/api/v1/auth/token"),  # public; login tested in tests/core
+    ("POST", "/api/v1/auth/logout"),  # revokes the caller's token; tested in tests/core
+    ("GET", "/api/v1/tasks/today"), ("GET", "/api/v1/tasks"), ("POST", "/api/v1/tasks"),
+    ("POST", "/api/v1/tasks/{task_id}/complete"), ("GET", "/api/v1/members/{member_id}/timeline"),
+    ("POST", "/api/v1/members/{member_id}/interactions"),
+    ("GET", "/api/v1/retention/playbook"), ("POST", "/api/v1/retention/playbook"),
+    ("GET", "/api/v1/retention/playbook/{definition_id}"),
+    ("PATCH", "/api/v1/retention/playbook/{definition_id}"),
+    ("POST", "/api/v1/retention/playbook/{definition_id}/disable"),
+    ("POST", "/api/v1/retention/playbook/{definition_id}/enable"),
+    ("POST", "/api/v1/retention/playbook/{definition_id}/preview"),
+    ("GET", "/api/v1/retention/stages"), ("GET", "/api/v1/retention/touchpoints"),
+    ("GET", "/api/v1/retention/members/{member_id}"), ("POST", "/api/v1/retention/run"),
+    ("GET", "/api/v1/retention/unsubscribe"), ("POST", "/api/v1/retention/unsubscribe"),
+    ("GET", "/api/v1/analytics/renewals"), ("GET", "/api/v1/analytics/renewals/breakdown"),
+    ("GET", "/api/v1/analytics/touchpoints"), ("GET", "/api/v1/analytics/retention/monthly"),
+    ("GET", "/api/v1/analytics/retention/cohorts"),
+    ("GET", "/api/v1/analytics/retention/survival"),
+    ("GET", "/api/v1/analytics/retention/before-after"), ("GET", "/api/v1/analytics/process"),
+    ("GET", "/api/v1/analytics/kpis"),
+    # app/access/protocols (in progress): controllers authenticate by serial/key in the request
+    ("GET", "/iclock/cdata"), ("POST", "/iclock/cdata"), ("GET", "/iclock/getrequest"),
+    ("GET", "/iclock/ping"), ("POST", "/iclock/devicecmd"),
+    ("POST", "/api/v1/devices/hikvision/{serial}/{key}/events"),
+    ("POST", "/api/v1/devices/ironlogic"),
+}
+
+
+def _schema_routes(app) -> set[tuple[str, str]]:
+    methods = {"get", "post", "put", "patch", "delete"}
+    return {(m.upper(), path) for path, item in app.openapi()["paths"].items()
+            for m in item if m in methods}
+
+
+def test_every_route_has_a_row(app):
+    table = {(r.method, r.path) for r in TABLE}
+    routes = _schema_routes(app)
+    assert len(table) == len(TABLE), "duplicate rows"
+    assert not table & UNCOVERED, "a route both in the table and in UNCOVERED"
+    missing = routes - table - UNCOVERED
+    assert not missing, f"routes without a row in the authorisation matrix: {sorted(missing)}"
+    gone = (table | UNCOVERED) - routes
+    assert not gone, f"rows for routes that no longer exist: {sorted(gone)}"
+
+
+class _Counter:
+    n = 0
+
+    def __call__(self) -> int:
+        self.n += 1
+        return self.n
+
+
+def _ids(club) -> dict:
+    ids = {k + "_id": v for k, v in club.ids.items()}
+    ids["card"] = club.card
+    return ids
+
+
+def _fill(value, ids: dict, club, n: int):
+    if callable(value):
+        value = value(n)
+        if isinstance(value, dict):
+            return _fill(value, ids, club, n)
+        if value is None:  # the billing sale: lines of kind "product"
+            return {"lines": [{"kind": "product", "product_id": club.ids["product"], "quantity": 1}],
+                    "payments": [{"method": "cash", "amount": "2.00"}]}
+    if value == "sale":
+        return _sale_body(club.ids)
+    if isinstance(value, dict):
+        return {k: _fill(v, ids, club, n) for k, v in value.items()}
+    if isinstance(value, str) and value.startswith("{") and value.endswith("}"):
+        filled = value.format_map(_Default(ids))
+        return int(filled) if filled.isdigit() else filled
+    return value
+
+
+class _Default(dict):
+    def __missing__(self, key):
+        return MISSING
+
+
+def _card_id(client, club) -> int:
+    cards = client.get(f"/api/v1/members/{club.ids['member']}", headers=club.owner.headers).json()
+    return cards["cards"][0]["id"] if cards.get("cards") else MISSING
+
+
+def _call(client, row: Row, club, headers: dict, n: int, ids: dict | None = None):
+    ids = ids or _ids(club)
+    url = row.path.format_map(_Default(ids)) + (f"?{row.query}" if row.query else "")
+    body = _fill(row.body, ids, club, n) if row.body is not None else None
+    kwargs = {"headers": headers}
+    if body is not None:
+        kwargs["json"] = body
+    return client.request(row.method, url, **kwargs)
+
+
+def _headers(clubs, caller: str) -> dict:
+    if caller == "device":
+        return clubs.a.device.headers
+    if caller == "anonymous":
+        return {}
+    return clubs.a.staff[Role(caller)].headers
+
+
+def _expected(row: Row, caller: str) -> str:
+    if row.who == PUBLIC:
+        return "any"
+    if row.who == DEVICE:
+        return row.ok if caller == "device" else "401"
+    if caller in ("device", "anonymous"):
+        return "401"
+    return row.ok if Role(caller) in row.who else "403"
+
+
+def _matches(status: int, expected: str) -> bool:
+    if expected == "2xx":
+        return 200 <= status < 300
+    if expected == "auth":
+        return status not in (401, 403) and status < 500
+    if expected == "any":
+        return status < 500
+    return status == int(expected)
+
+
+@pytest.mark.parametrize("caller", CALLERS)
+def test_authorisation_matrix(client, clubs, caller):
+    headers = _headers(clubs, caller)
+    ids = _ids(clubs.a) | {"card_id": _card_id(client, clubs.a)}
+    counter = _Counter()
+    wrong = []
+    for row in TABLE:
+        expected = _expected(row, caller)
+        r = _call(client, row, clubs.a, headers, counter(), ids)
+        if not _matches(r.status_code, expected):
+            wrong.append(f"{row.method} {row.path}: expected {expected}, got {r.status_code} "
+                         f"{r.text[:160]}")
+        elif expected in ("401", "403"):
+            assert r.json()["error"], r.text  # the error envelope, not a bare framework answer
+    assert not wrong, f"{caller}:\n" + "\n".join(wrong)
+
+
+def test_cross_club_ids_are_not_found(client, clubs):
+    """Club A's owner with club B's ids: 404 everywhere, exactly like ids that do not exist."""
+    b_ids = _ids(clubs.b) | {"card_id": _card_id(client, clubs.b)}
+    counter = _Counter()
+    wrong, checked = [], 0
+    for row in TABLE:
+        if row.who in (PUBLIC, DEVICE):
+            continue
+        uses_b = [k for k in b_ids if "{" + k + "}" in row.path
+                  or "{" + k + "}" in str(row.body)] + (["product_id"] if row.body == "sale" else [])
+        if not uses_b:
+            continue
+        body = row.body
+        if body == "sale":
+            body = _sale_body(clubs.b.ids)
+        cross = Row(row.method, row.path, row.who, body, row.ok, row.query)
+        r = _call(client, cross, clubs.b, clubs.a.owner.headers, counter(), b_ids)
+        checked += 1
+        if r.status_code != 404:
+            wrong.append(f"{row.method} {row.path}: {r.status_code} {r.text[:160]}")
+    assert checked >= 30
+    assert not wrong, "\n".join(wrong)
+
+
+def test_expired_token_is_refused(client, clubs, db):
+    with db.engine.begin() as conn:
+        conn.execute(update(AuthToken).values(expires_at=utcnow() - timedelta(seconds=1)))
+    r = client.get("/api/v1/me", headers=clubs.a.owner.headers)
+    assert r.status_code == 401 and r.json()["error"] == "not_authenticated"
+
+
+def test_revoked_device_key_is_refused(client, clubs, db):
+    body = {"card": clubs.a.card}
+    assert client.post("/api/v1/access/events", json=body,
+                       headers=clubs.a.device.headers).status_code == 200
+    with db.engine.begin() as conn:
+        conn.execute(update(Device).where(Device.id == clubs.a.device.device_id)
+                     .values(active=False, revoked_at=utcnow()))
+    r = client.post("/api/v1/access/events", json=body, headers=clubs.a.device.headers)
+    assert r.status_code == 401 and r.json()["error"] == "invalid_device_key"
