@@ -41,6 +41,8 @@ test-pg: setup
 bench: setup
 	$(BIN)/python -m bench.checkin
 	$(BIN)/python -m bench.search
+	$(BIN)/python -m bench.retention
+	$(BIN)/python -m bench.analytics
 
 clean:
 	rm -rf $(VENV) var .pytest_cache
