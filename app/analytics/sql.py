@@ -17,53 +17,13 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.functions import FunctionElement
 
+from app.core.sql import add_days, compiled_args, days_between  # noqa: F401 - re-exported
 from app.core.types import UTCDateTime
 
 _SQLITE_FORMAT = "%Y-%m-%d %H:%M:%S.%f"  # how SQLAlchemy stores a DateTime on SQLite
 
 
-def _args(element, compiler, **kw) -> list[str]:
-    return [compiler.process(c, **kw) for c in element.clauses]
-
-
-class add_days(FunctionElement):
-    """`day + n` days, as a date."""
-
-    type = Date()
-    inherit_cache = True
-    name = "add_days"
-
-
-@compiles(add_days)
-def _add_days_pg(element, compiler, **kw):
-    day, n = _args(element, compiler, **kw)
-    return f"CAST(({day} + CAST({n} AS INTEGER)) AS DATE)"
-
-
-@compiles(add_days, "sqlite")
-def _add_days_sqlite(element, compiler, **kw):
-    day, n = _args(element, compiler, **kw)
-    return f"date({day}, printf('%+d days', {n}))"
-
-
-class days_between(FunctionElement):
-    """`a - b` in whole days for two dates."""
-
-    type = Integer()
-    inherit_cache = True
-    name = "days_between"
-
-
-@compiles(days_between)
-def _days_between_pg(element, compiler, **kw):
-    a, b = _args(element, compiler, **kw)
-    return f"({a} - {b})"
-
-
-@compiles(days_between, "sqlite")
-def _days_between_sqlite(element, compiler, **kw):
-    a, b = _args(element, compiler, **kw)
-    return f"CAST(round(julianday({a}) - julianday({b})) AS INTEGER)"
+_args = compiled_args
 
 
 class add_months(FunctionElement):

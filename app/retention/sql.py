@@ -2,52 +2,13 @@
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import BigInteger, Date, Integer, String, any_, bindparam
+from sqlalchemy import BigInteger, String, any_, bindparam
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.functions import FunctionElement
 
-
-class add_days(FunctionElement):
-    """`date_column + n days` as a date: `(d + n)` on PostgreSQL, `date(d, '+n days')` on SQLite."""
-
-    type = Date()
-    inherit_cache = True
-    name = "add_days"
-
-
-@compiles(add_days)
-def _add_days_pg(element, compiler, **kw):
-    day, n = list(element.clauses)
-    return f"({compiler.process(day, **kw)} + CAST({compiler.process(n, **kw)} AS INTEGER))"
-
-
-@compiles(add_days, "sqlite")
-def _add_days_sqlite(element, compiler, **kw):
-    day, n = list(element.clauses)
-    return f"date({compiler.process(day, **kw)}, printf('%+d days', {compiler.process(n, **kw)}))"
-
-
-class days_between(FunctionElement):
-    """`a - b` in days (integer) for two date columns."""
-
-    type = Integer()
-    inherit_cache = True
-    name = "days_between"
-
-
-@compiles(days_between)
-def _days_between_pg(element, compiler, **kw):
-    a, b = list(element.clauses)
-    return f"({compiler.process(a, **kw)} - {compiler.process(b, **kw)})"
-
-
-@compiles(days_between, "sqlite")
-def _days_between_sqlite(element, compiler, **kw):
-    a, b = list(element.clauses)
-    return (f"CAST(julianday({compiler.process(a, **kw)}) - "
-            f"julianday({compiler.process(b, **kw)}) AS INTEGER)")
+from app.core.sql import add_days, days_between  # noqa: F401 - re-exported for the engine
 
 
 class month_day(FunctionElement):

@@ -1,0 +1,48 @@
+"""Portable date arithmetic for set-based queries on SQLite and PostgreSQL."""
+from sqlalchemy import Date, Integer
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.functions import FunctionElement
+
+
+def compiled_args(element, compiler, **kw) -> list[str]:
+    return [compiler.process(c, **kw) for c in element.clauses]
+
+
+class add_days(FunctionElement):
+    """`day + n` days, as a date."""
+
+    type = Date()
+    inherit_cache = True
+    name = "add_days"
+
+
+@compiles(add_days)
+def _add_days_pg(element, compiler, **kw):
+    day, n = compiled_args(element, compiler, **kw)
+    return f"CAST(({day} + CAST({n} AS INTEGER)) AS DATE)"
+
+
+@compiles(add_days, "sqlite")
+def _add_days_sqlite(element, compiler, **kw):
+    day, n = compiled_args(element, compiler, **kw)
+    return f"date({day}, printf('%+d days', {n}))"
+
+
+class days_between(FunctionElement):
+    """`a - b` in whole days for two dates."""
+
+    type = Integer()
+    inherit_cache = True
+    name = "days_between"
+
+
+@compiles(days_between)
+def _days_between_pg(element, compiler, **kw):
+    a, b = compiled_args(element, compiler, **kw)
+    return f"({a} - {b})"
+
+
+@compiles(days_between, "sqlite")
+def _days_between_sqlite(element, compiler, **kw):
+    a, b = compiled_args(element, compiler, **kw)
+    return f"CAST(round(julianday({a}) - julianday({b})) AS INTEGER)"
