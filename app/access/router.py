@@ -1,7 +1,7 @@
 from datetime import date
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Response
+from fastapi import APIRouter, Header, Query, Request, Response
 
 from app.access import service
 from app.access.schemas import (
@@ -14,7 +14,7 @@ from app.access.schemas import (
     MemberRef,
     VisitRead,
 )
-from app.core.deps import DeskActor, DeviceDep, SessionDep, StaffActor
+from app.core.deps import DeskActor, DeviceKey, SessionDep, StaffActor, device_unit_of_work
 from app.core.schemas import IdPath, Page
 
 router = APIRouter(prefix="/api/v1", tags=["access"])
@@ -37,13 +37,14 @@ def _answer(decision: service.Decision, response: Response) -> dict:
 
 
 @router.post("/access/events", response_model=DecisionRead)
-def device_event(session: SessionDep, device: DeviceDep, body: DeviceEventIn,
+def device_event(request: Request, key: DeviceKey, body: DeviceEventIn,
                  response: Response) -> dict:
     """A turnstile asks (or tells afterwards) whether a card may pass; a repeated event_id
     answers the first decision again."""
-    decision = service.device_check_in(session, device=device, card=body.card,
-                                       event_id=body.event_id, occurred_at=body.occurred_at,
-                                       direction=body.direction)
+    with device_unit_of_work(request, key) as (session, device):
+        decision = service.device_check_in(session, device=device, card=body.card,
+                                           event_id=body.event_id, occurred_at=body.occurred_at,
+                                           direction=body.direction)
     return _answer(decision, response)
 
 
