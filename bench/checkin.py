@@ -43,8 +43,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from time import perf_counter
 
-from bench.common import (build_demo, fresh_database, machine, median, peak_rss_mb, percentile,
-                          table, verdict)
+from bench.common import (
+    build_demo,
+    fresh_database,
+    machine,
+    median,
+    peak_rss_mb,
+    percentile,
+    table,
+    verdict,
+)
 
 RATIO_GOAL = 0.50
 P99_GOAL_MS = 15.0

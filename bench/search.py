@@ -21,8 +21,16 @@ import sys
 from datetime import datetime
 from time import perf_counter
 
-from bench.common import (build_demo, fresh_database, machine, median, peak_rss_mb, percentile,
-                          table, verdict)
+from bench.common import (
+    build_demo,
+    fresh_database,
+    machine,
+    median,
+    peak_rss_mb,
+    percentile,
+    table,
+    verdict,
+)
 
 P99_GOAL_MS = 50.0
 KINDS = ("name", "phone", "card")

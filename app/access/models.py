@@ -59,4 +59,4 @@ class Visit(IdMixin, Base):
 
 
 # the device-protocol tables (device_commands, device_protocol_settings) join the schema here
-from app.access.protocols import models as _protocol_models  # noqa: E402,F401
+from app.access.protocols import models as _protocol_models  # noqa: F401

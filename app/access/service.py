@@ -407,7 +407,7 @@ def _stored(conn, *, club_id: int, dedup_key: str, card_code: str | None,
 
 
 def _notify(session: Session, *, club_id: int, member_id: int, occurred_at: datetime) -> None:
-    for listener in list(visit_listeners):
+    for listener in visit_listeners:
         try:
             with session.begin_nested():
                 listener(session, club_id=club_id, member_id=member_id, occurred_at=occurred_at)

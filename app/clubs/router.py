@@ -6,10 +6,17 @@ from fastapi.security import OAuth2PasswordRequestForm
 
 from app.clubs import service
 from app.clubs.models import StaffUser
-from app.clubs.schemas import (ClubRead, ClubSettings, ClubSettingsUpdate, MeRead, Role,
-                               StaffClubRead, TokenOut)
-from app.core.errors import Unauthorized
+from app.clubs.schemas import (
+    ClubRead,
+    ClubSettings,
+    ClubSettingsUpdate,
+    MeRead,
+    Role,
+    StaffClubRead,
+    TokenOut,
+)
 from app.core.deps import ManagerActor, SessionDep, SettingsDep, StaffActor
+from app.core.errors import Unauthorized
 
 router = APIRouter(prefix="/api/v1", tags=["auth and clubs"])
 

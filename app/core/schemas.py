@@ -25,7 +25,7 @@ class Out(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
 
-def IdPath(description: str = "id"):  # noqa: N802 - reads like a type in signatures
+def IdPath(description: str = "id"):
     return Annotated[int, Path(ge=1, le=MAX_ID, description=description)]
 
 

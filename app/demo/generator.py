@@ -36,8 +36,7 @@ from app.clubs.schemas import Role
 from app.clubs.service import Actor
 from app.core.db import transaction
 from app.core.types import utcnow
-from app.members.models import (MemberSearchTerm, phone_rev_for, search_name_for,
-                                search_terms_for)
+from app.members.models import MemberSearchTerm, phone_rev_for, search_name_for, search_terms_for
 from app.memberships import service as memberships_service
 from app.memberships.rules import add_months, end_date_for
 from app.memberships.schemas import PlanCreate

@@ -15,12 +15,30 @@ from app.core.deps import DeskActor, ManagerActor, SessionDep, StaffActor
 from app.core.idempotency import Idempotency, run_once
 from app.core.schemas import IdPath, Page
 from app.inventory import service
-from app.inventory.schemas import (CoverReport, Day, InventorySaleCreate, LowStockReport,
-                                   MovementKind, MovementRead, ProductCostRead, ProductCreate,
-                                   ProductRead, ProductUpdate, ReceiptCreate, ReceiptRead,
-                                   SaleRefundCreate, SaleRefundRead, SalesReport,
-                                   ShrinkageReport, StockCostRead, StockRead, StocktakeCreate,
-                                   StocktakeRead, StockValueReport, WriteOffCreate)
+from app.inventory.schemas import (
+    CoverReport,
+    Day,
+    InventorySaleCreate,
+    LowStockReport,
+    MovementKind,
+    MovementRead,
+    ProductCostRead,
+    ProductCreate,
+    ProductRead,
+    ProductUpdate,
+    ReceiptCreate,
+    ReceiptRead,
+    SaleRefundCreate,
+    SaleRefundRead,
+    SalesReport,
+    ShrinkageReport,
+    StockCostRead,
+    StockRead,
+    StocktakeCreate,
+    StocktakeRead,
+    StockValueReport,
+    WriteOffCreate,
+)
 
 router = APIRouter(prefix="/api/v1/inventory", tags=["café and bar"])
 

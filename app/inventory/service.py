@@ -30,8 +30,15 @@ from app.core.errors import Conflict, Invalid, NotFound
 from app.core.types import money, utcnow
 from app.crm.models import Task
 from app.inventory.models import Product, StockLevel, StockMovement
-from app.inventory.schemas import (COST_STEP, MovementKind, ProductCreate, ProductLine,
-                                   ReturnLine, StockCount, WriteOffReason)
+from app.inventory.schemas import (
+    COST_STEP,
+    MovementKind,
+    ProductCreate,
+    ProductLine,
+    ReturnLine,
+    StockCount,
+    WriteOffReason,
+)
 
 PRODUCT = "product"
 RECEIPT, SALE, RETURN = MovementKind.receipt.value, MovementKind.sale.value, MovementKind.return_.value

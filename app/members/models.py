@@ -27,8 +27,19 @@ import re
 import unicodedata
 from datetime import date, datetime
 
-from sqlalchemy import (Boolean, Date, ForeignKey, Index, String, Text, UniqueConstraint, delete,
-                        event, inspect, insert)
+from sqlalchemy import (
+    Boolean,
+    Date,
+    ForeignKey,
+    Index,
+    String,
+    Text,
+    UniqueConstraint,
+    delete,
+    event,
+    insert,
+    inspect,
+)
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from app.core.db import Base, IdMixin, TimestampMixin
@@ -37,7 +48,7 @@ from app.core.types import BigId
 MAX_TERM = 100
 
 
-def SearchString(length: int) -> String:  # noqa: N802 - a column type
+def SearchString(length: int) -> String:
     """A string compared byte-wise on both backends (BINARY on SQLite, COLLATE "C" on PG)."""
     return String(length).with_variant(String(length, collation="C"), "postgresql")
 

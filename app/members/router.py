@@ -6,9 +6,20 @@ from fastapi import APIRouter, Query
 from app.core.deps import DeskActor, SessionDep, StaffActor
 from app.core.schemas import IdPath, Page
 from app.members import service
-from app.members.schemas import (CardBlock, CardCreate, CardRead, CardReplace, ConsentCreate,
-                                 ConsentRead, MemberCreate, MemberRead, MemberSummary,
-                                 MemberUpdate, NoteCreate, NoteRead)
+from app.members.schemas import (
+    CardBlock,
+    CardCreate,
+    CardRead,
+    CardReplace,
+    ConsentCreate,
+    ConsentRead,
+    MemberCreate,
+    MemberRead,
+    MemberSummary,
+    MemberUpdate,
+    NoteCreate,
+    NoteRead,
+)
 
 router = APIRouter(prefix="/api/v1", tags=["members"])
 

@@ -6,8 +6,22 @@ import re
 from datetime import date
 
 import phonenumbers
-from sqlalchemy import (ColumnElement, Select, and_, bindparam, delete, distinct, exists, func,
-                        insert, literal_column, or_, select, union_all, update)
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    and_,
+    bindparam,
+    delete,
+    distinct,
+    exists,
+    func,
+    insert,
+    literal_column,
+    or_,
+    select,
+    union_all,
+    update,
+)
 from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
@@ -17,8 +31,17 @@ from app.clubs import service as clubs_service
 from app.clubs.models import Club
 from app.core.errors import Conflict, Invalid, NotFound
 from app.core.types import utcnow
-from app.members.models import (Card, Consent, Member, MemberNote, MemberSearchTerm, fold,
-                                phone_rev_for, search_name_for, search_terms_for)
+from app.members.models import (
+    Card,
+    Consent,
+    Member,
+    MemberNote,
+    MemberSearchTerm,
+    fold,
+    phone_rev_for,
+    search_name_for,
+    search_terms_for,
+)
 from app.members.schemas import Channel, MemberCreate, MemberUpdate
 from app.memberships import rules
 

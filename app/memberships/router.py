@@ -6,9 +6,20 @@ from app.core.deps import DeskActor, ManagerActor, SessionDep, StaffActor
 from app.core.idempotency import Idempotency, run_once
 from app.core.schemas import IdPath, Page
 from app.memberships import service
-from app.memberships.schemas import (Day, FreezeCreate, FreezeEnd, FreezeResult, MembershipCancel,
-                                     MembershipRead, MembershipRenew, MembershipSell,
-                                     MembershipSold, PlanCreate, PlanRead, PlanUpdate)
+from app.memberships.schemas import (
+    Day,
+    FreezeCreate,
+    FreezeEnd,
+    FreezeResult,
+    MembershipCancel,
+    MembershipRead,
+    MembershipRenew,
+    MembershipSell,
+    MembershipSold,
+    PlanCreate,
+    PlanRead,
+    PlanUpdate,
+)
 
 router = APIRouter(prefix="/api/v1", tags=["plans and memberships"])
 

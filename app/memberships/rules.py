@@ -69,8 +69,16 @@ def active_on(as_of: date) -> ColumnElement[bool]:
 class MembershipSummary:
     """What the front desk sees at a glance: the membership that matters today and its state."""
 
-    __slots__ = ("member_id", "status", "membership_id", "plan_name", "start_date", "end_date",
-                 "visits_left", "days_left")
+    __slots__ = (
+        "days_left",
+        "end_date",
+        "member_id",
+        "membership_id",
+        "plan_name",
+        "start_date",
+        "status",
+        "visits_left",
+    )
 
     def __init__(self, member_id: int, status: str, membership_id: int | None = None,
                  plan_name: str | None = None, start_date: date | None = None,

@@ -3,8 +3,14 @@ from datetime import date, datetime, time
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import (BeforeValidator, Field, PlainSerializer, ValidationError,
-                      computed_field, model_validator)
+from pydantic import (
+    BeforeValidator,
+    Field,
+    PlainSerializer,
+    ValidationError,
+    computed_field,
+    model_validator,
+)
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from app.billing.schemas import Amount, PaymentMethod, Payments, PriceIn, RefId, SaleRead

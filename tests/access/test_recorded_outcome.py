@@ -53,7 +53,6 @@ def test_an_agreeing_device_outcome_is_an_ordinary_visit(db, world, gym, session
 def test_the_front_desk_cannot_claim_a_recorded_outcome(db, world, gym):
     club = world.club()
     eva = gym.member(club)
-    with pytest.raises(Invalid):
-        with transaction(db.sessionmaker) as s:
-            service.check_in(s, club_id=club.id, card_code=eva.card, source="desk",
-                             occurred_at=utcnow(), recorded_outcome=True)
+    with pytest.raises(Invalid), transaction(db.sessionmaker) as s:
+        service.check_in(s, club_id=club.id, card_code=eva.card, source="desk",
+                         occurred_at=utcnow(), recorded_outcome=True)

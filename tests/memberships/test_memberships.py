@@ -117,7 +117,7 @@ def test_member_memberships_list_newest_first_with_status(shop):
 def test_renewal_chain_links_and_starts_the_day_after(shop):
     plan = shop.plan(name="30 days", duration_months=None, duration_days=30, price="50")
     a = shop.sold(shop.member(), plan["id"], payments=[{"method": "cash", "amount": "50"}])
-    renew = lambda m: shop.client.post(f"/api/v1/memberships/{m['id']}/renew",  # noqa: E731
+    renew = lambda m: shop.client.post(f"/api/v1/memberships/{m['id']}/renew",
                                        json={"payments": [{"method": "card", "amount": "50"}]},
                                        headers=shop.desk.headers)
     r = renew(a)

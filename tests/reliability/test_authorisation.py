@@ -41,7 +41,7 @@ class Row:
     form: dict | None = field(default=None, hash=False)
 
 
-def R(method, path, who, body=None, ok="auth", query=""):  # noqa: N802 - reads like a table
+def R(method, path, who, body=None, ok="auth", query=""):
     return Row(method, path, who, body, ok, query)
 
 
