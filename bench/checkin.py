@@ -502,8 +502,7 @@ def report(args, built, inproc: InProcess, seq: dict[str, Run], health: Run, che
          health.throughput, health.ms(50), health.ms(99), health.ms(100), health.errors],
         [f"POST check-in, max ({args.concurrency} connections)", len(checkin.latencies),
          checkin.throughput, checkin.ms(50), checkin.ms(99), checkin.ms(100), checkin.errors],
-        [f"POST check-in, open loop at {args.rate:g}/s", f"{len(paced.latencies):,} of "
-         f"{paced.offered:,}",
+        [f"POST check-in, open loop at {args.rate:g}/s", f"{len(paced.latencies):,} of {paced.offered:,}",
          paced.throughput, paced.ms(50), paced.ms(99), paced.ms(100), paced.errors],
     ]))
     print(f"   check-in decisions under load: {dict(checkin.reasons + paced.reasons)}")

@@ -227,8 +227,9 @@ class DemoResult:
 
     def credentials_block(self) -> str:
         width = max(len(s.email) for s in self.staff)
-        lines = ["=" * 72, f"  {self.club_name} — demo credentials (password for all staff: "
-                 f"{self.password})", "-" * 72]
+        title = (f"  {self.club_name} — demo credentials (password for all staff: "
+                 f"{self.password})")
+        lines = ["=" * 72, title, "-" * 72]
         lines += [f"  {s.email:<{width}}  {s.role:<11} {s.name}" for s in self.staff]
         lines += ["-" * 72, f"  turnstile: {self.device_name} (device {self.device_id})",
                   f"  X-Device-Key: {self.device_key}",

@@ -3,6 +3,7 @@ import hashlib
 from collections import Counter, defaultdict
 from datetime import date, datetime, time, timedelta
 from functools import lru_cache
+from itertools import pairwise
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -110,7 +111,7 @@ def test_renewals_start_the_day_after_the_renewed_membership_ends(db, session):
         per_member[m.member_id].append((m.start_date, last))
     for spans in per_member.values():
         spans.sort()
-        for (_, end), (start, _) in zip(spans, spans[1:], strict=False):
+        for (_, end), (start, _) in pairwise(spans):
             assert start > end
 
     # share renewed at each end (of those that ended by AS_OF, not cancelled): about 70%
