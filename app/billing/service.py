@@ -10,7 +10,7 @@ receipt::
 `create_sale` writes the sale, asks each kind to fulfil its line, totals the lines and records
 the payments, all inside one SAVEPOINT: any failing line leaves nothing written.
 """
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -54,24 +54,29 @@ class LineKind:
     kind: str
     fulfil: Fulfil
     spec: type[BaseModel] | None = None
+    lock_key: Callable[[Any], int] | None = None
 
 
 _LINE_KINDS: dict[str, LineKind] = {}
 
 
-def register_line_kind(kind: str, fulfil: Fulfil, *, spec: type[BaseModel] | None = None) -> None:
+def register_line_kind(kind: str, fulfil: Fulfil, *, spec: type[BaseModel] | None = None,
+                       lock_key: Callable[[Any], int] | None = None) -> None:
     """Let `create_sale` sell lines of `kind`; `spec` (optional) validates a line given as a dict.
 
     `fulfil(session, *, actor, sale, line_spec)` runs inside the sale's transaction after the
     sale row is flushed (so `sale.id` and `sale.member_id` are set); it raises domain errors to
     refuse the line and returns `LineValues`. Registering the same function again is harmless.
+    `lock_key(line_spec)` names the row a line locks (e.g. the product id): lines of a kind are
+    fulfilled in that order, so two sales of the same products in opposite order cannot
+    deadlock; the receipt keeps the order the lines were given.
     """
     if not kind or len(kind) > 20:
         raise ValueError("a line kind is 1-20 characters")
     known = _LINE_KINDS.get(kind)
     if known is not None and known.fulfil is not fulfil:
         raise ValueError(f"line kind {kind!r} is already registered by {known.fulfil!r}")
-    _LINE_KINDS[kind] = LineKind(kind, fulfil, spec)
+    _LINE_KINDS[kind] = LineKind(kind, fulfil, spec, lock_key)
 
 
 def line_kinds() -> list[str]:
@@ -148,6 +153,14 @@ def _as_line(value: BaseModel | Mapping, index: int) -> tuple[LineKind, Any]:
 
 # ----------------------------------------------------------------------------- selling
 
+def _lock_order(specs: list[tuple[LineKind, Any]]) -> list[int]:
+    """Line indexes in the order their rows are locked: by kind, then by the kind's lock key."""
+    def key(index: int) -> tuple:
+        kind, spec = specs[index]
+        return (kind.kind, kind.lock_key(spec) if kind.lock_key else 0, index)
+    return sorted(range(len(specs)), key=key)
+
+
 def create_sale(session: Session, *, actor: Actor, member_id: int | None,
                 lines: Sequence[BaseModel | Mapping], payments: Sequence[PaymentIn | Mapping] = (),
                 note: str | None = None) -> Sale:
@@ -169,11 +182,16 @@ def create_sale(session: Session, *, actor: Actor, member_id: int | None,
         session.add(sale)
         session.flush()
         total = ZERO
-        for index, (kind, spec) in enumerate(specs):
+        fulfilled: dict[int, LineValues] = {}
+        for index in _lock_order(specs):
+            kind, spec = specs[index]
             values = kind.fulfil(session, actor=actor, sale=sale, line_spec=spec)
             if values.quantity < 1 or values.unit_price < 0:
                 raise Invalid(f"Line {index + 1}: quantity and price cannot be negative",
                               code="invalid_line")
+            fulfilled[index] = values
+        for index, (kind, _spec) in enumerate(specs):
+            values = fulfilled[index]
             amount = money(values.unit_price * values.quantity)
             session.add(SaleLine(club_id=actor.club_id, sale_id=sale.id, kind=kind.kind,
                                  item_id=values.item_id, description=values.description[:200],

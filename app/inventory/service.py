@@ -485,7 +485,8 @@ def fulfil_product_line(session: Session, *, actor: Actor, sale: Sale,
                       quantity=quantity, item_id=product.id)
 
 
-billing_service.register_line_kind(PRODUCT, fulfil_product_line, spec=ProductLine)
+billing_service.register_line_kind(PRODUCT, fulfil_product_line, spec=ProductLine,
+                                   lock_key=lambda line: line.product_id)
 
 
 def sell_products(session: Session, *, actor: Actor, member_id: int | None,
