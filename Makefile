@@ -43,6 +43,7 @@ bench: setup
 	$(BIN)/python -m bench.search
 	$(BIN)/python -m bench.retention
 	$(BIN)/python -m bench.analytics
+	$(BIN)/python -m bench.peak
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

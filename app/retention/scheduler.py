@@ -16,6 +16,10 @@ Jobs only plan rows (unique per member, definition and cycle) and claim them wit
 `FOR UPDATE SKIP LOCKED`, so even two schedulers by mistake would not send twice.
 Job defaults: coalesce=True, max_instances=1, misfire_grace_time=3600 (the default of one
 second silently skips jobs after a pause).
+
+Intervals: the daily check every 10 minutes, dispatch every 60 s; the environment variables
+`FITCLUB_SCHEDULER_DAILY_SECONDS` / `FITCLUB_SCHEDULER_DISPATCH_SECONDS` change them (tests run
+the jobs several times a second). A simulated clock for the jobs: see `jobs.job_now`.
 """
 import logging
 import os
@@ -39,6 +43,23 @@ ADVISORY_LOCK_KEY = 0x666974636C7562  # "fitclub"
 JOB_DEFAULTS = {"coalesce": True, "max_instances": 1, "misfire_grace_time": 3600}
 DAILY_CHECK_MINUTES = 10
 DISPATCH_SECONDS = 60
+FIRST_DAILY_CHECK_SECONDS = 15
+DAILY_SECONDS_ENV = "FITCLUB_SCHEDULER_DAILY_SECONDS"
+DISPATCH_SECONDS_ENV = "FITCLUB_SCHEDULER_DISPATCH_SECONDS"
+
+
+def interval_seconds(name: str, default: float) -> float:
+    """A job interval from the environment variable `name` (seconds > 0), else `default`."""
+    raw = os.environ.get(name)
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise RuntimeError(f"{name} must be a number of seconds, not {raw!r}") from None
+    if value <= 0:
+        raise RuntimeError(f"{name} must be more than 0 seconds")
+    return value
 
 
 class LeaderLock:
@@ -147,14 +168,18 @@ class LeaderLock:
 
 def build_scheduler(settings: Settings, factory: sessionmaker[Session], *, blocking: bool = False,
                     lock: LeaderLock | None = None):
+    jobs.clock_file(settings)  # a simulated clock is refused in production, here at start
+    daily = interval_seconds(DAILY_SECONDS_ENV, DAILY_CHECK_MINUTES * 60)
+    dispatch = interval_seconds(DISPATCH_SECONDS_ENV, DISPATCH_SECONDS)
     lock = lock or LeaderLock(settings.database_url)
     cls = BlockingScheduler if blocking else BackgroundScheduler
     scheduler = cls(timezone=UTC, job_defaults=dict(JOB_DEFAULTS))
-    scheduler.add_job(jobs.daily_job, "interval", minutes=DAILY_CHECK_MINUTES,
-                      next_run_time=datetime.now(UTC) + timedelta(seconds=15),
+    first = timedelta(seconds=min(FIRST_DAILY_CHECK_SECONDS, daily))
+    scheduler.add_job(jobs.daily_job, "interval", seconds=daily,
+                      next_run_time=datetime.now(UTC) + first,
                       args=(factory, lock, settings), id="retention_daily",
                       name="retention daily run (05:00 club time)", replace_existing=True)
-    scheduler.add_job(jobs.dispatch_job, "interval", seconds=DISPATCH_SECONDS,
+    scheduler.add_job(jobs.dispatch_job, "interval", seconds=dispatch,
                       args=(factory, lock, settings), id="retention_dispatch",
                       name="touchpoint dispatch", replace_existing=True)
 
