@@ -38,10 +38,25 @@ def run_migrations_online() -> None:
 
 
 def _run(connection) -> None:
-    context.configure(connection=connection, target_metadata=metadata, render_as_batch=True,
-                      compare_type=True, render_item=render_item)
-    with context.begin_transaction():
-        context.run_migrations()
+    """On SQLite, foreign keys are off while migrating: batch mode rebuilds a table by copy,
+    drop and rename, and dropping a parent with enforcement on would cascade-delete its
+    children (a member table rebuild emptied cards and visits). The check afterwards refuses
+    to finish with a dangling reference."""
+    sqlite = connection.dialect.name == "sqlite"
+    if sqlite:
+        connection.connection.driver_connection.execute("PRAGMA foreign_keys=OFF")
+    try:
+        context.configure(connection=connection, target_metadata=metadata, render_as_batch=True,
+                          compare_type=True, render_item=render_item)
+        with context.begin_transaction():
+            context.run_migrations()
+            if sqlite:
+                dangling = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+                if dangling:
+                    raise RuntimeError(f"the migration left dangling references: {dangling[:5]}")
+    finally:
+        if sqlite:
+            connection.connection.driver_connection.execute("PRAGMA foreign_keys=ON")
 
 
 if context.is_offline_mode():
