@@ -118,7 +118,7 @@ def add_device(
 
 # Domains add their own commands: a module `app.<domain>.cli` with `register(cli)`.
 COMMAND_MODULES = ["app.demo.cli", "app.retention.cli", "app.crm.cli",
-                   "app.access.protocols.cli", "app.ops.cli"]
+                   "app.access.protocols.cli", "app.ops.cli", "app.imports.cli"]
 
 
 def _register_domain_commands() -> None:

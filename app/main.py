@@ -14,17 +14,23 @@ def _include_routers(app: FastAPI) -> None:
     from app.analytics import router as analytics
     from app.billing import router as billing
     from app.clubs import router as clubs
+    from app.crm import leads_router as crm_leads
     from app.crm import router as crm
+    from app.customfields import router as customfields
+    from app.imports import router as imports
     from app.inventory import router as inventory
     from app.members import router as members
     from app.memberships import router as memberships
+    from app.privacy import router as privacy
     from app.retention import router as retention
     from app.trainers import router as trainers
     from app.web.router import install as install_pages
 
-    for module in (clubs, members, memberships, billing, access, protocols, crm, retention,
-                   inventory, trainers, analytics):
+    # privacy before members: GET /members/duplicates is not /members/{member_id}
+    for module in (clubs, privacy, members, memberships, billing, access, protocols, crm, retention,
+                   inventory, trainers, analytics, customfields, crm_leads, imports):
         app.include_router(module.router)
+    crm_leads.install(app)
     install_pages(app)
 
 

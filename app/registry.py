@@ -4,9 +4,11 @@ from app.billing import models as billing_models  # noqa: F401
 from app.clubs import models as clubs_models  # noqa: F401
 from app.core.db import Base
 from app.crm import models as crm_models  # noqa: F401
+from app.customfields import models as customfields_models  # noqa: F401
 from app.inventory import models as inventory_models  # noqa: F401
 from app.members import models as members_models  # noqa: F401
 from app.memberships import models as memberships_models  # noqa: F401
+from app.privacy import models as privacy_models  # noqa: F401
 from app.retention import models as retention_models  # noqa: F401
 from app.trainers import models as trainers_models  # noqa: F401
 

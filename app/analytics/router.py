@@ -14,6 +14,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
+from app.analytics import leads as lead_kpis
 from app.analytics import service
 from app.analytics.schemas import (
     BeforeAfterReport,
@@ -100,7 +101,7 @@ def _items_csv(name: str, items: list[BaseModel], extra: list[dict] | None = Non
     return _csv(name, columns, [[row.get(c) for c in columns] for row in rows])
 
 
-LABEL_KEYS = ("channel", "kind", "reason", "band", "month")
+LABEL_KEYS = ("channel", "kind", "reason", "band", "month", "source")
 
 
 def _flat(section: str, obj, rows: list[list], item: str = "", prefix: str = "") -> None:
@@ -363,4 +364,20 @@ def kpis(session: SessionDep, actor: ManagerActor, date_from: From = None, date_
     if fmt is Format.csv:
         return _long_csv("kpis", report, ["leads", "average_check", "average_check_by_kind",
                                           "member_base", "visit_frequency"])
+    return report
+
+
+# ----------------------------------------------------------------------------- leads (CRM)
+
+@router.get("/leads", response_model=lead_kpis.LeadReport, responses=CSV_RESPONSE,
+            description=lead_kpis.__doc__ + "\nCSV: one row per number (section, measure, "
+                                            "value).")
+def leads(session: SessionDep, actor: ManagerActor, date_from: From = None, date_to: To = None,
+          fmt: FormatQ = Format.json):
+    report = lead_kpis.lead_report(session, club_id=actor.club_id, date_from=date_from,
+                                   date_to=date_to)
+    if fmt is Format.csv:
+        return _long_csv("leads", report, ["created", "contacted", "won", "lost", "open",
+                                           "conversion_rate", "first_contact", "by_source",
+                                           "lost_by_reason"])
     return report

@@ -1,7 +1,7 @@
-"""CRM models: staff tasks and interactions (the timeline)."""
+"""CRM models: staff tasks, interactions (the timeline), leads and the website form."""
 from datetime import date, datetime
 
-from sqlalchemy import Date, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.core.db import Base, IdMixin
@@ -59,9 +59,115 @@ class Interaction(IdMixin, Base):
     channel: Mapped[str | None] = mapped_column(String(20))
     summary: Mapped[str] = mapped_column(String(500))
     outcome: Mapped[str | None] = mapped_column(String(200))
+    next_step: Mapped[str | None] = mapped_column(String(500))
     staff_id: Mapped[int | None] = mapped_column(
         BigId, ForeignKey("staff_users.id", ondelete="SET NULL"))
     occurred_at: Mapped[datetime] = mapped_column(default=utcnow)
     touchpoint_id: Mapped[int | None] = mapped_column(
         BigId, ForeignKey("scheduled_touchpoints.id", ondelete="SET NULL"), index=True)
     task_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("tasks.id", ondelete="SET NULL"))
+
+
+class Lead(IdMixin, Base):
+    """A prospect in the sales pipeline: one row per person (a member without a membership).
+
+    Stages: new → contacted → trial_booked → trial_done → won | lost (see `app.crm.leads`).
+    """
+
+    __tablename__ = "leads"
+    __table_args__ = (
+        UniqueConstraint("member_id"),
+        Index("ix_leads_club_created", "club_id", "created_at"),
+        Index("ix_leads_club_stage", "club_id", "stage"),
+    )
+
+    club_id: Mapped[int] = mapped_column(BigId, ForeignKey("clubs.id", ondelete="CASCADE"))
+    member_id: Mapped[int] = mapped_column(BigId, ForeignKey("members.id", ondelete="CASCADE"))
+    stage: Mapped[str] = mapped_column(String(20), default="new")
+    source: Mapped[str] = mapped_column(String(20))
+    source_detail: Mapped[str | None] = mapped_column(String(200))
+    utm_source: Mapped[str | None] = mapped_column(String(100))
+    utm_medium: Mapped[str | None] = mapped_column(String(100))
+    utm_campaign: Mapped[str | None] = mapped_column(String(100))
+    assignee_user_id: Mapped[int | None] = mapped_column(
+        BigId, ForeignKey("staff_users.id", ondelete="SET NULL"))
+    trial_date: Mapped[date | None] = mapped_column(Date)
+    lost_reason: Mapped[str | None] = mapped_column(String(30))
+    lost_note: Mapped[str | None] = mapped_column(String(500))
+    first_contact_at: Mapped[datetime | None]
+    won_at: Mapped[datetime | None]
+    won_membership_id: Mapped[int | None] = mapped_column(
+        BigId, ForeignKey("memberships.id", ondelete="SET NULL"))
+    lost_at: Mapped[datetime | None]
+    created_by: Mapped[int | None] = mapped_column(
+        BigId, ForeignKey("staff_users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class LeadStageChange(IdMixin, Base):
+    """One move of a lead through the pipeline (from_stage None: the lead was created)."""
+
+    __tablename__ = "lead_stage_changes"
+
+    club_id: Mapped[int] = mapped_column(BigId, ForeignKey("clubs.id", ondelete="CASCADE"))
+    lead_id: Mapped[int] = mapped_column(BigId, ForeignKey("leads.id", ondelete="CASCADE"),
+                                         index=True)
+    from_stage: Mapped[str | None] = mapped_column(String(20))
+    to_stage: Mapped[str] = mapped_column(String(20))
+    lost_reason: Mapped[str | None] = mapped_column(String(30))
+    note: Mapped[str | None] = mapped_column(String(500))
+    staff_id: Mapped[int | None] = mapped_column(
+        BigId, ForeignKey("staff_users.id", ondelete="SET NULL"))
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class WebsiteKey(IdMixin, Base):
+    """An API key the club's website sends with form submissions; only its SHA-256 is kept."""
+
+    __tablename__ = "website_keys"
+    __table_args__ = (UniqueConstraint("key_hash"),)
+
+    club_id: Mapped[int] = mapped_column(BigId, ForeignKey("clubs.id", ondelete="CASCADE"),
+                                         index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    key_hash: Mapped[str] = mapped_column(String(64))
+    created_by: Mapped[int | None] = mapped_column(
+        BigId, ForeignKey("staff_users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[datetime | None]
+
+
+class WebsiteSubmission(IdMixin, Base):
+    """One website form received; `form_id` (unique per club) makes a resubmission a no-op."""
+
+    __tablename__ = "website_submissions"
+    __table_args__ = (
+        UniqueConstraint("club_id", "form_id"),
+        Index("ix_website_submissions_club_created", "club_id", "created_at"),
+    )
+
+    club_id: Mapped[int] = mapped_column(BigId, ForeignKey("clubs.id", ondelete="CASCADE"))
+    key_id: Mapped[int | None] = mapped_column(
+        BigId, ForeignKey("website_keys.id", ondelete="SET NULL"))
+    form_id: Mapped[str | None] = mapped_column(String(100))
+    member_id: Mapped[int | None] = mapped_column(
+        BigId, ForeignKey("members.id", ondelete="CASCADE"), index=True)
+    lead_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("leads.id", ondelete="SET NULL"))
+    message: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class RateLimitBucket(IdMixin, Base):
+    """Requests counted per key and fixed time window, shared by every worker process.
+
+    `bucket` names what is limited ("website-ip:<sha256 of the address>", "website-key:<id>");
+    a window's row is created by the first request and incremented by one atomic upsert.
+    """
+
+    __tablename__ = "rate_limit_buckets"
+    __table_args__ = (UniqueConstraint("bucket", "window_start"),)
+
+    bucket: Mapped[str] = mapped_column(String(100))
+    window_start: Mapped[datetime]
+    hits: Mapped[int] = mapped_column(Integer, default=0)

@@ -8,10 +8,12 @@ from app.core.types import MAX_ID
 from app.crm import service
 from app.crm.schemas import (
     InteractionCreate,
+    TaskCancel,
     TaskComplete,
     TaskCreate,
     TaskRead,
     TaskStatus,
+    TaskUpdate,
     TimelineItem,
 )
 
@@ -20,7 +22,8 @@ router = APIRouter(prefix="/api/v1", tags=["crm"])
 
 @router.get("/tasks/today", response_model=list[TaskRead])
 def tasks_today(session: SessionDep, actor: StaffActor):
-    """Open tasks due today or overdue, for me or my role (owners and managers: all), oldest first."""
+    """Open tasks due today or overdue, for me or my role (owners and managers: all): overdue
+    first, then today's; with the member's phone and preferred channel."""
     return service.tasks_today(session, actor=actor)
 
 
@@ -47,21 +50,44 @@ def complete_task(session: SessionDep, actor: StaffActor, task_id: IdPath("task 
     return service.complete_task(session, actor=actor, task_id=task_id, outcome=body.outcome)
 
 
+@router.patch("/tasks/{task_id}", response_model=TaskRead)
+def update_task(session: SessionDep, actor: DeskActor, task_id: IdPath("task id"),
+                body: TaskUpdate):
+    """Reassign (person or role) or reschedule an open task."""
+    return service.update_task(session, actor=actor, task_id=task_id, data=body)
+
+
+@router.post("/tasks/{task_id}/cancel", response_model=TaskRead)
+def cancel_task(session: SessionDep, actor: DeskActor, task_id: IdPath("task id"),
+                body: TaskCancel):
+    """Cancel an open task, with the reason."""
+    return service.cancel_task(session, actor=actor, task_id=task_id, reason=body.reason)
+
+
+Filter = Annotated[str | None, Query(min_length=1, max_length=30)]
+
+
 @router.get("/members/{member_id}/timeline", response_model=Page[TimelineItem])
 def timeline(session: SessionDep, actor: StaffActor, member_id: IdPath("member id"),
              limit: Annotated[int, Query(ge=1, le=200)] = 50,
-             offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0):
-    """Everything that happened with a member: touchpoints, tasks, calls, stage changes."""
+             offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+             kind: Filter = None, channel: Filter = None):
+    """Everything that happened with a member: touchpoints, tasks, calls, emails, SMS, lead
+    and stage changes; `kind` / `channel` keep one kind (call, email, sms, lead, touchpoint,
+    stage_change, …) or one channel (phone, email, sms, …)."""
     items, total = service.timeline(session, club_id=actor.club_id, member_id=member_id,
-                                    limit=limit, offset=offset)
+                                    limit=limit, offset=offset, kind=kind, channel=channel)
     return Page(items=items, total=total, limit=limit, offset=offset)
 
 
 @router.post("/members/{member_id}/interactions", response_model=TimelineItem, status_code=201)
 def add_interaction(session: SessionDep, actor: DeskActor, member_id: IdPath("member id"),
                     body: InteractionCreate):
-    """Log a call, a conversation at the desk or a note."""
+    """Log a call (outcome, next step), an email or SMS sent, a desk conversation or a note.
+    Email/SMS without the member's consent: 409 no_consent. `next_step_date` creates a
+    call-back task (its id is `task_id`)."""
     i = service.add_interaction(session, actor=actor, member_id=member_id, data=body)
     return TimelineItem(source="interaction", kind=i.kind, channel=i.channel, summary=i.summary,
-                        outcome=i.outcome, by=actor.name, staff_id=i.staff_id,
-                        occurred_at=i.occurred_at, touchpoint_id=None, task_id=None)
+                        outcome=i.outcome, next_step=i.next_step, by=actor.name,
+                        staff_id=i.staff_id, occurred_at=i.occurred_at, touchpoint_id=None,
+                        task_id=i.task_id)

@@ -1,4 +1,4 @@
-"""CRM basics: staff tasks (today's list, completion) and the member timeline."""
+"""CRM basics: staff tasks (today's list, completion, reassigning) and the member timeline."""
 from datetime import date, datetime
 
 from sqlalchemy import BigInteger, String, and_, cast, func, literal, null, or_, select, union_all
@@ -10,8 +10,9 @@ from app.clubs.schemas import MANAGERS, Role
 from app.clubs.service import Actor
 from app.core.errors import Conflict, Forbidden, NotFound
 from app.core.types import utcnow
+from app.crm import leads
 from app.crm.models import Interaction, Task
-from app.crm.schemas import InteractionCreate, TaskCreate, TaskRead, TimelineItem
+from app.crm.schemas import InteractionCreate, TaskCreate, TaskRead, TaskUpdate, TimelineItem
 from app.members import service as members_service
 from app.members.models import Member
 from app.retention.models import StageChange
@@ -21,9 +22,11 @@ def _today(session: Session, club_id: int) -> date:
     return clubs_service.club_today(clubs_service.get_club(session, club_id))
 
 
-def _read(task: Task, member_name: str | None, today: date) -> TaskRead:
+def _read(task: Task, member: tuple | None, today: date) -> TaskRead:
     data = {c: getattr(task, c) for c in TaskRead.model_fields if hasattr(task, c)}
-    return TaskRead(**data, member_name=member_name,
+    name, phone, preferred = member or (None, None, None)
+    return TaskRead(**data, member_name=name, member_phone=phone,
+                    member_preferred_channel=preferred,
                     overdue=task.status == "open" and task.due_date < today)
 
 
@@ -34,11 +37,13 @@ def _name(first: str | None, last: str | None) -> str | None:
 
 def _with_names(session: Session, tasks: list[Task], today: date) -> list[TaskRead]:
     ids = {t.member_id for t in tasks if t.member_id}
-    names = {}
+    members = {}
     if ids:
-        names = {mid: _name(f, la) for mid, f, la in session.execute(
-            select(Member.id, Member.first_name, Member.last_name).where(Member.id.in_(ids)))}
-    return [_read(t, names.get(t.member_id), today) for t in tasks]
+        members = {mid: (_name(f, la), phone, preferred) for mid, f, la, phone, preferred
+                   in session.execute(select(Member.id, Member.first_name, Member.last_name,
+                                             Member.phone, Member.preferred_channel)
+                                      .where(Member.id.in_(ids)))}
+    return [_read(t, members.get(t.member_id), today) for t in tasks]
 
 
 def get_task(session: Session, *, club_id: int, task_id: int) -> Task:
@@ -48,15 +53,19 @@ def get_task(session: Session, *, club_id: int, task_id: int) -> Task:
     return task
 
 
+def _check_staff(session: Session, *, club_id: int, user_id: int | None) -> None:
+    if user_id is not None and session.scalar(
+            select(ClubStaff.id).where(ClubStaff.club_id == club_id,
+                                       ClubStaff.user_id == user_id)) is None:
+        raise NotFound("No such staff member in this club", code="staff_not_found")
+
+
 def create_task(session: Session, *, actor: Actor, data: TaskCreate) -> TaskRead:
     """A task for a role or a person, optionally about a member."""
     today = _today(session, actor.club_id)
     if data.member_id is not None:
         members_service.get_member(session, club_id=actor.club_id, member_id=data.member_id)
-    if data.assignee_user_id is not None and session.scalar(
-            select(ClubStaff.id).where(ClubStaff.club_id == actor.club_id,
-                                       ClubStaff.user_id == data.assignee_user_id)) is None:
-        raise NotFound("No such staff member in this club", code="staff_not_found")
+    _check_staff(session, club_id=actor.club_id, user_id=data.assignee_user_id)
     now = utcnow()
     task = Task(club_id=actor.club_id, member_id=data.member_id, title=data.title,
                 details=data.details, kind=data.kind.value,
@@ -82,7 +91,8 @@ def _visible_to(actor: Actor):
 
 def tasks_today(session: Session, *, actor: Actor, today: date | None = None,
                 limit: int = 200) -> list[TaskRead]:
-    """Open tasks due today or overdue, for me or my role; the oldest first."""
+    """Open tasks due today or overdue, for me or my role: overdue first (the oldest first),
+    then today's; each with the member's phone and preferred channel for the call."""
     today = today or _today(session, actor.club_id)
     where = [Task.club_id == actor.club_id, Task.status == "open", Task.due_date <= today]
     visible = _visible_to(actor)
@@ -109,7 +119,8 @@ def list_tasks(session: Session, *, actor: Actor, status: str | None = None,
 
 
 def _channel_for(kind: str) -> str:
-    return {"call": "phone", "renewal_offer": "phone", "trainer": "in_person"}.get(kind, "other")
+    return {"call": "phone", "call_back": "phone", "renewal_offer": "phone",
+            "trial_follow_up": "phone", "trainer": "in_person"}.get(kind, "other")
 
 
 def complete_task(session: Session, *, actor: Actor, task_id: int, outcome: str) -> TaskRead:
@@ -135,15 +146,79 @@ def complete_task(session: Session, *, actor: Actor, task_id: int, outcome: str)
     return _with_names(session, [task], _today(session, actor.club_id))[0]
 
 
+def _open_task(session: Session, *, actor: Actor, task_id: int) -> Task:
+    task = get_task(session, club_id=actor.club_id, task_id=task_id)
+    if task.status != "open":
+        raise Conflict(f"This task is already {task.status}", code="task_closed")
+    return task
+
+
+def update_task(session: Session, *, actor: Actor, task_id: int, data: TaskUpdate) -> TaskRead:
+    """Reassign (to a person or a role) or reschedule an open task."""
+    task = _open_task(session, actor=actor, task_id=task_id)
+    changes = data.model_dump(exclude_unset=True)
+    if "assignee_user_id" in changes:
+        _check_staff(session, club_id=actor.club_id, user_id=changes["assignee_user_id"])
+    if changes.get("assignee_role") is not None:
+        changes["assignee_role"] = changes["assignee_role"].value
+    for name, value in changes.items():
+        setattr(task, name, value)
+    task.updated_at = utcnow()
+    session.flush()
+    return _with_names(session, [task], _today(session, actor.club_id))[0]
+
+
+def cancel_task(session: Session, *, actor: Actor, task_id: int, reason: str) -> TaskRead:
+    """Cancel an open task; the reason is kept as its outcome."""
+    task = _open_task(session, actor=actor, task_id=task_id)
+    now = utcnow()
+    task.status, task.outcome = "cancelled", f"cancelled: {reason}"
+    task.completed_at, task.completed_by, task.updated_at = now, actor.user_id, now
+    session.flush()
+    return _with_names(session, [task], _today(session, actor.club_id))[0]
+
+
+_KIND_CHANNEL = {"call": "phone", "email": "email", "sms": "sms", "desk_visit": "in_person",
+                 "meeting": "in_person"}
+
+
 def add_interaction(session: Session, *, actor: Actor, member_id: int,
                     data: InteractionCreate) -> Interaction:
-    """Log a conversation, a call or a note with a member."""
-    members_service.get_member(session, club_id=actor.club_id, member_id=member_id)
-    interaction = Interaction(club_id=actor.club_id, member_id=member_id, kind=data.kind.value,
-                              channel=data.channel or data.kind.value, summary=data.summary,
-                              outcome=data.outcome, staff_id=actor.user_id,
-                              occurred_at=utcnow())
+    """Log a call, an email or SMS sent, a conversation or a note with a member.
+
+    An email or SMS to a member without consent for that channel is refused (409 no_consent).
+    A call, email or SMS is the first contact of the member's lead if it had none. With
+    `next_step_date`, a call-back task for that day is created for the one who logs this.
+    """
+    member = members_service.get_member(session, club_id=actor.club_id, member_id=member_id)
+    kind = data.kind.value
+    if kind in ("email", "sms"):
+        consented = member.email_consent if kind == "email" else member.sms_consent
+        if not consented:
+            label = "SMS" if kind == "sms" else "email"
+            raise Conflict(f"This member has not agreed to receive {label}; record their "
+                           "consent first or use another channel",
+                           code="no_consent", details={"channel": kind})
+        channel = kind
+    else:
+        channel = data.channel or _KIND_CHANNEL.get(kind)
+    now = utcnow()
+    task_id = None
+    if data.next_step_date is not None:
+        task = Task(club_id=actor.club_id, member_id=member_id, kind="call_back",
+                    title=f"Call back: {data.next_step}"[:200], details=data.summary,
+                    assignee_user_id=actor.user_id, due_date=data.next_step_date,
+                    status="open", created_by=actor.user_id, created_at=now, updated_at=now)
+        session.add(task)
+        session.flush()
+        task_id = task.id
+    interaction = Interaction(club_id=actor.club_id, member_id=member_id, kind=kind,
+                              channel=channel, summary=data.summary, outcome=data.outcome,
+                              next_step=data.next_step, staff_id=actor.user_id,
+                              occurred_at=now, task_id=task_id)
     session.add(interaction)
+    if kind in leads.CONTACT_KINDS:
+        leads.contact_logged(session, club_id=actor.club_id, member_id=member_id, at=now)
     session.flush()
     return interaction
 
@@ -158,28 +233,37 @@ def record(session: Session, *, club_id: int, member_id: int, kind: str, summary
 
 
 def timeline(session: Session, *, club_id: int, member_id: int, limit: int = 50,
-             offset: int = 0) -> tuple[list[TimelineItem], int]:
-    """Interactions and stage changes of a member, newest first (404 for another club's)."""
+             offset: int = 0, kind: str | None = None,
+             channel: str | None = None) -> tuple[list[TimelineItem], int]:
+    """Interactions and stage changes of a member, newest first (404 for another club's);
+    optionally only one kind (call, email, lead, stage_change, touchpoint, …) or channel."""
     members_service.get_member(session, club_id=club_id, member_id=member_id)
     text = String()
     interactions = select(
         Interaction.id.label("id"), literal("interaction", text).label("source"),
         Interaction.kind.label("kind"), Interaction.channel.label("channel"),
         Interaction.summary.label("summary"), Interaction.outcome.label("outcome"),
+        Interaction.next_step.label("next_step"),
         cast(null(), text).label("from_stage"), Interaction.staff_id.label("staff_id"),
         Interaction.occurred_at.label("occurred_at"),
         Interaction.touchpoint_id.label("touchpoint_id"), Interaction.task_id.label("task_id"),
     ).where(Interaction.member_id == member_id, Interaction.club_id == club_id)
     changes = select(
         StageChange.id, literal("stage", text), literal("stage_change", text),
-        cast(null(), text), StageChange.reason, StageChange.to_stage, StageChange.from_stage,
+        cast(null(), text), StageChange.reason, StageChange.to_stage, cast(null(), text),
+        StageChange.from_stage,
         cast(null(), BigInteger), StageChange.at, cast(null(), BigInteger),
         cast(null(), BigInteger),
     ).where(StageChange.member_id == member_id, StageChange.club_id == club_id)
     both = union_all(interactions, changes).subquery("t")
-    total = session.scalar(select(func.count()).select_from(both)) or 0
-    rows = session.execute(select(both).order_by(both.c.occurred_at.desc(), both.c.source,
-                                                 both.c.id.desc())
+    where = []
+    if kind:
+        where.append(both.c.kind == kind)
+    if channel:
+        where.append(both.c.channel == channel)
+    total = session.scalar(select(func.count()).select_from(both).where(*where)) or 0
+    rows = session.execute(select(both).where(*where)
+                           .order_by(both.c.occurred_at.desc(), both.c.source, both.c.id.desc())
                            .limit(limit).offset(offset)).all()
     staff_ids = {r.staff_id for r in rows if r.staff_id}
     names = dict(session.execute(select(StaffUser.id, StaffUser.name)
@@ -193,6 +277,7 @@ def timeline(session: Session, *, club_id: int, member_id: int, limit: int = 50,
             summary = r.summary
         items.append(TimelineItem(
             source=r.source, kind=r.kind, channel=r.channel, summary=summary, outcome=r.outcome,
+            next_step=r.next_step,
             by=names.get(r.staff_id, "staff") if r.staff_id else "engine", staff_id=r.staff_id,
             occurred_at=occurred, touchpoint_id=r.touchpoint_id, task_id=r.task_id))
     return items, total

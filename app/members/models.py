@@ -62,6 +62,7 @@ class Member(IdMixin, TimestampMixin, Base):
         Index("ix_members_club_phone", "club_id", "phone"),
         Index("ix_members_club_phone_rev", "club_id", "phone_rev"),
         Index("ix_members_club_search_name", "club_id", "search_name", "id"),
+        UniqueConstraint("club_id", "external_ref"),
     )
 
     club_id: Mapped[int] = mapped_column(BigId, ForeignKey("clubs.id", ondelete="CASCADE"), index=True)
@@ -75,8 +76,11 @@ class Member(IdMixin, TimestampMixin, Base):
     phone_rev: Mapped[str | None] = mapped_column(SearchString(20))
     email_consent: Mapped[bool] = mapped_column(Boolean, default=False)
     sms_consent: Mapped[bool] = mapped_column(Boolean, default=False)
+    preferred_channel: Mapped[str | None] = mapped_column(String(10))  # email|sms|phone|none
     source: Mapped[str | None] = mapped_column(String(50))
     erased_at: Mapped[datetime | None]
+    external_ref: Mapped[str | None] = mapped_column(String(100))
+    """The person's id in the club's previous system (imports match and re-run on it)."""
 
 
 class MemberSearchTerm(IdMixin, Base):

@@ -20,6 +20,7 @@ from app.members.schemas import (
     NoteCreate,
     NoteRead,
 )
+from app.privacy import service as audit
 
 router = APIRouter(prefix="/api/v1", tags=["members"])
 
@@ -36,6 +37,8 @@ def create_member(session: SessionDep, actor: DeskActor, body: MemberCreate):
     """Register a person; 409 duplicate_member when the email or phone is already known."""
     member = service.create_member(session, club_id=actor.club_id, data=body,
                                    staff_id=actor.user_id)
+    audit.record(session, club_id=actor.club_id, actor=actor, action="created",
+                 member_id=member.id)
     return service.member_detail(session, club_id=actor.club_id, member_id=member.id)
 
 
@@ -44,8 +47,17 @@ def search_members(session: SessionDep, actor: StaffActor,
                    q: Annotated[str | None, Query(max_length=100, description=(
                        "part of a name, a phone's last digits or whole number, an email or "
                        "its start, a card code"))] = None,
+                   field: Annotated[str | None, Query(max_length=40, description=(
+                       "a searchable custom field's key; with `value`, instead of `q`"))] = None,
+                   value: Annotated[str | None, Query(max_length=500, description=(
+                       "the custom field's value: exact for choice, yes/no, number and date; "
+                       "text matches at its start, in any case"))] = None,
                    limit: Limit = 20, offset: Offset = 0, as_of: AsOf = None):
-    """Find members by name, phone, email or card; best match first."""
+    """Find members by name, phone, email or card (best match first), or by a custom field."""
+    if field is not None or value is not None:
+        return service.members_with_custom_value(
+            session, club_id=actor.club_id, q=q, key=field, value=value, limit=limit,
+            offset=offset, as_of=as_of)
     return service.search_members(session, club_id=actor.club_id, q=q, limit=limit,
                                   offset=offset, as_of=as_of)
 
@@ -53,8 +65,11 @@ def search_members(session: SessionDep, actor: StaffActor,
 @router.get("/members/{member_id}", response_model=MemberRead)
 def get_member(session: SessionDep, actor: StaffActor, member_id: MemberId, as_of: AsOf = None):
     """A member with cards, current consents and the membership that matters on `as_of`."""
-    return service.member_detail(session, club_id=actor.club_id, member_id=member_id,
-                                 as_of=as_of)
+    detail = service.member_detail(session, club_id=actor.club_id, member_id=member_id,
+                                   as_of=as_of)
+    audit.record(session, club_id=actor.club_id, actor=actor, action="viewed",
+                 member_id=member_id)
+    return detail
 
 
 @router.patch("/members/{member_id}", response_model=MemberRead)
@@ -62,6 +77,9 @@ def update_member(session: SessionDep, actor: DeskActor, member_id: MemberId,
                   body: MemberUpdate):
     """Change a member's details; same normalisation and duplicate rule as on create."""
     service.update_member(session, club_id=actor.club_id, member_id=member_id, data=body)
+    audit.record(session, club_id=actor.club_id, actor=actor, action="updated",
+                 member_id=member_id,
+                 fields=list(body.model_dump(exclude_unset=True, exclude={"different_person"})))
     return service.member_detail(session, club_id=actor.club_id, member_id=member_id)
 
 
@@ -90,29 +108,41 @@ def replace_card(session: SessionDep, actor: DeskActor, card_id: CardId, body: C
 def add_consent(session: SessionDep, actor: DeskActor, member_id: MemberId,
                 body: ConsentCreate):
     """Record that a member granted or withdrew consent for a channel."""
-    return service.set_consent(session, club_id=actor.club_id, member_id=member_id,
-                               channel=body.channel, granted=body.granted, source=body.source,
-                               staff_id=actor.user_id)
+    consent = service.set_consent(session, club_id=actor.club_id, member_id=member_id,
+                                  channel=body.channel, granted=body.granted,
+                                  source=body.source, staff_id=actor.user_id)
+    audit.record(session, club_id=actor.club_id, actor=actor, action="consent_changed",
+                 member_id=member_id, fields=[f"{consent.channel}_consent"])
+    return consent
 
 
 @router.get("/members/{member_id}/consents", response_model=Page[ConsentRead])
 def consent_history(session: SessionDep, actor: StaffActor, member_id: MemberId,
                     limit: Limit = 50, offset: Offset = 0):
     """The member's consent history, newest first."""
-    return service.consent_history(session, club_id=actor.club_id, member_id=member_id,
+    page = service.consent_history(session, club_id=actor.club_id, member_id=member_id,
                                    limit=limit, offset=offset)
+    audit.record(session, club_id=actor.club_id, actor=actor, action="viewed",
+                 member_id=member_id, fields=["consents"])
+    return page
 
 
 @router.post("/members/{member_id}/notes", response_model=NoteRead, status_code=201)
 def add_note(session: SessionDep, actor: StaffActor, member_id: MemberId, body: NoteCreate):
     """Add a staff note to a member."""
-    return service.add_note(session, club_id=actor.club_id, member_id=member_id,
+    note = service.add_note(session, club_id=actor.club_id, member_id=member_id,
                             text=body.text, staff_id=actor.user_id)
+    audit.record(session, club_id=actor.club_id, actor=actor, action="note_added",
+                 member_id=member_id, fields=["notes"])
+    return note
 
 
 @router.get("/members/{member_id}/notes", response_model=Page[NoteRead])
 def list_notes(session: SessionDep, actor: StaffActor, member_id: MemberId,
                limit: Limit = 50, offset: Offset = 0):
     """The member's notes, newest first."""
-    return service.list_notes(session, club_id=actor.club_id, member_id=member_id,
+    page = service.list_notes(session, club_id=actor.club_id, member_id=member_id,
                               limit=limit, offset=offset)
+    audit.record(session, club_id=actor.club_id, actor=actor, action="viewed",
+                 member_id=member_id, fields=["notes"])
+    return page

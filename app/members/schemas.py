@@ -1,7 +1,7 @@
 """Members API shapes: what the front desk sends and what it sees."""
 from datetime import date, datetime
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 
 from email_validator import EmailNotValidError, validate_email
 from pydantic import AfterValidator, Field, StringConstraints, field_validator
@@ -22,6 +22,15 @@ class Gender(StrEnum):
 class Channel(StrEnum):
     email = "email"
     sms = "sms"
+
+
+class PreferredChannel(StrEnum):
+    """How the person wants to be contacted ("none": no messages); null means no preference."""
+
+    email = "email"
+    sms = "sms"
+    phone = "phone"
+    none = "none"
 
 
 def _email(value: str) -> str:
@@ -45,6 +54,12 @@ Phone = Annotated[str, StringConstraints(min_length=1, max_length=40)]
 Source = Annotated[str, StringConstraints(min_length=1, max_length=50)]
 CardCode = Annotated[str, StringConstraints(min_length=1, max_length=100)]
 BirthDate = Annotated[date, AfterValidator(_birth_date)]
+CustomValues = Annotated[
+    dict[Annotated[str, StringConstraints(min_length=1, max_length=40)], Any],
+    Field(max_length=100, description="the club's custom fields, {key: value}: text, number, "
+                                      "date as YYYY-MM-DD, one of a choice field's choices, or "
+                                      "true/false; null clears a value (see GET "
+                                      "/api/v1/custom-fields)")]
 
 
 class ConsentFlags(In):
@@ -63,10 +78,12 @@ class MemberCreate(In):
     birth_date: BirthDate | None = None
     gender: Gender | None = None
     source: Source | None = Field(None, description="where the person came from, e.g. walk_in")
+    preferred_channel: PreferredChannel | None = None
     card: CardCode | None = Field(None, description="a card code to issue at once")
     consents: ConsentFlags | None = None
     different_person: bool = Field(False, description="create even if email or phone matches "
                                                       "another member")
+    custom: CustomValues | None = None
 
     @field_validator("email", "phone", "source", "card", mode="before")
     @classmethod
@@ -84,7 +101,9 @@ class MemberUpdate(In):
     birth_date: BirthDate | None = None
     gender: Gender | None = None
     source: Source | None = None
+    preferred_channel: PreferredChannel | None = None
     different_person: bool = False
+    custom: CustomValues | None = None
 
     @field_validator("email", "phone", "source", mode="before")
     @classmethod
@@ -176,12 +195,16 @@ class MemberRead(Out):
     birth_date: date | None
     gender: str | None
     source: str | None
+    preferred_channel: str | None = None
     created_at: datetime
     updated_at: datetime
     consents: CurrentConsents
     cards: list[CardRead]
     membership: MembershipStatus
     as_of: date
+    custom: dict[str, Any] = Field(default_factory=dict,
+                                   description="custom field values by key (archived fields "
+                                               "left out)")
 
 
 class MemberSummary(Out):

@@ -31,6 +31,8 @@ from app.clubs import service as clubs_service
 from app.clubs.models import Club
 from app.core.errors import Conflict, Invalid, NotFound
 from app.core.types import utcnow
+from app.customfields import service as custom_fields
+from app.customfields.models import CustomFieldValue
 from app.members.models import (
     Card,
     Consent,
@@ -170,8 +172,12 @@ def _insert_card(session: Session, *, club_id: int, member_id: int, code: str) -
 
 
 def create_member(session: Session, *, club_id: int, data: MemberCreate,
-                  staff_id: int | None = None) -> Member:
-    """Create a member (or prospect), optionally issuing a card and recording consents."""
+                  staff_id: int | None = None, require_custom: bool = True) -> Member:
+    """Create a member (or prospect), optionally issuing a card and recording consents.
+
+    `require_custom=False` skips the club's required custom fields (for callers that cannot ask
+    for them, such as the website form); values given are still validated.
+    """
     club = _club(session, club_id)
     phone = (normalise_phone(data.phone, region=clubs_service.club_settings(club).phone_region)
              if data.phone else None)
@@ -183,10 +189,14 @@ def create_member(session: Session, *, club_id: int, data: MemberCreate,
         taken = _card_taken(session, club_id=club_id, code=card_code)
         if taken:
             raise taken
+    custom_fields.validate(session, club_id=club_id, values=data.custom or {},
+                           creating=require_custom)
     consents = data.consents.model_dump(exclude_none=True) if data.consents else {}
     member = Member(club_id=club_id, first_name=data.first_name, last_name=data.last_name,
                     email=data.email, phone=phone, birth_date=data.birth_date,
                     gender=data.gender.value if data.gender else None, source=data.source,
+                    preferred_channel=(data.preferred_channel.value
+                                       if data.preferred_channel else None),
                     search_name=search_name_for(data.first_name, data.last_name),
                     phone_rev=phone_rev_for(phone),
                     email_consent=bool(consents.get("email")),
@@ -201,6 +211,9 @@ def create_member(session: Session, *, club_id: int, data: MemberCreate,
                             granted=granted, source="front_desk", recorded_at=now,
                             staff_id=staff_id))
     session.flush()
+    if data.custom:
+        custom_fields.set_values(session, club_id=club_id, member_id=member.id,
+                                 values=data.custom)
     return member
 
 
@@ -208,7 +221,7 @@ def update_member(session: Session, *, club_id: int, member_id: int,
                   data: MemberUpdate) -> Member:
     """Change any of a member's fields; email and phone follow the same rules as on create."""
     member = get_member(session, club_id=club_id, member_id=member_id)
-    changes = data.model_dump(exclude_unset=True, exclude={"different_person"})
+    changes = data.model_dump(exclude_unset=True, exclude={"different_person", "custom"})
     club = _club(session, club_id)
     if changes.get("phone"):
         changes["phone"] = normalise_phone(
@@ -217,16 +230,23 @@ def update_member(session: Session, *, club_id: int, member_id: int,
         _check_birth_date(club, changes["birth_date"])
     if changes.get("gender") is not None:
         changes["gender"] = changes["gender"].value
+    if changes.get("preferred_channel") is not None:
+        changes["preferred_channel"] = changes["preferred_channel"].value
     new_email = changes.get("email") if changes.get("email") != member.email else None
     new_phone = changes.get("phone") if changes.get("phone") != member.phone else None
     if not data.different_person:
         _refuse_duplicate(session, club_id=club_id, email=new_email, phone=new_phone,
                           exclude_id=member.id)
+    if data.custom:
+        custom_fields.validate(session, club_id=club_id, values=data.custom, creating=False)
     for name, value in changes.items():
         setattr(member, name, value)
     member.search_name = search_name_for(member.first_name, member.last_name)
     member.phone_rev = phone_rev_for(member.phone)
     session.flush()
+    if data.custom:
+        custom_fields.set_values(session, club_id=club_id, member_id=member.id,
+                                 values=data.custom)
     return member
 
 
@@ -240,19 +260,27 @@ def _cards_of(session: Session, *, club_id: int, member_ids: list[int]) -> list[
 
 def member_detail(session: Session, *, club_id: int, member_id: int,
                   as_of: date | None = None) -> dict:
-    """Everything the desk shows on a member's page: fields, cards, consents, membership today."""
+    """Everything the desk shows on a member's page: fields, cards, consents, membership today.
+
+    `custom_shown` (label and text of each custom value, for the member card page) is not part
+    of `MemberRead`.
+    """
     member = get_member(session, club_id=club_id, member_id=member_id)
     as_of = as_of or clubs_service.club_today(_club(session, club_id))
     summary = rules.summaries(session, [member.id], as_of)[member.id]
+    custom = custom_fields.values_for(session, club_id=club_id, member_ids=[member.id])[member.id]
     return {
         "id": member.id, "first_name": member.first_name, "last_name": member.last_name,
         "name": f"{member.first_name} {member.last_name}", "email": member.email,
         "phone": member.phone, "birth_date": member.birth_date, "gender": member.gender,
-        "source": member.source, "created_at": member.created_at,
+        "source": member.source, "preferred_channel": member.preferred_channel,
+        "created_at": member.created_at,
         "updated_at": member.updated_at,
         "consents": {"email": member.email_consent, "sms": member.sms_consent},
         "cards": _cards_of(session, club_id=club_id, member_ids=[member.id]),
         "membership": summary.as_dict(), "as_of": as_of,
+        "custom": {key: custom_fields.json_value(value) for key, value in custom.items()},
+        "custom_shown": custom_fields.shown(session, club_id=club_id, values=custom),
     }
 
 
@@ -436,6 +464,41 @@ def search_members(session: Session, *, club_id: int, q: str | None, limit: int 
         if total == 0 and (fallback := _substring_branch(club_id, q)) is not None:
             rows, total = _ranked_page(session, club_id=club_id, branches=[fallback],
                                        limit=limit, offset=offset, unique=True)
+    return _summary_page(session, club=club, rows=rows, total=total, limit=limit,
+                         offset=offset, as_of=as_of)
+
+
+def members_with_custom_value(session: Session, *, club_id: int, key: str | None,
+                              value: str | None, q: str | None = None, limit: int = 20,
+                              offset: int = 0, as_of: date | None = None) -> dict:
+    """Members whose searchable custom field `key` matches `value`, by name (a page).
+
+    Exact for choice, yes/no, number and date; text case-insensitively at its start. One range
+    of the field's value index, joined to members for the page only.
+    """
+    if q and q.strip():
+        raise field_error("q", "search either by text (q) or by a custom field (field and "
+                               "value), not both")
+    if not key:
+        raise field_error("field", "name the custom field to search by (its key)")
+    if value is None:
+        raise field_error("value", "give the value to look for")
+    club = _club(session, club_id)
+    where = (Member.club_id == club_id, *custom_fields.value_conditions(
+        session, club_id=club_id, key=key, value=value))
+    matches = select(*_PAGE_COLUMNS).join(CustomFieldValue,
+                                          CustomFieldValue.member_id == Member.id).where(*where)
+    rows = session.execute(matches.order_by(Member.search_name, Member.id)
+                           .limit(limit).offset(offset)).all()
+    total = session.scalar(select(func.count()).select_from(CustomFieldValue).where(*where[1:]))
+    return _summary_page(session, club=club, rows=rows, total=total, limit=limit,
+                         offset=offset, as_of=as_of)
+
+
+def _summary_page(session: Session, *, club: Club, rows: list, total: int, limit: int,
+                  offset: int, as_of: date | None) -> dict:
+    """A page of search hits: the members' names, contacts, active cards and status today."""
+    club_id = club.id
     ids = [row.id for row in rows]
     as_of = as_of or clubs_service.club_today(club)
     statuses = rules.summaries(session, ids, as_of)

@@ -19,6 +19,7 @@ from app.clubs.schemas import MANAGERS
 from app.clubs.service import Actor
 from app.core.errors import Conflict, Forbidden, Invalid, NotFound
 from app.core.types import money, utcnow
+from app.crm import leads
 from app.memberships import rules
 from app.memberships.models import Freeze, Membership, Plan
 from app.memberships.schemas import MembershipLine, PlanCreate
@@ -251,6 +252,8 @@ def fulfil_membership_line(session: Session, *, actor: Actor, sale: Sale,
     session.add(membership)
     session.flush()
     allowlist.member_changed(session, club_id=club_id, member_id=sale.member_id)
+    leads.membership_sold(session, club_id=club_id, member_id=sale.member_id,
+                          membership_id=membership.id, staff_id=actor.user_id)
     kind = "Renewal" if renews_id else "Membership"
     return LineValues(description=f"{kind}: {plan.name} {start.isoformat()}–{end.isoformat()}",
                       unit_price=price, item_id=membership.id)

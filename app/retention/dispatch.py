@@ -7,8 +7,10 @@
    concurrent dispatchers skip each other's rows; on SQLite the transaction is `BEGIN
    IMMEDIATE` (one writer), and the `status='pending'` guard makes the claim atomic anyway.
 2. **Decide** (one transaction for the batch): stop conditions again (renewed, visited since
-   planned, stage left), consent and address, quiet hours (wait for the morning), the frequency
-   cap (wait a day; skip after `CAP_MAX_WAIT`), then render. Call and trainer tasks are written
+   planned, stage left), the member's preferred channel (an email goes out as SMS to a member
+   who prefers SMS and agreed to it, and the other way round; "phone" turns the message into a
+   call task; "none" skips it), consent and address, quiet hours (wait for the morning), the
+   frequency cap (wait a day; skip after `CAP_MAX_WAIT`), then render. Call and trainer tasks are written
    here as CRM tasks. Every outcome is written with a guard on the claim token.
 3. **Send** (outside any transaction), then record the attempt and the outcome in a short one:
    sent; or pending again with exponential backoff; or failed after `MAX_ATTEMPTS`.
@@ -87,6 +89,7 @@ class _Decision:
     subject: str = ""
     body: str = ""
     message: Message | None = None
+    channel: str | None = None  # set when the member's preference changed the channel
 
 
 def in_quiet_hours(at: time, start: time, end: time) -> bool:
@@ -201,7 +204,7 @@ def _process(factory, ids: list[int], *, token: str, now: datetime, channels: Ch
             session.execute(insert(Interaction.__table__), timeline)
     local, remote = [], []
     for pair in sends:
-        channel = channels.for_name(pair[0].definition.channel)
+        channel = channels.for_name(pair[1].message.channel)
         (local if getattr(channel, "local", False) else remote).append(pair)
     for item, decision in remote:  # each recorded at once: a crash never sends twice
         result = _send(channels, item, decision)
@@ -218,7 +221,7 @@ def _process(factory, ids: list[int], *, token: str, now: datetime, channels: Ch
 
 def _send(channels: Channels, item: _Item, decision: _Decision) -> Result:
     try:
-        return channels.for_name(item.definition.channel).send(decision.message)
+        return channels.for_name(decision.message.channel).send(decision.message)
     except Exception as exc:  # noqa: BLE001 - a channel bug must not leave the row claimed
         return Result(False, f"{exc.__class__.__name__}: {exc}", retryable=True)
 
@@ -296,7 +299,9 @@ def _decide(session: Session, item: _Item, facts: _Facts, *, now: datetime, chan
         return _Decision("cancel", "stage_left")
     if member.erased_at is not None:
         return _Decision("skip", "erased")
-    channel = x.channel
+    channel = _preferred_channel(member, x.channel, channels)
+    if channel is None:
+        return _Decision("skip", "prefers_no_messages")
     address = None
     if channel == Channel.email:
         if not member.email_consent:
@@ -336,7 +341,8 @@ def _decide(session: Session, item: _Item, facts: _Facts, *, now: datetime, chan
     except templates.RenderError as exc:
         return _Decision("fail", "template_error", body=str(exc))
     if channel not in MESSAGE_CHANNELS:
-        return _Decision("task", subject=subject or x.name, body=body)
+        return _Decision("task", subject=subject or x.name, body=body,
+                         channel=channel if channel != x.channel else None)
     if channel == Channel.email:
         body = (f"{body}\n\n--\nYou receive this email as a member of {club.name}.\n"
                 f"Unsubscribe: {unsubscribe_url}\n")
@@ -344,6 +350,27 @@ def _decide(session: Session, item: _Item, facts: _Facts, *, now: datetime, chan
     return _Decision("send", subject=subject, body=body, message=Message(
         touchpoint_id=tp.id, club_id=club.id, member_id=member.id, channel=channel, to=address,
         subject=subject, body=body, unsubscribe_url=unsubscribe_url, sender_name=club.name))
+
+
+def _preferred_channel(member: Member, channel: str, channels: Channels) -> str | None:
+    """The channel a message goes out on, given the member's preference (None: do not send).
+
+    Only email and SMS touchpoints are redirected: to the other one when the member prefers it,
+    agreed to it, has the address and the channel is configured; to a call task when they
+    prefer the phone. Otherwise the touchpoint's own channel (and its consent rules) apply.
+    """
+    preferred = member.preferred_channel
+    if channel not in MESSAGE_CHANNELS or not preferred or preferred == channel:
+        return channel
+    if preferred == "none":
+        return None
+    if preferred == "phone":
+        return Channel.call_task.value
+    if preferred == Channel.sms and member.sms_consent and member.phone and channels.sms:
+        return Channel.sms.value
+    if preferred == Channel.email and member.email_consent and member.email and channels.email:
+        return Channel.email.value
+    return channel
 
 
 @lru_cache(maxsize=32)
@@ -366,13 +393,15 @@ def _guarded(session: Session, item: _Item, token: str, **values) -> bool:
 _TASK_ROLES = {Channel.call_task.value: "front_desk", Channel.trainer_task.value: "trainer"}
 _SKIP_TEXT = {"no_consent": "no consent for this channel", "no_address": "no address on file",
               "frequency_cap": "frequency cap reached", "erased": "member data erased",
-              "channel_not_configured": "channel not configured"}
+              "channel_not_configured": "channel not configured",
+              "prefers_no_messages": "the member prefers no messages"}
 
 
 def _interaction(item: _Item, *, now: datetime, summary: str, outcome: str,
-                 task_id: int | None = None) -> dict:
+                 task_id: int | None = None, channel: str | None = None) -> dict:
     return {"club_id": item.tp.club_id, "member_id": item.tp.member_id, "kind": "touchpoint",
-            "channel": item.definition.channel, "summary": summary[:500], "outcome": outcome,
+            "channel": channel or item.definition.channel, "summary": summary[:500],
+            "outcome": outcome,
             "staff_id": None, "occurred_at": now, "touchpoint_id": item.tp.id,
             "task_id": task_id}
 
@@ -397,10 +426,13 @@ def _apply(session: Session, item: _Item, d: _Decision, *, token: str, now: date
                                          summary=f"{x.name}: failed ({d.body})"))
     elif d.kind == "task":
         zone = clubs_service.club_zone(item.club)
-        role = _TASK_ROLES[x.channel]
-        kind = "call" if x.channel == Channel.call_task else "trainer"
+        channel = d.channel or x.channel
+        role = _TASK_ROLES[channel]
+        kind = "call" if channel == Channel.call_task else "trainer"
         if x.stage == Stage.renewal_due:
             kind = "renewal_offer"
+        if d.channel:  # a message turned into a call by the member's preference
+            base["channel"] = d.channel
         if not _guarded(session, item, token, status="sent", sent_at=now, subject=d.subject,
                         body=d.body, recipient=role, reason="task_created",
                         attempts=item.tp.attempts + 1, **base):
@@ -411,6 +443,7 @@ def _apply(session: Session, item: _Item, d: _Decision, *, token: str, now: date
             "assignee_user_id": None, "due_date": now.astimezone(zone).date(), "status": "open",
             "touchpoint_id": item.tp.id, "created_at": now, "updated_at": now}).scalar_one()
         timeline.append(_interaction(item, now=now, outcome="task_created", task_id=task_id,
+                                     channel=channel,
                                      summary=f"{x.name}: task for {role.replace('_', ' ')} — "
                                              f"{d.subject}"))
 
@@ -429,14 +462,17 @@ def _record_send(session: Session, item: _Item, d: _Decision, result: Result, *,
         "ok": result.ok, "error": result.error, "provider_ref": result.provider_ref or None})
     base = {"claim_token": None, "updated_at": now, "attempts": attempts}
     message = d.message
+    if message.channel != x.channel:  # sent on the member's preferred channel
+        base["channel"] = message.channel
     timeline = []
     outcome = "sent"
     if result.ok:
         if _guarded(session, item, token, status="sent", sent_at=now, recipient=message.to,
                     subject=message.subject, body=message.body, last_error=None, reason=None,
                     **base):
-            timeline.append(_interaction(item, now=now, outcome="sent",
-                                         summary=f"{x.name}: {x.channel} sent to {message.to}"))
+            timeline.append(_interaction(item, now=now, outcome="sent", channel=message.channel,
+                                         summary=f"{x.name}: {message.channel} sent to "
+                                                 f"{message.to}"))
     elif result.retryable and attempts < MAX_ATTEMPTS:
         _guarded(session, item, token, status="pending", due_at=now + retry_delay(attempts),
                  last_error=result.error, reason="retrying", **base)
@@ -446,8 +482,8 @@ def _record_send(session: Session, item: _Item, d: _Decision, result: Result, *,
         if _guarded(session, item, token, status="failed", reason="delivery_failed",
                     last_error=result.error, **base):
             timeline.append(_interaction(
-                item, now=now, outcome="failed",
-                summary=f"{x.name}: {x.channel} to {message.to} failed after {attempts} "
+                item, now=now, outcome="failed", channel=message.channel,
+                summary=f"{x.name}: {message.channel} to {message.to} failed after {attempts} "
                         f"attempt(s): {result.error}"))
     if timeline:
         session.execute(insert(Interaction.__table__), timeline)

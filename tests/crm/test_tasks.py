@@ -94,3 +94,62 @@ def test_tasks_of_another_club_are_not_found(client, world, db):
     assert r.status_code == 404
     r = client.post("/api/v1/tasks", headers=desk.headers, json={"title": "x", "member_id": 10**6})
     assert r.status_code == 404
+
+
+def test_the_desk_list_shows_overdue_first_with_phone_and_preferred_channel(client, world, db,
+                                                                             rw):
+    from sqlalchemy import update
+
+    from app.members.models import Member
+
+    club = world.club()
+    today = club_today(club)
+    desk = world.staff(club, Role.front_desk)
+    ida, jan = rw.member(club, "Ida"), rw.member(club, "Jan", phone="+4915123456780")
+    with transaction(db.sessionmaker) as s:
+        s.execute(update(Member).where(Member.id == jan).values(preferred_channel="phone"))
+    _task(db, club, title="today", due=today, role="front_desk", member=ida)
+    _task(db, club, title="a week late", due=today - timedelta(days=7), role="front_desk",
+          member=jan)
+    _task(db, club, title="a day late", due=today - timedelta(days=1), role="front_desk")
+    rows = client.get("/api/v1/tasks/today", headers=desk.headers).json()
+    assert [(t["title"], t["overdue"]) for t in rows] == [
+        ("a week late", True), ("a day late", True), ("today", False)]
+    assert (rows[0]["member_phone"], rows[0]["member_preferred_channel"]) == (
+        "+4915123456780", "phone")
+    assert rows[0]["member_name"] == "Jan Test" and rows[1]["member_phone"] is None
+
+
+def test_reassign_reschedule_and_cancel_a_task(client, world, db):
+    club = world.club()
+    today = club_today(club)
+    desk, desk2 = world.staff(club, Role.front_desk), world.staff(club, Role.front_desk)
+    trainer = world.staff(club, Role.trainer)
+    task_id = _task(db, club, title="call Ida", due=today, role="front_desk")
+    later = today + timedelta(days=2)
+    r = client.patch(f"/api/v1/tasks/{task_id}", headers=desk.headers,
+                     json={"assignee_user_id": desk2.user_id, "due_date": later.isoformat()})
+    assert r.status_code == 200, r.text
+    assert (r.json()["assignee_user_id"], r.json()["due_date"]) == (desk2.user_id,
+                                                                     later.isoformat())
+    r = client.patch(f"/api/v1/tasks/{task_id}", headers=desk.headers,
+                     json={"assignee_user_id": None, "assignee_role": "trainer"})
+    assert r.status_code == 200 and r.json()["assignee_role"] == "trainer"
+    for bad in ({"due_date": None}, {"status": "done"}, {"assignee_role": "boss"}):
+        assert client.patch(f"/api/v1/tasks/{task_id}", headers=desk.headers,
+                            json=bad).status_code == 422, bad
+    r = client.patch(f"/api/v1/tasks/{task_id}", headers=desk.headers,
+                     json={"assignee_user_id": 10**9})
+    assert r.status_code == 404 and r.json()["error"] == "staff_not_found"
+    assert client.patch(f"/api/v1/tasks/{task_id}", headers=trainer.headers,
+                        json={"title": "x"}).status_code == 403
+    r = client.post(f"/api/v1/tasks/{task_id}/cancel", headers=desk.headers, json={})
+    assert r.status_code == 422
+    r = client.post(f"/api/v1/tasks/{task_id}/cancel", headers=desk.headers,
+                    json={"reason": "she cancelled her enquiry"})
+    assert r.status_code == 200 and r.json()["status"] == "cancelled"
+    assert r.json()["outcome"] == "cancelled: she cancelled her enquiry"
+    assert client.post(f"/api/v1/tasks/{task_id}/cancel", headers=desk.headers,
+                       json={"reason": "again"}).json()["error"] == "task_closed"
+    assert client.patch(f"/api/v1/tasks/{task_id}", headers=desk.headers,
+                        json={"title": "x"}).status_code == 409

@@ -26,7 +26,7 @@ def test_timeline_shows_engine_touchpoints_and_stage_changes_newest_first(client
     assert times == sorted(times, reverse=True)
 
     r = client.post(f"/api/v1/members/{member}/interactions", headers=desk.headers,
-                    json={"kind": "call", "summary": "Asked about classes", "outcome": "ok"})
+                    json={"kind": "call", "summary": "Asked about classes", "outcome": "reached"})
     assert r.status_code == 201 and r.json()["by"] == desk.email.split("@")[0]
     first = client.get(f"/api/v1/members/{member}/timeline?limit=1", headers=desk.headers).json()
     assert first["total"] == 4 and first["items"][0]["summary"] == "Asked about classes"

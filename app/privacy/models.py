@@ -1,0 +1,90 @@
+"""Privacy records: the audit log, merges of duplicate members, dismissed duplicate pairs, erasures.
+
+None of these tables holds personal data: the audit log names the fields that were viewed or
+changed, never their values; merges and erasures keep ids and per-table row counts. Member ids
+in `audit_log`, `member_merges` and `member_erasures` are plain numbers (no foreign key): the
+record must outlive the member row a merge deletes, and a merge must not move it.
+"""
+from datetime import datetime
+
+from sqlalchemy import JSON, ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.core.db import Base, IdMixin
+from app.core.types import BigId, utcnow
+
+
+class AuditEntry(IdMixin, Base):
+    """Who viewed or changed which personal data of whom, when. Append-only."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (
+        Index("ix_audit_log_club_entity", "club_id", "entity", "entity_id", "at"),
+        Index("ix_audit_log_club_at", "club_id", "at"),
+        Index("ix_audit_log_club_staff_at", "club_id", "staff_id", "at"),
+    )
+
+    club_id: Mapped[int] = mapped_column(BigId, ForeignKey("clubs.id", ondelete="CASCADE"))
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    # a staff user, or (staff_id None) a device / API key / the system, named by `actor_label`
+    staff_id: Mapped[int | None] = mapped_column(
+        BigId, ForeignKey("staff_users.id", ondelete="SET NULL"))
+    actor_label: Mapped[str | None] = mapped_column(String(100))
+    action: Mapped[str] = mapped_column(String(30))
+    entity: Mapped[str] = mapped_column(String(30), default="member")
+    entity_id: Mapped[int] = mapped_column(BigId)
+    fields: Mapped[list] = mapped_column(JSON, default=list)
+    # ids and counts only (e.g. the merged member's id), never personal values
+    detail: Mapped[dict | None] = mapped_column(JSON)
+
+
+class MemberMerge(IdMixin, Base):
+    """One merge: the duplicate's rows moved to the kept member, and how many per table."""
+
+    __tablename__ = "member_merges"
+    __table_args__ = (
+        UniqueConstraint("club_id", "merged_member_id"),
+        Index("ix_member_merges_club_kept", "club_id", "kept_member_id"),
+    )
+
+    club_id: Mapped[int] = mapped_column(BigId, ForeignKey("clubs.id", ondelete="CASCADE"))
+    kept_member_id: Mapped[int] = mapped_column(BigId)
+    merged_member_id: Mapped[int] = mapped_column(BigId)
+    staff_id: Mapped[int | None] = mapped_column(
+        BigId, ForeignKey("staff_users.id", ondelete="SET NULL"))
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    taken: Mapped[list] = mapped_column(JSON, default=list)  # fields taken from the duplicate
+    moved: Mapped[dict] = mapped_column(JSON, default=dict)  # {table: rows moved}
+    dropped: Mapped[dict] = mapped_column(JSON, default=dict)  # {table: duplicate rows deleted}
+
+
+class DuplicateDismissal(IdMixin, Base):
+    """A pair the staff said are two different people: the finder does not show it again."""
+
+    __tablename__ = "duplicate_dismissals"
+    __table_args__ = (UniqueConstraint("member_a_id", "member_b_id"),)
+
+    club_id: Mapped[int] = mapped_column(BigId, ForeignKey("clubs.id", ondelete="CASCADE"),
+                                         index=True)
+    # member_a_id < member_b_id
+    member_a_id: Mapped[int] = mapped_column(BigId, ForeignKey("members.id", ondelete="CASCADE"))
+    member_b_id: Mapped[int] = mapped_column(BigId, ForeignKey("members.id", ondelete="CASCADE"),
+                                             index=True)
+    staff_id: Mapped[int | None] = mapped_column(
+        BigId, ForeignKey("staff_users.id", ondelete="SET NULL"))
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class MemberErasure(IdMixin, Base):
+    """One erasure on request: who, when, why (identifiers scrubbed) and rows touched per table."""
+
+    __tablename__ = "member_erasures"
+    __table_args__ = (UniqueConstraint("club_id", "member_id"),)
+
+    club_id: Mapped[int] = mapped_column(BigId, ForeignKey("clubs.id", ondelete="CASCADE"))
+    member_id: Mapped[int] = mapped_column(BigId)
+    staff_id: Mapped[int | None] = mapped_column(
+        BigId, ForeignKey("staff_users.id", ondelete="SET NULL"))
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    reason: Mapped[str] = mapped_column(String(500))
+    counts: Mapped[dict] = mapped_column(JSON, default=dict)
