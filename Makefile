@@ -44,6 +44,7 @@ bench: setup
 	$(BIN)/python -m bench.retention
 	$(BIN)/python -m bench.analytics
 	$(BIN)/python -m bench.peak
+	$(BIN)/python -m bench.import
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

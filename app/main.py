@@ -18,6 +18,7 @@ def _include_routers(app: FastAPI) -> None:
     from app.crm import router as crm
     from app.customfields import router as customfields
     from app.imports import router as imports
+    from app.imports.history import router as history_import
     from app.inventory import router as inventory
     from app.members import router as members
     from app.memberships import router as memberships
@@ -28,7 +29,8 @@ def _include_routers(app: FastAPI) -> None:
 
     # privacy before members: GET /members/duplicates is not /members/{member_id}
     for module in (clubs, privacy, members, memberships, billing, access, protocols, crm, retention,
-                   inventory, trainers, analytics, customfields, crm_leads, imports):
+                   inventory, trainers, analytics, customfields, crm_leads, imports,
+                   history_import):
         app.include_router(module.router)
     crm_leads.install(app)
     install_pages(app)

@@ -94,3 +94,8 @@ def import_members(
             rejects.unlink(missing_ok=True)
     failed = bool(report.file_errors) or (report.errors and (dry_run or not report.written))
     raise typer.Exit(1 if failed else 0)
+
+
+from app.imports.history.cli import history as _history  # `fitclub import history DIR`
+
+import_app.command("history")(_history)

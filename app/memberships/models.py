@@ -1,7 +1,17 @@
 from datetime import date, datetime, time
 from decimal import Decimal
 
-from sqlalchemy import Boolean, Date, ForeignKey, Index, Integer, String, Text, Time
+from sqlalchemy import (
+    Boolean,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    Time,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.core.db import Base, IdMixin, TimestampMixin
@@ -12,6 +22,7 @@ class Plan(IdMixin, TimestampMixin, Base):
     """What a club sells: duration, price, visit limit, access hours, freeze allowance."""
 
     __tablename__ = "plans"
+    __table_args__ = (UniqueConstraint("club_id", "external_ref"),)
 
     club_id: Mapped[int] = mapped_column(BigId, ForeignKey("clubs.id", ondelete="CASCADE"), index=True)
     name: Mapped[str] = mapped_column(String(100))
@@ -25,6 +36,8 @@ class Plan(IdMixin, TimestampMixin, Base):
     freeze_days: Mapped[int] = mapped_column(Integer, default=0)
     auto_renew: Mapped[bool] = mapped_column(Boolean, default=False)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    external_ref: Mapped[str | None] = mapped_column(String(100))
+    """The plan's id in the club's previous system (history import re-runs on it)."""
 
 
 class Membership(IdMixin, TimestampMixin, Base):
@@ -34,6 +47,7 @@ class Membership(IdMixin, TimestampMixin, Base):
     __table_args__ = (
         Index("ix_memberships_member_dates", "member_id", "start_date", "end_date"),
         Index("ix_memberships_club_end", "club_id", "end_date"),
+        UniqueConstraint("club_id", "external_ref"),
     )
 
     club_id: Mapped[int] = mapped_column(BigId, ForeignKey("clubs.id", ondelete="CASCADE"), index=True)
@@ -52,12 +66,15 @@ class Membership(IdMixin, TimestampMixin, Base):
     cancel_reason: Mapped[str | None] = mapped_column(String(50))
     cancel_note: Mapped[str | None] = mapped_column(Text)
     refund_amount: Mapped[Decimal | None] = mapped_column(Money)
+    external_ref: Mapped[str | None] = mapped_column(String(100))
+    """The membership's id in the club's previous system (history import re-runs on it)."""
 
 
 class Freeze(IdMixin, Base):
     """A pause: the membership's end moves out by the frozen days; an early end gives days back."""
 
     __tablename__ = "freezes"
+    __table_args__ = (UniqueConstraint("club_id", "external_ref"),)
 
     club_id: Mapped[int] = mapped_column(BigId, ForeignKey("clubs.id", ondelete="CASCADE"), index=True)
     membership_id: Mapped[int] = mapped_column(
@@ -67,3 +84,5 @@ class Freeze(IdMixin, Base):
     reason: Mapped[str | None] = mapped_column(String(200))
     staff_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("staff_users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime]
+    external_ref: Mapped[str | None] = mapped_column(String(100))
+    """The freeze's id in the club's previous system (history import re-runs on it)."""

@@ -141,6 +141,7 @@ class PtPackage(IdMixin, Base):
         Index("ix_pt_packages_club_created", "club_id", "created_at"),
         CheckConstraint("sessions_left >= 0", name="balance_not_negative"),
         CheckConstraint("sessions_left <= sessions_total", name="balance_within_total"),
+        UniqueConstraint("club_id", "external_ref"),
     )
 
     club_id: Mapped[int] = mapped_column(BigId, ForeignKey("clubs.id", ondelete="CASCADE"))
@@ -157,6 +158,8 @@ class PtPackage(IdMixin, Base):
     valid_from: Mapped[date] = mapped_column(Date)
     valid_until: Mapped[date] = mapped_column(Date)
     created_at: Mapped[datetime]
+    external_ref: Mapped[str | None] = mapped_column(String(100))
+    """The package's id in the club's previous system (history import re-runs on it)."""
 
 
 class PtSession(IdMixin, TimestampMixin, Base):

@@ -92,6 +92,10 @@ TABLE = [
     R("DELETE", "/api/v1/custom-fields/{field_id}", MANAGERS),
     # member import (multipart; without a file: 422 once authorised) and exports
     R("POST", "/api/v1/imports/members", MANAGERS),
+    # history import (multipart; without files: 422 once authorised), its job and rejects
+    R("POST", "/api/v1/imports/history", MANAGERS),
+    R("GET", "/api/v1/imports/history/{job_id}", MANAGERS),
+    R("GET", "/api/v1/imports/history/{job_id}/rejects/{name}", MANAGERS),
     R("GET", "/api/v1/exports/members.csv", MANAGERS, ok="2xx"),
     R("GET", "/api/v1/exports/leads.csv", MANAGERS, ok="2xx"),
     # plans and memberships

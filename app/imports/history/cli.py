@@ -1,0 +1,113 @@
+"""`fitclub import history DIR`: check, then import, a directory of history files."""
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+SHOW_PROBLEMS = 20
+
+
+def _club(club_id: int | None) -> int:
+    if club_id is not None:
+        return club_id
+    from sqlalchemy import select
+
+    from app.cli import unit_of_work
+    from app.clubs.models import Club
+
+    with unit_of_work() as session:
+        ids = list(session.scalars(select(Club.id).limit(2)))
+    if len(ids) != 1:
+        raise typer.BadParameter("name the club: --club ID", param_hint="--club")
+    return ids[0]
+
+
+def history(
+    directory: Annotated[Path, typer.Argument(
+        exists=True, file_okay=False, dir_okay=True, readable=True,
+        help="a directory with members.csv, staff.csv, plans.csv, memberships.csv, "
+             "freezes.csv, pt_packages.csv and/or visits.csv")],
+    club_id: Annotated[int | None, typer.Option(
+        "--club", help="club id (may be left out when there is one club)")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="check every file, write nothing")]
+    = False,
+    skip_bad: Annotated[bool, typer.Option(
+        "--skip-bad", help="import the good rows; write the bad ones to the rejects directory "
+                           "(default: all or nothing)")] = False,
+    reference: Annotated[str, typer.Option(
+        help="how rows name their member: external_id (the old system's id), card, email or "
+             "phone")] = "external_id",
+    day_first: Annotated[bool, typer.Option("--day-first/--month-first",
+                                            help="how to read 03/04/2024")] = True,
+    rejects_dir: Annotated[Path | None, typer.Option(
+        "--rejects-dir", help="where the rows not imported go (default with --skip-bad: "
+                              "DIR/rejects)")] = None,
+    renewal_gap: Annotated[int, typer.Option(
+        help="a membership starting at most this many days after the previous one ended "
+             "renews it")] = 31,
+) -> None:
+    """Import a club's history from its previous system. Exit code 1 when rows have errors and
+    nothing was written (or a dry run finds errors), 2 when the import cannot start."""
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    from app.cli import unit_of_work
+    from app.core.errors import DomainError
+    from app.imports.history.common import Options
+    from app.imports.history.references import REFERENCES
+    from app.imports.history.service import find_files, import_history
+
+    if reference not in REFERENCES:
+        raise typer.BadParameter(f"one of {', '.join(REFERENCES)}", param_hint="--reference")
+    files, ignored = find_files(directory)
+    if not files:
+        typer.echo(f"error: no history files in {directory} (members.csv, plans.csv, "
+                   "memberships.csv, visits.csv, …)", err=True)
+        raise typer.Exit(2)
+    if rejects_dir is None and skip_bad:
+        rejects_dir = directory / "rejects"
+    options = Options(reference=reference, dry_run=dry_run, skip_bad=skip_bad,
+                      day_first=day_first, rejects_dir=rejects_dir,
+                      renewal_gap_days=renewal_gap)
+    club = _club(club_id)
+    try:
+        with unit_of_work() as session, Progress(
+                TextColumn("[bold]{task.description:<32}"), BarColumn(), DownloadColumn(),
+                TimeElapsedColumn(), TimeRemainingColumn()) as bar:
+            tasks: dict[tuple[str, str], int] = {}
+
+            def progress(phase: str, name: str, done: int, total: int | None) -> None:
+                key = (phase, name)
+                if key not in tasks:
+                    tasks[key] = bar.add_task(f"{phase} {name}", total=total)
+                bar.update(tasks[key], completed=done)
+
+            report = import_history(session, club_id=club, files=files, options=options,
+                                    progress=progress, ignored=ignored)
+    except DomainError as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(report.summary())
+    problems = report.problems
+    for problem in problems[:SHOW_PROBLEMS]:
+        typer.echo(f"  {problem.severity}: {problem}")
+    total = sum(f.problems_total for f in report.files.values())
+    if total > SHOW_PROBLEMS:
+        typer.echo(f"  … and {total - SHOW_PROBLEMS} more")
+    for note in report.notes:
+        typer.echo(f"  note: {note}")
+    for f in report.files.values():
+        if f.rejects:
+            typer.echo(f"rows not imported from {f.file}: {f.rejects} (fix them there and "
+                       "import that file)")
+    if report.rates:
+        typer.echo("rows per second: " + ", ".join(f"{k} {v:,.0f}"
+                                                   for k, v in report.rates.items()))
+    failed = bool(report.file_errors) or (report.errors and (dry_run or not report.written))
+    raise typer.Exit(1 if failed else 0)

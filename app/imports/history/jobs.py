@@ -1,0 +1,191 @@
+"""History imports run for the API: a background thread of the web process per upload.
+
+The job's row (`import_jobs`) holds its state; the import itself runs in one transaction of its
+own, so a job that fails or whose process dies leaves nothing half-written. Progress lives in
+this process's memory (and, on PostgreSQL, is copied to the row every few seconds so another
+worker process can show it; SQLite's single writer is busy with the import meanwhile).
+
+A job is *running* in the process named by its `runner` (host:pid:token). When someone reads a
+queued or running job whose process is gone — this process without the thread, or a dead pid on
+this host — the job is marked failed: nothing of it was written, upload again.
+"""
+import logging
+import os
+import shutil
+import socket
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.core.db import transaction
+from app.core.errors import DomainError, NotFound
+from app.core.types import utcnow
+from app.imports.history.common import Options
+from app.imports.history.models import ImportJob
+from app.imports.history.service import import_history, kind_of
+
+log = logging.getLogger(__name__)
+
+RUNNER = f"{socket.gethostname()[:60]}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
+PROGRESS_EVERY = 2.0  # seconds between progress copies to the row (PostgreSQL)
+ROOT = Path(tempfile.gettempdir()) / "fitclub-history-imports"
+ACTIVE = ("queued", "running")
+
+_progress: dict[int, dict] = {}
+_threads: dict[int, threading.Thread] = {}
+_pending: set[int] = set()
+_lock = threading.Lock()
+
+
+def job_dir(job: ImportJob) -> Path:
+    """The job's files and rejects (named with a random token: ids repeat across databases)."""
+    return ROOT / f"{job.id}-{job.options['dir']}"
+
+
+def create_job(session: Session, *, club_id: int, staff_id: int | None, options: Options,
+               names: list[str]) -> ImportJob:
+    """The job's row (queued); the caller saves the uploads into `job_dir(job)/files`."""
+    job = ImportJob(club_id=club_id, staff_id=staff_id, kind="history", status="queued",
+                    dry_run=options.dry_run,
+                    options={"reference": options.reference, "skip_bad": options.skip_bad,
+                             "day_first": options.day_first, "dry_run": options.dry_run,
+                             "renewal_gap_days": options.renewal_gap_days,
+                             "dir": uuid.uuid4().hex},
+                    files=names, progress={}, runner=RUNNER, created_at=utcnow())
+    session.add(job)
+    session.flush()
+    with _lock:
+        _pending.add(job.id)  # alive until its thread starts (after the upload's commit)
+    return job
+
+
+def start(factory: sessionmaker[Session], job_id: int) -> None:
+    """Run the job in a background thread of this process."""
+    thread = threading.Thread(target=_run, args=(factory, job_id), daemon=True,
+                              name=f"history-import-{job_id}")
+    with _lock:
+        _progress[job_id] = {}
+        _threads[job_id] = thread
+        _pending.discard(job_id)
+    thread.start()
+
+
+def _run(factory: sessionmaker[Session], job_id: int) -> None:
+    directory = None
+    try:
+        with transaction(factory) as session:
+            job = session.get(ImportJob, job_id)
+            job.status, job.started_at, job.runner = "running", utcnow(), RUNNER
+            club_id, settings = job.club_id, dict(job.options)
+            directory = job_dir(job)
+        files = {kind_of(p.name): p for p in sorted((directory / "files").iterdir())}
+        options = Options(reference=settings["reference"], dry_run=settings["dry_run"],
+                          skip_bad=settings["skip_bad"], day_first=settings["day_first"],
+                          renewal_gap_days=settings["renewal_gap_days"],
+                          rejects_dir=directory / "rejects")
+        pg = factory.kw["bind"].dialect.name == "postgresql"
+        last = [0.0]
+
+        def progress(phase: str, name: str, done: int, total: int | None) -> None:
+            state = {"phase": phase, "file": name, "done": done, "total": total}
+            with _lock:
+                _progress[job_id] = state
+            if pg and time.monotonic() - last[0] > PROGRESS_EVERY:
+                last[0] = time.monotonic()
+                with transaction(factory) as s:
+                    s.execute(update(ImportJob).where(ImportJob.id == job_id)
+                              .values(progress=state))
+
+        with transaction(factory) as session:
+            report = import_history(session, club_id=club_id, files=files, options=options,
+                                    progress=progress, staff_id=None)
+        _finish(factory, job_id, "done", report=report.as_dict())
+    except DomainError as exc:
+        _finish(factory, job_id, "failed", error=exc.message)
+    except Exception:
+        log.exception("history import job %s failed", job_id)
+        _finish(factory, job_id, "failed", error="the import stopped on an unexpected error "
+                "(see the server log); nothing of it was written")
+    finally:
+        if directory is not None:
+            shutil.rmtree(directory / "files", ignore_errors=True)
+        with _lock:
+            _progress.pop(job_id, None)
+            _threads.pop(job_id, None)
+
+
+def _finish(factory: sessionmaker[Session], job_id: int, status: str, *,
+            report: dict | None = None, error: str | None = None) -> None:
+    with transaction(factory) as session:
+        session.execute(update(ImportJob).where(ImportJob.id == job_id).values(
+            status=status, report=report, error=error, finished_at=utcnow()))
+
+
+def _alive(job: ImportJob) -> bool:
+    """Is the process that runs this job still running it?"""
+    if job.runner == RUNNER:
+        with _lock:
+            thread = _threads.get(job.id)
+            pending = job.id in _pending
+        return pending or (thread is not None and thread.is_alive())
+    host, _, rest = (job.runner or "").partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname()[:60] or not pid.isdigit():
+        return True  # another machine's worker: it cannot be asked from here
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def read_job(session: Session, *, club_id: int, job_id: int) -> dict:
+    """The job as the API shows it; a job whose process is gone is marked failed first."""
+    job = session.scalar(select(ImportJob).where(ImportJob.id == job_id,
+                                                 ImportJob.club_id == club_id))
+    if job is None:
+        raise NotFound("No such import job", code="import_job_not_found")
+    if job.status in ACTIVE and not _alive(job):
+        job.status, job.finished_at = "failed", utcnow()
+        job.error = ("the process running this import stopped (a restart or a crash); nothing "
+                     "of it was written — upload the files again")
+        session.flush()
+    progress = dict(job.progress or {})
+    with _lock:
+        progress = dict(_progress.get(job.id) or progress)
+    if progress.get("total"):
+        progress["percent"] = round(100 * progress["done"] / progress["total"], 1)
+    rejects = []
+    if job.status == "done" and (job.report or {}).get("files"):
+        rejects = sorted(Path(f["rejects"]).name for f in job.report["files"]
+                         if f.get("rejects") and Path(f["rejects"]).exists())
+    return {"id": job.id, "status": job.status, "dry_run": job.dry_run,
+            "options": job.options, "files": job.files, "progress": progress,
+            "report": _public(job.report), "error": job.error, "rejects": rejects,
+            "created_at": job.created_at, "started_at": job.started_at,
+            "finished_at": job.finished_at}
+
+
+def _public(report: dict | None) -> dict | None:
+    """The report without server paths (rejects are offered by name)."""
+    if not report:
+        return report
+    files = [{**f, "rejects": Path(f["rejects"]).name if f.get("rejects") else None}
+             for f in report.get("files", [])]
+    return {**report, "files": files}
+
+
+def rejects_file(session: Session, *, club_id: int, job_id: int, name: str) -> Path:
+    job = session.scalar(select(ImportJob).where(ImportJob.id == job_id,
+                                                 ImportJob.club_id == club_id))
+    path = job_dir(job) / "rejects" / Path(name).name if job is not None else None
+    if path is None or not name.endswith(".rejects.csv") or not path.is_file():
+        raise NotFound("No such rejects file for this import", code="rejects_not_found")
+    return path

@@ -1,0 +1,99 @@
+"""History import over the API, for managers: upload the files → a job; poll it."""
+import shutil
+from typing import Annotated
+
+from fastapi import APIRouter, BackgroundTasks, File, Form, Path, Request, UploadFile
+from fastapi.responses import FileResponse
+
+from app.core.deps import ManagerActor, SessionDep
+from app.core.errors import DomainError, Invalid
+from app.core.schemas import IdPath
+from app.imports.history import jobs
+from app.imports.history.common import Options
+from app.imports.history.schemas import HistoryJobRead, Reference
+from app.imports.history.service import KINDS, kind_of
+
+router = APIRouter(prefix="/api/v1", tags=["imports"])
+
+MAX_UPLOAD = 1 << 30  # all files together
+CHUNK = 1 << 20
+
+
+def _save(upload: UploadFile, target, budget: int) -> int:
+    """Copy an upload to disk; the bytes written (413 beyond the budget)."""
+    written = 0
+    with target.open("wb") as out:
+        while chunk := upload.file.read(CHUNK):
+            written += len(chunk)
+            if written > budget:
+                raise DomainError(f"The files are larger than {MAX_UPLOAD >> 20} MB together; "
+                                  "import them with the command line (fitclub import history)",
+                                  code="file_too_large", status_code=413)
+            out.write(chunk)
+    return written
+
+
+@router.post("/imports/history", response_model=HistoryJobRead, status_code=202, responses={
+    413: {"description": "the files are larger than 1 GB together"},
+    422: {"description": "a file name is not a history file, or a form field is invalid"}})
+def upload_history(
+    request: Request, session: SessionDep, actor: ManagerActor, background: BackgroundTasks,
+    files: Annotated[list[UploadFile], File(description=(
+        "the CSV files, named by what they hold: members.csv, staff.csv, plans.csv, "
+        "memberships.csv, freezes.csv, pt_packages.csv, visits.csv (see docs/import.md)"))],
+    dry_run: Annotated[bool, Form(description="check every file, write nothing")] = False,
+    skip_bad: Annotated[bool, Form(description=(
+        "import the good rows; the bad ones are offered as rejects files (default: all or "
+        "nothing)"))] = False,
+    reference: Annotated[Reference, Form(description="how rows name their member")]
+    = Reference.external_id,
+    day_first: Annotated[bool, Form(description="read 03/04/2024 as 3 April")] = True,
+    renewal_gap_days: Annotated[int, Form(ge=0, le=366, description=(
+        "a membership starting at most this many days after the previous one ended renews "
+        "it"))] = 31,
+):
+    """Start a history import (or its dry run) in the background; poll
+    `GET /api/v1/imports/history/{job_id}` for progress and the report. Importing the same files
+    again creates nothing twice."""
+    kinds: dict[str, UploadFile] = {}
+    for upload in files:
+        kind = kind_of(upload.filename or "")
+        if kind is None:
+            raise Invalid(f"{upload.filename!r} is not a history file; name the files "
+                          + ", ".join(f"{k}.csv" for k in KINDS), code="not_a_history_file")
+        if kind in kinds:
+            raise Invalid(f"two files hold {kind}: {kinds[kind].filename!r} and "
+                          f"{upload.filename!r}", code="duplicate_history_file")
+        kinds[kind] = upload
+    options = Options(reference=reference.value, dry_run=dry_run, skip_bad=skip_bad,
+                      day_first=day_first, renewal_gap_days=renewal_gap_days)
+    job = jobs.create_job(session, club_id=actor.club_id, staff_id=actor.user_id,
+                          options=options, names=[u.filename for u in kinds.values()])
+    target = jobs.job_dir(job) / "files"
+    target.mkdir(parents=True, exist_ok=True)
+    try:
+        budget = MAX_UPLOAD
+        for kind, upload in kinds.items():
+            budget -= _save(upload, target / f"{kind}.csv", budget)
+    except BaseException:
+        shutil.rmtree(jobs.job_dir(job), ignore_errors=True)
+        raise
+    background.add_task(jobs.start, request.app.state.sessionmaker, job.id)
+    return jobs.read_job(session, club_id=actor.club_id, job_id=job.id)
+
+
+@router.get("/imports/history/{job_id}", response_model=HistoryJobRead)
+def read_history_job(session: SessionDep, actor: ManagerActor,
+                     job_id: IdPath("import job id")):
+    """A history import job: status (queued, running, done, failed), progress, report."""
+    return jobs.read_job(session, club_id=actor.club_id, job_id=job_id)
+
+
+@router.get("/imports/history/{job_id}/rejects/{name}", response_class=FileResponse,
+            responses={200: {"content": {"text/csv": {}}}})
+def history_rejects(session: SessionDep, actor: ManagerActor, job_id: IdPath("import job id"),
+                    name: Annotated[str, Path(max_length=100, pattern=r"^[a-z_]+\.rejects\.csv$",
+                                              description="e.g. memberships.rejects.csv")]):
+    """The rows of one file that were not imported, with a `problem` column: fix and upload."""
+    path = jobs.rejects_file(session, club_id=actor.club_id, job_id=job_id, name=name)
+    return FileResponse(path, media_type="text/csv", filename=name)

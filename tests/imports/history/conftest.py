@@ -1,0 +1,64 @@
+"""History-import fixtures: a club (Berlin), its members by old-system id, and running imports."""
+import shutil
+from datetime import date
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from app.core.db import transaction
+from app.imports.history.common import Options
+from app.imports.history.service import find_files, import_history
+from app.members.models import Card, Member
+from app.registry import metadata
+
+DATA = Path(__file__).parent / "data"
+AS_OF = date(2026, 6, 15)  # "today" of the example sets
+
+
+def counts(session) -> dict[str, int]:
+    """Rows in every table (the test of "wrote nothing")."""
+    return {t.name: session.scalar(select(func.count()).select_from(t))
+            for t in metadata.sorted_tables}
+
+
+def add_members(db, club_id: int, refs: list[str]) -> dict[str, int]:
+    """Members with an old-system id and a card CARD<n> each; returns ref → member id."""
+    ids = {}
+    with transaction(db.sessionmaker) as s:
+        for n, ref in enumerate(refs, 1):
+            member = Member(club_id=club_id, first_name=f"First{n}", last_name=f"Last{n}",
+                            email=f"{ref.lower()}@example.com", external_ref=ref)
+            s.add(member)
+            s.flush()
+            s.add(Card(club_id=club_id, member_id=member.id, code=f"CARD{ref}"))
+            ids[ref] = member.id
+    return ids
+
+
+@pytest.fixture
+def club(world):
+    return world.club()
+
+
+@pytest.fixture
+def run(db, club):
+    """run(directory, **options) → the report; committed unless it is a dry run."""
+
+    def go(directory: Path, club_id: int | None = None, **options):
+        files, ignored = find_files(directory)
+        with transaction(db.sessionmaker) as s:
+            return import_history(s, club_id=club_id or club.id, files=files,
+                                  options=Options(**options), ignored=ignored)
+    return go
+
+
+@pytest.fixture
+def copy_of(tmp_path):
+    """A writable copy of an example set."""
+
+    def make(name: str) -> Path:
+        target = tmp_path / name
+        shutil.copytree(DATA / name, target)
+        return target
+    return make
