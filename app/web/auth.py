@@ -369,6 +369,7 @@ class PageRoute(APIRoute):
                 response = await handler(request)
             except (LoginRequired, CsrfFailed, DomainError, RequestValidationError) as exc:
                 await _rollback(request)
+                await request.close()  # an upload refused before the handler ran: its files
                 response = await _error_response(request, exc)
             except IntegrityError:
                 log.warning("integrity error on page %s", request.url.path)

@@ -167,7 +167,8 @@ class NavItem:
 NAV = (NavItem("/desk", "Front desk", DESK), NavItem("/tasks", "Tasks", STAFF),
        NavItem("/owner", "Dashboard", MANAGERS), NavItem("/owner/playbook", "Playbook", MANAGERS),
        NavItem("/manage/stock", "Stock", MANAGERS),
-       NavItem("/manage/trainers", "Trainers", MANAGERS))
+       NavItem("/manage/trainers", "Trainers", MANAGERS),
+       NavItem("/crm/leads", "Leads", DESK), NavItem("/manage/import", "Member data", MANAGERS))
 
 
 def nav_for(actor: Actor | None, path: str) -> list[dict]:
@@ -402,7 +403,7 @@ def member_card(request: Request, session: PageSession, actor: DeskPage, member_
     timeline = []
     if hasattr(crm_service, "timeline"):
         timeline, _ = crm_service.timeline(session, club_id=club_id, member_id=member_id,
-                                           limit=12)
+                                           limit=20)
     stage = None
     try:
         from app.retention import service as retention_service
@@ -424,7 +425,15 @@ def member_card(request: Request, session: PageSession, actor: DeskPage, member_
         "notes": members_service.list_notes(session, club_id=club_id, member_id=member_id,
                                             limit=5)["items"],
         "stage": stage, "outcomes": OUTCOMES, "default_outcomes": DEFAULT_OUTCOMES,
-        "key": form_key(), "freeze_start": today, "freeze_end": today + timedelta(days=13)})
+        "key": form_key(), "freeze_start": today, "freeze_end": today + timedelta(days=13),
+        "lead": crm_pages().lead_for_member(session, actor=actor, member_id=member_id)})
+
+
+def crm_pages():
+    """The CRM pages module (imported late: it builds on this one)."""
+    from app.web import crm_pages as module
+
+    return module
 
 
 @router.post("/desk/members/{member_id}/check-in")
@@ -1071,5 +1080,6 @@ def install(app: FastAPI) -> None:
     if getattr(app.state, "web_installed", False):
         return
     app.include_router(router)
+    app.include_router(crm_pages().router)
     app.mount("/static", WebStatic(directory=str(STATIC_DIR)), name="static")
     app.state.web_installed = True

@@ -3,6 +3,7 @@ from sqlalchemy import func, select
 
 from app.customfields.models import CustomField, CustomFieldValue
 from app.members.models import Member
+from tests.web.conftest import sign_in
 
 
 def _fields_of(details: list[dict]) -> set[str]:
@@ -247,3 +248,17 @@ def test_another_club_cannot_see_or_use_the_fields(owner, desk, other_owner, fie
     r = other_owner.get("/members", params={"field": "shirt_size", "value": "S"})
     assert r.status_code == 422 and r.json()["details"][0]["field"] == "field"
     assert owner.get(f"/custom-fields/{field_id}").json()["label"] == "Shirt size"
+
+
+# --- shown ------------------------------------------------------------------------------------------
+
+def test_the_member_card_page_lists_the_custom_values(client, desk, fields):
+    member = desk.register("Anna", "Schmidt", custom={"weight_kg": 72.5, "newsletter_paper": False,
+                                                      "medical_check": "2026-03-01"})
+    sign_in(client, desk.staff.email)
+    html = client.get(f"/desk/members/{member['id']}").text
+    assert "More about Anna" in html
+    assert '<dt>Weight (kg)</dt><dd data-field="weight_kg">72.5</dd>' in html
+    assert '<dt>Paper newsletter</dt><dd data-field="newsletter_paper">no</dd>' in html
+    assert '<dd data-field="medical_check">2026-03-01</dd>' in html
+    assert "Shirt size" not in html  # no value, not shown
