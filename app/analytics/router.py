@@ -3,10 +3,7 @@
 Every figure's definition is in the endpoint's description below and in docs/analytics.md.
 The club is the caller's; "today" is the club's today; a period ends today at the latest.
 """
-import csv
-import io
 from datetime import date
-from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated
 
@@ -27,6 +24,7 @@ from app.analytics.schemas import (
     SurvivalReport,
     TouchpointReport,
 )
+from app.core.csvout import csv_response
 from app.core.deps import ManagerActor, SessionDep
 from app.core.types import MAX_ID
 
@@ -68,37 +66,12 @@ period's rate is provisional until `in_grace` is 0. `plan_id`: memberships of th
 """
 
 
-def _cell(value) -> str:
-    """A CSV cell; text that a spreadsheet would run as a formula is quoted with a '."""
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float, Decimal)):
-        return str(value)
-    if isinstance(value, date):
-        return value.isoformat()
-    text = str(value)
-    if text[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + text
-    return text
-
-
-def _csv(name: str, header: list[str], rows: list[list]) -> Response:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(header)
-    writer.writerows([_cell(v) for v in row] for row in rows)
-    return Response(buffer.getvalue(), media_type="text/csv; charset=utf-8",
-                    headers={"Content-Disposition": f'attachment; filename="{name}.csv"'})
-
-
 def _items_csv(name: str, items: list[BaseModel], extra: list[dict] | None = None) -> Response:
     columns = list(type(items[0]).model_fields) if items else []
     rows = [item.model_dump() for item in items] + list(extra or [])
     if not columns and rows:
         columns = list(rows[0])
-    return _csv(name, columns, [[row.get(c) for c in columns] for row in rows])
+    return csv_response(name, columns, [[row.get(c) for c in columns] for row in rows])
 
 
 LABEL_KEYS = ("channel", "kind", "reason", "band", "month", "source")
@@ -131,7 +104,7 @@ def _long_csv(name: str, report: BaseModel, sections: list[str]) -> Response:
     rows: list[list] = []
     for section in sections:
         _flat(section, getattr(report, section), rows)
-    return _csv(name, ["section", "item", "measure", "value"], rows)
+    return csv_response(name, ["section", "item", "measure", "value"], rows)
 
 
 # ----------------------------------------------------------------------------- renewals
@@ -256,7 +229,7 @@ def retention_cohorts(session: SessionDep, actor: ManagerActor, date_from: From 
         header = ["cohort", "members"] + [f"m{k}" for k in range(report.months)]
         rows = [[r.cohort, r.members, *r.share, *([None] * (report.months - len(r.share)))]
                 for r in report.items]
-        return _csv("retention-cohorts", header, rows)
+        return csv_response("retention-cohorts", header, rows)
     return report
 
 
@@ -301,7 +274,7 @@ def before_after(session: SessionDep, actor: ManagerActor,
         columns = ["key", "date_from", "date_to", "ended", "renewed", "in_grace", "lost",
                    "renewal_rate", "ci_low", "ci_high", "verdict"]
         rows = [item.model_dump() for item in report.items] + [diff]
-        return _csv("renewals-before-after", columns, [[r.get(c) for c in columns] for r in rows])
+        return csv_response("renewals-before-after", columns, [[r.get(c) for c in columns] for r in rows])
     return report
 
 

@@ -13,8 +13,7 @@ streams — memory stays bounded and the database transaction short.
 import csv
 import tempfile
 from collections.abc import Iterator
-from datetime import date, datetime
-from decimal import Decimal
+from datetime import date
 from typing import IO, Any
 
 from sqlalchemy import select
@@ -22,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from app.clubs import service as clubs_service
 from app.clubs.models import StaffUser
+from app.core.csvout import cell
 from app.crm.models import Lead
 from app.customfields import service as custom_fields
 from app.members.models import Card, Member
@@ -29,29 +29,12 @@ from app.memberships import rules
 
 BATCH = 1000
 SPOOL_BYTES = 4 << 20
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 PROFILE = ("first_name", "last_name", "email", "phone", "birth_date", "gender", "card",
            "external_id", "source", "email_consent", "sms_consent", "preferred_channel")
 MEMBERSHIP = ("membership_plan", "membership_status", "membership_start", "membership_end")
 LEAD = ("stage", "lead_source", "source_detail", "utm_source", "utm_medium", "utm_campaign",
         "assignee", "trial_date", "lost_reason", "first_contact_at", "won_at", "lost_at")
-
-
-def cell(value: Any) -> str:
-    """A value as CSV text, safe to open in a spreadsheet."""
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float, Decimal)):
-        return str(value)
-    if isinstance(value, datetime):
-        return value.isoformat(timespec="seconds")
-    if isinstance(value, date):
-        return value.isoformat()
-    text = str(value)
-    return "'" + text if text.startswith(FORMULA_START) else text
 
 
 def _members_in_batches(session: Session, club_id: int, *extra_where) -> Iterator[list[Member]]:

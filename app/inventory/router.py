@@ -1,16 +1,13 @@
-import csv
-import io
-from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from fastapi.responses import Response
 from pydantic import BaseModel
 
 from app.billing.schemas import SaleRead
 from app.clubs.schemas import MANAGERS
 from app.clubs.service import Actor
+from app.core.csvout import csv_response
 from app.core.deps import DeskActor, ManagerActor, SessionDep, StaffActor
 from app.core.idempotency import Idempotency, run_once
 from app.core.schemas import IdPath, Page
@@ -192,31 +189,13 @@ def refund(session: SessionDep, actor: ManagerActor, sale_id: IdPath("sale id"),
 
 # ----------------------------------------------------------------------------- analytics
 
-def _cell(value) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, Decimal)):
-        return str(value)
-    text = str(value)
-    if text[:1] in ("=", "+", "-", "@", "\t", "\r"):  # never a spreadsheet formula
-        return "'" + text
-    return text
-
-
 def _report(report: BaseModel, fmt: Format, name: str):
     if fmt is Format.json:
         return report
     items = report.items
     row_model = type(report).model_fields["items"].annotation.__args__[0]
     columns = list(row_model.model_fields)
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(columns)
-    writer.writerows([_cell(getattr(item, c)) for c in columns] for item in items)
-    return Response(buffer.getvalue(), media_type="text/csv; charset=utf-8",
-                    headers={"Content-Disposition": f'attachment; filename="{name}.csv"'})
+    return csv_response(name, columns, ([getattr(item, c) for c in columns] for item in items))
 
 
 CSV_RESPONSE = {200: {"content": {"text/csv": {}}, "description": "JSON, or CSV with ?format=csv"}}

@@ -5,8 +5,6 @@ calls, inside the request's session (`SessionDep`).
 Install on an app with `install(app)`: the page router, `/static`, and the HTML error page. How
 sessions, CSRF and errors work is described in `app.web.auth`; the routes in docs/pages.md.
 """
-import csv
-import io
 import secrets
 from collections import defaultdict
 from dataclasses import dataclass
@@ -28,6 +26,7 @@ from app.clubs import service as clubs_service
 from app.clubs.schemas import DESK, MANAGERS, STAFF, Role
 from app.clubs.service import Actor
 from app.core import idempotency
+from app.core.csvout import csv_response
 from app.core.errors import Unauthorized
 from app.core.schemas import IdPath
 from app.core.types import MAX_ID, utcnow
@@ -708,29 +707,6 @@ def dashboard(request: Request, session: PageSession, actor: ManagerPage,
 
 
 # --- owner: CSV under the cookie session -------------------------------------------------------------
-
-def _cell(value) -> str:
-    """A CSV cell; text a spreadsheet would run as a formula is prefixed with a quote."""
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float, Decimal)):
-        return str(value)
-    if isinstance(value, (date, datetime)):
-        return value.isoformat()
-    text = str(value)
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
-
-
-def csv_response(name: str, header: list[str], rows: list[list]) -> Response:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(header)
-    writer.writerows([_cell(v) for v in row] for row in rows)
-    return Response(buffer.getvalue(), media_type="text/csv; charset=utf-8",
-                    headers={"Content-Disposition": f'attachment; filename="{name}.csv"'})
-
 
 def _as_dict(item) -> dict:
     return item.model_dump() if isinstance(item, BaseModel) else dict(item)
