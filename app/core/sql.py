@@ -1,4 +1,4 @@
-"""Portable date arithmetic for set-based queries on SQLite and PostgreSQL."""
+"""Portable pieces of set-based SQL for SQLite and PostgreSQL: date arithmetic, prefix ranges."""
 from sqlalchemy import Date, Integer
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
@@ -46,3 +46,16 @@ def _days_between_pg(element, compiler, **kw):
 def _days_between_sqlite(element, compiler, **kw):
     a, b = compiled_args(element, compiler, **kw)
     return f"CAST(round(julianday({a}) - julianday({b})) AS INTEGER)"
+
+
+def successor(prefix: str) -> str:
+    """The smallest string greater than every string starting with `prefix` (code-point order):
+    `col >= prefix AND col < successor(prefix)` is "starts with" as a btree range."""
+    while prefix:
+        last = ord(prefix[-1]) + 1
+        if 0xD800 <= last <= 0xDFFF:
+            last = 0xE000
+        if last <= 0x10FFFF:
+            return prefix[:-1] + chr(last)
+        prefix = prefix[:-1]
+    return "\U0010ffff"

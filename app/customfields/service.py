@@ -30,6 +30,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.core.errors import Conflict, Invalid, NotFound
+from app.core.sql import successor
 from app.core.types import utcnow
 from app.customfields.models import MAX_TEXT, CustomField, CustomFieldValue
 from app.customfields.schemas import CustomFieldCreate, CustomFieldUpdate
@@ -453,17 +454,6 @@ def json_value(value: Any) -> Any:
 
 # --- search ------------------------------------------------------------------------------------
 
-def _successor(prefix: str) -> str:
-    """The smallest string greater than every string starting with `prefix`."""
-    while prefix:
-        last = ord(prefix[-1]) + 1
-        if 0xD800 <= last <= 0xDFFF:
-            last = 0xE000
-        if last <= 0x10FFFF:
-            return prefix[:-1] + chr(last)
-        prefix = prefix[:-1]
-    return "\U0010ffff"
-
 
 def value_conditions(session: Session, *, club_id: int, key: str,
                      value: str) -> list[ColumnElement[bool]]:
@@ -499,4 +489,4 @@ def value_conditions(session: Session, *, club_id: int, key: str,
             return [*base, CustomFieldValue.value_folded == typed.casefold()]
     folded = typed.casefold()[:MAX_TEXT]
     return [*base, and_(CustomFieldValue.value_folded >= folded,
-                        CustomFieldValue.value_folded < _successor(folded))]
+                        CustomFieldValue.value_folded < successor(folded))]

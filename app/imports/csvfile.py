@@ -19,7 +19,7 @@ import codecs
 import csv
 import io
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, time
 from decimal import Decimal, InvalidOperation
@@ -355,6 +355,17 @@ def parse_bool(raw: str) -> bool | None:
     if text in _FALSE:
         return False
     raise ValueError("not yes or no; write yes/no, true/false or 1/0")
+
+
+def limited_text(limit: int) -> Callable[[str], str]:
+    """A parser for free text of at most `limit` characters (NUL refused)."""
+    def check(text: str) -> str:
+        if len(text) > limit:
+            raise ValueError(f"at most {limit} characters (this is {len(text)})")
+        if "\x00" in text:
+            raise ValueError("text must not contain NUL characters")
+        return text
+    return check
 
 
 def write_rejects(path: str | Path, original_headers: list[str],

@@ -25,7 +25,7 @@ import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any, Literal, TextIO
+from typing import Any, BinaryIO, Literal, TextIO
 
 from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import insert, or_, select
@@ -41,6 +41,7 @@ from app.imports.csvfile import (
     CsvRow,
     FileProblem,
     Problem,
+    limited_text,
     match_columns,
     normalise_header,
     parse_bool,
@@ -274,16 +275,6 @@ def _card(text: str) -> str:
         raise ValueError(exc.details[0]["message"] if exc.details else exc.message) from None
 
 
-def _limited(limit: int) -> Callable[[str], str]:
-    def check(text: str) -> str:
-        if len(text) > limit:
-            raise ValueError(f"at most {limit} characters (this is {len(text)})")
-        if "\x00" in text:
-            raise ValueError("text must not contain NUL characters")
-        return text
-    return check
-
-
 def _parse_row(row: CsvRow, ctx: _Context) -> _Row:
     """The row's cells → a `_Row`, every problem with its column."""
     result = _Row(row.number, row.raw, row.values)
@@ -310,17 +301,17 @@ def _parse_row(row: CsvRow, ctx: _Context) -> _Row:
         if not cell(name):
             problem(name, f"{name.replace('_', ' ')} is missing", None)
     member = result.member
-    member["first_name"] = take("first_name", _limited(MAX_NAME))
-    member["last_name"] = take("last_name", _limited(MAX_NAME))
+    member["first_name"] = take("first_name", limited_text(MAX_NAME))
+    member["last_name"] = take("last_name", limited_text(MAX_NAME))
     member["email"] = take("email", _email)
     member["phone"] = take("phone", lambda t: _phone(t, ctx.region))
     member["birth_date"] = take("birth_date", lambda t: _birth_date(t, ctx))
     member["gender"] = take("gender", _gender)
-    member["source"] = take("source", _limited(MAX_SOURCE))
+    member["source"] = take("source", limited_text(MAX_SOURCE))
     member["preferred_channel"] = take("preferred_channel", _channel)
-    member["external_ref"] = take("external_id", _limited(MAX_REF))
+    member["external_ref"] = take("external_id", limited_text(MAX_REF))
     result.card = take("card", _card)
-    result.note = take("note", _limited(MAX_NOTE))
+    result.note = take("note", limited_text(MAX_NOTE))
     for channel in ("email", "sms"):
         granted = take(f"{channel}_consent", parse_bool)
         if granted is not None:
@@ -699,3 +690,17 @@ def import_error(report: MemberImportReport) -> DomainError | None:
         return None
     return Invalid("The file cannot be imported: " + "; ".join(p.message for p in errors[:5]),
                    code="import_file_invalid", details=[p.as_dict() for p in errors])
+
+
+def import_members_upload(session: Session, *, club_id: int, name: str, stream: BinaryIO,
+                          size: int | None = None, **options: Any) -> MemberImportReport:
+    """`import_members` for a file uploaded over the API or a page: a file that cannot be read
+    or imported at all is a 422 (`import_file_invalid`) naming what is wrong."""
+    try:
+        csv = CsvFile(name, stream, size=size)
+        report = import_members(session, club_id=club_id, csv=csv, **options)
+    except FileProblem as exc:
+        raise Invalid(str(exc), code="import_file_invalid") from None
+    if error := import_error(report):
+        raise error
+    return report

@@ -9,8 +9,7 @@ from fastapi.responses import StreamingResponse
 from app.core.deps import ManagerActor, SessionDep
 from app.core.errors import DomainError, Invalid
 from app.imports import exports
-from app.imports.csvfile import CsvFile, FileProblem
-from app.imports.members import audit_export, import_error, import_members
+from app.imports.members import audit_export, import_members_upload
 from app.imports.schemas import ImportMode, MemberImportRead
 
 router = APIRouter(prefix="/api/v1", tags=["imports"])
@@ -70,16 +69,10 @@ def import_members_csv(
                           code="file_too_large", status_code=413)
     fields = _mapping(mapping)
     rejects = io.StringIO() if mode is ImportMode.skip_bad else None
-    try:
-        csv = CsvFile(file.filename or "upload.csv", file.file, size=_size(file))
-        report = import_members(session, club_id=actor.club_id, csv=csv, mapping=fields,
-                                mode=mode.value, dry_run=dry_run, day_first=day_first,
-                                update_existing=update_existing, staff_id=actor.user_id,
-                                rejects=rejects)
-    except FileProblem as exc:
-        raise Invalid(str(exc), code="import_file_invalid") from None
-    if error := import_error(report):
-        raise error
+    report = import_members_upload(
+        session, club_id=actor.club_id, name=file.filename or "upload.csv", stream=file.file,
+        size=_size(file), mapping=fields, mode=mode.value, dry_run=dry_run, day_first=day_first,
+        update_existing=update_existing, staff_id=actor.user_id, rejects=rejects)
     body = report.as_dict()
     body["rejects_csv"] = rejects.getvalue() if rejects is not None and report.errors else None
     return body

@@ -30,6 +30,7 @@ from app.access.protocols import allowlist
 from app.clubs import service as clubs_service
 from app.clubs.models import Club
 from app.core.errors import Conflict, Invalid, NotFound
+from app.core.sql import successor
 from app.core.types import utcnow
 from app.customfields import service as custom_fields
 from app.customfields.models import CustomFieldValue
@@ -292,21 +293,10 @@ def member_detail(session: Session, *, club_id: int, member_id: int,
 # returns. The total is exact: when the ordered read reached the end of the candidates it is the
 # number of distinct members seen, otherwise one COUNT(DISTINCT) over the same index ranges.
 
-def _successor(prefix: str) -> str:
-    """The smallest string greater than every string starting with `prefix` (code-point order)."""
-    while prefix:
-        last = ord(prefix[-1]) + 1
-        if 0xD800 <= last <= 0xDFFF:
-            last = 0xE000
-        if last <= 0x10FFFF:
-            return prefix[:-1] + chr(last)
-        prefix = prefix[:-1]
-    return "\U0010ffff"
-
 
 def _starts_with(column, prefix: str) -> ColumnElement[bool]:
     """`column` starts with `prefix`, as a range an ordinary btree index answers (see models)."""
-    return and_(column >= prefix, column < _successor(prefix))
+    return and_(column >= prefix, column < successor(prefix))
 
 
 def _rank(name: str):

@@ -46,7 +46,7 @@ from app.customfields import service as custom_fields_service
 from app.customfields.schemas import CustomFieldCreate, CustomFieldUpdate, FieldType
 from app.imports import exports
 from app.imports.csvfile import CsvFile, FileProblem
-from app.imports.members import audit_export, import_error, import_members
+from app.imports.members import audit_export, import_members_upload
 from app.members import duplicates as duplicates_service
 from app.members import service as members_service
 from app.members.models import Member
@@ -500,17 +500,10 @@ def load_upload(actor: Actor, token: str, *,
 
 def _run_import(session: Session, actor: Actor, meta: dict, data: bytes, *, dry_run: bool,
                 mode: str, update_existing: bool, day_first: bool, rejects=None):
-    try:
-        csv = CsvFile.from_bytes(data, meta["name"])
-        report = import_members(session, club_id=actor.club_id, csv=csv, mode=mode,
-                                dry_run=dry_run, day_first=day_first,
-                                update_existing=update_existing, staff_id=actor.user_id,
-                                rejects=rejects)
-    except FileProblem as exc:
-        raise Invalid(str(exc), code="import_file_invalid") from None
-    if error := import_error(report):
-        raise error
-    return report
+    return import_members_upload(session, club_id=actor.club_id, name=meta["name"],
+                                 stream=io.BytesIO(data), size=len(data), dry_run=dry_run,
+                                 mode=mode, day_first=day_first, update_existing=update_existing,
+                                 staff_id=actor.user_id, rejects=rejects)
 
 
 def _options(update_existing: bool, day_first: bool) -> str:

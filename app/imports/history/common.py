@@ -19,7 +19,14 @@ from sqlalchemy.orm import Session
 
 from app.clubs import service as clubs_service
 from app.clubs.schemas import ClubSettings
-from app.imports.csvfile import CsvFile, CsvRow, Problem, match_columns, normalise_header
+from app.imports.csvfile import (
+    CsvFile,
+    CsvRow,
+    Problem,
+    limited_text,
+    match_columns,
+    normalise_header,
+)
 from app.imports.history.references import MemberRefs
 from app.imports.history.report import FileReport, HistoryReport
 from app.memberships.models import Membership
@@ -248,13 +255,7 @@ class Row:
             return None
 
     def string(self, name: str, limit: int, *, required: bool = False) -> str | None:
-        def check(text: str) -> str:
-            if len(text) > limit:
-                raise ValueError(f"at most {limit} characters (this is {len(text)})")
-            if "\x00" in text:
-                raise ValueError("text must not contain NUL characters")
-            return text
-        return self.take(name, check, required=required)
+        return self.take(name, limited_text(limit), required=required)
 
     def settle(self, report: FileReport) -> bool:
         """Report the row's problems; True when it has no errors (it can be imported)."""
