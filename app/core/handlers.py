@@ -83,7 +83,11 @@ def document_errors(app: FastAPI) -> None:
                     errors |= _LOGIN_ERRORS
                 responses = operation.setdefault("responses", {})
                 for status, description in errors.items():
-                    responses[status] = {"description": description, "content": content}
+                    declared = responses.get(status) or {}
+                    # a route's own error format (the ZKTeco text answers) is kept beside ours
+                    responses[status] = {
+                        "description": declared.get("description", description),
+                        "content": content | (declared.get("content") or {})}
         if not any("HTTPValidationError" in str(item) for item in schema.get("paths", {}).values()):
             schemas.pop("HTTPValidationError", None)
             schemas.pop("ValidationError", None)

@@ -33,17 +33,8 @@ SKIPPED = {
     ("POST", "/api/v1/auth/logout"): "revokes the fuzzing token; covered in tests/core/test_auth.py",
 }
 
-# Known failures in packages still in progress (not ours to fix); reported to their owners.
-# Key: (method, path) -> reason. Remove an entry when its package is fixed.
-_ZK_PLAIN_404 = ("app/access/protocols (in progress): the ZKTeco push endpoints answer an unknown "
-                 "device with a text/plain 404 but declare no text/plain response")
-KNOWN_FAILURES: dict[tuple[str, str], str] = {
-    ("GET", "/iclock/cdata"): _ZK_PLAIN_404,
-    ("POST", "/iclock/cdata"): _ZK_PLAIN_404,
-    ("GET", "/iclock/getrequest"): _ZK_PLAIN_404,
-    ("GET", "/iclock/ping"): _ZK_PLAIN_404,
-    ("POST", "/iclock/devicecmd"): _ZK_PLAIN_404,
-}
+# Known failures (method, path) -> reason, each reported to its owner; remove an entry when fixed.
+KNOWN_FAILURES: dict[tuple[str, str], str] = {}
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
           response_schema_conformance]
@@ -118,7 +109,7 @@ def test_fuzz_whole_api(db, app, client, clubs, as_):
             del failures[before:]
     print(f"\nfuzz[{db.backend}, {as_}]: {operations} operations, {stats['cases']} cases, "
           f"2xx={stats[2]} 4xx={stats[4]} 5xx={stats[5]}, failures={len(failures)}, "
-          f"known failures in unfinished packages={known}")
+          f"known failures={known}")
     if failures:
         print("\n".join(dict.fromkeys(failures)))
     assert not failures, f"{len(failures)} fuzz failures (printed above)"

@@ -60,6 +60,12 @@ def _query(request: Request, name: str) -> str | None:
     return None
 
 
+ZK_ERRORS = {status: {"description": "refused (unknown or not allowed device, bad upload): the "
+                              "reason as plain text, which firmware shows in its log",
+                      "content": {"text/plain": {"schema": {"type": "string"}}}}
+             for status in (400, 403, 404, 409, 422)}
+
+
 def _zk(request: Request, session, work: Callable[[ProtocolDevice], str]) -> PlainTextResponse:
     try:
         device = resolve_device(session, protocol="zkteco", serial=_query(request, "SN"),
@@ -69,13 +75,13 @@ def _zk(request: Request, session, work: Callable[[ProtocolDevice], str]) -> Pla
         return PlainTextResponse(exc.message, status_code=exc.status_code)
 
 
-@router.get("/iclock/cdata", response_class=PlainTextResponse,
+@router.get("/iclock/cdata", response_class=PlainTextResponse, responses=ZK_ERRORS,
             summary="ZKTeco handshake: the options the device runs with")
 def zk_handshake(request: Request, session: SessionDep) -> PlainTextResponse:
     return _zk(request, session, zkteco.handshake)
 
 
-@router.post("/iclock/cdata", response_class=PlainTextResponse,
+@router.post("/iclock/cdata", response_class=PlainTextResponse, responses=ZK_ERRORS,
              summary="ZKTeco uploads (ATTLOG, rtlog, tables) and background verification")
 def zk_cdata(request: Request, session: SessionDep, body: ZkBody) -> PlainTextResponse:
     if (_query(request, "AuthType") or "").lower() == "device":
@@ -85,19 +91,19 @@ def zk_cdata(request: Request, session: SessionDep, body: ZkBody) -> PlainTextRe
         tablename=_query(request, "tablename"), count=_query(request, "count"), body=body))
 
 
-@router.get("/iclock/getrequest", response_class=PlainTextResponse,
+@router.get("/iclock/getrequest", response_class=PlainTextResponse, responses=ZK_ERRORS,
             summary="ZKTeco command poll: OK or C:<id>:<command> lines")
 def zk_getrequest(request: Request, session: SessionDep) -> PlainTextResponse:
     return _zk(request, session, lambda device: zkteco.poll(session, device))
 
 
-@router.post("/iclock/devicecmd", response_class=PlainTextResponse,
+@router.post("/iclock/devicecmd", response_class=PlainTextResponse, responses=ZK_ERRORS,
              summary="ZKTeco command results (ID=…&Return=…&CMD=…)")
 def zk_devicecmd(request: Request, session: SessionDep, body: ZkBody) -> PlainTextResponse:
     return _zk(request, session, lambda device: zkteco.results(session, device, body))
 
 
-@router.get("/iclock/ping", response_class=PlainTextResponse, summary="ZKTeco keep-alive")
+@router.get("/iclock/ping", response_class=PlainTextResponse, responses=ZK_ERRORS, summary="ZKTeco keep-alive")
 def zk_ping(request: Request, session: SessionDep) -> PlainTextResponse:
     return _zk(request, session, lambda device: "OK")
 
