@@ -95,6 +95,22 @@ def create_user(
         typer.echo(f"user {user.id} {user.email}: {role} in club {club.id}")
 
 
+@cli.command("set-password")
+def set_password(
+    email: str,
+    password: Annotated[str, typer.Option(prompt="New password", hide_input=True,
+                                          confirmation_prompt=True,
+                                          help="asked for, hidden, when not given")] = "",
+) -> None:
+    """Set a staff user's password (e.g. imported staff, a locked-out owner): the lockout is
+    cleared and the user's sessions and tokens are revoked."""
+    from app.clubs import staff
+
+    with unit_of_work() as session:
+        user = staff.set_password(session, email=email, password=password)
+        typer.echo(f"password set for user {user.id} {user.email}; their sessions were signed out")
+
+
 @cli.command("add-device")
 def add_device(
     name: str,

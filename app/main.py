@@ -14,6 +14,7 @@ def _include_routers(app: FastAPI) -> None:
     from app.analytics import router as analytics
     from app.billing import router as billing
     from app.clubs import router as clubs
+    from app.clubs import staff_router
     from app.crm import leads_router as crm_leads
     from app.crm import router as crm
     from app.customfields import router as customfields
@@ -28,9 +29,9 @@ def _include_routers(app: FastAPI) -> None:
     from app.web.router import install as install_pages
 
     # privacy before members: GET /members/duplicates is not /members/{member_id}
-    for module in (clubs, privacy, members, memberships, billing, access, protocols, crm, retention,
-                   inventory, trainers, analytics, customfields, crm_leads, imports,
-                   history_import):
+    for module in (clubs, staff_router, privacy, members, memberships, billing, access, protocols,
+                   crm, retention, inventory, trainers, analytics, customfields, crm_leads,
+                   imports, history_import):
         app.include_router(module.router)
     crm_leads.install(app)
     install_pages(app)

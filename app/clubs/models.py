@@ -1,6 +1,6 @@
 from datetime import datetime
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.core.db import Base, IdMixin, TimestampMixin
@@ -25,6 +25,10 @@ class StaffUser(IdMixin, TimestampMixin, Base):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     failed_logins: Mapped[int] = mapped_column(Integer, default=0)
     locked_until: Mapped[datetime | None]
+    # a temporary password (new staff, reset): the user must choose their own before working
+    must_change_password: Mapped[bool] = mapped_column(Boolean, default=False,
+                                                       server_default=false())
+    last_login_at: Mapped[datetime | None]
 
     clubs: Mapped[list["ClubStaff"]] = relationship(back_populates="user", lazy="raise")
 

@@ -15,7 +15,7 @@ from app.clubs.schemas import (
     StaffClubRead,
     TokenOut,
 )
-from app.core.deps import ManagerActor, SessionDep, SettingsDep, StaffActor
+from app.core.deps import ManagerActor, SessionDep, SettingsDep, SignedInActor, StaffActor
 from app.core.errors import Unauthorized
 
 router = APIRouter(prefix="/api/v1", tags=["auth and clubs"])
@@ -27,15 +27,16 @@ def login(session: SessionDep, settings: SettingsDep,
     """Sign in with email and password (OAuth2 password form); returns a bearer token."""
     ttl = timedelta(minutes=settings.token_ttl_minutes)
     try:
-        token, _user = service.login(session, email=form.username, password=form.password, ttl=ttl)
+        token, user = service.login(session, email=form.username, password=form.password, ttl=ttl)
     except Unauthorized:
         session.commit()  # keep the failed-login count that throttles guessing
         raise
-    return TokenOut(access_token=token, expires_in=int(ttl.total_seconds()))
+    return TokenOut(access_token=token, expires_in=int(ttl.total_seconds()),
+                    password_change_required=user.must_change_password)
 
 
 @router.post("/auth/logout", status_code=204)
-def logout(request: Request, session: SessionDep, actor: StaffActor) -> None:
+def logout(request: Request, session: SessionDep, actor: SignedInActor) -> None:
     """Revoke the token this request was made with."""
     token = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
     service.revoke_token(session, token=token)

@@ -1,7 +1,10 @@
-from datetime import time
+import re
+from datetime import datetime, time
 from enum import StrEnum
+from typing import Annotated
 
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field, StringConstraints
+from pydantic_core import PydanticCustomError
 
 from app.core.schemas import In, LocalTime, Out
 
@@ -82,6 +85,9 @@ class TokenOut(BaseModel):
     access_token: str
     token_type: str = "bearer"
     expires_in: int
+    password_change_required: bool = Field(
+        False, description="signed in with a temporary password: the token only works for "
+                           "POST /api/v1/me/password until a new one is chosen")
 
 
 class StaffClubRead(Out):
@@ -96,3 +102,57 @@ class MeRead(Out):
     club_id: int
     role: Role
     clubs: list[StaffClubRead]
+
+
+# --- staff management (app/clubs/staff.py) ------------------------------------------------------
+
+class StaffRead(Out):
+    user_id: int
+    email: str
+    name: str
+    role: Role
+    active: bool = Field(description="false: the account is switched off everywhere")
+    last_login_at: datetime | None = Field(None, description="last sign-in, if known")
+    must_change_password: bool = Field(description="still on a temporary password")
+
+
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+
+
+def _staff_email(value: str) -> str:
+    """A sign-in name shaped like an email address (as `fitclub create-user` and the history
+    import accept it), lower-cased."""
+    if not _EMAIL.fullmatch(value):
+        raise PydanticCustomError("invalid_email", "not a valid email address (name@domain.tld)")
+    return value.lower()
+
+
+class StaffCreate(In):
+    """A new colleague by email; someone who already works in another club keeps their password
+    and just gets the role here."""
+
+    email: Annotated[str, StringConstraints(min_length=3, max_length=254),
+                     AfterValidator(_staff_email)]
+    name: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    role: Role
+
+
+class StaffAdded(StaffRead):
+    temporary_password: str | None = Field(
+        None, description="shown once, only for a new user; they must change it at first sign-in")
+
+
+class StaffRoleUpdate(In):
+    role: Role
+
+
+class PasswordReset(Out):
+    user_id: int
+    temporary_password: str = Field(description="shown once; they must change it at sign-in")
+
+
+class PasswordChange(In):
+    current_password: Annotated[str, StringConstraints(min_length=1, max_length=200,
+                                                       strip_whitespace=False)]
+    new_password: Annotated[str, StringConstraints(min_length=1, max_length=200,
+                                                   strip_whitespace=False)]

@@ -25,6 +25,7 @@ class Actor:
     name: str
     club_id: int
     role: Role
+    must_change_password: bool = False  # signed in with a temporary password
 
 
 @dataclass(frozen=True)
@@ -132,6 +133,7 @@ def login(session: Session, *, email: str, password: str, ttl: timedelta,
         raise bad
     user.failed_logins = 0
     user.locked_until = None
+    user.last_login_at = now
     token = new_secret()
     session.add(AuthToken(user_id=user.id, token_hash=digest(token), kind=kind, created_at=now,
                           expires_at=now + ttl))
@@ -154,7 +156,7 @@ def authenticate(session: Session, *, token: str, club_id: int | None,
     API bearer tokens and page session cookies are separate kinds: neither works as the other."""
     now = utcnow()
     row = session.execute(
-        select(StaffUser.id, StaffUser.name)
+        select(StaffUser.id, StaffUser.name, StaffUser.must_change_password)
         .join(AuthToken, AuthToken.user_id == StaffUser.id)
         .where(AuthToken.token_hash == digest(token), AuthToken.kind == kind,
                AuthToken.revoked_at.is_(None),
@@ -174,7 +176,8 @@ def authenticate(session: Session, *, token: str, club_id: int | None,
         chosen = next((link for link in links if link.club_id == club_id), None)
         if chosen is None:
             raise NotFound("Club not found")
-    return Actor(user_id=row.id, name=row.name, club_id=chosen.club_id, role=Role(chosen.role))
+    return Actor(user_id=row.id, name=row.name, club_id=chosen.club_id, role=Role(chosen.role),
+                 must_change_password=bool(row.must_change_password))
 
 
 def user_clubs(session: Session, *, user_id: int) -> list[ClubStaff]:

@@ -40,11 +40,13 @@ def get_settings_dep(request: Request) -> Settings:
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 
 
-def current_actor(
+def signed_in_actor(
     session: SessionDep,
     token: Annotated[str | None, Depends(_bearer)],
     x_club_id: Annotated[str | None, Header(description="Club to act in, for staff of several clubs")] = None,
 ) -> Actor:
+    """The caller of a valid bearer token, even one who still has to change a temporary password
+    (only `POST /me/password` and logout accept that; everything else uses `current_actor`)."""
     if not token:
         raise Unauthorized("Sign in first: send 'Authorization: Bearer <token>'",
                            code="not_authenticated")
@@ -54,6 +56,16 @@ def current_actor(
             raise Invalid("X-Club-Id must be a club id", code="invalid_club_id")
         club_id = int(x_club_id)
     return clubs_service.authenticate(session, token=token, club_id=club_id)
+
+
+SignedInActor = Annotated[Actor, Depends(signed_in_actor)]
+
+
+def current_actor(actor: SignedInActor) -> Actor:
+    if actor.must_change_password:
+        raise Forbidden("Choose your own password first (POST /api/v1/me/password): "
+                        "this one was temporary", code="password_change_required")
+    return actor
 
 
 def require(*roles: Role) -> Callable[..., Actor]:

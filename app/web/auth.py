@@ -58,6 +58,9 @@ CSRF_HEADER = "X-CSRF-Token"
 FETCH_HEADER = "X-Requested-With"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 PRE_SESSION_PATHS = frozenset({"/login"})  # forms posted before there is a session
+PASSWORD_PAGE = "/me/password"
+# the only pages a user on a temporary password may open (app/web/staff_pages.py)
+PASSWORD_CHANGE_PATHS = frozenset({PASSWORD_PAGE, "/logout"})
 
 CSP = ("default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'self'; "
        "form-action 'self'; frame-ancestors 'none'")
@@ -78,6 +81,10 @@ class LoginRequired(Exception):
 
 class CsrfFailed(Exception):
     """An unsafe request without the right CSRF token."""
+
+
+class PasswordChangeRequired(Exception):
+    """Signed in with a temporary password: every page redirects to the change-password page."""
 
 
 # --- settings --------------------------------------------------------------------------------------
@@ -166,6 +173,8 @@ def page_actor(request: Request, session: SessionDep) -> Actor:
     actor = session_actor(session, request.cookies.get(SESSION_COOKIE, ""))
     if actor is None:
         raise LoginRequired()
+    if actor.must_change_password and request.url.path not in PASSWORD_CHANGE_PATHS:
+        raise PasswordChangeRequired()
     request.state.actor = actor
     request.state.club = clubs_service.get_club(session, actor.club_id)
     return actor
@@ -367,7 +376,8 @@ class PageRoute(APIRoute):
                         raise LoginRequired()
                     await verify_csrf(request, route_path)
                 response = await handler(request)
-            except (LoginRequired, CsrfFailed, DomainError, RequestValidationError) as exc:
+            except (LoginRequired, CsrfFailed, PasswordChangeRequired, DomainError,
+                    RequestValidationError) as exc:
                 await _rollback(request)
                 await request.close()  # an upload refused before the handler ran: its files
                 response = await _error_response(request, exc)
@@ -405,6 +415,10 @@ async def _error_response(request: Request, exc: Exception) -> Response:
         if unsafe:
             target = await back_url(request)
         return redirect(f"/login?next={quote(target, safe='')}")
+    if isinstance(exc, PasswordChangeRequired):
+        if fetch:
+            return _fragment("Choose your own password first: reload the page.", 403)
+        return redirect(PASSWORD_PAGE)
     if isinstance(exc, CsrfFailed):
         return page(403, "Form expired",
                     "This form could not be verified (missing or expired security token). "

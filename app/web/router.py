@@ -167,7 +167,8 @@ NAV = (NavItem("/desk", "Front desk", DESK), NavItem("/tasks", "Tasks", STAFF),
        NavItem("/owner", "Dashboard", MANAGERS), NavItem("/owner/playbook", "Playbook", MANAGERS),
        NavItem("/manage/stock", "Stock", MANAGERS),
        NavItem("/manage/trainers", "Trainers", MANAGERS),
-       NavItem("/crm/leads", "Leads", DESK), NavItem("/manage/import", "Member data", MANAGERS))
+       NavItem("/crm/leads", "Leads", DESK), NavItem("/manage/import", "Member data", MANAGERS),
+       NavItem("/manage/staff", "Staff", MANAGERS))
 
 
 def nav_for(actor: Actor | None, path: str) -> list[dict]:
@@ -1057,5 +1058,8 @@ def install(app: FastAPI) -> None:
         return
     app.include_router(router)
     app.include_router(crm_pages().router)
+    from app.web import staff_pages  # builds on this module, like the CRM pages
+
+    app.include_router(staff_pages.router)
     app.mount("/static", WebStatic(directory=str(STATIC_DIR)), name="static")
     app.state.web_installed = True

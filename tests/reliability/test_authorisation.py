@@ -60,6 +60,16 @@ TABLE = [
     R("GET", "/api/v1/club", STAFF, ok="2xx"),
     R("GET", "/api/v1/club/settings", STAFF, ok="2xx"),
     R("PATCH", "/api/v1/club/settings", MANAGERS, {"grace_days": 10}, ok="2xx"),
+    # staff management (ids that do not exist: a real one would end a caller's session)
+    R("GET", "/api/v1/staff", MANAGERS, ok="2xx"),
+    R("POST", "/api/v1/staff", MANAGERS,
+      lambda n: {"email": f"colleague{n}@club.example", "name": "New Colleague",
+                 "role": "trainer"}, ok="2xx"),
+    R("GET", "/api/v1/staff/{user_id}", MANAGERS),
+    R("PATCH", "/api/v1/staff/{user_id}", frozenset({Role.owner}), {"role": "trainer"}),
+    R("DELETE", "/api/v1/staff/{user_id}", MANAGERS),
+    R("POST", "/api/v1/staff/{user_id}/reset-password", MANAGERS, None),
+    R("POST", "/api/v1/me/password", STAFF, {}),
     # members
     R("POST", "/api/v1/members", DESK, _member_body, ok="2xx"),
     R("GET", "/api/v1/members", STAFF, ok="2xx", query="q=Ada"),
