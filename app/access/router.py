@@ -41,10 +41,10 @@ def device_event(request: Request, key: DeviceKey, body: DeviceEventIn,
                  response: Response) -> dict:
     """A turnstile asks (or tells afterwards) whether a card may pass; a repeated event_id
     answers the first decision again."""
-    with device_unit_of_work(request, key) as (session, device):
+    with device_unit_of_work(request, key, service.device_for_key) as (session, device):
         decision = service.device_check_in(session, device=device, card=body.card,
                                            event_id=body.event_id, occurred_at=body.occurred_at,
-                                           direction=body.direction)
+                                           direction=body.direction, key=key)
     return _answer(decision, response)
 
 

@@ -3,7 +3,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from app.clubs.models import AuthToken, Club, ClubStaff, Device, StaffUser
@@ -221,11 +221,18 @@ def revoke_device(session: Session, *, device: Device) -> None:
     session.flush()
 
 
+_devices = Device.__table__
+_DEVICE_BY_KEY = (
+    select(_devices.c.id, _devices.c.club_id, _devices.c.name, _devices.c.direction,
+           _devices.c.protocol, _devices.c.timezone)
+    .where(_devices.c.key_hash == bindparam("key_hash"), _devices.c.active.is_(True))
+)
+
+
 def authenticate_device(session: Session, *, key: str) -> DeviceActor:
-    device = session.scalar(select(Device).where(Device.key_hash == digest(key),
-                                                 Device.active.is_(True)))
-    if device is None:
+    """The active device with this key (one Core read: devices call many times a minute)."""
+    row = session.connection().execute(_DEVICE_BY_KEY, {"key_hash": digest(key)}).first()
+    if row is None:
         raise Unauthorized("Unknown or revoked device key", code="invalid_device_key")
-    return DeviceActor(device_id=device.id, club_id=device.club_id, name=device.name,
-                       direction=device.direction, protocol=device.protocol,
-                       timezone=device.timezone)
+    return DeviceActor(device_id=row.id, club_id=row.club_id, name=row.name,
+                       direction=row.direction, protocol=row.protocol, timezone=row.timezone)

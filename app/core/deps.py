@@ -96,12 +96,15 @@ DeviceDep = Annotated[DeviceActor, Depends(current_device)]
 DeviceKey = Annotated[str | None, Depends(_device_key)]
 
 
-def device_unit_of_work(request: Request, key: str | None):
+def device_unit_of_work(request: Request, key: str | None,
+                        authenticate: Callable[..., DeviceActor] | None = None):
     """The turnstile hot path's transaction and device, opened in one worker-thread hop.
 
     Same rules as `SessionDep` + `DeviceDep` (one transaction, committed before the answer,
     rolled back on error); used where a device calls many times a minute, because each sync
-    dependency costs a thread hop of its own."""
+    dependency costs a thread hop of its own. `authenticate(session, key=)` finds the device
+    (default `authenticate_device`; the check-in passes its cached lookup and checks the key
+    again in its own first query)."""
     from contextlib import contextmanager
 
     from app.core.db import transaction
@@ -112,6 +115,6 @@ def device_unit_of_work(request: Request, key: str | None):
             raise Unauthorized("Devices must send their key in X-Device-Key",
                                code="not_authenticated")
         with transaction(request.app.state.sessionmaker) as session:
-            yield session, clubs_service.authenticate_device(session, key=key)
+            yield session, (authenticate or clubs_service.authenticate_device)(session, key=key)
 
     return unit()

@@ -1,0 +1,150 @@
+"""The turnstile hot path's shortcuts: the per-process device-key cache, the club settings parsed
+once, and the visit listeners sharing one savepoint. Each must change nothing a club can see."""
+from datetime import datetime, timedelta
+
+import pytest
+from sqlalchemy import select, update
+
+from app.access import service
+from app.access.models import AccessEvent, Visit
+from app.clubs import service as clubs_service
+from app.clubs.models import Club, Device
+from app.core.db import transaction
+from app.core.types import utcnow
+from app.members.models import Member
+from tests.access.conftest import BERLIN, count_rows, today
+
+
+def test_a_known_device_is_refused_on_the_next_event_once_revoked(client, world, gym, post_event,
+                                                                   db, session):
+    club = world.club()
+    device = world.device(club)
+    m = gym.member(club)
+    gym.membership(m)
+    assert post_event(device, m.card, event_id="1").json()["allow"] is True  # key now cached
+    with transaction(db.sessionmaker) as s:
+        clubs_service.revoke_device(s, device=s.get(Device, device.device_id))
+    r = post_event(device, m.card, event_id="2")
+    assert r.status_code == 401 and r.json()["error"] == "invalid_device_key"
+    assert count_rows(session, AccessEvent) == 1
+    assert count_rows(session, Visit) == 1
+
+
+def test_a_rotated_key_replaces_the_old_one_at_once(client, world, gym, post_event, db, session):
+    club = world.club()
+    device = world.device(club)
+    m = gym.member(club)
+    gym.membership(m)
+    assert post_event(device, m.card, event_id="1").status_code == 200
+    with transaction(db.sessionmaker) as s:
+        new_key = clubs_service.rotate_device_key(s, device=s.get(Device, device.device_id))
+    assert post_event(device, m.card, event_id="2").status_code == 401
+    rotated = type(device)(device.device_id, device.club_id, new_key)
+    r = post_event(rotated, m.card, event_id="3")
+    assert r.status_code == 200 and r.json()["reason"] == "anti_passback"
+    events = session.scalars(select(AccessEvent.dedup_key).order_by(AccessEvent.id)).all()
+    assert events == [f"dev:{device.device_id}:1", f"dev:{device.device_id}:3"]
+
+
+def test_a_device_turned_into_an_exit_is_one_on_its_next_event(client, world, gym, post_event, db,
+                                                               session):
+    club = world.club()
+    device = world.device(club)
+    m = gym.member(club, first_name="Lena")
+    gym.membership(m)
+    assert post_event(device, m.card).json()["message"] == "Welcome, Lena!"
+    with db.engine.begin() as conn:  # no API moves a device yet; the row is what counts
+        conn.execute(update(Device).where(Device.id == device.device_id).values(direction="out"))
+    r = post_event(device, m.card)
+    assert r.json()["allow"] is True and r.json()["message"] == "Goodbye, Lena!"
+    assert session.scalars(select(AccessEvent.direction).order_by(AccessEvent.id)).all() == [
+        "in", "out"]
+
+
+def test_changed_club_settings_apply_to_the_very_next_check_in(client, world, gym, post_event, db):
+    club = world.club(anti_passback_minutes=0)
+    device = world.device(club)
+    m = gym.member(club)
+    gym.membership(m)
+    at = utcnow() - timedelta(minutes=10)
+    assert post_event(device, m.card, occurred_at=at).json()["allow"] is True
+    assert post_event(device, m.card, occurred_at=at + timedelta(minutes=1)).json()["allow"]
+
+    def set_window(minutes: int) -> None:
+        with transaction(db.sessionmaker) as s:
+            clubs_service.update_club_settings(s, club=s.get(Club, club.id),
+                                               changes={"anti_passback_minutes": minutes})
+
+    set_window(30)
+    r = post_event(device, m.card, occurred_at=at + timedelta(minutes=2))
+    assert r.json()["reason"] == "anti_passback"
+    set_window(0)
+    assert post_event(device, m.card, occurred_at=at + timedelta(minutes=3)).json()["allow"]
+
+
+@pytest.mark.parametrize("broken_first", [True, False])
+def test_a_failing_listener_leaves_the_other_listeners_work_and_the_visit(
+        client, world, gym, post_event, session, monkeypatch, broken_first):
+    calls = []
+
+    def broken(session_, **_):
+        session_.execute(Visit.__table__.insert().values(club_id=-1))  # fails in the database
+
+    def marks_member(session_, *, member_id, **_):
+        calls.append(member_id)
+        session_.execute(update(Member).where(Member.id == member_id)
+                         .values(last_name="Was here"))
+
+    listeners = [broken, marks_member] if broken_first else [marks_member, broken]
+    monkeypatch.setattr(service, "visit_listeners", listeners)
+    club = world.club()
+    m = gym.member(club)
+    gym.membership(m)
+    r = post_event(world.device(club), m.card)
+    assert r.status_code == 200 and r.json()["allow"] is True
+    assert count_rows(session, Visit) == 1
+    assert session.scalar(select(Member.last_name).where(Member.id == m.member_id)) == "Was here"
+    # after a failure the others run again, each in its own savepoint; the first try was undone
+    assert calls == ([m.member_id] if broken_first else [m.member_id, m.member_id])
+
+
+def test_a_club_seen_before_gets_the_same_answers_as_a_club_seen_first(world, gym, post_event):
+    """On PostgreSQL the second check-in at a club reads card and membership in one statement;
+    every refusal must read exactly as on the first (two-statement) read."""
+    club = world.club(block_on_debt=True)
+    device = world.device(club)
+    day = today()
+    later = datetime.now(BERLIN) + timedelta(hours=2)  # a window that is not open now
+    plan_later = gym.plan(club, name="Later", access_start=later.time().replace(microsecond=0),
+                          access_end=(later + timedelta(hours=1)).time().replace(microsecond=0))
+
+    def member(**membership):
+        m = gym.member(club)
+        gym.membership(m, **membership)
+        return m
+
+    owes = member()
+    gym.sale(owes, total="10.00", paid="0")
+    frozen = gym.member(club)
+    gym.freeze(frozen, gym.membership(frozen), start=day - timedelta(days=1),
+               end=day + timedelta(days=3))
+    cards = {
+        "debt": owes.card,
+        "membership_frozen": frozen.card,
+        "membership_expired": member(start=day - timedelta(days=40),
+                                     end=day - timedelta(days=9)).card,
+        "membership_not_started": member(start=day + timedelta(days=9),
+                                         end=day + timedelta(days=40)).card,
+        "membership_cancelled": member(cancelled_on=day - timedelta(days=1)).card,
+        "visit_limit_reached": member(visit_limit=4, visits_used=4).card,
+        "outside_access_hours": member(plan_id=plan_later).card,
+        "no_membership": gym.member(club).card,
+        "card_blocked": gym.member(club, card_status="blocked").card,
+        "unknown_card": "NOSUCHCARD",
+    }
+    for reason, card in cards.items():
+        service._clubs_seen.clear()
+        first = post_event(device, card).json()
+        again = post_event(device, card).json()
+        assert first["reason"] == reason, (reason, first)
+        assert again == first
