@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from app.billing.models import Payment, Sale, SaleLine
 from app.billing.schemas import MAX_MONEY, PaymentIn, PaymentMethod
 from app.clubs.service import Actor
+from app.core.db import club_row
 from app.core.errors import Conflict, Invalid, NotFound
 from app.core.types import money, utcnow
 from app.members.models import Member
@@ -97,27 +98,17 @@ def require_member(session: Session, *, club_id: int, member_id: int,
                    for_update: bool = False) -> Member:
     """The member in this club, else NotFound.
 
-    `for_update` takes FOR NO KEY UPDATE on PostgreSQL: it serialises writers of this member's
-    memberships without conflicting with the KEY SHARE locks that inserting rows which reference
-    the member (sales, visits) take, so two sellers cannot deadlock.
+    `for_update` (FOR NO KEY UPDATE) serialises writers of this member's memberships without
+    conflicting with the KEY SHARE locks that inserting sales or visits take, so two sellers
+    cannot deadlock.
     """
-    stmt = select(Member).where(Member.id == member_id, Member.club_id == club_id)
-    if for_update:
-        stmt = stmt.with_for_update(key_share=True).execution_options(populate_existing=True)
-    member = session.scalar(stmt)
-    if member is None:
-        raise NotFound("Member not found", code="member_not_found")
-    return member
+    return club_row(session, Member, club_id=club_id, row_id=member_id, for_update=for_update,
+                    missing=NotFound("Member not found", code="member_not_found"))
 
 
 def _sale_row(session: Session, *, club_id: int, sale_id: int, for_update: bool = False) -> Sale:
-    stmt = select(Sale).where(Sale.id == sale_id, Sale.club_id == club_id)
-    if for_update:
-        stmt = stmt.with_for_update(key_share=True).execution_options(populate_existing=True)
-    sale = session.scalar(stmt)
-    if sale is None:
-        raise NotFound("Sale not found", code="sale_not_found")
-    return sale
+    return club_row(session, Sale, club_id=club_id, row_id=sale_id, for_update=for_update,
+                    missing=NotFound("Sale not found", code="sale_not_found"))
 
 
 def _as_payment(value: PaymentIn | Mapping, index: int) -> PaymentIn:

@@ -2,9 +2,9 @@
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from typing import ClassVar
+from typing import ClassVar, TypeVar
 
-from sqlalchemy import MetaData, create_engine, event
+from sqlalchemy import MetaData, create_engine, event, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
@@ -81,3 +81,20 @@ def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+Row = TypeVar("Row")
+
+
+def club_row(session: Session, model: type[Row], *, club_id: int, row_id: int,
+             missing: Exception, for_update: bool = False) -> Row:
+    """The row `row_id` of `model` in this club, else `missing` (another club's row is missing
+    too). `for_update` takes FOR NO KEY UPDATE on PostgreSQL: it serialises writers of the row
+    without conflicting with the KEY SHARE locks that inserting rows which reference it take."""
+    stmt = select(model).where(model.id == row_id, model.club_id == club_id)
+    if for_update:
+        stmt = stmt.with_for_update(key_share=True).execution_options(populate_existing=True)
+    row = session.scalar(stmt)
+    if row is None:
+        raise missing
+    return row

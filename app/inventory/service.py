@@ -26,6 +26,7 @@ from app.billing.service import LineValues
 from app.clubs import service as clubs_service
 from app.clubs.models import Club
 from app.clubs.service import Actor
+from app.core.db import club_row
 from app.core.errors import Conflict, Invalid, NotFound
 from app.core.types import money, utcnow
 from app.crm.models import Task
@@ -119,14 +120,9 @@ class ProductView:
 def get_product(session: Session, *, club_id: int, product_id: int,
                 for_update: bool = False) -> Product:
     """A product of this club, else NotFound."""
-    stmt = select(Product).where(Product.id == product_id, Product.club_id == club_id)
-    if for_update:
-        stmt = stmt.with_for_update(key_share=True).execution_options(populate_existing=True)
-    product = session.scalar(stmt)
-    if product is None:
-        raise NotFound("Product not found", code="product_not_found",
-                       details={"product_id": product_id})
-    return product
+    return club_row(session, Product, club_id=club_id, row_id=product_id, for_update=for_update,
+                    missing=NotFound("Product not found", code="product_not_found",
+                                     details={"product_id": product_id}))
 
 
 def _level(session: Session, product_id: int) -> tuple[int, Decimal]:

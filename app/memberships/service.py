@@ -17,6 +17,7 @@ from app.clubs import service as clubs_service
 from app.clubs.models import Club
 from app.clubs.schemas import MANAGERS
 from app.clubs.service import Actor
+from app.core.db import club_row
 from app.core.errors import Conflict, Forbidden, Invalid, NotFound
 from app.core.types import money, utcnow
 from app.crm import leads
@@ -43,13 +44,8 @@ def create_plan(session: Session, *, actor: Actor, data: PlanCreate) -> Plan:
 
 def get_plan(session: Session, *, club_id: int, plan_id: int, for_update: bool = False) -> Plan:
     """A plan of this club, else NotFound."""
-    stmt = select(Plan).where(Plan.id == plan_id, Plan.club_id == club_id)
-    if for_update:
-        stmt = stmt.with_for_update(key_share=True).execution_options(populate_existing=True)
-    plan = session.scalar(stmt)
-    if plan is None:
-        raise NotFound("Plan not found", code="plan_not_found")
-    return plan
+    return club_row(session, Plan, club_id=club_id, row_id=plan_id, for_update=for_update,
+                    missing=NotFound("Plan not found", code="plan_not_found"))
 
 
 _PLAN_FIELDS = tuple(PlanCreate.model_fields)
@@ -144,13 +140,9 @@ def _views(session: Session, memberships: list[Membership], as_of: date) -> list
 def get_membership(session: Session, *, club_id: int, membership_id: int,
                    for_update: bool = False) -> Membership:
     """A membership of this club, else NotFound."""
-    stmt = select(Membership).where(Membership.id == membership_id, Membership.club_id == club_id)
-    if for_update:
-        stmt = stmt.with_for_update(key_share=True).execution_options(populate_existing=True)
-    membership = session.scalar(stmt)
-    if membership is None:
-        raise NotFound("Membership not found", code="membership_not_found")
-    return membership
+    return club_row(session, Membership, club_id=club_id, row_id=membership_id,
+                    for_update=for_update,
+                    missing=NotFound("Membership not found", code="membership_not_found"))
 
 
 def read_membership(session: Session, *, club_id: int, membership_id: int,

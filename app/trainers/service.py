@@ -47,6 +47,7 @@ from app.clubs import service as clubs_service
 from app.clubs.models import Club, ClubStaff, StaffUser
 from app.clubs.schemas import DESK, MANAGERS, Role
 from app.clubs.service import Actor
+from app.core.db import club_row
 from app.core.errors import Conflict, Forbidden, Invalid, NotFound
 from app.core.schemas import Page
 from app.core.security import digest, new_secret
@@ -203,14 +204,9 @@ def update_settings(session: Session, *, actor: Actor, pt_cancel_hours: int) -> 
 def get_trainer(session: Session, *, club_id: int, trainer_id: int,
                 for_update: bool = False) -> TrainerProfile:
     """A trainer profile of this club, else NotFound (FOR NO KEY UPDATE when asked)."""
-    stmt = select(TrainerProfile).where(TrainerProfile.id == trainer_id,
-                                        TrainerProfile.club_id == club_id)
-    if for_update:
-        stmt = stmt.with_for_update(key_share=True).execution_options(populate_existing=True)
-    trainer = session.scalar(stmt)
-    if trainer is None:
-        raise NotFound("Trainer not found", code="trainer_not_found")
-    return trainer
+    return club_row(session, TrainerProfile, club_id=club_id, row_id=trainer_id,
+                    for_update=for_update,
+                    missing=NotFound("Trainer not found", code="trainer_not_found"))
 
 
 def own_profile(session: Session, actor: Actor) -> TrainerProfile | None:
