@@ -7,7 +7,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 PG_TEST_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/postgres
 
-.PHONY: setup browser run test test-sqlite test-pg bench lint clean
+.PHONY: setup browser run test test-clock test-sqlite test-pg bench lint clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -31,6 +31,21 @@ browser:
 
 test: setup browser
 	FITCLUB_TEST_PG_URL=$(PG_TEST_URL) $(BIN)/pytest -n 2 $(PYTEST_ARGS)
+
+# The clock-sensitive packages again, each test starting at an instant that breaks naive code:
+# the eve of the spring-forward night, 00:30 on 1 March of a leap year east of UTC (29 February
+# in UTC), five to midnight on New Year's Eve, and 21:30 in the club's quiet hours (Berlin).
+CLOCK_TESTS ?= tests/core/test_clock.py tests/privacy tests/retention tests/analytics \
+	tests/memberships tests/trainers tests/access tests/billing tests/crm
+HOSTILE_INSTANTS ?= 2027-03-27T23:40:00+01:00 2028-03-01T00:30:00+01:00 \
+	2027-12-31T23:55:00+01:00 2026-12-06T21:30:00+01:00
+
+test-clock: setup
+	@for at in $(HOSTILE_INSTANTS); do \
+	  echo "== the clock-sensitive tests at $$at"; \
+	  FITCLUB_TEST_PG_URL=$(PG_TEST_URL) $(BIN)/pytest -n 2 -q --clock=$$at \
+	    $(CLOCK_TESTS) $(PYTEST_ARGS) || exit 1; \
+	done
 
 test-sqlite: setup
 	FITCLUB_TEST_DATABASES=sqlite $(BIN)/pytest $(PYTEST_ARGS)

@@ -59,7 +59,7 @@ class World:
                                              password=PASSWORD)
             clubs_service.grant_role(s, user=user, club=club, role=role)
             token, _ = clubs_service.login(s, email=email, password=PASSWORD,
-                                           ttl=timedelta(hours=1))
+                                           ttl=timedelta(days=2))  # outlives a test that moves its clock
             return Staff(user.id, email, club.id, role, token)
 
     def device(self, club: Club, name: str | None = None, **kwargs) -> DeviceKey:

@@ -2,11 +2,18 @@
 
 The schema is built through the Alembic migrations once per backend and worker; after each
 test every table is emptied, so tests may commit for real (concurrency tests need that).
+
+Time: every test starts with the application's clock (`app.core.clock`) at one instant, the
+run's start unless `--clock=2027-12-31T23:55:00+01:00` (or FITCLUB_TEST_CLOCK) names another,
+and it ticks from there; the `clock` fixture moves it (`clock.set(...)`, `clock.advance(...)`).
+Tests take "now" from `clock.now()` and a club's day from `club_today(club)`, never from the
+wall clock, so a run at any instant decides the same.
 """
 import os
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -15,6 +22,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.core import clock as app_clock
 from app.core import migrate
 from app.core.config import Settings
 from app.core.db import make_engine, make_sessionmaker
@@ -24,6 +32,34 @@ BACKENDS = [b.strip() for b in os.environ.get("FITCLUB_TEST_DATABASES", "sqlite,
             .split(",") if b.strip()]
 PG_ADMIN_URL = os.environ.get("FITCLUB_TEST_PG_URL",
                               "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+
+
+def pytest_addoption(parser) -> None:
+    parser.addoption("--clock", default=os.environ.get("FITCLUB_TEST_CLOCK") or None,
+                     help="ISO-8601 instant every test starts at (an offsetless one is UTC); "
+                          "default: the run's start")
+
+
+def pytest_configure(config) -> None:
+    text_ = config.getoption("--clock")
+    # the one read of the wall clock in the suite: which instant the run's tests start at
+    start = app_clock.parse_instant(text_) if text_ else app_clock.SystemClock().now()
+    config.stash[START_KEY] = start
+
+
+START_KEY = pytest.StashKey[datetime]()
+
+
+@pytest.fixture(autouse=True)
+def clock(request) -> Iterator[app_clock.SettableClock]:
+    """The application's clock for this test: at the run's start instant, ticking."""
+    test_clock = app_clock.SettableClock(request.config.stash[START_KEY])
+    with app_clock.use(test_clock):
+        yield test_clock
+
+
+def pytest_report_header(config) -> str:
+    return f"clock: tests start at {config.stash[START_KEY].isoformat()}"
 
 
 @dataclass

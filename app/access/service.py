@@ -62,10 +62,10 @@ from app.clubs import service as clubs_service
 from app.clubs.models import Club, Device
 from app.clubs.schemas import MANAGERS, ClubSettings
 from app.clubs.service import Actor, DeviceActor
+from app.core import clock
 from app.core.errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized
 from app.core.schemas import Page
 from app.core.security import digest
-from app.core.types import utcnow
 from app.members import service as members_service
 from app.members.models import Card, Member
 from app.memberships.models import Freeze, Membership, Plan
@@ -415,7 +415,7 @@ def check_in(session: Session, *, club_id: int, occurred_at: datetime,
         raise Invalid("An override needs the staff member who gives it", code="invalid_check_in")
     if occurred_at.utcoffset() is None:
         raise Invalid("occurred_at needs a UTC offset", code="timezone_required")
-    now = utcnow()
+    now = clock.now()
     if occurred_at - now > FUTURE_TOLERANCE:
         raise Invalid("occurred_at is in the future; check the device's clock",
                       code="occurred_in_future")
@@ -626,7 +626,7 @@ def device_check_in(session: Session, *, device: DeviceActor, card: str, event_i
     against the device row in the decision's first read.
     """
     code = members_service.normalise_card_code(card, field="card")
-    now = utcnow()
+    now = clock.now()
     occurred_at = occurred_at or now
     decision = check_in(
         session, club_id=device.club_id, occurred_at=occurred_at, card_code=code,
@@ -657,7 +657,7 @@ def desk_check_in(session: Session, *, actor: Actor, member_id: int,
         raise Forbidden("Only a manager or owner can let a member in despite a denial",
                         code="override_forbidden")
     return check_in(
-        session, club_id=actor.club_id, occurred_at=utcnow(), member_id=member_id,
+        session, club_id=actor.club_id, occurred_at=clock.now(), member_id=member_id,
         dedup_key=f"desk:{actor.user_id}:{idempotency_key}" if idempotency_key else None,
         source="desk", direction="in", staff_id=actor.user_id, override_reason=override_reason)
 

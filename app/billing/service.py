@@ -23,9 +23,10 @@ from sqlalchemy.orm import Session
 from app.billing.models import Payment, Sale, SaleLine
 from app.billing.schemas import MAX_MONEY, PaymentIn, PaymentMethod
 from app.clubs.service import Actor
+from app.core import clock
 from app.core.db import club_row
 from app.core.errors import Conflict, Invalid, NotFound
-from app.core.types import money, utcnow
+from app.core.types import money
 from app.members.models import Member
 
 ZERO = Decimal("0.00")
@@ -167,7 +168,7 @@ def create_sale(session: Session, *, actor: Actor, member_id: int | None,
             if member.erased_at is not None:
                 raise Conflict("This member's data was erased; nothing can be sold to them",
                                code="member_erased")
-        now = utcnow()
+        now = clock.now()
         sale = Sale(club_id=actor.club_id, member_id=member_id, staff_id=actor.user_id,
                     total=ZERO, note=note, created_at=now)
         session.add(sale)
@@ -233,7 +234,7 @@ def add_payment(session: Session, *, actor: Actor, sale_id: int, method: Payment
         raise Invalid(f"Only {owed} is owed on this sale; {amount} is too much", code="overpayment",
                       details={"owed": str(owed), "amount": str(amount)})
     session.add(Payment(club_id=actor.club_id, sale_id=sale.id, method=method.value, kind=PAYMENT,
-                        amount=amount, staff_id=actor.user_id, created_at=utcnow()))
+                        amount=amount, staff_id=actor.user_id, created_at=clock.now()))
     session.flush()
     return sale
 
@@ -257,7 +258,7 @@ def refund(session: Session, *, actor: Actor, sale_id: int, amount: Decimal,
                       "refunded", code="refund_exceeds_paid",
                       details={"refundable": str(limit), "amount": str(amount)})
     payment = Payment(club_id=actor.club_id, sale_id=sale.id, method=method.value, kind=REFUND,
-                      amount=-amount, staff_id=actor.user_id, created_at=utcnow())
+                      amount=-amount, staff_id=actor.user_id, created_at=clock.now())
     session.add(payment)
     session.flush()
     return payment

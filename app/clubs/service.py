@@ -8,9 +8,9 @@ from sqlalchemy.orm import Session
 
 from app.clubs.models import AuthToken, Club, ClubStaff, Device, StaffUser
 from app.clubs.schemas import ClubSettings, Role
+from app.core import clock
 from app.core.errors import Conflict, Invalid, NotFound, Unauthorized
 from app.core.security import digest, hash_password, new_secret, verify_password
-from app.core.types import utcnow
 
 MAX_FAILED_LOGINS = 5
 DEVICE_PROTOCOLS = ("native", "zkteco", "hikvision", "ironlogic")
@@ -78,7 +78,7 @@ def club_zone(club: Club) -> ZoneInfo:
 
 
 def club_today(club: Club, at: datetime | None = None) -> date:
-    return (at or utcnow()).astimezone(club_zone(club)).date()
+    return clock.today(club_zone(club), at)
 
 
 def normalise_email(email: str) -> str:
@@ -116,7 +116,7 @@ def login(session: Session, *, email: str, password: str, ttl: timedelta,
     """Check a password and issue a token (API "bearer" or page "session"); repeated failures
     lock the account for a while."""
     user = session.scalar(select(StaffUser).where(StaffUser.email == normalise_email(email)))
-    now = utcnow()
+    now = clock.now()
     bad = Unauthorized("Wrong email or password", code="invalid_credentials")
     if user is None or not user.active:
         verify_password(_DUMMY_HASH, password)
@@ -146,7 +146,7 @@ _DUMMY_HASH = hash_password("timing-equaliser")
 
 def revoke_token(session: Session, *, token: str) -> None:
     session.execute(update(AuthToken).where(AuthToken.token_hash == digest(token))
-                    .values(revoked_at=utcnow()))
+                    .values(revoked_at=clock.now()))
 
 
 def authenticate(session: Session, *, token: str, club_id: int | None,
@@ -154,7 +154,7 @@ def authenticate(session: Session, *, token: str, club_id: int | None,
     """Resolve a token of `kind` to an actor in one club (the only one, or the one asked for).
 
     API bearer tokens and page session cookies are separate kinds: neither works as the other."""
-    now = utcnow()
+    now = clock.now()
     row = session.execute(
         select(StaffUser.id, StaffUser.name, StaffUser.must_change_password)
         .join(AuthToken, AuthToken.user_id == StaffUser.id)
@@ -217,7 +217,7 @@ def rotate_device_key(session: Session, *, device: Device) -> str:
 
 def revoke_device(session: Session, *, device: Device) -> None:
     device.active = False
-    device.revoked_at = utcnow()
+    device.revoked_at = clock.now()
     session.flush()
 
 

@@ -34,9 +34,9 @@ from app.clubs.service import (
     grant_role,
     normalise_email,
 )
+from app.core import clock
 from app.core.errors import Conflict, DomainError, Forbidden, Invalid, NotFound
 from app.core.security import digest, hash_password, verify_password
-from app.core.types import utcnow
 
 log = logging.getLogger("fitclub.staff")
 
@@ -146,7 +146,7 @@ def _revoke_tokens(session: Session, *, user_id: int, keep_token: str | None = N
                                     AuthToken.revoked_at.is_(None))
     if keep_token:
         query = query.where(AuthToken.token_hash != digest(keep_token))
-    return session.execute(query.values(revoked_at=utcnow())).rowcount
+    return session.execute(query.values(revoked_at=clock.now())).rowcount
 
 
 # --- changes ---------------------------------------------------------------------------------------
@@ -242,7 +242,7 @@ def change_own_password(session: Session, *, user_id: int, current_password: str
     user = session.get(StaffUser, user_id)
     if user is None:  # pragma: no cover - the token resolved to this user a moment ago
         raise NotFound("No such user")
-    now = utcnow()
+    now = clock.now()
     if user.locked_until and user.locked_until > now:
         raise DomainError("Too many wrong passwords; try again in a few minutes",
                           code="login_locked", status_code=429)

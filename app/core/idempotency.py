@@ -28,8 +28,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from app.billing.models import IdempotencyKey
+from app.core import clock
 from app.core.errors import Conflict, Invalid
-from app.core.types import utcnow
 
 MAX_KEY_LENGTH = 200
 REPLAY_HEADER = "Idempotent-Replayed"
@@ -117,7 +117,7 @@ def claim(session: Session, *, club_id: int, key: str, endpoint: str,
     """
     stmt = (_insert(session)
             .values(club_id=club_id, key=key, endpoint=endpoint, request_hash=request_hash,
-                    created_at=utcnow())
+                    created_at=clock.now())
             .on_conflict_do_nothing(index_elements=["club_id", "key", "endpoint"])
             .returning(IdempotencyKey.id))
     claimed = session.execute(stmt).scalar()

@@ -35,10 +35,6 @@ class UTCDateTime(TypeDecorator):
         return value.astimezone(UTC)
 
 
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
 def money(value) -> Decimal:
     return Decimal(value).quantize(Decimal("0.01"))
 

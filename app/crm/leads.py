@@ -13,8 +13,8 @@ from sqlalchemy.orm import Session
 from app.clubs.models import ClubStaff
 from app.clubs.schemas import MANAGERS
 from app.clubs.service import Actor
+from app.core import clock
 from app.core.errors import Conflict, NotFound
-from app.core.types import utcnow
 from app.crm.models import Interaction, Lead, LeadStageChange, Task
 from app.crm.schemas import LeadCreate, LeadStage, LeadStageMove, LeadUpdate
 from app.members import service as members_service
@@ -76,7 +76,7 @@ def start_lead(session: Session, *, club_id: int, member_id: int, source: str,
     if existing is not None:
         raise Conflict(f"This person already has a lead (#{existing}); open it, or reopen it "
                        "if it was lost", code="lead_exists", details={"lead_id": existing})
-    now = utcnow()
+    now = clock.now()
     lead = Lead(club_id=club_id, member_id=member_id, stage=LeadStage.new.value, source=source,
                 source_detail=source_detail, assignee_user_id=assignee_user_id,
                 created_by=staff_id, created_at=now, updated_at=now, **(utm or {}))
@@ -189,7 +189,7 @@ def move(session: Session, *, actor: Actor, lead_id: int, data: LeadStageMove) -
     """Move a lead to another stage (the rules are in `check_transition`)."""
     lead = get_lead(session, actor=actor, lead_id=lead_id, for_update=True)
     check_transition(lead.stage, data.stage.value)
-    now = utcnow()
+    now = clock.now()
     previous = lead.stage
     lead.stage = data.stage.value
     lead.updated_at = now
@@ -231,7 +231,7 @@ def update_lead(session: Session, *, actor: Actor, lead_id: int, data: LeadUpdat
         changes["source"] = changes["source"].value
     for name, value in changes.items():
         setattr(lead, name, value)
-    lead.updated_at = utcnow()
+    lead.updated_at = clock.now()
     session.flush()
     return lead
 
@@ -243,7 +243,7 @@ def membership_sold(session: Session, *, club_id: int, member_id: int, membershi
                           .with_for_update())
     if lead is None or lead.stage == LeadStage.won:
         return
-    now = utcnow()
+    now = clock.now()
     previous = lead.stage
     lead.stage, lead.won_at, lead.won_membership_id, lead.updated_at = (
         LeadStage.won.value, now, membership_id, now)
@@ -264,7 +264,7 @@ def contact_logged(session: Session, *, club_id: int, member_id: int, at: dateti
 
 def reopen_or_refresh(session: Session, *, lead: Lead, note: str, utm: dict) -> None:
     """The person enquired again: a lost lead is reopened, an open one gets the new campaign."""
-    now = utcnow()
+    now = clock.now()
     for key, value in utm.items():
         if value:
             setattr(lead, key, value)

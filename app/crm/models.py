@@ -4,8 +4,9 @@ from datetime import date, datetime
 from sqlalchemy import Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
+from app.core import clock
 from app.core.db import Base, IdMixin
-from app.core.types import BigId, utcnow
+from app.core.types import BigId
 
 
 class Task(IdMixin, Base):
@@ -40,8 +41,8 @@ class Task(IdMixin, Base):
         BigId, ForeignKey("scheduled_touchpoints.id", ondelete="SET NULL"))
     created_by: Mapped[int | None] = mapped_column(
         BigId, ForeignKey("staff_users.id", ondelete="SET NULL"))
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
+    updated_at: Mapped[datetime] = mapped_column(default=clock.now, onupdate=clock.now)
 
 
 class Interaction(IdMixin, Base):
@@ -62,7 +63,7 @@ class Interaction(IdMixin, Base):
     next_step: Mapped[str | None] = mapped_column(String(500))
     staff_id: Mapped[int | None] = mapped_column(
         BigId, ForeignKey("staff_users.id", ondelete="SET NULL"))
-    occurred_at: Mapped[datetime] = mapped_column(default=utcnow)
+    occurred_at: Mapped[datetime] = mapped_column(default=clock.now)
     touchpoint_id: Mapped[int | None] = mapped_column(
         BigId, ForeignKey("scheduled_touchpoints.id", ondelete="SET NULL"), index=True)
     task_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("tasks.id", ondelete="SET NULL"))
@@ -101,8 +102,8 @@ class Lead(IdMixin, Base):
     lost_at: Mapped[datetime | None]
     created_by: Mapped[int | None] = mapped_column(
         BigId, ForeignKey("staff_users.id", ondelete="SET NULL"))
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
+    updated_at: Mapped[datetime] = mapped_column(default=clock.now, onupdate=clock.now)
 
 
 class LeadStageChange(IdMixin, Base):
@@ -119,7 +120,7 @@ class LeadStageChange(IdMixin, Base):
     note: Mapped[str | None] = mapped_column(String(500))
     staff_id: Mapped[int | None] = mapped_column(
         BigId, ForeignKey("staff_users.id", ondelete="SET NULL"))
-    at: Mapped[datetime] = mapped_column(default=utcnow)
+    at: Mapped[datetime] = mapped_column(default=clock.now)
 
 
 class WebsiteKey(IdMixin, Base):
@@ -134,7 +135,7 @@ class WebsiteKey(IdMixin, Base):
     key_hash: Mapped[str] = mapped_column(String(64))
     created_by: Mapped[int | None] = mapped_column(
         BigId, ForeignKey("staff_users.id", ondelete="SET NULL"))
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
     revoked_at: Mapped[datetime | None]
 
 
@@ -155,7 +156,7 @@ class WebsiteSubmission(IdMixin, Base):
         BigId, ForeignKey("members.id", ondelete="CASCADE"), index=True)
     lead_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("leads.id", ondelete="SET NULL"))
     message: Mapped[str | None] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
 
 
 class RateLimitBucket(IdMixin, Base):

@@ -8,8 +8,8 @@ from app.clubs import service as clubs_service
 from app.clubs.models import ClubStaff, StaffUser
 from app.clubs.schemas import MANAGERS, Role
 from app.clubs.service import Actor
+from app.core import clock
 from app.core.errors import Conflict, Forbidden, NotFound
-from app.core.types import utcnow
 from app.crm import leads
 from app.crm.models import Interaction, Task
 from app.crm.schemas import InteractionCreate, TaskCreate, TaskRead, TaskUpdate, TimelineItem
@@ -66,7 +66,7 @@ def create_task(session: Session, *, actor: Actor, data: TaskCreate) -> TaskRead
     if data.member_id is not None:
         members_service.get_member(session, club_id=actor.club_id, member_id=data.member_id)
     _check_staff(session, club_id=actor.club_id, user_id=data.assignee_user_id)
-    now = utcnow()
+    now = clock.now()
     task = Task(club_id=actor.club_id, member_id=data.member_id, title=data.title,
                 details=data.details, kind=data.kind.value,
                 assignee_role=data.assignee_role.value if data.assignee_role else None,
@@ -133,7 +133,7 @@ def complete_task(session: Session, *, actor: Actor, task_id: int, outcome: str)
                         code="not_your_task")
     if task.status != "open":
         raise Conflict(f"This task is already {task.status}", code="task_closed")
-    now = utcnow()
+    now = clock.now()
     task.status, task.outcome = "done", outcome
     task.completed_at, task.completed_by, task.updated_at = now, actor.user_id, now
     if task.member_id is not None:
@@ -163,7 +163,7 @@ def update_task(session: Session, *, actor: Actor, task_id: int, data: TaskUpdat
         changes["assignee_role"] = changes["assignee_role"].value
     for name, value in changes.items():
         setattr(task, name, value)
-    task.updated_at = utcnow()
+    task.updated_at = clock.now()
     session.flush()
     return _with_names(session, [task], _today(session, actor.club_id))[0]
 
@@ -171,7 +171,7 @@ def update_task(session: Session, *, actor: Actor, task_id: int, data: TaskUpdat
 def cancel_task(session: Session, *, actor: Actor, task_id: int, reason: str) -> TaskRead:
     """Cancel an open task; the reason is kept as its outcome."""
     task = _open_task(session, actor=actor, task_id=task_id)
-    now = utcnow()
+    now = clock.now()
     task.status, task.outcome = "cancelled", f"cancelled: {reason}"
     task.completed_at, task.completed_by, task.updated_at = now, actor.user_id, now
     session.flush()
@@ -202,7 +202,7 @@ def add_interaction(session: Session, *, actor: Actor, member_id: int,
         channel = kind
     else:
         channel = data.channel or _KIND_CHANNEL.get(kind)
-    now = utcnow()
+    now = clock.now()
     task_id = None
     if data.next_step_date is not None:
         task = Task(club_id=actor.club_id, member_id=member_id, kind="call_back",
@@ -229,7 +229,7 @@ def record(session: Session, *, club_id: int, member_id: int, kind: str, summary
     """For other domains: put an entry on a member's timeline."""
     session.add(Interaction(club_id=club_id, member_id=member_id, kind=kind, channel=channel,
                             summary=summary[:500], outcome=outcome, staff_id=staff_id,
-                            occurred_at=occurred_at or utcnow(), touchpoint_id=touchpoint_id))
+                            occurred_at=occurred_at or clock.now(), touchpoint_id=touchpoint_id))
 
 
 def timeline(session: Session, *, club_id: int, member_id: int, limit: int = 50,

@@ -16,10 +16,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.clubs import service as clubs_service
 from app.clubs.service import Actor
+from app.core import clock
 from app.core.db import transaction
 from app.core.errors import DomainError, NotFound, Unauthorized
 from app.core.security import digest, new_secret
-from app.core.types import utcnow
 from app.crm import leads
 from app.crm.models import Interaction, Lead, RateLimitBucket, WebsiteKey, WebsiteSubmission
 from app.crm.schemas import LeadStage, WebsiteLeadCreate
@@ -57,7 +57,7 @@ def create_key(session: Session, *, actor: Actor, name: str) -> tuple[WebsiteKey
     """A new website key; the key itself is returned once and only its hash is kept."""
     key = "wk_" + new_secret()
     row = WebsiteKey(club_id=actor.club_id, name=name, key_hash=digest(key),
-                     created_by=actor.user_id, created_at=utcnow())
+                     created_by=actor.user_id, created_at=clock.now())
     session.add(row)
     session.flush()
     return row, key
@@ -75,7 +75,7 @@ def revoke_key(session: Session, *, actor: Actor, key_id: int) -> WebsiteKey:
     if row is None:
         raise NotFound("Website key not found", code="website_key_not_found")
     if row.revoked_at is None:
-        row.revoked_at = utcnow()
+        row.revoked_at = clock.now()
         session.flush()
     return row
 
@@ -106,7 +106,7 @@ def _ip_bucket(address: str | None) -> str:
 def authenticate(factory: sessionmaker[Session], *, key: str | None,
                  address: str | None) -> WebsiteCaller:
     """Count the request, then check the key; the count is committed whatever happens next."""
-    now = utcnow()
+    now = clock.now()
     with transaction(factory) as session:
         ip_hits, ip_left = hit(session, bucket=_ip_bucket(address), window=IP_WINDOW, now=now)
         row = None
@@ -170,7 +170,7 @@ def submit(session: Session, *, caller: WebsiteCaller,
     knows gets their lead refreshed (a lost one reopened) and the enquiry on their timeline.
     Returns (submission, created) — created False for a repeated form_id."""
     club_id = caller.club_id
-    now = utcnow()
+    now = clock.now()
     club = clubs_service.get_club(session, club_id)
     phone = (members_service.normalise_phone(
         data.phone, region=clubs_service.club_settings(club).phone_region)

@@ -29,9 +29,9 @@ from sqlalchemy import ColumnElement, and_, delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from app.core import clock
 from app.core.errors import Conflict, Invalid, NotFound
 from app.core.sql import successor
-from app.core.types import utcnow
 from app.customfields.models import MAX_TEXT, CustomField, CustomFieldValue
 from app.customfields.schemas import CustomFieldCreate, CustomFieldUpdate
 from app.members.models import Member
@@ -142,7 +142,7 @@ def archive_field(session: Session, *, club_id: int, field_id: int) -> CustomFie
     """Hide a field from forms and member pages; its values are kept (repeating is harmless)."""
     field = get_field(session, club_id=club_id, field_id=field_id)
     if field.archived_at is None:
-        field.archived_at = utcnow()
+        field.archived_at = clock.now()
         session.flush()
     return field
 

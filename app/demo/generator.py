@@ -34,8 +34,8 @@ from app.clubs import service as clubs_service
 from app.clubs.models import Club, StaffUser
 from app.clubs.schemas import Role
 from app.clubs.service import Actor
+from app.core import clock
 from app.core.db import transaction
-from app.core.types import utcnow
 from app.members.models import MemberSearchTerm, phone_rev_for, search_name_for, search_terms_for
 from app.memberships import service as memberships_service
 from app.memberships.rules import add_months, end_date_for
@@ -438,7 +438,7 @@ class _History:
         self.as_of = as_of
         self.as_of_ord = as_of.toordinal()
         self.start = add_months(as_of, -options.months) + timedelta(days=1)
-        now = utcnow().astimezone(self.clock.zone)
+        now = clock.now().astimezone(self.clock.zone)
         # today: nothing after "now"; a date in the past or future: the whole day
         self.cutoff_minute = (now.hour * 60 + now.minute) if now.date() == as_of else 24 * 60
         self.cutoff = self.clock.at(self.as_of_ord, min(self.cutoff_minute, 24 * 60 - 1), 59)

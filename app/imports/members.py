@@ -32,8 +32,8 @@ from sqlalchemy import insert, or_, select
 from sqlalchemy.orm import Session
 
 from app.clubs import service as clubs_service
+from app.core import clock
 from app.core.errors import DomainError, Invalid
-from app.core.types import utcnow
 from app.customfields import service as custom_fields
 from app.customfields.models import CustomField, CustomFieldValue
 from app.imports.csvfile import (
@@ -412,7 +412,7 @@ def _match(session: Session, club_id: int, rows: list[_Row], ctx: _Context) -> N
 def _insert_new(session: Session, club_id: int, rows: list[_Row], staff_id: int | None,
                 by_id: dict[int, CustomField]) -> list[int]:
     """Insert new members and everything that hangs on them; one statement per table."""
-    now = utcnow()
+    now = clock.now()
     records = []
     for row in rows:
         data = dict(row.member, club_id=club_id, created_at=now, updated_at=now,
@@ -459,7 +459,7 @@ def _update_existing(session: Session, club_id: int, rows: list[_Row],
         MemberNote.text.in_([r.note for r in rows if r.note] or [""]))).all())
     cards = set(session.scalars(select(Card.member_id).where(
         Card.club_id == club_id, Card.code.in_([r.card for r in rows if r.card] or [""]))))
-    now = utcnow()
+    now = clock.now()
     for row in rows:
         member = members[row.match[0]]
         for name, value in row.member.items():

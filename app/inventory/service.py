@@ -26,9 +26,10 @@ from app.billing.service import LineValues
 from app.clubs import service as clubs_service
 from app.clubs.models import Club
 from app.clubs.service import Actor
+from app.core import clock
 from app.core.db import club_row
 from app.core.errors import Conflict, Invalid, NotFound
-from app.core.types import money, utcnow
+from app.core.types import money
 from app.crm.models import Task
 from app.inventory.models import Product, StockLevel, StockMovement
 from app.inventory.schemas import (
@@ -152,7 +153,7 @@ def create_product(session: Session, *, actor: Actor, data: ProductCreate) -> Pr
     session.add(product)
     session.flush()
     session.add(StockLevel(club_id=actor.club_id, product_id=product.id, on_hand=0,
-                           avg_cost=Decimal(0), reorder_alerted=False, updated_at=utcnow()))
+                           avg_cost=Decimal(0), reorder_alerted=False, updated_at=clock.now()))
     session.flush()
     return ProductView(product, 0, Decimal(0))
 
@@ -209,7 +210,7 @@ def _add_stock(session: Session, *, product_id: int, quantity: int,
     new_avg = weighted_average_cost(on_hand, avg_cost, quantity, unit_cost)
     after = session.execute(
         update(L).where(L.product_id == product_id)
-        .values(on_hand=L.on_hand + quantity, avg_cost=new_avg, updated_at=utcnow())
+        .values(on_hand=L.on_hand + quantity, avg_cost=new_avg, updated_at=clock.now())
         .returning(L.on_hand).execution_options(synchronize_session=False)).scalar_one()
     return after, new_avg
 
@@ -218,7 +219,7 @@ def _take_stock(session: Session, *, product_id: int, quantity: int) -> tuple[in
     """Stock goes out: on hand and average cost after it, or None if there is not enough."""
     row = session.execute(
         update(L).where(L.product_id == product_id, L.on_hand >= quantity)
-        .values(on_hand=L.on_hand - quantity, updated_at=utcnow())
+        .values(on_hand=L.on_hand - quantity, updated_at=clock.now())
         .returning(L.on_hand, L.avg_cost).execution_options(synchronize_session=False)).first()
     return None if row is None else (row.on_hand, Decimal(row.avg_cost))
 
@@ -238,7 +239,7 @@ def _record(session: Session, *, club_id: int, product_id: int, kind: str, quant
     movement = StockMovement(club_id=club_id, product_id=product_id, kind=kind, quantity=quantity,
                              unit_cost=_cost(unit_cost), cost_value=cost_value,
                              on_hand_after=on_hand_after, staff_id=staff_id,
-                             created_at=created_at or utcnow(), **{"revenue": ZERO} | fields)
+                             created_at=created_at or clock.now(), **{"revenue": ZERO} | fields)
     session.add(movement)
     session.flush()
     return movement
@@ -249,7 +250,7 @@ def _record(session: Session, *, club_id: int, product_id: int, kind: str, quant
 def _raise_low_stock_task(session: Session, *, club_id: int, product: Product, on_hand: int,
                           created_by: int | None) -> Task:
     """A CRM task for the managers: reorder this product (raised once per shortage)."""
-    now = utcnow()
+    now = clock.now()
     order = (f"usual order {_units(product, product.reorder_quantity)}"
              if product.reorder_quantity else
              "see /api/v1/inventory/analytics/low-stock for a suggested quantity")
@@ -404,7 +405,7 @@ def stocktake(session: Session, *, actor: Actor, counts: Sequence[StockCount],
     levels = session.execute(select(L.product_id, L.on_hand, L.avg_cost)
                              .where(L.product_id.in_(list(wanted))).order_by(L.product_id)
                              .with_for_update(key_share=True)).all()
-    now = utcnow()
+    now = clock.now()
     lines = []
     for product_id, expected, avg_cost in levels:
         product, counted, avg_cost = products[product_id], wanted[product_id], Decimal(avg_cost)
@@ -558,7 +559,7 @@ def refund_sale(session: Session, *, actor: Actor, sale_id: int,
         wanted.sort()
     products = {p.id: p for p in session.scalars(
         select(Product).where(Product.id.in_([pid for pid, _ in wanted])))}
-    now = utcnow()
+    now = clock.now()
     returned = []
     for product_id, quantity in wanted:
         row, product = sold[product_id], products[product_id]
@@ -642,7 +643,7 @@ def stock_value(session: Session, *, club_id: int) -> dict:
         .order_by(P.category, P.name, P.id)).all()
     items = [r._asdict() | {"avg_cost": _cost(r.avg_cost), "value": _cents(r.value)}
              for r in rows]
-    return {"as_of": utcnow(), "items": items,
+    return {"as_of": clock.now(), "items": items,
             "total_units": sum(i["on_hand"] for i in items),
             "total_value": _cents(sum((i["value"] for i in items), ZERO))}
 
@@ -735,7 +736,7 @@ def _cover_fields(row, window_days: int) -> dict:
 def cover_report(session: Session, *, club_id: int, window_days: int = 28) -> dict:
     """Per active product: units sold in the last `window_days`, the daily rate, days of cover
     at that rate, and turnover (sold ÷ average of opening and closing stock)."""
-    now = utcnow()
+    now = clock.now()
     stmt, _sold, _net = _cover_select(club_id, now - timedelta(days=window_days))
     items = []
     for row in session.execute(stmt.order_by(P.category, P.name, P.id)):
@@ -753,7 +754,7 @@ def low_stock(session: Session, *, club_id: int, window_days: int = 28,
     """Active products at or below their reorder level, with what to order: the usual reorder
     quantity if set, else enough for `cover_days` at the recent rate and at least enough to lift
     stock above the reorder level."""
-    now = utcnow()
+    now = clock.now()
     stmt, sold, _net = _cover_select(club_id, now - timedelta(days=window_days))
     need = case((sold > 0, (sold * cover_days + window_days - 1) // window_days), else_=0)
     floor = P.reorder_level + 1

@@ -24,8 +24,8 @@ from sqlalchemy.orm import Session, aliased
 
 from app.access.models import Visit
 from app.clubs.service import Actor
+from app.core import clock
 from app.core.errors import Conflict, Invalid, NotFound
-from app.core.types import utcnow
 from app.members import service as members_service
 from app.members.models import Consent, Member, fold
 from app.memberships.models import Membership
@@ -161,7 +161,7 @@ def dismiss(session: Session, *, actor: Actor, member_id: int,
     if existing:
         return existing
     row = DuplicateDismissal(club_id=actor.club_id, member_a_id=low, member_b_id=high,
-                             staff_id=actor.user_id, at=utcnow())
+                             staff_id=actor.user_id, at=clock.now())
     session.add(row)
     session.flush()
     return row
@@ -313,7 +313,7 @@ def merge_members(session: Session, *, actor: Actor, keep_id: int, duplicate_id:
     session.expunge(dup)
     session.execute(delete(Member).where(Member.id == dup.id))
 
-    now = utcnow()
+    now = clock.now()
     session.add(MemberMerge(club_id=actor.club_id, kept_member_id=keep.id,
                             merged_member_id=dup.id, staff_id=actor.user_id, at=now,
                             taken=taken, moved=moved, dropped=dropped))

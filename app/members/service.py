@@ -29,9 +29,9 @@ from sqlalchemy.orm import Session, aliased
 from app.access.protocols import allowlist
 from app.clubs import service as clubs_service
 from app.clubs.models import Club
+from app.core import clock
 from app.core.errors import Conflict, Invalid, NotFound
 from app.core.sql import successor
-from app.core.types import utcnow
 from app.customfields import service as custom_fields
 from app.customfields.models import CustomFieldValue
 from app.members.models import (
@@ -206,7 +206,7 @@ def create_member(session: Session, *, club_id: int, data: MemberCreate,
     session.flush()
     if card_code:
         _insert_card(session, club_id=club_id, member_id=member.id, code=card_code)
-    now = utcnow()
+    now = clock.now()
     for channel, granted in consents.items():
         session.add(Consent(club_id=club_id, member_id=member.id, channel=channel,
                             granted=granted, source="front_desk", recorded_at=now,
@@ -555,7 +555,7 @@ def block_card(session: Session, *, club_id: int, card_id: int, reason: str) -> 
     if card.status == "blocked":
         raise Conflict(f"Card {card.code} is already blocked ({card.block_reason})",
                        code="card_blocked")
-    card.status, card.blocked_at, card.block_reason = "blocked", utcnow(), reason
+    card.status, card.blocked_at, card.block_reason = "blocked", clock.now(), reason
     session.flush()
     allowlist.card_changed(session, card)
     return card
@@ -570,7 +570,7 @@ def replace_card(session: Session, *, club_id: int, card_id: int, new_code: str)
     code = normalise_card_code(new_code, field="new_code")
     new = _insert_card(session, club_id=club_id, member_id=old.member_id, code=code)
     if old.status != "blocked":
-        old.status, old.blocked_at, old.block_reason = "blocked", utcnow(), "replaced"
+        old.status, old.blocked_at, old.block_reason = "blocked", clock.now(), "replaced"
     session.flush()
     allowlist.card_changed(session, new)
     return new
@@ -601,7 +601,7 @@ def set_consent(session: Session, *, club_id: int, member_id: int, channel: str 
         raise field_error("source", "source must be 1-50 characters")
     member = get_member(session, club_id=club_id, member_id=member_id)
     consent = Consent(club_id=club_id, member_id=member.id, channel=channel.value,
-                      granted=bool(granted), source=source, recorded_at=utcnow(),
+                      granted=bool(granted), source=source, recorded_at=clock.now(),
                       staff_id=staff_id)
     session.add(consent)
     if channel is Channel.email:
@@ -631,7 +631,7 @@ def add_note(session: Session, *, club_id: int, member_id: int, text: str,
     """Attach a staff note to a member."""
     get_member(session, club_id=club_id, member_id=member_id)
     note = MemberNote(club_id=club_id, member_id=member_id, staff_id=staff_id, text=text,
-                      created_at=utcnow())
+                      created_at=clock.now())
     session.add(note)
     session.flush()
     return note

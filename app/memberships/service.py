@@ -17,9 +17,10 @@ from app.clubs import service as clubs_service
 from app.clubs.models import Club
 from app.clubs.schemas import MANAGERS
 from app.clubs.service import Actor
+from app.core import clock
 from app.core.db import club_row
 from app.core.errors import Conflict, Forbidden, Invalid, NotFound
-from app.core.types import money, utcnow
+from app.core.types import money
 from app.crm import leads
 from app.memberships import rules
 from app.memberships.models import Freeze, Membership, Plan
@@ -365,7 +366,7 @@ def freeze_membership(session: Session, *, actor: Actor, membership_id: int, sta
                       f"{plan.freeze_days}; {days} were asked", code="freeze_allowance_exceeded",
                       details={"allowed": plan.freeze_days, "used": used, "requested": days})
     freeze = Freeze(club_id=club_id, membership_id=membership.id, start_date=start_date,
-                    end_date=end_date, reason=reason, staff_id=actor.user_id, created_at=utcnow())
+                    end_date=end_date, reason=reason, staff_id=actor.user_id, created_at=clock.now())
     session.add(freeze)
     old_end = membership.end_date
     membership.end_date = old_end + timedelta(days=days)

@@ -10,8 +10,9 @@ from datetime import datetime
 from sqlalchemy import JSON, ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
+from app.core import clock
 from app.core.db import Base, IdMixin
-from app.core.types import BigId, utcnow
+from app.core.types import BigId
 
 
 class AuditEntry(IdMixin, Base):
@@ -25,7 +26,7 @@ class AuditEntry(IdMixin, Base):
     )
 
     club_id: Mapped[int] = mapped_column(BigId, ForeignKey("clubs.id", ondelete="CASCADE"))
-    at: Mapped[datetime] = mapped_column(default=utcnow)
+    at: Mapped[datetime] = mapped_column(default=clock.now)
     # a staff user, or (staff_id None) a device / API key / the system, named by `actor_label`
     staff_id: Mapped[int | None] = mapped_column(
         BigId, ForeignKey("staff_users.id", ondelete="SET NULL"))
@@ -52,7 +53,7 @@ class MemberMerge(IdMixin, Base):
     merged_member_id: Mapped[int] = mapped_column(BigId)
     staff_id: Mapped[int | None] = mapped_column(
         BigId, ForeignKey("staff_users.id", ondelete="SET NULL"))
-    at: Mapped[datetime] = mapped_column(default=utcnow)
+    at: Mapped[datetime] = mapped_column(default=clock.now)
     taken: Mapped[list] = mapped_column(JSON, default=list)  # fields taken from the duplicate
     moved: Mapped[dict] = mapped_column(JSON, default=dict)  # {table: rows moved}
     dropped: Mapped[dict] = mapped_column(JSON, default=dict)  # {table: duplicate rows deleted}
@@ -72,7 +73,7 @@ class DuplicateDismissal(IdMixin, Base):
                                              index=True)
     staff_id: Mapped[int | None] = mapped_column(
         BigId, ForeignKey("staff_users.id", ondelete="SET NULL"))
-    at: Mapped[datetime] = mapped_column(default=utcnow)
+    at: Mapped[datetime] = mapped_column(default=clock.now)
 
 
 class MemberErasure(IdMixin, Base):
@@ -85,6 +86,6 @@ class MemberErasure(IdMixin, Base):
     member_id: Mapped[int] = mapped_column(BigId)
     staff_id: Mapped[int | None] = mapped_column(
         BigId, ForeignKey("staff_users.id", ondelete="SET NULL"))
-    at: Mapped[datetime] = mapped_column(default=utcnow)
+    at: Mapped[datetime] = mapped_column(default=clock.now)
     reason: Mapped[str] = mapped_column(String(500))
     counts: Mapped[dict] = mapped_column(JSON, default=dict)

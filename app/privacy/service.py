@@ -16,8 +16,8 @@ from sqlalchemy.orm import Session
 from sqlalchemy.types import JSON
 
 from app.clubs.service import Actor, DeviceActor
+from app.core import clock
 from app.core.errors import Conflict, Invalid
-from app.core.types import utcnow
 from app.members import service as members_service
 from app.members.models import Card, Consent, Member
 from app.privacy import graph
@@ -64,7 +64,7 @@ def record(session: Session, *, club_id: int, actor: Actor | DeviceActor | int |
     """Append one audit entry: `actor` a staff Actor or user id, a device, a label (an API key's
     name, "import") or None for the system; `fields` are field NAMES, never values."""
     staff_id, label = _actor_columns(actor)
-    entry = AuditEntry(club_id=club_id, at=utcnow(), staff_id=staff_id, actor_label=label,
+    entry = AuditEntry(club_id=club_id, at=clock.now(), staff_id=staff_id, actor_label=label,
                        action=action, entity="member", entity_id=member_id,
                        fields=sorted(set(fields)), detail=detail)
     session.add(entry)
@@ -137,7 +137,7 @@ def privacy_export(session: Session, *, actor: Actor, member_id: int) -> dict:
                     & (audit.c.entity == "member")
                     & audit.c.entity_id.in_([member.id, *merged_ids]))
     record(session, club_id=actor.club_id, actor=actor, action="exported", member_id=member.id)
-    return {"generated_at": utcnow(), "club_id": actor.club_id, "member_id": member.id,
+    return {"generated_at": clock.now(), "club_id": actor.club_id, "member_id": member.id,
             "erased": member.erased_at is not None, "profile": profile, "tables": tables,
             "merged_member_ids": merged_ids, "audit": entries}
 
@@ -269,7 +269,7 @@ def erase_member(session: Session, *, actor: Actor, member_id: int, reason: str,
         raise Conflict(f"Member #{member.id}'s data was already erased on "
                        f"{member.erased_at:%Y-%m-%d}", code="already_erased")
     club = clubs_service.get_club(session, actor.club_id)
-    now = utcnow()
+    now = clock.now()
     cards = list(session.scalars(select(Card).where(Card.member_id == member.id)))
     ids = _identifiers(session, member, cards, clubs_service.club_settings(club).phone_region)
     counts: dict[str, int] = {}

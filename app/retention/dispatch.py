@@ -30,9 +30,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.access.models import Visit
 from app.clubs import service as clubs_service
 from app.clubs.models import Club
+from app.core import clock
 from app.core.config import Settings, get_settings
 from app.core.db import transaction
-from app.core.types import BigId, UTCDateTime, utcnow
+from app.core.types import BigId, UTCDateTime
 from app.crm.models import Interaction, Task
 from app.members.models import Member
 from app.memberships.models import Membership, Plan
@@ -100,6 +101,14 @@ def in_quiet_hours(at: time, start: time, end: time) -> bool:
     return start <= at < end
 
 
+def message_window_opens(zone, now: datetime, club_settings) -> datetime:
+    """`now`, or the end of the club's quiet hours when `now` falls inside them."""
+    start, end = club_settings.quiet_hours_start, club_settings.quiet_hours_end
+    if in_quiet_hours(now.astimezone(zone).time(), start, end):
+        return _next_morning(zone, now, end)
+    return now
+
+
 def _next_morning(zone, now: datetime, end: time, *, days: int = 0) -> datetime:
     local = now.astimezone(zone)
     day = local.date() + timedelta(days=days)
@@ -114,7 +123,7 @@ def dispatch_due(factory: sessionmaker[Session], *, channels: Channels,
                  club_id: int | None = None, batch: int = BATCH) -> DispatchStats:
     """Deliver every touchpoint due by `now` (optionally of one club)."""
     settings = settings or get_settings()
-    now = now or utcnow()
+    now = now or clock.now()
     stats = DispatchStats()
     first = True
     while True:
@@ -316,9 +325,8 @@ def _decide(session: Session, item: _Item, facts: _Facts, *, now: datetime, chan
     if channel in MESSAGE_CHANNELS:
         if not address:
             return _Decision("skip", "no_address")
-        if in_quiet_hours(now.astimezone(zone).time(), s.quiet_hours_start, s.quiet_hours_end):
-            return _Decision("defer", "quiet_hours",
-                             due_at=_next_morning(zone, now, s.quiet_hours_end))
+        if (opens := message_window_opens(zone, now, s)) > now:
+            return _Decision("defer", "quiet_hours", due_at=opens)
         window_start = now - timedelta(days=s.message_cap_days)
         used = sum(1 for at in facts.sent_recently.get(member.id, ()) if at > window_start)
         used += facts.cap_used[member.id]

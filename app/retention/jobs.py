@@ -1,11 +1,11 @@
 """The scheduler's jobs. Each one first makes sure this process is the elected scheduler.
 
-"Now" for a job is the real time, or — in development and tests only — a simulated clock:
-`FITCLUB_CLOCK_FILE` names a file holding one ISO-8601 instant with its UTC offset
+"Now" for a job is the app clock (`app.core.clock`), or — in development and tests only — a
+simulated clock: `FITCLUB_CLOCK_FILE` names a file holding one ISO-8601 instant with its UTC offset
 (`2026-10-24T15:00:00+00:00`), read at every run. A test moves it forward day by day to drive
 real `fitclub scheduler` processes through a month in a minute
 (`tests/reliability/test_two_of_everything.py`). Only the jobs read it (the web app keeps the
-real clock), and the scheduler refuses to start with it when ENVIRONMENT=production.
+app clock), and the scheduler refuses to start with it when ENVIRONMENT=production.
 """
 import logging
 import os
@@ -13,8 +13,8 @@ from datetime import UTC, datetime
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.core import clock
 from app.core.config import Settings
-from app.core.types import utcnow
 from app.retention import channels as channels_mod
 from app.retention.dispatch import dispatch_due
 from app.retention.service import run_due_clubs
@@ -36,7 +36,7 @@ def job_now(settings: Settings) -> datetime | None:
     """The jobs' "now": the real time or the simulated clock (None: unreadable, skip the run)."""
     path = clock_file(settings)
     if path is None:
-        return utcnow()
+        return clock.now()
     try:
         with open(path) as handle:
             at = datetime.fromisoformat(handle.read().strip())

@@ -5,8 +5,8 @@ from enum import StrEnum
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from app.core import clock
 from app.core.errors import Conflict, Invalid, NotFound
-from app.core.types import utcnow
 from app.retention import templates
 from app.retention.models import TouchpointDefinition
 from app.retention.sql import dialect_insert
@@ -240,7 +240,7 @@ def ensure_default_playbook(session: Session, *, club_id: int) -> int:
     if session.scalar(select(func.count()).select_from(TouchpointDefinition)
                       .where(TouchpointDefinition.club_id == club_id)):
         return 0
-    now = utcnow()
+    now = clock.now()
     rows = [{"club_id": club_id, "key": p.key, "name": p.name,
              "stage": p.stage.value if p.stage else None, "trigger": p.trigger.value,
              "days": p.days, "visits": p.visits, "channel": p.channel.value,
@@ -312,7 +312,7 @@ def update_definition(session: Session, *, club_id: int, definition_id: int,
                      body_template=merged["body_template"])
     for key, value in merged.items():
         setattr(definition, key, value)
-    definition.updated_at = utcnow()
+    definition.updated_at = clock.now()
     session.flush()
     return definition
 
@@ -321,6 +321,6 @@ def set_enabled(session: Session, *, club_id: int, definition_id: int,
                 enabled: bool) -> TouchpointDefinition:
     definition = get_definition(session, club_id=club_id, definition_id=definition_id)
     definition.enabled = enabled
-    definition.updated_at = utcnow()
+    definition.updated_at = clock.now()
     session.flush()
     return definition

@@ -176,7 +176,7 @@ def build_scheduler(settings: Settings, factory: sessionmaker[Session], *, block
     scheduler = cls(timezone=UTC, job_defaults=dict(JOB_DEFAULTS))
     first = timedelta(seconds=min(FIRST_DAILY_CHECK_SECONDS, daily))
     scheduler.add_job(jobs.daily_job, "interval", seconds=daily,
-                      next_run_time=datetime.now(UTC) + first,
+                      next_run_time=datetime.now(UTC) + first,  # wall-clock: APScheduler's own timebase
                       args=(factory, lock, settings), id="retention_daily",
                       name="retention daily run (05:00 club time)", replace_existing=True)
     scheduler.add_job(jobs.dispatch_job, "interval", seconds=dispatch,

@@ -20,10 +20,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.clubs import service as clubs_service
 from app.clubs.models import Club
+from app.core import clock
 from app.core.config import Settings, get_settings
 from app.core.db import transaction
 from app.core.errors import NotFound
-from app.core.types import utcnow
 from app.crm.models import Task
 from app.members import service as members_service
 from app.memberships.models import Membership, Plan
@@ -95,7 +95,7 @@ def run_club(session: Session, *, club_id: int, as_of: date | None = None,
     club = clubs_service.get_club(session, club_id)
     s = clubs_service.club_settings(club)
     zone = clubs_service.club_zone(club)
-    now = now or utcnow()
+    now = now or clock.now()
     as_of = as_of or clubs_service.club_today(club, now)
     report = RunReport(club_id=club_id, as_of=as_of, dry_run=dry_run)
     if not _claim_run(session, club_id=club_id, as_of=as_of, now=now, source=source,
@@ -140,7 +140,7 @@ def run_club(session: Session, *, club_id: int, as_of: date | None = None,
     report.seconds = _clock.perf_counter() - started
     session.execute(update(RetentionRun).where(RetentionRun.club_id == club_id,
                                                RetentionRun.run_date == as_of)
-                    .values(finished_at=utcnow() if source != "simulate" else now,
+                    .values(finished_at=clock.now() if source != "simulate" else now,
                             stats=report.as_dict()))
     session.flush()
     return report
@@ -171,7 +171,7 @@ def club_ids(factory: sessionmaker[Session]) -> list[int]:
 def run_due_clubs(factory: sessionmaker[Session], *, now: datetime | None = None,
                   run_at: time = DAILY_RUN_AT) -> list[RunReport]:
     """The scheduler's hourly check: run each club whose local day's run is due and not done."""
-    now = now or utcnow()
+    now = now or clock.now()
     reports = []
     with transaction(factory) as session:
         clubs = list(session.execute(select(Club.id, Club.timezone).order_by(Club.id)).all())
@@ -341,7 +341,7 @@ def preview(session: Session, *, club_id: int, definition_id: int, member_id: in
     definition = playbook.get_definition(session, club_id=club_id, definition_id=definition_id)
     member = members_service.get_member(session, club_id=club_id, member_id=member_id)
     club = clubs_service.get_club(session, club_id)
-    now = now or utcnow()
+    now = now or clock.now()
     today = clubs_service.club_today(club, now)
     stage = session.scalar(select(MemberStage).where(MemberStage.member_id == member_id))
     membership_row = None
@@ -379,7 +379,7 @@ def refresh_member(session: Session, *, club_id: int, member_id: int,
     club = session.get(Club, club_id)
     if club is None:
         raise NotFound("Club not found")
-    now = now or utcnow()
+    now = now or clock.now()
     stages.compute_and_apply(session, club_id=club_id,
                              as_of=clubs_service.club_today(club, now), now=now,
                              settings=clubs_service.club_settings(club),

@@ -6,8 +6,8 @@ import hmac
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.core import clock
 from app.core.errors import Invalid
-from app.core.types import utcnow
 from app.crm.models import Interaction
 from app.members.models import Member
 
@@ -57,6 +57,6 @@ def unsubscribe(session: Session, *, secret: str, token: str) -> bool:
     session.add(Interaction(club_id=club_id, member_id=member_id, kind="consent",
                             channel="email", summary="Unsubscribed from emails (link in an email)",
                             outcome="email_consent_withdrawn", staff_id=None,
-                            occurred_at=utcnow()))
+                            occurred_at=clock.now()))
     session.flush()
     return True

@@ -47,11 +47,12 @@ from app.clubs import service as clubs_service
 from app.clubs.models import Club, ClubStaff, StaffUser
 from app.clubs.schemas import DESK, MANAGERS, Role
 from app.clubs.service import Actor
+from app.core import clock
 from app.core.db import club_row
 from app.core.errors import Conflict, Forbidden, Invalid, NotFound
 from app.core.schemas import Page
 from app.core.security import digest, new_secret
-from app.core.types import money, utcnow
+from app.core.types import money
 from app.crm import service as crm_service
 from app.crm.models import Task
 from app.crm.schemas import TaskRead
@@ -190,7 +191,7 @@ def get_settings(session: Session, *, club_id: int) -> TrainerSettingsRead:
 
 def update_settings(session: Session, *, actor: Actor, pt_cancel_hours: int) -> TrainerSettingsRead:
     """Save the club's PT cancellation window (one upsert)."""
-    now = utcnow()
+    now = clock.now()
     stmt = (_insert(session, TrainerSettings)
             .values(club_id=actor.club_id, pt_cancel_hours=pt_cancel_hours, updated_at=now)
             .on_conflict_do_update(index_elements=["club_id"],
@@ -331,7 +332,7 @@ def add_absence(session: Session, *, actor: Actor, trainer_id: int, start_date: 
     trainer = get_trainer(session, club_id=actor.club_id, trainer_id=trainer_id, for_update=True)
     absence = TrainerAbsence(club_id=actor.club_id, trainer_id=trainer.id, start_date=start_date,
                              end_date=end_date, kind=kind, note=note, created_by=actor.user_id,
-                             created_at=utcnow())
+                             created_at=clock.now())
     session.add(absence)
     session.flush()
     lo, hi = _day_bounds(_zone(session, actor.club_id), start_date, end_date)
@@ -428,7 +429,7 @@ def fulfil_pt_package_line(session: Session, *, actor: Actor, sale: Sale,
     package = PtPackage(club_id=club_id, member_id=sale.member_id, product_id=product.id,
                         trainer_id=line_spec.trainer_id, sale_id=sale.id,
                         sessions_total=product.sessions, sessions_left=product.sessions,
-                        price=price, valid_from=start, valid_until=until, created_at=utcnow())
+                        price=price, valid_from=start, valid_until=until, created_at=clock.now())
     session.add(package)
     session.flush()
     return LineValues(description=f"PT package: {product.name} ({product.sessions} sessions, "
@@ -464,7 +465,7 @@ def member_packages(session: Session, *, club_id: int, member_id: int, as_of: da
                     now: datetime | None = None) -> MemberPtPackages:
     """A member's packages with live balances: usable ones first (the one expiring first on top)."""
     billing_service.require_member(session, club_id=club_id, member_id=member_id)
-    now = now or utcnow()
+    now = now or clock.now()
     as_of = as_of or _today(session, club_id, now)
     packages = list(session.scalars(
         select(PtPackage).where(PtPackage.club_id == club_id, PtPackage.member_id == member_id)
@@ -713,7 +714,7 @@ def book_session(session: Session, *, actor: Actor, member_id: int, start: datet
                  complimentary: bool = False, task_id: int | None = None,
                  now: datetime | None = None) -> SessionRead:
     """Book a PT session: trainer free and working, member free, a package valid that day."""
-    now = now or utcnow()
+    now = now or clock.now()
     _check_instant(start, now)
     start = start.astimezone(UTC)
     end = start + timedelta(minutes=duration_minutes)
@@ -739,7 +740,7 @@ def reschedule_session(session: Session, *, actor: Actor, session_id: int, start
                        duration_minutes: int | None = None, trainer_id: int | None = None,
                        now: datetime | None = None) -> SessionRead:
     """Move a booked session (same rules as booking; never charged)."""
-    now = now or utcnow()
+    now = now or clock.now()
     club_id = actor.club_id
     _check_instant(start, now)
     start = start.astimezone(UTC)
@@ -768,7 +769,7 @@ def reschedule_session(session: Session, *, actor: Actor, session_id: int, start
         moved = session.execute(_update(
             update(PtSession).where(PtSession.id == pt.id, PtSession.status == BOOKED)
             .values(starts_at=start, ends_at=end, trainer_id=new_trainer,
-                    sequence=PtSession.sequence + 1, updated_at=utcnow()))).rowcount
+                    sequence=PtSession.sequence + 1, updated_at=clock.now()))).rowcount
         if moved != 1:
             raise Conflict("This session was just closed by someone else", code="session_closed")
     return read_session(session, club_id=club_id, session_id=pt.id)
@@ -817,7 +818,7 @@ def mark_no_show(session: Session, *, actor: Actor, session_id: int,
 
 def _close(session: Session, *, actor: Actor, session_id: int, status: str, note: str | None,
            now: datetime | None) -> SessionRead:
-    now = now or utcnow()
+    now = now or clock.now()
     pt = _get_session(session, club_id=actor.club_id, session_id=session_id)
     _may_manage(session, actor, pt)
     if pt.status != BOOKED:
@@ -839,7 +840,7 @@ def _close(session: Session, *, actor: Actor, session_id: int, status: str, note
 def cancel_session(session: Session, *, actor: Actor, session_id: int, by: str = "member",
                    reason: str | None = None, now: datetime | None = None) -> SessionRead:
     """Cancel a booked session; a member's cancellation inside the club's window spends it."""
-    now = now or utcnow()
+    now = now or clock.now()
     pt = _get_session(session, club_id=actor.club_id, session_id=session_id)
     _may_manage(session, actor, pt)
     if by == "club" and actor.role not in MANAGERS and actor.role != Role.trainer:
@@ -894,7 +895,7 @@ def add_client_note(session: Session, *, actor: Actor, trainer_id: int, member_i
     _require_self_or_manager(actor, trainer, "this trainer's client notes")
     billing_service.require_member(session, club_id=actor.club_id, member_id=member_id)
     note = TrainerClientNote(club_id=actor.club_id, trainer_id=trainer.id, member_id=member_id,
-                             text=text, staff_id=actor.user_id, created_at=utcnow())
+                             text=text, staff_id=actor.user_id, created_at=clock.now())
     session.add(note)
     session.flush()
     return note
@@ -918,7 +919,7 @@ def client_notes(session: Session, *, actor: Actor, trainer_id: int, member_id: 
 def trainer_clients(session: Session, *, actor: Actor, trainer_id: int,
                     now: datetime | None = None) -> list[ClientRead]:
     """A trainer's clients: members with sessions with them or a package naming them."""
-    now = now or utcnow()
+    now = now or clock.now()
     trainer = get_trainer(session, club_id=actor.club_id, trainer_id=trainer_id)
     _require_self_or_manager(actor, trainer, "this trainer's clients")
     today = _today(session, actor.club_id, now)
@@ -967,7 +968,7 @@ def rotate_feed_token(session: Session, *, actor: Actor, trainer_id: int) -> tup
     _require_self_or_manager(actor, trainer, "this trainer's calendar feed")
     token = new_secret()
     trainer.feed_token_hash = digest(token)
-    trainer.feed_token_created_at = utcnow()
+    trainer.feed_token_created_at = clock.now()
     session.flush()
     return token, trainer.feed_token_created_at
 
@@ -1012,7 +1013,7 @@ def schedule_feed(session: Session, *, trainer_id: int, token: str, uid_domain: 
     The feed is authorised by the token alone (calendar apps send no headers); a wrong token
     answers like an unknown trainer. Members appear as first name + initial.
     """
-    now = now or utcnow()
+    now = now or clock.now()
     trainer = session.scalar(select(TrainerProfile).where(TrainerProfile.id == trainer_id))
     if (trainer is None or trainer.feed_token_hash is None or not token
             or not hmac.compare_digest(trainer.feed_token_hash, digest(token))):
@@ -1143,7 +1144,7 @@ def generate_occurrences(session: Session, *, actor: Actor, date_from: date,
         .join(ClassType, ClassType.id == ClassSlot.class_type_id)
         .where(ClassSlot.club_id == actor.club_id, ClassSlot.active.is_(True),
                ClassType.active.is_(True))).all()
-    now = utcnow()
+    now = clock.now()
     rows = []
     day = date_from
     while day <= date_to:
@@ -1278,7 +1279,7 @@ def _free_seat(session: Session, occurrence_id: int) -> None:
 def book_class(session: Session, *, actor: Actor, occurrence_id: int, member_id: int,
                now: datetime | None = None) -> ClassBookingRead:
     """Book a member into a class, or onto its waitlist when it is full (guarded seat counter)."""
-    now = now or utcnow()
+    now = now or clock.now()
     club_id = actor.club_id
     occ = _get_occurrence(session, club_id=club_id, occurrence_id=occurrence_id)
     if occ.status != SCHEDULED:
@@ -1344,7 +1345,7 @@ def _promote_first(session: Session, occurrence_id: int, now: datetime) -> Class
 def cancel_class_booking(session: Session, *, actor: Actor, booking_id: int,
                          now: datetime | None = None) -> ClassBookingCancelled:
     """Cancel a booking or leave the waitlist; a freed seat goes to the first in line."""
-    now = now or utcnow()
+    now = now or clock.now()
     booking = _get_booking(session, club_id=actor.club_id, booking_id=booking_id)
     occ = _get_occurrence(session, club_id=actor.club_id, occurrence_id=booking.occurrence_id)
     if booking.status == CANCELLED:
@@ -1372,7 +1373,7 @@ def mark_attendance(session: Session, *, actor: Actor, occurrence_id: int,
                     member_ids: list[int], attended: bool = True,
                     now: datetime | None = None) -> AttendanceResult:
     """Staff mark who came (or undo it); only confirmed bookings can be marked."""
-    now = now or utcnow()
+    now = now or clock.now()
     occ = _get_occurrence(session, club_id=actor.club_id, occurrence_id=occurrence_id)
     if actor.role not in DESK:
         profile = own_profile(session, actor)
@@ -1468,7 +1469,7 @@ def trainer_results(session: Session, *, actor: Actor, date_from: date, date_to:
       falls in the period (not cancelled before it), and how many were renewed: another
       membership starting between 30 days before that end and the club's grace days after it.
     """
-    now = now or utcnow()
+    now = now or clock.now()
     if date_to < date_from:
         raise Invalid("'to' must not be before 'from'", code="invalid_period")
     if (date_to - date_from).days > MAX_RESULTS_DAYS:

@@ -27,9 +27,10 @@ from app.clubs import service as clubs_service
 from app.clubs.models import ClubStaff, StaffUser
 from app.clubs.schemas import DESK, MANAGERS
 from app.clubs.service import Actor
+from app.core import clock
 from app.core.errors import Conflict, DomainError, Invalid, NotFound
 from app.core.schemas import IdPath
-from app.core.types import MAX_ID, utcnow
+from app.core.types import MAX_ID
 from app.crm import leads as leads_service
 from app.crm import service as crm_service
 from app.crm.models import Lead
@@ -199,7 +200,7 @@ def _closed(session: Session, actor: Actor, *, source: str | None, mine: bool,
 
 def board(session: Session, actor: Actor, *, source: str | None, mine: bool) -> dict:
     """The open pipeline as columns (newest first) and the last 30 days' won and lost."""
-    now = utcnow()
+    now = clock.now()
     columns = []
     assignees: set[int] = set()
     for stage in OPEN_STAGES:
@@ -327,7 +328,7 @@ def lead_page(request: Request, session: PageSession, actor: DeskPage, lead_id: 
         "title": f"Lead: {lead['name']}", "lead": lead, "names": names,
         "moves": allowed_moves(lead["stage"]), "staff": staff_of(session, actor.club_id),
         "trial_default": club_today + timedelta(days=1),
-        "age": age_text(lead["created_at"], utcnow())})
+        "age": age_text(lead["created_at"], clock.now())})
 
 
 @router.post("/crm/leads/{lead_id}/stage")
@@ -464,13 +465,12 @@ def _sweep(now: float) -> None:
 
 def store_upload(actor: Actor, name: str, data: bytes) -> str:
     UPLOAD_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
-    now = time.time()
-    _sweep(now)
+    _sweep(time.time())  # wall-clock: compared with the files' mtimes
     token = secrets.token_urlsafe(24)
     data_path, meta_path, _ = _upload_paths(token)
     data_path.write_bytes(data)
     meta_path.write_text(json.dumps({"club_id": actor.club_id, "user_id": actor.user_id,
-                                     "name": name, "created": now}))
+                                     "name": name, "created": clock.now().timestamp()}))
     return token
 
 
@@ -485,7 +485,7 @@ def load_upload(actor: Actor, token: str, *,
     if not meta or meta.get("club_id") != actor.club_id:
         raise NotFound("This upload is not known (or has expired); upload the file again",
                        code="upload_not_found")
-    if time.time() - meta.get("created", 0) > UPLOAD_TTL:
+    if clock.now().timestamp() - meta.get("created", 0) > UPLOAD_TTL:
         raise NotFound("This upload is more than an hour old; upload the file again",
                        code="upload_expired")
     data = None

@@ -8,7 +8,7 @@ sessions, CSRF and errors work is described in `app.web.auth`; the routes in doc
 import secrets
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any
@@ -25,11 +25,11 @@ from app.billing.schemas import PaymentMethod
 from app.clubs import service as clubs_service
 from app.clubs.schemas import DESK, MANAGERS, STAFF, Role
 from app.clubs.service import Actor
-from app.core import idempotency
+from app.core import clock, idempotency
 from app.core.csvout import csv_response
 from app.core.errors import Unauthorized
 from app.core.schemas import IdPath
-from app.core.types import MAX_ID, utcnow
+from app.core.types import MAX_ID
 from app.crm import service as crm_service
 from app.inventory import service as inventory_service
 from app.inventory.schemas import ProductLine, WriteOffReason
@@ -197,14 +197,14 @@ def render(request: Request, name: str, context: dict | None = None, *, status: 
     ctx: dict[str, Any] = {
         "actor": actor, "club": club, "zone": zone,
         "currency": club.currency if club is not None else "EUR",
-        "today": clubs_service.club_today(club) if club is not None else date.today(),
+        "today": clubs_service.club_today(club) if club is not None else clock.today(UTC),
         "csrf": csrf if csrf is not None else csrf_for(request),
         "nav": nav_for(actor, request.url.path), "flash": flash,
         "path": request.url.path,
         "here": request.url.path + (f"?{request.url.query}" if request.url.query else ""),
         "is_manager": actor is not None and actor.role in MANAGERS,
         "is_desk": actor is not None and actor.role in DESK,
-        "pay_methods": PAY_METHODS, "now": utcnow(),
+        "pay_methods": PAY_METHODS, "now": clock.now(),
     }
     ctx.update(context or {})
     response = templates.TemplateResponse(request, name, ctx, status_code=status)

@@ -4,7 +4,7 @@ The members, memberships and billing services are written in parallel, so these 
 rows directly and commit them for real (the check-in runs in another session).
 """
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -12,8 +12,8 @@ import pytest
 
 from app.billing.models import Payment, Sale
 from app.clubs.models import Club
+from app.core import clock
 from app.core.db import transaction
-from app.core.types import utcnow
 from app.members.models import Card, Member
 from app.memberships.models import Freeze, Membership, Plan
 
@@ -21,7 +21,7 @@ BERLIN = ZoneInfo("Europe/Berlin")
 
 
 def today(zone: ZoneInfo = BERLIN) -> date:
-    return datetime.now(zone).date()
+    return clock.today(zone)
 
 
 def local(day: date, hh: int, mm: int = 0, zone: ZoneInfo = BERLIN) -> datetime:
@@ -81,7 +81,7 @@ class Gym:
             s.flush()
             if code is not None:
                 s.add(Card(club_id=club.id, member_id=member.id, code=code, status=card_status,
-                           blocked_at=utcnow() if card_status != "active" else None))
+                           blocked_at=clock.now() if card_status != "active" else None))
             return People(member.id, club.id, first_name, code)
 
     def membership(self, who: People, *, plan_id: int | None = None, start: date | None = None,
@@ -108,7 +108,7 @@ class Gym:
     def freeze(self, who: People, membership_id: int, *, start: date, end: date) -> int:
         with transaction(self.db.sessionmaker) as s:
             freeze = Freeze(club_id=who.club_id, membership_id=membership_id, start_date=start,
-                            end_date=end, reason="travel", created_at=utcnow())
+                            end_date=end, reason="travel", created_at=clock.now())
             s.add(freeze)
             s.flush()
             return freeze.id
@@ -116,12 +116,12 @@ class Gym:
     def sale(self, who: People, *, total: str, paid: str) -> int:
         with transaction(self.db.sessionmaker) as s:
             sale = Sale(club_id=who.club_id, member_id=who.member_id, total=Decimal(total),
-                        created_at=datetime.now(UTC))
+                        created_at=clock.now())
             s.add(sale)
             s.flush()
             if Decimal(paid):
                 s.add(Payment(club_id=who.club_id, sale_id=sale.id, method="card",
-                              kind="payment", amount=Decimal(paid), created_at=utcnow()))
+                              kind="payment", amount=Decimal(paid), created_at=clock.now()))
             return sale.id
 
 

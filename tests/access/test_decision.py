@@ -4,7 +4,7 @@ from datetime import time, timedelta
 from sqlalchemy import select
 
 from app.access.models import AccessEvent, Visit
-from app.core.types import utcnow
+from app.core import clock
 from app.memberships.models import Membership
 from tests.access.conftest import local, today
 
@@ -195,7 +195,7 @@ def test_anti_passback_denies_a_second_entry_within_the_window(world, gym, post_
     device = world.device(club)
     m = gym.member(club)
     membership_id = gym.membership(m)
-    first = utcnow() - timedelta(minutes=30)
+    first = clock.now() - timedelta(minutes=30)
     assert post_event(device, m.card, occurred_at=first).json()["reason"] == "ok"
     again = post_event(device, m.card, occurred_at=first + timedelta(minutes=3))
     assert again.json()["allow"] is False and again.json()["reason"] == "anti_passback"
@@ -210,7 +210,7 @@ def test_leaving_is_logged_and_allowed_but_is_not_an_entry(world, gym, post_even
     device = world.device(club)
     m = gym.member(club)
     gym.membership(m)
-    start = utcnow() - timedelta(minutes=20)
+    start = clock.now() - timedelta(minutes=20)
     out = post_event(device, m.card, occurred_at=start, direction="out")
     assert out.json()["allow"] is True and out.json()["visit_id"] is None
     assert out.json()["message"] == f"Goodbye, {m.first_name}!"

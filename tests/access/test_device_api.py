@@ -8,8 +8,8 @@ from app.access import service
 from app.access.models import AccessEvent, Visit
 from app.clubs import service as clubs_service
 from app.clubs.models import Device
+from app.core import clock
 from app.core.db import transaction
-from app.core.types import utcnow
 from tests.access.conftest import count_rows
 
 
@@ -65,7 +65,7 @@ def test_a_time_without_offset_is_refused_asking_for_one(client, world):
 
 def test_a_time_in_the_future_or_long_ago_is_refused(client, world, session):
     device = world.device(world.club())
-    future = (utcnow() + timedelta(minutes=10)).isoformat()
+    future = (clock.now() + timedelta(minutes=10)).isoformat()
     r = client.post("/api/v1/access/events", json={"card": "AB12", "occurred_at": future},
                     headers=device.headers)
     assert r.status_code == 422 and r.json()["error"] == "occurred_in_future"
@@ -74,7 +74,7 @@ def test_a_time_in_the_future_or_long_ago_is_refused(client, world, session):
         r = client.post("/api/v1/access/events", json={"card": "AB12", "occurred_at": ancient},
                         headers=device.headers)
         assert r.status_code == 422 and r.json()["error"] == "occurred_too_long_ago"
-    slightly_ahead = (utcnow() + timedelta(minutes=2)).isoformat()  # clocks drift a little
+    slightly_ahead = (clock.now() + timedelta(minutes=2)).isoformat()  # clocks drift a little
     r = client.post("/api/v1/access/events", json={"card": "AB12", "occurred_at": slightly_ahead},
                     headers=device.headers)
     assert r.status_code == 200 and r.json()["reason"] == "unknown_card"
@@ -95,7 +95,7 @@ def test_a_body_that_is_not_json_is_refused(client, world, session):
 
 def test_a_time_with_any_offset_is_stored_as_the_same_instant(client, world, session):
     device = world.device(world.club())
-    at = (utcnow() - timedelta(hours=1)).replace(microsecond=0)
+    at = (clock.now() - timedelta(hours=1)).replace(microsecond=0)
     moscow = at.astimezone(timezone(timedelta(hours=3)))
     r = client.post("/api/v1/access/events", headers=device.headers,
                     json={"card": "AB12", "event_id": "m1", "occurred_at": moscow.isoformat()})
@@ -108,7 +108,7 @@ def test_a_time_with_any_offset_is_stored_as_the_same_instant(client, world, ses
 def test_the_device_is_marked_as_seen(client, world, session):
     device = world.device(world.club())
     service._device_seen.clear()
-    before = utcnow()
+    before = clock.now()
     client.post("/api/v1/access/events", json={"card": "AB12"}, headers=device.headers)
     seen = session.get(Device, device.device_id).last_seen_at
     assert seen is not None and seen >= before - timedelta(seconds=1)
@@ -127,7 +127,7 @@ def test_granted_visits_are_announced_to_listeners(client, world, gym, post_even
     device = world.device(club)
     m = gym.member(club)
     gym.membership(m)
-    at = utcnow() - timedelta(minutes=1)
+    at = clock.now() - timedelta(minutes=1)
     post_event(device, m.card, event_id="1", occurred_at=at)
     post_event(device, m.card, event_id="1", occurred_at=at)  # replay: no second call
     post_event(device, "UNKNOWN")  # denied: no call

@@ -1,6 +1,6 @@
 """The turnstile hot path's shortcuts: the per-process device-key cache, the club settings parsed
 once, and the visit listeners sharing one savepoint. Each must change nothing a club can see."""
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import select, update
@@ -9,8 +9,8 @@ from app.access import service
 from app.access.models import AccessEvent, Visit
 from app.clubs import service as clubs_service
 from app.clubs.models import Club, Device
+from app.core import clock
 from app.core.db import transaction
-from app.core.types import utcnow
 from app.members.models import Member
 from tests.access.conftest import BERLIN, count_rows, today
 
@@ -66,7 +66,7 @@ def test_changed_club_settings_apply_to_the_very_next_check_in(client, world, gy
     device = world.device(club)
     m = gym.member(club)
     gym.membership(m)
-    at = utcnow() - timedelta(minutes=10)
+    at = clock.now() - timedelta(minutes=10)
     assert post_event(device, m.card, occurred_at=at).json()["allow"] is True
     assert post_event(device, m.card, occurred_at=at + timedelta(minutes=1)).json()["allow"]
 
@@ -114,7 +114,7 @@ def test_a_club_seen_before_gets_the_same_answers_as_a_club_seen_first(world, gy
     club = world.club(block_on_debt=True)
     device = world.device(club)
     day = today()
-    later = datetime.now(BERLIN) + timedelta(hours=2)  # a window that is not open now
+    later = clock.now().astimezone(BERLIN) + timedelta(hours=2)  # a window that is not open now
     plan_later = gym.plan(club, name="Later", access_start=later.time().replace(microsecond=0),
                           access_end=(later + timedelta(hours=1)).time().replace(microsecond=0))
 

@@ -9,8 +9,8 @@ from sqlalchemy import select
 
 from app.access import service
 from app.access.models import AccessEvent, Visit
+from app.core import clock
 from app.core.db import transaction
-from app.core.types import utcnow
 from app.memberships.models import Membership
 from tests.access.conftest import count_rows
 
@@ -98,7 +98,7 @@ def test_a_replay_storm_leaves_one_record_per_event(client, world, gym, session)
     members = [gym.member(club) for _ in range(40)]
     for m in members:
         gym.membership(m)
-    now = utcnow()
+    now = clock.now()
     events = []
     for i, m in enumerate(members):  # 4 entries each, 10 minutes apart: all granted
         for k in range(4):
@@ -142,7 +142,7 @@ def test_visit_limit_race_grants_exactly_one(db, world, gym, session):
         with transaction(db.sessionmaker) as s:
             s.connection()  # check out a connection before the race starts
             barrier.wait()
-            return service.check_in(s, club_id=club.id, occurred_at=utcnow(), card_code=m.card,
+            return service.check_in(s, club_id=club.id, occurred_at=clock.now(), card_code=m.card,
                                     device_id=device.device_id, dedup_key=f"dev:race:{i}")
 
     with ThreadPoolExecutor(10) as pool:

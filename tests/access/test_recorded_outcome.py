@@ -5,9 +5,9 @@ import pytest
 
 from app.access import service
 from app.access.models import AccessEvent, Visit
+from app.core import clock
 from app.core.db import transaction
 from app.core.errors import Invalid
-from app.core.types import utcnow
 from app.memberships.models import Membership
 from tests.access.conftest import count_rows, today
 
@@ -15,7 +15,7 @@ from tests.access.conftest import count_rows, today
 def _record(db, club, who, granted, key):
     with transaction(db.sessionmaker) as s:
         return service.check_in(s, club_id=club.id, card_code=who.card, source="replay",
-                                occurred_at=utcnow() - timedelta(hours=2), dedup_key=key,
+                                occurred_at=clock.now() - timedelta(hours=2), dedup_key=key,
                                 recorded_outcome=granted)
 
 
@@ -55,4 +55,4 @@ def test_the_front_desk_cannot_claim_a_recorded_outcome(db, world, gym):
     eva = gym.member(club)
     with pytest.raises(Invalid), transaction(db.sessionmaker) as s:
         service.check_in(s, club_id=club.id, card_code=eva.card, source="desk",
-                         occurred_at=utcnow(), recorded_outcome=True)
+                         occurred_at=clock.now(), recorded_outcome=True)

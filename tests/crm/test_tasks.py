@@ -3,14 +3,14 @@ from datetime import timedelta
 
 from app.clubs.schemas import Role
 from app.clubs.service import club_today
+from app.core import clock
 from app.core.db import transaction
-from app.core.types import utcnow
 from app.crm.models import Task
 
 
 def _task(db, club, *, title, due, role=None, user=None, status="open", member=None):
     with transaction(db.sessionmaker) as s:
-        now = utcnow()
+        now = clock.now()
         t = Task(club_id=club.id, title=title, kind="call", assignee_role=role,
                  assignee_user_id=user, due_date=due, status=status, member_id=member,
                  created_at=now, updated_at=now)

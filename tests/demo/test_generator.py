@@ -390,7 +390,7 @@ def test_if_empty_leaves_an_existing_club_alone(cli, world, session):
 
 def test_rows_added_after_the_demo_get_new_ids(db, session):
     """The generator assigns ids itself; the sequences must continue after them."""
-    from app.core.types import utcnow
+    from app.core import clock
 
     result = _build(db, members=40, months=3)
     last_member = session.scalar(select(func.max(Member.id)))
@@ -398,7 +398,7 @@ def test_rows_added_after_the_demo_get_new_ids(db, session):
     member = Member(club_id=result.club_id, first_name="New", last_name="Person")
     event = AccessEvent(club_id=result.club_id, device_id=result.device_id, source="device",
                         allowed=False, reason="unknown_card", message="Card not recognised",
-                        occurred_at=utcnow(), received_at=utcnow(), direction="in")
+                        occurred_at=clock.now(), received_at=clock.now(), direction="in")
     session.add_all([member, event])
     session.flush()
     assert member.id > last_member and event.id > last_event

@@ -8,8 +8,8 @@ from sqlalchemy import func, select, update
 
 from app.clubs.models import Club
 from app.clubs.schemas import Role
+from app.core import clock
 from app.core.db import transaction
-from app.core.types import utcnow
 from app.inventory.models import StockMovement
 from app.members.models import Member
 from tests.memberships.conftest import _cheap_password_hashing  # noqa: F401 - autouse fixture
@@ -120,7 +120,7 @@ class Bar:
             conditions.append(StockMovement.id.in_(movement_ids))
         with transaction(self.db.sessionmaker) as s:
             s.execute(update(StockMovement).where(*conditions)
-                      .values(created_at=utcnow() - timedelta(days=days)))
+                      .values(created_at=clock.now() - timedelta(days=days)))
 
 
 @pytest.fixture
@@ -132,4 +132,4 @@ def bar(client, world, db) -> Bar:
 
 
 def at(days_ago: float) -> datetime:
-    return utcnow() - timedelta(days=days_ago)
+    return clock.now() - timedelta(days=days_ago)

@@ -5,7 +5,7 @@ in (nearly) every table through the real API and the retention engine.
 every string or JSON column, so tables other packages add are scanned too.
 """
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, time, timedelta
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import String, func, select
@@ -13,12 +13,13 @@ from sqlalchemy.types import JSON
 
 from app.clubs import service as clubs_service
 from app.clubs.schemas import Role
+from app.core import clock
 from app.core.db import transaction
 from app.privacy import graph
 from app.registry import metadata
 from app.retention import service as retention_service
 from app.retention.channels import Channels, Recording
-from app.retention.dispatch import dispatch_due
+from app.retention.dispatch import dispatch_due, message_window_opens
 from app.retention.models import ScheduledTouchpoint
 from tests.memberships.conftest import _cheap_password_hashing  # noqa: F401 - autouse fixture
 
@@ -93,18 +94,19 @@ class Club:
                     for name in graph.owned_tables()}
 
     def send_welcome_email(self, member_id: int, as_of=None) -> None:
-        """Run the retention engine for `as_of` and deliver what is due (recorded, not sent)."""
-        now = datetime.now(UTC)
+        """Run the retention engine for `as_of` and deliver what is due (recorded, not sent).
+
+        In the club's quiet hours the dispatcher delivers when they end, as it would."""
+        now = clock.now()
         retention_service.run_day(self.db.sessionmaker, club_id=self.club.id,
                                   as_of=as_of or self.today, now=now, force=True)
         with transaction(self.db.sessionmaker) as s:
-            # due now, outside quiet hours whatever the time of the test run
             s.execute(ScheduledTouchpoint.__table__.update()
                       .where(ScheduledTouchpoint.member_id == member_id)
                       .values(due_at=now - timedelta(minutes=1)))
-        noon = datetime.combine(self.today, time(12), tzinfo=clubs_service.club_zone(self.club))
         dispatch_due(self.db.sessionmaker, channels=Channels(email=Recording(), sms=Recording()),
-                     now=max(now, noon.astimezone(UTC)))
+                     now=message_window_opens(clubs_service.club_zone(self.club), now,
+                                              clubs_service.club_settings(self.club)))
 
 
 @pytest.fixture

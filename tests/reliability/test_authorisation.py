@@ -11,14 +11,14 @@ anonymous caller get 401; staff on the device route get 401. Club A's owner usin
 gets 404 on every row that takes an id (`test_cross_club_ids_are_not_found`).
 """
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import update
 
 from app.clubs.models import AuthToken, Device
 from app.clubs.schemas import Role
-from app.core.types import utcnow
+from app.core import clock
 
 STAFF = frozenset(Role)
 DESK = frozenset({Role.owner, Role.manager, Role.front_desk})
@@ -26,7 +26,13 @@ MANAGERS = frozenset({Role.owner, Role.manager})
 DEVICE = "device"
 PUBLIC = "public"
 MISSING = 999_999  # an id no row has
-LATER = date.today() + timedelta(days=60)  # after the seeded one-month membership
+
+
+def later(days: int = 0) -> str:
+    """A day after the seeded one-month membership (by the test's clock)."""
+    return str(clock.today("UTC") + timedelta(days=60 + days))
+
+
 CALLERS = ["owner", "manager", "front_desk", "trainer", "device", "anonymous"]
 
 
@@ -115,13 +121,13 @@ TABLE = [
     R("PATCH", "/api/v1/plans/{plan_id}", MANAGERS, {"name": "Monthly Plus"}, ok="2xx"),
     R("GET", "/api/v1/plans/{plan_id}", STAFF, ok="2xx"),
     R("POST", "/api/v1/members/{member_id}/memberships", DESK,
-      lambda n: {"plan_id": "{plan_id}", "start_date": str(LATER + timedelta(days=40 * n))},
+      lambda n: {"plan_id": "{plan_id}", "start_date": later(40 * n)},
       ok="2xx"),
     R("GET", "/api/v1/members/{member_id}/memberships", STAFF, ok="2xx"),
     R("GET", "/api/v1/memberships/{membership_id}", STAFF, ok="2xx"),
     R("POST", "/api/v1/memberships/{membership_id}/renew", DESK, {}),
     R("POST", "/api/v1/memberships/{membership_id}/freezes", DESK,
-      {"start_date": str(LATER), "end_date": str(LATER + timedelta(days=3))}),
+      lambda n: {"start_date": later(), "end_date": later(3)}),
     R("POST", "/api/v1/freezes/{freeze_id}/end", DESK, {}),
     R("POST", "/api/v1/memberships/{membership_id}/cancel", MANAGERS, {"reason": "moved_away"}),
     # billing
@@ -399,7 +405,7 @@ def test_cross_club_ids_are_not_found(client, clubs):
 
 def test_expired_token_is_refused(client, clubs, db):
     with db.engine.begin() as conn:
-        conn.execute(update(AuthToken).values(expires_at=utcnow() - timedelta(seconds=1)))
+        conn.execute(update(AuthToken).values(expires_at=clock.now() - timedelta(seconds=1)))
     r = client.get("/api/v1/me", headers=clubs.a.owner.headers)
     assert r.status_code == 401 and r.json()["error"] == "not_authenticated"
 
@@ -410,6 +416,6 @@ def test_revoked_device_key_is_refused(client, clubs, db):
                        headers=clubs.a.device.headers).status_code == 200
     with db.engine.begin() as conn:
         conn.execute(update(Device).where(Device.id == clubs.a.device.device_id)
-                     .values(active=False, revoked_at=utcnow()))
+                     .values(active=False, revoked_at=clock.now()))
     r = client.post("/api/v1/access/events", json=body, headers=clubs.a.device.headers)
     assert r.status_code == 401 and r.json()["error"] == "invalid_device_key"

@@ -44,6 +44,7 @@ from sqlalchemy import and_, func, insert, or_, select, text
 
 from app.access.models import Visit
 from app.clubs.schemas import Role
+from app.core import clock as app_clock
 from app.core.db import transaction
 from app.crm.models import Task
 from app.inventory.models import StockLevel, StockMovement
@@ -356,7 +357,7 @@ def test_two_web_workers_and_two_schedulers_through_a_month(db, client, world, t
     if not db.is_postgres:
         pytest.skip("two schedulers elect a leader with a PostgreSQL advisory lock; SQLite runs "
                     "one scheduler per file (flock), tested in tests/retention/test_scheduler.py")
-    first = datetime.now(UTC).date() - timedelta(days=DAYS + 4)  # all check-ins in the past
+    first = app_clock.now().date() - timedelta(days=DAYS + 4)  # all check-ins in the past
     days = [first + timedelta(days=i) for i in range(DAYS)]
     berlin = _arrange_club(db, world, name="Riverside Berlin", timezone="Europe/Berlin",
                            size=48, first=first, tag="BER")
@@ -538,7 +539,7 @@ def test_the_jobs_read_the_simulated_clock_and_refuse_it_in_production(tmp_path,
     from app.retention.scheduler import build_scheduler
 
     dev = Settings(database_url="sqlite://", _env_file=None)
-    assert abs(jobs.job_now(dev) - datetime.now(UTC)) < timedelta(seconds=5)  # no file: real
+    assert abs(jobs.job_now(dev) - app_clock.now()) < timedelta(seconds=5)  # no file: the app's
     path = tmp_path / "clock"
     monkeypatch.setenv(jobs.CLOCK_FILE_ENV, str(path))
     assert jobs.job_now(dev) is None  # missing file: the run is skipped, not run on a guess

@@ -1,9 +1,9 @@
 """One scheduler at a time; APScheduler job defaults; the jobs themselves."""
-from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
+from app.core import clock
 from app.core.db import transaction
 from app.retention import jobs
 from app.retention.models import RetentionRun
@@ -55,7 +55,7 @@ class _Held:
 
 
 def _zone_past_five_am() -> str:
-    now = datetime.now(UTC)
+    now = clock.now()
     for name in ("UTC", "Asia/Tokyo", "America/Los_Angeles", "Asia/Kolkata", "Pacific/Auckland",
                  "America/Sao_Paulo", "Europe/Berlin"):
         if now.astimezone(ZoneInfo(name)).hour >= 6:

@@ -249,7 +249,7 @@ def test_a_real_check_in_runs_the_listener(rw, db):
     """Through the access domain's check-in (its listener list), not by calling on_visit."""
     from app.access import service as access_service
     from app.clubs.service import club_today
-    from app.core.types import utcnow
+    from app.core import clock
 
     club = rw.club()
     today = club_today(club)
@@ -258,10 +258,10 @@ def test_a_real_check_in_runs_the_listener(rw, db):
     rw.regular_visits(club, member, today - timedelta(days=150), today - timedelta(days=28),
                       weekdays=(0, 3))
     rw.visits(club, member, [today - timedelta(days=n) for n in range(15, 28)])
-    rw.run(club, today, now=utcnow())
+    rw.run(club, today, now=clock.now())
     assert rw.stage(member).stage == "at_risk"
     with transaction(db.sessionmaker) as s:
-        decision = access_service.check_in(s, club_id=club.id, occurred_at=utcnow(),
+        decision = access_service.check_in(s, club_id=club.id, occurred_at=clock.now(),
                                            member_id=member, source="desk",
                                            dedup_key="retention-listener-test")
         assert decision.allow, decision

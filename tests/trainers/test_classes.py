@@ -3,7 +3,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select
 
-from app.core.types import utcnow
+from app.core import clock
 from app.trainers.models import ClassBooking, ClassOccurrence
 from tests.trainers.conftest import BERLIN
 
@@ -118,7 +118,7 @@ def test_a_cancellation_promotes_the_first_in_line_in_the_same_transaction(gym):
 
 def test_staff_mark_attendance_for_booked_members_only(gym):
     coach, other = gym.trainer(), gym.trainer()
-    starts = utcnow() + timedelta(minutes=20)
+    starts = clock.now() + timedelta(minutes=20)
     occ = gym.class_at(coach, starts)
     member, stranger = gym.member(), gym.member()
     gym.membership(member)
@@ -137,7 +137,7 @@ def test_staff_mark_attendance_for_booked_members_only(gym):
 
 def test_a_turnstile_check_in_during_the_class_window_counts_as_attendance(gym):
     coach = gym.trainer()
-    now = utcnow()
+    now = clock.now()
     soon = gym.class_at(coach, now + timedelta(minutes=20))   # window opened 10 minutes ago
     later = gym.class_at(coach, now + timedelta(hours=3))     # window opens in 2.5 hours
     member = gym.member(first_name="Lena", last_name="Vogel")
@@ -168,7 +168,7 @@ def test_a_class_that_started_cannot_be_booked_and_another_club_cannot_see_it(gy
     with gym.db.sessionmaker() as s, s.begin():  # as if the class had begun five minutes ago
         s.execute(ClassOccurrence.__table__.update()
                   .where(ClassOccurrence.id == occ["id"])
-                  .values(starts_at=utcnow() - timedelta(minutes=5)))
+                  .values(starts_at=clock.now() - timedelta(minutes=5)))
     member = gym.member()
     gym.membership(member)
     r = gym.book_class(occ["id"], member)

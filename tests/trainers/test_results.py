@@ -3,8 +3,8 @@ from datetime import UTC, date, datetime, time, timedelta
 
 from sqlalchemy import select, update
 
+from app.core import clock
 from app.core.db import transaction
-from app.core.types import utcnow
 from app.memberships.models import Membership
 from app.trainers.models import ClassBooking, ClassOccurrence, PtPackage, PtSession
 from tests.trainers.conftest import BERLIN, money
@@ -14,7 +14,7 @@ GRACE_DAYS = 30  # the club default
 
 def _reference(gym, trainer_id: int, first: date, last: date) -> dict:
     """The same figures, from plain rows and plain Python (no SQL aggregation)."""
-    now = utcnow()
+    now = clock.now()
     hi = datetime.combine(last + timedelta(days=1), time(0), tzinfo=BERLIN).astimezone(UTC)
     with gym.db.sessionmaker() as s:
         sessions = list(s.scalars(select(PtSession)))
@@ -81,7 +81,7 @@ def _arrange(gym):
     gym.package(m4, product)  # no home trainer: nobody's sale
     with transaction(gym.db.sessionmaker) as s:  # m3's package was bought long before
         s.execute(update(PtPackage).where(PtPackage.id == old["id"])
-                  .values(created_at=utcnow() - timedelta(days=60)))
+                  .values(created_at=clock.now() - timedelta(days=60)))
 
     def done(coach, member, day, hh=10, action="complete", **kw):
         s = gym.booked(coach, member, gym.at(day, hh), **kw)
@@ -101,7 +101,7 @@ def _arrange(gym):
 
     past = gym.class_at(a, gym.at(-3, 18), capacity=10)
     gym.class_at(a, gym.at(2, 18), capacity=10)  # in the period, not held yet
-    now = utcnow()
+    now = clock.now()
     with transaction(gym.db.sessionmaker) as s:
         for i, (member, status, attended) in enumerate([
                 (m1, "booked", True), (m2, "booked", True), (m3, "booked", True),

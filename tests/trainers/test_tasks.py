@@ -3,8 +3,8 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
+from app.core import clock
 from app.core.db import transaction
-from app.core.types import utcnow
 from app.crm.models import Interaction, Task
 from app.trainers.models import PtSession
 
@@ -13,7 +13,7 @@ def _task(gym, member_id: int | None, *, role: str | None = "trainer",
           user_id: int | None = None, kind: str = "trainer", status: str = "open",
           title: str = "Intro session") -> int:
     """A task as the retention engine writes it (straight into the table)."""
-    now = utcnow()
+    now = clock.now()
     with transaction(gym.db.sessionmaker) as s:
         task = Task(club_id=gym.club.id, member_id=member_id, title=title, kind=kind,
                     assignee_role=role, assignee_user_id=user_id,

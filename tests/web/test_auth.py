@@ -190,11 +190,11 @@ def test_expired_session_redirects(web, club_world, db):
     token = web.cookies[SESSION_COOKIE]
     from sqlalchemy import update
 
-    from app.core.types import utcnow
+    from app.core import clock
 
     with transaction(db.sessionmaker) as s:
         s.execute(update(AuthToken).where(AuthToken.token_hash == digest(token))
-                  .values(expires_at=utcnow() - timedelta(minutes=1)))
+                  .values(expires_at=clock.now() - timedelta(minutes=1)))
     answer = web.get("/desk", follow_redirects=False)
     assert answer.status_code == 303 and answer.headers["location"].startswith("/login")
 

@@ -446,6 +446,6 @@ def test_duplicates_merge_into_the_chosen_record_and_dismiss(web, club_world, db
 
 
 def club_world_now():
-    from app.core.types import utcnow
+    from app.core import clock
 
-    return utcnow()
+    return clock.now()

@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session, aliased
 
 from app.access.protocols.models import DeviceCommand
 from app.clubs.models import Club, Device
-from app.core.types import utcnow
+from app.core import clock
 from app.members.models import Card, Member
 from app.memberships.models import Freeze, Membership
 
@@ -101,7 +101,7 @@ def validity(memberships: Iterable[Membership], freezes: Iterable[Freeze],
 
 def _today(session: Session, club_id: int) -> date:
     zone = session.scalar(select(Club.timezone).where(Club.id == club_id))
-    return utcnow().astimezone(ZoneInfo(zone)).date()
+    return clock.now().astimezone(ZoneInfo(zone)).date()
 
 
 def states(session: Session, *, club_id: int, member_ids: Sequence[int],
@@ -152,7 +152,7 @@ def _sync(session: Session, *, club_id: int, member_ids: Sequence[int],
           device_ids: Sequence[int], as_of: date) -> int:
     """Queue what differs from the last command each device got; the number queued."""
     queued = 0
-    now = utcnow()
+    now = clock.now()
     for i in range(0, len(member_ids), CHUNK):
         chunk = list(member_ids[i:i + CHUNK])
         wanted = states(session, club_id=club_id, member_ids=chunk, as_of=as_of)
@@ -245,7 +245,7 @@ def deliver(session: Session, *, device_id: int, now: datetime | None = None,
             limit: int = POLL_BATCH) -> list[tuple[int, str]]:
     """The commands to hand out on this poll, oldest first, marked sent: queued ones, and sent
     ones never confirmed for `RESEND_AFTER` that no newer command for the PIN replaces."""
-    now = now or utcnow()
+    now = now or clock.now()
     superseded = exists().where(_newer.device_id == DeviceCommand.device_id,
                                 _newer.pin == DeviceCommand.pin, _newer.id > DeviceCommand.id)
     rows = session.execute(
@@ -266,7 +266,7 @@ def deliver(session: Session, *, device_id: int, now: datetime | None = None,
 def confirm(session: Session, *, device_id: int, results: Iterable[tuple[int, int]],
             now: datetime | None = None) -> int:
     """Record the device's results (`Return=0`: confirmed, else failed with the code)."""
-    now = now or utcnow()
+    now = now or clock.now()
     done = 0
     for command_id, code in results:
         done += session.execute(
@@ -287,7 +287,7 @@ def pending(session: Session, *, device_id: int) -> list[DeviceCommand]:
 
 def prune(session: Session, *, older_than: timedelta = timedelta(days=30)) -> int:
     """Forget confirmed or failed commands that a newer one for the same PIN replaced."""
-    cutoff = utcnow() - older_than
+    cutoff = clock.now() - older_than
     newer = exists().where(_newer.device_id == DeviceCommand.device_id,
                            _newer.pin == DeviceCommand.pin, _newer.id > DeviceCommand.id)
     return session.execute(delete(DeviceCommand).where(

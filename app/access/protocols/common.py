@@ -32,9 +32,10 @@ from app.access.models import AccessEvent
 from app.access.protocols.models import DeviceProtocolSettings
 from app.access.service import Decision, Reason
 from app.clubs.models import Club, Device
+from app.core import clock
 from app.core.errors import DomainError, Forbidden, Invalid, NotFound, Unauthorized
 from app.core.security import digest
-from app.core.types import MAX_ID, utcnow
+from app.core.types import MAX_ID
 from app.members import service as members_service
 
 log = logging.getLogger("fitclub.access.protocols")
@@ -141,7 +142,7 @@ def resolve_device(session: Session, *, protocol: str, serial: str | None,
 
 def touch(session: Session, device: ProtocolDevice, now: datetime | None = None) -> None:
     """Note that the device is alive (at most once a minute per device and process)."""
-    access_service.touch_device(session, device_id=device.device_id, now=now or utcnow())
+    access_service.touch_device(session, device_id=device.device_id, now=now or clock.now())
 
 
 # --- clocks ------------------------------------------------------------------------------------
@@ -169,7 +170,7 @@ def live_time(reported: datetime | None, now: datetime) -> datetime:
 
 def local_now(device: ProtocolDevice, now: datetime | None = None) -> str:
     """The device's wall-clock time now, "YYYY-MM-DD HH:MM:SS"."""
-    return (now or utcnow()).astimezone(device.zone).strftime("%Y-%m-%d %H:%M:%S")
+    return (now or clock.now()).astimezone(device.zone).strftime("%Y-%m-%d %H:%M:%S")
 
 
 # --- who the device saw ------------------------------------------------------------------------
@@ -259,7 +260,7 @@ def record(session: Session, device: ProtocolDevice, who: Who | None, *, at: dat
     """
     if who is None or at is None:
         return Recorded.ignored
-    now = now or utcnow()
+    now = now or clock.now()
     if _decided_live(session, device, who, at):
         return Recorded.decided_live
     source = "replay" if replay or now - at > access_service.REPLAY_AFTER else "device"

@@ -26,7 +26,7 @@ from app.access.protocols.common import (
     record,
     touch,
 )
-from app.core.types import utcnow
+from app.core import clock
 
 EVENT_PARTS = ("AccessControllerEvent", "event_log")
 GRANTED_SUB_EVENTS = frozenset({0x01, 0x02, 0x26, 0x4B})
@@ -91,7 +91,7 @@ def _int(value) -> int | None:
 def handle(session: Session, device: ProtocolDevice, event: dict,
            now: datetime | None = None) -> dict:
     """The JSON answer to one posted event (a remote check's verdict, else a plain OK)."""
-    now = now or utcnow()
+    now = now or clock.now()
     kind = str(event.get("eventType", ""))
     touch(session, device, now)
     if kind != "AccessControllerEvent" or not isinstance(event.get(kind), dict):

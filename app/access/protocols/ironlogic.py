@@ -29,7 +29,7 @@ from app.access.protocols.common import (
     record,
     touch,
 )
-from app.core.types import utcnow
+from app.core import clock
 
 INTERVAL = 10
 MAX_MESSAGES = 200
@@ -105,7 +105,7 @@ def events(session: Session, device: ProtocolDevice, message: dict, now: datetim
 def handle(session: Session, device: ProtocolDevice, payload: dict,
            now: datetime | None = None) -> dict:
     """The answer envelope to one post of the controller."""
-    now = now or utcnow()
+    now = now or clock.now()
     touch(session, device, now)
     answers = []
     messages = payload.get("messages")

@@ -23,7 +23,7 @@ from app.access.protocols.common import (
     record,
     touch,
 )
-from app.core.types import utcnow
+from app.core import clock
 
 MAX_LINES = 20_000
 SCREEN_MAX = 64
@@ -44,7 +44,7 @@ def text(body: bytes) -> str:
 
 def timezone_value(device: ProtocolDevice, now: datetime | None = None) -> str:
     """The device's UTC offset now: whole hours (-12…12 are read as hours), else minutes."""
-    minutes = int((now or utcnow()).astimezone(device.zone).utcoffset().total_seconds() // 60)
+    minutes = int((now or clock.now()).astimezone(device.zone).utcoffset().total_seconds() // 60)
     return str(minutes // 60) if minutes % 60 == 0 else str(minutes)
 
 
@@ -182,7 +182,7 @@ def verify(session: Session, device: ProtocolDevice, body: bytes,
     pass? `AUTH=SUCCEED` / `AUTH=FAILED`, then `TIPS=` (the decision's message) for the screen;
     with `open_door_seconds` set for the device, a granted answer also carries
     `CONTROL DEVICE 01<door>01<seconds>` for panels that do not open on their own."""
-    now = now or utcnow()
+    now = now or clock.now()
     lines = _lines(text(body))
     fields = key_values(lines[0]) if lines else {}
     who = identify(card=fields.get("cardno"), pin=fields.get("pin"))

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from app.clubs import service as clubs_service
 from app.clubs.schemas import ClubSettings
+from app.core import clock
 from app.imports.csvfile import (
     CsvFile,
     CsvRow,
@@ -161,7 +162,7 @@ class Context:
                progress: Progress | None = None) -> "Context":
         club = clubs_service.get_club(session, club_id)
         settings = clubs_service.club_settings(club)
-        now = datetime.now(UTC)
+        now = clock.now()
         return cls(session, club_id, options, report, clubs_service.club_zone(club), settings,
                    clubs_service.club_today(club, now), now,
                    MemberRefs(options.reference, settings.phone_region), progress)

@@ -22,9 +22,9 @@ from pathlib import Path
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.core import clock
 from app.core.db import transaction
 from app.core.errors import DomainError, NotFound
-from app.core.types import utcnow
 from app.imports.history.common import Options
 from app.imports.history.models import ImportJob
 from app.imports.history.service import import_history, kind_of
@@ -56,7 +56,7 @@ def create_job(session: Session, *, club_id: int, staff_id: int | None, options:
                              "day_first": options.day_first, "dry_run": options.dry_run,
                              "renewal_gap_days": options.renewal_gap_days,
                              "dir": uuid.uuid4().hex},
-                    files=names, progress={}, runner=RUNNER, created_at=utcnow())
+                    files=names, progress={}, runner=RUNNER, created_at=clock.now())
     session.add(job)
     session.flush()
     with _lock:
@@ -80,7 +80,7 @@ def _run(factory: sessionmaker[Session], job_id: int) -> None:
     try:
         with transaction(factory) as session:
             job = session.get(ImportJob, job_id)
-            job.status, job.started_at, job.runner = "running", utcnow(), RUNNER
+            job.status, job.started_at, job.runner = "running", clock.now(), RUNNER
             club_id, settings = job.club_id, dict(job.options)
             directory = job_dir(job)
         files = {kind_of(p.name): p for p in sorted((directory / "files").iterdir())}
@@ -123,7 +123,7 @@ def _finish(factory: sessionmaker[Session], job_id: int, status: str, *,
             report: dict | None = None, error: str | None = None) -> None:
     with transaction(factory) as session:
         session.execute(update(ImportJob).where(ImportJob.id == job_id).values(
-            status=status, report=report, error=error, finished_at=utcnow()))
+            status=status, report=report, error=error, finished_at=clock.now()))
 
 
 def _alive(job: ImportJob) -> bool:
@@ -153,7 +153,7 @@ def read_job(session: Session, *, club_id: int, job_id: int) -> dict:
     if job is None:
         raise NotFound("No such import job", code="import_job_not_found")
     if job.status in ACTIVE and not _alive(job):
-        job.status, job.finished_at = "failed", utcnow()
+        job.status, job.finished_at = "failed", clock.now()
         job.error = ("the process running this import stopped (a restart or a crash); nothing "
                      "of it was written — upload the files again")
         session.flush()

@@ -10,8 +10,8 @@ from app.access.protocols import allowlist
 from app.access.protocols.models import DeviceCommand
 from app.clubs import service as clubs_service
 from app.clubs.schemas import ClubSettings, Role
+from app.core import clock
 from app.core.db import transaction
-from app.core.types import utcnow
 from app.members.models import Card, Member
 
 MONTHLY = {"name": "Monthly", "duration_months": 1, "price": "49.00", "freeze_days": 14}
@@ -128,14 +128,14 @@ def test_commands_a_device_never_confirmed_are_sent_again_unless_replaced(client
         first = allowlist.deliver(s, device_id=desk.zk1.device_id)
         assert len(first) == 1
         assert allowlist.deliver(s, device_id=desk.zk1.device_id) == []
-        later = utcnow() + allowlist.RESEND_AFTER + timedelta(seconds=1)
+        later = clock.now() + allowlist.RESEND_AFTER + timedelta(seconds=1)
         assert allowlist.deliver(s, device_id=desk.zk1.device_id, now=later) == first
     with transaction(db.sessionmaker) as s:  # a newer command replaces the unconfirmed one
         s.add(DeviceCommand(club_id=desk.club.id, device_id=desk.zk1.device_id, pin=str(anna),
                             command=f"DATA DELETE user Pin={anna}", status="queued",
-                            created_at=utcnow(), attempts=0))
+                            created_at=clock.now(), attempts=0))
     with transaction(db.sessionmaker) as s:
-        later = utcnow() + 2 * allowlist.RESEND_AFTER
+        later = clock.now() + 2 * allowlist.RESEND_AFTER
         assert [cmd for _, cmd in allowlist.deliver(s, device_id=desk.zk1.device_id,
                                                     now=later)] == [f"DATA DELETE user Pin={anna}"]
 

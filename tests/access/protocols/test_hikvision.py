@@ -7,7 +7,7 @@ from sqlalchemy import select
 
 from app.access.models import AccessEvent, Visit
 from app.clubs.models import Device
-from app.core.types import utcnow
+from app.core import clock
 from tests.access.conftest import count_rows, today
 from tests.access.protocols.formats import heartbeat, hik_event, hik_multipart
 
@@ -37,7 +37,7 @@ def test_a_card_pass_posted_twice_is_one_visit_at_the_devices_instant(client, wo
     hik = controller(club, "hikvision", "DS-K1T341AMF20210101")
     anna = gym.member(club, card="3141592653")
     gym.membership(anna)
-    at = utcnow().replace(microsecond=0) - timedelta(seconds=40)
+    at = clock.now().replace(microsecond=0) - timedelta(seconds=40)
     event = hik_event(serial_no=12345, date_time=stamp(at), card=anna.card, sub=0x01)
     for _ in range(2):
         r = post(client, hik, event)
@@ -54,7 +54,7 @@ def test_a_face_pass_is_identified_by_the_employee_number(client, world, control
     hik = controller(club, "hikvision")
     anna = gym.member(club, card=None)
     gym.membership(anna)
-    event = hik_event(serial_no=7, date_time=stamp(utcnow()), employee=str(anna.member_id),
+    event = hik_event(serial_no=7, date_time=stamp(clock.now()), employee=str(anna.member_id),
                       sub=0x4B)
     assert post(client, hik, event, multipart=False).status_code == 200  # bare JSON firmware
     (visit,) = session.scalars(select(Visit))
@@ -68,7 +68,7 @@ def test_events_replayed_from_the_buffer_are_recorded_as_replays_once(client, wo
     anna = gym.member(club, card="3141592653")
     gym.membership(anna)
     stranger = "2718281828"
-    at = utcnow().replace(microsecond=0) - timedelta(hours=2)
+    at = clock.now().replace(microsecond=0) - timedelta(hours=2)
     batch = [hik_event(serial_no=500, date_time=stamp(at), card=anna.card, current=False),
              hik_event(serial_no=501, date_time=stamp(at + timedelta(minutes=1)), card=stranger,
                        sub=0x09, current=False),  # card not found: refused by the device
@@ -92,7 +92,7 @@ def test_a_remote_check_answers_failed_for_a_frozen_membership(client, world, co
     ms = gym.membership(frida)
     until = today() + timedelta(days=4)
     gym.freeze(frida, ms, start=today() - timedelta(days=1), end=until)
-    event = hik_event(serial_no=901, date_time=stamp(utcnow()), card=frida.card, remote=True)
+    event = hik_event(serial_no=901, date_time=stamp(clock.now()), card=frida.card, remote=True)
     r = post(client, hik, event)
     assert r.status_code == 200
     info = f"Frozen until {until.day} {until:%B}" + (
@@ -107,7 +107,7 @@ def test_a_remote_check_answers_success_for_a_valid_member_once(client, world, c
     hik = controller(club, "hikvision")
     anna = gym.member(club, first_name="Anna", card="3141592653")
     gym.membership(anna)
-    asked = stamp(utcnow())
+    asked = stamp(clock.now())
     event = hik_event(serial_no=902, date_time=asked, card=anna.card, remote=True)
     for _ in range(2):  # a retried question gets the first answer
         r = post(client, hik, event, multipart=False)
@@ -123,8 +123,8 @@ def test_a_heartbeat_is_answered_and_marks_the_device_alive(client, world, contr
 
     hik = controller(world.club(), "hikvision")
     service._device_seen.clear()
-    before = utcnow()
-    r = post(client, hik, heartbeat(stamp(utcnow())), multipart=False)
+    before = clock.now()
+    r = post(client, hik, heartbeat(stamp(clock.now())), multipart=False)
     assert r.status_code == 200 and r.json()["statusString"] == "OK"
     seen = session.get(Device, hik.device_id).last_seen_at
     assert seen is not None and seen >= before - timedelta(seconds=1)
@@ -137,7 +137,7 @@ def test_an_unknown_serial_or_a_wrong_key_is_refused(client, world, controller, 
     zk = controller(club, "zkteco")
     anna = gym.member(club, card="3141592653")
     gym.membership(anna)
-    event = hik_event(serial_no=1, date_time=stamp(utcnow()), card=anna.card, remote=True)
+    event = hik_event(serial_no=1, date_time=stamp(clock.now()), card=anna.card, remote=True)
     r = client.post(f"/api/v1/devices/hikvision/NOSUCH/{hik.key}/events", json=event)
     assert r.status_code == 404 and r.json()["error"] == "unknown_device"
     r = client.post(f"/api/v1/devices/hikvision/{zk.serial}/{zk.key}/events", json=event)

@@ -6,7 +6,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 
 from app.access.models import AccessEvent, Visit
-from app.core.types import utcnow
+from app.core import clock
 from tests.access.conftest import count_rows, today
 from tests.access.protocols.formats import check_access, events, ping, power_on, wall, z5r
 
@@ -28,7 +28,7 @@ def test_power_on_is_answered_with_set_active_online_and_the_devices_local_time(
     assert answer["interval"] == 10
     assert answer["messages"] == [{"id": 1189641421, "operation": "set_active", "active": 1,
                                    "online": 1}]
-    moscow_now = datetime.now(ZoneInfo("Europe/Moscow")).replace(tzinfo=None)
+    moscow_now = clock.now().astimezone(ZoneInfo("Europe/Moscow")).replace(tzinfo=None)
     sent = datetime.strptime(answer["date"], "%Y-%m-%d %H:%M:%S")
     assert abs(sent - moscow_now) < timedelta(seconds=5)
 
@@ -60,7 +60,7 @@ def test_an_event_batch_sent_twice_is_acknowledged_in_full_and_recorded_once(cli
     z = controller(club, "ironlogic", "40648", timezone="Asia/Yekaterinburg", direction="both")
     anna = gym.member(club, card="00B5009EC1A8")
     gym.membership(anna)
-    at = utcnow().replace(microsecond=0) - timedelta(minutes=50)
+    at = clock.now().replace(microsecond=0) - timedelta(minutes=50)
     local = wall(at, "Asia/Yekaterinburg")
     batch = events(1189641430,
                    (4, anna.card, local),                          # key known, door opened
@@ -88,7 +88,7 @@ def test_the_log_of_an_entry_the_server_granted_is_not_a_second_visit(client, wo
     gym.membership(anna)
     assert post(client, z, z5r(40649, check_access(3, anna.card))).json()["messages"][0][
         "granted"] == 1
-    r = post(client, z, z5r(40649, events(4, (4, anna.card, wall(utcnow(), "Europe/Berlin")))))
+    r = post(client, z, z5r(40649, events(4, (4, anna.card, wall(clock.now(), "Europe/Berlin")))))
     assert r.json()["messages"][0]["events_success"] == 1
     assert count_rows(session, Visit) == 1 and count_rows(session, AccessEvent) == 1
 

@@ -1,6 +1,6 @@
 """ZKTeco PUSH as a device speaks it: handshake, ATTLOG and rtlog uploads, background
 verification, table uploads, and the refusals."""
-from datetime import datetime, timedelta
+from datetime import timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
@@ -9,8 +9,8 @@ from app.access.models import AccessEvent, Visit
 from app.access.protocols.common import address_allowed
 from app.clubs import service as clubs_service
 from app.clubs.models import Device
+from app.core import clock
 from app.core.db import transaction
-from app.core.types import utcnow
 from tests.access.conftest import count_rows, today
 from tests.access.protocols.formats import attlog, rtlog, rtlog_batch, wall
 
@@ -34,7 +34,7 @@ def test_the_handshake_answers_the_device_options_in_plain_text(client, world, c
     r = client.get("/iclock/cdata", params={"SN": zk.serial, "options": "all",
                                             "pushver": "2.4.1", "language": "69"})
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
-    berlin_hours = int(datetime.now(ZoneInfo("Europe/Berlin")).utcoffset().total_seconds()) // 3600
+    berlin_hours = int(clock.now().astimezone(ZoneInfo("Europe/Berlin")).utcoffset().total_seconds()) // 3600
     assert r.text.splitlines() == [
         "GET OPTION FROM: CKJG201960123", "ATTLOGStamp=None", "OPERLOGStamp=9999",
         "ErrorDelay=30", "Delay=10", "TransTimes=00:00;14:05", "TransInterval=1",
@@ -54,7 +54,7 @@ def test_an_unknown_or_revoked_serial_gets_no_200(client, world, controller, gym
                          ("/iclock/cdata", "post"), ("/iclock/devicecmd", "post")):
         for serial in ("NOSUCHSERIAL", hik.serial, "", "bad serial\x00"):
             r = client.request(method.upper(), path, params={"SN": serial, "table": "rtlog"},
-                               content=rtlog(time=wall(utcnow(), "Europe/Berlin"), index=1,
+                               content=rtlog(time=wall(clock.now(), "Europe/Berlin"), index=1,
                                              cardno=m.card).encode())
             assert r.status_code == 404, (path, serial, r.text)
             assert r.headers["content-type"].startswith("text/plain")
@@ -65,7 +65,7 @@ def test_an_unknown_or_revoked_serial_gets_no_200(client, world, controller, gym
     r = client.get("/iclock/cdata", params={"SN": zk.serial, "options": "all"})
     assert r.status_code == 401 and r.text == "This device was revoked"
     r = client.post("/iclock/cdata", params={"SN": zk.serial, "AuthType": "device"},
-                    content=rtlog(time=wall(utcnow(), "Europe/Berlin"), index=2,
+                    content=rtlog(time=wall(clock.now(), "Europe/Berlin"), index=2,
                                   cardno=m.card).encode())
     assert r.status_code == 401 and "AUTH=" not in r.text
     assert count_rows(session, AccessEvent) == 0
@@ -78,7 +78,7 @@ def test_an_attlog_batch_posted_twice_records_each_visit_once(client, world, con
     anna, ben = gym.member(club, first_name="Anna"), gym.member(club, first_name="Ben")
     gym.membership(anna)
     gym.membership(ben)
-    first = utcnow().replace(microsecond=0) - timedelta(minutes=40)
+    first = clock.now().replace(microsecond=0) - timedelta(minutes=40)
     second = first + timedelta(minutes=7)
     body = attlog((anna.member_id, wall(first, "Europe/Berlin"), 0, 4),
                   (ben.member_id, wall(second, "Europe/Berlin"), 0, 1),
@@ -103,7 +103,7 @@ def test_naive_device_times_are_read_in_the_device_timezone_else_the_clubs(clien
     anna, ben = gym.member(club), gym.member(club)
     gym.membership(anna)
     gym.membership(ben)
-    at = utcnow().replace(microsecond=0) - timedelta(minutes=20)
+    at = clock.now().replace(microsecond=0) - timedelta(minutes=20)
     cdata(client, new_york.serial, attlog((anna.member_id, wall(at, "America/New_York"), 0, 4)),
           table="ATTLOG")
     cdata(client, plain.serial, attlog((ben.member_id, wall(at, "Europe/Berlin"), 0, 4)),
@@ -120,7 +120,7 @@ def test_an_rtlog_batch_posted_twice_records_what_the_device_did_once(client, wo
     gym.membership(anna)
     gone = gym.member(club, first_name="Gert", card="55500011")
     gym.membership(gone, start=today() - timedelta(days=60), end=today() - timedelta(days=3))
-    now = utcnow().replace(microsecond=0)
+    now = clock.now().replace(microsecond=0)
     body = rtlog_batch(
         rtlog(time=wall(now - timedelta(seconds=30), "Europe/Berlin"), index=13355,
               pin=str(anna.member_id), cardno=anna.card, event=0),
@@ -148,7 +148,7 @@ def test_an_entry_the_device_refused_is_never_a_visit(client, world, controller,
     zk = controller(club, "zkteco")
     anna = gym.member(club, card="13622345")
     gym.membership(anna)  # valid: the server would have let her in
-    at = wall(utcnow() - timedelta(seconds=5), "Europe/Berlin")
+    at = wall(clock.now() - timedelta(seconds=5), "Europe/Berlin")
     r = cdata(client, zk.serial, rtlog(time=at, index=7, cardno=anna.card, event=24), table="rtlog")
     assert r.status_code == 200 and r.text == "OK"
     assert count_rows(session, Visit) == 0
@@ -162,7 +162,7 @@ def test_background_verification_of_an_expired_member_fails_with_a_reason(client
     zk = controller(club, "zkteco")
     gone = gym.member(club, first_name="Gert", card="55500011")
     gym.membership(gone, start=today() - timedelta(days=60), end=today() - timedelta(days=3))
-    record = rtlog(time=wall(utcnow(), "Europe/Berlin"), index=0, cardno=gone.card, event=0)
+    record = rtlog(time=wall(clock.now(), "Europe/Berlin"), index=0, cardno=gone.card, event=0)
     r = cdata(client, zk.serial, record, AuthType="device")
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
     expired_on = today() - timedelta(days=3)
@@ -181,7 +181,7 @@ def test_background_verification_of_a_valid_member_succeeds_once(client, world, 
     zk = controller(club, "zkteco")
     anna = gym.member(club, first_name="Anna", card="13622345")
     gym.membership(anna)
-    asked_at = wall(utcnow(), "Europe/Berlin")
+    asked_at = wall(clock.now(), "Europe/Berlin")
     record = rtlog(time=asked_at, index=0, cardno=anna.card, event=0)
     r = cdata(client, zk.serial, record, AuthType="device")
     assert r.text.splitlines() == ["AUTH=SUCCEED", "TIPS=Welcome, Anna!"]
@@ -199,10 +199,10 @@ def test_a_panel_that_needs_it_is_told_to_open_the_door(client, world, controlle
     zk = controller(club, "zkteco", open_door_seconds=5)
     anna = gym.member(club, first_name="Anna", card="13622345")
     gym.membership(anna)
-    r = cdata(client, zk.serial, rtlog(time=wall(utcnow(), "Europe/Berlin"), index=0,
+    r = cdata(client, zk.serial, rtlog(time=wall(clock.now(), "Europe/Berlin"), index=0,
                                        cardno=anna.card), AuthType="device")
     assert r.text.splitlines() == ["AUTH=SUCCEED", "CONTROL DEVICE 01010105", "TIPS=Welcome, Anna!"]
-    r = cdata(client, zk.serial, rtlog(time=wall(utcnow(), "Europe/Berlin"), index=0,
+    r = cdata(client, zk.serial, rtlog(time=wall(clock.now(), "Europe/Berlin"), index=0,
                                        cardno="99999999"), AuthType="device")
     assert r.text.splitlines() == ["AUTH=FAILED",
                                    "TIPS=Card not recognised, please see the front desk"]

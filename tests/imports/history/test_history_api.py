@@ -5,8 +5,8 @@ import time
 
 from sqlalchemy import func, select
 
+from app.core import clock
 from app.core.db import transaction
-from app.core.types import utcnow
 from app.imports.history.models import ImportJob
 from app.memberships.models import Membership
 from tests.imports.history.conftest import DATA, add_members
@@ -92,8 +92,8 @@ def test_a_job_whose_process_died_is_marked_failed(client, db, world, club):
     manager = world.staff(club, "manager")
     with transaction(db.sessionmaker) as s:
         job = ImportJob(club_id=club.id, status="running", dry_run=False, options={},
-                        files=["visits.csv"], progress={}, created_at=utcnow(),
-                        started_at=utcnow(),
+                        files=["visits.csv"], progress={}, created_at=clock.now(),
+                        started_at=clock.now(),
                         runner=f"{socket.gethostname()[:60]}:999999999:gone")  # no such pid
         s.add(job)
         s.flush()
