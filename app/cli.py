@@ -151,6 +151,9 @@ def _register_domain_commands() -> None:
 
 
 def main() -> None:
+    from app.core import clock
+
+    clock.install_from_environment(get_settings().environment)
     _register_domain_commands()
     from app.core.errors import DomainError
 

@@ -3,7 +3,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from app.core import handlers, middleware
+from app.core import clock, handlers, middleware
 from app.core.config import Settings, get_settings
 from app.core.db import make_engine, make_sessionmaker
 
@@ -39,6 +39,7 @@ def _include_routers(app: FastAPI) -> None:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
+    clock.install_from_environment(settings.environment)
     engine = make_engine(settings.database_url, pool_size=settings.db_pool_size,
                          max_overflow=settings.db_max_overflow, echo=settings.sql_echo)
 

@@ -9,9 +9,14 @@ monotonic clock so that ordering and timeouts still work, and can be moved with 
 as parameters from here, never from the database's `now()`/`CURRENT_DATE`, so one test clock
 rules both backends.
 
+A process can start on a moved clock with `FITCLUB_CLOCK_START=<instant>` (development and tests
+only: the test suite's subprocess servers share the test's clock this way; refused in
+production).
+
 Durations (timeouts, rate windows measured in-process, performance timing) are not "now": they
 use `time.monotonic()`/`time.perf_counter()` directly.
 """
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -108,6 +113,19 @@ def use(clock: Clock) -> Iterator[Clock]:
         yield clock
     finally:
         install(previous)
+
+
+START_ENV = "FITCLUB_CLOCK_START"
+
+
+def install_from_environment(environment: str) -> None:
+    """Install a ticking clock from `FITCLUB_CLOCK_START`, if set (never in production)."""
+    text = os.environ.get(START_ENV)
+    if not text:
+        return
+    if environment == "production":
+        raise RuntimeError(f"{START_ENV} is set: a moved clock is refused in production")
+    install(SettableClock(parse_instant(text)))
 
 
 def parse_instant(text: str, zone: tzinfo | str | None = None) -> datetime:

@@ -119,3 +119,16 @@ def test_sql_takes_its_instants_from_the_application():
     found = [hit for folder in ("app", "migrations")
              for path in sorted((ROOT / folder).rglob("*.py")) for hit in _sql_clock_reads(path)]
     assert found == []
+
+
+def test_a_process_starts_on_a_moved_clock_only_outside_production(monkeypatch):
+    monkeypatch.setenv(app_clock.START_ENV, "2027-12-31T23:55:00+01:00")
+    with app_clock.use(app_clock.SystemClock()):
+        app_clock.install_from_environment("development")
+        assert app_clock.now() - datetime(2027, 12, 31, 22, 55, tzinfo=UTC) < timedelta(seconds=5)
+        try:
+            app_clock.install_from_environment("production")
+        except RuntimeError as exc:
+            assert "production" in str(exc)
+        else:
+            raise AssertionError("a moved clock was accepted in production")

@@ -119,7 +119,8 @@ def web_worker(name: str, db_url: str, log_dir: Path) -> tuple[Process, str]:
     proc = Process(name, [sys.executable, "-m", "uvicorn", "app.asgi:app", "--host",
                           "127.0.0.1", "--port", str(port), "--log-level", "warning"],
                    {"DATABASE_URL": db_url, "SCHEDULER_ENABLED": "false", "DB_POOL_SIZE": "3",
-                    "DB_MAX_OVERFLOW": "3"}, log_dir)
+                    "DB_MAX_OVERFLOW": "3",  # the workers run on the test's clock
+                    app_clock.START_ENV: app_clock.now().isoformat()}, log_dir)
     return proc, f"http://127.0.0.1:{port}"
 
 
@@ -383,6 +384,7 @@ def test_two_web_workers_and_two_schedulers_through_a_month(db, client, world, t
         scheduler_env = {
             "DATABASE_URL": db.url, "SCHEDULER_ENABLED": "false",
             "FITCLUB_CLOCK_FILE": str(clock.path),
+            app_clock.START_ENV: app_clock.now().isoformat(),
             "FITCLUB_SCHEDULER_DAILY_SECONDS": JOB_SECONDS,
             "FITCLUB_SCHEDULER_DISPATCH_SECONDS": JOB_SECONDS,
             "SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(smtp.port), "SMTP_STARTTLS": "false",
