@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from app.core import clock
@@ -31,6 +31,7 @@ PART = 1 << 20  # bytes per import_file_parts row
 MAX_KEEP = timedelta(hours=24)
 UPLOAD = "upload"
 REJECTS = "rejects"
+USED = "used"  # an upload that was imported: its bytes are gone, its name is remembered
 
 
 def purge_expired(session: Session, *, now: datetime | None = None) -> int:
@@ -124,6 +125,17 @@ def discard(session: Session, *, club_id: int, bundle: str, purpose: str | None 
     if name is not None:
         where.append(ImportFile.name == name)
     return _delete(session, tuple(where))
+
+
+def mark_used(session: Session, *, club_id: int, bundle: str) -> None:
+    """The bundle's uploads were imported: delete their bytes, remember that they were."""
+    where = (ImportFile.club_id == club_id, ImportFile.bundle == bundle,
+             ImportFile.purpose == UPLOAD)
+    session.execute(delete(ImportFilePart).where(
+        ImportFilePart.file_id.in_(select(ImportFile.id).where(*where)))
+        .execution_options(synchronize_session=False))
+    session.execute(update(ImportFile).where(*where).values(purpose=USED, size=0)
+                    .execution_options(synchronize_session=False))
 
 
 def _delete(session: Session, where: tuple) -> int:
