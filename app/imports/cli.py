@@ -103,8 +103,13 @@ def purge() -> None:
     from app.cli import unit_of_work
     from app.imports import storage
 
-    with unit_of_work() as session:
-        deleted = storage.purge_expired(session)
+    deleted = 0
+    while True:
+        with unit_of_work() as session:
+            batch = storage.purge_expired(session)
+        deleted += batch
+        if batch < storage.PURGE_BATCH:
+            break
     typer.echo(f"{deleted} expired import file{'' if deleted == 1 else 's'} deleted")
 
 

@@ -29,19 +29,24 @@ from app.imports.models import ImportFile, ImportFilePart
 
 PART = 1 << 20  # bytes per import_file_parts row
 MAX_KEEP = timedelta(hours=24)
+PURGE_BATCH = 5000  # expired files deleted per purge (the next store or purge takes the rest)
 UPLOAD = "upload"
 REJECTS = "rejects"
 USED = "used"  # an upload that was imported: its bytes are gone, its name is remembered
 
 
 def purge_expired(session: Session, *, now: datetime | None = None) -> int:
-    """Delete every stored file whose time is up (all clubs, two statements); files deleted."""
+    """Delete every stored file whose time is up (all clubs, set-based); files deleted.
+
+    On PostgreSQL the expired rows are taken `FOR UPDATE SKIP LOCKED`: two uploads purging at
+    once each delete what the other has not taken, and never wait for or deadlock on it."""
     now = now or clock.now()
-    expired = select(ImportFile.id).where(ImportFile.expires_at <= now)
-    session.execute(delete(ImportFilePart).where(ImportFilePart.file_id.in_(expired))
-                    .execution_options(synchronize_session=False))
-    return session.execute(delete(ImportFile).where(ImportFile.expires_at <= now)
-                           .execution_options(synchronize_session=False)).rowcount or 0
+    ids = list(session.scalars(select(ImportFile.id).where(ImportFile.expires_at <= now)
+                               .order_by(ImportFile.id).limit(PURGE_BATCH)
+                               .with_for_update(skip_locked=True)))
+    if not ids:
+        return 0
+    return _delete(session, (ImportFile.id.in_(ids),))
 
 
 def store(session: Session, *, club_id: int, user_id: int | None, bundle: str, purpose: str,
