@@ -262,3 +262,35 @@ def test_erasing_a_person_deletes_the_clubs_import_files_that_mention_them(
         (other.id, "email.csv"), (club.id, "someone_else.csv")]
     left = {f.id for f in stored(session)}
     assert set(session.scalars(select(ImportFilePart.file_id).distinct())) == left
+
+
+def test_erasure_deletes_a_history_jobs_rejects_that_name_the_person(client, db, session, world,
+                                                                      club):
+    manager = world.staff(club, "manager")
+    with transaction(db.sessionmaker) as s:
+        person = Member(club_id=club.id, first_name="Jörg", last_name="Brandt",
+                        email="joerg.brandt@example.com", external_ref="M050")
+        s.add(person)
+        s.flush()
+        person_id = person.id
+    members = ("external_id,first_name,last_name,email,birth_date\n"
+               "M050,Jörg,Brandt,joerg.brandt@example.com,31.02.1990\n"
+               "M051,Ida,Kern,ida.kern@example.com,01.02.1990\n"
+               "M052,Ute,Lang,ute.lang@example.com,31.02.1991\n").encode()
+    r = client.post(URL, files=[("files", ("members.csv", members, "text/csv"))],
+                    data={"dry_run": "true", "skip_bad": "true"}, headers=manager.headers)
+    job = wait(client, manager.headers, r.json()["id"])
+    assert job["rejects"] == ["members.rejects.csv"], job
+    rejects = client.get(f"{URL}/{job['id']}/rejects/members.rejects.csv",
+                         headers=manager.headers).text
+    assert "joerg.brandt@example.com" in rejects
+
+    r = client.post(f"/api/v1/members/{person_id}/erase", headers=manager.headers,
+                    json={"reason": "asked at the desk", "confirm": True})
+    assert r.status_code == 200, r.text
+    assert r.json()["counts"]["import_files"] == 1
+    assert client.get(f"{URL}/{job['id']}", headers=manager.headers).json()["rejects"] == []
+    r = client.get(f"{URL}/{job['id']}/rejects/members.rejects.csv", headers=manager.headers)
+    assert r.status_code == 404
+    report = client.get(f"{URL}/{job['id']}", headers=manager.headers).json()["report"]
+    assert "joerg.brandt@example.com" not in str(report).lower()
