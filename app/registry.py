@@ -5,6 +5,7 @@ from app.clubs import models as clubs_models  # noqa: F401
 from app.core.db import Base
 from app.crm import models as crm_models  # noqa: F401
 from app.customfields import models as customfields_models  # noqa: F401
+from app.imports import models as import_file_models  # noqa: F401
 from app.imports.history import models as history_import_models  # noqa: F401
 from app.inventory import models as inventory_models  # noqa: F401
 from app.members import models as members_models  # noqa: F401

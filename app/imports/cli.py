@@ -96,6 +96,23 @@ def import_members(
     raise typer.Exit(1 if failed else 0)
 
 
+@import_app.command("purge")
+def purge() -> None:
+    """Delete the kept import files (uploads, rejects) whose time is up; they are also deleted
+    whenever a new one is stored. Run it from cron to keep to the day's limit without uploads."""
+    from app.cli import unit_of_work
+    from app.imports import storage
+
+    deleted = 0
+    while True:
+        with unit_of_work() as session:
+            batch = storage.purge_expired(session)
+        deleted += batch
+        if batch < storage.PURGE_BATCH:
+            break
+    typer.echo(f"{deleted} expired import file{'' if deleted == 1 else 's'} deleted")
+
+
 from app.imports.history.cli import history as _history  # `fitclub import history DIR`
 
 import_app.command("history")(_history)

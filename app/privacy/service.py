@@ -257,6 +257,7 @@ def erase_member(session: Session, *, actor: Actor, member_id: int, reason: str,
     """Remove or anonymise the person's data in every table; keep the anonymous facts (visits,
     memberships, sales amounts, stage history) so counts and renewal figures do not change."""
     from app.clubs import service as clubs_service
+    from app.imports import storage as import_storage
 
     member = session.scalar(select(Member).where(
         Member.id == member_id, Member.club_id == actor.club_id).with_for_update())
@@ -272,6 +273,7 @@ def erase_member(session: Session, *, actor: Actor, member_id: int, reason: str,
     now = clock.now()
     cards = list(session.scalars(select(Card).where(Card.member_id == member.id)))
     ids = _identifiers(session, member, cards, clubs_service.club_settings(club).phone_region)
+    full_name = ((member.first_name or "").strip(), (member.last_name or "").strip())
     counts: dict[str, int] = {}
 
     def count(name: str, n: int) -> None:
@@ -337,6 +339,10 @@ def erase_member(session: Session, *, actor: Actor, member_id: int, reason: str,
             continue
         count(table.name, _scrub(session, table, graph.text_columns(table),
                                  table.c.club_id == actor.club_id, ids, weak=False))
+    # kept import files (uploads, rejects): the person's cells cannot be cut out of them, so
+    # every file of the club that mentions the person is deleted (see app.imports.storage)
+    count("import_files", import_storage.erase_mentions(
+        session, club_id=actor.club_id, needles=[*ids.strong, *ids.cards], names=[full_name]))
     _forget_on_devices(session, club_id=actor.club_id, member_id=member.id)
 
     clean_reason = _scrub_value(reason, ids.replacements(weak=True))[:500]

@@ -7,11 +7,8 @@ custom-field and duplicate services. Installed by `app.web.router.install`; rout
 docs/pages.md ("CRM pages").
 """
 import io
-import json
 import re
 import secrets
-import tempfile
-import time
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -46,6 +43,7 @@ from app.crm.schemas import (
 from app.customfields import service as custom_fields_service
 from app.customfields.schemas import CustomFieldCreate, CustomFieldUpdate, FieldType
 from app.imports import exports
+from app.imports import storage as import_storage
 from app.imports.csvfile import CsvFile, FileProblem
 from app.imports.members import audit_export, import_members_upload
 from app.members import duplicates as duplicates_service
@@ -437,64 +435,46 @@ def cancel_task(request: Request, session: PageSession, actor: DeskPage, task_id
 #
 # The uploaded file is kept server-side under a random token for an hour: the dry run and the
 # import then read exactly the same bytes (a browser cannot refill a file input, and asking for
-# the file twice invites importing a different one than was checked). Files live in
-# UPLOAD_DIR (0700), named by the token; expired ones are removed on the next upload.
+# the file twice invites importing a different one than was checked). It is kept in the database
+# (app.imports.storage: any worker finds it, only this club, deleted when it expires or when an
+# erasure finds the person in it), with the rows an import did not take under the same token.
 
-UPLOAD_DIR = Path(tempfile.gettempdir()) / "fitclub-imports"
-UPLOAD_TTL = 3600
+UPLOAD_TTL = timedelta(hours=1)
 MAX_UPLOAD = 20 * 1024 * 1024
 TOKEN = r"^[A-Za-z0-9_-]{20,64}$"
 Token = Annotated[str, PathParam(pattern=TOKEN, max_length=64)]
 
 
-def _upload_paths(token: str) -> tuple[Path, Path, Path]:
-    if not re.match(TOKEN, token):
-        raise NotFound("This upload is not known", code="upload_not_found")
-    return (UPLOAD_DIR / f"{token}.csv", UPLOAD_DIR / f"{token}.json",
-            UPLOAD_DIR / f"{token}.rejects.csv")
-
-
-def _sweep(now: float) -> None:
-    for path in UPLOAD_DIR.glob("*"):
-        try:
-            if now - path.stat().st_mtime > UPLOAD_TTL:
-                path.unlink()
-        except OSError:
-            pass
-
-
-def store_upload(actor: Actor, name: str, data: bytes) -> str:
-    UPLOAD_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
-    _sweep(time.time())  # wall-clock: compared with the files' mtimes
+def store_upload(session: Session, actor: Actor, name: str, data: bytes) -> str:
+    """Keep the upload for an hour; its token."""
     token = secrets.token_urlsafe(24)
-    data_path, meta_path, _ = _upload_paths(token)
-    data_path.write_bytes(data)
-    meta_path.write_text(json.dumps({"club_id": actor.club_id, "user_id": actor.user_id,
-                                     "name": name, "created": clock.now().timestamp()}))
+    import_storage.store(session, club_id=actor.club_id, user_id=actor.user_id, bundle=token,
+                         purpose=import_storage.UPLOAD, name=name, chunks=[data],
+                         keep=UPLOAD_TTL)
     return token
 
 
-def load_upload(actor: Actor, token: str, *,
+def load_upload(session: Session, actor: Actor, token: str, *,
                 need_data: bool = True) -> tuple[dict, bytes | None]:
     """The stored upload of this club (404 when unknown, another club's, or older than an hour)."""
-    data_path, meta_path, _ = _upload_paths(token)
-    try:
-        meta = json.loads(meta_path.read_text())
-    except (OSError, ValueError):
-        meta = None
-    if not meta or meta.get("club_id") != actor.club_id:
-        raise NotFound("This upload is not known (or has expired); upload the file again",
-                       code="upload_not_found")
-    if clock.now().timestamp() - meta.get("created", 0) > UPLOAD_TTL:
-        raise NotFound("This upload is more than an hour old; upload the file again",
-                       code="upload_expired")
-    data = None
-    if need_data:
-        try:
-            data = data_path.read_bytes()
-        except OSError:
+    if not re.match(TOKEN, token):
+        raise NotFound("This upload is not known", code="upload_not_found")
+    stored = import_storage.find(session, club_id=actor.club_id, bundle=token,
+                                 purpose=import_storage.UPLOAD)
+    used = None
+    if stored is None:  # imported already, or unknown / another club's / expired
+        used = import_storage.find(session, club_id=actor.club_id, bundle=token,
+                                   purpose=import_storage.USED)
+        if used is None:
+            raise NotFound("This upload is not known (or is more than an hour old); upload the "
+                           "file again", code="upload_not_found")
+        if need_data:
             raise NotFound("This file was already imported; upload it again to import more",
-                           code="upload_used") from None
+                           code="upload_used")
+    found = stored or used
+    meta = {"name": found.name, "club_id": actor.club_id, "user_id": found.user_id,
+            "created": found.created_at}
+    data = import_storage.read_bytes(session, stored.id) if need_data else None
     return meta, data
 
 
@@ -517,14 +497,14 @@ def import_page(request: Request, session: PageSession, actor: ManagerPage):
 
 
 @router.post("/manage/import")
-async def upload_import(request: Request, actor: ManagerPage,
+def upload_import(request: Request, session: PageSession, actor: ManagerPage,
                         file: Annotated[UploadFile, File()],
                         update_existing: Tick = None,
                         dates: Annotated[str, Form(pattern=r"^(day_first|month_first)$")]
                         = "day_first"):
     """Keep the file for an hour and show its dry run."""
     back_to(request, None, "/manage/import")
-    data = await file.read(MAX_UPLOAD + 1)
+    data = file.file.read(MAX_UPLOAD + 1)
     if len(data) > MAX_UPLOAD:
         raise DomainError("The file is larger than 20 MB; split it or import it with the "
                           "command line (fitclub import members)", code="file_too_large",
@@ -536,7 +516,7 @@ async def upload_import(request: Request, actor: ManagerPage,
         CsvFile.from_bytes(data, name)
     except FileProblem as exc:
         raise Invalid(str(exc), code="import_file_invalid") from None
-    token = store_upload(actor, name, data)
+    token = store_upload(session, actor, name, data)
     return done(request, f"/manage/import/{token}?"
                          f"{_options(ticked(update_existing), dates == 'day_first')}",
                 f"{name} uploaded: here is what an import would do. Nothing is written yet.",
@@ -553,7 +533,7 @@ Flag = Annotated[str | None, Query(max_length=5)]
 @router.get("/manage/import/{token}")
 def import_dry_run(request: Request, session: PageSession, actor: ManagerPage, token: Token,
                    update_existing: Flag = None, day_first: Flag = None):
-    meta, data = load_upload(actor, token)
+    meta, data = load_upload(session, actor, token)
     update, days = _flag(update_existing, False), _flag(day_first, True)
     try:
         report = _run_import(session, actor, meta, data, dry_run=True, mode="all_or_nothing",
@@ -574,15 +554,17 @@ def run_import(request: Request, session: PageSession, actor: ManagerPage, token
     """Import the file that was checked, in the chosen mode."""
     update, days = ticked(update_existing), ticked(day_first)
     back_to(request, None, f"/manage/import/{token}?{_options(update, days)}")
-    meta, data = load_upload(actor, token)
+    meta, data = load_upload(session, actor, token)
     rejects = io.StringIO()
     report = _run_import(session, actor, meta, data, dry_run=False, mode=mode,
                          update_existing=update, day_first=days, rejects=rejects)
-    data_path, _meta_path, rejects_path = _upload_paths(token)
     if report.written:
-        data_path.unlink(missing_ok=True)  # imported: the same bytes cannot be imported twice
+        import_storage.mark_used(session, club_id=actor.club_id, bundle=token)  # not twice
         if report.errors:
-            rejects_path.write_text(rejects.getvalue(), encoding="utf-8")
+            import_storage.store(session, club_id=actor.club_id, user_id=actor.user_id,
+                                 bundle=token, purpose=import_storage.REJECTS,
+                                 name="rejects.csv", keep=UPLOAD_TTL,
+                                 chunks=[rejects.getvalue().encode("utf-8")])
     return render(request, "crm_import.html", {
         "title": f"Import {meta['name']}", "report": report, "token": token,
         "update_existing": update, "day_first": days, "stage": "imported",
@@ -595,12 +577,13 @@ def import_rejects(request: Request, session: PageSession, actor: ManagerPage, t
                    update_existing: Flag = None, day_first: Flag = None):
     """The rows not imported (after an import), or the rows a dry run found bad — the original
     cells plus a `problem` column, to fix and upload again."""
-    meta, _ = load_upload(actor, token, need_data=False)
-    _data_path, _meta_path, rejects_path = _upload_paths(token)
-    if rejects_path.exists():
-        text = rejects_path.read_text(encoding="utf-8")
+    meta, _ = load_upload(session, actor, token, need_data=False)
+    kept = import_storage.find(session, club_id=actor.club_id, bundle=token,
+                               purpose=import_storage.REJECTS)
+    if kept is not None:
+        text = import_storage.read_bytes(session, kept.id).decode("utf-8")
     else:
-        _, data = load_upload(actor, token)
+        _, data = load_upload(session, actor, token)
         out = io.StringIO()
         _run_import(session, actor, meta, data, dry_run=True, mode="all_or_nothing",
                     update_existing=_flag(update_existing, False),

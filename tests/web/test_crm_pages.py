@@ -5,7 +5,6 @@ import io
 import re
 from datetime import timedelta
 
-import pytest
 from sqlalchemy import func, select
 
 from app.clubs.schemas import Role
@@ -29,14 +28,6 @@ MESSY_CSV = (
     "Ute;Lang;ute@example.de;;31.02.1970\n"                     # row 6: no such day
     "Pia;Hof;pia@example.de;0151 23456785;\n"
 ).encode("cp1252")  # what Excel saves on a German Windows machine
-
-
-@pytest.fixture(autouse=True)
-def upload_dir(tmp_path, monkeypatch):
-    """Uploads kept for the import go to the test's own directory."""
-    from app.web import crm_pages
-
-    monkeypatch.setattr(crm_pages, "UPLOAD_DIR", tmp_path / "uploads")
 
 
 def _flash(html: str) -> str:

@@ -1,13 +1,13 @@
 """History import over the API, for managers: upload the files → a job; poll it."""
-import shutil
 from typing import Annotated
 
 from fastapi import APIRouter, BackgroundTasks, File, Form, Path, Request, UploadFile
-from fastapi.responses import FileResponse
+from fastapi.responses import Response, StreamingResponse
 
 from app.core.deps import ManagerActor, SessionDep
 from app.core.errors import DomainError, Invalid
 from app.core.schemas import IdPath
+from app.imports import storage
 from app.imports.history import jobs
 from app.imports.history.common import Options
 from app.imports.history.schemas import HistoryJobRead, Reference
@@ -19,18 +19,15 @@ MAX_UPLOAD = 1 << 30  # all files together
 CHUNK = 1 << 20
 
 
-def _save(upload: UploadFile, target, budget: int) -> int:
-    """Copy an upload to disk; the bytes written (413 beyond the budget)."""
-    written = 0
-    with target.open("wb") as out:
-        while chunk := upload.file.read(CHUNK):
-            written += len(chunk)
-            if written > budget:
-                raise DomainError(f"The files are larger than {MAX_UPLOAD >> 20} MB together; "
-                                  "import them with the command line (fitclub import history)",
-                                  code="file_too_large", status_code=413)
-            out.write(chunk)
-    return written
+def _chunks(upload: UploadFile, budget: list[int]):
+    """The upload's bytes, 1 MB at a time (413 once all files together pass the limit)."""
+    while chunk := upload.file.read(CHUNK):
+        budget[0] -= len(chunk)
+        if budget[0] < 0:
+            raise DomainError(f"The files are larger than {MAX_UPLOAD >> 20} MB together; "
+                              "import them with the command line (fitclub import history)",
+                              code="file_too_large", status_code=413)
+        yield chunk
 
 
 @router.post("/imports/history", response_model=HistoryJobRead, status_code=202, responses={
@@ -69,15 +66,9 @@ def upload_history(
                       day_first=day_first, renewal_gap_days=renewal_gap_days)
     job = jobs.create_job(session, club_id=actor.club_id, staff_id=actor.user_id,
                           options=options, names=[u.filename for u in kinds.values()])
-    target = jobs.job_dir(job) / "files"
-    target.mkdir(parents=True, exist_ok=True)
-    try:
-        budget = MAX_UPLOAD
-        for kind, upload in kinds.items():
-            budget -= _save(upload, target / f"{kind}.csv", budget)
-    except BaseException:
-        shutil.rmtree(jobs.job_dir(job), ignore_errors=True)
-        raise
+    budget = [MAX_UPLOAD]  # too large: the request's transaction (job and files) rolls back
+    for kind, upload in kinds.items():
+        jobs.store_upload(session, job, kind=kind, chunks=_chunks(upload, budget))
     background.add_task(jobs.start, request.app.state.sessionmaker, job.id)
     return jobs.read_job(session, club_id=actor.club_id, job_id=job.id)
 
@@ -89,11 +80,20 @@ def read_history_job(session: SessionDep, actor: ManagerActor,
     return jobs.read_job(session, club_id=actor.club_id, job_id=job_id)
 
 
-@router.get("/imports/history/{job_id}/rejects/{name}", response_class=FileResponse,
+@router.get("/imports/history/{job_id}/rejects/{name}", response_class=Response,
             responses={200: {"content": {"text/csv": {}}}})
-def history_rejects(session: SessionDep, actor: ManagerActor, job_id: IdPath("import job id"),
+def history_rejects(request: Request, session: SessionDep, actor: ManagerActor,
+                    job_id: IdPath("import job id"),
                     name: Annotated[str, Path(max_length=100, pattern=r"^[a-z_]+\.rejects\.csv$",
                                               description="e.g. memberships.rejects.csv")]):
-    """The rows of one file that were not imported, with a `problem` column: fix and upload."""
-    path = jobs.rejects_file(session, club_id=actor.club_id, job_id=job_id, name=name)
-    return FileResponse(path, media_type="text/csv", filename=name)
+    """The rows of one file that were not imported, with a `problem` column: fix and upload
+    (kept for a day after the import)."""
+    stored = jobs.rejects_file(session, club_id=actor.club_id, job_id=job_id, name=name)
+    factory, file_id = request.app.state.sessionmaker, stored.id
+
+    def body():  # 1 MB at a time, whatever the file's size
+        with factory() as reader:
+            yield from storage.chunks(reader, file_id)
+
+    return StreamingResponse(body(), media_type="text/csv; charset=utf-8", headers={
+        "Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "no-store"})
