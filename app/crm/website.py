@@ -96,15 +96,21 @@ def hit(session: Session, *, bucket: str, window: timedelta, now: datetime) -> t
     elapsed = (now - _EPOCH) // window
     start = _EPOCH + elapsed * window
     table = RateLimitBucket.__table__
-    stmt = dialect_insert(session, table).values(bucket=bucket, window_start=start, hits=1)
+    stmt = dialect_insert(session, table).values(bucket=bucket, window_start=start,
+                                                 expires_at=start + window, hits=1)
     stmt = stmt.on_conflict_do_update(index_elements=["bucket", "window_start"],
                                       set_={"hits": table.c.hits + 1}).returning(table.c.hits)
     hits = session.execute(stmt).scalar_one()
-    if hits == 1:  # a new window: forget this bucket's older ones
-        session.execute(delete(table).where(table.c.bucket == bucket,
-                                            table.c.window_start < start))
+    if hits == 1:  # a new window: forget every window that has ended, of any bucket
+        expire(session, now=now)
     left = math.ceil((start + window - now).total_seconds())
     return hits, max(left, 1)
+
+
+def expire(session: Session, *, now: datetime) -> int:
+    """Delete the counts of windows that have ended (one set-based statement); how many."""
+    table = RateLimitBucket.__table__
+    return session.execute(delete(table).where(table.c.expires_at <= now)).rowcount
 
 
 def _ip_bucket(address: str | None) -> str:

@@ -224,3 +224,37 @@ def test_the_key_limit_holds_per_hour(client, world, db):
     with transaction(db.sessionmaker) as s:
         hits, left = website.hit(s, bucket="test", window=website.IP_WINDOW, now=clock.now())
     assert hits == 1 and 1 <= left <= 60
+
+
+def test_rate_limit_rows_of_ended_windows_are_deleted_so_many_addresses_do_not_grow_the_table(
+        client, world, db, session, clock):
+    """Issue 16: `rate_limit_buckets` only shrank per address, so many addresses grew it without
+    bound. Every new window now deletes the rows of every window that has ended."""
+    from datetime import timedelta
+
+    from app.crm.models import RateLimitBucket
+
+    club = world.club()
+    key = _key(client, world.staff(club, Role.manager))
+    session.execute(RateLimitBucket.__table__.delete())  # the key's creation was not counted
+    session.commit()
+
+    def flood(count: int, offset: int) -> None:  # one request from each of `count` addresses
+        for n in range(count):
+            website.authenticate(db.sessionmaker, key=key, address=f"10.0.{offset}.{n}")
+
+    def rows() -> int:
+        count = session.scalar(select(func.count()).select_from(RateLimitBucket))
+        session.rollback()  # no transaction left open: SQLite has one writer
+        return count
+
+    flood(120, 1)
+    assert rows() == 120 + 1  # 120 addresses' minute and the key's hour
+    clock.advance(timedelta(minutes=2))  # every address's minute has ended; the key's hour not
+    flood(120, 2)
+    assert rows() == 120 + 1  # this minute's addresses and the key's hour: no old minute
+    clock.advance(timedelta(hours=2))
+    assert _submit(client, key, email="later@example.org", phone=None).status_code == 201
+    assert rows() == 2  # one address's minute and the key's new hour
+    assert all(r.expires_at > clock.now() for r in session.scalars(select(RateLimitBucket)))
+    session.rollback()
