@@ -164,11 +164,16 @@ class RateLimitBucket(IdMixin, Base):
 
     `bucket` names what is limited ("website-ip:<sha256 of the address>", "website-key:<id>");
     a window's row is created by the first request and incremented by one atomic upsert.
+    `expires_at` is the end of the window: rows whose window has ended are deleted (every
+    bucket's, in one statement) whenever a new window starts, so many addresses cannot grow the
+    table without bound.
     """
 
     __tablename__ = "rate_limit_buckets"
-    __table_args__ = (UniqueConstraint("bucket", "window_start"),)
+    __table_args__ = (UniqueConstraint("bucket", "window_start"),
+                      Index("ix_rate_limit_buckets_expires_at", "expires_at"))
 
     bucket: Mapped[str] = mapped_column(String(100))
     window_start: Mapped[datetime]
+    expires_at: Mapped[datetime]
     hits: Mapped[int] = mapped_column(Integer, default=0)

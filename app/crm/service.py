@@ -9,7 +9,7 @@ from app.clubs.models import ClubStaff, StaffUser
 from app.clubs.schemas import MANAGERS, Role
 from app.clubs.service import Actor
 from app.core import clock
-from app.core.errors import Conflict, Forbidden, NotFound
+from app.core.errors import Conflict, NotFound
 from app.crm import leads
 from app.crm.models import Interaction, Task
 from app.crm.schemas import InteractionCreate, TaskCreate, TaskRead, TaskUpdate, TimelineItem
@@ -103,10 +103,32 @@ def tasks_today(session: Session, *, actor: Actor, today: date | None = None,
     return _with_names(session, tasks, today)
 
 
+def _trainer_scope(actor: Actor):
+    """Trainers see their own tasks only: assigned to them, or to the trainer role and no one
+    yet (never the desk's lead follow-ups or call tasks); everyone else sees the club's."""
+    return _visible_to(actor) if actor.role == Role.trainer else None
+
+
+def task_for(session: Session, *, actor: Actor, task_id: int) -> Task:
+    """A task the actor may see (another club's, or for a trainer someone else's: 404)."""
+    stmt = select(Task).where(Task.id == task_id, Task.club_id == actor.club_id)
+    scope = _trainer_scope(actor)
+    if scope is not None:
+        stmt = stmt.where(scope)
+    task = session.scalar(stmt)
+    if task is None:
+        raise NotFound("Task not found", code="task_not_found")
+    return task
+
+
 def list_tasks(session: Session, *, actor: Actor, status: str | None = None,
                member_id: int | None = None, limit: int = 50, offset: int = 0
                ) -> tuple[list[TaskRead], int]:
+    """Tasks newest due first (a trainer: only their own, see `_trainer_scope`)."""
     where = [Task.club_id == actor.club_id]
+    scope = _trainer_scope(actor)
+    if scope is not None:
+        where.append(scope)
     if status:
         where.append(Task.status == status)
     if member_id:
@@ -125,12 +147,7 @@ def _channel_for(kind: str) -> str:
 
 def complete_task(session: Session, *, actor: Actor, task_id: int, outcome: str) -> TaskRead:
     """Mark a task done with its outcome; the interaction goes on the member's timeline."""
-    task = get_task(session, club_id=actor.club_id, task_id=task_id)
-    if actor.role == Role.trainer and not (
-            task.assignee_user_id == actor.user_id
-            or (task.assignee_user_id is None and task.assignee_role == Role.trainer.value)):
-        raise Forbidden("Trainers complete their own tasks and trainer tasks only",
-                        code="not_your_task")
+    task = task_for(session, actor=actor, task_id=task_id)  # a trainer: their own only
     if task.status != "open":
         raise Conflict(f"This task is already {task.status}", code="task_closed")
     now = clock.now()
@@ -147,7 +164,7 @@ def complete_task(session: Session, *, actor: Actor, task_id: int, outcome: str)
 
 
 def _open_task(session: Session, *, actor: Actor, task_id: int) -> Task:
-    task = get_task(session, club_id=actor.club_id, task_id=task_id)
+    task = task_for(session, actor=actor, task_id=task_id)
     if task.status != "open":
         raise Conflict(f"This task is already {task.status}", code="task_closed")
     return task

@@ -9,7 +9,7 @@ keys count too, and a flood is refused with 429 and `Retry-After`.
 import hashlib
 import math
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -21,16 +21,25 @@ from app.core.db import transaction
 from app.core.errors import DomainError, NotFound, Unauthorized
 from app.core.security import digest, new_secret
 from app.crm import leads
-from app.crm.models import Interaction, Lead, RateLimitBucket, WebsiteKey, WebsiteSubmission
+from app.crm.models import (
+    Interaction,
+    Lead,
+    RateLimitBucket,
+    Task,
+    WebsiteKey,
+    WebsiteSubmission,
+)
 from app.crm.schemas import LeadStage, WebsiteLeadCreate
 from app.members import service as members_service
-from app.members.models import Member
+from app.members.models import Consent, Member
 from app.members.schemas import MemberCreate
 from app.retention.sql import dialect_insert
 
 IP_LIMIT, IP_WINDOW = 20, timedelta(minutes=1)
 KEY_LIMIT, KEY_WINDOW = 300, timedelta(hours=1)
 CONSENT_SOURCE = "website_form"
+WEB_REQUEST_KIND = "follow_up"  # the desk's task for what a known person asked on the form
+CHANNEL_WORDS = {"email": "email", "sms": "SMS"}
 _EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 
 
@@ -87,15 +96,21 @@ def hit(session: Session, *, bucket: str, window: timedelta, now: datetime) -> t
     elapsed = (now - _EPOCH) // window
     start = _EPOCH + elapsed * window
     table = RateLimitBucket.__table__
-    stmt = dialect_insert(session, table).values(bucket=bucket, window_start=start, hits=1)
+    stmt = dialect_insert(session, table).values(bucket=bucket, window_start=start,
+                                                 expires_at=start + window, hits=1)
     stmt = stmt.on_conflict_do_update(index_elements=["bucket", "window_start"],
                                       set_={"hits": table.c.hits + 1}).returning(table.c.hits)
     hits = session.execute(stmt).scalar_one()
-    if hits == 1:  # a new window: forget this bucket's older ones
-        session.execute(delete(table).where(table.c.bucket == bucket,
-                                            table.c.window_start < start))
+    if hits == 1:  # a new window: forget every window that has ended, of any bucket
+        expire(session, now=now)
     left = math.ceil((start + window - now).total_seconds())
     return hits, max(left, 1)
+
+
+def expire(session: Session, *, now: datetime) -> int:
+    """Delete the counts of windows that have ended (one set-based statement); how many."""
+    table = RateLimitBucket.__table__
+    return session.execute(delete(table).where(table.c.expires_at <= now)).rowcount
 
 
 def _ip_bucket(address: str | None) -> str:
@@ -164,10 +179,44 @@ def _find_person(session: Session, *, club_id: int, email: str | None,
     return None
 
 
+def _staff_request(session: Session, *, club_id: int, member: Member, lead: Lead | None,
+                   asked: list[str], lost: bool, today: date, now: datetime) -> None:
+    """A task for the desk: what a known person asked for on the (anonymous) form, to confirm
+    with them before anything about them changes. One open task per person is enough."""
+    wishes = []
+    if asked:
+        withdrawn = set(session.scalars(select(Consent.channel).where(
+            Consent.member_id == member.id, Consent.channel.in_(asked),
+            Consent.granted.is_(False))))
+        wishes += [f"to receive {CHANNEL_WORDS[c]}" + (" again (they had said no)"
+                                                       if c in withdrawn else "")
+                   for c in asked]
+    if lost:
+        wishes.append("to be contacted again (their lead was lost)")
+    if not wishes:
+        return
+    title = "Website form asked " + "; ".join(wishes) + " — confirm with them"
+    if session.scalar(select(Task.id).where(Task.member_id == member.id,
+                                            Task.kind == WEB_REQUEST_KIND,
+                                            Task.status == "open",
+                                            Task.title == title[:200])) is not None:
+        return
+    session.add(Task(
+        club_id=club_id, member_id=member.id, kind=WEB_REQUEST_KIND, title=title[:200],
+        details=("Someone sent the website form with this person's email or phone. The form is "
+                 "anonymous, so nothing was changed: record their consent (or reopen the lead) "
+                 "only after they confirm it to you."),
+        assignee_role=None if lead is not None and lead.assignee_user_id else "front_desk",
+        assignee_user_id=lead.assignee_user_id if lead is not None else None,
+        due_date=today, status="open", created_by=None, created_at=now, updated_at=now))
+
+
 def submit(session: Session, *, caller: WebsiteCaller,
            data: WebsiteLeadCreate) -> tuple[WebsiteSubmission, bool]:
-    """Record a website enquiry: a new person becomes a lead (source website); a person the club
-    knows gets their lead refreshed (a lost one reopened) and the enquiry on their timeline.
+    """Record a website enquiry: a new person becomes a lead (source website) with the form's
+    consent answers. A person the club knows is never changed by the anonymous form: the
+    enquiry goes on their timeline, an open lead gets the new campaign, and what they asked for
+    (consent to messages, a lost lead reopened) becomes a task for the desk to confirm.
     Returns (submission, created) — created False for a repeated form_id."""
     club_id = caller.club_id
     now = clock.now()
@@ -182,24 +231,33 @@ def submit(session: Session, *, caller: WebsiteCaller,
            "utm_campaign": data.utm_campaign}
     member = _find_person(session, club_id=club_id, email=data.email, phone=phone)
     consents = {"email": data.consent_email, "sms": data.consent_sms}
+    known = member is not None
     if member is None:
         member = members_service.create_member(session, club_id=club_id, data=MemberCreate(
             first_name=data.first_name, last_name=data.last_name, email=data.email, phone=phone,
             source="website", different_person=True), require_custom=False)
-        to_record = consents  # a new person: both answers are their first statement
-    else:
-        to_record = {c: True for c, granted in consents.items() if granted}  # only new grants
-    for channel, granted in to_record.items():
-        members_service.set_consent(session, club_id=club_id, member_id=member.id,
-                                    channel=channel, granted=granted, source=CONSENT_SOURCE)
+        # a new person: both answers are their first statement
+        for channel, granted in consents.items():
+            members_service.set_consent(session, club_id=club_id, member_id=member.id,
+                                        channel=channel, granted=granted, source=CONSENT_SOURCE)
     lead = session.scalar(select(Lead).where(Lead.member_id == member.id))
+    lost = False
     if lead is None and not leads.has_membership(session, member_id=member.id):
         lead = leads.start_lead(session, club_id=club_id, member_id=member.id,
                                 source="website", staff_id=None,
                                 source_detail=data.utm_campaign, utm=utm)
+    elif lead is not None and lead.stage == LeadStage.lost:
+        lost = True  # not reopened by an anonymous form: the desk confirms it first
     elif lead is not None and lead.stage != LeadStage.won:
         leads.reopen_or_refresh(session, lead=lead, note="enquired again on the website",
                                 utm=utm)
+    if known:
+        held = {"email": member.email_consent, "sms": member.sms_consent}
+        asked = [channel for channel, granted in consents.items()
+                 if granted and not held[channel]]
+        _staff_request(session, club_id=club_id, member=member, lead=lead,
+                       asked=asked, lost=lost,
+                       today=clubs_service.club_today(club), now=now)
     summary = "Website form" + (f": {data.message}" if data.message else " (no message)")
     session.add(Interaction(club_id=club_id, member_id=member.id, kind="website_form",
                             channel="web", summary=summary[:500], occurred_at=now))

@@ -20,7 +20,6 @@ from app.members.schemas import (
     NoteCreate,
     NoteRead,
 )
-from app.privacy import service as audit
 
 router = APIRouter(prefix="/api/v1", tags=["members"])
 
@@ -35,10 +34,7 @@ Offset = Annotated[int, Query(ge=0, le=10_000)]
 @router.post("/members", response_model=MemberRead, status_code=201)
 def create_member(session: SessionDep, actor: DeskActor, body: MemberCreate):
     """Register a person; 409 duplicate_member when the email or phone is already known."""
-    member = service.create_member(session, club_id=actor.club_id, data=body,
-                                   staff_id=actor.user_id)
-    audit.record(session, club_id=actor.club_id, actor=actor, action="created",
-                 member_id=member.id)
+    member = service.register_member(session, actor=actor, data=body)
     return service.member_detail(session, club_id=actor.club_id, member_id=member.id)
 
 
@@ -65,21 +61,14 @@ def search_members(session: SessionDep, actor: StaffActor,
 @router.get("/members/{member_id}", response_model=MemberRead)
 def get_member(session: SessionDep, actor: StaffActor, member_id: MemberId, as_of: AsOf = None):
     """A member with cards, current consents and the membership that matters on `as_of`."""
-    detail = service.member_detail(session, club_id=actor.club_id, member_id=member_id,
-                                   as_of=as_of)
-    audit.record(session, club_id=actor.club_id, actor=actor, action="viewed",
-                 member_id=member_id)
-    return detail
+    return service.view_member(session, actor=actor, member_id=member_id, as_of=as_of)
 
 
 @router.patch("/members/{member_id}", response_model=MemberRead)
 def update_member(session: SessionDep, actor: DeskActor, member_id: MemberId,
                   body: MemberUpdate):
     """Change a member's details; same normalisation and duplicate rule as on create."""
-    service.update_member(session, club_id=actor.club_id, member_id=member_id, data=body)
-    audit.record(session, club_id=actor.club_id, actor=actor, action="updated",
-                 member_id=member_id,
-                 fields=list(body.model_dump(exclude_unset=True, exclude={"different_person"})))
+    service.change_member(session, actor=actor, member_id=member_id, data=body)
     return service.member_detail(session, club_id=actor.club_id, member_id=member_id)
 
 
@@ -108,41 +97,27 @@ def replace_card(session: SessionDep, actor: DeskActor, card_id: CardId, body: C
 def add_consent(session: SessionDep, actor: DeskActor, member_id: MemberId,
                 body: ConsentCreate):
     """Record that a member granted or withdrew consent for a channel."""
-    consent = service.set_consent(session, club_id=actor.club_id, member_id=member_id,
-                                  channel=body.channel, granted=body.granted,
-                                  source=body.source, staff_id=actor.user_id)
-    audit.record(session, club_id=actor.club_id, actor=actor, action="consent_changed",
-                 member_id=member_id, fields=[f"{consent.channel}_consent"])
-    return consent
+    return service.record_consent(session, actor=actor, member_id=member_id,
+                                  channel=body.channel, granted=body.granted, source=body.source)
 
 
 @router.get("/members/{member_id}/consents", response_model=Page[ConsentRead])
 def consent_history(session: SessionDep, actor: StaffActor, member_id: MemberId,
                     limit: Limit = 50, offset: Offset = 0):
     """The member's consent history, newest first."""
-    page = service.consent_history(session, club_id=actor.club_id, member_id=member_id,
-                                   limit=limit, offset=offset)
-    audit.record(session, club_id=actor.club_id, actor=actor, action="viewed",
-                 member_id=member_id, fields=["consents"])
-    return page
+    return service.view_consents(session, actor=actor, member_id=member_id, limit=limit,
+                                 offset=offset)
 
 
 @router.post("/members/{member_id}/notes", response_model=NoteRead, status_code=201)
 def add_note(session: SessionDep, actor: StaffActor, member_id: MemberId, body: NoteCreate):
     """Add a staff note to a member."""
-    note = service.add_note(session, club_id=actor.club_id, member_id=member_id,
-                            text=body.text, staff_id=actor.user_id)
-    audit.record(session, club_id=actor.club_id, actor=actor, action="note_added",
-                 member_id=member_id, fields=["notes"])
-    return note
+    return service.add_staff_note(session, actor=actor, member_id=member_id, text=body.text)
 
 
 @router.get("/members/{member_id}/notes", response_model=Page[NoteRead])
 def list_notes(session: SessionDep, actor: StaffActor, member_id: MemberId,
                limit: Limit = 50, offset: Offset = 0):
     """The member's notes, newest first."""
-    page = service.list_notes(session, club_id=actor.club_id, member_id=member_id,
-                              limit=limit, offset=offset)
-    audit.record(session, club_id=actor.club_id, actor=actor, action="viewed",
-                 member_id=member_id, fields=["notes"])
-    return page
+    return service.view_notes(session, actor=actor, member_id=member_id, limit=limit,
+                              offset=offset)

@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session, aliased
 from app.access.protocols import allowlist
 from app.clubs import service as clubs_service
 from app.clubs.models import Club
+from app.clubs.service import Actor
 from app.core import clock
 from app.core.errors import Conflict, Invalid, NotFound
 from app.core.sql import successor
@@ -47,6 +48,7 @@ from app.members.models import (
 )
 from app.members.schemas import Channel, MemberCreate, MemberUpdate
 from app.memberships import rules
+from app.privacy import audit
 
 CARD_CODE = re.compile(r"[A-Z0-9._:\-]{1,64}")
 PHONE_LIKE = re.compile(r"\+?[\d\s()./\-]+")
@@ -647,3 +649,74 @@ def list_notes(session: Session, *, club_id: int, member_id: int, limit: int = 5
                                  .limit(limit).offset(offset)))
     total = session.scalar(select(func.count()).select_from(MemberNote).where(*where))
     return {"items": items, "total": total, "limit": limit, "offset": offset}
+
+
+# --- what staff do with a member, audited ----------------------------------------------------
+# Every way staff view or change a person's data (the API, the desk's pages) goes through these,
+# so each writes exactly one privacy audit entry (`app.privacy.audit`); the functions above stay
+# unaudited for other domains' own use.
+
+def register_member(session: Session, *, actor: Actor, data: MemberCreate) -> Member:
+    """Staff register a person (audited: created)."""
+    member = create_member(session, club_id=actor.club_id, data=data, staff_id=actor.user_id)
+    audit.record(session, club_id=actor.club_id, actor=actor, action="created",
+                 member_id=member.id)
+    return member
+
+
+def view_member(session: Session, *, actor: Actor, member_id: int,
+                as_of: date | None = None) -> dict:
+    """Staff open a member's record: `member_detail`, audited (viewed)."""
+    detail = member_detail(session, club_id=actor.club_id, member_id=member_id, as_of=as_of)
+    audit.record(session, club_id=actor.club_id, actor=actor, action="viewed",
+                 member_id=member_id)
+    return detail
+
+
+def change_member(session: Session, *, actor: Actor, member_id: int,
+                  data: MemberUpdate) -> Member:
+    """Staff change a member's details (audited: updated, with the field names)."""
+    member = update_member(session, club_id=actor.club_id, member_id=member_id, data=data)
+    audit.record(session, club_id=actor.club_id, actor=actor, action="updated",
+                 member_id=member_id,
+                 fields=list(data.model_dump(exclude_unset=True, exclude={"different_person"})))
+    return member
+
+
+def record_consent(session: Session, *, actor: Actor, member_id: int, channel: str | Channel,
+                   granted: bool, source: str) -> Consent:
+    """Staff record a consent statement (audited: consent_changed)."""
+    consent = set_consent(session, club_id=actor.club_id, member_id=member_id, channel=channel,
+                          granted=granted, source=source, staff_id=actor.user_id)
+    audit.record(session, club_id=actor.club_id, actor=actor, action="consent_changed",
+                 member_id=member_id, fields=[f"{consent.channel}_consent"])
+    return consent
+
+
+def view_consents(session: Session, *, actor: Actor, member_id: int, limit: int = 50,
+                  offset: int = 0) -> dict:
+    """Staff read a member's consent history (audited: viewed consents)."""
+    page = consent_history(session, club_id=actor.club_id, member_id=member_id, limit=limit,
+                           offset=offset)
+    audit.record(session, club_id=actor.club_id, actor=actor, action="viewed",
+                 member_id=member_id, fields=["consents"])
+    return page
+
+
+def add_staff_note(session: Session, *, actor: Actor, member_id: int, text: str) -> MemberNote:
+    """Staff add a note to a member (audited: note_added)."""
+    note = add_note(session, club_id=actor.club_id, member_id=member_id, text=text,
+                    staff_id=actor.user_id)
+    audit.record(session, club_id=actor.club_id, actor=actor, action="note_added",
+                 member_id=member_id, fields=["notes"])
+    return note
+
+
+def view_notes(session: Session, *, actor: Actor, member_id: int, limit: int = 50,
+               offset: int = 0) -> dict:
+    """Staff read a member's notes (audited: viewed notes)."""
+    page = list_notes(session, club_id=actor.club_id, member_id=member_id, limit=limit,
+                      offset=offset)
+    audit.record(session, club_id=actor.club_id, actor=actor, action="viewed",
+                 member_id=member_id, fields=["notes"])
+    return page

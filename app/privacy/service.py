@@ -15,12 +15,13 @@ from sqlalchemy import String, Table, cast, delete, func, insert, or_, select, u
 from sqlalchemy.orm import Session
 from sqlalchemy.types import JSON
 
-from app.clubs.service import Actor, DeviceActor
+from app.clubs.service import Actor
 from app.core import clock
 from app.core.errors import Conflict, Invalid
 from app.members import service as members_service
 from app.members.models import Card, Consent, Member
 from app.privacy import graph
+from app.privacy.audit import record
 from app.privacy.models import AuditEntry, MemberErasure, MemberMerge
 from app.registry import metadata
 
@@ -45,32 +46,6 @@ EXPORT_SKIPS = ("member_search_terms",)
 
 
 # --- audit log ---------------------------------------------------------------------------------
-
-def _actor_columns(actor: Actor | DeviceActor | int | str | None) -> tuple[int | None, str | None]:
-    if isinstance(actor, Actor):
-        return actor.user_id, None
-    if isinstance(actor, DeviceActor):
-        return None, f"device:{actor.name}"[:100]
-    if isinstance(actor, int):
-        return actor, None
-    if isinstance(actor, str):
-        return None, actor[:100]
-    return None, "system"
-
-
-def record(session: Session, *, club_id: int, actor: Actor | DeviceActor | int | str | None,
-           action: str, member_id: int, fields: tuple[str, ...] | list[str] = (),
-           detail: dict | None = None) -> AuditEntry:
-    """Append one audit entry: `actor` a staff Actor or user id, a device, a label (an API key's
-    name, "import") or None for the system; `fields` are field NAMES, never values."""
-    staff_id, label = _actor_columns(actor)
-    entry = AuditEntry(club_id=club_id, at=clock.now(), staff_id=staff_id, actor_label=label,
-                       action=action, entity="member", entity_id=member_id,
-                       fields=sorted(set(fields)), detail=detail)
-    session.add(entry)
-    session.flush()
-    return entry
-
 
 def list_audit(session: Session, *, club_id: int, member_id: int | None = None,
                staff_id: int | None = None, action: str | None = None,

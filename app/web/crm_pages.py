@@ -699,7 +699,7 @@ def merge_confirm(request: Request, session: PageSession, actor: ManagerPage, ke
                   duplicate: OtherId):
     if keep == duplicate:
         raise Invalid("A member cannot be merged with themselves", code="same_member")
-    sides = [members_service.member_detail(session, club_id=actor.club_id, member_id=i)
+    sides = [members_service.view_member(session, actor=actor, member_id=i)  # audited
              for i in (keep, duplicate)]
     return render(request, "crm_merge.html", {"title": "Merge two records", "keep": sides[0],
                                               "dup": sides[1]})

@@ -387,7 +387,7 @@ def desk_events(request: Request, session: PageSession, actor: DeskPage):
 @router.get("/desk/members/{member_id}")
 def member_card(request: Request, session: PageSession, actor: DeskPage, member_id: MemberId):
     club_id = actor.club_id
-    detail = members_service.member_detail(session, club_id=club_id, member_id=member_id)
+    detail = members_service.view_member(session, actor=actor, member_id=member_id)  # audited
     today = detail["as_of"]
     club = request.state.club
     balance = billing_service.member_balance(session, club_id=club_id, member_id=member_id)
@@ -526,8 +526,8 @@ def sell_cafe(request: Request, session: PageSession, actor: DeskPage, member_id
 def add_note(request: Request, session: PageSession, actor: DeskPage, member_id: MemberId,
              text: Annotated[str, Form(min_length=1, max_length=5000)], back: Back = None):
     url = back_to(request, back, f"/desk/members/{member_id}")
-    members_service.add_note(session, club_id=actor.club_id, member_id=member_id,
-                             text=text.strip(), staff_id=actor.user_id)
+    members_service.add_staff_note(session, actor=actor, member_id=member_id,
+                                   text=text.strip())  # audited
     return done(request, url, "Note added.", "ok")
 
 

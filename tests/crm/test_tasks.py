@@ -60,7 +60,7 @@ def test_create_list_and_complete_a_task(client, world, rw):
     assert r.status_code == 403  # creating tasks is for the desk and managers
     r = client.post(f"/api/v1/tasks/{task['id']}/complete", headers=trainer.headers,
                     json={"outcome": "spoke"})
-    assert r.status_code == 403 and r.json()["error"] == "not_your_task"
+    assert r.status_code == 404 and r.json()["error"] == "task_not_found"  # not a trainer's
     r = client.post(f"/api/v1/tasks/{task['id']}/complete", headers=desk.headers,
                     json={"outcome": "Booked a trial for Friday"})
     assert r.status_code == 200 and r.json()["status"] == "done"
@@ -153,3 +153,49 @@ def test_reassign_reschedule_and_cancel_a_task(client, world, db):
                        json={"reason": "again"}).json()["error"] == "task_closed"
     assert client.patch(f"/api/v1/tasks/{task_id}", headers=desk.headers,
                         json={"title": "x"}).status_code == 409
+
+
+def test_trainers_see_only_their_own_tasks(client, world, db, rw):
+    """Issue 16: a trainer listed every task, the desk's lead follow-ups included; the README
+    says "own tasks". A trainer now sees tasks assigned to them and unclaimed trainer-role tasks,
+    in the list, by member, today's list and the tasks page; another task answers 404."""
+    from tests.web.conftest import sign_in
+
+    club = world.club()
+    today = club_today(club)
+    trainer, other = world.staff(club, Role.trainer), world.staff(club, Role.trainer)
+    desk = world.staff(club, Role.front_desk)
+    member = rw.member(club, "Lea")
+    mine = _task(db, club, title="mine", due=today, user=trainer.user_id, member=member)
+    role = _task(db, club, title="for trainers", due=today, role="trainer", member=member)
+    theirs = _task(db, club, title="another trainer's", due=today, user=other.user_id,
+                   member=member)
+    follow_up = _task(db, club, title="Follow up the trial of Lea", due=today,
+                      role="front_desk", member=member)
+    unassigned = _task(db, club, title="unassigned lead task", due=today, member=member)
+
+    def listed(staff, query=""):
+        r = client.get(f"/api/v1/tasks{query}", headers=staff.headers)
+        assert r.status_code == 200, r.text
+        return sorted(t["id"] for t in r.json()["items"]), r.json()["total"]
+
+    assert listed(trainer) == (sorted([mine, role]), 2)
+    assert listed(trainer, f"?member_id={member}&status=open") == (sorted([mine, role]), 2)
+    assert listed(other) == (sorted([role, theirs]), 2)
+    assert listed(desk)[1] == 5  # the desk and managers see the club's tasks
+    today_ids = {t["id"] for t in client.get("/api/v1/tasks/today",
+                                             headers=trainer.headers).json()}
+    assert today_ids == {mine, role}
+    for task_id in (theirs, follow_up, unassigned):
+        r = client.post(f"/api/v1/tasks/{task_id}/complete", headers=trainer.headers,
+                        json={"outcome": "done"})
+        assert r.status_code == 404 and r.json()["error"] == "task_not_found"
+    r = client.post(f"/api/v1/tasks/{mine}/complete", headers=trainer.headers,
+                    json={"outcome": "done"})
+    assert r.status_code == 200
+    sign_in(client, trainer.email)
+    page = client.get("/tasks")
+    assert page.status_code == 200
+    assert "for trainers" in page.text
+    for title in ("another trainer", "Follow up the trial of Lea", "unassigned lead task"):
+        assert title not in page.text

@@ -4,7 +4,7 @@ from sqlalchemy import func, select
 
 from app.clubs.schemas import Role
 from app.crm import website
-from app.crm.models import Interaction, Lead, WebsiteSubmission
+from app.crm.models import Interaction, Lead, Task, WebsiteSubmission
 from app.members.models import Consent, Member
 
 FORM = {"first_name": "Mia", "last_name": "Wolf", "email": "Mia.Wolf@Example.org",
@@ -70,20 +70,62 @@ def test_the_same_form_twice_is_one_lead_and_a_known_person_gets_no_new_record(c
     assert session.scalar(select(func.count()).select_from(WebsiteSubmission)) == 2
     member = session.scalar(select(Member))
     lead = session.scalar(select(Lead))
-    assert member.email_consent and member.sms_consent  # an unticked box withdraws nothing
+    # an unticked box withdraws nothing, and a ticked one grants nothing to a known person:
+    # the desk gets a task to confirm it with them
+    assert member.email_consent and not member.sms_consent
+    [task] = session.scalars(select(Task).where(Task.member_id == member.id))
+    assert (task.kind, task.assignee_role, task.status) == ("follow_up", "front_desk", "open")
+    assert task.title == "Website form asked to receive SMS again (they had said no) — confirm with them"
     assert lead.utm_campaign == "summer"
     assert session.scalar(select(func.count()).select_from(Interaction).where(
         Interaction.kind == "website_form")) == 2
-    # a lost lead who enquires again is reopened
+    # a lost lead who enquires again is not reopened by the anonymous form: a task says so
     lead_id = lead.id
     session.rollback()
     client.post(f"/api/v1/leads/{lead_id}/stage", headers=desk.headers,
                 json={"stage": "lost", "lost_reason": "no_response"})
     assert _submit(client, key).status_code == 201
-    reopened = client.get(f"/api/v1/leads/{lead_id}", headers=desk.headers).json()
-    assert reopened["stage"] == "new"
-    assert [h["to_stage"] for h in reopened["history"]] == ["new", "lost", "new"]
-    assert reopened["history"][-1]["staff_id"] is None
+    kept = client.get(f"/api/v1/leads/{lead_id}", headers=desk.headers).json()
+    assert kept["stage"] == "lost"
+    assert [h["to_stage"] for h in kept["history"]] == ["new", "lost"]
+    titles = [t["title"] for t in client.get(
+        f"/api/v1/tasks?member_id={kept['member_id']}", headers=desk.headers).json()["items"]]
+    assert "Website form asked to be contacted again (their lead was lost) — confirm with them" \
+        in titles
+
+
+def test_the_form_never_switches_a_withdrawn_consent_back_on(client, world, session):
+    """Issue 16, item 5: a member withdrew email consent; the anonymous form with their email and
+    consent_email true leaves it withdrawn and asks the desk to confirm instead."""
+    club = world.club()
+    manager, desk = world.staff(club, Role.manager), world.staff(club, Role.front_desk)
+    key = _key(client, manager)
+    r = client.post("/api/v1/members", headers=desk.headers, json={
+        "first_name": "Zoë", "last_name": "Werner", "email": "zoe@example.org",
+        "consents": {"email": True}})
+    assert r.status_code == 201, r.text
+    member_id = r.json()["id"]
+    r = client.post(f"/api/v1/members/{member_id}/consents", headers=desk.headers,
+                    json={"channel": "email", "granted": False, "source": "member asked"})
+    assert r.status_code in (200, 201), r.text
+    for form_id in ("w-1", "w-2"):  # twice: still one task for the desk
+        r = _submit(client, key, email="zoe@example.org", phone=None, consent_email=True,
+                    form_id=form_id)
+        assert r.status_code == 201, r.text
+    member = client.get(f"/api/v1/members/{member_id}", headers=desk.headers).json()
+    assert member["consents"]["email"] is False
+    session.rollback()
+    consents = session.execute(select(Consent.granted, Consent.source)
+                               .where(Consent.member_id == member_id, Consent.channel == "email")
+                               .order_by(Consent.id)).all()
+    assert [tuple(c) for c in consents] == [(True, consents[0].source), (False, "member asked")]
+    assert "website_form" not in {c.source for c in consents}
+    session.rollback()
+    tasks = client.get("/api/v1/tasks/today", headers=desk.headers).json()
+    asked = [t for t in tasks if t["member_id"] == member_id]
+    assert [t["title"] for t in asked] == [
+        "Website form asked to receive email again (they had said no) — confirm with them"]
+    assert "nothing was changed" in asked[0]["details"]
 
 
 def test_bad_input_is_refused_with_field_messages(client, world, session):
@@ -182,3 +224,37 @@ def test_the_key_limit_holds_per_hour(client, world, db):
     with transaction(db.sessionmaker) as s:
         hits, left = website.hit(s, bucket="test", window=website.IP_WINDOW, now=clock.now())
     assert hits == 1 and 1 <= left <= 60
+
+
+def test_rate_limit_rows_of_ended_windows_are_deleted_so_many_addresses_do_not_grow_the_table(
+        client, world, db, session, clock):
+    """Issue 16: `rate_limit_buckets` only shrank per address, so many addresses grew it without
+    bound. Every new window now deletes the rows of every window that has ended."""
+    from datetime import timedelta
+
+    from app.crm.models import RateLimitBucket
+
+    club = world.club()
+    key = _key(client, world.staff(club, Role.manager))
+    session.execute(RateLimitBucket.__table__.delete())  # the key's creation was not counted
+    session.commit()
+
+    def flood(count: int, offset: int) -> None:  # one request from each of `count` addresses
+        for n in range(count):
+            website.authenticate(db.sessionmaker, key=key, address=f"10.0.{offset}.{n}")
+
+    def rows() -> int:
+        count = session.scalar(select(func.count()).select_from(RateLimitBucket))
+        session.rollback()  # no transaction left open: SQLite has one writer
+        return count
+
+    flood(120, 1)
+    assert rows() == 120 + 1  # 120 addresses' minute and the key's hour
+    clock.advance(timedelta(minutes=2))  # every address's minute has ended; the key's hour not
+    flood(120, 2)
+    assert rows() == 120 + 1  # this minute's addresses and the key's hour: no old minute
+    clock.advance(timedelta(hours=2))
+    assert _submit(client, key, email="later@example.org", phone=None).status_code == 201
+    assert rows() == 2  # one address's minute and the key's new hour
+    assert all(r.expires_at > clock.now() for r in session.scalars(select(RateLimitBucket)))
+    session.rollback()
