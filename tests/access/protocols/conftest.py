@@ -11,7 +11,6 @@ from app.clubs.models import Club
 from app.core import clock
 from app.core.db import transaction
 
-
 DEVICE_ADDRESS = "192.0.2.10"
 """Where the test client calls from: the club's device network (TEST-NET-1)."""
 DEVICE_NETWORK = "192.0.2.0/24"
