@@ -147,7 +147,9 @@ def throttle(session: Session, *, serial: str | None, client_ip: str | None,
              now: datetime | None = None) -> int | None:
     """Count a ZKTeco request per serial number and per address (in `rate_limit_buckets`, so the
     limit holds across workers), before the serial is looked at: the seconds to wait when over a
-    limit, else None. Unknown and known serials are counted alike."""
+    limit, else None. Unknown and known serials are counted alike. The router counts in its own
+    short transaction (committed whatever the request does next, and the bucket rows are not
+    locked while the request works)."""
     from app.crm.website import hit
 
     now = now or clock.now()

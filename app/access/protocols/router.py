@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 
 from app.access.protocols import hikvision, ironlogic, zkteco
 from app.access.protocols.common import ProtocolDevice, resolve_device, throttle
+from app.core.db import transaction
 from app.core.deps import SessionDep
 from app.core.errors import DomainError, Unauthorized
 
@@ -76,7 +77,8 @@ ZK_ERRORS[429] = {"description": "too many requests for this serial number or fr
 
 def _zk(request: Request, session, work: Callable[[ProtocolDevice], str]) -> PlainTextResponse:
     serial, client = _query(request, "SN"), _client(request)
-    wait = throttle(session, serial=serial, client_ip=client)
+    with transaction(request.app.state.sessionmaker) as counting:  # kept whatever follows
+        wait = throttle(counting, serial=serial, client_ip=client)
     if wait is not None:
         return PlainTextResponse(f"Too many requests; try again in {wait} seconds",
                                  status_code=429, headers={"Retry-After": str(wait)})
