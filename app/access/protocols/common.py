@@ -190,8 +190,7 @@ def _address_text(client_ip: str | None) -> str | None:
         return None
 
 
-def _resolve_zkteco(session: Session, row, *, serial: str | None,
-                    client_ip: str | None) -> None:
+def _resolve_zkteco(session: Session, row, *, client_ip: str | None) -> None:
     """ZKTeco sends nothing but its serial number: it is answered only when registered, active,
     approved by a manager and calling from an allowed network (none configured: refused)."""
     if row is None or row.protocol != "zkteco":
@@ -219,7 +218,7 @@ def resolve_device(session: Session, *, protocol: str, serial: str | None,
     also approved, and every refusal is the same `ZkRefused`."""
     row = session.execute(_BY_SERIAL, {"serial": serial}).first() if valid_serial(serial) else None
     if protocol == "zkteco":
-        _resolve_zkteco(session, row, serial=serial, client_ip=client_ip)
+        _resolve_zkteco(session, row, client_ip=client_ip)
     if row is None or row.protocol != protocol:
         raise NotFound(f"Unknown {protocol} device: register it with `fitclub add-device NAME "
                        f"--club ID --protocol {protocol} --serial SERIAL`", code="unknown_device")
