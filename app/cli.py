@@ -130,6 +130,33 @@ def add_device(
                                          timezone=timezone)
         typer.echo(f"device {device.id} {device.name}\nX-Device-Key: {key}\n"
                    "(store it now: only its hash is kept)")
+        if device.protocol == "zkteco":
+            typer.echo("ZKTeco: quarantined until approved — point the device at fitclub, then "
+                       f"`fitclub approve-device {device.id}` (see docs/turnstiles.md)")
+
+
+@cli.command("rotate-device-key")
+def rotate_device_key(device_id: int) -> None:
+    """Give a device a new key (printed once); the old key is refused from now on. Re-activates a
+    revoked device (a ZKTeco device must then be approved again)."""
+    from app.access import devices
+
+    with unit_of_work() as session:
+        club_id = devices.club_of_device(session, device_id=device_id)
+        device, key = devices.rotate_key(session, club_id=club_id, device_id=device_id)
+        typer.echo(f"device {device.id} {device.name}: {device.status}\nX-Device-Key: {key}\n"
+                   "(store it now: only its hash is kept; the old key no longer works)")
+
+
+@cli.command("revoke-device")
+def revoke_device(device_id: int) -> None:
+    """Refuse a device from now on (its key, and a ZKTeco device's serial number)."""
+    from app.access import devices
+
+    with unit_of_work() as session:
+        club_id = devices.club_of_device(session, device_id=device_id)
+        device = devices.revoke_device(session, club_id=club_id, device_id=device_id)
+        typer.echo(f"device {device.id} {device.name}: revoked")
 
 
 # Domains add their own commands: a module `app.<domain>.cli` with `register(cli)`.

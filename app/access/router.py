@@ -3,18 +3,28 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request, Response
 
-from app.access import service
+from app.access import devices, service
 from app.access.schemas import (
     IDEMPOTENCY_KEY_MAX,
     AccessEventRead,
     CheckInCreate,
     DecisionRead,
     DeskDecisionRead,
+    DeviceApprove,
     DeviceEventIn,
+    DeviceKeyRead,
+    DeviceRead,
     MemberRef,
     VisitRead,
 )
-from app.core.deps import DeskActor, DeviceKey, SessionDep, StaffActor, device_unit_of_work
+from app.core.deps import (
+    DeskActor,
+    DeviceKey,
+    ManagerActor,
+    SessionDep,
+    StaffActor,
+    device_unit_of_work,
+)
 from app.core.schemas import IdPath, Page
 
 router = APIRouter(prefix="/api/v1", tags=["access"])
@@ -83,3 +93,43 @@ def member_visits(session: SessionDep, actor: StaffActor, member_id: IdPath("mem
     """One member's visits, newest first."""
     return service.member_visits(session, club_id=actor.club_id, member_id=member_id,
                                  limit=limit, offset=offset)
+
+
+# --- device management (managers) --------------------------------------------------------------
+
+DeviceId = IdPath("device id")
+
+
+@router.get("/devices", response_model=list[DeviceRead], tags=["devices"])
+def list_devices(session: SessionDep, actor: ManagerActor):
+    """The club's turnstile controllers; ZKTeco devices waiting for approval show the addresses
+    they called from."""
+    return devices.list_devices(session, club_id=actor.club_id)
+
+
+@router.get("/devices/{device_id}", response_model=DeviceRead, tags=["devices"])
+def get_device(session: SessionDep, actor: ManagerActor, device_id: DeviceId):
+    return devices.get_device(session, club_id=actor.club_id, device_id=device_id)
+
+
+@router.post("/devices/{device_id}/approve", response_model=DeviceRead, tags=["devices"])
+def approve_device(session: SessionDep, actor: ManagerActor, device_id: DeviceId,
+                   body: DeviceApprove | None = None):
+    """Let a quarantined ZKTeco device in from `allowed_networks` (default: the one address it
+    was seen calling from)."""
+    return devices.approve_device(session, club_id=actor.club_id, device_id=device_id,
+                                  allowed_networks=body.allowed_networks if body else None,
+                                  approved_by=actor.user_id)
+
+
+@router.post("/devices/{device_id}/rotate-key", response_model=DeviceKeyRead, tags=["devices"])
+def rotate_device_key(session: SessionDep, actor: ManagerActor, device_id: DeviceId):
+    """A new key for the device, shown once; the old key is refused from now on."""
+    device, key = devices.rotate_key(session, club_id=actor.club_id, device_id=device_id)
+    return {"device": device, "key": key}
+
+
+@router.post("/devices/{device_id}/revoke", response_model=DeviceRead, tags=["devices"])
+def revoke_device(session: SessionDep, actor: ManagerActor, device_id: DeviceId):
+    """Refuse the device from now on (its key; a ZKTeco serial must be approved again)."""
+    return devices.revoke_device(session, club_id=actor.club_id, device_id=device_id)

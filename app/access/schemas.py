@@ -88,3 +88,40 @@ class VisitRead(Out):
     member_name: str
     membership_id: int | None
     access_event_id: int | None
+
+
+# --- device management (managers) --------------------------------------------------------------
+
+class DeviceRead(Out):
+    """A turnstile controller; never its key. `status`: active, pending (a ZKTeco device waiting
+    for a manager's approval: `seen_addresses`, `first_seen_at`, `last_seen_at` say where and
+    when it called) or revoked."""
+
+    id: int
+    name: str
+    protocol: str
+    serial_number: str | None
+    direction: str
+    timezone: str | None
+    status: Literal["active", "pending", "revoked"]
+    allowed_networks: list[str]
+    approved_at: datetime | None
+    seen_addresses: list[str]
+    first_seen_at: datetime | None
+    last_seen_at: datetime | None
+    revoked_at: datetime | None
+
+
+class DeviceApprove(In):
+    """Approve a quarantined ZKTeco device. Without `allowed_networks`, the one address it was
+    seen calling from is allowed (several seen: give the real device's network)."""
+
+    allowed_networks: list[str] | None = Field(
+        None, max_length=32, description="CIDR networks or addresses, e.g. 10.20.0.0/16")
+
+
+class DeviceKeyRead(Out):
+    """A new device key: shown once, only its hash is kept."""
+
+    device: DeviceRead
+    key: str

@@ -168,7 +168,8 @@ NAV = (NavItem("/desk", "Front desk", DESK), NavItem("/tasks", "Tasks", STAFF),
        NavItem("/manage/stock", "Stock", MANAGERS),
        NavItem("/manage/trainers", "Trainers", MANAGERS),
        NavItem("/crm/leads", "Leads", DESK), NavItem("/manage/import", "Member data", MANAGERS),
-       NavItem("/manage/staff", "Staff", MANAGERS))
+       NavItem("/manage/staff", "Staff", MANAGERS),
+       NavItem("/manage/devices", "Turnstiles", MANAGERS))
 
 
 def nav_for(actor: Actor | None, path: str) -> list[dict]:
@@ -1061,5 +1062,8 @@ def install(app: FastAPI) -> None:
     from app.web import staff_pages  # builds on this module, like the CRM pages
 
     app.include_router(staff_pages.router)
+    from app.web import device_pages
+
+    app.include_router(device_pages.router)
     app.mount("/static", WebStatic(directory=str(STATIC_DIR)), name="static")
     app.state.web_installed = True

@@ -234,6 +234,13 @@ TABLE = [
     R("POST", "/api/v1/website-keys", MANAGERS, {"name": "www"}, ok="2xx"),
     R("GET", "/api/v1/website-keys", MANAGERS, ok="2xx"),
     R("POST", "/api/v1/website-keys/{key_id}/revoke", MANAGERS, None),
+    # turnstile controllers (ids that do not exist: a real rotation would change the key the
+    # device rows use; tests/access/protocols/test_device_management.py covers real ones)
+    R("GET", "/api/v1/devices", MANAGERS, ok="2xx"),
+    R("GET", "/api/v1/devices/{device_id}", MANAGERS),
+    R("POST", "/api/v1/devices/{device_id}/approve", MANAGERS, None),
+    R("POST", "/api/v1/devices/{device_id}/rotate-key", MANAGERS, None),
+    R("POST", "/api/v1/devices/{device_id}/revoke", MANAGERS, None),
     R("GET", "/api/v1/analytics/leads", MANAGERS, ok="2xx"),
 ]
 

@@ -1,4 +1,5 @@
-"""`fitclub device-options` and `fitclub zkteco-sync` (listed in app.cli.COMMAND_MODULES)."""
+"""`fitclub device-options`, `devices`, `approve-device` and `zkteco-sync` (listed in
+app.cli.COMMAND_MODULES)."""
 from typing import Annotated
 
 import typer
@@ -25,6 +26,37 @@ def register(cli: typer.Typer) -> None:
                                        clear_networks=clear_networks)
             typer.echo(f"device {device_id}: networks {options.allowed_networks or 'any'}, "
                        f"open door {options.open_door_seconds or 'off'}")
+
+    @cli.command("devices")
+    def list_devices(club_id: Annotated[int, typer.Option("--club", help="club id")]) -> None:
+        """A club's devices: status (active, pending approval, revoked), networks, and where a
+        pending ZKTeco device was seen calling from."""
+        from app.access import devices
+        from app.cli import unit_of_work
+
+        with unit_of_work() as session:
+            for d in devices.list_devices(session, club_id=club_id):
+                seen = (f" seen from {', '.join(d.seen_addresses) or 'nowhere yet'}"
+                        if d.status == "pending" else "")
+                typer.echo(f"{d.id}\t{d.name}\t{d.protocol}\t{d.serial_number or '-'}\t"
+                           f"{d.status}\tnetworks {', '.join(d.allowed_networks) or '-'}{seen}")
+
+    @cli.command("approve-device")
+    def approve_device(
+        device_id: int,
+        allow: Annotated[list[str] | None, typer.Option(
+            help="a network the device may call from (repeat); default: the one address it "
+                 "was seen calling from")] = None,
+    ) -> None:
+        """Approve a quarantined ZKTeco device for the network it calls from."""
+        from app.access import devices
+        from app.cli import unit_of_work
+
+        with unit_of_work() as session:
+            club_id = devices.club_of_device(session, device_id=device_id)
+            d = devices.approve_device(session, club_id=club_id, device_id=device_id,
+                                       allowed_networks=allow)
+            typer.echo(f"device {d.id} {d.name}: approved from {', '.join(d.allowed_networks)}")
 
     @cli.command("zkteco-sync")
     def zkteco_sync(

@@ -15,6 +15,7 @@ What the device did is passed to `check_in` as `recorded_outcome`: a disagreemen
 server's rules is stored as `device_granted` / `device_refused`, with the server's view in the
 message, so nobody who walked in is missing and no visit is invented.
 """
+import hashlib
 import hmac
 import ipaddress
 import logging
@@ -77,7 +78,8 @@ _BY_SERIAL = (
     select(_devices.c.id, _devices.c.club_id, _devices.c.name, _devices.c.direction,
            _devices.c.protocol, _devices.c.timezone, _devices.c.active, _devices.c.key_hash,
            _clubs.c.timezone.label("club_timezone"), _settings.c.allowed_networks,
-           _settings.c.open_door_seconds)
+           _settings.c.open_door_seconds, _settings.c.approved_at,
+           _settings.c.id.label("settings_id"))
     .select_from(_devices.join(_clubs, _clubs.c.id == _devices.c.club_id)
                  .outerjoin(_settings, _settings.c.device_id == _devices.c.id))
     .where(_devices.c.serial_number == bindparam("serial"))
@@ -116,12 +118,107 @@ def valid_serial(serial: str | None) -> bool:
         and not any(ch.isspace() for ch in serial)
 
 
+ZK_REFUSED = ("This device is not registered, not approved, or not allowed to call from this "
+              "address: a manager registers and approves it (docs/turnstiles.md)")
+"""The one answer (404, plain text) to every ZKTeco request that is refused: unknown, revoked,
+quarantined and wrongly addressed serials are indistinguishable, so serials cannot be guessed."""
+SEEN_ADDRESSES_MAX = 8
+
+ZK_SERIAL_LIMIT = 240
+ZK_ADDRESS_LIMIT = 600
+ZK_WINDOW = timedelta(minutes=1)
+
+
+class ZkRefused(NotFound):
+    """A ZKTeco request refused for any reason (the reason is logged, never answered)."""
+
+    code = "unknown_device"
+
+    def __init__(self) -> None:
+        super().__init__(ZK_REFUSED, code=self.code)
+
+
+def _bucket(kind: str, value: str | None) -> str:
+    # addresses are personal data and serials credentials: only digests are kept
+    return f"{kind}:" + hashlib.sha256((value or "-").encode()).hexdigest()[:40]
+
+
+def throttle(session: Session, *, serial: str | None, client_ip: str | None,
+             now: datetime | None = None) -> int | None:
+    """Count a ZKTeco request per serial number and per address (in `rate_limit_buckets`, so the
+    limit holds across workers), before the serial is looked at: the seconds to wait when over a
+    limit, else None. Unknown and known serials are counted alike. The router counts in its own
+    short transaction (committed whatever the request does next, and the bucket rows are not
+    locked while the request works)."""
+    from app.crm.website import hit
+
+    now = now or clock.now()
+    by_address, address_left = hit(session, bucket=_bucket("zk-ip", client_ip),
+                                   window=ZK_WINDOW, now=now)
+    by_serial, serial_left = hit(session, bucket=_bucket("zk-sn", serial), window=ZK_WINDOW,
+                                 now=now)
+    if by_address > ZK_ADDRESS_LIMIT:
+        return address_left
+    if by_serial > ZK_SERIAL_LIMIT:
+        return serial_left
+    return None
+
+
+def _note_quarantined_call(session: Session, *, settings_id: int | None, device_id: int,
+                           club_id: int, client_ip: str | None) -> None:
+    """Remember where a device waiting for approval called from (for the manager to confirm)."""
+    now = clock.now()
+    options = (session.get(DeviceProtocolSettings, settings_id) if settings_id is not None
+               else None)
+    if options is None:
+        options = DeviceProtocolSettings(club_id=club_id, device_id=device_id,
+                                         allowed_networks=[], seen_addresses=[])
+        session.add(options)
+    seen = list(options.seen_addresses or [])
+    address = _address_text(client_ip)
+    if address and address not in seen and len(seen) < SEEN_ADDRESSES_MAX:
+        options.seen_addresses = [*seen, address]
+    options.first_seen_at = options.first_seen_at or now
+    options.last_seen_at = now
+    session.flush()
+
+
+def _address_text(client_ip: str | None) -> str | None:
+    try:
+        return str(ipaddress.ip_address(client_ip or ""))
+    except ValueError:
+        return None
+
+
+def _resolve_zkteco(session: Session, row, *, client_ip: str | None) -> None:
+    """ZKTeco sends nothing but its serial number: it is answered only when registered, active,
+    approved by a manager and calling from an allowed network (none configured: refused)."""
+    if row is None or row.protocol != "zkteco":
+        log.debug("zkteco call refused: unknown serial from %s", client_ip)
+        raise ZkRefused()
+    if not row.active:
+        log.warning("zkteco call refused: device %s is revoked (from %s)", row.id, client_ip)
+        raise ZkRefused()
+    if row.approved_at is None:
+        log.warning("zkteco call refused: device %s waits for a manager's approval (from %s)",
+                    row.id, client_ip)
+        _note_quarantined_call(session, settings_id=row.settings_id, device_id=row.id,
+                               club_id=row.club_id, client_ip=client_ip)
+        raise ZkRefused()
+    if not row.allowed_networks or not address_allowed(client_ip, row.allowed_networks):
+        log.warning("zkteco call refused: device %s may not call from %s", row.id, client_ip)
+        raise ZkRefused()
+
+
 def resolve_device(session: Session, *, protocol: str, serial: str | None,
                    client_ip: str | None, key: str | None = None,
                    key_required: bool = False) -> ProtocolDevice:
     """The active device of this protocol with this serial number, called from an allowed address
-    (and, where the protocol can carry it, with the device's key); else a domain error."""
+    (and, where the protocol can carry it, with the device's key); else a domain error. ZKTeco:
+    also approved, and every refusal is the same `ZkRefused`."""
     row = session.execute(_BY_SERIAL, {"serial": serial}).first() if valid_serial(serial) else None
+    if protocol == "zkteco":
+        _resolve_zkteco(session, row, client_ip=client_ip)
     if row is None or row.protocol != protocol:
         raise NotFound(f"Unknown {protocol} device: register it with `fitclub add-device NAME "
                        f"--club ID --protocol {protocol} --serial SERIAL`", code="unknown_device")

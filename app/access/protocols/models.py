@@ -37,10 +37,14 @@ class DeviceCommand(IdMixin, Base):
 class DeviceProtocolSettings(IdMixin, TimestampMixin, Base):
     """Per-device options of the protocol adapters (a device without a row uses the defaults).
 
-    `allowed_networks`: source addresses the device may call from (CIDR strings; empty: any) —
-    the only check beyond the serial number that ZKTeco PUSH allows. `open_door_seconds`: answer
-    a granted ZKTeco background verification with `CONTROL DEVICE` (open door 1 that long) for
-    panels that do not open by themselves on `AUTH=SUCCEED`.
+    `allowed_networks`: source addresses the device may call from (CIDR strings). Hikvision and
+    IronLogic: empty means any (they also send their key). ZKTeco, which sends nothing but its
+    serial number: empty means none — a ZKTeco device is answered only once a manager approved
+    it (`approved_at`) and only from these networks. `seen_addresses`, `first_seen_at` and
+    `last_seen_at` are what a ZKTeco device waiting for approval (quarantined) was seen calling
+    from, so the manager can confirm it is the real device. `open_door_seconds`: answer a granted
+    ZKTeco background verification with `CONTROL DEVICE` (open door 1 that long) for panels that
+    do not open by themselves on `AUTH=SUCCEED`.
     """
 
     __tablename__ = "device_protocol_settings"
@@ -51,3 +55,9 @@ class DeviceProtocolSettings(IdMixin, TimestampMixin, Base):
         BigId, ForeignKey("devices.id", ondelete="CASCADE"), unique=True)
     allowed_networks: Mapped[list] = mapped_column(JSON, default=list)
     open_door_seconds: Mapped[int | None] = mapped_column(Integer)
+    approved_at: Mapped[datetime | None]
+    approved_by: Mapped[int | None] = mapped_column(
+        BigId, ForeignKey("staff_users.id", ondelete="SET NULL"))
+    seen_addresses: Mapped[list] = mapped_column(JSON, default=list)
+    first_seen_at: Mapped[datetime | None]
+    last_seen_at: Mapped[datetime | None]

@@ -13,7 +13,8 @@ from fastapi.exceptions import HTTPException
 from fastapi.responses import JSONResponse, PlainTextResponse
 
 from app.access.protocols import hikvision, ironlogic, zkteco
-from app.access.protocols.common import ProtocolDevice, resolve_device
+from app.access.protocols.common import ProtocolDevice, resolve_device, throttle
+from app.core.db import transaction
 from app.core.deps import SessionDep
 from app.core.errors import DomainError, Unauthorized
 
@@ -66,10 +67,23 @@ ZK_ERRORS = {status: {"description": "refused (unknown or not allowed device, ba
              for status in (400, 403, 404, 409, 422)}
 
 
+ZK_ERRORS[404]["description"] = (
+    "refused: the same answer for an unknown, revoked, quarantined (not yet approved) serial and "
+    "for a call from outside the device's allowed networks")
+ZK_ERRORS[429] = {"description": "too many requests for this serial number or from this "
+                                 "address; retry after Retry-After seconds",
+                  "content": {"text/plain": {"schema": {"type": "string"}}}}
+
+
 def _zk(request: Request, session, work: Callable[[ProtocolDevice], str]) -> PlainTextResponse:
+    serial, client = _query(request, "SN"), _client(request)
+    with transaction(request.app.state.sessionmaker) as counting:  # kept whatever follows
+        wait = throttle(counting, serial=serial, client_ip=client)
+    if wait is not None:
+        return PlainTextResponse(f"Too many requests; try again in {wait} seconds",
+                                 status_code=429, headers={"Retry-After": str(wait)})
     try:
-        device = resolve_device(session, protocol="zkteco", serial=_query(request, "SN"),
-                                client_ip=_client(request))
+        device = resolve_device(session, protocol="zkteco", serial=serial, client_ip=client)
         return PlainTextResponse(work(device))
     except DomainError as exc:
         return PlainTextResponse(exc.message, status_code=exc.status_code)

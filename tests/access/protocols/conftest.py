@@ -3,11 +3,17 @@ from dataclasses import dataclass
 
 import pytest
 from argon2 import PasswordHasher
+from fastapi.testclient import TestClient
 
 from app.access.protocols.models import DeviceProtocolSettings
 from app.clubs import service as clubs_service
 from app.clubs.models import Club
+from app.core import clock
 from app.core.db import transaction
+
+DEVICE_ADDRESS = "192.0.2.10"
+"""Where the test client calls from: the club's device network (TEST-NET-1)."""
+DEVICE_NETWORK = "192.0.2.0/24"
 
 
 @pytest.fixture
@@ -19,6 +25,18 @@ def app(settings):
     if not any(getattr(route, "path", None) == "/iclock/cdata" for route in application.routes):
         application.include_router(router)  # until app/main.py lists app.access.protocols.router
     return application
+
+
+@pytest.fixture
+def client(app):
+    """The test client, calling from an address on the club's device network."""
+    with TestClient(app, client=(DEVICE_ADDRESS, 50000)) as c:
+        yield c
+
+
+def client_from(app, address: str) -> TestClient:
+    """Another caller: use as `with client_from(app, "198.51.100.7") as c:`."""
+    return TestClient(app, client=(address, 50000))
 
 
 _FAST_HASHER = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
@@ -43,11 +61,14 @@ class Controller:
 
 @pytest.fixture
 def controller(db):
-    """controller(club, "zkteco", serial, timezone=None, direction="in", **settings)."""
+    """controller(club, "zkteco", serial, timezone=None, direction="in", **settings).
+
+    A ZKTeco device is approved by a manager and allowed from the test client's network
+    (`allowed_networks=[...]` to choose others, `approved=False` to leave it quarantined)."""
     n = 0
 
     def make(club: Club, protocol: str, serial: str | None = None, *, timezone: str | None = None,
-             direction: str = "in", **options) -> Controller:
+             direction: str = "in", approved: bool = True, **options) -> Controller:
         nonlocal n
         n += 1
         serial = serial or f"{protocol[:3].upper()}{club.id:04d}{n:04d}"
@@ -55,10 +76,14 @@ def controller(db):
             device, key = clubs_service.add_device(
                 s, club=s.get(Club, club.id), name=f"{protocol}-{n}", direction=direction,
                 protocol=protocol, serial_number=serial, timezone=timezone)
-            if options:
-                s.add(DeviceProtocolSettings(club_id=club.id, device_id=device.id,
-                                             allowed_networks=options.get("allowed_networks", []),
-                                             open_door_seconds=options.get("open_door_seconds")))
+            zk = protocol == "zkteco"
+            if options or zk:
+                networks = options.get("allowed_networks", [DEVICE_NETWORK] if zk else [])
+                s.add(DeviceProtocolSettings(
+                    club_id=club.id, device_id=device.id,
+                    allowed_networks=networks if approved or not zk else [],
+                    open_door_seconds=options.get("open_door_seconds"),
+                    approved_at=clock.now() if zk and approved else None))
             return Controller(device.id, club.id, serial, key, protocol)
 
     return make
