@@ -324,9 +324,9 @@ def login(request: Request, session: PageSession,
           next: Back = None):
     try:
         token, _user = start_session(session, email=email, password=password,
-                                     ttl=session_ttl(request))
-    except Unauthorized as exc:
-        session.commit()  # keep the failed-login count that throttles guessing
+                                     ttl=session_ttl(request),
+                                     address=request.client.host if request.client else None)
+    except Unauthorized as exc:  # the failure is already counted in its own transaction
         return _login_form(request, next_url=local_path(next, ""), email=email,
                            error=exc.message, status=exc.status_code)
     actor = session_actor(session, token)

@@ -81,7 +81,7 @@ def _run(factory: sessionmaker[Session], job_id: int) -> None:
         with transaction(factory) as session:
             job = session.get(ImportJob, job_id)
             job.status, job.started_at, job.runner = "running", clock.now(), RUNNER
-            club_id, settings = job.club_id, dict(job.options)
+            club_id, settings, staff_id = job.club_id, dict(job.options), job.staff_id
             directory = job_dir(job)
         files = {kind_of(p.name): p for p in sorted((directory / "files").iterdir())}
         options = Options(reference=settings["reference"], dry_run=settings["dry_run"],
@@ -103,7 +103,7 @@ def _run(factory: sessionmaker[Session], job_id: int) -> None:
 
         with transaction(factory) as session:
             report = import_history(session, club_id=club_id, files=files, options=options,
-                                    progress=progress, staff_id=None)
+                                    progress=progress, staff_id=staff_id)
         _finish(factory, job_id, "done", report=report.as_dict())
     except DomainError as exc:
         _finish(factory, job_id, "failed", error=exc.message)
