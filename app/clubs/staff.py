@@ -1,11 +1,15 @@
-"""Staff management: owners (and managers, for the front desk and trainers) add colleagues, change
-roles, remove people from the club and reset passwords; everyone changes their own password.
+"""Staff management: owners (and managers, for the front desk and trainers) invite colleagues,
+change roles, remove people from the club and reset passwords; everyone changes their own password.
 
 Rules (docs/staff.md):
-- A new user gets a random temporary password, returned once; it must be changed at the first
+- Adding a colleague is always an invitation (a hashed one-time link, 7 days): the role is given
+  only when the person accepts it signed in as the invited email's account, or creates that
+  account through the link. The answer is the same whether or not the email has an account and
+  says nothing about it. Roles are given by `app.clubs.service.grant_role` (the one rule).
+- A reset gives a random temporary password, returned once; it must be changed at the next
   sign-in (`StaffUser.must_change_password`), before the token or page session works for
   anything else. Only the argon2 hash is stored.
-- Managers may add, remove and reset the front desk and trainers only; roles change by owners.
+- Managers may invite, remove and reset the front desk and trainers only; roles change by owners.
 - A club always keeps at least one owner (an owner may hand over and step down, the last one
   may not). Nobody resets their own password here: that is `change_own_password`.
 - Someone who also works in another club is reset only by a caller who is an owner there too:

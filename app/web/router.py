@@ -329,8 +329,12 @@ def login(request: Request, session: PageSession,
     except Unauthorized as exc:  # the failure is already counted in its own transaction
         return _login_form(request, next_url=local_path(next, ""), email=email,
                            error=exc.message, status=exc.status_code)
-    actor = session_actor(session, token)
-    response = redirect(local_path(next, home_for(actor)))
+    target = local_path(next, "")
+    if target.startswith("/invitations/"):  # accepting one: possibly someone with no club yet
+        response = redirect(target)
+    else:
+        actor = session_actor(session, token)
+        response = redirect(local_path(next, home_for(actor)))
     set_session_cookie(request, response, token)
     clear_login_nonce(request, response)
     return response

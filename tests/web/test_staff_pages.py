@@ -193,3 +193,28 @@ def test_my_password_wrong_current_and_mismatch_are_explained_and_count_towards_
     r = _post(web, "/me/password", {"current_password": PASSWORD, "new_password": NEW_PASSWORD,
                                     "repeat_password": NEW_PASSWORD}, page="/me/password")
     assert "Too many wrong passwords" in _flash(web.get("/me/password").text)
+
+
+def test_someone_with_no_club_left_signs_in_from_the_link_and_accepts(web, web_app, world, db):
+    club = world.club()
+    owner = world.staff(club, Role.owner)
+    former = world.staff(world.club("Closed Gym"), Role.trainer)
+    with db.sessionmaker() as s:  # their only club let them go
+        s.execute(ClubStaff.__table__.delete().where(ClubStaff.user_id == former.user_id))
+        s.commit()
+    sign_in(web, owner.email)
+    invited = _post(web, "/manage/staff", {"name": "Back Again", "email": former.email,
+                                           "role": "trainer"})
+    path = "/" + LINK_RE.search(invited.text).group(1).split("/", 3)[3]
+    with TestClient(web_app) as them:
+        login = them.get(f"/login?next={path}")
+        r = them.post("/login", data={"email": former.email, "password": PASSWORD,
+                                      "next": path, "csrf_token": csrf_of(login.text)},
+                      follow_redirects=False)
+        assert r.status_code == 303 and r.headers["location"] == path
+        offer = them.get(path)
+        assert 'id="accept-form"' in offer.text
+        r = them.post(path + "/accept", data={"csrf_token": csrf_of(offer.text)},
+                      follow_redirects=False)
+        assert r.status_code == 303
+        assert them.get("/tasks").status_code == 200
