@@ -91,7 +91,7 @@ def create_user(
         user = session.scalar(select(StaffUser).where(StaffUser.email == email.lower()))
         if user is None:
             user = service.create_user(session, email=email, name=name or email, password=password)
-        service.grant_role(session, user=user, club=club, role=Role(role))
+        service.grant_role(session, by=None, user=user, club=club, role=Role(role))  # the operator
         typer.echo(f"user {user.id} {user.email}: {role} in club {club.id}")
 
 

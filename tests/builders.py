@@ -57,7 +57,7 @@ class World:
         with transaction(self.db.sessionmaker) as s:
             user = clubs_service.create_user(s, email=email, name=email.split("@")[0],
                                              password=PASSWORD)
-            clubs_service.grant_role(s, user=user, club=club, role=role)
+            clubs_service.grant_role(s, by=None, user=user, club=club, role=role)
             token, _ = clubs_service.login(s, email=email, password=PASSWORD,
                                            ttl=timedelta(days=2))  # outlives a test that moves its clock
             return Staff(user.id, email, club.id, role, token)

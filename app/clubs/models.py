@@ -46,6 +46,40 @@ class ClubStaff(IdMixin, Base):
     user: Mapped[StaffUser] = relationship(back_populates="clubs", lazy="raise")
 
 
+class StaffInvitation(IdMixin, Base):
+    """An invitation to work in a club: the role is given only when the invited person accepts it
+    signed in as the account of that email (or creates the account through it). Only the SHA-256
+    of the link's token is stored; the inviting club never sees the account."""
+
+    __tablename__ = "staff_invitations"
+
+    club_id: Mapped[int] = mapped_column(BigId, ForeignKey("clubs.id", ondelete="CASCADE"), index=True)
+    email: Mapped[str] = mapped_column(String(254), index=True)
+    name: Mapped[str] = mapped_column(String(200))  # as the inviter wrote it (a new account's name)
+    role: Mapped[str] = mapped_column(String(20))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    invited_by: Mapped[int | None] = mapped_column(
+        BigId, ForeignKey("staff_users.id", ondelete="SET NULL"), index=True)
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    accepted_at: Mapped[datetime | None]
+    accepted_by: Mapped[int | None] = mapped_column(
+        BigId, ForeignKey("staff_users.id", ondelete="SET NULL"), index=True)
+    cancelled_at: Mapped[datetime | None]
+
+
+class LoginFailure(IdMixin, Base):
+    """Failed sign-ins per client address (a digest of it) and 15-minute window, counted with one
+    upsert so the throttle holds across workers; rows of past windows are deleted."""
+
+    __tablename__ = "login_failures"
+    __table_args__ = (UniqueConstraint("address", "window_start"),)
+
+    address: Mapped[str] = mapped_column(String(64))
+    window_start: Mapped[datetime] = mapped_column(index=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+
+
 class AuthToken(IdMixin, Base):
     """An opaque bearer token, stored as its SHA-256; revocable and short-lived."""
 

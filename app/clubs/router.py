@@ -16,21 +16,19 @@ from app.clubs.schemas import (
     TokenOut,
 )
 from app.core.deps import ManagerActor, SessionDep, SettingsDep, SignedInActor, StaffActor
-from app.core.errors import Unauthorized
 
 router = APIRouter(prefix="/api/v1", tags=["auth and clubs"])
 
 
 @router.post("/auth/token", response_model=TokenOut)
-def login(session: SessionDep, settings: SettingsDep,
+def login(request: Request, session: SessionDep, settings: SettingsDep,
           form: Annotated[OAuth2PasswordRequestForm, Depends()]) -> TokenOut:
-    """Sign in with email and password (OAuth2 password form); returns a bearer token."""
+    """Sign in with email and password (OAuth2 password form); returns a bearer token. Unknown
+    emails and locked accounts answer like a wrong password (401); an address with too many
+    failures answers 429."""
     ttl = timedelta(minutes=settings.token_ttl_minutes)
-    try:
-        token, user = service.login(session, email=form.username, password=form.password, ttl=ttl)
-    except Unauthorized:
-        session.commit()  # keep the failed-login count that throttles guessing
-        raise
+    token, user = service.login(session, email=form.username, password=form.password, ttl=ttl,
+                                address=request.client.host if request.client else None)
     return TokenOut(access_token=token, expires_in=int(ttl.total_seconds()),
                     password_change_required=user.must_change_password)
 

@@ -128,8 +128,7 @@ def _staff_email(value: str) -> str:
 
 
 class StaffCreate(In):
-    """A new colleague by email; someone who already works in another club keeps their password
-    and just gets the role here."""
+    """A colleague by email: they get an invitation to accept (docs/staff.md)."""
 
     email: Annotated[str, StringConstraints(min_length=3, max_length=254),
                      AfterValidator(_staff_email)]
@@ -137,9 +136,43 @@ class StaffCreate(In):
     role: Role
 
 
-class StaffAdded(StaffRead):
-    temporary_password: str | None = Field(
-        None, description="shown once, only for a new user; they must change it at first sign-in")
+class InvitationRead(Out):
+    invitation_id: int
+    email: str
+    name: str = Field(description="as the club wrote it; never taken from an account")
+    role: Role
+    created_at: datetime
+    expires_at: datetime
+
+
+class StaffInvited(InvitationRead):
+    """The same answer whether or not the email already has an account."""
+
+    accept_url: str = Field(description="shown once: the link the invited person opens to accept "
+                                        "(signed in as that email) or to create their account; it "
+                                        "grants nothing without their own password")
+
+
+class InvitationInfo(Out):
+    club_id: int
+    club_name: str
+    email: str
+    role: Role
+    expires_at: datetime
+
+
+class InvitationAccepted(Out):
+    club_id: int
+    club_name: str
+    role: Role
+
+
+class InvitationRegister(In):
+    """Create the invited email's account (only when it has none) with one's own password."""
+
+    name: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
+    password: Annotated[str, StringConstraints(min_length=1, max_length=200,
+                                               strip_whitespace=False)]
 
 
 class StaffRoleUpdate(In):

@@ -1,15 +1,18 @@
 """Clubs, staff users, login tokens and access devices."""
+import hashlib
+import math
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, case, delete, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from app.clubs.models import AuthToken, Club, ClubStaff, Device, StaffUser
+from app.clubs.models import AuthToken, Club, ClubStaff, Device, LoginFailure, StaffUser
 from app.clubs.schemas import ClubSettings, Role
 from app.core import clock
-from app.core.errors import Conflict, Invalid, NotFound, Unauthorized
+from app.core.errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized
 from app.core.security import digest, hash_password, new_secret, verify_password
 
 MAX_FAILED_LOGINS = 5
@@ -99,38 +102,159 @@ def create_user(session: Session, *, email: str, name: str, password: str) -> St
     return user
 
 
-def grant_role(session: Session, *, user: StaffUser, club: Club, role: Role) -> ClubStaff:
+MANAGER_MAY_MANAGE = (Role.front_desk, Role.trainer)
+
+
+def check_may_grant(by: Actor | None, *, club_id: int, current: Role | None, role: Role) -> None:
+    """Who may give `role` to someone whose role in the club is `current` (None: not yet staff).
+
+    `by` None is the operator (CLI, demo data). Owners give any role; managers add the front desk
+    and trainers only; roles change by owners; nobody acts on another club."""
+    if by is None:
+        return
+    if by.club_id != club_id:
+        raise Forbidden("You may not give roles in another club", code="forbidden_role")
+    if by.role == Role.owner:
+        return
+    if by.role == Role.manager:
+        if current is not None and current != role:
+            raise Forbidden("Roles change by owners only; ask an owner", code="forbidden_role")
+        if role in MANAGER_MAY_MANAGE:
+            return
+        raise Forbidden(f"Managers may give the front desk and trainer roles only, not "
+                        f"{role.value.replace('_', ' ')}; ask an owner", code="forbidden_role")
+    raise Forbidden(f"Your role ({by.role.value}) may not give roles", code="forbidden_role")
+
+
+def keep_an_owner(session: Session, *, club_id: int, link: ClubStaff) -> None:
+    """Refuse to take away the club's last owner. The owners' rows are locked in id order, so two
+    owners demoting each other at once are serialised and the second one is refused."""
+    if link.role != Role.owner.value:
+        return
+    owners = session.scalars(select(ClubStaff.user_id).where(
+        ClubStaff.club_id == club_id, ClubStaff.role == Role.owner.value)
+        .order_by(ClubStaff.id).with_for_update()).all()
+    if len(owners) <= 1:
+        raise Conflict("This is the club's only owner; make someone else owner first",
+                       code="last_owner")
+
+
+def grant_role(session: Session, *, by: Actor | None, user: StaffUser, club: Club,
+               role: Role) -> ClubStaff:
+    """THE way a role is given or changed (staff API and pages, invitations, the history import,
+    the CLI): `check_may_grant` decides, and the club keeps an owner."""
     link = session.scalar(select(ClubStaff).where(ClubStaff.user_id == user.id,
                                                   ClubStaff.club_id == club.id))
+    current = Role(link.role) if link is not None else None
+    check_may_grant(by, club_id=club.id, current=current, role=role)
     if link is None:
         link = ClubStaff(user_id=user.id, club_id=club.id, role=role.value)
         session.add(link)
-    else:
+    elif link.role != role.value:
+        if role != Role.owner:
+            keep_an_owner(session, club_id=club.id, link=link)
         link.role = role.value
     session.flush()
     return link
 
 
-def login(session: Session, *, email: str, password: str, ttl: timedelta,
-          kind: str = "bearer") -> tuple[str, StaffUser]:
-    """Check a password and issue a token (API "bearer" or page "session"); repeated failures
-    lock the account for a while."""
-    user = session.scalar(select(StaffUser).where(StaffUser.email == normalise_email(email)))
+def staff_actor(session: Session, *, club_id: int, user_id: int | None) -> Actor | None:
+    """The actor a stored user id stands for in a club (an inviter, an import's starter), or
+    None when they no longer work there."""
+    if user_id is None:
+        return None
+    row = session.execute(select(StaffUser.name, ClubStaff.role)
+                          .join(ClubStaff, ClubStaff.user_id == StaffUser.id)
+                          .where(ClubStaff.club_id == club_id,
+                                 ClubStaff.user_id == user_id)).first()
+    if row is None:
+        return None
+    return Actor(user_id=user_id, name=row.name, club_id=club_id, role=Role(row.role))
+
+
+# --- signing in: one password check, one failure counter ------------------------------------------
+
+ADDRESS_LIMIT = 20  # failed sign-ins per client address and window, then 429 for that address
+ADDRESS_WINDOW = timedelta(minutes=15)
+_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
+BAD_CREDENTIALS = "Wrong email or password"
+
+
+def address_key(address: str | None) -> str:
+    """A digest of the client address (personal data is not kept in clear)."""
+    return hashlib.sha256(f"login:{address or 'unknown'}".encode()).hexdigest()
+
+
+def _window(now: datetime) -> datetime:
+    return _EPOCH + ((now - _EPOCH) // ADDRESS_WINDOW) * ADDRESS_WINDOW
+
+
+def address_failures(session: Session, *, address: str | None, now: datetime) -> int:
+    """Failed sign-ins from this address in the current window."""
+    return session.scalar(select(LoginFailure.failures).where(
+        LoginFailure.address == address_key(address),
+        LoginFailure.window_start == _window(now))) or 0
+
+
+def record_failed_login(session: Session, *, user_id: int | None, address: str | None) -> None:
+    """Count one failed password, in its own short transaction (committed whatever the request
+    does next): the address's window with one upsert, the user's counter with ONE guarded UPDATE
+    (the 5th failure in a row locks the account for `LOCKOUT`). Parallel guesses are all counted.
+
+    The caller's transaction, which only read, is ended first (on SQLite it holds the write lock)."""
     now = clock.now()
-    bad = Unauthorized("Wrong email or password", code="invalid_credentials")
-    if user is None or not user.active:
-        verify_password(_DUMMY_HASH, password)
-        raise bad
-    if user.locked_until and user.locked_until > now:
-        raise Unauthorized("Too many failed logins; try again in a few minutes",
-                           code="login_locked", status_code=429)
-    if not verify_password(user.password_hash, password):
-        user.failed_logins += 1
-        if user.failed_logins >= MAX_FAILED_LOGINS:
-            user.locked_until = now + LOCKOUT
-            user.failed_logins = 0
-        session.flush()
-        raise bad
+    session.rollback()
+    table = LoginFailure.__table__
+    start = _window(now)
+    with Session(bind=session.get_bind()) as own, own.begin():
+        if own.get_bind().dialect.name == "postgresql":
+            insert = postgresql.insert(table)
+        else:
+            insert = sqlite.insert(table)
+        stmt = insert.values(address=address_key(address), window_start=start, failures=1)
+        stmt = stmt.on_conflict_do_update(index_elements=["address", "window_start"],
+                                          set_={"failures": table.c.failures + 1})
+        own.execute(stmt.returning(table.c.failures)).scalar_one()
+        own.execute(delete(table).where(table.c.window_start < start))  # expire old windows
+        if user_id is not None:
+            counted = StaffUser.failed_logins + 1
+            own.execute(update(StaffUser).where(StaffUser.id == user_id).values(
+                failed_logins=case((counted >= MAX_FAILED_LOGINS, 0), else_=counted),
+                locked_until=case((counted >= MAX_FAILED_LOGINS, now + LOCKOUT),
+                                  else_=StaffUser.locked_until)))
+
+
+def address_throttled(session: Session, *, address: str | None, now: datetime) -> int:
+    """How many failures this address has in the window; raises 429 over `ADDRESS_LIMIT`."""
+    failures = address_failures(session, address=address, now=now)
+    if failures >= ADDRESS_LIMIT:
+        left = math.ceil((_window(now) + ADDRESS_WINDOW - now).total_seconds() / 60)
+        raise Unauthorized(f"Too many failed sign-ins from this address; try again in {left} "
+                           "minutes", code="login_throttled", status_code=429)
+    return failures
+
+
+def is_locked(user: StaffUser, *, now: datetime, failures_here: int) -> bool:
+    """A locked account refuses addresses that have guessed wrong in this window; an address with
+    no failures (the real user elsewhere) may still try, so a stranger cannot lock anyone out."""
+    return bool(user.locked_until and user.locked_until > now and failures_here > 0)
+
+
+def login(session: Session, *, email: str, password: str, ttl: timedelta,
+          kind: str = "bearer", address: str | None = None) -> tuple[str, StaffUser]:
+    """Check a password and issue a token (API "bearer" or page "session").
+
+    Unknown emails, switched-off and locked accounts answer exactly like a wrong password (401,
+    same message, one argon2 verification each); failures are counted per account and per client
+    address (`record_failed_login`), an address with too many answers 429."""
+    now = clock.now()
+    failures_here = address_throttled(session, address=address, now=now)
+    user = session.scalar(select(StaffUser).where(StaffUser.email == normalise_email(email)))
+    usable = user is not None and user.active
+    right = verify_password(user.password_hash if usable else _DUMMY_HASH, password)
+    if not usable or not right or is_locked(user, now=now, failures_here=failures_here):
+        record_failed_login(session, user_id=user.id if usable else None, address=address)
+        raise Unauthorized(BAD_CREDENTIALS, code="invalid_credentials")
     user.failed_logins = 0
     user.locked_until = None
     user.last_login_at = now
@@ -149,21 +273,27 @@ def revoke_token(session: Session, *, token: str) -> None:
                     .values(revoked_at=clock.now()))
 
 
+def token_user(session: Session, *, token: str, kind: str = "bearer"):
+    """The live token's user (id, name, email, must_change_password), whatever clubs they have;
+    401 when the token is unknown, expired, revoked or of another kind."""
+    row = session.execute(
+        select(StaffUser.id, StaffUser.name, StaffUser.email, StaffUser.must_change_password)
+        .join(AuthToken, AuthToken.user_id == StaffUser.id)
+        .where(AuthToken.token_hash == digest(token), AuthToken.kind == kind,
+               AuthToken.revoked_at.is_(None),
+               AuthToken.expires_at > clock.now(), StaffUser.active.is_(True))
+    ).first()
+    if row is None:
+        raise Unauthorized("Not signed in, or the session has expired", code="not_authenticated")
+    return row
+
+
 def authenticate(session: Session, *, token: str, club_id: int | None,
                  kind: str = "bearer") -> Actor:
     """Resolve a token of `kind` to an actor in one club (the only one, or the one asked for).
 
     API bearer tokens and page session cookies are separate kinds: neither works as the other."""
-    now = clock.now()
-    row = session.execute(
-        select(StaffUser.id, StaffUser.name, StaffUser.must_change_password)
-        .join(AuthToken, AuthToken.user_id == StaffUser.id)
-        .where(AuthToken.token_hash == digest(token), AuthToken.kind == kind,
-               AuthToken.revoked_at.is_(None),
-               AuthToken.expires_at > now, StaffUser.active.is_(True))
-    ).first()
-    if row is None:
-        raise Unauthorized("Not signed in, or the session has expired", code="not_authenticated")
+    row = token_user(session, token=token, kind=kind)
     links = session.execute(
         select(ClubStaff.club_id, ClubStaff.role).where(ClubStaff.user_id == row.id)
         .order_by(ClubStaff.club_id)
@@ -183,6 +313,14 @@ def authenticate(session: Session, *, token: str, club_id: int | None,
 def user_clubs(session: Session, *, user_id: int) -> list[ClubStaff]:
     return list(session.scalars(select(ClubStaff).where(ClubStaff.user_id == user_id)
                                 .order_by(ClubStaff.club_id)))
+
+
+def user_club_names(session: Session, *, user_id: int) -> list[dict]:
+    """The clubs a user works in, with names and roles (for the pages' club switcher)."""
+    rows = session.execute(select(Club.id, Club.name, ClubStaff.role)
+                           .join(ClubStaff, ClubStaff.club_id == Club.id)
+                           .where(ClubStaff.user_id == user_id).order_by(Club.id)).all()
+    return [{"club_id": r.id, "name": r.name, "role": Role(r.role)} for r in rows]
 
 
 def add_device(session: Session, *, club: Club, name: str, direction: str = "in",

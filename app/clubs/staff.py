@@ -1,11 +1,15 @@
-"""Staff management: owners (and managers, for the front desk and trainers) add colleagues, change
-roles, remove people from the club and reset passwords; everyone changes their own password.
+"""Staff management: owners (and managers, for the front desk and trainers) invite colleagues,
+change roles, remove people from the club and reset passwords; everyone changes their own password.
 
 Rules (docs/staff.md):
-- A new user gets a random temporary password, returned once; it must be changed at the first
+- Adding a colleague is always an invitation (a hashed one-time link, 7 days): the role is given
+  only when the person accepts it signed in as the invited email's account, or creates that
+  account through the link. The answer is the same whether or not the email has an account and
+  says nothing about it. Roles are given by `app.clubs.service.grant_role` (the one rule).
+- A reset gives a random temporary password, returned once; it must be changed at the next
   sign-in (`StaffUser.must_change_password`), before the token or page session works for
   anything else. Only the argon2 hash is stored.
-- Managers may add, remove and reset the front desk and trainers only; roles change by owners.
+- Managers may invite, remove and reset the front desk and trainers only; roles change by owners.
 - A club always keeps at least one owner (an owner may hand over and step down, the last one
   may not). Nobody resets their own password here: that is `change_own_password`.
 - Someone who also works in another club is reset only by a caller who is an owner there too:
@@ -19,24 +23,28 @@ data and is not used here.
 """
 import logging
 import secrets
+from datetime import timedelta
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from app.clubs.models import AuthToken, ClubStaff, StaffUser
+from app.clubs.models import AuthToken, ClubStaff, StaffInvitation, StaffUser
 from app.clubs.schemas import Role
 from app.clubs.service import (
-    LOCKOUT,
-    MAX_FAILED_LOGINS,
+    MANAGER_MAY_MANAGE,
     Actor,
+    check_may_grant,
     create_user,
     get_club,
     grant_role,
+    keep_an_owner,
     normalise_email,
+    record_failed_login,
+    staff_actor,
 )
 from app.core import clock
 from app.core.errors import Conflict, DomainError, Forbidden, Invalid, NotFound
-from app.core.security import digest, hash_password, verify_password
+from app.core.security import digest, hash_password, new_secret, verify_password
 
 log = logging.getLogger("fitclub.staff")
 
@@ -45,7 +53,7 @@ MAX_PASSWORD_LENGTH = 200
 # no 0/O, 1/l/I: read aloud or copied from a screen without mistakes
 _ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"
 _GROUPS, _GROUP_LENGTH = 4, 4  # 16 characters of 31 ≈ 79 random bits
-MANAGER_MAY_MANAGE = (Role.front_desk, Role.trainer)
+INVITATION_TTL = timedelta(days=7)
 
 
 def temporary_password() -> str:
@@ -127,19 +135,6 @@ def _not_yourself(actor: Actor, user_id: int, what: str) -> None:
         raise Conflict(what, code="own_account")
 
 
-def _keep_an_owner(session: Session, *, club_id: int, link: ClubStaff) -> None:
-    """Refuse to take away the club's last owner. The owners' rows are locked in id order, so two
-    owners demoting each other at once are serialised and the second one is refused."""
-    if link.role != Role.owner.value:
-        return
-    owners = session.scalars(select(ClubStaff.user_id).where(
-        ClubStaff.club_id == club_id, ClubStaff.role == Role.owner.value)
-        .order_by(ClubStaff.id).with_for_update()).all()
-    if len(owners) <= 1:
-        raise Conflict("This is the club's only owner; make someone else owner first",
-                       code="last_owner")
-
-
 def _revoke_tokens(session: Session, *, user_id: int, keep_token: str | None = None) -> int:
     """Revoke the user's live tokens (all of them, or all but `keep_token`)."""
     query = update(AuthToken).where(AuthToken.user_id == user_id,
@@ -151,40 +146,163 @@ def _revoke_tokens(session: Session, *, user_id: int, keep_token: str | None = N
 
 # --- changes ---------------------------------------------------------------------------------------
 
-def add_staff(session: Session, *, actor: Actor, email: str, name: str,
-              role: Role) -> tuple[dict, str | None]:
-    """Give someone a role in the actor's club. A new user gets a temporary password (returned
-    once, to be changed at first sign-in); someone known from another club just gets the role."""
-    _may_manage(actor, role, "add")
+def _invitation_row(inv: StaffInvitation) -> dict:
+    return {"invitation_id": inv.id, "email": inv.email, "name": inv.name, "role": Role(inv.role),
+            "created_at": inv.created_at, "expires_at": inv.expires_at}
+
+
+def _pending(club_id: int, now):
+    return (StaffInvitation.club_id == club_id, StaffInvitation.accepted_at.is_(None),
+            StaffInvitation.cancelled_at.is_(None), StaffInvitation.expires_at > now)
+
+
+def invite(session: Session, *, by: Actor | None, club_id: int, email: str, name: str,
+           role: Role) -> tuple[dict, str]:
+    """Invite someone (by email) to a role in the club: the role is theirs only when they accept
+    it, signed in as that account, or create the account through the link. Whether the email has
+    an account anywhere is neither checked nor revealed here; an earlier pending invitation of
+    the same email is replaced. Returns the invitation and its token (shown once)."""
     email = normalise_email(email)
-    club = get_club(session, actor.club_id)
-    user = session.scalar(select(StaffUser).where(StaffUser.email == email))
-    password = None
-    if user is None:
-        password = temporary_password()
-        user = create_user(session, email=email, name=name, password=password)
-        user.must_change_password = True
-    elif session.scalar(select(ClubStaff.id).where(ClubStaff.club_id == club.id,
-                                                   ClubStaff.user_id == user.id)):
+    check_may_grant(by, club_id=club_id, current=None, role=role)
+    if session.scalar(select(ClubStaff.id).join(StaffUser, StaffUser.id == ClubStaff.user_id)
+                      .where(ClubStaff.club_id == club_id, StaffUser.email == email)):
         raise Conflict(f"{email} already works in this club; change their role instead",
                        code="already_staff")
-    grant_role(session, user=user, club=club, role=role)
-    log.info("staff added: club=%s user=%s role=%s by=%s new_user=%s", club.id, user.id,
-             role.value, actor.user_id, password is not None)
-    return _staff_row(user, role.value), password
+    now = clock.now()
+    session.execute(update(StaffInvitation).where(*_pending(club_id, now),
+                                                  StaffInvitation.email == email)
+                    .values(cancelled_at=now))
+    token = new_secret()
+    invitation = StaffInvitation(club_id=club_id, email=email, name=name, role=role.value,
+                                 token_hash=digest(token),
+                                 invited_by=by.user_id if by else None, created_at=now,
+                                 expires_at=now + INVITATION_TTL)
+    session.add(invitation)
+    session.flush()
+    log.info("staff invited: club=%s invitation=%s role=%s by=%s", club_id, invitation.id,
+             role.value, by.user_id if by else "operator")
+    return _invitation_row(invitation), token
+
+
+def add_staff(session: Session, *, actor: Actor, email: str, name: str,
+              role: Role) -> tuple[dict, str]:
+    """Add a colleague: always an invitation (docs/staff.md), the same answer whether or not the
+    email already has an account; nothing is attached until they accept."""
+    return invite(session, by=actor, club_id=actor.club_id, email=email, name=name, role=role)
+
+
+def list_invitations(session: Session, *, club_id: int) -> list[dict]:
+    """The club's pending invitations: email, name and role as the club wrote them, nothing of
+    any account."""
+    rows = session.scalars(select(StaffInvitation).where(*_pending(club_id, clock.now()))
+                           .order_by(StaffInvitation.created_at, StaffInvitation.id))
+    return [_invitation_row(inv) for inv in rows]
+
+
+def _club_invitation(session: Session, *, club_id: int, invitation_id: int) -> StaffInvitation:
+    inv = session.scalar(select(StaffInvitation).where(
+        StaffInvitation.id == invitation_id, *_pending(club_id, clock.now())))
+    if inv is None:
+        raise NotFound("No such pending invitation in this club", code="invitation_not_found")
+    return inv
+
+
+def reissue_invitation(session: Session, *, actor: Actor,
+                       invitation_id: int) -> tuple[dict, str]:
+    """A new link for a pending invitation (the old one stops working), e.g. for the history
+    import's invitations; the same rule as inviting applies."""
+    inv = _club_invitation(session, club_id=actor.club_id, invitation_id=invitation_id)
+    return invite(session, by=actor, club_id=actor.club_id, email=inv.email, name=inv.name,
+                  role=Role(inv.role))
+
+
+def cancel_invitation(session: Session, *, actor: Actor, invitation_id: int) -> None:
+    inv = _club_invitation(session, club_id=actor.club_id, invitation_id=invitation_id)
+    check_may_grant(actor, club_id=actor.club_id, current=None, role=Role(inv.role))
+    inv.cancelled_at = clock.now()
+    session.flush()
+
+
+def invitation_by_token(session: Session, *, token: str) -> StaffInvitation:
+    """The pending invitation of a link; unknown, used, cancelled and expired links alike 404."""
+    inv = None
+    if token and len(token) <= 200:
+        inv = session.scalar(select(StaffInvitation).where(
+            StaffInvitation.token_hash == digest(token), StaffInvitation.accepted_at.is_(None),
+            StaffInvitation.cancelled_at.is_(None), StaffInvitation.expires_at > clock.now()))
+    if inv is None:
+        raise NotFound("This invitation is unknown, used, cancelled or expired; ask the club for "
+                       "a new one", code="invitation_not_found")
+    return inv
+
+
+def describe_invitation(session: Session, *, token: str) -> dict:
+    """What the link holder may see: the club's name, the role, the invited email."""
+    inv = invitation_by_token(session, token=token)
+    club = get_club(session, inv.club_id)
+    return {"club_id": club.id, "club_name": club.name, "email": inv.email,
+            "role": Role(inv.role), "expires_at": inv.expires_at}
+
+
+def _grant_invited(session: Session, inv: StaffInvitation, user: StaffUser) -> dict:
+    """Give the invited role through the one rule, as the inviter (who must still be allowed)."""
+    inviter = staff_actor(session, club_id=inv.club_id, user_id=inv.invited_by)
+    if inv.invited_by is not None and inviter is None:
+        raise Forbidden("The person who invited you no longer works in this club; ask the club "
+                        "for a new invitation", code="invitation_void")
+    if session.scalar(select(ClubStaff.id).where(ClubStaff.club_id == inv.club_id,
+                                                 ClubStaff.user_id == user.id)):
+        raise Conflict("You already work in this club", code="already_staff")
+    club = get_club(session, inv.club_id)
+    grant_role(session, by=inviter, user=user, club=club, role=Role(inv.role))
+    if inv.role == Role.trainer.value:
+        from app.trainers.models import TrainerProfile
+
+        if not session.scalar(select(TrainerProfile.id).where(
+                TrainerProfile.club_id == club.id, TrainerProfile.user_id == user.id)):
+            session.add(TrainerProfile(club_id=club.id, user_id=user.id, specialities=[],
+                                       active=True))
+    inv.accepted_at, inv.accepted_by = clock.now(), user.id
+    session.flush()
+    log.info("invitation accepted: club=%s invitation=%s user=%s role=%s", club.id, inv.id,
+             user.id, inv.role)
+    return {"club_id": club.id, "club_name": club.name, "role": Role(inv.role)}
+
+
+def accept_invitation(session: Session, *, token: str, user_id: int) -> dict:
+    """The signed-in account accepts an invitation made out to its own email; for anyone else
+    the link answers 404, like an unknown one."""
+    inv = invitation_by_token(session, token=token)
+    user = session.get(StaffUser, user_id)
+    if user is None or not user.active or user.email != inv.email:
+        raise NotFound("This invitation is for another account: sign in as the invited email",
+                       code="invitation_not_found")
+    return _grant_invited(session, inv, user)
+
+
+def register_by_invitation(session: Session, *, token: str, name: str | None,
+                           password: str) -> dict:
+    """Someone without an account creates it through the link, choosing their password (the
+    policy applies), and gets the invited role. An email that already has an account must sign
+    in and accept instead (409)."""
+    inv = invitation_by_token(session, token=token)
+    if session.scalar(select(StaffUser.id).where(StaffUser.email == inv.email)):
+        raise Conflict("This email already has an account: sign in with it and accept the "
+                       "invitation", code="account_exists")
+    check_password_policy(password, email=inv.email)
+    user = create_user(session, email=inv.email, name=(name or inv.name), password=password)
+    return _grant_invited(session, inv, user)
 
 
 def change_role(session: Session, *, actor: Actor, user_id: int, role: Role) -> dict:
-    """Owners change a colleague's role; the club's last owner stays owner."""
-    _may_manage(actor, Role.owner, "change the roles of")  # owners only
+    """Owners change a colleague's role (`grant_role`: the club's last owner stays owner)."""
     user, link = _member_of_club(session, club_id=actor.club_id, user_id=user_id)
-    if link.role != role.value:
-        if role != Role.owner:
-            _keep_an_owner(session, club_id=actor.club_id, link=link)
+    previous = link.role
+    link = grant_role(session, by=actor, user=user, club=get_club(session, actor.club_id),
+                      role=role)
+    if previous != link.role:
         log.info("staff role changed: club=%s user=%s %s->%s by=%s", actor.club_id, user_id,
-                 link.role, role.value, actor.user_id)
-        link.role = role.value
-        session.flush()
+                 previous, role.value, actor.user_id)
     return _staff_row(user, link.role)
 
 
@@ -193,7 +311,7 @@ def remove_staff(session: Session, *, actor: Actor, user_id: int) -> None:
     working here at once (and are revoked when they have no other club)."""
     _user, link = _member_of_club(session, club_id=actor.club_id, user_id=user_id)
     _may_manage(actor, Role(link.role), "remove")
-    _keep_an_owner(session, club_id=actor.club_id, link=link)
+    keep_an_owner(session, club_id=actor.club_id, link=link)
     session.delete(link)
     session.flush()
     other_clubs = session.scalar(select(func.count()).select_from(ClubStaff)
@@ -236,22 +354,18 @@ def _set_password(session: Session, *, user: StaffUser, password: str, temporary
 
 
 def change_own_password(session: Session, *, user_id: int, current_password: str,
-                        new_password: str, keep_token: str | None) -> None:
+                        new_password: str, keep_token: str | None,
+                        address: str | None = None) -> None:
     """Check the current password (a wrong one counts towards the login lockout), apply the
     policy, store the new hash and sign out every other session of the user."""
     user = session.get(StaffUser, user_id)
     if user is None:  # pragma: no cover - the token resolved to this user a moment ago
         raise NotFound("No such user")
-    now = clock.now()
-    if user.locked_until and user.locked_until > now:
+    if user.locked_until and user.locked_until > clock.now():
         raise DomainError("Too many wrong passwords; try again in a few minutes",
                           code="login_locked", status_code=429)
     if not verify_password(user.password_hash, current_password):
-        user.failed_logins += 1
-        if user.failed_logins >= MAX_FAILED_LOGINS:
-            user.locked_until = now + LOCKOUT
-            user.failed_logins = 0
-        session.flush()
+        record_failed_login(session, user_id=user.id, address=address)
         raise Invalid("The current password is not right", code="wrong_current_password")
     check_password_policy(new_password, email=user.email, current_hash=user.password_hash)
     _set_password(session, user=user, password=new_password, temporary=False,

@@ -274,7 +274,7 @@ def _build(session: Session, options: DemoOptions) -> DemoResult:
     for local, role, name in STAFF:
         user = clubs_service.create_user(session, email=f"{local}@{DEMO_DOMAIN}", name=name,
                                          password=options.password)
-        clubs_service.grant_role(session, user=user, club=club, role=role)
+        clubs_service.grant_role(session, by=None, user=user, club=club, role=role)
         staff.append(StaffLogin(user.email, role.value, name))
         staff_ids[local] = user.id
     device, key = clubs_service.add_device(session, club=club, name=DEVICE_NAME, direction="in")

@@ -45,11 +45,13 @@ from app.clubs.schemas import Role
 from app.clubs.service import Actor
 from app.core.config import Settings
 from app.core.deps import SessionDep
-from app.core.errors import Conflict, DomainError, Forbidden, Unauthorized
+from app.core.errors import Conflict, DomainError, Forbidden, NotFound, Unauthorized
+from app.core.types import MAX_ID
 
 log = logging.getLogger("fitclub.web")
 
 SESSION_COOKIE = "fitclub_session"
+CLUB_COOKIE = "fitclub_club"  # the club chosen by staff of several clubs (checked every request)
 LOGIN_COOKIE = "fitclub_login"
 FLASH_COOKIE = "fitclub_flash"
 SESSION_KIND = "session"
@@ -57,7 +59,8 @@ CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "X-CSRF-Token"
 FETCH_HEADER = "X-Requested-With"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-PRE_SESSION_PATHS = frozenset({"/login"})  # forms posted before there is a session
+# forms posted before there is a session: sign-in, and sign-up through an invitation link
+PRE_SESSION_PATHS = frozenset({"/login", "/login/invitations/{token}"})
 PASSWORD_PAGE = "/me/password"
 # the only pages a user on a temporary password may open (app/web/staff_pages.py)
 PASSWORD_CHANGE_PATHS = frozenset({PASSWORD_PAGE, "/logout"})
@@ -107,30 +110,50 @@ def session_ttl(request: Request) -> timedelta:
 
 # --- sessions --------------------------------------------------------------------------------------
 
-def start_session(session: Session, *, email: str, password: str,
-                  ttl: timedelta) -> tuple[str, StaffUser]:
-    """Check the password through the clubs service and mark the token as a cookie session."""
+def start_session(session: Session, *, email: str, password: str, ttl: timedelta,
+                  address: str | None = None) -> tuple[str, StaffUser]:
+    """Check the password through the clubs service (the same lockout and per-address throttle
+    as the API) and mark the token as a cookie session."""
     return clubs_service.login(session, email=email, password=password, ttl=ttl,
-                               kind=SESSION_KIND)
+                               kind=SESSION_KIND, address=address)
 
 
 def end_session(session: Session, *, token: str) -> None:
     clubs_service.revoke_token(session, token=token)
 
 
-def session_actor(session: Session, token: str) -> Actor | None:
+def session_actor(session: Session, token: str, club_id: int | None = None) -> Actor | None:
     """The actor of a cookie session token, or None when it is unknown, expired or not a session.
 
-    A user who has no club gets a 403 (Forbidden), not a redirect loop to the login page.
+    `club_id` is the club chosen with the club switcher (the `fitclub_club` cookie); one the user
+    no longer works in falls back to their first club. A user who has no club gets a 403
+    (Forbidden), not a redirect loop to the login page.
     """
     if not token or len(token) > 200:
         return None
     try:
-        return clubs_service.authenticate(session, token=token, club_id=None, kind=SESSION_KIND)
+        try:
+            return clubs_service.authenticate(session, token=token, club_id=club_id,
+                                              kind=SESSION_KIND)
+        except NotFound:
+            return clubs_service.authenticate(session, token=token, club_id=None,
+                                              kind=SESSION_KIND)
     except Unauthorized as exc:
         if exc.status_code == 403:
             raise Forbidden(exc.message, code=exc.code) from exc
         return None
+
+
+def chosen_club(request: Request) -> int | None:
+    """The club picked with the club switcher (a cookie next to the session; the membership is
+    checked on every request, so the cookie grants nothing by itself)."""
+    value = request.cookies.get(CLUB_COOKIE, "")
+    return int(value) if value.isdigit() and 0 < int(value) <= MAX_ID else None
+
+
+def set_club_cookie(request: Request, response: Response, club_id: int) -> None:
+    response.set_cookie(CLUB_COOKIE, str(club_id), max_age=int(session_ttl(request).total_seconds()),
+                        path="/", httponly=True, samesite="lax", secure=cookie_secure(request))
 
 
 def set_session_cookie(request: Request, response: Response, token: str) -> None:
@@ -143,9 +166,9 @@ def clear_session_cookie(request: Request, response: Response) -> None:
                            secure=cookie_secure(request))
 
 
-def new_login_nonce(request: Request, response: Response) -> str:
+def new_login_nonce(request: Request, response: Response, nonce: str | None = None) -> str:
     """A random pre-login cookie: the basis of the login form's CSRF token."""
-    nonce = secrets.token_urlsafe(32)
+    nonce = nonce or secrets.token_urlsafe(32)
     response.set_cookie(LOGIN_COOKIE, nonce, max_age=3600, path="/login", httponly=True,
                         samesite="lax", secure=cookie_secure(request))
     return nonce
@@ -170,13 +193,14 @@ PageSession = Annotated[Session, Depends(page_session)]
 def page_actor(request: Request, session: SessionDep) -> Actor:
     """The signed-in staff member (cookie session), else LoginRequired."""
     request.state.db = session  # the route class rolls it back when it turns an error into a page
-    actor = session_actor(session, request.cookies.get(SESSION_COOKIE, ""))
+    actor = session_actor(session, request.cookies.get(SESSION_COOKIE, ""), chosen_club(request))
     if actor is None:
         raise LoginRequired()
     if actor.must_change_password and request.url.path not in PASSWORD_CHANGE_PATHS:
         raise PasswordChangeRequired()
     request.state.actor = actor
     request.state.club = clubs_service.get_club(session, actor.club_id)
+    request.state.clubs = clubs_service.user_club_names(session, user_id=actor.user_id)
     return actor
 
 

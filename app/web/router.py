@@ -325,13 +325,17 @@ def login(request: Request, session: PageSession,
           next: Back = None):
     try:
         token, _user = start_session(session, email=email, password=password,
-                                     ttl=session_ttl(request))
-    except Unauthorized as exc:
-        session.commit()  # keep the failed-login count that throttles guessing
+                                     ttl=session_ttl(request),
+                                     address=request.client.host if request.client else None)
+    except Unauthorized as exc:  # the failure is already counted in its own transaction
         return _login_form(request, next_url=local_path(next, ""), email=email,
                            error=exc.message, status=exc.status_code)
-    actor = session_actor(session, token)
-    response = redirect(local_path(next, home_for(actor)))
+    target = local_path(next, "")
+    if target.startswith("/invitations/"):  # accepting one: possibly someone with no club yet
+        response = redirect(target)
+    else:
+        actor = session_actor(session, token)
+        response = redirect(local_path(next, home_for(actor)))
     set_session_cookie(request, response, token)
     clear_login_nonce(request, response)
     return response

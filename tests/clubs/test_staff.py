@@ -19,70 +19,105 @@ def bearer(token: str) -> dict:
 
 
 def add(client, by, email: str, role: str = "front_desk", name: str = "Mia Desk"):
+    """Invite a colleague (every add is an invitation, docs/staff.md)."""
     return client.post("/api/v1/staff", headers=by.headers,
                        json={"email": email, "name": name, "role": role})
 
 
-def test_a_new_desk_employee_is_added_changes_the_temporary_password_and_works(client, world):
+def link_token(answer) -> str:
+    return answer.json()["accept_url"].rsplit("/", 1)[1]
+
+
+def join_new(client, by, email: str, role: str = "front_desk", password: str = NEW_PASSWORD):
+    """Invite a new colleague and let them create their account through the link."""
+    r = add(client, by, email, role)
+    assert r.status_code == 201, r.text
+    created = client.post(f"/api/v1/invitations/{link_token(r)}/register",
+                          json={"password": password})
+    assert created.status_code == 201, created.text
+    return token_for(client, email, password)
+
+
+def join_existing(client, by, staff, role: str):
+    """Invite someone who has an account; they accept signed in as themselves."""
+    r = add(client, by, staff.email, role)
+    assert r.status_code == 201, r.text
+    accepted = client.post(f"/api/v1/invitations/{link_token(r)}/accept", headers=staff.headers)
+    assert accepted.status_code == 200, accepted.text
+    return accepted.json()
+
+
+def test_a_new_desk_employee_is_invited_creates_their_account_and_works(client, world):
     club = world.club()
     owner = world.staff(club, Role.owner)
     r = add(client, owner, "Mia@Riverside.example")
     assert r.status_code == 201, r.text
-    added = r.json()
-    assert added["email"] == "mia@riverside.example" and added["role"] == "front_desk"
-    assert added["must_change_password"] is True
-    temporary = added["temporary_password"]
-    assert len(temporary) >= 16
+    invited = r.json()
+    assert invited["email"] == "mia@riverside.example" and invited["role"] == "front_desk"
+    assert "temporary_password" not in invited and "user_id" not in invited
+    assert invited["accept_url"].startswith("http") and "/invitations/" in invited["accept_url"]
+    listed = client.get("/api/v1/staff", headers=owner.headers).json()
+    assert listed["total"] == 1  # not staff until accepted
+    pending = client.get("/api/v1/staff/invitations", headers=owner.headers).json()
+    assert [(i["email"], i["role"]) for i in pending] == [("mia@riverside.example", "front_desk")]
 
-    signed_in = token_for(client, "mia@riverside.example", temporary)
-    assert signed_in["password_change_required"] is True
-    mia = bearer(signed_in["access_token"])
-    r = client.get("/api/v1/members", headers=mia)
-    assert r.status_code == 403 and r.json()["error"] == "password_change_required"
-    assert "password" in r.json()["message"]
+    token = link_token(r)
+    info = client.get(f"/api/v1/invitations/{token}").json()
+    assert info["club_name"] == club.name and info["role"] == "front_desk"
+    r = client.post(f"/api/v1/invitations/{token}/register", json={"password": "short"})
+    assert r.status_code == 422 and r.json()["error"] == "weak_password"
+    r = client.post(f"/api/v1/invitations/{token}/register",
+                    json={"name": "Mia Berg", "password": NEW_PASSWORD})
+    assert r.status_code == 201, r.text
+    assert r.json() == {"club_id": club.id, "club_name": club.name, "role": "front_desk"}
+    again = client.post(f"/api/v1/invitations/{token}/register", json={"password": NEW_PASSWORD})
+    assert again.status_code == 404  # a link works once
 
-    r = client.post("/api/v1/me/password", headers=mia,
-                    json={"current_password": temporary, "new_password": NEW_PASSWORD})
-    assert r.status_code == 204, r.text
-    assert client.get("/api/v1/members", headers=mia).status_code == 200  # the same token works
+    mia = bearer(token_for(client, "mia@riverside.example", NEW_PASSWORD)["access_token"])
+    assert client.get("/api/v1/members", headers=mia).status_code == 200
     assert client.post("/api/v1/members", headers=mia, json={
         "first_name": "Walk", "last_name": "In"}).status_code == 201
-    r = client.post("/api/v1/auth/token", data={"username": "mia@riverside.example",
-                                                "password": temporary})
-    assert r.status_code == 401  # the temporary password is gone
-    assert token_for(client, "mia@riverside.example", NEW_PASSWORD)[
-        "password_change_required"] is False
-
     listed = client.get("/api/v1/staff", headers=owner.headers).json()
     mia_row = next(s for s in listed["items"] if s["email"] == "mia@riverside.example")
-    assert mia_row["must_change_password"] is False and mia_row["last_login_at"] is not None
+    assert mia_row["name"] == "Mia Berg" and mia_row["last_login_at"] is not None
     assert mia_row["active"] is True and listed["total"] == 2
-    assert "temporary_password" not in mia_row
-
+    assert client.get("/api/v1/staff/invitations", headers=owner.headers).json() == []
 
 def test_the_temporary_password_is_only_stored_as_a_hash(client, world, session):
     club = world.club()
     owner = world.staff(club, Role.owner)
-    temporary = add(client, owner, "tom@club.example", "trainer").json()["temporary_password"]
-    stored = session.scalar(select(StaffUser.password_hash)
-                            .where(StaffUser.email == "tom@club.example"))
+    tom = world.staff(club, Role.trainer)
+    temporary = client.post(f"/api/v1/staff/{tom.user_id}/reset-password",
+                            headers=owner.headers).json()["temporary_password"]
+    stored = session.scalar(select(StaffUser.password_hash).where(StaffUser.id == tom.user_id))
     assert stored.startswith("$argon2") and temporary not in stored
 
-
-def test_staff_of_another_club_just_get_the_role(client, world):
+def test_staff_of_another_club_join_only_by_accepting(client, world):
     a, b = world.club("A"), world.club("B")
     owner_a = world.staff(a, Role.owner)
     trainer_b = world.staff(b, Role.trainer)
-    r = add(client, owner_a, trainer_b.email.upper(), "manager", name="Ignored Name")
+    new = add(client, owner_a, "nobody@new.example", "manager", name="Someone New")
+    r = add(client, owner_a, trainer_b.email.upper(), "manager", name="Written By A")
     assert r.status_code == 201, r.text
-    assert r.json()["temporary_password"] is None and r.json()["role"] == "manager"
+    # the answer for an existing account has the same fields as for a new email, and nothing
+    # of the account: the name is the one club A wrote
+    assert set(r.json()) == set(new.json())
+    assert r.json()["name"] == "Written By A" and r.json()["role"] == "manager"
     headers = trainer_b.headers | {"X-Club-Id": str(a.id)}
+    assert client.get("/api/v1/me", headers=headers).status_code == 404  # not yet
+    token = link_token(r)
+    r = client.post(f"/api/v1/invitations/{token}/register", json={"password": NEW_PASSWORD})
+    assert r.status_code == 409 and r.json()["error"] == "account_exists"
+    assert client.post(f"/api/v1/invitations/{token}/accept",
+                       headers=owner_a.headers).status_code == 404  # someone else's account
+    assert client.post(f"/api/v1/invitations/{token}/accept").status_code == 401
+    r = client.post(f"/api/v1/invitations/{token}/accept", headers=trainer_b.headers)
+    assert r.status_code == 200 and r.json()["role"] == "manager"
     assert client.get("/api/v1/me", headers=headers).json()["role"] == "manager"
     in_b = trainer_b.headers | {"X-Club-Id": str(b.id)}
     assert client.get("/api/v1/me", headers=in_b).json()["role"] == "trainer"
     again = add(client, owner_a, trainer_b.email, "trainer")
     assert again.status_code == 409 and again.json()["error"] == "already_staff"
-
 
 def test_role_limits(client, world):
     club = world.club()
@@ -160,7 +195,7 @@ def test_removal_from_one_club_leaves_the_other(client, world):
     a, b = world.club("A"), world.club("B")
     owner_a = world.staff(a, Role.owner)
     trainer = world.staff(b, Role.trainer)
-    add(client, owner_a, trainer.email, "trainer")
+    join_existing(client, owner_a, trainer, "trainer")
     in_a = trainer.headers | {"X-Club-Id": str(a.id)}
     assert client.get("/api/v1/tasks", headers=in_a).status_code == 200
     assert client.delete(f"/api/v1/staff/{trainer.user_id}",
@@ -176,7 +211,7 @@ def test_reset_password_revokes_tokens_clears_lockout_and_forces_a_change(client
     for _ in range(5):
         client.post("/api/v1/auth/token", data={"username": desk.email, "password": "wrong one"})
     r = client.post("/api/v1/auth/token", data={"username": desk.email, "password": PASSWORD})
-    assert r.status_code == 429
+    assert r.status_code == 401  # locked: answered like a wrong password
     r = client.post(f"/api/v1/staff/{desk.user_id}/reset-password", headers=owner.headers)
     assert r.status_code == 200, r.text
     temporary = r.json()["temporary_password"]
@@ -193,13 +228,11 @@ def test_someone_working_in_another_club_is_reset_only_by_an_owner_of_both(clien
     a, b = world.club("A"), world.club("B")
     owner_a = world.staff(a, Role.owner)
     manager_b = world.staff(b, Role.manager)
-    add(client, owner_a, manager_b.email, "trainer")
+    join_existing(client, owner_a, manager_b, "trainer")
     r = client.post(f"/api/v1/staff/{manager_b.user_id}/reset-password", headers=owner_a.headers)
     assert r.status_code == 403 and r.json()["error"] == "staff_in_other_club"
     assert client.get("/api/v1/me", headers=manager_b.headers).status_code == 200
-    with_b = client.post("/api/v1/staff", headers=world.staff(b, Role.owner).headers,
-                         json={"email": owner_a.email, "name": "Owner A", "role": "owner"})
-    assert with_b.status_code == 201
+    join_existing(client, world.staff(b, Role.owner), owner_a, "owner")
     r = client.post(f"/api/v1/staff/{manager_b.user_id}/reset-password", headers=owner_a.headers)
     assert r.status_code == 200
 
@@ -227,7 +260,7 @@ def test_a_wrong_current_password_is_refused_and_counts_towards_the_lockout(clie
                     json={"current_password": PASSWORD, "new_password": NEW_PASSWORD})
     assert r.status_code == 429 and r.json()["error"] == "login_locked"
     r = client.post("/api/v1/auth/token", data={"username": desk.email, "password": PASSWORD})
-    assert r.status_code == 429
+    assert r.status_code == 401 and r.json()["error"] == "invalid_credentials"
 
 
 def test_weak_passwords_are_refused_with_a_message(client, world):
@@ -265,31 +298,33 @@ def test_staff_of_club_a_cannot_see_or_change_club_b_staff(client, world, sessio
 def test_logout_works_with_a_temporary_password(client, world, session):
     club = world.club()
     owner = world.staff(club, Role.owner)
-    temporary = add(client, owner, "new@club.example").json()["temporary_password"]
-    headers = bearer(token_for(client, "new@club.example", temporary)["access_token"])
+    desk = world.staff(club, Role.front_desk)
+    temporary = client.post(f"/api/v1/staff/{desk.user_id}/reset-password",
+                            headers=owner.headers).json()["temporary_password"]
+    headers = bearer(token_for(client, desk.email, temporary)["access_token"])
     assert client.post("/api/v1/auth/logout", headers=headers).status_code == 204
     session.rollback()
-    live = session.scalars(select(AuthToken.id).join(StaffUser)
-                           .where(StaffUser.email == "new@club.example",
-                                  AuthToken.revoked_at.is_(None))).all()
+    live = session.scalars(select(AuthToken.id).where(AuthToken.user_id == desk.user_id,
+                                                      AuthToken.revoked_at.is_(None))).all()
     assert live == []
 
-
-def test_staff_changes_are_logged_without_passwords_or_emails(client, world, caplog):
+def test_staff_changes_are_logged_without_passwords_or_emails(client, world, caplog, session):
     import logging
 
     club = world.club()
     owner = world.staff(club, Role.owner)
     caplog.set_level(logging.INFO, logger="fitclub.staff")
-    added = add(client, owner, "quiet@club.example").json()
-    reset = client.post(f"/api/v1/staff/{added['user_id']}/reset-password",
-                        headers=owner.headers).json()
-    client.patch(f"/api/v1/staff/{added['user_id']}", headers=owner.headers,
-                 json={"role": "trainer"})
-    client.delete(f"/api/v1/staff/{added['user_id']}", headers=owner.headers)
+    invited = add(client, owner, "quiet@club.example")
+    client.post(f"/api/v1/invitations/{link_token(invited)}/register",
+                json={"password": NEW_PASSWORD})
+    user_id = session.scalar(select(StaffUser.id).where(StaffUser.email == "quiet@club.example"))
+    session.rollback()  # SQLite: end the read's transaction before the API writes
+    reset = client.post(f"/api/v1/staff/{user_id}/reset-password", headers=owner.headers).json()
+    client.patch(f"/api/v1/staff/{user_id}", headers=owner.headers, json={"role": "trainer"})
+    client.delete(f"/api/v1/staff/{user_id}", headers=owner.headers)
     text = "\n".join(r.getMessage() for r in caplog.records if r.name == "fitclub.staff")
-    assert "staff added" in text and "password reset" in text and "role changed" in text
-    assert "staff removed" in text
-    for secret in (added["temporary_password"], reset["temporary_password"],
+    assert "staff invited" in text and "invitation accepted" in text
+    assert "password reset" in text and "role changed" in text and "staff removed" in text
+    for secret in (link_token(invited), reset["temporary_password"], NEW_PASSWORD,
                    "quiet@club.example", owner.token):
         assert secret not in text

@@ -75,6 +75,9 @@ TABLE = [
     R("PATCH", "/api/v1/staff/{user_id}", frozenset({Role.owner}), {"role": "trainer"}),
     R("DELETE", "/api/v1/staff/{user_id}", MANAGERS),
     R("POST", "/api/v1/staff/{user_id}/reset-password", MANAGERS, None),
+    R("GET", "/api/v1/staff/invitations", MANAGERS, ok="2xx"),
+    R("POST", "/api/v1/staff/invitations/{invitation_id}/link", MANAGERS, None),
+    R("DELETE", "/api/v1/staff/invitations/{invitation_id}", MANAGERS),
     R("POST", "/api/v1/me/password", STAFF, {}),
     # members
     R("POST", "/api/v1/members", DESK, _member_body, ok="2xx"),
@@ -249,6 +252,9 @@ TABLE = [
 UNCOVERED = {
     ("GET", "/health"), ("POST", "/api/v1/auth/token"),  # public; login tested in tests/core
     ("POST", "/api/v1/auth/logout"),  # revokes the caller's token; tested in tests/core
+    # the invited person's link (its token, plus their own sign-in): tests/clubs/test_invitations.py
+    ("GET", "/api/v1/invitations/{token}"), ("POST", "/api/v1/invitations/{token}/accept"),
+    ("POST", "/api/v1/invitations/{token}/register"),
     ("GET", "/api/v1/retention/playbook"), ("POST", "/api/v1/retention/playbook"),
     ("GET", "/api/v1/retention/playbook/{definition_id}"),
     ("PATCH", "/api/v1/retention/playbook/{definition_id}"),

@@ -207,8 +207,10 @@ def test_failed_logins_are_counted_and_lock(web, club_world):
         assert page.status_code == 401
     answer = web.post("/login", data={"email": club_world.desk.email, "password": PASSWORD,
                                       "csrf_token": csrf_of(page.text)})
-    assert answer.status_code == 429
-    assert re.search(r"Too many failed logins", answer.text)
+    # locked for this address, and answered exactly like a wrong password
+    assert answer.status_code == 401
+    assert re.search(r"Wrong email or password", answer.text)
+    assert SESSION_COOKIE not in web.cookies
 
 
 def test_a_user_without_a_club_gets_no_session(web, club_world, db):

@@ -126,7 +126,7 @@ def _run(factory: sessionmaker[Session], job_id: int) -> None:
 
             with transaction(factory) as session:
                 report = import_history(session, club_id=club_id, files=files, options=options,
-                                        progress=progress, staff_id=None)
+                                        progress=progress, staff_id=owner[2])
             _finish(factory, job_id, "done", owner=owner, report=report.as_dict())
     except DomainError as exc:
         _finish(factory, job_id, "failed", owner=owner, error=exc.message)

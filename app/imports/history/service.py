@@ -76,6 +76,7 @@ def import_history(session: Session, *, club_id: int, files: dict[str, Path],
     report = HistoryReport(options.dry_run, options.mode, options.reference)
     ctx = Context.create(session, club_id=club_id, options=options, report=report,
                          progress=progress)
+    ctx.state["staff_id"] = staff_id  # who grants staff.csv's roles (None: the operator)
     try:
         return _run(ctx, files, ignored or [], started)
     finally:

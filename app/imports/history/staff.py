@@ -1,8 +1,12 @@
 """staff.csv: the club's staff and their roles; trainers get a trainer profile.
 
-A staff member is found by email. One who already has a role in the club is left as they are;
-one who works in another club gets a role here. New staff users get an unusable random password:
-they cannot sign in until an owner sets one (docs/import.md).
+A staff member is found by email. One who already has a role in the club is left as they are.
+Every other row goes through the one role rule (`app.clubs.service.check_may_grant`, as whoever
+started the import; the CLI is the operator): a manager's import refuses owner and manager rows.
+An email without an account gets a new account (an unusable random password: they cannot sign in
+until an owner resets it) with the role and, for trainers, a trainer profile; an email that has
+an account (another club's staff) only gets an invitation, which that person must accept signed
+in (docs/staff.md) — an import never attaches an existing account.
 """
 import re
 import secrets
@@ -10,8 +14,10 @@ import secrets
 from sqlalchemy import select
 
 from app.clubs import service as clubs_service
+from app.clubs import staff as staff_service
 from app.clubs.models import ClubStaff, StaffUser
 from app.clubs.schemas import Role
+from app.core.errors import Forbidden
 from app.imports.csvfile import CsvFile, Problem
 from app.imports.history.common import Columns, Context, Row, fold
 from app.imports.history.report import FileReport
@@ -65,11 +71,25 @@ def _parse(row: Row) -> dict | None:
     return None if row.errors else values
 
 
+def importer(ctx: Context) -> clubs_service.Actor | None:
+    """Who the rows are granted by: the staff member who started the import (None: the operator
+    at the CLI). Someone who no longer works in the club may grant nothing."""
+    staff_id = ctx.state.get("staff_id")
+    if staff_id is None:
+        return None
+    actor = clubs_service.staff_actor(ctx.session, club_id=ctx.club_id, user_id=staff_id)
+    if actor is None:
+        raise Forbidden("The person who started this import no longer works in the club",
+                        code="forbidden_role")
+    return actor
+
+
 def check(ctx: Context, csv: CsvFile, report: FileReport) -> None:
     cols = Columns(csv, FIELDS, REQUIRED, report)
     if report.file_errors:
         return
     load_trainers(ctx)
+    by = importer(ctx)
     roles = dict(ctx.session.execute(
         select(StaffUser.email, ClubStaff.role).join(ClubStaff, ClubStaff.user_id == StaffUser.id)
         .where(ClubStaff.club_id == ctx.club_id)).all())
@@ -83,6 +103,12 @@ def check(ctx: Context, csv: CsvFile, report: FileReport) -> None:
         if values and values["email"] in seen:
             row.problem("email", f"the same email as row {seen[values['email']]}",
                         values["email"])
+        if values and values["email"] not in roles:
+            try:
+                clubs_service.check_may_grant(by, club_id=ctx.club_id, current=None,
+                                              role=values["role"])
+            except Forbidden as exc:
+                row.problem("role", exc.message, row.text("role"))
         if not row.settle(report):
             continue
         seen[values["email"]] = row.number
@@ -107,6 +133,7 @@ def write(ctx: Context, csv: CsvFile, report: FileReport) -> None:
     cols = Columns(csv, FIELDS, REQUIRED, FileReport(csv.name, KIND))
     new_rows: set[int] = ctx.state.get("staff_new", set())
     club = clubs_service.get_club(ctx.session, ctx.club_id)
+    by = importer(ctx)
     for raw in csv.rows():
         if raw.number not in new_rows:
             continue
@@ -114,11 +141,15 @@ def write(ctx: Context, csv: CsvFile, report: FileReport) -> None:
         if values is None:
             continue
         user = ctx.session.scalar(select(StaffUser).where(StaffUser.email == values["email"]))
-        if user is None:
-            user = clubs_service.create_user(ctx.session, email=values["email"],
-                                             name=values["name"],
-                                             password=secrets.token_urlsafe(32))
-        clubs_service.grant_role(ctx.session, user=user, club=club, role=values["role"])
+        if user is not None:  # someone's existing account: only an invitation, never a grant
+            staff_service.invite(ctx.session, by=by, club_id=ctx.club_id, email=values["email"],
+                                 name=values["name"], role=values["role"])
+            report.created += 1
+            continue
+        user = clubs_service.create_user(ctx.session, email=values["email"],
+                                         name=values["name"],
+                                         password=secrets.token_urlsafe(32))
+        clubs_service.grant_role(ctx.session, by=by, user=user, club=club, role=values["role"])
         if values["role"] is Role.trainer and ctx.trainers.get(values["email"]) is None:
             profile = TrainerProfile(club_id=ctx.club_id, user_id=user.id, specialities=[],
                                      active=True)
