@@ -2,7 +2,7 @@
 device was seen calling from
 
 Revision ID: 0009
-Revises: 0007
+Revises: 0008
 
 Existing ZKTeco devices start quarantined after this upgrade: a manager approves each one
 (`POST /api/v1/devices/{id}/approve` or `fitclub approve-device`), see docs/turnstiles.md.
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0009"
-down_revision: str | None = "0007"
+down_revision: str | None = "0008"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

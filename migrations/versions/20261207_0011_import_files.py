@@ -1,15 +1,15 @@
 """Import files in the database: uploads waiting for their import and rejects files (issue 16)
 
-Revision ID: 0012
-Revises: 0007
+Revision ID: 0011
+Revises: 0010
 """
 from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0012"
-down_revision: str | None = "0007"
+revision: str = "0011"
+down_revision: str | None = "0010"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

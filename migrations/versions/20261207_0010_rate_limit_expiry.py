@@ -1,15 +1,15 @@
 """Rate-limit counts expire: rate_limit_buckets.expires_at (the end of the window), indexed
 
-Revision ID: 0011
-Revises: 0007
+Revision ID: 0010
+Revises: 0009
 """
 from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0011"
-down_revision: str | None = "0007"
+revision: str = "0010"
+down_revision: str | None = "0009"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
