@@ -3,7 +3,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from app.core import handlers, middleware
+from app.core import bodylimit, handlers, middleware
 from app.core.config import Settings, get_settings
 from app.core.db import make_engine, make_sessionmaker
 
@@ -63,6 +63,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.engine = engine
     app.state.sessionmaker = make_sessionmaker(engine)
     handlers.install(app)
+    bodylimit.install(app)  # inside the security headers: its 413 carries them too
     middleware.install(app)
 
     @app.get("/health", tags=["health"])
