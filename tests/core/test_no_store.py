@@ -76,7 +76,9 @@ def test_history_import_rejects_download_is_no_store(client, world):
                     data={"skip_bad": "true", "dry_run": "true"},
                     files={"files": ("staff.csv", bad, "text/csv")})
     assert r.status_code == 202, r.text
-    job = client.get(f"/api/v1/imports/history/{r.json()['id']}", headers=manager.headers).json()
+    from tests.imports.history.test_history_api import wait
+
+    job = wait(client, manager.headers, r.json()["id"])
     assert job["status"] == "done", job
     [name] = job["rejects"]
     r = client.get(f"/api/v1/imports/history/{job['id']}/rejects/{name}",
