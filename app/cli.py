@@ -49,15 +49,18 @@ def migrate(revision: str = "head") -> None:
 def serve(host: str = "127.0.0.1", port: int = 8000, workers: int = 1,
           scheduler: Annotated[bool | None, typer.Option(help="run the scheduler in-process")] = None
           ) -> None:
-    """Serve the API and pages with uvicorn."""
+    """Serve the API and pages with uvicorn (tokens and keys in URLs are redacted from the
+    access log)."""
     import os
 
     import uvicorn
 
+    from app.core import logredact
+
     if scheduler is not None:
         os.environ["SCHEDULER_ENABLED"] = "true" if scheduler else "false"
     uvicorn.run("app.asgi:app", host=host, port=port, workers=workers, log_level="info",
-                proxy_headers=True)
+                proxy_headers=True, log_config=logredact.log_config())
 
 
 @cli.command("create-club")

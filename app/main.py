@@ -3,7 +3,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from app.core import clock, handlers, middleware
+from app.core import bodylimit, clock, handlers, logredact, middleware
 from app.core.config import Settings, get_settings
 from app.core.db import make_engine, make_sessionmaker
 
@@ -63,7 +63,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = engine
     app.state.sessionmaker = make_sessionmaker(engine)
+    logredact.install()  # feed tokens and device keys in URLs never reach the access log
     handlers.install(app)
+    bodylimit.install(app)  # inside the security headers: its 413 carries them too
     middleware.install(app)
 
     @app.get("/health", tags=["health"])

@@ -1,10 +1,59 @@
-"""Settings read from the environment (and a `.env` file), with working defaults for SQLite."""
+"""Settings read from the environment (and a `.env` file), with working defaults for SQLite.
+
+`SECRET_KEY` signs the pages' session cookies and CSRF tokens and the members' unsubscribe
+links. When none is configured (or the old placeholder `dev-secret-change-me` is), a random key
+is generated on first start into `DATA_DIR/secret_key` (mode 0600, the directory 0700 when it is
+created) and read from there afterwards, so every process of the instance (web workers, the
+scheduler, the command line) signs with the same key and restarts keep links valid. Production
+(`ENVIRONMENT=production`) refuses to start without a configured key.
+"""
+import logging
+import os
+import secrets
+import stat
 from functools import lru_cache
+from pathlib import Path
 
 from pydantic import model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_SECRET = "dev-secret-change-me"
+"""The placeholder older configurations carry: never used to sign anything."""
+SECRET_FILE = "secret_key"
+
+log = logging.getLogger("fitclub.config")
+
+
+def load_or_create_secret(path: Path) -> str:
+    """The key in `path`; created first (random, 0600) when the file does not exist. Two
+    processes starting at once agree: the key is written to a private temporary file and
+    hard-linked into place, which fails for the second, who then reads the first's key."""
+    if not path.exists():
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.fchmod(fd, 0o600)
+            with os.fdopen(fd, "w") as out:
+                out.write(secrets.token_urlsafe(48) + "\n")
+                out.flush()
+                os.fsync(out.fileno())
+            try:
+                os.link(tmp, path)
+                log.warning("SECRET_KEY is not set: generated a random key into %s", path)
+            except FileExistsError:
+                pass
+        finally:
+            tmp.unlink(missing_ok=True)
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & 0o077:
+        os.chmod(path, 0o600)
+        log.warning("%s was readable by others (%o): made it 0600", path, mode)
+    key = path.read_text().strip()
+    if len(key) < 32:
+        raise ValueError(f"{path} holds no usable key (fewer than 32 characters): delete it to "
+                         "have a new one generated, or set SECRET_KEY")
+    return key
 
 
 class Settings(BaseSettings):
@@ -12,7 +61,8 @@ class Settings(BaseSettings):
 
     environment: str = "development"
     database_url: str = "sqlite:///var/fitclub.db"
-    secret_key: str = DEV_SECRET
+    secret_key: str = ""
+    data_dir: Path = Path("var")
     token_ttl_minutes: int = 12 * 60
     session_cookie_secure: bool = False
     db_pool_size: int = 10
@@ -37,9 +87,13 @@ class Settings(BaseSettings):
     public_base_url: str = "http://127.0.0.1:8000"
 
     @model_validator(mode="after")
-    def _no_placeholder_secret_in_production(self) -> "Settings":
-        if self.environment == "production" and self.secret_key == DEV_SECRET:
-            raise ValueError("SECRET_KEY must be set to a real secret in production")
+    def _a_real_secret(self) -> "Settings":
+        """No key configured (or the placeholder): refused in production, else the instance's
+        generated key from DATA_DIR/secret_key."""
+        if self.secret_key.strip() in ("", DEV_SECRET):
+            if self.environment == "production":
+                raise ValueError("SECRET_KEY must be set to a real secret in production")
+            self.secret_key = load_or_create_secret(self.data_dir / SECRET_FILE)
         return self
 
     @property

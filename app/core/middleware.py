@@ -2,8 +2,12 @@
 
 - `X-Content-Type-Options: nosniff` and `Referrer-Policy: no-referrer` everywhere;
   `X-Frame-Options: DENY` so no page can be framed (click-jacking);
-- `Cache-Control: no-store` on JSON answered to an authenticated request (bearer token or device
-  key), unless the route set its own, so no proxy or browser cache keeps personal data.
+- `Cache-Control: no-store` on every answer whose route did not set its own: API JSON, every
+  download of personal data (member, lead, analytics and inventory CSVs, the privacy export,
+  import rejects, the pages' downloads), the trainers' calendar feeds and the device protocols'
+  answers (which carry member names and cards) — so no proxy or browser cache keeps personal
+  data. One rule rather than a header per route: a new download cannot forget it. Only static
+  assets (`/static`, a short public cache) set their own.
 """
 from fastapi import FastAPI
 
@@ -22,17 +26,13 @@ class SecurityHeaders:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        authenticated = any(name in (b"authorization", b"x-device-key")
-                            for name, _ in scope.get("headers", ()))
 
         async def send_with_headers(message):
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", ()))
                 present = {name.lower() for name, _ in headers}
                 headers += [(k, v) for k, v in BASE_HEADERS if k not in present]
-                content_type = next((v for k, v in headers if k.lower() == b"content-type"), b"")
-                if (authenticated and b"cache-control" not in present
-                        and content_type.startswith(b"application/json")):
+                if b"cache-control" not in present:
                     headers.append((b"cache-control", b"no-store"))
                 message = {**message, "headers": headers}
             await send(message)

@@ -10,7 +10,6 @@ Members are read in id order, `BATCH` at a time (one query each for cards, custo
 membership summaries per batch), and written to a spooled temporary file that the response
 streams — memory stays bounded and the database transaction short.
 """
-import csv
 import tempfile
 from collections.abc import Iterator
 from datetime import date
@@ -21,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from app.clubs import service as clubs_service
 from app.clubs.models import StaffUser
-from app.core.csvout import cell
+from app.core import csvout
 from app.crm.models import Lead
 from app.customfields import service as custom_fields
 from app.members.models import Card, Member
@@ -112,12 +111,12 @@ def write_csv(rows: Iterator[list[Any]]) -> tuple[IO[bytes], int]:
     """The rows as UTF-8 CSV (with a BOM, so Excel reads the umlauts) in a spooled temporary file,
     rewound; and the number of data rows."""
     out = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES, mode="w+b")  # noqa: SIM115 - see chunks
-    writer = csv.writer(_TextSink(out), lineterminator="\r\n")
+    writer = csvout.writer(_TextSink(out), lineterminator="\r\n")
     out.write("\ufeff".encode())
     count = -1
     try:
         for row in rows:
-            writer.writerow([cell(value) for value in row])
+            writer.writerow(row)
             count += 1
     except BaseException:
         out.close()

@@ -1,3 +1,4 @@
+import html
 from typing import Annotated
 
 from fastapi import APIRouter, Query
@@ -132,30 +133,42 @@ def run(session: SessionDep, actor: ManagerActor, body: RunRequest | None = None
 
 _PAGE = """<!doctype html><html lang="en"><meta charset="utf-8"><title>{title}</title>
 <body style="font-family:sans-serif;max-width:36em;margin:4em auto"><h1>{title}</h1>
-<p>{text}</p></body></html>"""
+<p>{text}</p>{form}</body></html>"""
+_CONFIRM = """<form method="post" action="/api/v1/retention/unsubscribe?token={token}">
+<button type="submit" style="font-size:1.1em;padding:.5em 1.2em">Unsubscribe</button></form>"""
 
 
-def _unsubscribe(session, settings, token: str) -> HTMLResponse:
-    try:
-        unsubscribe.unsubscribe(session, secret=settings.secret_key, token=token)
-    except DomainError as exc:
-        return HTMLResponse(_PAGE.format(title="Link not valid", text=exc.message),
-                            status_code=400)
-    return HTMLResponse(_PAGE.format(
-        title="You are unsubscribed",
-        text="You will not receive marketing emails from the club any more. You can change "
-             "this at the front desk at any time."))
+def _page(title: str, text: str, form: str = "", status_code: int = 200) -> HTMLResponse:
+    return HTMLResponse(_PAGE.format(title=title, text=text, form=form), status_code=status_code)
+
+
+def _not_valid(exc: DomainError) -> HTMLResponse:
+    return _page("Link not valid", html.escape(exc.message), status_code=400)
 
 
 @router.get("/retention/unsubscribe", response_class=HTMLResponse, include_in_schema=True)
-def unsubscribe_link(session: SessionDep, settings: SettingsDep,
-                     token: Annotated[str, Query(max_length=200)]):
-    """Public (no login): the signed link in every email withdraws email consent."""
-    return _unsubscribe(session, settings, token)
+def unsubscribe_link(settings: SettingsDep, token: Annotated[str, Query(max_length=200)]):
+    """Public (no login): the signed link in every email shows a page with an Unsubscribe
+    button; opening the link changes nothing (mail scanners open links), the button does."""
+    try:
+        unsubscribe.read_token(settings.secret_key, token)
+    except DomainError as exc:
+        return _not_valid(exc)
+    return _page("Unsubscribe from the club's emails?",
+                 "Press the button to stop receiving marketing emails from the club. You can "
+                 "change this at the front desk at any time.",
+                 _CONFIRM.format(token=html.escape(token, quote=True)))
 
 
 @router.post("/retention/unsubscribe", response_class=HTMLResponse)
 def unsubscribe_one_click(session: SessionDep, settings: SettingsDep,
                           token: Annotated[str, Query(max_length=200)]):
-    """RFC 8058 one-click unsubscribe (List-Unsubscribe-Post)."""
-    return _unsubscribe(session, settings, token)
+    """Withdraw email consent: the confirm page's button, and RFC 8058 one-click unsubscribe by
+    mail clients (`List-Unsubscribe-Post: List-Unsubscribe=One-Click`)."""
+    try:
+        unsubscribe.unsubscribe(session, secret=settings.secret_key, token=token)
+    except DomainError as exc:
+        return _not_valid(exc)
+    return _page("You are unsubscribed",
+                 "You will not receive marketing emails from the club any more. You can change "
+                 "this at the front desk at any time.")

@@ -1,4 +1,11 @@
-"""Unsubscribe links: `<club>.<member>.<HMAC-SHA256(SECRET_KEY)>`, unforgeable without the key."""
+"""Unsubscribe links: `<club>.<member>.<HMAC-SHA256(SECRET_KEY)>`, unforgeable without the key.
+
+Opening the link (GET) only shows a page with an Unsubscribe button: mail scanners and link
+previews open every link in a message, and must not unsubscribe anyone. The button, and a mail
+client's RFC 8058 one-click request (the email's `List-Unsubscribe` and
+`List-Unsubscribe-Post: List-Unsubscribe=One-Click` headers), POST the same URL, which withdraws
+the consent (`unsubscribe`).
+"""
 import base64
 import hashlib
 import hmac

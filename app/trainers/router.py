@@ -275,8 +275,7 @@ def schedule_feed(session: SessionDep, settings: SettingsDep, trainer_id: Traine
     domain = urlparse(settings.public_base_url).hostname or "fitclub"
     body = service.schedule_feed(session, trainer_id=trainer_id, token=token, uid_domain=domain)
     return Response(body, media_type="text/calendar; charset=utf-8",
-                    headers={"Cache-Control": "private, max-age=300",
-                             "Content-Disposition": f'inline; filename="trainer-{trainer_id}.ics"'})
+                    headers={"Content-Disposition": f'inline; filename="trainer-{trainer_id}.ics"'})
 
 
 # ----------------------------------------------------------------------------- PT products, packages

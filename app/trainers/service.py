@@ -1010,11 +1010,18 @@ def schedule_feed(session: Session, *, trainer_id: int, token: str, uid_domain: 
                   now: datetime | None = None) -> str:
     """The trainer's booked PT sessions and classes as an iCalendar (RFC 5545) document.
 
-    The feed is authorised by the token alone (calendar apps send no headers); a wrong token
+    The feed is authorised by the token alone (calendar apps send no headers), and only while
+    the trainer still works in the club with an active account: removed from the staff
+    (`DELETE /api/v1/staff/{id}`) or deactivated, the URL stops working at once. A wrong token
     answers like an unknown trainer. Members appear as first name + initial.
     """
     now = now or clock.now()
-    trainer = session.scalar(select(TrainerProfile).where(TrainerProfile.id == trainer_id))
+    trainer = session.scalar(
+        select(TrainerProfile)
+        .join(ClubStaff, (ClubStaff.club_id == TrainerProfile.club_id)
+              & (ClubStaff.user_id == TrainerProfile.user_id))
+        .join(StaffUser, StaffUser.id == TrainerProfile.user_id)
+        .where(TrainerProfile.id == trainer_id, StaffUser.active.is_(True)))
     if (trainer is None or trainer.feed_token_hash is None or not token
             or not hmac.compare_digest(trainer.feed_token_hash, digest(token))):
         raise NotFound("Unknown calendar feed", code="feed_not_found")

@@ -1,4 +1,5 @@
 """Delivery through real local servers: SMTP (aiosmtpd) and an HTTP SMS gateway."""
+import re
 import threading
 from datetime import date, timedelta
 from urllib.parse import parse_qs, urlparse
@@ -47,6 +48,7 @@ def test_email_arrives_over_smtp_with_a_working_unsubscribe_link(rw, db, client)
     assert "Hello Clara" in body and "Unsubscribe: http://testserver/api/v1/retention/" in body
     link = msg["List-Unsubscribe"].strip("<>")
     assert link in body
+    assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"  # RFC 8058 one-click
 
     token = parse_qs(urlparse(link).query)["token"][0]
     forged = token[:-3] + ("AAA" if not token.endswith("AAA") else "BBB")
@@ -57,6 +59,10 @@ def test_email_arrives_over_smtp_with_a_working_unsubscribe_link(rw, db, client)
     from app.retention.unsubscribe import make_token
     real = make_token(client.app.state.settings.secret_key, club_id=club.id, member_id=member)
     r = client.get(f"/api/v1/retention/unsubscribe?token={real}")  # public: no login
+    assert r.status_code == 200 and 'method="post"' in r.text  # a confirm button, nothing done
+    with transaction(db.sessionmaker) as s:
+        assert s.get(Member, member).email_consent is True
+    r = client.post(f"/api/v1/retention/unsubscribe?token={real}")  # the button
     assert r.status_code == 200 and "unsubscribed" in r.text
     with transaction(db.sessionmaker) as s:
         assert s.get(Member, member).email_consent is False
@@ -85,6 +91,47 @@ def test_the_link_in_the_email_works_as_sent(rw, db, settings):
         assert c.post(link.removeprefix("http://testserver")).status_code == 200
     with transaction(db.sessionmaker) as sess:
         assert sess.get(Member, member).email_consent is False
+
+
+def test_opening_the_link_changes_nothing_the_button_and_one_click_do(rw, db, settings):
+    """Mail scanners open every link: a GET shows a confirm page and withdraws nothing (issue
+    16); the page's button and a mail client's RFC 8058 one-click POST both withdraw consent."""
+    from fastapi.testclient import TestClient
+
+    from app.main import create_app
+
+    club = rw.club(holdout_share=0)
+    rw.only(club, "welcome")
+    scanned, clicked = _new_member(rw, club), _new_member(rw, club)
+    rw.run(club)
+    with SmtpServer() as smtp:
+        s = _settings(db, smtp_host="127.0.0.1", smtp_port=smtp.port)
+        with channels_mod.from_settings(s) as ch:
+            dispatch_due(db.sessionmaker, channels=ch, settings=s, now=local(D, 9))
+        links = {int(parse_qs(urlparse(m["List-Unsubscribe"].strip("<>")).query)["token"][0]
+                     .split(".")[1]): m["List-Unsubscribe"].strip("<>")
+                 for _, _, m in smtp.messages}
+        assert all(m["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+                   for _, _, m in smtp.messages)
+    with TestClient(create_app(s)) as c:
+        for member in (scanned, clicked):
+            page = c.get(links[member].removeprefix("http://testserver"))
+            assert page.status_code == 200 and "<button" in page.text
+            action = re.search(r'action="([^"]+)"', page.text).group(1).replace("&amp;", "&")
+            assert action == links[member].removeprefix("http://testserver")
+        with transaction(db.sessionmaker) as sess:
+            assert sess.get(Member, scanned).email_consent is True
+            assert sess.get(Member, clicked).email_consent is True
+            assert sess.scalar(select(func.count()).select_from(Consent)) == 0
+        # the button on the page
+        assert c.post(action).status_code == 200
+        # a mail client's one-click: POST with the RFC 8058 body
+        one_click = c.post(links[scanned].removeprefix("http://testserver"),
+                           data={"List-Unsubscribe": "One-Click"})
+        assert one_click.status_code == 200 and "unsubscribed" in one_click.text
+    with transaction(db.sessionmaker) as sess:
+        assert sess.get(Member, scanned).email_consent is False
+        assert sess.get(Member, clicked).email_consent is False
 
 
 def test_sms_goes_to_the_gateway_with_the_token(rw, db):

@@ -109,3 +109,26 @@ def test_long_summaries_are_folded_at_75_octets(gym):
     assert str(event["SUMMARY"]) == \
         "PT: Maximiliane-Kunigunde-Wilhelmine-Ottilie-Ånnä-Lüdenscheid-Ærøskøbing Z."
     assert datetime.fromisoformat(event["DTSTAMP"].dt.isoformat()).tzinfo is not None
+
+
+def test_a_removed_trainers_feed_stops_working(gym):
+    """Issue 16: after `DELETE /api/v1/staff/{id}` the calendar URL kept serving the schedule."""
+    from app.clubs.models import StaffUser
+
+    coach, colleague = gym.trainer(), gym.trainer()
+    anna = gym.member(first_name="Anna")
+    gym.package(anna)
+    gym.booked(coach, anna, gym.at(2, 10))
+    token, kept = _token(gym, coach), _token(gym, colleague)
+    assert _feed(gym, coach, token).status_code == 200
+    r = gym.client.delete(f"/api/v1/staff/{coach.staff.user_id}", headers=gym.manager.headers)
+    assert r.status_code == 204, r.text
+    gone = _feed(gym, coach, token)
+    assert gone.status_code == 404 and "Anna" not in gone.text
+    assert gone.json()["error"] == "feed_not_found"  # as for a wrong token: nothing revealed
+    assert _feed(gym, colleague, kept).status_code == 200  # the others' feeds go on
+    # a deactivated account's feed stops too
+    with gym.db.sessionmaker() as s:
+        s.get(StaffUser, colleague.staff.user_id).active = False
+        s.commit()
+    assert _feed(gym, colleague, kept).status_code == 404
