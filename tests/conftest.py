@@ -141,8 +141,9 @@ def session(db: Database) -> Iterator[Session]:
 
 
 @pytest.fixture
-def settings(db: Database) -> Settings:
-    return Settings(database_url=db.url, scheduler_enabled=False, _env_file=None)
+def settings(db: Database, tmp_path_factory) -> Settings:
+    return Settings(database_url=db.url, scheduler_enabled=False, _env_file=None,
+                    data_dir=tmp_path_factory.getbasetemp() / "data")
 
 
 @pytest.fixture
