@@ -8,6 +8,7 @@ import select
 import socket
 import time
 import tracemalloc
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -49,7 +50,10 @@ def _asgi_post(app, path: str, *, chunks: int, headers=(), prefix: bytes = b""):
     async def run():
         await asyncio.wait_for(app(scope, receive, send), 30)
 
-    asyncio.run(run())
+    # a thread of its own: an earlier test (Playwright's sync API) may have left this thread's
+    # event loop running, and asyncio.run refuses to start inside one
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, run()).result()
     start = next(m for m in sent if m["type"] == "http.response.start")
     body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
     return start["status"], dict(start["headers"]), body, read

@@ -104,7 +104,7 @@ def test_a_job_started_on_one_worker_is_shown_with_its_rejects_by_another(
 
 def test_while_a_job_runs_its_files_are_private_and_removed_when_it_ends(
         client, monkeypatch, session, world, club):
-    manager = world.staff(club, "manager")
+    manager = world.staff(club, "owner")  # staff.csv gives a manager role: owners only
     seen: dict[str, object] = {}
     private_dir, copy_to = storage.private_dir, storage.copy_to
 
@@ -161,7 +161,7 @@ def test_another_club_finds_neither_the_job_nor_its_rejects(client, db, world, c
 
 def test_rejects_expire_after_a_day_and_are_deleted_when_the_next_file_is_stored(
         client, clock, db, session, world, club):
-    manager = world.staff(club, "manager")
+    manager = world.staff(club, "owner")  # staff.csv gives a manager role: owners only
     add_members(db, club.id, ["M001", "M002", "M003"])
     job = wait(client, manager.headers, upload(client, manager.headers, DATA / "messy",
                                                 dry_run=True, skip_bad=True).json()["id"])

@@ -7,7 +7,7 @@ import pytest
 
 from tests.web.conftest import browser_sign_in
 from tests.web.test_browser import UNLABELLED_CONTROLS
-from tests.web.test_crm_pages import MESSY_CSV, upload_dir  # noqa: F401 - fixture
+from tests.web.test_crm_pages import MESSY_CSV
 
 expect = pytest.importorskip("playwright.sync_api").expect
 
