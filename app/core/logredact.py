@@ -8,7 +8,11 @@ request line, so `RedactSecrets` rewrites them before any handler sees them:
 * a query parameter whose name is or ends in `token`, `key`, `secret`, `password`, `signature`
   or `sessionid` (any case: `token=`, `key=`, `feed_token=`, `SessionID=`) keeps its name and
   shows `[redacted]` as its value;
-* the device-key segment of the Hikvision path shows `[redacted]`.
+* the device-key segment of the Hikvision path and the token segment of an invitation link
+  (`/invitations/<token>`, `/api/v1/invitations/<token>/accept`, `next=/invitations/<token>`)
+  show `[redacted]`;
+* percent-encoded text is decoded first, so `?%74oken=` or `next=%2Finvitations%2F…` cannot
+  slip past.
 
 `install()` puts the filter on uvicorn's (and gunicorn's) access and error loggers; the app
 factory calls it, so `uvicorn app.asgi:app` is covered as well as `fitclub serve`, whose
@@ -17,6 +21,7 @@ factory calls it, so `uvicorn app.asgi:app` is covered as well as `fitclub serve
 import copy
 import logging
 import re
+from urllib.parse import unquote
 
 REDACTED = "[redacted]"
 _PARAM = re.compile(
@@ -25,12 +30,16 @@ _PARAM = re.compile(
 _PATHS = (
     re.compile(r"(?P<lead>/api/v1/devices/hikvision/[^/?\s\"]+/)(?P<value>[^/?\s\"]+)"
                r"(?P<tail>/events)"),
+    # an invitation's token (numeric ids of /staff/invitations/{id} stay readable)
+    re.compile(r"(?P<lead>/invitations/)(?!\d+(?:[/?\s\"]|$))(?P<value>[^/?&;\s\"#]+)(?P<tail>)"),
 )
 LOGGERS = ("uvicorn.access", "uvicorn.error", "gunicorn.access", "gunicorn.error")
 
 
 def redact(text: str) -> str:
     """`text` with every secret-looking URL part replaced by `[redacted]`."""
+    if "%" in text:
+        text = unquote(text)
     if "=" in text:
         text = _PARAM.sub(lambda m: f"{m['lead']}{m['name']}={REDACTED}", text)
     for pattern in _PATHS:

@@ -31,6 +31,17 @@ def test_secret_query_parameters_and_path_keys_are_redacted():
     assert redact("/api/v1/members?q=anna&limit=5") == "/api/v1/members?q=anna&limit=5"
 
 
+def test_invitation_tokens_and_encoded_names_are_redacted():
+    """The review found invitation links (which can create an account) in the access log, and a
+    percent-encoded parameter name passing the filter."""
+    for path in ("/invitations/Tok3n_-x", "/api/v1/invitations/Tok3n_-x/accept",
+                 "/api/v1/invitations/Tok3n_-x/register", "/login/invitations/Tok3n_-x",
+                 "/login?next=%2Finvitations%2FTok3n_-x", "/feed?%74oken=Tok3n_-x"):
+        assert "Tok3n_-x" not in redact(f"GET {path} HTTP/1.1"), path
+        assert REDACTED in redact(path)
+    assert redact("/api/v1/staff/invitations/12/link") == "/api/v1/staff/invitations/12/link"
+
+
 def test_the_filter_rewrites_uvicorns_access_record():
     record = logging.LogRecord("uvicorn.access", logging.INFO, __file__, 1,
                                '%s - "%s %s HTTP/%s" %d',
