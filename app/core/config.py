@@ -14,7 +14,7 @@ import stat
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import model_validator
+from pydantic import field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_SECRET = "dev-secret-change-me"
@@ -56,6 +56,9 @@ def load_or_create_secret(path: Path) -> str:
     return key
 
 
+MIN_SECRET_LENGTH = 32
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore")
 
@@ -86,14 +89,26 @@ class Settings(BaseSettings):
 
     public_base_url: str = "http://127.0.0.1:8000"
 
+    @field_validator("environment")
+    @classmethod
+    def _environment_name(cls, value: str) -> str:
+        """`Production`, ` prod ` … mean production: the safety checks key on the exact name."""
+        value = value.strip().lower()
+        return "production" if value in ("prod", "production") else value
+
     @model_validator(mode="after")
     def _a_real_secret(self) -> "Settings":
         """No key configured (or the placeholder): refused in production, else the instance's
-        generated key from DATA_DIR/secret_key."""
+        generated key from DATA_DIR/secret_key. A configured key shorter than 32 characters is
+        refused in production (an HMAC key that can be guessed forges sessions)."""
         if self.secret_key.strip() in ("", DEV_SECRET):
             if self.environment == "production":
                 raise ValueError("SECRET_KEY must be set to a real secret in production")
             self.secret_key = load_or_create_secret(self.data_dir / SECRET_FILE)
+        elif self.environment == "production" and len(self.secret_key.strip()) < MIN_SECRET_LENGTH:
+            raise ValueError(f"SECRET_KEY must be at least {MIN_SECRET_LENGTH} characters long in "
+                             "production (e.g. python -c 'import secrets; "
+                             "print(secrets.token_urlsafe(48))')")
         return self
 
     @property

@@ -61,6 +61,17 @@ def test_production_without_a_real_key_refuses_to_start(tmp_path, key):
     assert not (tmp_path / "secret_key").exists()
 
 
+@pytest.mark.parametrize("environment", ["production", "Production", " prod "])
+def test_a_guessable_key_is_refused_in_production_however_it_is_spelled(tmp_path, environment):
+    with pytest.raises(ValidationError, match="at least 32 characters"):
+        Settings(_env_file=None, data_dir=tmp_path, environment=environment, secret_key="x")
+    with pytest.raises(ValidationError, match="SECRET_KEY must be set"):
+        Settings(_env_file=None, data_dir=tmp_path, environment=environment, secret_key="")
+    ok = Settings(_env_file=None, data_dir=tmp_path, environment=environment,
+                  secret_key="k" * 40)
+    assert ok.environment == "production" and ok.secret_key == "k" * 40
+
+
 def test_processes_starting_at_once_agree_on_one_key(tmp_path):
     path = tmp_path / "var" / "secret_key"
     keys, start = [], threading.Barrier(8)
