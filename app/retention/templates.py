@@ -11,24 +11,36 @@ The sandbox is also bounded, so a template cannot stall the server or fill its m
 - one rendering may take at most `MAX_STEPS` steps — every loop iteration (each `{% for %}` is
   counted, `range()` too), call, attribute or item lookup and arithmetic operator is one — a
   deterministic measure of render time; `MAX_SECONDS` of wall time is only a backstop;
-- no text or list built on the way, and not the output, may exceed `MAX_OUTPUT` characters
-  (items); `"x" * n`, `ljust`/`center`/`zfill` widths, `join` and `replace` are checked *before*
-  the result is built; integers are limited to `MAX_INT_BITS` bits;
-- only the filters in `FILTERS` exist; `%`-formatting of text is refused (join text with `~`).
+- no text or list built on the way, and not the output, may exceed `MAX_OUTPUT` characters;
+  a list, dict or namespace is measured by an estimate of its text (`_estimate`: walks nested
+  containers, stops at the limit, never builds the text). Everything that could multiply its
+  input is checked *before* the result is built: `"x" * n` and `[...] * n` (by that estimate),
+  `ljust`/`center`/`zfill` widths, `format` (field sizes and widths; widths given by an argument,
+  `{:{}}`, are refused), `join`, `replace`, `wordwrap`'s wrapstring, `~`, and turning a container
+  into text (`{{ list }}`, `~`, `|string` and the other filters); integers are limited to
+  `MAX_INT_BITS` bits;
+- everything written, including into macros, `{% set %}` and `{% filter %}` blocks that are
+  captured and perhaps thrown away, may add up to at most `MAX_WRITTEN` characters;
+- only the filters in `FILTERS` exist; `%`-formatting of text is refused (join text with `~`);
+  the string methods in `_UNSAFE_STR_METHODS` (`translate`, `format_map`, `encode`, …) are
+  refused.
 
 Exceeding a limit is a `RenderError`: at save time a 422 that says which limit (the save renders
 the template for a sample member), at dispatch a failed touchpoint (`template_error`).
 """
 import re
 import time
+from collections.abc import KeysView, ValuesView
 from contextvars import ContextVar
 from datetime import date
 from functools import lru_cache, wraps
+from string import Formatter
 
 from jinja2 import StrictUndefined, TemplateError, TemplateSyntaxError, nodes, pass_context
 from jinja2.exceptions import SecurityError
 from jinja2.runtime import LoopContext
 from jinja2.sandbox import ImmutableSandboxedEnvironment, safe_range
+from jinja2.utils import Namespace
 from jinja2.visitor import NodeTransformer
 
 from app.core.errors import Invalid
@@ -37,6 +49,7 @@ MAX_TEMPLATE = 10_000   # characters of template source
 MAX_STEPS = 20_000      # loop iterations, calls, lookups and operators in one rendering
 MAX_OUTPUT = 20_000     # characters of output, and of any text or list built while rendering
 MAX_INT_BITS = 4_096    # size of any integer computed
+MAX_WRITTEN = 100_000   # characters written in all, captured blocks and macro calls included
 MAX_SECONDS = 2.0       # backstop only: the step count stops every template we know of first
 
 
@@ -51,10 +64,11 @@ class TemplateLimit(SecurityError):
 
 
 class _Budget:
-    __slots__ = ("started", "steps")
+    __slots__ = ("started", "steps", "written")
 
     def __init__(self) -> None:
         self.steps = 0
+        self.written = 0
         self.started = time.perf_counter()
 
     def step(self, n: int = 1) -> None:
@@ -81,14 +95,68 @@ def _too_long(what: str = "a text or list") -> TemplateLimit:
     return TemplateLimit(f"the template builds {what} longer than {MAX_OUTPUT:,} characters")
 
 
+_CONTAINERS = (list, tuple, set, frozenset, KeysView, ValuesView)
+
+
+def _estimate(value, limit: int = MAX_OUTPUT) -> int:
+    """About `len(str(value))` (an upper bound for what templates can build), without building
+    the text: walks nested containers (shared ones once per use, as `str()` would) and stops as
+    soon as the count is over `limit`, so it costs at most about `limit` visits."""
+    if isinstance(value, str):
+        return len(value)
+    total, visited, stack = 0, 0, [value]
+    while stack and total <= limit:
+        item = stack.pop()
+        visited += 1
+        if isinstance(item, str):
+            total += len(item) + 2
+        elif isinstance(item, (bytes, bytearray)):
+            total += 4 * len(item) + 3
+        elif item is None or isinstance(item, bool):
+            total += 5
+        elif isinstance(item, int):
+            total += item.bit_length() + item.bit_length() // 4 + 3
+        elif isinstance(item, float):
+            total += 24
+        elif isinstance(item, dict):
+            total += 2 + 4 * len(item)
+            if total <= limit:
+                stack.extend(item.keys())
+                stack.extend(item.values())
+        elif isinstance(item, _CONTAINERS):
+            total += 2 + 2 * len(item)
+            if total <= limit:
+                stack.extend(item)
+        elif isinstance(item, Namespace):
+            total += 13
+            stack.append(getattr(item, "_Namespace__attrs", {}))
+        else:  # dates, macros, loops, ranges, undefined: short texts
+            total += 40
+    if visited > 256:
+        _step(visited // 256)
+    return total
+
+
 def _sized(value):
-    """`value`, unless it is a text, list or number over the limits."""
-    if isinstance(value, (str, bytes, list, tuple, dict, set, frozenset)):
+    """`value`, unless it is a text, container or number over the limits."""
+    if isinstance(value, (str, bytes)):
         if len(value) > MAX_OUTPUT:
+            raise _too_long()
+    elif isinstance(value, (dict, Namespace, *_CONTAINERS)):
+        if _estimate(value) > MAX_OUTPUT:
             raise _too_long()
     elif isinstance(value, int) and value.bit_length() > MAX_INT_BITS:
         raise TemplateLimit(f"the template computes a number larger than {MAX_INT_BITS} bits")
     return value
+
+
+def _check_text(*values) -> None:
+    """Refuse before turning `values` into text when the text would be too long."""
+    total = 0
+    for value in values:
+        total += _estimate(value, MAX_OUTPUT - total)
+        if total > MAX_OUTPUT:
+            raise _too_long()
 
 
 def _is_seq(value) -> bool:
@@ -98,7 +166,8 @@ def _is_seq(value) -> bool:
 def _check_repeat(left, right) -> None:
     """`left * right`, refused before it is computed when the result would be too big."""
     for seq, n in ((left, right), (right, left)):
-        if _is_seq(seq) and isinstance(n, int) and len(seq) * max(n, 0) > MAX_OUTPUT:
+        if _is_seq(seq) and isinstance(n, int) and n > 0 \
+                and _estimate(seq, MAX_OUTPUT // n + 1) * n > MAX_OUTPUT:
             raise _too_long()
     if isinstance(left, int) and isinstance(right, int) \
             and left.bit_length() + right.bit_length() > MAX_INT_BITS + 1:
@@ -112,9 +181,44 @@ def _check_power(base, exponent) -> None:
 
 
 def _check_join(items: list, separator: str) -> None:
-    total = sum(len(i) if isinstance(i, str) else 20 for i in items)
-    if total + len(separator) * max(len(items) - 1, 0) > MAX_OUTPUT:
+    total = len(separator) * max(len(items) - 1, 0)
+    for item in items:
+        if total > MAX_OUTPUT:
+            break
+        total += _estimate(item, MAX_OUTPUT - total)
+    if total > MAX_OUTPUT:
         raise _too_long()
+
+
+_FIELD_ROOT = re.compile(r"[^.\[]*")
+_DIGITS = re.compile(r"\d+")
+
+
+def _check_format(text: str, args: tuple, kwargs: dict) -> None:
+    """`text.format(*args, **kwargs)`, refused before it is built when it would be too long."""
+    total, auto = 0, 0
+    for literal, field, spec, conversion in Formatter().parse(text):
+        total += len(literal)
+        if field is None:
+            continue
+        spec = spec or ""
+        if "{" in spec:
+            raise TemplateLimit("a format width or precision given by an argument ({:{}}) is "
+                                "not available in templates")
+        if _BIG_NUMBER.search(spec):
+            raise _too_long()
+        name = _FIELD_ROOT.match(field).group()
+        if name == "":
+            value, auto = (args[auto] if auto < len(args) else None), auto + 1
+        elif name.isdigit():
+            value = args[int(name)] if int(name) < len(args) else None
+        else:
+            value = kwargs.get(name)
+        size = _estimate(value, MAX_OUTPUT) * (10 if conversion == "a" else 1)
+        total += size + sum(int(d) for d in _DIGITS.findall(spec))
+        total += 320 if isinstance(value, float) else 0  # "{:f}" of 1e308
+        if total > MAX_OUTPUT:
+            raise _too_long()
 
 
 def _check_replace(text: str, old: str, new: str, count: int = -1) -> None:
@@ -128,16 +232,16 @@ def _check_replace(text: str, old: str, new: str, count: int = -1) -> None:
 
 
 _WIDTH_METHODS = {"ljust", "rjust", "center", "zfill"}
+# string methods that multiply their input in ways not worth checking: refused outright
+_UNSAFE_STR_METHODS = frozenset({"translate", "maketrans", "format_map", "expandtabs", "encode"})
 _BIG_NUMBER = re.compile(r"\d{5,}")
 
 
 def _check_str_method(text: str, name: str, args: tuple, kwargs: dict) -> None:
+    if name in _UNSAFE_STR_METHODS:
+        raise TemplateLimit(f"the text method {name}() is not available in templates")
     if name in _WIDTH_METHODS and args and isinstance(args[0], int) and args[0] > MAX_OUTPUT:
         raise _too_long()
-    if name == "expandtabs":
-        size = args[0] if args else kwargs.get("tabsize", 8)
-        if isinstance(size, int) and len(text) * max(size, 1) > MAX_OUTPUT:
-            raise _too_long()
     if name == "join" and args:
         items = list(args[0])
         _step(len(items))
@@ -186,23 +290,64 @@ def _loop_budget(context, iterable):
 
 @pass_context
 def _sized_filter(context, value):
-    """Wrapped around every `~` concatenation."""
+    """Wrapped around every list, tuple and dict written in a template."""
     _step()
     return _sized(value)
 
 
+@pass_context
+def _concat(context, *values):
+    """Replaces every `~`: the parts are measured before they are turned into text."""
+    _step()
+    _check_text(*values)
+    return "".join(map(str, values))
+
+
+@pass_context
+def _emit(context, value):
+    """Wrapped around everything a template writes (`{{ }}` and text), captured or not."""
+    size = _estimate(value)
+    if size > MAX_OUTPUT:
+        raise _too_long()
+    budget = _budget.get()
+    if budget is not None:
+        budget.written += size
+        if budget.written > MAX_WRITTEN:
+            raise TemplateLimit(f"the template writes more than {MAX_WRITTEN:,} characters in "
+                                "all (counting macros and captured blocks)")
+    return value
+
+
+def _wrap(node: nodes.Expr, name: str, *args: nodes.Expr) -> nodes.Filter:
+    return nodes.Filter(node, name, list(args), [], None, None, lineno=node.lineno)
+
+
 class _Bounded(NodeTransformer):
-    """Rewrites a parsed template so every loop and every `~` is counted and checked."""
+    """Rewrites a parsed template so every loop, `~`, container and output is counted and
+    checked."""
 
     def visit_For(self, node: nodes.For) -> nodes.Node:
         node = self.generic_visit(node)
-        node.iter = nodes.Filter(node.iter, "_loop_budget", [], [], None, None,
-                                 lineno=node.lineno)
+        node.iter = _wrap(node.iter, "_loop_budget")
         return node
 
     def visit_Concat(self, node: nodes.Concat) -> nodes.Node:
         node = self.generic_visit(node)
-        return nodes.Filter(node, "_sized", [], [], None, None, lineno=node.lineno)
+        first, *rest = node.nodes
+        return _wrap(first, "_concat", *rest)
+
+    def visit_Output(self, node: nodes.Output) -> nodes.Node:
+        node = self.generic_visit(node)
+        node.nodes = [_wrap(child, "_emit") for child in node.nodes]
+        return node
+
+    def _container(self, node: nodes.Expr) -> nodes.Node:
+        node = self.generic_visit(node)
+        if getattr(node, "ctx", "load") != "load":
+            return node
+        return _wrap(node, "_sized")
+
+    visit_List = visit_Tuple = visit_Dict = _container
 
 
 class _Sandbox(ImmutableSandboxedEnvironment):
@@ -210,13 +355,18 @@ class _Sandbox(ImmutableSandboxedEnvironment):
 
     intercepted_binops = frozenset({"*", "**", "%", "+", "-", "/", "//"})
 
+    def is_safe_attribute(self, obj, attr, value):
+        if isinstance(obj, (str, bytes)) and attr in _UNSAFE_STR_METHODS:
+            return False
+        return super().is_safe_attribute(obj, attr, value)
+
     def call_binop(self, context, operator, left, right):
         _step()
         if operator == "*":
             _check_repeat(left, right)
         elif operator == "**":
             _check_power(left, right)
-        elif operator == "%" and isinstance(left, str):
+        elif operator == "%" and isinstance(left, (str, bytes)):
             raise TemplateLimit("%-formatting of text is not available in templates; "
                                 "join text with ~")
         return _sized(super().call_binop(context, operator, left, right))
@@ -237,10 +387,10 @@ class _Sandbox(ImmutableSandboxedEnvironment):
 
         @wraps(wrapper)
         def checked(*args, **kwargs):
-            values = list(args) + list(kwargs.values())
-            if _BIG_NUMBER.search(text) or any(
-                    isinstance(v, int) and abs(v) > MAX_OUTPUT for v in values):
-                raise _too_long()
+            if value.__name__ != "format":
+                raise TemplateLimit(f"the text method {value.__name__}() is not available in "
+                                    "templates")
+            _check_format(text, args, kwargs)
             return _sized(wrapper(*args, **kwargs))
         return checked
 
@@ -259,6 +409,9 @@ def _counted(function):
     @wraps(function)
     def counted(*args, **kwargs):
         _step()
+        for value in (*args, *kwargs.values()):  # most filters turn their input into text
+            if not isinstance(value, str) and _estimate(value) > MAX_OUTPUT:
+                raise _too_long()
         return _sized(function(*args, **kwargs))
     return counted
 
@@ -279,9 +432,20 @@ def _replace_filter(eval_ctx, s, old, new, count=None):
     return _REPLACE(eval_ctx, s, old, new, count)
 
 
+def _wordwrap_filter(environment, s, width=79, break_long_words=True, wrapstring=None,
+                     break_on_hyphens=True):
+    # every character may become its own line, each followed by the wrapstring
+    if isinstance(s, str) and isinstance(wrapstring, str) \
+            and len(s) + (len(s) + 1) * len(wrapstring) > MAX_OUTPUT:
+        raise _too_long()
+    return _WORDWRAP(environment, s, width, break_long_words, wrapstring, break_on_hyphens)
+
+
 _JOIN, _REPLACE = _env.filters["join"], _env.filters["replace"]
+_WORDWRAP = _env.filters["wordwrap"]
 _join_filter.jinja_pass_arg = _JOIN.jinja_pass_arg
 _replace_filter.jinja_pass_arg = _REPLACE.jinja_pass_arg
+_wordwrap_filter.jinja_pass_arg = _WORDWRAP.jinja_pass_arg
 # the filters a message needs; those that multiply their input (center, indent, format, batch,
 # sum, …) are left out
 FILTERS = ("abs", "capitalize", "count", "d", "default", "dictsort", "e", "escape", "first",
@@ -290,7 +454,8 @@ FILTERS = ("abs", "capitalize", "count", "d", "default", "dictsort", "e", "escap
            "urlencode", "wordcount", "wordwrap")
 _env.filters = {name: _counted(_env.filters[name]) for name in FILTERS} | {
     "join": _counted(_join_filter), "replace": _counted(_replace_filter),
-    "nice_date": _counted(_nice_date), "_loop_budget": _loop_budget, "_sized": _sized_filter}
+    "wordwrap": _counted(_wordwrap_filter), "nice_date": _counted(_nice_date),
+    "_loop_budget": _loop_budget, "_sized": _sized_filter, "_concat": _concat, "_emit": _emit}
 _env.globals = {"range": _Range, "dict": dict, "namespace": _env.globals["namespace"]}
 
 

@@ -2,6 +2,7 @@
 (issue 16, item 6). A template that goes over a limit is refused when it is saved (422 with the
 reason) and, if one is in the database anyway, fails its touchpoint at dispatch without a hang."""
 import time
+import tracemalloc
 
 import pytest
 from sqlalchemy import update
@@ -118,3 +119,105 @@ def test_a_template_that_slipped_into_the_database_fails_its_touchpoint_cleanly(
     [(tp, _)] = rw.touchpoints(member)
     assert (tp.status, tp.reason) == ("failed", "template_error")
     assert "loop iterations" in tp.last_error
+
+
+# The attack review of the security fixes: templates that made the server allocate gigabytes
+# (translate, a format width given as text, wordwrap's wrapstring, a list turned into text,
+# repeated and nested lists, output captured in a macro). Each must be refused quickly and
+# small — and the limits must hold for any member, not only the sample the save renders for.
+MEMORY_ATTACKS = [
+    '{{ ("a"*19999).translate({97: "b"*19999}) }}',
+    '{{ ("a"*19999).translate({97: "b"*9999}) }}',
+    '{{ ("a"*19999).translate({97: "\U0001F642"*9999}) }}',
+    '{{ "{:{}}".format("x", "3"~"000000000") }}',
+    '{{ "{0}{0}{0}{0}{0}{0}{0}{0}{0}{0}".format("\U0001F642"*19999) }}',
+    '{{ "x".format_map({}) }}',
+    '{{ "\t".expandtabs(100) }}',
+    '{{ ("x "*9999) | wordwrap(1, true, "y"*19999) }}',
+    '{{ ["x"*19999]*19999 }}',
+    '{{ [["x"*19999]*19999]*19999 }}',
+    '{% set a = "x"*19999 %}{% set b = [a, a, a, a, a, a, a, a, a, a] %}{{ b }}',
+    '{% set n = namespace(a="x"*19000) %}{% set n.b = n.a %}{{ n }}',
+    '{% set n = namespace(a="x"*19000) %}{% set n.b = n.a %}{{ n | string }}',
+    '{% set n = namespace(a="x"*19000) %}{% set n.b = n.a %}{{ "" ~ n }}',
+    ('{% set n = namespace(a=[1]) %}{% for i in range(5000) %}'
+     '{% set n.a = [n.a, [0]*5000] %}{% endfor %}{{ 1 }}'),
+    ('{% macro m() %}{% for i in range(6000) %}{{ "\U0001F642"*19999 }}{% endfor %}'
+     '{% endmacro %}{{ m() | length }}'),
+]
+NOT_ALEX = '{% if member.first_name != "Alex" %}{% endif %}'
+
+
+def _guarded(source: str) -> str:
+    """The attack only for members other than the sample the save renders for."""
+    return NOT_ALEX.replace("{% endif %}", source + "{% endif %}")
+
+
+def _measured(action):
+    """Seconds of one run of `action`, and the memory peak of a second, traced run (tracing
+    slows the app down too much to time it)."""
+    started = time.perf_counter()
+    action()
+    seconds = time.perf_counter() - started
+    tracemalloc.start()
+    try:
+        action()
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    return seconds, peak
+
+
+@pytest.mark.parametrize("source", MEMORY_ATTACKS)
+def test_memory_attacks_fail_quickly_and_small_for_any_member(source):
+    ctx = templates.sample_context()
+    other = ctx | {"member": ctx["member"] | {"first_name": "Bea", "name": "Bea Example"}}
+    templates.check("body_template", _guarded(source))  # the sample member does not see it
+
+    def attack():
+        with pytest.raises(templates.RenderError):
+            templates.render(_guarded(source), other)
+    seconds, peak = _measured(attack)
+    assert seconds < 2 and peak < 50_000_000, (seconds, peak)
+
+
+@pytest.mark.parametrize("source", MEMORY_ATTACKS[:4] + MEMORY_ATTACKS[8:11])
+def test_memory_attacks_are_refused_when_saved(client, world, source):
+    club = world.club()
+    manager = world.staff(club, Role.manager)
+
+    def save():
+        r = client.post("/api/v1/retention/playbook", headers=manager.headers, json={
+            "key": "big", "name": "Big", "stage": "establishing",
+            "trigger": "days_after_stage_entry", "days": 20, "channel": "email",
+            "subject_template": "Hi", "body_template": source})
+        assert r.status_code == 422, r.text
+        assert r.json()["error"] == "invalid_template"
+    seconds, peak = _measured(save)
+    assert seconds < 2 and peak < 50_000_000, (seconds, peak)
+
+
+@pytest.mark.parametrize("source", [MEMORY_ATTACKS[0], MEMORY_ATTACKS[3], MEMORY_ATTACKS[9]])
+def test_a_memory_attack_hidden_from_the_sample_fails_its_touchpoint_cleanly(rw, db, source):
+    club = rw.club(holdout_share=0)
+    rw.only(club, "welcome")
+    member = rw.member(club, "Anna")
+    rw.membership(club, member, rw.plan(club), D)
+    rw.run(club)
+    with transaction(db.sessionmaker) as s:  # passes the save check: the sample is Alex
+        s.execute(update(TouchpointDefinition).where(TouchpointDefinition.club_id == club.id,
+                                                     TouchpointDefinition.key == "welcome")
+                  .values(body_template=_guarded(source)))
+    templates.check("body_template", _guarded(source))
+    tracemalloc.start()
+    try:
+        started = time.perf_counter()
+        stats = rw.dispatch(local(D, 9))
+        seconds = time.perf_counter() - started
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert seconds < 10 and peak < 50_000_000, (seconds, peak)
+    assert stats.outcomes == {"fail:template_error": 1} and rw.channels.email.messages == []
+    [(tp, _)] = rw.touchpoints(member)
+    assert (tp.status, tp.reason) == ("failed", "template_error")
