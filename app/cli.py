@@ -135,7 +135,8 @@ def add_device(
                    "(store it now: only its hash is kept)")
         if device.protocol == "zkteco":
             typer.echo("ZKTeco: quarantined until approved — point the device at fitclub, then "
-                       f"`fitclub approve-device {device.id}` (see docs/turnstiles.md)")
+                       f"`fitclub devices --club ID` shows where it called from; approve it with "
+                       f"`fitclub approve-device {device.id} --allow NETWORK` (docs/turnstiles.md)")
 
 
 @cli.command("rotate-device-key")

@@ -4,7 +4,8 @@ rotating a device key and revoking a device (API `/api/v1/devices…`, `fitclub`
 A ZKTeco device sends nothing but its serial number, so registering its serial is not enough:
 it is quarantined (every request refused exactly like an unknown serial, see
 `app.access.protocols.common.ZkRefused`) until a manager approves it for the network it calls
-from — by default the one address it was seen calling from while it waited.
+that the manager names (the addresses it was seen calling from while it waited are shown to choose
+from; anyone can call with its serial, so none is ever approved by default).
 """
 import ipaddress
 from dataclasses import dataclass
@@ -116,8 +117,8 @@ def parse_networks(texts: list[str]) -> list[str]:
 def approve_device(session: Session, *, club_id: int, device_id: int,
                    allowed_networks: list[str] | None = None,
                    approved_by: int | None = None) -> DeviceView:
-    """Let a quarantined ZKTeco device in, from `allowed_networks` or, when none are given, from
-    the one address it was seen calling from (several seen: the manager must choose)."""
+    """Let a quarantined ZKTeco device in from `allowed_networks`, which the manager must name
+    (none: 422 listing the addresses it was seen calling from, to choose from)."""
     device = _device(session, club_id=club_id, device_id=device_id)
     if device.protocol != "zkteco":
         raise Conflict("Only ZKTeco devices need approval: the others authenticate with their "
@@ -130,18 +131,15 @@ def approve_device(session: Session, *, club_id: int, device_id: int,
         options = DeviceProtocolSettings(club_id=club_id, device_id=device.id,
                                          allowed_networks=[], seen_addresses=[])
         session.add(options)
-    if allowed_networks:
-        networks = parse_networks(allowed_networks)
-    else:
+    if not allowed_networks:
+        # never a default to whoever called first: anyone can call with a quarantined serial
         seen = list(options.seen_addresses or [])
-        if not seen:
-            raise Invalid("The device has not called yet: point it at fitclub and wait for its "
-                          "first call, or give allowed_networks", code="device_not_seen")
-        if len(seen) > 1:
-            raise Conflict(f"The device was seen calling from {', '.join(seen)}: give the "
-                           "network of the real device in allowed_networks",
-                           code="several_addresses_seen")
-        networks = parse_networks(seen)
+        where = (f"it was seen calling from {', '.join(seen)}" if seen
+                 else "it has not called yet")
+        raise Invalid(f"Name the networks the device may call from in allowed_networks ({where}); "
+                      "compare with the address on the device's own screen first",
+                      code="networks_required", details={"seen_addresses": seen})
+    networks = parse_networks(allowed_networks)
     options.allowed_networks = networks
     options.approved_at = clock.now()
     options.approved_by = approved_by

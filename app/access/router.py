@@ -115,8 +115,8 @@ def get_device(session: SessionDep, actor: ManagerActor, device_id: DeviceId):
 @router.post("/devices/{device_id}/approve", response_model=DeviceRead, tags=["devices"])
 def approve_device(session: SessionDep, actor: ManagerActor, device_id: DeviceId,
                    body: DeviceApprove | None = None):
-    """Let a quarantined ZKTeco device in from `allowed_networks` (default: the one address it
-    was seen calling from)."""
+    """Let a quarantined ZKTeco device in from `allowed_networks`, which must be given (none:
+    422 `networks_required`, with the addresses it was seen calling from in `details`)."""
     return devices.approve_device(session, club_id=actor.club_id, device_id=device_id,
                                   allowed_networks=body.allowed_networks if body else None,
                                   approved_by=actor.user_id)

@@ -113,8 +113,8 @@ class DeviceRead(Out):
 
 
 class DeviceApprove(In):
-    """Approve a quarantined ZKTeco device. Without `allowed_networks`, the one address it was
-    seen calling from is allowed (several seen: give the real device's network)."""
+    """Approve a quarantined ZKTeco device from `allowed_networks` (required: without it the
+    answer is 422 listing the addresses it was seen calling from)."""
 
     allowed_networks: list[str] | None = Field(
         None, max_length=32, description="CIDR networks or addresses, e.g. 10.20.0.0/16")

@@ -32,9 +32,12 @@ def devices_page(request: Request, session: PageSession, actor: ManagerPage):
 
 @router.post(DEVICES_PAGE + "/{device_id}/approve")
 def approve(request: Request, session: PageSession, actor: ManagerPage, device_id: DeviceId,
-            networks: Annotated[str, Form(max_length=2000)] = ""):
+            networks: Annotated[str, Form(max_length=2000)] = "",
+            seen: Annotated[list[str] | None, Form()] = None):
+    """The networks typed in plus the seen addresses ticked; none: 422 (never a default)."""
     back_to(request, None, DEVICES_PAGE)
     wanted = [n for n in networks.replace(",", " ").split() if n]
+    wanted += [a for a in (seen or [])[:devices.NETWORKS_MAX] if a.strip()]
     device = devices.approve_device(session, club_id=actor.club_id, device_id=device_id,
                                     allowed_networks=wanted or None, approved_by=actor.user_id)
     return done(request, DEVICES_PAGE, f"{device.name} is approved; it may call from "

@@ -1,5 +1,5 @@
 """The Turnstiles page (issue 16, items 3 and 12): managers see a quarantined ZKTeco device with
-the address it called from and approve it, rotate a key (shown once) and revoke a device."""
+the addresses it called from and approve it for the one the manager picks, rotate a key (shown once) and revoke a device."""
 import re
 
 from fastapi.testclient import TestClient
@@ -29,7 +29,13 @@ def test_a_manager_approves_a_quarantined_device_rotates_and_revokes(web, web_ap
     row = page.text.split(f'data-device="{zk.device_id}"', 1)[1].split("</tr>", 1)[0]
     assert "waiting for approval" in row and "from 203.0.113.5" in row
 
+    assert 'name="seen" value="203.0.113.5"' in row  # offered as a choice
     r = _post(web, f"{PAGE}/{zk.device_id}/approve", {"networks": ""})
+    after = web.get(PAGE).text  # refused with a message: nothing is approved by default
+    assert "Name the networks" in after and "203.0.113.5/32" not in after
+    with TestClient(web_app, client=("203.0.113.5", 50000)) as device:
+        assert device.get("/iclock/getrequest", params={"SN": "CKJG201960123"}).status_code == 404
+    r = _post(web, f"{PAGE}/{zk.device_id}/approve", {"networks": "", "seen": "203.0.113.5"})
     assert r.status_code == 303
     assert "203.0.113.5/32" in web.get(PAGE).text
     with TestClient(web_app, client=("203.0.113.5", 50000)) as device:

@@ -45,8 +45,8 @@ def register(cli: typer.Typer) -> None:
     def approve_device(
         device_id: int,
         allow: Annotated[list[str] | None, typer.Option(
-            help="a network the device may call from (repeat); default: the one address it "
-                 "was seen calling from")] = None,
+            help="a network the device may call from (repeat; required): compare with `fitclub "
+                 "devices`, which lists the addresses it was seen calling from")] = None,
     ) -> None:
         """Approve a quarantined ZKTeco device for the network it calls from."""
         from app.access import devices

@@ -143,22 +143,37 @@ def _bucket(kind: str, value: str | None) -> str:
     return f"{kind}:" + hashlib.sha256((value or "-").encode()).hexdigest()[:40]
 
 
+def _serial_served(session: Session, *, serial: str | None, client_ip: str | None) -> bool:
+    """Whether this request would reach the device's work: a registered, active, approved ZKTeco
+    serial called from one of its allowed networks."""
+    if not valid_serial(serial):
+        return False
+    row = session.execute(_BY_SERIAL, {"serial": serial}).first()
+    return (row is not None and row.protocol == "zkteco" and row.active
+            and row.approved_at is not None and bool(row.allowed_networks)
+            and address_allowed(client_ip, row.allowed_networks))
+
+
 def throttle(session: Session, *, serial: str | None, client_ip: str | None,
              now: datetime | None = None) -> int | None:
-    """Count a ZKTeco request per serial number and per address (in `rate_limit_buckets`, so the
-    limit holds across workers), before the serial is looked at: the seconds to wait when over a
-    limit, else None. Unknown and known serials are counted alike. The router counts in its own
-    short transaction (committed whatever the request does next, and the bucket rows are not
-    locked while the request works)."""
+    """Count a ZKTeco request (in `rate_limit_buckets`, so the limit holds across workers): the
+    seconds to wait when over a limit, else None. Every request counts per address; only a request
+    that would be served (approved serial, caller inside its allowed networks) also counts per
+    serial, so nobody outside the device's networks can use up or probe a serial's allowance —
+    unknown, quarantined and wrongly addressed serials are counted (and refused) alike. The router
+    counts in its own short transaction (committed whatever the request does next, and the bucket
+    rows are not locked while the request works)."""
     from app.crm.website import hit
 
     now = now or clock.now()
     by_address, address_left = hit(session, bucket=_bucket("zk-ip", client_ip),
                                    window=ZK_WINDOW, now=now)
-    by_serial, serial_left = hit(session, bucket=_bucket("zk-sn", serial), window=ZK_WINDOW,
-                                 now=now)
     if by_address > ZK_ADDRESS_LIMIT:
         return address_left
+    if not _serial_served(session, serial=serial, client_ip=client_ip):
+        return None
+    by_serial, serial_left = hit(session, bucket=_bucket("zk-sn", serial), window=ZK_WINDOW,
+                                 now=now)
     if by_serial > ZK_SERIAL_LIMIT:
         return serial_left
     return None
@@ -176,8 +191,11 @@ def _note_quarantined_call(session: Session, *, settings_id: int | None, device_
         session.add(options)
     seen = list(options.seen_addresses or [])
     address = _address_text(client_ip)
-    if address and address not in seen and len(seen) < SEEN_ADDRESSES_MAX:
-        options.seen_addresses = [*seen, address]
+    if address and (not seen or seen[-1] != address):
+        # the most recent distinct addresses, newest last: a flood of other addresses cannot keep
+        # the real device's address out (the manager picks the networks, nothing is approved by
+        # default)
+        options.seen_addresses = [*[a for a in seen if a != address], address][-SEEN_ADDRESSES_MAX:]
     options.first_seen_at = options.first_seen_at or now
     options.last_seen_at = now
     session.flush()

@@ -89,6 +89,9 @@ def test_a_revoked_device_is_refused_until_its_key_is_rotated(client, site):
     assert r.json()["device"]["status"] == "pending"
     assert client.get("/iclock/getrequest", params={"SN": zk.serial}).status_code == 404
     r = client.post(f"/api/v1/devices/{zk.device_id}/approve", headers=manager.headers)
+    assert r.status_code == 422 and r.json()["details"] == {"seen_addresses": [DEVICE_ADDRESS]}
+    r = client.post(f"/api/v1/devices/{zk.device_id}/approve", headers=manager.headers,
+                    json={"allowed_networks": [DEVICE_ADDRESS]})
     assert r.status_code == 200 and r.json()["allowed_networks"] == [f"{DEVICE_ADDRESS}/32"]
     assert client.get("/iclock/getrequest", params={"SN": zk.serial}).status_code == 200
 
@@ -155,5 +158,8 @@ def test_the_command_line_rotates_revokes_lists_and_approves(monkeypatch, db, ap
     line = next(x for x in r.output.splitlines() if x.startswith(f"{zk.device_id}\t"))
     assert "pending" in line and f"seen from {DEVICE_ADDRESS}" in line
     r = runner.invoke(commands, ["approve-device", str(zk.device_id)])
+    assert r.exit_code != 0  # the networks must be named
+    assert client.get("/iclock/getrequest", params={"SN": zk.serial}).status_code == 404
+    r = runner.invoke(commands, ["approve-device", str(zk.device_id), "--allow", DEVICE_ADDRESS])
     assert r.exit_code == 0 and f"approved from {DEVICE_ADDRESS}/32" in r.output
     assert client.get("/iclock/getrequest", params={"SN": zk.serial}).status_code == 200

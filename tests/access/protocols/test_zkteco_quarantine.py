@@ -169,9 +169,10 @@ def test_a_quarantined_device_is_shown_to_managers_and_approved_for_its_address(
     assert r.status_code == 200
     (row,) = r.json()
     assert row["status"] == "pending" and row["seen_addresses"] == []
-    # approving before the device called: there is no address to approve
+    # approving without networks is refused, before and after the device called
     r = client.post(f"/api/v1/devices/{zk.device_id}/approve", headers=manager.headers)
-    assert r.status_code == 422 and r.json()["error"] == "device_not_seen"
+    assert r.status_code == 422 and r.json()["error"] == "networks_required"
+    assert r.json()["details"] == {"seen_addresses": []}
 
     with client_from(app, "203.0.113.5") as device:
         first = device.get("/iclock/cdata", params={"SN": zk.serial, "options": "all"})
@@ -184,7 +185,14 @@ def test_a_quarantined_device_is_shown_to_managers_and_approved_for_its_address(
     assert client.post(f"/api/v1/devices/{zk.device_id}/approve",
                        headers=clerk.headers).status_code == 403
 
-    r = client.post(f"/api/v1/devices/{zk.device_id}/approve", headers=manager.headers)
+    r = client.post(f"/api/v1/devices/{zk.device_id}/approve", headers=manager.headers, json={})
+    assert r.status_code == 422 and r.json()["error"] == "networks_required"
+    assert r.json()["details"] == {"seen_addresses": ["203.0.113.5"]}
+    assert "203.0.113.5" in r.json()["message"]
+    assert client.get(f"/api/v1/devices/{zk.device_id}",
+                      headers=manager.headers).json()["status"] == "pending"
+    r = client.post(f"/api/v1/devices/{zk.device_id}/approve", headers=manager.headers,
+                    json={"allowed_networks": ["203.0.113.5"]})
     assert r.status_code == 200, r.text
     assert r.json()["status"] == "active"
     assert r.json()["allowed_networks"] == ["203.0.113.5/32"]
@@ -195,16 +203,24 @@ def test_a_quarantined_device_is_shown_to_managers_and_approved_for_its_address(
     assert refused(r)  # the same serial from another address
 
 
-def test_approval_needs_a_choice_when_several_addresses_called(app, client, world, controller):
+def test_approval_without_networks_is_422_and_lists_the_seen_addresses(app, client, world,
+                                                                       controller):
+    """Whoever calls first is not approved: an outsider called before the real device, and an
+    approval without networks names nobody — it answers 422 with both addresses to choose from."""
     club = world.club()
     manager = world.staff(club, Role.manager)
     zk = controller(club, "zkteco", approved=False)
-    for address in ("203.0.113.5", OUTSIDE):
+    for address in (OUTSIDE, "203.0.113.5"):
         with client_from(app, address) as c:
-            assert refused(c.get("/iclock/getrequest", params={"SN": zk.serial}))
-    r = client.post(f"/api/v1/devices/{zk.device_id}/approve", headers=manager.headers)
-    assert r.status_code == 409 and r.json()["error"] == "several_addresses_seen"
-    assert "203.0.113.5" in r.json()["message"] and OUTSIDE in r.json()["message"]
+            assert refused(c.get("/iclock/ping", params={"SN": zk.serial}))
+    for body in ({}, {"allowed_networks": []}, None):
+        r = client.post(f"/api/v1/devices/{zk.device_id}/approve", headers=manager.headers,
+                        json=body)
+        assert r.status_code == 422 and r.json()["error"] == "networks_required", r.text
+        assert r.json()["details"] == {"seen_addresses": [OUTSIDE, "203.0.113.5"]}
+        assert "203.0.113.5" in r.json()["message"] and OUTSIDE in r.json()["message"]
+    with client_from(app, OUTSIDE) as outsider:  # still quarantined for everybody
+        assert refused(outsider.get("/iclock/getrequest", params={"SN": zk.serial}))
     r = client.post(f"/api/v1/devices/{zk.device_id}/approve", headers=manager.headers,
                     json={"allowed_networks": ["not a network"]})
     assert r.status_code == 422 and r.json()["error"] == "invalid_network"
@@ -226,14 +242,71 @@ def test_requests_are_rate_limited_per_serial_and_per_address(app, client, world
         assert client.get("/iclock/ping", params={"SN": zk.serial}).status_code == 200
     r = client.get("/iclock/ping", params={"SN": zk.serial})
     assert r.status_code == 429 and 0 < int(r.headers["Retry-After"]) <= 60
-    # an unknown serial is limited exactly alike
+    # refused serials count only per address: the address's 6th request is over its limit
     with client_from(app, "203.0.113.9") as other:
         for _ in range(3):
             assert refused(other.get("/iclock/ping", params={"SN": "NOSUCH0001"}))
-        assert other.get("/iclock/ping", params={"SN": "NOSUCH0001"}).status_code == 429
-        # per address: many serials from one address
         answers = [other.get("/iclock/ping", params={"SN": f"GUESS{n:05d}"}).status_code
                    for n in range(3)]
-        assert answers == [404, 429, 429]  # the address's 5th request, then over its limit
+        assert answers == [404, 404, 429]
     clock.advance(timedelta(minutes=1))  # the next window
     assert client.get("/iclock/ping", params={"SN": zk.serial}).status_code == 200
+
+
+def test_an_outsider_cannot_use_up_the_real_devices_allowance(app, client, club_with_member,
+                                                              controller, clock, session):
+    """The reproduction: 245 pings with an approved serial from outside its networks (more than
+    the serial's 240 a minute) leave the real device, on its network, served as before."""
+    clock.set(clock.now().replace(second=1, microsecond=0))  # all in one minute window
+    _, zk, anna, _ = club_with_member(controller)
+    with client_from(app, OUTSIDE) as outsider:
+        answers = {outsider.get("/iclock/ping", params={"SN": zk.serial}).status_code
+                   for _ in range(common.ZK_SERIAL_LIMIT + 5)}
+    assert answers == {404}
+    assert client.get("/iclock/ping", params={"SN": zk.serial}).text == "OK"
+    r = client.get("/iclock/getrequest", params={"SN": zk.serial})
+    assert r.status_code == 200 and "Name=Zoe Werner" in r.text
+    record = rtlog(time=wall(clock.now(), "Europe/Berlin"), index=0, cardno=anna.card, event=0)
+    r = client.post("/iclock/cdata", params={"SN": zk.serial, "AuthType": "device"},
+                    content=record.encode(), headers=TEXT)
+    assert r.status_code == 200 and r.text.startswith("AUTH=SUCCEED"), r.text
+
+
+def test_an_outsider_cannot_tell_a_live_serial_by_when_429_comes(app, client, world,
+                                                                controller, clock, monkeypatch):
+    """A device's own calls (even enough to use up its serial's allowance) do not bring 429
+    sooner for anyone else: a live serial and an unknown one reach 429 at the same count, the
+    address's limit."""
+    clock.set(clock.now().replace(second=1, microsecond=0))
+    monkeypatch.setattr(common, "ZK_SERIAL_LIMIT", 5)
+    monkeypatch.setattr(common, "ZK_ADDRESS_LIMIT", 12)
+    zk = controller(world.club(), "zkteco")
+    for _ in range(6):  # the real device is busy: its 6th call is over its serial's limit
+        client.get("/iclock/ping", params={"SN": zk.serial})
+
+    def first_429(address: str, serial: str) -> int:
+        with client_from(app, address) as c:
+            for n in range(1, 30):
+                r = c.get("/iclock/ping", params={"SN": serial})
+                if r.status_code == 429:
+                    return n
+                assert refused(r)
+        return 0
+
+    assert first_429("198.51.100.7", zk.serial) == first_429("198.51.100.8", "NOSUCH0001") == 13
+
+
+def test_a_flood_of_addresses_cannot_keep_the_real_devices_address_off_the_list(app, client,
+                                                                                 world,
+                                                                                 controller):
+    club = world.club()
+    manager = world.staff(club, Role.manager)
+    zk = controller(club, "zkteco", approved=False)
+    for n in range(common.SEEN_ADDRESSES_MAX + 2):
+        with client_from(app, f"198.51.100.{n + 1}") as outsider:
+            assert refused(outsider.get("/iclock/ping", params={"SN": zk.serial}))
+    assert refused(client.get("/iclock/ping", params={"SN": zk.serial}))  # the real device
+    seen = client.get(f"/api/v1/devices/{zk.device_id}", headers=manager.headers).json()[
+        "seen_addresses"]
+    assert len(seen) == common.SEEN_ADDRESSES_MAX and seen[-1] == DEVICE_ADDRESS
+    assert "198.51.100.1" not in seen  # the oldest went
