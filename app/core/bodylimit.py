@@ -15,12 +15,21 @@ form posts 1 MB; the member CSV import 20 MB (API and page); the history import 
 the device protocols what their adapters accept. An upload route's limit is its file limit plus
 `FORM_ALLOWANCE` for the other form fields and the multipart framing, so a file just over its
 limit still reaches the route's own check and its specific message (`file_too_large`).
+
+A limit above the default is for signed-in callers only (`Limit.credential`): before the body is
+read, the bearer token (API) or the page session cookie (pages) is looked up (`token_user`, in a
+worker thread, with the app's session factory). Without a live one the default 1 MB applies, so
+a caller with no or a made-up credential gets 413 after at most 1 MB (or the route's own 401/403
+for a small body), never a 1 GB body spooled to disk first.
 """
+import logging
 import re
 from dataclasses import dataclass
 
 from fastapi import FastAPI
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
+from starlette.requests import cookie_parser
 
 from app.core.errors import DomainError
 from app.core.handlers import envelope
@@ -35,6 +44,14 @@ ZKTECO_BODY = 2 * MiB  # app.access.protocols.router.ZK_BODY_MAX
 HIKVISION_BODY = 8 * MiB  # an event with its pictures; HIK_BODY_MAX
 IRONLOGIC_BODY = 1 * MiB  # IL_BODY_MAX
 
+BEARER = "bearer"  # `Authorization: Bearer <token>` of kind "bearer" (app.core.deps)
+SESSION = "session"  # the `fitclub_session` cookie of kind "session" (app.web.auth)
+SESSION_COOKIE = "fitclub_session"  # app.web.auth.SESSION_COOKIE
+MAX_TOKEN = 200  # longer is no token of ours (app.web.auth.session_actor)
+UNSIGNED_HINT = "larger uploads need a valid sign-in"
+
+log = logging.getLogger("fitclub.bodylimit")
+
 
 @dataclass(frozen=True)
 class Limit:
@@ -42,22 +59,25 @@ class Limit:
     path: re.Pattern
     limit: int
     hint: str
+    # BEARER or SESSION: the limit holds only for a live credential of that kind, otherwise the
+    # default; None (the devices, whose keys their routes check) keeps it for every caller
+    credential: str | None = None
 
 
-def _rule(method: str, path: str, limit: int, hint: str) -> Limit:
-    return Limit(method, re.compile(path), limit, hint)
+def _rule(method: str, path: str, limit: int, hint: str, credential: str | None = None) -> Limit:
+    return Limit(method, re.compile(path), limit, hint, credential)
 
 
 LIMITS: tuple[Limit, ...] = (
     _rule("POST", r"/api/v1/imports/members", MEMBER_IMPORT_FILE + FORM_ALLOWANCE,
           "a member file of at most 20 MB; split it or use the command line "
-          "(fitclub import members)"),
+          "(fitclub import members)", BEARER),
     _rule("POST", r"/manage/import", MEMBER_IMPORT_FILE + FORM_ALLOWANCE,
           "a member file of at most 20 MB; split it or use the command line "
-          "(fitclub import members)"),
+          "(fitclub import members)", SESSION),
     _rule("POST", r"/api/v1/imports/history", HISTORY_IMPORT_FILES + FORM_ALLOWANCE,
           "history files of at most 1 GB together; use the command line "
-          "(fitclub import history)"),
+          "(fitclub import history)", BEARER),
     _rule("POST", r"/iclock/(cdata|devicecmd)", ZKTECO_BODY, "at most 2 MB per post"),
     _rule("POST", r"/api/v1/devices/hikvision/[^/]+/[^/]+/events", HIKVISION_BODY,
           "at most 8 MB per event"),
@@ -73,6 +93,46 @@ def limit_for(method: str, path: str, limits=LIMITS, default: int = DEFAULT_LIMI
             return rule
     return Limit(method, re.compile(".*"), default,
                  "JSON and form posts; files go to the import uploads")
+
+
+def presented_token(scope, credential: str) -> str | None:
+    """The bearer token or the session cookie the request carries, if any."""
+    for key, value in scope.get("headers", ()):
+        key = key.lower()
+        if credential == BEARER and key == b"authorization":
+            scheme, _, token = value.decode("latin-1").partition(" ")
+            return token.strip() if scheme.lower() == "bearer" else None
+        if credential == SESSION and key == b"cookie":
+            token = cookie_parser(value.decode("latin-1")).get(SESSION_COOKIE)
+            if token:
+                return token
+    return None
+
+
+def _live_token(factory, token: str, kind: str) -> bool:
+    from app.clubs.service import token_user  # the clubs service imports the app's core
+    from app.core.db import transaction
+    from app.core.errors import Unauthorized
+
+    try:
+        with transaction(factory) as session:
+            token_user(session, token=token, kind=kind)
+        return True
+    except Unauthorized:
+        return False
+
+
+async def signed_in(scope, credential: str, factory) -> bool:
+    """Whether the request carries a live credential of `credential`'s kind (looked up in a
+    worker thread). Any failure of the lookup counts as no credential: the default limit."""
+    token = presented_token(scope, credential)
+    if not token or len(token) > MAX_TOKEN or factory is None:
+        return False
+    try:
+        return await run_in_threadpool(_live_token, factory, token, credential)
+    except Exception:  # the database is down: the small limit, and the route answers
+        log.warning("body limit: could not check the credential", exc_info=True)
+        return False
 
 
 def _size(n: int) -> str:
@@ -108,6 +168,15 @@ class BodyLimit:
         self.limits = limits
         self.default = default
 
+    def _factory(self, scope):
+        """The app's session factory: from the application Starlette puts in the scope, or from
+        the wrapped app itself (a `BodyLimit` put around the app, as the tests do)."""
+        for app in (scope.get("app"), self.app):
+            factory = getattr(getattr(app, "state", None), "sessionmaker", None)
+            if factory is not None:
+                return factory
+        return None
+
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             await self.app(scope, receive, send)
@@ -115,14 +184,17 @@ class BodyLimit:
         rule = limit_for(scope["method"], scope["path"], self.limits, self.default)
         declared = next((v for k, v in scope.get("headers", ()) if k.lower() == b"content-length"),
                         None)
-        if declared is not None:
-            if not declared.strip().isdigit():
-                await envelope(400, "bad_content_length", "Content-Length must be a number",
-                               headers={"Connection": "close"})(scope, receive, send)
-                return
-            if int(declared) > rule.limit:
-                await too_large_response(rule)(scope, receive, send)
-                return
+        if declared is not None and not declared.strip().isdigit():
+            await envelope(400, "bad_content_length", "Content-Length must be a number",
+                           headers={"Connection": "close"})(scope, receive, send)
+            return
+        if (rule.credential and rule.limit > self.default
+                and (declared is None or int(declared) > self.default)
+                and not await signed_in(scope, rule.credential, self._factory(scope))):
+            rule = Limit(rule.method, rule.path, self.default, UNSIGNED_HINT)
+        if declared is not None and int(declared) > rule.limit:
+            await too_large_response(rule)(scope, receive, send)
+            return
 
         received = 0
         exceeded = False

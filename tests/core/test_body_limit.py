@@ -24,7 +24,16 @@ CHUNK = 64 << 10
 HUGE = 200 << 20  # what the review sent; produced lazily, never held
 
 
-def _asgi_post(app, path: str, *, chunks: int, headers=(), prefix: bytes = b""):
+@pytest.fixture
+def app(app):
+    """The app, its engine disposed afterwards: the body limit now looks credentials up in the
+    database, and an app called directly (no lifespan) would leave pooled connections open."""
+    yield app
+    app.state.engine.dispose()
+
+
+def _asgi_post(app, path: str, *, chunks: int, headers=(), prefix: bytes = b"",
+               suffix: bytes = b""):
     """POST `chunks` × 64 KiB to the ASGI app as a chunked body (no Content-Length), generated
     as it is read; returns (status, response headers, body, chunks the app read)."""
     read = 0
@@ -36,6 +45,8 @@ def _asgi_post(app, path: str, *, chunks: int, headers=(), prefix: bytes = b""):
             await asyncio.sleep(3600)  # the client waits for the answer
         read += 1
         body = prefix if read == 1 and prefix else b"x" * CHUNK
+        if read == chunks:
+            body += suffix  # e.g. the multipart's closing boundary
         return {"type": "http.request", "body": body, "more_body": read < chunks}
 
     async def send(message):
@@ -87,16 +98,21 @@ def test_a_chunked_json_body_stops_being_read_at_the_limit(app):
     assert read <= (1 << 20) // CHUNK + 1, f"read {read} chunks of 64 KiB"
 
 
-def test_a_chunked_multipart_upload_is_not_spooled_past_the_limit(app):
+def test_a_chunked_multipart_upload_is_not_spooled_past_the_limit(app, world):
     """The member import's limit, overridden to 3 MB (past Starlette's 1 MB in-memory spool): a
-    streamed 200 MB multipart body is read up to the limit only, and the answer is 413, not
-    401 — the rest is never read, so never spooled to a temporary file."""
+    streamed 200 MB multipart body from a signed-in manager (without one, 1 MB applies) is read
+    up to the limit only, and the answer is 413 — the rest is never read, so never spooled to a
+    temporary file."""
+    from app.clubs.schemas import Role
+
+    manager = world.staff(world.club(), Role.manager)
     small = (Limit("POST", re.compile(r"/api/v1/imports/members"), 3 << 20, "test"),)
     limited = BodyLimit(app, limits=small)
     boundary = b"b0undary"
     status, _headers, body, read = _asgi_post(
         limited, "/api/v1/imports/members", chunks=HUGE // CHUNK,
-        headers=[(b"content-type", b"multipart/form-data; boundary=" + boundary)],
+        headers=[(b"content-type", b"multipart/form-data; boundary=" + boundary),
+                 (b"authorization", b"Bearer " + manager.token.encode())],
         prefix=b"--" + boundary + b'\r\nContent-Disposition: form-data; name="file"; '
                b'filename="m.csv"\r\nContent-Type: text/csv\r\n\r\n')
     assert status == 413, body
@@ -189,3 +205,97 @@ def test_a_malformed_content_length_is_a_400(app, declared):
     status, _headers, body, _read = _asgi_post(
         app, "/api/v1/members", chunks=1, headers=[(b"content-length", declared)])
     assert status == 400 and json.loads(body)["error"] == "bad_content_length"
+
+
+# --- the large limits are for signed-in callers only (attack review: 1 GB spooled before a 401) --
+
+FIVE_MB = (5 << 20) // CHUNK
+ONE_MB_READ = (1 << 20) // CHUNK + 1  # the default limit and the chunk that crosses it
+BOUNDARY = b"b0undary"
+MULTIPART = [(b"content-type", b"multipart/form-data; boundary=" + BOUNDARY)]
+FILE_PART = (b"--" + BOUNDARY + b'\r\nContent-Disposition: form-data; name="file"; '
+             b'filename="m.csv"\r\nContent-Type: text/csv\r\n\r\n')
+
+
+def _session_cookie(world, staff) -> str:
+    """A live page session (kind "session") for `staff`, as signing in on /login makes."""
+    from datetime import timedelta
+
+    from app.clubs import service as clubs_service
+    from app.core.db import transaction
+    from tests.builders import PASSWORD
+
+    with transaction(world.db.sessionmaker) as s:
+        token, _ = clubs_service.login(s, email=staff.email, password=PASSWORD,
+                                       ttl=timedelta(days=2), kind="session")
+    return token
+
+
+@pytest.mark.parametrize("path, credential", [
+    ("/api/v1/imports/members", None),
+    ("/api/v1/imports/members", b"Bearer made-up-token"),
+    ("/api/v1/imports/history", None),
+    ("/api/v1/imports/history", b"Bearer made-up-token"),
+    ("/manage/import", None),
+    ("/manage/import", b"fitclub_session=made-up-session"),
+    ("/manage/import", "bearer-token-as-cookie"),  # an API token is no page session
+])
+def test_an_upload_without_a_live_credential_is_read_at_most_1_mb(app, world, path, credential):
+    """A chunked 5 MB multipart body to an upload route (limits 21 MB and 1 GB) without a live
+    credential: the server reads about 1 MB, then answers 413 — before the fix it read (and
+    spooled) all of it before its 401/403."""
+    from app.clubs.schemas import Role
+
+    headers = list(MULTIPART)
+    if credential == "bearer-token-as-cookie":
+        manager = world.staff(world.club(), Role.owner)
+        headers.append((b"cookie", b"fitclub_session=" + manager.token.encode()))
+    elif credential is not None:
+        name = b"cookie" if path.startswith("/manage") else b"authorization"
+        headers.append((name, credential))
+    status, _headers, body, read = _asgi_post(app, path, chunks=FIVE_MB, headers=headers,
+                                              prefix=FILE_PART)
+    assert read <= ONE_MB_READ, f"read {read} chunks of 64 KiB"
+    assert status == 413, body
+    assert b"body_too_large" in body or b"larger than 1 MB" in body
+
+
+def test_an_announced_upload_without_a_live_token_is_refused_at_1_mb(client):
+    """By Content-Length: 3 MB with a made-up token is over the 1 MB for callers not signed in."""
+    r = client.post("/api/v1/imports/members", headers={"Authorization": "Bearer made-up"},
+                    files={"file": ("m.csv", b"x" * (3 << 20), "text/csv")})
+    assert r.status_code == 413 and r.json()["error"] == "body_too_large"
+    assert r.json()["details"] == {"limit_bytes": 1 << 20}
+    assert "valid sign-in" in r.json()["message"]
+
+
+def test_a_signed_in_caller_keeps_the_large_limit(app, world):
+    """A live token (API) or page session: the 5 MB chunked body is read whole and reaches the
+    route, which answers for itself (here 403: front desk may not import; the page's CSRF token
+    is missing), not the 1 MB refusal."""
+    from app.clubs.schemas import Role
+
+    owner = world.staff(world.club(), Role.front_desk)
+    for path, credential in (
+            ("/api/v1/imports/members", (b"authorization", b"Bearer " + owner.token.encode())),
+            ("/manage/import",
+             (b"cookie", b"fitclub_session=" + _session_cookie(world, owner).encode()))):
+        status, _headers, body, read = _asgi_post(
+            app, path, chunks=FIVE_MB, headers=[*MULTIPART, credential], prefix=FILE_PART,
+            suffix=b"\r\n--" + BOUNDARY + b"--\r\n")
+        assert read == FIVE_MB, (path, read)
+        assert status == 403 and b"body_too_large" not in body, (path, status, body[:300])
+
+
+def test_a_signed_in_manager_uploads_a_large_member_file(client, world):
+    """Over 1 MB with Content-Length and a live token: the import runs (dry run)."""
+    from app.clubs.schemas import Role
+
+    manager = world.staff(world.club(), Role.manager)
+    rows = b"".join(b"Anna%d,Smith\n" % i for i in range(120_000))
+    content = b"first_name,last_name\n" + rows
+    assert len(content) > 1 << 20
+    r = client.post("/api/v1/imports/members", headers=manager.headers, data={"dry_run": "true"},
+                    files={"file": ("m.csv", content, "text/csv")})
+    assert r.status_code != 413, r.text
+    assert r.status_code < 300, r.text
