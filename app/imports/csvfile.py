@@ -139,9 +139,13 @@ class CsvFile:
         if not header_line.strip():
             raise FileProblem(f"{self.name}: the file is empty or its first line is blank; "
                               "the first line must name the columns")
-        self.separator = detect_separator(header_line)
-        self.original_headers = [h.strip().lstrip("\ufeff")
-                                 for h in next(csv.reader([header_line], delimiter=self.separator))]
+        try:
+            self.separator = detect_separator(header_line)
+            self.original_headers = [h.strip().lstrip("\ufeff") for h in
+                                     next(csv.reader([header_line], delimiter=self.separator))]
+        except csv.Error as error:  # e.g. a header cell over the field size limit
+            raise FileProblem(f"{self.name}: the first line cannot be read as column names "
+                              f"({error}); the first line must name the columns") from None
         self.headers = [normalise_header(h) for h in self.original_headers]
         seen: set[str] = set()
         for original, header in zip(self.original_headers, self.headers, strict=True):

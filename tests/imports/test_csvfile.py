@@ -61,7 +61,8 @@ def test_rows_keep_spreadsheet_line_numbers_skip_blank_lines_and_report_overlong
 
 
 @pytest.mark.parametrize(("data", "message"), [
-    (b"", "empty"), (b"\n\nname\n", "empty"), (b"name,Name\nx,y\n", "appears twice")])
+    (b"", "empty"), (b"\n\nname\n", "empty"), (b"name,Name\nx,y\n", "appears twice"),
+    (b'"' + b"x" * 2_000_000 + b'"\nA\n', "first line cannot be read")])
 def test_a_file_that_cannot_be_read_says_why(data, message):
     with pytest.raises(FileProblem, match=message):
         CsvFile.from_bytes(data, "m.csv")
