@@ -1,5 +1,6 @@
 """Clubs, staff users, login tokens and access devices."""
 import hashlib
+import ipaddress
 import math
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -176,45 +177,99 @@ def staff_actor(session: Session, *, club_id: int, user_id: int | None) -> Actor
 
 ADDRESS_LIMIT = 20  # failed sign-ins per client address and window, then 429 for that address
 ADDRESS_WINDOW = timedelta(minutes=15)
+ACCOUNT_LIMIT = 30  # failed sign-ins per account and window from all addresses, then no checks
 _EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 BAD_CREDENTIALS = "Wrong email or password"
 
 
+def _network(address: str | None) -> str:
+    """The network a client address is counted as: IPv4 by the /32, IPv6 by its /64 (one
+    customer's allocation, so rotating addresses inside it does not give fresh counters)."""
+    if not address:
+        return "unknown"
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.ip_network((ip, 64), strict=False))
+    return str(ip)
+
+
 def address_key(address: str | None) -> str:
-    """A digest of the client address (personal data is not kept in clear)."""
-    return hashlib.sha256(f"login:{address or 'unknown'}".encode()).hexdigest()
+    """A digest of the client address's network (personal data is not kept in clear)."""
+    return hashlib.sha256(f"login:{_network(address)}".encode()).hexdigest()
+
+
+def account_key(user_id: int) -> str:
+    """The key of an account's failures from every address (same table as the addresses)."""
+    return hashlib.sha256(f"login-account:{user_id}".encode()).hexdigest()
+
+
+def password_change_key(user_id: int) -> str:
+    """The key of an account's wrong current passwords when changing its own password."""
+    return hashlib.sha256(f"password-change:{user_id}".encode()).hexdigest()
 
 
 def _window(now: datetime) -> datetime:
     return _EPOCH + ((now - _EPOCH) // ADDRESS_WINDOW) * ADDRESS_WINDOW
 
 
-def address_failures(session: Session, *, address: str | None, now: datetime) -> int:
-    """Failed sign-ins from this address in the current window."""
+def window_left(now: datetime) -> int:
+    """Whole minutes until the current window passes."""
+    return math.ceil((_window(now) + ADDRESS_WINDOW - now).total_seconds() / 60)
+
+
+def _failures(session: Session, *, key: str, now: datetime) -> int:
     return session.scalar(select(LoginFailure.failures).where(
-        LoginFailure.address == address_key(address),
-        LoginFailure.window_start == _window(now))) or 0
+        LoginFailure.address == key, LoginFailure.window_start == _window(now))) or 0
 
 
-def record_failed_login(session: Session, *, user_id: int | None, address: str | None) -> None:
+def address_failures(session: Session, *, address: str | None, now: datetime) -> int:
+    """Failed sign-ins from this address (its /64 for IPv6) in the current window."""
+    return _failures(session, key=address_key(address), now=now)
+
+
+def account_failures(session: Session, *, user_id: int, now: datetime) -> int:
+    """Failed sign-ins for this account from every address in the current window."""
+    return _failures(session, key=account_key(user_id), now=now)
+
+
+def password_change_failures(session: Session, *, user_id: int, now: datetime) -> int:
+    """Wrong current passwords given by this account's own sessions in the current window."""
+    return _failures(session, key=password_change_key(user_id), now=now)
+
+
+def record_failed_login(session: Session, *, user_id: int | None, address: str | None,
+                        password_change: bool = False) -> None:
     """Count one failed password, in its own short transaction (committed whatever the request
-    does next): the address's window with one upsert, the user's counter with ONE guarded UPDATE
-    (the 5th failure in a row locks the account for `LOCKOUT`). Parallel guesses are all counted.
+    does next): the address's window and the account's window (all addresses) with one upsert
+    each, the user's counter with ONE guarded UPDATE (the 5th failure in a row locks the account
+    for `LOCKOUT`); `password_change` also counts it in the account's password-change window.
+    Parallel guesses are all counted.
 
     The caller's transaction, which only read, is ended first (on SQLite it holds the write lock)."""
     now = clock.now()
     session.rollback()
     table = LoginFailure.__table__
     start = _window(now)
+    keys = [address_key(address)]
+    if user_id is not None:
+        keys.append(account_key(user_id))
+        if password_change:
+            keys.append(password_change_key(user_id))
     with Session(bind=session.get_bind()) as own, own.begin():
         if own.get_bind().dialect.name == "postgresql":
             insert = postgresql.insert(table)
         else:
             insert = sqlite.insert(table)
-        stmt = insert.values(address=address_key(address), window_start=start, failures=1)
-        stmt = stmt.on_conflict_do_update(index_elements=["address", "window_start"],
-                                          set_={"failures": table.c.failures + 1})
-        own.execute(stmt.returning(table.c.failures)).scalar_one()
+        for key in keys:
+            stmt = insert.values(address=key, window_start=start, failures=1)
+            stmt = stmt.on_conflict_do_update(index_elements=["address", "window_start"],
+                                              set_={"failures": table.c.failures + 1})
+            own.execute(stmt)
         own.execute(delete(table).where(table.c.window_start < start))  # expire old windows
         if user_id is not None:
             counted = StaffUser.failed_logins + 1
@@ -228,15 +283,19 @@ def address_throttled(session: Session, *, address: str | None, now: datetime) -
     """How many failures this address has in the window; raises 429 over `ADDRESS_LIMIT`."""
     failures = address_failures(session, address=address, now=now)
     if failures >= ADDRESS_LIMIT:
-        left = math.ceil((_window(now) + ADDRESS_WINDOW - now).total_seconds() / 60)
-        raise Unauthorized(f"Too many failed sign-ins from this address; try again in {left} "
-                           "minutes", code="login_throttled", status_code=429)
+        raise Unauthorized(f"Too many failed sign-ins from this address; try again in "
+                           f"{window_left(now)} minutes", code="login_throttled", status_code=429)
     return failures
 
 
-def is_locked(user: StaffUser, *, now: datetime, failures_here: int) -> bool:
+def is_locked(user: StaffUser, *, now: datetime, failures_here: int,
+              failures_everywhere: int) -> bool:
     """A locked account refuses addresses that have guessed wrong in this window; an address with
-    no failures (the real user elsewhere) may still try, so a stranger cannot lock anyone out."""
+    no failures (the real user elsewhere) may still try, so a stranger cannot lock anyone out.
+    Past `ACCOUNT_LIMIT` failures in the window from all addresses, every address is refused
+    until the window passes (guessing spread over many addresses stays bounded)."""
+    if failures_everywhere >= ACCOUNT_LIMIT:
+        return True
     return bool(user.locked_until and user.locked_until > now and failures_here > 0)
 
 
@@ -245,14 +304,18 @@ def login(session: Session, *, email: str, password: str, ttl: timedelta,
     """Check a password and issue a token (API "bearer" or page "session").
 
     Unknown emails, switched-off and locked accounts answer exactly like a wrong password (401,
-    same message, one argon2 verification each); failures are counted per account and per client
-    address (`record_failed_login`), an address with too many answers 429."""
+    same message, one argon2 verification each); failures are counted per account, per account
+    and window, and per client address (`record_failed_login`), an address with too many answers
+    429. An account over `ACCOUNT_LIMIT` has its password not checked at all (a dummy hash is)."""
     now = clock.now()
     failures_here = address_throttled(session, address=address, now=now)
     user = session.scalar(select(StaffUser).where(StaffUser.email == normalise_email(email)))
     usable = user is not None and user.active
-    right = verify_password(user.password_hash if usable else _DUMMY_HASH, password)
-    if not usable or not right or is_locked(user, now=now, failures_here=failures_here):
+    everywhere = account_failures(session, user_id=user.id, now=now) if usable else 0
+    checked = usable and everywhere < ACCOUNT_LIMIT  # over the cap: only the dummy hash
+    right = verify_password(user.password_hash if checked else _DUMMY_HASH, password)
+    if not usable or not right or is_locked(user, now=now, failures_here=failures_here,
+                                            failures_everywhere=everywhere):
         record_failed_login(session, user_id=user.id if usable else None, address=address)
         raise Unauthorized(BAD_CREDENTIALS, code="invalid_credentials")
     user.failed_logins = 0

@@ -32,6 +32,7 @@ from app.clubs.models import AuthToken, ClubStaff, StaffInvitation, StaffUser
 from app.clubs.schemas import Role
 from app.clubs.service import (
     MANAGER_MAY_MANAGE,
+    MAX_FAILED_LOGINS,
     Actor,
     check_may_grant,
     create_user,
@@ -39,8 +40,10 @@ from app.clubs.service import (
     grant_role,
     keep_an_owner,
     normalise_email,
+    password_change_failures,
     record_failed_login,
     staff_actor,
+    window_left,
 )
 from app.core import clock
 from app.core.errors import Conflict, DomainError, Forbidden, Invalid, NotFound
@@ -357,15 +360,20 @@ def change_own_password(session: Session, *, user_id: int, current_password: str
                         new_password: str, keep_token: str | None,
                         address: str | None = None) -> None:
     """Check the current password (a wrong one counts towards the login lockout), apply the
-    policy, store the new hash and sign out every other session of the user."""
+    policy, store the new hash and sign out every other session of the user.
+
+    The user is already signed in, so other addresses' failed sign-ins do not block the change;
+    its own wrong current passwords are counted per account and window, `MAX_FAILED_LOGINS` of
+    them answer 429 until the window passes."""
     user = session.get(StaffUser, user_id)
     if user is None:  # pragma: no cover - the token resolved to this user a moment ago
         raise NotFound("No such user")
-    if user.locked_until and user.locked_until > clock.now():
-        raise DomainError("Too many wrong passwords; try again in a few minutes",
+    now = clock.now()
+    if password_change_failures(session, user_id=user.id, now=now) >= MAX_FAILED_LOGINS:
+        raise DomainError(f"Too many wrong passwords; try again in {window_left(now)} minutes",
                           code="login_locked", status_code=429)
     if not verify_password(user.password_hash, current_password):
-        record_failed_login(session, user_id=user.id, address=address)
+        record_failed_login(session, user_id=user.id, address=address, password_change=True)
         raise Invalid("The current password is not right", code="wrong_current_password")
     check_password_policy(new_password, email=user.email, current_hash=user.password_hash)
     _set_password(session, user=user, password=new_password, temporary=False,
