@@ -4,7 +4,6 @@ after a day; erasing a person deletes the club's kept files that mention them; a
 finds them."""
 import stat
 import tempfile
-import time
 from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
@@ -27,27 +26,9 @@ from app.imports.models import ImportFile, ImportFilePart
 from app.main import create_app
 from app.members.models import Member
 from app.web.crm_pages import load_upload, store_upload
-from tests.imports.history.conftest import DATA, add_members
+from tests.imports.history.conftest import DATA, URL, add_members, upload, wait
 
-URL = "/api/v1/imports/history"
 REJECTS = ["memberships.rejects.csv", "plans.rejects.csv", "visits.rejects.csv"]
-
-
-def upload(client, headers, directory, **form):
-    files = [("files", (p.name, p.read_bytes(), "text/csv"))
-             for p in sorted(directory.iterdir()) if p.suffix == ".csv"]
-    return client.post(URL, files=files, data={k: str(v).lower() if isinstance(v, bool) else v
-                                                for k, v in form.items()}, headers=headers)
-
-
-def wait(client, headers, job_id, seconds=60):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        job = client.get(f"{URL}/{job_id}", headers=headers).json()
-        if job["status"] in ("done", "failed"):
-            return job
-        time.sleep(0.1)
-    raise AssertionError(f"job {job_id} still {job['status']}")
 
 
 @pytest.fixture

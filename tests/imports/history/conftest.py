@@ -1,5 +1,6 @@
 """History-import fixtures: a club (Berlin), its members by old-system id, and running imports."""
 import shutil
+import time
 from datetime import date
 from pathlib import Path
 
@@ -62,3 +63,25 @@ def copy_of(tmp_path):
         shutil.copytree(DATA / name, target)
         return target
     return make
+
+
+URL = "/api/v1/imports/history"
+
+
+def upload(client, headers, directory, **form):
+    """POST every CSV file of `directory` to the history import (form fields as given)."""
+    files = [("files", (p.name, p.read_bytes(), "text/csv"))
+             for p in sorted(directory.iterdir()) if p.suffix == ".csv"]
+    return client.post(URL, files=files, data={k: str(v).lower() if isinstance(v, bool) else v
+                                                for k, v in form.items()}, headers=headers)
+
+
+def wait(client, headers, job_id, seconds=60):
+    """Poll the job until it is done or failed."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        job = client.get(f"{URL}/{job_id}", headers=headers).json()
+        if job["status"] in ("done", "failed"):
+            return job
+        time.sleep(0.1)
+    raise AssertionError(f"job {job_id} still {job['status']}")

@@ -1,7 +1,6 @@
 """The history import over the API: a manager uploads the files, polls the job, reads the report
 and the rejects; the front desk may not; a job whose process died is failed, not left running."""
 import socket
-import time
 
 from sqlalchemy import func, select
 
@@ -9,26 +8,7 @@ from app.core import clock
 from app.core.db import transaction
 from app.imports.history.models import ImportJob
 from app.memberships.models import Membership
-from tests.imports.history.conftest import DATA, add_members
-
-URL = "/api/v1/imports/history"
-
-
-def upload(client, headers, directory, **form):
-    files = [("files", (p.name, p.read_bytes(), "text/csv"))
-             for p in sorted(directory.iterdir()) if p.suffix == ".csv"]
-    return client.post(URL, files=files, data={k: str(v).lower() if isinstance(v, bool) else v
-                                                for k, v in form.items()}, headers=headers)
-
-
-def wait(client, headers, job_id, seconds=60):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        job = client.get(f"{URL}/{job_id}", headers=headers).json()
-        if job["status"] in ("done", "failed"):
-            return job
-        time.sleep(0.1)
-    raise AssertionError(f"job {job_id} still {job['status']}")
+from tests.imports.history.conftest import DATA, URL, add_members, upload, wait
 
 
 def test_an_owner_uploads_the_history_and_polls_until_it_is_imported(
