@@ -4,9 +4,6 @@ installed, a live uvicorn server in a thread and headless Debian Chromium driven
 The browser is never downloaded: Playwright launches /usr/bin/chromium.
 """
 import re
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -27,6 +24,7 @@ from app.members.schemas import MemberCreate
 from app.memberships import service as memberships_service
 from app.memberships.schemas import PlanCreate
 from tests.builders import PASSWORD, Staff
+from tests.core.live import serve
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
@@ -161,25 +159,8 @@ def sign_in(client: TestClient, email: str, password: str = PASSWORD) -> None:
 @pytest.fixture
 def live_server(web_app) -> Iterator[str]:
     """The app served by uvicorn on a free loopback port, in a background thread."""
-    import uvicorn
-
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(web_app, log_level="warning", lifespan="on", access_log=False)
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=15)
-    sock.close()
+    with serve(web_app) as port:
+        yield f"http://127.0.0.1:{port}"
 
 
 @pytest.fixture(scope="session")
