@@ -87,7 +87,7 @@ def create_user(
 
     from app.clubs import service
     from app.clubs.models import StaffUser
-    from app.clubs.schemas import Role
+    from app.core.actors import Role
 
     with unit_of_work() as session:
         club = service.get_club(session, club_id)

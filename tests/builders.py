@@ -4,7 +4,7 @@ from datetime import timedelta
 
 from app.clubs import service as clubs_service
 from app.clubs.models import Club
-from app.clubs.schemas import Role
+from app.core.actors import Role
 from app.core.db import transaction
 
 PASSWORD = "correct horse battery"

@@ -60,9 +60,9 @@ from app.access.schemas import AccessEventRead, VisitRead
 from app.billing import service as billing_service
 from app.clubs import service as clubs_service
 from app.clubs.models import Club, Device
-from app.clubs.schemas import MANAGERS, ClubSettings
-from app.clubs.service import Actor, DeviceActor
+from app.clubs.schemas import ClubSettings
 from app.core import clock
+from app.core.actors import MANAGERS, Actor, DeviceActor
 from app.core.errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized
 from app.core.schemas import Page
 from app.core.security import digest

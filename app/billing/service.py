@@ -22,8 +22,8 @@ from sqlalchemy.orm import Session
 
 from app.billing.models import Payment, Sale, SaleLine
 from app.billing.schemas import MAX_MONEY, PaymentIn, PaymentMethod
-from app.clubs.service import Actor
 from app.core import clock
+from app.core.actors import Actor
 from app.core.db import club_row
 from app.core.errors import Conflict, Invalid, NotFound
 from app.core.types import money

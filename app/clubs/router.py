@@ -11,10 +11,10 @@ from app.clubs.schemas import (
     ClubSettings,
     ClubSettingsUpdate,
     MeRead,
-    Role,
     StaffClubRead,
     TokenOut,
 )
+from app.core.actors import Role
 from app.core.deps import ManagerActor, SessionDep, SettingsDep, SignedInActor, StaffActor
 
 router = APIRouter(prefix="/api/v1", tags=["auth and clubs"])

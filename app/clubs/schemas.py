@@ -1,24 +1,12 @@
 import re
 from datetime import datetime, time
-from enum import StrEnum
 from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, Field, StringConstraints
 from pydantic_core import PydanticCustomError
 
+from app.core.actors import Role
 from app.core.schemas import In, LocalTime, Out
-
-
-class Role(StrEnum):
-    owner = "owner"
-    manager = "manager"
-    front_desk = "front_desk"
-    trainer = "trainer"
-
-
-MANAGERS = (Role.owner, Role.manager)
-DESK = (Role.owner, Role.manager, Role.front_desk)
-STAFF = (Role.owner, Role.manager, Role.front_desk, Role.trainer)
 
 DEFAULT_CANCELLATION_REASONS = {
     "moved_away": "Moved away",

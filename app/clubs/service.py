@@ -2,7 +2,6 @@
 import hashlib
 import ipaddress
 import math
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -11,35 +10,15 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from app.clubs.models import AuthToken, Club, ClubStaff, Device, LoginFailure, StaffUser
-from app.clubs.schemas import ClubSettings, Role
+from app.clubs.schemas import ClubSettings
 from app.core import clock
+from app.core.actors import Actor, DeviceActor, Role
 from app.core.errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized
 from app.core.security import digest, hash_password, new_secret, verify_password
 
 MAX_FAILED_LOGINS = 5
 DEVICE_PROTOCOLS = ("native", "zkteco", "hikvision", "ironlogic")
 LOCKOUT = timedelta(minutes=15)
-
-
-@dataclass(frozen=True)
-class Actor:
-    """Who is calling: a staff user acting in one club with one role."""
-
-    user_id: int
-    name: str
-    club_id: int
-    role: Role
-    must_change_password: bool = False  # signed in with a temporary password
-
-
-@dataclass(frozen=True)
-class DeviceActor:
-    device_id: int
-    club_id: int
-    name: str
-    direction: str
-    protocol: str
-    timezone: str | None
 
 
 def _zone(name: str) -> ZoneInfo:

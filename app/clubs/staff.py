@@ -29,11 +29,9 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from app.clubs.models import AuthToken, ClubStaff, StaffInvitation, StaffUser
-from app.clubs.schemas import Role
 from app.clubs.service import (
     MANAGER_MAY_MANAGE,
     MAX_FAILED_LOGINS,
-    Actor,
     check_may_grant,
     create_user,
     get_club,
@@ -46,6 +44,7 @@ from app.clubs.service import (
     window_left,
 )
 from app.core import clock
+from app.core.actors import Actor, Role
 from app.core.errors import Conflict, DomainError, Forbidden, Invalid, NotFound
 from app.core.security import digest, hash_password, new_secret, verify_password
 

@@ -7,8 +7,7 @@ from fastapi.security import APIKeyHeader, OAuth2PasswordBearer
 from sqlalchemy.orm import Session
 
 from app.clubs import service as clubs_service
-from app.clubs.schemas import DESK, MANAGERS, STAFF, Role
-from app.clubs.service import Actor, DeviceActor
+from app.core.actors import DESK, MANAGERS, STAFF, Actor, DeviceActor, Role
 from app.core.config import Settings
 from app.core.errors import Forbidden, Invalid, Unauthorized
 from app.core.types import MAX_ID

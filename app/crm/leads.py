@@ -11,9 +11,8 @@ from sqlalchemy import exists, func, or_, select
 from sqlalchemy.orm import Session
 
 from app.clubs.models import ClubStaff
-from app.clubs.schemas import MANAGERS
-from app.clubs.service import Actor
 from app.core import clock
+from app.core.actors import MANAGERS, Actor
 from app.core.errors import Conflict, NotFound
 from app.crm.models import Interaction, Lead, LeadStageChange, Task
 from app.crm.schemas import LeadCreate, LeadStage, LeadStageMove, LeadUpdate

@@ -6,9 +6,8 @@ from sqlalchemy.orm import Session
 
 from app.clubs import service as clubs_service
 from app.clubs.models import ClubStaff, StaffUser
-from app.clubs.schemas import MANAGERS, Role
-from app.clubs.service import Actor
 from app.core import clock
+from app.core.actors import MANAGERS, Actor, Role
 from app.core.errors import Conflict, NotFound
 from app.crm import leads
 from app.crm.models import Interaction, Task

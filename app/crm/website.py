@@ -15,8 +15,8 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.clubs import service as clubs_service
-from app.clubs.service import Actor
 from app.core import clock
+from app.core.actors import Actor
 from app.core.db import transaction
 from app.core.errors import DomainError, NotFound, Unauthorized
 from app.core.security import digest, new_secret

@@ -32,9 +32,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.clubs import service as clubs_service
 from app.clubs.models import Club, StaffUser
-from app.clubs.schemas import Role
-from app.clubs.service import Actor
 from app.core import clock
+from app.core.actors import Actor, Role
 from app.core.db import transaction
 from app.members.models import MemberSearchTerm, phone_rev_for, search_name_for, search_terms_for
 from app.memberships import service as memberships_service

@@ -5,8 +5,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
 from app.billing.schemas import SaleRead
-from app.clubs.schemas import MANAGERS
-from app.clubs.service import Actor
+from app.core.actors import MANAGERS, Actor
 from app.core.csvout import csv_response
 from app.core.deps import DeskActor, ManagerActor, SessionDep, StaffActor
 from app.core.idempotency import Idempotency, run_once

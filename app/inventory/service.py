@@ -25,8 +25,8 @@ from app.billing.schemas import MAX_MONEY, PaymentIn, PaymentMethod
 from app.billing.service import LineValues
 from app.clubs import service as clubs_service
 from app.clubs.models import Club
-from app.clubs.service import Actor
 from app.core import clock
+from app.core.actors import Actor
 from app.core.db import club_row
 from app.core.errors import Conflict, Invalid, NotFound
 from app.core.types import money

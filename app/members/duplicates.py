@@ -23,8 +23,8 @@ from sqlalchemy import Table, and_, delete, exists, func, select, update
 from sqlalchemy.orm import Session, aliased
 
 from app.access.models import Visit
-from app.clubs.service import Actor
 from app.core import clock
+from app.core.actors import Actor
 from app.core.errors import Conflict, Invalid, NotFound
 from app.members import service as members_service
 from app.members.models import Consent, Member, fold

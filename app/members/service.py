@@ -29,8 +29,8 @@ from sqlalchemy.orm import Session, aliased
 from app.access.protocols import allowlist
 from app.clubs import service as clubs_service
 from app.clubs.models import Club
-from app.clubs.service import Actor
 from app.core import clock
+from app.core.actors import Actor
 from app.core.errors import Conflict, Invalid, NotFound
 from app.core.sql import successor
 from app.customfields import service as custom_fields

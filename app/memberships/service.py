@@ -15,9 +15,8 @@ from app.billing.schemas import PaymentIn
 from app.billing.service import LineValues
 from app.clubs import service as clubs_service
 from app.clubs.models import Club
-from app.clubs.schemas import MANAGERS
-from app.clubs.service import Actor
 from app.core import clock
+from app.core.actors import MANAGERS, Actor
 from app.core.db import club_row
 from app.core.errors import Conflict, Forbidden, Invalid, NotFound
 from app.core.types import money

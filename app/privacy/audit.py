@@ -3,8 +3,8 @@ personal data. Kept apart from `app.privacy.service` so the members service (whi
 service itself uses) can record its own entries without an import cycle."""
 from sqlalchemy.orm import Session
 
-from app.clubs.service import Actor, DeviceActor
 from app.core import clock
+from app.core.actors import Actor, DeviceActor
 from app.privacy.models import AuditEntry
 
 

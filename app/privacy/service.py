@@ -15,8 +15,8 @@ from sqlalchemy import String, Table, cast, delete, func, insert, or_, select, u
 from sqlalchemy.orm import Session
 from sqlalchemy.types import JSON
 
-from app.clubs.service import Actor
 from app.core import clock
+from app.core.actors import Actor
 from app.core.errors import Conflict, Invalid
 from app.members import service as members_service
 from app.members.models import Card, Consent, Member

@@ -45,9 +45,8 @@ from app.billing.schemas import PaymentIn, SaleRead
 from app.billing.service import LineValues
 from app.clubs import service as clubs_service
 from app.clubs.models import Club, ClubStaff, StaffUser
-from app.clubs.schemas import DESK, MANAGERS, Role
-from app.clubs.service import Actor
 from app.core import clock
+from app.core.actors import DESK, MANAGERS, Actor, Role
 from app.core.db import club_row
 from app.core.errors import Conflict, Forbidden, Invalid, NotFound
 from app.core.schemas import Page

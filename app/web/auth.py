@@ -41,8 +41,7 @@ from starlette.staticfiles import StaticFiles
 
 from app.clubs import service as clubs_service
 from app.clubs.models import StaffUser
-from app.clubs.schemas import Role
-from app.clubs.service import Actor
+from app.core.actors import Actor, Role
 from app.core.config import Settings
 from app.core.deps import SessionDep
 from app.core.errors import Conflict, DomainError, Forbidden, NotFound, Unauthorized

@@ -22,9 +22,8 @@ from sqlalchemy.orm import Session
 
 from app.clubs import service as clubs_service
 from app.clubs.models import ClubStaff, StaffUser
-from app.clubs.schemas import DESK, MANAGERS
-from app.clubs.service import Actor
 from app.core import clock
+from app.core.actors import DESK, MANAGERS, Actor
 from app.core.errors import Conflict, DomainError, Invalid, NotFound
 from app.core.schemas import IdPath
 from app.core.types import MAX_ID

@@ -23,9 +23,8 @@ from app.access import service as access_service
 from app.billing import service as billing_service
 from app.billing.schemas import PaymentMethod
 from app.clubs import service as clubs_service
-from app.clubs.schemas import DESK, MANAGERS, STAFF, Role
-from app.clubs.service import Actor
 from app.core import clock, idempotency
+from app.core.actors import DESK, MANAGERS, STAFF, Actor, Role
 from app.core.csvout import csv_response
 from app.core.errors import Unauthorized
 from app.core.schemas import IdPath

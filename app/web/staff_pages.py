@@ -15,8 +15,9 @@ from pydantic import ValidationError
 
 from app.clubs import service as clubs_service
 from app.clubs import staff as staff_service
-from app.clubs.schemas import Role, StaffCreate
+from app.clubs.schemas import StaffCreate
 from app.clubs.staff_router import accept_url
+from app.core.actors import Role
 from app.core.errors import Invalid, NotFound, Unauthorized
 from app.core.schemas import IdPath
 from app.web.auth import (

@@ -2,7 +2,7 @@
 from datetime import timedelta
 
 from app.access.models import AccessEvent, Visit
-from app.clubs.schemas import Role
+from app.core.actors import Role
 from tests.access.conftest import count_rows, today
 
 

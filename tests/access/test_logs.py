@@ -1,7 +1,7 @@
 """The attempt log, the visit log and a member's visits: staff only, one club, club-local days."""
 from datetime import datetime, timedelta
 
-from app.clubs.schemas import Role
+from app.core.actors import Role
 from tests.access.conftest import local, today
 
 

@@ -6,7 +6,7 @@ import pytest
 from app.billing import service as billing_service
 from app.billing.models import Payment, Sale, SaleLine
 from app.billing.service import LineValues, register_line_kind
-from app.clubs.schemas import Role
+from app.core.actors import Role
 from app.core.errors import Invalid
 from app.core.schemas import In
 from app.memberships.models import Membership

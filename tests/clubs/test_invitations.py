@@ -6,7 +6,7 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from app.clubs.models import StaffInvitation
-from app.clubs.schemas import Role
+from app.core.actors import Role
 from app.core.db import transaction
 from app.core.security import digest
 from tests.builders import PASSWORD

@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from app.clubs import service as clubs_service
 from app.clubs.models import ClubStaff, StaffInvitation, StaffUser
-from app.clubs.schemas import Role
+from app.core.actors import Actor, Role
 from app.core.db import transaction
 from app.core.errors import Conflict, Forbidden
 
@@ -120,7 +120,7 @@ def test_the_one_rule(session, world):
     owner = world.staff(club, Role.owner)
     manager = world.staff(club, Role.manager)
     desk = world.staff(club, Role.front_desk)
-    as_actor = {s.role: clubs_service.Actor(user_id=s.user_id, name="x", club_id=club.id,
+    as_actor = {s.role: Actor(user_id=s.user_id, name="x", club_id=club.id,
                                             role=s.role) for s in (owner, manager, desk)}
     rule = clubs_service.check_may_grant
     for role in Role:

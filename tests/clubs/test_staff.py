@@ -2,7 +2,7 @@
 from sqlalchemy import select
 
 from app.clubs.models import AuthToken, ClubStaff, StaffUser
-from app.clubs.schemas import Role
+from app.core.actors import Role
 from tests.builders import PASSWORD
 
 NEW_PASSWORD = "blue kettle on the roof"

@@ -5,7 +5,7 @@ from contextlib import contextmanager
 from typer.testing import CliRunner
 
 from app import cli as cli_module
-from app.clubs.schemas import Role
+from app.core.actors import Role
 
 NEW_PASSWORD = "operator chose this one"
 

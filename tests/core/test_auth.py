@@ -1,5 +1,5 @@
 """Signing in, tokens, roles and the boundary between clubs."""
-from app.clubs.schemas import Role
+from app.core.actors import Role
 from tests.builders import PASSWORD
 
 

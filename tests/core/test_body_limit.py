@@ -103,7 +103,7 @@ def test_a_chunked_multipart_upload_is_not_spooled_past_the_limit(app, world):
     streamed 200 MB multipart body from a signed-in manager (without one, 1 MB applies) is read
     up to the limit only, and the answer is 413 — the rest is never read, so never spooled to a
     temporary file."""
-    from app.clubs.schemas import Role
+    from app.core.actors import Role
 
     manager = world.staff(world.club(), Role.manager)
     small = (Limit("POST", re.compile(r"/api/v1/imports/members"), 3 << 20, "test"),)
@@ -128,7 +128,7 @@ def test_json_under_the_limit_still_reaches_authentication(client):
 def test_the_upload_routes_keep_their_documented_limits(client, world):
     """The member import takes its 20 MB file (and answers its own `file_too_large` just over
     it); the limits agree with the routes' own checks and the docs."""
-    from app.clubs.schemas import Role
+    from app.core.actors import Role
 
     assert bodylimit.MEMBER_IMPORT_FILE == imports_router.MAX_UPLOAD == crm_pages.MAX_UPLOAD
     assert bodylimit.HISTORY_IMPORT_FILES == history_router.MAX_UPLOAD
@@ -244,7 +244,7 @@ def test_an_upload_without_a_live_credential_is_read_at_most_1_mb(app, world, pa
     """A chunked 5 MB multipart body to an upload route (limits 21 MB and 1 GB) without a live
     credential: the server reads about 1 MB, then answers 413 — before the fix it read (and
     spooled) all of it before its 401/403."""
-    from app.clubs.schemas import Role
+    from app.core.actors import Role
 
     headers = list(MULTIPART)
     if credential == "bearer-token-as-cookie":
@@ -273,7 +273,7 @@ def test_a_signed_in_caller_keeps_the_large_limit(app, world):
     """A live token (API) or page session: the 5 MB chunked body is read whole and reaches the
     route, which answers for itself (here 403: front desk may not import; the page's CSRF token
     is missing), not the 1 MB refusal."""
-    from app.clubs.schemas import Role
+    from app.core.actors import Role
 
     owner = world.staff(world.club(), Role.front_desk)
     for path, credential in (
@@ -289,7 +289,7 @@ def test_a_signed_in_caller_keeps_the_large_limit(app, world):
 
 def test_a_signed_in_manager_uploads_a_large_member_file(client, world):
     """Over 1 MB with Content-Length and a live token: the import runs (dry run)."""
-    from app.clubs.schemas import Role
+    from app.core.actors import Role
 
     manager = world.staff(world.club(), Role.manager)
     rows = b"".join(b"Anna%d,Smith\n" % i for i in range(120_000))

@@ -4,8 +4,8 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from app.clubs import service as clubs_service
-from app.clubs.schemas import Role
 from app.core import clock as app_clock
+from app.core.actors import Role
 from app.core.clock import SettableClock, parse_instant
 
 ROOT = Path(__file__).resolve().parents[2]

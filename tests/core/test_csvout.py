@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from app.clubs.schemas import Role
+from app.core.actors import Role
 from app.core.csvout import csv_response, field, writer
 
 # the cell as a spreadsheet in a semicolon / comma / tab / pipe locale may split it

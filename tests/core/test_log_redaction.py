@@ -5,7 +5,7 @@ import re
 
 import httpx
 
-from app.clubs.schemas import Role
+from app.core.actors import Role
 from app.core.logredact import REDACTED, RedactSecrets, log_config, redact
 from tests.core.live import serve
 

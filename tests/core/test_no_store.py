@@ -2,7 +2,7 @@
 `/api/v1/exports/members.csv` had none): one rule in the security-headers middleware."""
 import re
 
-from app.clubs.schemas import Role
+from app.core.actors import Role
 
 NO_STORE = "no-store"
 

@@ -4,8 +4,8 @@ from datetime import timedelta
 
 from sqlalchemy import select, update
 
-from app.clubs.schemas import Role
 from app.clubs.service import club_today
+from app.core.actors import Role
 from app.core.config import Settings
 from app.core.db import transaction
 from app.crm.models import Task

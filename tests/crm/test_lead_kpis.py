@@ -1,7 +1,7 @@
 """Lead KPIs for analytics: time to first contact and conversion, against a hand computation."""
 from datetime import UTC, datetime
 
-from app.clubs.schemas import Role
+from app.core.actors import Role
 from app.core.db import transaction
 from app.crm.models import Interaction, Lead, LeadStageChange
 

@@ -3,8 +3,8 @@ from datetime import date, timedelta
 
 from sqlalchemy import select
 
-from app.clubs.schemas import Role
 from app.clubs.service import club_today
+from app.core.actors import Role
 from app.crm.models import Lead, LeadStageChange, Task
 
 

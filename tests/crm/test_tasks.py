@@ -1,9 +1,9 @@
 """Tasks: today's list per role, creating, completing."""
 from datetime import timedelta
 
-from app.clubs.schemas import Role
 from app.clubs.service import club_today
 from app.core import clock
+from app.core.actors import Role
 from app.core.db import transaction
 from app.crm.models import Task
 

@@ -1,5 +1,5 @@
 """The member timeline: touchpoints, tasks and stage changes, newest first; tenancy."""
-from app.clubs.schemas import Role
+from app.core.actors import Role
 from tests.retention.conftest import D, ago, local
 
 

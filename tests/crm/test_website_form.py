@@ -2,7 +2,7 @@
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from app.clubs.schemas import Role
+from app.core.actors import Role
 from app.crm import website
 from app.crm.models import Interaction, Lead, Task, WebsiteSubmission
 from app.members.models import Consent, Member

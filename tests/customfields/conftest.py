@@ -1,7 +1,7 @@
 """Custom fields tests: a club with an owner, a manager, the front desk and a trainer."""
 import pytest
 
-from app.clubs.schemas import Role
+from app.core.actors import Role
 from tests.members.conftest import Desk
 
 

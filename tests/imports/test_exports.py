@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from app.clubs.schemas import Role
+from app.core.actors import Role
 from app.imports import router as imports_router
 from app.members.models import Member
 from app.privacy.models import AuditEntry

@@ -14,8 +14,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
-from app.clubs.schemas import Role
-from app.clubs.service import Actor
+from app.core.actors import Actor, Role
 from app.core.config import get_settings
 from app.core.db import transaction
 from app.core.errors import NotFound

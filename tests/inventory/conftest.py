@@ -7,8 +7,8 @@ import pytest
 from sqlalchemy import func, select, update
 
 from app.clubs.models import Club
-from app.clubs.schemas import Role
 from app.core import clock
+from app.core.actors import Role
 from app.core.db import transaction
 from app.inventory.models import StockMovement
 from app.members.models import Member

@@ -3,7 +3,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from app.clubs.schemas import Role
+from app.core.actors import Role
 
 
 @dataclass

@@ -96,7 +96,7 @@ def test_another_clubs_card_is_not_found(desk, other_desk):
 
 
 def test_a_trainer_cannot_issue_or_block_cards(client, world, desk, anna):
-    from app.clubs.schemas import Role
+    from app.core.actors import Role
 
     trainer = world.staff(desk.club, Role.trainer)
     card = desk.post(f"/members/{anna['id']}/cards", {"code": "ABC123"}).json()

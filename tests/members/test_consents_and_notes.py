@@ -1,7 +1,7 @@
 """Consent history per channel, and staff notes."""
 import pytest
 
-from app.clubs.schemas import Role
+from app.core.actors import Role
 from app.core.db import transaction
 from app.core.errors import Invalid, NotFound
 from app.members import service

@@ -4,8 +4,8 @@ from decimal import Decimal
 
 from sqlalchemy import func, select
 
-from app.clubs.schemas import Role
 from app.core import clock
+from app.core.actors import Role
 from app.members.models import Consent, Member, MemberSearchTerm
 from app.memberships.models import Membership, Plan
 

@@ -1,7 +1,7 @@
 """Freezing a membership: the allowance, the dates, the end date moving, and ending early."""
 from datetime import date, timedelta
 
-from app.clubs.schemas import Role
+from app.core.actors import Role
 from app.memberships.models import Freeze
 
 

@@ -4,7 +4,7 @@ from datetime import date, timedelta
 from sqlalchemy import select
 
 from app.billing.models import Sale
-from app.clubs.schemas import Role
+from app.core.actors import Role
 from app.memberships.models import Membership
 from app.memberships.rules import add_months
 from tests.memberships.conftest import money

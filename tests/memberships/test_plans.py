@@ -1,7 +1,7 @@
 """Plans: who may create and change them, what a valid plan is, and the club boundary."""
 import pytest
 
-from app.clubs.schemas import Role
+from app.core.actors import Role
 from tests.memberships.conftest import MONTHLY, money
 
 

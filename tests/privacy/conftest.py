@@ -12,8 +12,8 @@ from sqlalchemy import String, func, select
 from sqlalchemy.types import JSON
 
 from app.clubs import service as clubs_service
-from app.clubs.schemas import Role
 from app.core import clock
+from app.core.actors import Role
 from app.core.db import transaction
 from app.privacy import graph
 from app.registry import metadata

@@ -57,7 +57,7 @@ def test_only_managers_read_the_log_and_nobody_can_change_it(club, world):
     assert club.call("GET", "/audit", staff=club.manager,
                      params={"action": "deleted"}).status_code == 422
     other = world.club("Hilltop Gym")
-    from app.clubs.schemas import Role
+    from app.core.actors import Role
     club.member("Greta", "Hansen")
     outsider = world.staff(other, Role.manager)
     assert club.ok("GET", "/audit", staff=outsider)["total"] == 0

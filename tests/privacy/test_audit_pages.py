@@ -2,7 +2,7 @@
 API (issue 16: the member card page and its note form wrote no audit entry), and exactly once."""
 from sqlalchemy import select
 
-from app.clubs.schemas import Role
+from app.core.actors import Role
 from app.privacy.models import AuditEntry
 from tests.web.conftest import csrf_of, sign_in
 

@@ -113,7 +113,7 @@ def test_erasure_needs_confirmation_a_manager_and_a_member_of_this_club(club, wo
                   json={"reason": "request", "confirm": True})
     assert r.status_code == 403
     other = world.club("Hilltop Gym")
-    from app.clubs.schemas import Role
+    from app.core.actors import Role
     outsider = world.staff(other, Role.manager)
     r = club.call("POST", f"/members/{person['id']}/erase", staff=outsider,
                   json={"reason": "request", "confirm": True})

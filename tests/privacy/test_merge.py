@@ -1,7 +1,7 @@
 """Merging a duplicate: everything moves to the kept member in one go, nothing is left behind."""
 from sqlalchemy import func, select
 
-from app.clubs.schemas import Role
+from app.core.actors import Role
 from app.members.duplicates import MERGE_DROPS
 from app.privacy import graph
 from tests.privacy.conftest import full_person

@@ -4,7 +4,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from app.clubs.schemas import Role
+from app.core.actors import Role
 from tests.builders import DeviceKey, Staff
 
 

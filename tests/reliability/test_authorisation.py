@@ -17,8 +17,8 @@ import pytest
 from sqlalchemy import update
 
 from app.clubs.models import AuthToken, Device
-from app.clubs.schemas import Role
 from app.core import clock
+from app.core.actors import Role
 
 STAFF = frozenset(Role)
 DESK = frozenset({Role.owner, Role.manager, Role.front_desk})

@@ -132,7 +132,7 @@ class Load:
 def test_acknowledged_writes_survive_sigkill(db, client, world, tmp_path):
     if not db.is_postgres:
         pytest.skip("crash safety is tested on PostgreSQL (the production backend)")
-    from app.clubs.schemas import Role
+    from app.core.actors import Role
 
     club = world.club(anti_passback_minutes=0)
     desk = world.staff(club, Role.front_desk)

@@ -3,8 +3,8 @@ import logging
 
 import pytest
 
-from app.clubs.schemas import Role
 from app.core import middleware
+from app.core.actors import Role
 from tests.builders import PASSWORD
 
 EMAIL = "hedy.lamarr@example.org"

@@ -43,8 +43,8 @@ import pytest
 from sqlalchemy import and_, func, insert, or_, select, text
 
 from app.access.models import Visit
-from app.clubs.schemas import Role
 from app.core import clock as app_clock
+from app.core.actors import Role
 from app.core.db import transaction
 from app.crm.models import Task
 from app.inventory.models import StockLevel, StockMovement

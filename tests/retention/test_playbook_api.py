@@ -1,5 +1,5 @@
 """The playbook API: list, edit, disable, add, preview; bad templates; who may change it."""
-from app.clubs.schemas import Role
+from app.core.actors import Role
 from app.retention.playbook import DEFAULT_PLAYBOOK
 from tests.retention.conftest import D, ago
 

@@ -7,7 +7,7 @@ import tracemalloc
 import pytest
 from sqlalchemy import update
 
-from app.clubs.schemas import Role
+from app.core.actors import Role
 from app.core.db import transaction
 from app.retention import templates
 from app.retention.models import TouchpointDefinition

@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 
 from app.clubs import service as clubs_service
 from app.clubs.models import Club
-from app.clubs.schemas import Role
+from app.core.actors import Role
 from app.core.db import transaction
 from app.members.models import Member
 

@@ -10,8 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from sqlalchemy import select
 
-from app.clubs.schemas import Role
-from app.clubs.service import Actor
+from app.core.actors import Actor, Role
 from app.core.db import transaction
 from app.core.errors import Conflict
 from app.trainers import service

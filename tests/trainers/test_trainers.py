@@ -1,5 +1,5 @@
 """Trainer profiles, working hours and absences: managers edit, staff read."""
-from app.clubs.schemas import Role
+from app.core.actors import Role
 from app.trainers.models import TrainerHours, TrainerProfile
 
 

@@ -14,8 +14,7 @@ from fastapi.testclient import TestClient
 
 from app.clubs import service as clubs_service
 from app.clubs.models import Club
-from app.clubs.schemas import Role
-from app.clubs.service import Actor
+from app.core.actors import Actor, Role
 from app.core.db import transaction
 from app.inventory import service as inventory_service
 from app.inventory.schemas import ProductCreate

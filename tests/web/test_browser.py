@@ -11,8 +11,7 @@ from datetime import timedelta
 import httpx
 import pytest
 
-from app.clubs.schemas import Role
-from app.clubs.service import Actor
+from app.core.actors import Actor, Role
 from app.core.db import transaction
 from app.members import service as members_service
 from app.members.schemas import MemberCreate

@@ -7,8 +7,7 @@ from datetime import timedelta
 
 from sqlalchemy import func, select
 
-from app.clubs.schemas import Role
-from app.clubs.service import Actor
+from app.core.actors import Actor, Role
 from app.core.db import transaction
 from app.crm import service as crm_service
 from app.crm.models import Interaction, Lead, Task

@@ -4,7 +4,7 @@ import re
 
 from fastapi.testclient import TestClient
 
-from app.clubs.schemas import Role
+from app.core.actors import Role
 from tests.web.conftest import csrf_of, sign_in
 
 KEY_RE = re.compile(r"data-device-key>([A-Za-z0-9_-]+)<")

@@ -8,8 +8,7 @@ from decimal import Decimal
 from sqlalchemy import select
 
 from app.billing import service as billing_service
-from app.clubs.schemas import Role
-from app.clubs.service import Actor
+from app.core.actors import Actor, Role
 from app.core.db import transaction
 from app.crm import service as crm_service
 from app.crm.schemas import TaskCreate

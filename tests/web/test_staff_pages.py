@@ -6,7 +6,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from app.clubs.models import ClubStaff, StaffUser
-from app.clubs.schemas import Role
+from app.core.actors import Role
 from tests.builders import PASSWORD
 from tests.web.conftest import csrf_of, sign_in
 

@@ -16,7 +16,7 @@ from sqlalchemy import select
 from app.clubs import service as clubs_service
 from app.clubs import staff as staff_service
 from app.clubs.models import ClubStaff, StaffUser
-from app.clubs.schemas import Role
+from app.core.actors import Actor, Role
 from app.core.errors import Forbidden
 from app.imports.csvfile import CsvFile, Problem
 from app.imports.history.common import Columns, Context, Row, fold
@@ -71,7 +71,7 @@ def _parse(row: Row) -> dict | None:
     return None if row.errors else values
 
 
-def importer(ctx: Context) -> clubs_service.Actor | None:
+def importer(ctx: Context) -> Actor | None:
     """Who the rows are granted by: the staff member who started the import (None: the operator
     at the CLI). Someone who no longer works in the club may grant nothing."""
     staff_id = ctx.state.get("staff_id")

@@ -9,8 +9,9 @@ from sqlalchemy import select
 from app.access.protocols import allowlist
 from app.access.protocols.models import DeviceCommand
 from app.clubs import service as clubs_service
-from app.clubs.schemas import ClubSettings, Role
+from app.clubs.schemas import ClubSettings
 from app.core import clock
+from app.core.actors import Role
 from app.core.db import transaction
 from app.members.models import Card, Member
 

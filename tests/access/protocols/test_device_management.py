@@ -8,8 +8,8 @@ from typer.testing import CliRunner
 from app import cli as cli_module
 from app.access.protocols import cli as protocols_cli
 from app.access.protocols.common import ZK_REFUSED
-from app.clubs.schemas import Role
 from app.core import clock
+from app.core.actors import Role
 from tests.access.protocols.conftest import DEVICE_ADDRESS
 from tests.access.protocols.formats import heartbeat, z5r
 from tests.access.protocols.formats import ping as il_ping

@@ -16,8 +16,8 @@ from app.access.protocols.common import ZK_REFUSED
 from app.access.protocols.models import DeviceCommand
 from app.clubs import service as clubs_service
 from app.clubs.models import Device
-from app.clubs.schemas import Role
 from app.core import clock as app_clock
+from app.core.actors import Role
 from app.core.db import transaction
 from app.memberships.models import Membership
 from tests.access.conftest import count_rows
