@@ -17,14 +17,8 @@ from app.access.schemas import (
     MemberRef,
     VisitRead,
 )
-from app.core.deps import (
-    DeskActor,
-    DeviceKey,
-    ManagerActor,
-    SessionDep,
-    StaffActor,
-    device_unit_of_work,
-)
+from app.clubs.deps import DeskActor, DeviceKey, ManagerActor, StaffActor, device_unit_of_work
+from app.core.deps import SessionDep
 from app.core.schemas import IdPath, Page
 
 router = APIRouter(prefix="/api/v1", tags=["access"])

@@ -24,8 +24,9 @@ from app.analytics.schemas import (
     SurvivalReport,
     TouchpointReport,
 )
+from app.clubs.deps import ManagerActor
 from app.core.csvout import csv_response
-from app.core.deps import ManagerActor, SessionDep
+from app.core.deps import SessionDep
 from app.core.types import MAX_ID
 
 router = APIRouter(prefix="/api/v1/analytics", tags=["analytics"])

@@ -4,7 +4,8 @@ from fastapi import APIRouter, Query
 
 from app.billing import service
 from app.billing.schemas import BalanceRead, SaleCreate, SalePaymentCreate, SaleRead
-from app.core.deps import DeskActor, SessionDep
+from app.clubs.deps import DeskActor
+from app.core.deps import SessionDep
 from app.core.idempotency import Idempotency, run_once
 from app.core.schemas import IdPath, Page
 

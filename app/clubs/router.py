@@ -5,6 +5,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.security import OAuth2PasswordRequestForm
 
 from app.clubs import service
+from app.clubs.deps import ManagerActor, SignedInActor, StaffActor
 from app.clubs.models import StaffUser
 from app.clubs.schemas import (
     ClubRead,
@@ -15,7 +16,7 @@ from app.clubs.schemas import (
     TokenOut,
 )
 from app.core.actors import Role
-from app.core.deps import ManagerActor, SessionDep, SettingsDep, SignedInActor, StaffActor
+from app.core.deps import SessionDep, SettingsDep
 
 router = APIRouter(prefix="/api/v1", tags=["auth and clubs"])
 

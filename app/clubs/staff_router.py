@@ -8,6 +8,7 @@ from fastapi.security.utils import get_authorization_scheme_param
 
 from app.clubs import service as clubs_service
 from app.clubs import staff as service
+from app.clubs.deps import ManagerActor, OwnerActor, SignedInActor
 from app.clubs.schemas import (
     InvitationAccepted,
     InvitationInfo,
@@ -20,7 +21,7 @@ from app.clubs.schemas import (
     StaffRead,
     StaffRoleUpdate,
 )
-from app.core.deps import ManagerActor, OwnerActor, SessionDep, SettingsDep, SignedInActor
+from app.core.deps import SessionDep, SettingsDep
 from app.core.errors import Unauthorized
 from app.core.handlers import ERROR_SCHEMA
 from app.core.schemas import IdPath, Page

@@ -5,7 +5,8 @@ from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.responses import JSONResponse
 from fastapi.security import APIKeyHeader
 
-from app.core.deps import DeskActor, ManagerActor, SessionDep
+from app.clubs.deps import DeskActor, ManagerActor
+from app.core.deps import SessionDep
 from app.core.handlers import envelope
 from app.core.idempotency import Idempotency, run_once
 from app.core.schemas import IdPath, Page

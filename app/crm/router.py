@@ -2,7 +2,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from app.core.deps import DeskActor, SessionDep, StaffActor
+from app.clubs.deps import DeskActor, StaffActor
+from app.core.deps import SessionDep
 from app.core.schemas import IdPath, Page
 from app.core.types import MAX_ID
 from app.crm import service

@@ -3,7 +3,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
-from app.core.deps import ManagerActor, SessionDep, StaffActor
+from app.clubs.deps import ManagerActor, StaffActor
+from app.core.deps import SessionDep
 from app.core.schemas import IdPath
 from app.customfields import service
 from app.customfields.schemas import CustomFieldCreate, CustomFieldRead, CustomFieldUpdate

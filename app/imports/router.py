@@ -6,7 +6,8 @@ from typing import Annotated
 from fastapi import APIRouter, File, Form, UploadFile
 from fastapi.responses import StreamingResponse
 
-from app.core.deps import ManagerActor, SessionDep
+from app.clubs.deps import ManagerActor
+from app.core.deps import SessionDep
 from app.core.errors import DomainError, Invalid
 from app.imports import exports
 from app.imports.members import audit_export, import_members_upload

@@ -5,9 +5,10 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
 from app.billing.schemas import SaleRead
+from app.clubs.deps import DeskActor, ManagerActor, StaffActor
 from app.core.actors import MANAGERS, Actor
 from app.core.csvout import csv_response
-from app.core.deps import DeskActor, ManagerActor, SessionDep, StaffActor
+from app.core.deps import SessionDep
 from app.core.idempotency import Idempotency, run_once
 from app.core.schemas import IdPath, Page
 from app.inventory import service

@@ -3,7 +3,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from app.core.deps import DeskActor, SessionDep, StaffActor
+from app.clubs.deps import DeskActor, StaffActor
+from app.core.deps import SessionDep
 from app.core.schemas import IdPath, Page
 from app.members import service
 from app.members.schemas import (

@@ -2,7 +2,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from app.core.deps import DeskActor, ManagerActor, SessionDep, StaffActor
+from app.clubs.deps import DeskActor, ManagerActor, StaffActor
+from app.core.deps import SessionDep
 from app.core.idempotency import Idempotency, run_once
 from app.core.schemas import IdPath, Page
 from app.memberships import service

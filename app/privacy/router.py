@@ -8,7 +8,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from app.core.deps import DeskActor, ManagerActor, SessionDep
+from app.clubs.deps import DeskActor, ManagerActor
+from app.core.deps import SessionDep
 from app.core.schemas import IdPath, Page
 from app.core.types import MAX_ID
 from app.members import duplicates

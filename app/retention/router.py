@@ -4,7 +4,8 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from fastapi.responses import HTMLResponse
 
-from app.core.deps import ManagerActor, SessionDep, SettingsDep, StaffActor
+from app.clubs.deps import ManagerActor, StaffActor
+from app.core.deps import SessionDep, SettingsDep
 from app.core.errors import DomainError
 from app.core.schemas import IdPath, Page
 from app.core.types import MAX_ID

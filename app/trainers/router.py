@@ -3,7 +3,8 @@ from urllib.parse import urlparse
 
 from fastapi import APIRouter, Query, Response
 
-from app.core.deps import DeskActor, ManagerActor, SessionDep, SettingsDep, StaffActor
+from app.clubs.deps import DeskActor, ManagerActor, StaffActor
+from app.core.deps import SessionDep, SettingsDep
 from app.core.idempotency import Idempotency, run_once
 from app.core.schemas import IdPath, Page
 from app.core.types import MAX_ID

@@ -5,7 +5,7 @@ Sessions
     the API) and marks the new `AuthToken` as kind "session". The opaque token lives in an
     HttpOnly, SameSite=Lax cookie (Secure when the request came over https or the public base URL
     is https); the database keeps only its SHA-256. A page resolves the cookie to an `Actor` with
-    `clubs_service.authenticate`, exactly like `app.core.deps.current_actor` does for bearer
+    `clubs_service.authenticate`, exactly like `app.clubs.deps.current_actor` does for bearer
     tokens, but only for tokens of kind "session". Signing out revokes the token.
 
 CSRF

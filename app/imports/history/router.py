@@ -4,7 +4,8 @@ from typing import Annotated
 from fastapi import APIRouter, BackgroundTasks, File, Form, Path, Request, UploadFile
 from fastapi.responses import Response, StreamingResponse
 
-from app.core.deps import ManagerActor, SessionDep
+from app.clubs.deps import ManagerActor
+from app.core.deps import SessionDep
 from app.core.errors import DomainError, Invalid
 from app.core.schemas import IdPath
 from app.imports import storage
