@@ -3,6 +3,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from app.clubs import service as clubs_service
 from app.core import bodylimit, clock, handlers, logredact, middleware
 from app.core.config import Settings, get_settings
 from app.core.db import make_engine, make_sessionmaker
@@ -65,7 +66,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.sessionmaker = make_sessionmaker(engine)
     logredact.install()  # feed tokens and device keys in URLs never reach the access log
     handlers.install(app)
-    bodylimit.install(app)  # inside the security headers: its 413 carries them too
+    # inside the security headers: its 413 carries them too
+    bodylimit.install(app, token_check=clubs_service.token_user)
     middleware.install(app)
 
     @app.get("/health", tags=["health"])

@@ -1,7 +1,7 @@
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.core.db import Base, IdMixin
@@ -47,19 +47,4 @@ class Payment(IdMixin, Base):
     kind: Mapped[str] = mapped_column(String(10), default="payment")
     amount: Mapped[Decimal] = mapped_column(Money)
     staff_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("staff_users.id", ondelete="SET NULL"))
-    created_at: Mapped[datetime]
-
-
-class IdempotencyKey(IdMixin, Base):
-    """A client's Idempotency-Key and the answer it got, replayed for a repeat of the same request."""
-
-    __tablename__ = "idempotency_keys"
-    __table_args__ = (UniqueConstraint("club_id", "key", "endpoint"),)
-
-    club_id: Mapped[int] = mapped_column(BigId, ForeignKey("clubs.id", ondelete="CASCADE"))
-    key: Mapped[str] = mapped_column(String(200))
-    endpoint: Mapped[str] = mapped_column(String(200))
-    request_hash: Mapped[str] = mapped_column(String(64))
-    status_code: Mapped[int | None] = mapped_column(Integer)
-    response: Mapped[dict | None] = mapped_column(JSON)
     created_at: Mapped[datetime]

@@ -24,6 +24,7 @@ for a small body), never a 1 GB body spooled to disk first.
 """
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from fastapi import FastAPI
@@ -31,7 +32,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import cookie_parser
 
-from app.core.errors import DomainError
+from app.core.db import transaction
+from app.core.errors import DomainError, Unauthorized
 from app.core.handlers import envelope
 
 MiB = 1 << 20
@@ -109,27 +111,28 @@ def presented_token(scope, credential: str) -> str | None:
     return None
 
 
-def _live_token(factory, token: str, kind: str) -> bool:
-    from app.clubs.service import token_user  # the clubs service imports the app's core
-    from app.core.db import transaction
-    from app.core.errors import Unauthorized
+TokenCheck = Callable[..., object]
+"""`check(session, token=, kind=)` raises `Unauthorized` unless the token is a live credential
+of that kind (the clubs domain's `token_user`, passed in by the app factory)."""
 
+
+def _live_token(factory, check: TokenCheck, token: str, kind: str) -> bool:
     try:
         with transaction(factory) as session:
-            token_user(session, token=token, kind=kind)
+            check(session, token=token, kind=kind)
         return True
     except Unauthorized:
         return False
 
 
-async def signed_in(scope, credential: str, factory) -> bool:
+async def signed_in(scope, credential: str, factory, check: TokenCheck | None) -> bool:
     """Whether the request carries a live credential of `credential`'s kind (looked up in a
     worker thread). Any failure of the lookup counts as no credential: the default limit."""
     token = presented_token(scope, credential)
-    if not token or len(token) > MAX_TOKEN or factory is None:
+    if not token or len(token) > MAX_TOKEN or factory is None or check is None:
         return False
     try:
-        return await run_in_threadpool(_live_token, factory, token, credential)
+        return await run_in_threadpool(_live_token, factory, check, token, credential)
     except Exception:  # the database is down: the small limit, and the route answers
         log.warning("body limit: could not check the credential", exc_info=True)
         return False
@@ -163,10 +166,12 @@ def too_large_response(rule: Limit):
 class BodyLimit:
     """The ASGI middleware: 413 by `Content-Length` before the app runs, or while streaming."""
 
-    def __init__(self, app, limits=LIMITS, default: int = DEFAULT_LIMIT):
+    def __init__(self, app, limits=LIMITS, default: int = DEFAULT_LIMIT,
+                 token_check: TokenCheck | None = None):
         self.app = app
         self.limits = limits
         self.default = default
+        self.token_check = token_check
 
     def _factory(self, scope):
         """The app's session factory: from the application Starlette puts in the scope, or from
@@ -190,7 +195,8 @@ class BodyLimit:
             return
         if (rule.credential and rule.limit > self.default
                 and (declared is None or int(declared) > self.default)
-                and not await signed_in(scope, rule.credential, self._factory(scope))):
+                and not await signed_in(scope, rule.credential, self._factory(scope),
+                                     self.token_check)):
             rule = Limit(rule.method, rule.path, self.default, UNSIGNED_HINT)
         if declared is not None and int(declared) > rule.limit:
             await too_large_response(rule)(scope, receive, send)
@@ -239,9 +245,11 @@ class BodyLimit:
             await too_large_response(rule)(scope, receive, send)
 
 
-def install(app: FastAPI, limits=LIMITS, default: int = DEFAULT_LIMIT) -> None:
-    """Add the body-limit middleware once (a second call is a no-op)."""
+def install(app: FastAPI, limits=LIMITS, default: int = DEFAULT_LIMIT, *,
+            token_check: TokenCheck | None = None) -> None:
+    """Add the body-limit middleware once (a second call is a no-op). Without `token_check`
+    no caller gets a limit above the default."""
     if getattr(app.state, "body_limit", False):
         return
-    app.add_middleware(BodyLimit, limits=limits, default=default)
+    app.add_middleware(BodyLimit, limits=limits, default=default, token_check=token_check)
     app.state.body_limit = True

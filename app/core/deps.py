@@ -8,6 +8,7 @@ from sqlalchemy.orm import Session
 
 from app.core.config import Settings
 
+
 def get_session(request: Request) -> Iterator[Session]:
     """One request, one transaction: commit when the handler returns, roll back on error."""
     session = request.app.state.sessionmaker()

@@ -534,7 +534,7 @@ def _audit(session: Session, *, club_id: int, staff_id: int | None, actor_label:
     """One entry in the privacy audit log for a whole import or export (field names and counts,
     never values); skipped where the privacy package is absent."""
     try:
-        from app.privacy.models import AuditEntry
+        from app.core.audit import AuditEntry
     except ImportError:  # pragma: no cover - the privacy package is optional
         return
     session.add(AuditEntry(club_id=club_id, staff_id=staff_id,

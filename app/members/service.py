@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session, aliased
 from app.access.protocols import allowlist
 from app.clubs import service as clubs_service
 from app.clubs.models import Club
-from app.core import clock
+from app.core import audit, clock
 from app.core.actors import Actor
 from app.core.errors import Conflict, Invalid, NotFound
 from app.core.sql import successor
@@ -48,7 +48,6 @@ from app.members.models import (
 )
 from app.members.schemas import Channel, MemberCreate, MemberUpdate
 from app.memberships import rules
-from app.privacy import audit
 
 CARD_CODE = re.compile(r"[A-Z0-9._:\-]{1,64}")
 PHONE_LIKE = re.compile(r"\+?[\d\s()./\-]+")

@@ -15,30 +15,6 @@ from app.core.db import Base, IdMixin
 from app.core.types import BigId
 
 
-class AuditEntry(IdMixin, Base):
-    """Who viewed or changed which personal data of whom, when. Append-only."""
-
-    __tablename__ = "audit_log"
-    __table_args__ = (
-        Index("ix_audit_log_club_entity", "club_id", "entity", "entity_id", "at"),
-        Index("ix_audit_log_club_at", "club_id", "at"),
-        Index("ix_audit_log_club_staff_at", "club_id", "staff_id", "at"),
-    )
-
-    club_id: Mapped[int] = mapped_column(BigId, ForeignKey("clubs.id", ondelete="CASCADE"))
-    at: Mapped[datetime] = mapped_column(default=clock.now)
-    # a staff user, or (staff_id None) a device / API key / the system, named by `actor_label`
-    staff_id: Mapped[int | None] = mapped_column(
-        BigId, ForeignKey("staff_users.id", ondelete="SET NULL"))
-    actor_label: Mapped[str | None] = mapped_column(String(100))
-    action: Mapped[str] = mapped_column(String(30))
-    entity: Mapped[str] = mapped_column(String(30), default="member")
-    entity_id: Mapped[int] = mapped_column(BigId)
-    fields: Mapped[list] = mapped_column(JSON, default=list)
-    # ids and counts only (e.g. the merged member's id), never personal values
-    detail: Mapped[dict | None] = mapped_column(JSON)
-
-
 class MemberMerge(IdMixin, Base):
     """One merge: the duplicate's rows moved to the kept member, and how many per table."""
 

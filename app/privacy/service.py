@@ -17,12 +17,12 @@ from sqlalchemy.types import JSON
 
 from app.core import clock
 from app.core.actors import Actor
+from app.core.audit import AuditEntry, record
 from app.core.errors import Conflict, Invalid
 from app.members import service as members_service
 from app.members.models import Card, Consent, Member
 from app.privacy import graph
-from app.privacy.audit import record
-from app.privacy.models import AuditEntry, MemberErasure, MemberMerge
+from app.privacy.models import MemberErasure, MemberMerge
 from app.registry import metadata
 
 ACTIONS = ("viewed", "created", "updated", "exported", "erased", "merged", "consent_changed",

@@ -3,7 +3,8 @@ import threading
 
 from sqlalchemy import select
 
-from app.billing.models import IdempotencyKey, Payment, Sale
+from app.billing.models import Payment, Sale
+from app.core.idempotency import IdempotencyKey
 from app.memberships.models import Membership
 
 

@@ -103,11 +103,12 @@ def test_a_chunked_multipart_upload_is_not_spooled_past_the_limit(app, world):
     streamed 200 MB multipart body from a signed-in manager (without one, 1 MB applies) is read
     up to the limit only, and the answer is 413 — the rest is never read, so never spooled to a
     temporary file."""
+    from app.clubs.service import token_user
     from app.core.actors import Role
 
     manager = world.staff(world.club(), Role.manager)
     small = (Limit("POST", re.compile(r"/api/v1/imports/members"), 3 << 20, "test"),)
-    limited = BodyLimit(app, limits=small)
+    limited = BodyLimit(app, limits=small, token_check=token_user)
     boundary = b"b0undary"
     status, _headers, body, read = _asgi_post(
         limited, "/api/v1/imports/members", chunks=HUGE // CHUNK,

@@ -9,9 +9,9 @@ import pytest
 from sqlalchemy import func, select
 
 from app.core.actors import Role
+from app.core.audit import AuditEntry
 from app.imports import router as imports_router
 from app.members.models import Member
-from app.privacy.models import AuditEntry
 from app.registry import metadata
 
 MESSY = Path(__file__).parent / "data" / "members_messy.csv"

@@ -3,7 +3,7 @@ API (issue 16: the member card page and its note form wrote no audit entry), and
 from sqlalchemy import select
 
 from app.core.actors import Role
-from app.privacy.models import AuditEntry
+from app.core.audit import AuditEntry
 from tests.web.conftest import csrf_of, sign_in
 
 
