@@ -3,44 +3,49 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from app import wiring
+from app.access import router as access
+from app.access.protocols import router as protocols
+from app.analytics import router as analytics
+from app.billing import router as billing
+from app.clubs import router as clubs
 from app.clubs import service as clubs_service
+from app.clubs import staff_router
 from app.core import bodylimit, clock, handlers, logredact, middleware
 from app.core.config import Settings, get_settings
 from app.core.db import make_engine, make_sessionmaker
+from app.crm import leads_router as crm_leads
+from app.crm import router as crm
+from app.customfields import router as customfields
+from app.imports import router as imports
+from app.imports.history import router as history_import
+from app.inventory import router as inventory
+from app.members import router as members
+from app.memberships import router as memberships
+from app.privacy import router as privacy
+from app.retention import router as retention
+from app.retention.scheduler import start_scheduler
+from app.trainers import router as trainers
+from app.web import router as pages
+
+ROUTERS = (clubs, staff_router, privacy, members, memberships, billing, access, protocols, crm,
+           retention, inventory, trainers, analytics, customfields, crm_leads, imports,
+           history_import)
+"""The API's routers in the order they are matched: privacy before members, because
+`GET /members/duplicates` is not `/members/{member_id}`."""
 
 
 def _include_routers(app: FastAPI) -> None:
-    from app.access import router as access
-    from app.access.protocols import router as protocols
-    from app.analytics import router as analytics
-    from app.billing import router as billing
-    from app.clubs import router as clubs
-    from app.clubs import staff_router
-    from app.crm import leads_router as crm_leads
-    from app.crm import router as crm
-    from app.customfields import router as customfields
-    from app.imports import router as imports
-    from app.imports.history import router as history_import
-    from app.inventory import router as inventory
-    from app.members import router as members
-    from app.memberships import router as memberships
-    from app.privacy import router as privacy
-    from app.retention import router as retention
-    from app.trainers import router as trainers
-    from app.web.router import install as install_pages
-
-    # privacy before members: GET /members/duplicates is not /members/{member_id}
-    for module in (clubs, staff_router, privacy, members, memberships, billing, access, protocols,
-                   crm, retention, inventory, trainers, analytics, customfields, crm_leads,
-                   imports, history_import):
+    for module in ROUTERS:
         app.include_router(module.router)
     crm_leads.install(app)
-    install_pages(app)
+    pages.install(app)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     clock.install_from_environment(settings.environment)
+    wiring.install()
     engine = make_engine(settings.database_url, pool_size=settings.db_pool_size,
                          max_overflow=settings.db_max_overflow, echo=settings.sql_echo)
 
@@ -48,12 +53,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI):
         scheduler = None
         if settings.scheduler_enabled:
-            try:
-                from app.retention.scheduler import start_scheduler
-            except ModuleNotFoundError:
-                start_scheduler = None
-            if start_scheduler:
-                scheduler = start_scheduler(settings, app.state.sessionmaker)
+            scheduler = start_scheduler(settings, app.state.sessionmaker)
         yield
         if scheduler is not None:
             scheduler.shutdown(wait=False)

@@ -4,6 +4,7 @@ from app.billing import models as billing_models  # noqa: F401
 from app.clubs import models as clubs_models  # noqa: F401
 from app.core import audit as audit_models  # noqa: F401
 from app.core import idempotency as idempotency_models  # noqa: F401
+from app.core import ratelimit as ratelimit_models  # noqa: F401
 from app.core.db import Base
 from app.crm import models as crm_models  # noqa: F401
 from app.customfields import models as customfields_models  # noqa: F401

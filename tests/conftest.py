@@ -22,6 +22,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from app import wiring
 from app.core import clock as app_clock
 from app.core import migrate
 from app.core.config import Settings
@@ -45,6 +46,7 @@ def pytest_configure(config) -> None:
     # the one read of the wall clock in the suite: which instant the run's tests start at
     start = app_clock.parse_instant(text_) if text_ else app_clock.SystemClock().now()
     config.stash[START_KEY] = start
+    wiring.install()  # as the app factory and the CLI do: every handler and sale-line kind
 
 
 START_KEY = pytest.StashKey[datetime]()

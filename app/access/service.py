@@ -13,13 +13,13 @@ prebuilt statements:
    on conflict the stored answer is read back and returned instead (nothing else is written);
 4. for a granted entry: the guarded `UPDATE memberships SET visits_used = visits_used + 1`
    (0 rows: the limit was reached by a concurrent check-in, the attempt is re-recorded as
-   denied), then `INSERT INTO visits`, then the visit listeners (retention, classes) in one
-   savepoint.
+   denied), then `INSERT INTO visits`, then the `VisitGranted` event, whose handlers
+   (retention, classes; see `app/wiring.py`) run in one savepoint.
 
 On PostgreSQL steps 1 + 2 are one statement for a card once this process has seen the club
 (its timezone and settings are checked in that same read), and steps 3 + 4 are one statement
 (data-modifying CTEs). So a granted turnstile entry costs one read, one write statement and the
-listeners' savepoint (SQLite: 2 reads + 3 writes); a denial one read and one write; a repeated
+handlers' savepoint (SQLite: 2 reads + 3 writes); a denial one read and one write; a repeated
 event the same read, the INSERT that conflicts and one read of the stored answer.
 
 The device endpoint finds the device behind its key once per process (`device_for_key`) and
@@ -30,7 +30,6 @@ next event; at most once a minute per device and process it adds a guarded
 import hmac
 import logging
 import time as _clock
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
@@ -61,9 +60,10 @@ from app.billing import service as billing_service
 from app.clubs import service as clubs_service
 from app.clubs.models import Club, Device
 from app.clubs.schemas import ClubSettings
-from app.core import clock
+from app.core import clock, events
 from app.core.actors import MANAGERS, Actor, DeviceActor
 from app.core.errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized
+from app.core.events import VisitGranted
 from app.core.schemas import Page
 from app.core.security import digest
 from app.members import service as members_service
@@ -78,15 +78,6 @@ REPLAY_AFTER = timedelta(minutes=2)
 DEVICE_SEEN_EVERY = 60.0  # seconds between last_seen_at writes per device and process
 SOURCES = ("device", "desk", "replay")
 DIRECTIONS = ("in", "out")
-
-VisitListener = Callable[..., None]
-visit_listeners: list[VisitListener] = []
-"""Called after every granted entry as `listener(session, club_id=, member_id=, occurred_at=)`.
-
-The retention engine appends itself here, so access never imports retention. A listener runs
-inside the check-in's transaction, in a savepoint: if it fails, it is logged and the visit stands.
-"""
-
 
 class Reason(StrEnum):
     ok = "ok"
@@ -541,7 +532,7 @@ def check_in(session: Session, *, club_id: int, occurred_at: datetime,
             "membership_id": membership_id if countable else None,
             "access_event_id": event_id, "occurred_at": occurred_at,
         }).scalar_one()
-    _notify(session, club_id=club_id, member_id=mid, occurred_at=occurred_at)
+    events.publish(session, VisitGranted(club_id, mid, occurred_at))
     return Decision(True, reason.value, message, mid, first_name, visit_id, event_id)
 
 
@@ -586,35 +577,6 @@ def _stored(conn, *, club_id: int, dedup_key: str, card_code: str | None,
     return Decision(row.allowed, row.reason, row.message, row.member_id, row.first_name,
                     row.visit_id, row.id, replayed=True)
 
-
-def _notify(session: Session, *, club_id: int, member_id: int, occurred_at: datetime) -> None:
-    """Run the visit listeners in one savepoint. If one fails, that savepoint is undone, the
-    failure logged, and the others run again one savepoint each: their work and the visit stand.
-    """
-    listeners = list(visit_listeners)
-    if not listeners:
-        return
-    running = None
-    try:
-        with session.begin_nested():
-            for running, listener in enumerate(listeners):
-                listener(session, club_id=club_id, member_id=member_id, occurred_at=occurred_at)
-            running = None
-        return
-    except Exception:  # a retention bug must not keep a member out
-        if running is not None:
-            log.exception("visit listener %r failed; the visit stands", listeners[running])
-    for i, listener in enumerate(listeners):
-        if i == running:
-            continue
-        try:
-            with session.begin_nested():
-                listener(session, club_id=club_id, member_id=member_id, occurred_at=occurred_at)
-        except Exception:
-            log.exception("visit listener %r failed; the visit stands", listener)
-
-
-# --- entry points --------------------------------------------------------------------------------
 
 def device_check_in(session: Session, *, device: DeviceActor, card: str, event_id: str | None,
                     occurred_at: datetime | None, direction: str | None,

@@ -5,7 +5,7 @@ line (creates the membership, books the stock movement, ...) and answers what to
 receipt::
 
     def fulfil(session, *, actor, sale, line_spec) -> LineValues: ...
-    register_line_kind("membership", fulfil, spec=MembershipLine)
+    register_line_kind("membership", fulfil, spec=MembershipLine)   # in app/wiring.py
 
 `create_sale` writes the sale, asks each kind to fulfil its line, totals the lines and records
 the payments, all inside one SAVEPOINT: any failing line leaves nothing written.

@@ -43,9 +43,10 @@ from app.clubs.service import (
     staff_actor,
     window_left,
 )
-from app.core import clock
+from app.core import clock, events
 from app.core.actors import Actor, Role
 from app.core.errors import Conflict, DomainError, Forbidden, Invalid, NotFound
+from app.core.events import StaffJoined
 from app.core.security import digest, hash_password, new_secret, verify_password
 
 log = logging.getLogger("fitclub.staff")
@@ -257,13 +258,7 @@ def _grant_invited(session: Session, inv: StaffInvitation, user: StaffUser) -> d
         raise Conflict("You already work in this club", code="already_staff")
     club = get_club(session, inv.club_id)
     grant_role(session, by=inviter, user=user, club=club, role=Role(inv.role))
-    if inv.role == Role.trainer.value:
-        from app.trainers.models import TrainerProfile
-
-        if not session.scalar(select(TrainerProfile.id).where(
-                TrainerProfile.club_id == club.id, TrainerProfile.user_id == user.id)):
-            session.add(TrainerProfile(club_id=club.id, user_id=user.id, specialities=[],
-                                       active=True))
+    events.publish(session, StaffJoined(club.id, user.id, inv.role))  # a trainer gets a profile
     inv.accepted_at, inv.accepted_by = clock.now(), user.id
     session.flush()
     log.info("invitation accepted: club=%s invitation=%s user=%s role=%s", club.id, inv.id,

@@ -1,6 +1,9 @@
-"""Portable pieces of set-based SQL for SQLite and PostgreSQL: date arithmetic, prefix ranges."""
-from sqlalchemy import Date, Integer
+"""Portable pieces of set-based SQL for SQLite and PostgreSQL: the dialect's INSERT (for ON
+CONFLICT), list parameters, date arithmetic, prefix ranges."""
+from sqlalchemy import BigInteger, Date, Integer, any_, bindparam
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.orm import Session
 from sqlalchemy.sql.functions import FunctionElement
 
 
@@ -59,3 +62,22 @@ def successor(prefix: str) -> str:
             return prefix[:-1] + chr(last)
         prefix = prefix[:-1]
     return "\U0010ffff"
+
+
+def in_list(column, name: str, postgres: bool):
+    """`column IN (…)` for a list given at execution: one array parameter on PostgreSQL
+    (`= ANY(:name)`, the same short query for any length), an expanding IN on SQLite."""
+    if postgres:
+        return column == any_(bindparam(name, type_=postgresql.ARRAY(BigInteger())))
+    return column.in_(bindparam(name, expanding=True))
+
+
+def dialect_insert(session: Session, table):
+    """The dialect's INSERT (for ON CONFLICT DO NOTHING)."""
+    if session.get_bind().dialect.name == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)
+
+
+def is_postgres(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"

@@ -2,7 +2,7 @@
 
 Stages: new → contacted → trial_booked → trial_done → won | lost. A lead moves forward (skipping
 stages is fine) but never back; any open stage may become lost (with a reason); a lost lead may
-be reopened (back to new); won is final and comes from a sale (`membership_sold`), never by hand.
+be reopened (back to new); won is final and comes from a sale (`on_membership_sold`), never by hand.
 Every move is a `lead_stage_changes` row and an entry on the member's timeline (kind "lead").
 """
 from datetime import date, datetime
@@ -14,6 +14,7 @@ from app.clubs.models import ClubStaff
 from app.core import clock
 from app.core.actors import MANAGERS, Actor
 from app.core.errors import Conflict, NotFound
+from app.core.events import MembershipSold
 from app.crm.models import Interaction, Lead, LeadStageChange, Task
 from app.crm.schemas import LeadCreate, LeadStage, LeadStageMove, LeadUpdate
 from app.members import service as members_service
@@ -235,9 +236,10 @@ def update_lead(session: Session, *, actor: Actor, lead_id: int, data: LeadUpdat
     return lead
 
 
-def membership_sold(session: Session, *, club_id: int, member_id: int, membership_id: int,
-                    staff_id: int | None = None) -> None:
-    """A membership was sold to this person: their lead (if any, and not won yet) is won."""
+def on_membership_sold(session: Session, event: MembershipSold) -> None:
+    """`MembershipSold` handler (required): the person's lead, if any and not won yet, is won."""
+    club_id, member_id, membership_id = event.club_id, event.member_id, event.membership_id
+    staff_id = event.sold_by
     lead = session.scalar(select(Lead).where(Lead.club_id == club_id, Lead.member_id == member_id)
                           .with_for_update())
     if lead is None or lead.stage == LeadStage.won:

@@ -1,7 +1,7 @@
 """CRM models: staff tasks, interactions (the timeline), leads and the website form."""
 from datetime import date, datetime
 
-from sqlalchemy import Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import Date, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.core import clock
@@ -157,23 +157,3 @@ class WebsiteSubmission(IdMixin, Base):
     lead_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("leads.id", ondelete="SET NULL"))
     message: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=clock.now)
-
-
-class RateLimitBucket(IdMixin, Base):
-    """Requests counted per key and fixed time window, shared by every worker process.
-
-    `bucket` names what is limited ("website-ip:<sha256 of the address>", "website-key:<id>");
-    a window's row is created by the first request and incremented by one atomic upsert.
-    `expires_at` is the end of the window: rows whose window has ended are deleted (every
-    bucket's, in one statement) whenever a new window starts, so many addresses cannot grow the
-    table without bound.
-    """
-
-    __tablename__ = "rate_limit_buckets"
-    __table_args__ = (UniqueConstraint("bucket", "window_start"),
-                      Index("ix_rate_limit_buckets_expires_at", "expires_at"))
-
-    bucket: Mapped[str] = mapped_column(String(100))
-    window_start: Mapped[datetime]
-    expires_at: Mapped[datetime]
-    hits: Mapped[int] = mapped_column(Integer, default=0)

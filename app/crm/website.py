@@ -7,11 +7,10 @@ processes. The count is committed before the submission is looked at: bad input 
 keys count too, and a flood is refused with 429 and `Retry-After`.
 """
 import hashlib
-import math
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 
-from sqlalchemy import delete, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.clubs import service as clubs_service
@@ -19,12 +18,13 @@ from app.core import clock
 from app.core.actors import Actor
 from app.core.db import transaction
 from app.core.errors import DomainError, NotFound, Unauthorized
+from app.core.ratelimit import hit
 from app.core.security import digest, new_secret
+from app.core.sql import dialect_insert
 from app.crm import leads
 from app.crm.models import (
     Interaction,
     Lead,
-    RateLimitBucket,
     Task,
     WebsiteKey,
     WebsiteSubmission,
@@ -33,14 +33,12 @@ from app.crm.schemas import LeadStage, WebsiteLeadCreate
 from app.members import service as members_service
 from app.members.models import Consent, Member
 from app.members.schemas import MemberCreate
-from app.retention.sql import dialect_insert
 
 IP_LIMIT, IP_WINDOW = 20, timedelta(minutes=1)
 KEY_LIMIT, KEY_WINDOW = 300, timedelta(hours=1)
 CONSENT_SOURCE = "website_form"
 WEB_REQUEST_KIND = "follow_up"  # the desk's task for what a known person asked on the form
 CHANNEL_WORDS = {"email": "email", "sms": "SMS"}
-_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 
 
 class RateLimited(DomainError):
@@ -87,30 +85,6 @@ def revoke_key(session: Session, *, actor: Actor, key_id: int) -> WebsiteKey:
         row.revoked_at = clock.now()
         session.flush()
     return row
-
-
-# --- rate limit --------------------------------------------------------------------------------
-
-def hit(session: Session, *, bucket: str, window: timedelta, now: datetime) -> tuple[int, int]:
-    """Count one request in `bucket`'s current window: (requests so far, seconds left)."""
-    elapsed = (now - _EPOCH) // window
-    start = _EPOCH + elapsed * window
-    table = RateLimitBucket.__table__
-    stmt = dialect_insert(session, table).values(bucket=bucket, window_start=start,
-                                                 expires_at=start + window, hits=1)
-    stmt = stmt.on_conflict_do_update(index_elements=["bucket", "window_start"],
-                                      set_={"hits": table.c.hits + 1}).returning(table.c.hits)
-    hits = session.execute(stmt).scalar_one()
-    if hits == 1:  # a new window: forget every window that has ended, of any bucket
-        expire(session, now=now)
-    left = math.ceil((start + window - now).total_seconds())
-    return hits, max(left, 1)
-
-
-def expire(session: Session, *, now: datetime) -> int:
-    """Delete the counts of windows that have ended (one set-based statement); how many."""
-    table = RateLimitBucket.__table__
-    return session.execute(delete(table).where(table.c.expires_at <= now)).rowcount
 
 
 def _ip_bucket(address: str | None) -> str:

@@ -23,9 +23,10 @@ from sqlalchemy import Table, and_, delete, exists, func, select, update
 from sqlalchemy.orm import Session, aliased
 
 from app.access.models import Visit
-from app.core import clock
+from app.core import clock, events
 from app.core.actors import Actor
 from app.core.errors import Conflict, Invalid, NotFound
+from app.core.events import MembersMerged
 from app.members import service as members_service
 from app.members.models import Consent, Member, fold
 from app.memberships.models import Membership
@@ -329,14 +330,6 @@ def merge_members(session: Session, *, actor: Actor, keep_id: int, duplicate_id:
 
 
 def _after_merge(session: Session, *, club_id: int, keep_id: int, dup_id: int) -> None:
-    """Bring derived state up to date: the kept member's retention stage and turnstile rows."""
-    from app.access.protocols import allowlist
-    from app.retention import service as retention_service
-
-    try:
-        with session.begin_nested():
-            retention_service.refresh_member(session, club_id=club_id, member_id=keep_id)
-    except Exception:  # the daily run recomputes it; the merge stands
-        log.exception("stage refresh after merging #%s into #%s failed", dup_id, keep_id)
-    allowlist.member_changed(session, club_id=club_id, member_id=keep_id)
-    allowlist.member_changed(session, club_id=club_id, member_id=dup_id)
+    """Bring derived state up to date (the kept member's retention stage, the turnstiles' rows):
+    the `MembersMerged` handlers, best effort (the daily run and the nightly sync repair them)."""
+    events.publish(session, MembersMerged(club_id, keep_id, dup_id))

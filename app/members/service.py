@@ -26,12 +26,12 @@ from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
-from app.access.protocols import allowlist
 from app.clubs import service as clubs_service
 from app.clubs.models import Club
-from app.core import audit, clock
+from app.core import audit, clock, events
 from app.core.actors import Actor
 from app.core.errors import Conflict, Invalid, NotFound
+from app.core.events import CardChanged
 from app.core.sql import successor
 from app.customfields import service as custom_fields
 from app.customfields.models import CustomFieldValue
@@ -546,8 +546,10 @@ def _get_card(session: Session, *, club_id: int, card_id: int) -> Card:
 def issue_card(session: Session, *, club_id: int, member_id: int, code: str) -> Card:
     """Give a member a new active card; a code already used in the club is a 409 card_taken."""
     member = get_member(session, club_id=club_id, member_id=member_id)
-    return allowlist.card_changed(session, _insert_card(
-        session, club_id=club_id, member_id=member.id, code=normalise_card_code(code)))
+    card = _insert_card(session, club_id=club_id, member_id=member.id,
+                        code=normalise_card_code(code))
+    events.publish(session, CardChanged(club_id, card.member_id, card.id))
+    return card
 
 
 def block_card(session: Session, *, club_id: int, card_id: int, reason: str) -> Card:
@@ -558,7 +560,7 @@ def block_card(session: Session, *, club_id: int, card_id: int, reason: str) -> 
                        code="card_blocked")
     card.status, card.blocked_at, card.block_reason = "blocked", clock.now(), reason
     session.flush()
-    allowlist.card_changed(session, card)
+    events.publish(session, CardChanged(club_id, card.member_id, card.id))
     return card
 
 
@@ -573,7 +575,7 @@ def replace_card(session: Session, *, club_id: int, card_id: int, new_code: str)
     if old.status != "blocked":
         old.status, old.blocked_at, old.block_reason = "blocked", clock.now(), "replaced"
     session.flush()
-    allowlist.card_changed(session, new)
+    events.publish(session, CardChanged(club_id, new.member_id, new.id))
     return new
 
 

@@ -8,19 +8,18 @@ from pydantic import ValidationError
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.access.protocols import allowlist
 from app.billing import service as billing_service
 from app.billing.models import Sale, SaleLine
 from app.billing.schemas import PaymentIn
 from app.billing.service import LineValues
 from app.clubs import service as clubs_service
 from app.clubs.models import Club
-from app.core import clock
+from app.core import clock, events
 from app.core.actors import MANAGERS, Actor
 from app.core.db import club_row
 from app.core.errors import Conflict, Forbidden, Invalid, NotFound
+from app.core.events import MemberChanged, MembershipSold
 from app.core.types import money
-from app.crm import leads
 from app.memberships import rules
 from app.memberships.models import Freeze, Membership, Plan
 from app.memberships.schemas import MembershipLine, PlanCreate
@@ -243,15 +242,11 @@ def fulfil_membership_line(session: Session, *, actor: Actor, sale: Sale,
                             sale_id=sale.id)
     session.add(membership)
     session.flush()
-    allowlist.member_changed(session, club_id=club_id, member_id=sale.member_id)
-    leads.membership_sold(session, club_id=club_id, member_id=sale.member_id,
-                          membership_id=membership.id, staff_id=actor.user_id)
+    events.publish(session, MembershipSold(club_id, sale.member_id, membership.id, sale.id,
+                                           sold_by=actor.user_id))
     kind = "Renewal" if renews_id else "Membership"
     return LineValues(description=f"{kind}: {plan.name} {start.isoformat()}–{end.isoformat()}",
                       unit_price=price, item_id=membership.id)
-
-
-billing_service.register_line_kind(MEMBERSHIP, fulfil_membership_line, spec=MembershipLine)
 
 
 @dataclass
@@ -375,7 +370,7 @@ def freeze_membership(session: Session, *, actor: Actor, membership_id: int, sta
                     start=old_end + timedelta(days=1),
                     end=max([membership.end_date, *(m.end_date for m in moved)]),
                     exclude=[membership.id, *(m.id for m in moved)])
-    allowlist.member_changed(session, club_id=club_id, member_id=membership.member_id)
+    events.publish(session, MemberChanged(club_id, membership.member_id))
     view = _views(session, [membership], today)[0]
     return FreezeOutcome(freeze, days, view)
 
@@ -416,7 +411,7 @@ def end_freeze(session: Session, *, actor: Actor, freeze_id: int,
     membership.end_date = old_end - timedelta(days=returned)
     _shift_renewals(session, membership, old_end, -returned)
     session.flush()
-    allowlist.member_changed(session, club_id=club_id, member_id=membership.member_id)
+    events.publish(session, MemberChanged(club_id, membership.member_id))
     view = _views(session, [membership], today)[0]
     return FreezeOutcome(freeze, returned, view)
 
@@ -457,5 +452,5 @@ def cancel_membership(session: Session, *, actor: Actor, membership_id: int, rea
     membership.cancel_note = note
     membership.refund_amount = money(refund_amount) if refund_amount is not None else None
     session.flush()
-    allowlist.member_changed(session, club_id=actor.club_id, member_id=membership.member_id)
+    events.publish(session, MemberChanged(actor.club_id, membership.member_id))
     return _views(session, [membership], today)[0]

@@ -1,4 +1,5 @@
-"""Where a member's rows are, found by walking the schema (`app.registry.metadata`).
+"""Where a member's rows are, found by walking the schema (`Base.metadata`, every model once
+`app.registry` is imported, as `app.wiring.install` does).
 
 Merge, export and erasure must reach every table that holds something about a person, including
 tables other packages add later. So none of them lists tables: they ask this module.
@@ -15,8 +16,9 @@ from functools import cache
 from sqlalchemy import Column, ColumnElement, Table, or_, select
 from sqlalchemy.types import JSON, String
 
-from app.registry import metadata
+from app.core.db import Base
 
+metadata = Base.metadata
 MEMBERS = "members"
 MAX_DEPTH = 3
 

@@ -15,16 +15,20 @@ from sqlalchemy import String, Table, cast, delete, func, insert, or_, select, u
 from sqlalchemy.orm import Session
 from sqlalchemy.types import JSON
 
-from app.core import clock
+from app.clubs import service as clubs_service
+from app.core import clock, events
 from app.core.actors import Actor
 from app.core.audit import AuditEntry, record
+from app.core.db import Base
 from app.core.errors import Conflict, Invalid
+from app.core.events import MemberErased
+from app.imports import storage as import_storage
 from app.members import service as members_service
 from app.members.models import Card, Consent, Member
 from app.privacy import graph
 from app.privacy.models import MemberErasure, MemberMerge
-from app.registry import metadata
 
+metadata = Base.metadata  # every model, once app.registry is imported (app.wiring does)
 ACTIONS = ("viewed", "created", "updated", "exported", "erased", "merged", "consent_changed",
            "note_added", "imported")
 ERASED_TEXT = "(erased)"
@@ -216,24 +220,10 @@ def _blank(session: Session, table: Table, where) -> int:
     return session.execute(update(table).where(where).values(values)).rowcount or 0
 
 
-def _forget_on_devices(session: Session, *, club_id: int, member_id: int) -> None:
-    """Queue the removal from the turnstiles, and drop older commands that carried the name."""
-    from app.access.protocols import allowlist
-    from app.access.protocols.models import DeviceCommand
-
-    allowlist.member_changed(session, club_id=club_id, member_id=member_id)
-    session.execute(delete(DeviceCommand).where(
-        DeviceCommand.club_id == club_id, DeviceCommand.pin == str(member_id),
-        DeviceCommand.command != allowlist.delete_command(str(member_id))))
-
-
 def erase_member(session: Session, *, actor: Actor, member_id: int, reason: str,
                  confirm: bool) -> dict:
     """Remove or anonymise the person's data in every table; keep the anonymous facts (visits,
     memberships, sales amounts, stage history) so counts and renewal figures do not change."""
-    from app.clubs import service as clubs_service
-    from app.imports import storage as import_storage
-
     member = session.scalar(select(Member).where(
         Member.id == member_id, Member.club_id == actor.club_id).with_for_update())
     if member is None:
@@ -256,12 +246,12 @@ def erase_member(session: Session, *, actor: Actor, member_id: int, reason: str,
             counts[name] = counts.get(name, 0) + n
 
     # cards: a random code that can never be issued again, blocked; access events follow
-    events = metadata.tables["access_events"]
+    access_events = metadata.tables["access_events"]
     for card in cards:
         placeholder = ids.cards[card.code]
         count("access_events", session.execute(
-            update(events).where(events.c.club_id == actor.club_id,
-                                 events.c.card_code == card.code)
+            update(access_events).where(access_events.c.club_id == actor.club_id,
+                                        access_events.c.card_code == card.code)
             .values(card_code=placeholder)).rowcount or 0)
         card.code, card.status, card.block_reason = placeholder, "blocked", "erased"
         card.blocked_at = card.blocked_at or now
@@ -318,7 +308,7 @@ def erase_member(session: Session, *, actor: Actor, member_id: int, reason: str,
     # every file of the club that mentions the person is deleted (see app.imports.storage)
     count("import_files", import_storage.erase_mentions(
         session, club_id=actor.club_id, needles=[*ids.strong, *ids.cards], names=[full_name]))
-    _forget_on_devices(session, club_id=actor.club_id, member_id=member.id)
+    events.publish(session, MemberErased(actor.club_id, member.id))  # the turnstiles forget
 
     clean_reason = _scrub_value(reason, ids.replacements(weak=True))[:500]
     session.execute(insert(MemberErasure).values(

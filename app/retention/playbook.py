@@ -7,9 +7,9 @@ from sqlalchemy.orm import Session
 
 from app.core import clock
 from app.core.errors import Conflict, Invalid, NotFound
+from app.core.sql import dialect_insert
 from app.retention import templates
 from app.retention.models import TouchpointDefinition
-from app.retention.sql import dialect_insert
 
 
 class Stage(StrEnum):

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session, aliased
 
 from app.access.models import Visit
 from app.clubs.schemas import ClubSettings
+from app.core.sql import in_list, is_postgres
 from app.core.types import BigId, UTCDateTime
 from app.crm.models import Interaction, Task
 from app.members.models import Member
@@ -32,7 +33,7 @@ from app.retention.models import (
     TouchpointDefinition,
 )
 from app.retention.playbook import MEMBER_STAGES, TASK_CHANNELS, StopCondition, Trigger
-from app.retention.sql import day_start, in_list, is_postgres, local_at, local_date, month_day
+from app.retention.sql import day_start, local_at, local_date, month_day
 
 LOOKBACK_DAYS = 7
 BIRTHDAY_LOOKBACK_DAYS = 2

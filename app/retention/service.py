@@ -24,6 +24,8 @@ from app.core import clock
 from app.core.config import Settings, get_settings
 from app.core.db import transaction
 from app.core.errors import NotFound
+from app.core.events import MembersMerged
+from app.core.sql import dialect_insert
 from app.crm.models import Task
 from app.members import service as members_service
 from app.memberships.models import Membership, Plan
@@ -37,7 +39,7 @@ from app.retention.models import (
     StageChange,
     TouchpointDefinition,
 )
-from app.retention.sql import dialect_insert, local_at
+from app.retention.sql import local_at
 
 DAILY_RUN_AT = time(5, 0)
 
@@ -386,3 +388,8 @@ def refresh_member(session: Session, *, club_id: int, member_id: int,
                              zone=clubs_service.club_zone(club), source="event",
                              member_ids=[member_id])
     return session.scalar(select(MemberStage.stage).where(MemberStage.member_id == member_id))
+
+
+def on_members_merged(session: Session, event: MembersMerged) -> None:
+    """`MembersMerged` handler: the kept member's stage from the merged history."""
+    refresh_member(session, club_id=event.club_id, member_id=event.kept_member_id)

@@ -2,10 +2,8 @@
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import BigInteger, String, any_, bindparam
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import String
 from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.orm import Session
 from sqlalchemy.sql.functions import FunctionElement
 
 from app.core.sql import add_days, days_between  # noqa: F401 - re-exported for the engine
@@ -29,25 +27,6 @@ def _month_day_pg(element, compiler, **kw):
 def _month_day_sqlite(element, compiler, **kw):
     (day,) = list(element.clauses)
     return f"strftime('%m-%d', {compiler.process(day, **kw)})"
-
-
-def in_list(column, name: str, postgres: bool):
-    """`column IN (…)` for a list given at execution: one array parameter on PostgreSQL
-    (`= ANY(:name)`, the same short query for any length), an expanding IN on SQLite."""
-    if postgres:
-        return column == any_(bindparam(name, type_=postgresql.ARRAY(BigInteger())))
-    return column.in_(bindparam(name, expanding=True))
-
-
-def dialect_insert(session: Session, table):
-    """The dialect's INSERT (for ON CONFLICT DO NOTHING)."""
-    if session.get_bind().dialect.name == "postgresql":
-        return postgresql.insert(table)
-    return sqlite.insert(table)
-
-
-def is_postgres(session: Session) -> bool:
-    return session.get_bind().dialect.name == "postgresql"
 
 
 def day_start(zone: ZoneInfo, day: date) -> datetime:

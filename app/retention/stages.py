@@ -57,6 +57,7 @@ from sqlalchemy.orm import Session
 from app.access.models import Visit
 from app.clubs.models import Club
 from app.clubs.schemas import ClubSettings
+from app.core.events import VisitGranted
 from app.core.types import BigId, UTCDateTime
 from app.members.models import Member
 from app.memberships.models import Freeze, Membership, Plan
@@ -436,7 +437,7 @@ def stage_counts(session: Session, *, club_id: int) -> dict[str, int]:
     return counts
 
 
-# --- the visit listener ------------------------------------------------------------------------
+# --- the visit handler -------------------------------------------------------------------------
 
 _ZONE_TTL = 300.0
 _zones: dict[int, tuple[ZoneInfo, float]] = {}
@@ -452,13 +453,14 @@ def _club_zone(session: Session, club_id: int) -> ZoneInfo:
     return zone
 
 
-def on_visit(session: Session, *, club_id: int, member_id: int, occurred_at: datetime) -> None:
-    """Visit listener (runs in the turnstile's transaction): bring an at-risk member back.
+def on_visit(session: Session, event: VisitGranted) -> None:
+    """`VisitGranted` handler (in the turnstile's transaction): bring an at-risk member back.
 
     One UPDATE that matches nothing unless the member is at risk; when the visit is the one
     that brings them back, one INSERT of the history row. "We miss you" touchpoints still
     pending are not touched here: the dispatcher skips them lazily (stop condition "visited").
     """
+    club_id, member_id, occurred_at = event.club_id, event.member_id, event.occurred_at
     t = MemberStage.__table__
     day = local_date(_club_zone(session, club_id), occurred_at)
     done = t.c.recover_visits <= 1

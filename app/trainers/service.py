@@ -38,7 +38,6 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
-from app.access import service as access_service
 from app.billing import service as billing_service
 from app.billing.models import Sale, SaleLine
 from app.billing.schemas import PaymentIn, SaleRead
@@ -49,6 +48,7 @@ from app.core import clock
 from app.core.actors import DESK, MANAGERS, Actor, Role
 from app.core.db import club_row
 from app.core.errors import Conflict, Forbidden, Invalid, NotFound
+from app.core.events import StaffJoined, VisitGranted
 from app.core.schemas import Page
 from app.core.security import digest, new_secret
 from app.core.types import money
@@ -434,9 +434,6 @@ def fulfil_pt_package_line(session: Session, *, actor: Actor, sale: Sale,
     return LineValues(description=f"PT package: {product.name} ({product.sessions} sessions, "
                                   f"{start.isoformat()}–{until.isoformat()})",
                       unit_price=price, item_id=package.id)
-
-
-billing_service.register_line_kind(PT_PACKAGE, fulfil_pt_package_line, spec=PtPackageLine)
 
 
 def _status(p: PtPackage, as_of: date) -> str:
@@ -1423,21 +1420,18 @@ _ATTEND_ON_CHECK_IN = (
 )
 
 
-def mark_class_attendance(session: Session, *, club_id: int, member_id: int,
-                          occurred_at: datetime) -> None:
-    """Visit listener: an entry in [start − 30 min, end] of a booked class marks it attended.
+def mark_class_attendance(session: Session, event: VisitGranted) -> None:
+    """`VisitGranted` handler: an entry in [start − 30 min, end] of a booked class marks it
+    attended.
 
     One UPDATE; the class window is also bounded below (start ≥ entry − the longest class) so
     the index on (club_id, starts_at) reads a few hours of classes, not the club's history.
     """
+    occurred_at = event.occurred_at
     session.connection().execute(_ATTEND_ON_CHECK_IN, {
-        "b_club_id": club_id, "b_member_id": member_id, "b_at": occurred_at,
+        "b_club_id": event.club_id, "b_member_id": event.member_id, "b_at": occurred_at,
         "b_latest_start": occurred_at + CHECK_IN_BEFORE_CLASS,
         "b_earliest_start": occurred_at - LONGEST_CLASS})
-
-
-if mark_class_attendance not in access_service.visit_listeners:
-    access_service.visit_listeners.append(mark_class_attendance)
 
 
 # ----------------------------------------------------------------------------- results
@@ -1617,3 +1611,14 @@ def book_from_task(session: Session, *, actor: Actor, task_id: int, start: datet
                               complimentary=True, task_id=task.id, now=now)
         crm_service.complete_task(session, actor=actor, task_id=task.id, outcome="session booked")
     return booked
+
+
+def on_staff_joined(session: Session, event: StaffJoined) -> None:
+    """`StaffJoined` handler: a trainer who joins by invitation gets a trainer profile."""
+    if event.role != Role.trainer.value:
+        return
+    if not session.scalar(select(TrainerProfile.id).where(
+            TrainerProfile.club_id == event.club_id, TrainerProfile.user_id == event.user_id)):
+        session.add(TrainerProfile(club_id=event.club_id, user_id=event.user_id,
+                                   specialities=[], active=True))
+        session.flush()

@@ -8,8 +8,9 @@ from app.access import service
 from app.access.models import AccessEvent, Visit
 from app.clubs import service as clubs_service
 from app.clubs.models import Device
-from app.core import clock
+from app.core import clock, events
 from app.core.db import transaction
+from app.core.events import VisitGranted
 from tests.access.conftest import count_rows
 
 
@@ -118,31 +119,31 @@ def test_granted_visits_are_announced_to_listeners(client, world, gym, post_even
                                                    monkeypatch):
     calls = []
 
-    def retention(session_, *, club_id, member_id, occurred_at):
+    def retention(session_, event):
         assert session_.connection() is not None
-        calls.append((club_id, member_id, occurred_at))
+        calls.append((event.club_id, event.member_id, event.occurred_at))
 
-    monkeypatch.setattr(service, "visit_listeners", [retention])
     club = world.club()
     device = world.device(club)
     m = gym.member(club)
     gym.membership(m)
     at = clock.now() - timedelta(minutes=1)
-    post_event(device, m.card, event_id="1", occurred_at=at)
-    post_event(device, m.card, event_id="1", occurred_at=at)  # replay: no second call
-    post_event(device, "UNKNOWN")  # denied: no call
+    with events.replaced(VisitGranted, best_effort=[retention]):
+        post_event(device, m.card, event_id="1", occurred_at=at)
+        post_event(device, m.card, event_id="1", occurred_at=at)  # replay: no second call
+        post_event(device, "UNKNOWN")  # denied: no call
     assert calls == [(club.id, m.member_id, at)]
 
 
 def test_a_failing_listener_does_not_keep_the_member_out(client, world, gym, post_event, session,
                                                          monkeypatch):
-    def broken(session_, **_):
+    def broken(session_, event):
         session_.execute(Visit.__table__.insert().values(club_id=-1))  # fails in the database
 
-    monkeypatch.setattr(service, "visit_listeners", [broken])
     club = world.club()
     m = gym.member(club)
     gym.membership(m)
-    r = post_event(world.device(club), m.card)
+    with events.replaced(VisitGranted, best_effort=[broken]):
+        r = post_event(world.device(club), m.card)
     assert r.status_code == 200 and r.json()["allow"] is True
     assert count_rows(session, Visit) == 1

@@ -2,6 +2,7 @@
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
+from app.core import ratelimit
 from app.core.actors import Role
 from app.crm import website
 from app.crm.models import Interaction, Lead, Task, WebsiteSubmission
@@ -213,7 +214,8 @@ def test_the_key_limit_holds_per_hour(client, world, db):
     key = _key(client, world.staff(club, Role.manager))
     assert _submit(client, key).status_code == 201
     with transaction(db.sessionmaker) as s:  # the key has used its hour already
-        from app.crm.models import RateLimitBucket, WebsiteKey
+        from app.core.ratelimit import RateLimitBucket
+        from app.crm.models import WebsiteKey
         key_id = s.scalar(select(WebsiteKey.id))
         s.query(RateLimitBucket).filter(RateLimitBucket.bucket == f"website-key:{key_id}") \
             .update({"hits": website.KEY_LIMIT})
@@ -222,7 +224,7 @@ def test_the_key_limit_holds_per_hour(client, world, db):
     assert int(r.headers["Retry-After"]) <= 3600
     hits, left = 0, 0
     with transaction(db.sessionmaker) as s:
-        hits, left = website.hit(s, bucket="test", window=website.IP_WINDOW, now=clock.now())
+        hits, left = ratelimit.hit(s, bucket="test", window=website.IP_WINDOW, now=clock.now())
     assert hits == 1 and 1 <= left <= 60
 
 
@@ -232,7 +234,7 @@ def test_rate_limit_rows_of_ended_windows_are_deleted_so_many_addresses_do_not_g
     bound. Every new window now deletes the rows of every window that has ended."""
     from datetime import timedelta
 
-    from app.crm.models import RateLimitBucket
+    from app.core.ratelimit import RateLimitBucket
 
     club = world.club()
     key = _key(client, world.staff(club, Role.manager))

@@ -4,6 +4,7 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from app.core.db import transaction
+from app.core.events import VisitGranted
 from app.retention.models import StageChange
 from app.retention.stages import on_visit
 from tests.retention.conftest import D, ago, local
@@ -182,7 +183,7 @@ def test_a_visit_brings_an_at_risk_member_back_at_once(rw, db):
     assert rw.stage(member).stage == "at_risk" and rw.stage(member).recover_visits == 1
 
     with transaction(db.sessionmaker) as s:
-        on_visit(s, club_id=club.id, member_id=member, occurred_at=local(D, 18))
+        on_visit(s, VisitGranted(club.id, member, local(D, 18)))
     st = rw.stage(member)
     assert (st.stage, st.since, st.cycle) == ("active", D, f"a{D.isoformat()}")
     assert st.risk_cleared_on == D
@@ -190,14 +191,14 @@ def test_a_visit_brings_an_at_risk_member_back_at_once(rw, db):
         last = s.scalar(select(StageChange).where(StageChange.member_id == member)
                         .order_by(StageChange.id.desc()).limit(1))
         assert (last.from_stage, last.to_stage, last.source) == ("at_risk", "active", "visit")
-        on_visit(s, club_id=club.id, member_id=member, occurred_at=local(D, 19))  # a no-op
+        on_visit(s, VisitGranted(club.id, member, local(D, 19)))  # a no-op
     assert rw.stage(member).stage == "active"
 
 
-def test_the_listener_is_registered_with_access():
-    from app.access import service as access_service
+def test_the_visit_handler_is_wired():
+    from app.core import events
 
-    assert on_visit in access_service.visit_listeners
+    assert on_visit in events.handlers(VisitGranted)
 
 
 def test_dry_run_writes_nothing(rw, db):
@@ -238,10 +239,10 @@ def test_a_member_whose_attendance_dropped_needs_visits_back_above_half(rw, db):
     assert rw.stage(member).recover_visits == 4
     for hour in (10, 11, 12):
         with transaction(db.sessionmaker) as s:
-            on_visit(s, club_id=club.id, member_id=member, occurred_at=local(D, hour))
+            on_visit(s, VisitGranted(club.id, member, local(D, hour)))
     assert (rw.stage(member).stage, rw.stage(member).recover_visits) == ("at_risk", 1)
     with transaction(db.sessionmaker) as s:
-        on_visit(s, club_id=club.id, member_id=member, occurred_at=local(D, 13))
+        on_visit(s, VisitGranted(club.id, member, local(D, 13)))
     assert rw.stage(member).stage == "active"
 
 

@@ -5,6 +5,7 @@ from datetime import date, timedelta
 from sqlalchemy import select
 
 from app.core.db import transaction
+from app.core.events import VisitGranted
 from app.crm.models import Interaction, Task
 from app.retention import playbook
 from app.retention.channels import Channels, Recording
@@ -123,7 +124,7 @@ def test_a_member_who_came_back_is_not_told_we_miss_you(rw, db):
     assert {key for _, key in rw.touchpoints()} == {"miss_you"}
     rw.visits(club, back, [D], hour=8)
     with transaction(db.sessionmaker) as s:
-        on_visit(s, club_id=club.id, member_id=back, occurred_at=local(D, 8))
+        on_visit(s, VisitGranted(club.id, back, local(D, 8)))
     rw.dispatch(local(D, 9))
     status = {tp.member_id: (tp.status, tp.reason) for tp, _ in rw.touchpoints()}
     assert status == {back: ("cancelled", "visited"), away: ("sent", None)}

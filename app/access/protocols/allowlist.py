@@ -2,7 +2,8 @@
 
 A device that holds its members with validity dates refuses an expired member even while the
 server is unreachable. After a sale, renewal, freeze, unfreeze or cancellation, and after a card
-is issued, blocked or replaced, `member_changed` works out what the member's row on the device
+is issued, blocked or replaced (the events `MemberChanged`, `CardChanged`, `MembershipSold`,
+`MembersMerged`, `MemberErased`, handled here as `app/wiring.py` subscribes), `queue_member` works out what the member's row on the device
 should be and queues it, for every active ZKTeco device of the club, in `device_commands`:
 
 * `DATA UPDATE user CardNo=<card>\\tPin=<member id>\\tName=<name>\\tStartTime=<YYYYMMDD>\\tEndTime=<YYYYMMDD>`
@@ -31,6 +32,13 @@ from sqlalchemy.orm import Session, aliased
 from app.access.protocols.models import DeviceCommand
 from app.clubs.models import Club, Device
 from app.core import clock
+from app.core.events import (
+    CardChanged,
+    MemberChanged,
+    MemberErased,
+    MembershipSold,
+    MembersMerged,
+)
 from app.members.models import Card, Member
 from app.memberships.models import Freeze, Membership
 
@@ -188,28 +196,37 @@ def _sync(session: Session, *, club_id: int, member_ids: Sequence[int],
     return queued
 
 
-def member_changed(session: Session, *, club_id: int, member_id: int) -> None:
-    """Hook for memberships and members: queue the member's new row for the club's ZKTeco devices.
-
-    Runs in the caller's transaction, in a savepoint: a failure here is logged and the sale,
-    freeze or card change stands (the nightly `sync_club` repairs the device).
-    """
+def queue_member(session: Session, *, club_id: int, member_id: int) -> None:
+    """Queue the member's current row (or its deletion) for the club's ZKTeco devices."""
     device_ids = _zk_devices(session, club_id)
     if not device_ids:
         return
-    try:
-        with session.begin_nested():
-            session.flush()
-            _sync(session, club_id=club_id, member_ids=[member_id], device_ids=device_ids,
-                  as_of=_today(session, club_id))
-    except Exception:  # the device catches up later; the desk's action must not fail
-        log.exception("allow-list update for member %s of club %s failed", member_id, club_id)
+    session.flush()
+    _sync(session, club_id=club_id, member_ids=[member_id], device_ids=device_ids,
+          as_of=_today(session, club_id))
 
 
-def card_changed(session: Session, card):
-    """Hook for members (a card issued, blocked or replaced): `member_changed`; returns `card`."""
-    member_changed(session, club_id=card.club_id, member_id=card.member_id)
-    return card
+# --- event handlers (subscribed in app/wiring.py; best effort: the nightly `sync_club` repairs
+# a device whose update failed, and the desk's action stands) ----------------------------------
+
+def on_member_changed(session: Session, event: MemberChanged | CardChanged | MembershipSold
+                      | MemberErased) -> None:
+    """A sale, freeze, card or erasure changed who may pass: queue the member's new row."""
+    queue_member(session, club_id=event.club_id, member_id=event.member_id)
+
+
+def on_members_merged(session: Session, event: MembersMerged) -> None:
+    """The kept member's row gains the merged one's cards; the merged member's row goes."""
+    queue_member(session, club_id=event.club_id, member_id=event.kept_member_id)
+    queue_member(session, club_id=event.club_id, member_id=event.merged_member_id)
+
+
+def forget_member(session: Session, event: MemberErased) -> None:
+    """Erasure (required): drop queued commands that still carry the person's name; the deletion
+    command itself is queued by `on_member_changed`."""
+    session.execute(delete(DeviceCommand).where(
+        DeviceCommand.club_id == event.club_id, DeviceCommand.pin == str(event.member_id),
+        DeviceCommand.command != delete_command(str(event.member_id))))
 
 
 def sync_device(session: Session, *, device_id: int) -> int:

@@ -35,6 +35,7 @@ from app.access.service import Decision, Reason
 from app.clubs.models import Club, Device
 from app.core import clock
 from app.core.errors import DomainError, Forbidden, Invalid, NotFound, Unauthorized
+from app.core.ratelimit import hit
 from app.core.security import digest
 from app.core.types import MAX_ID
 from app.members import service as members_service
@@ -163,8 +164,6 @@ def throttle(session: Session, *, serial: str | None, client_ip: str | None,
     unknown, quarantined and wrongly addressed serials are counted (and refused) alike. The router
     counts in its own short transaction (committed whatever the request does next, and the bucket
     rows are not locked while the request works)."""
-    from app.crm.website import hit
-
     now = now or clock.now()
     by_address, address_left = hit(session, bucket=_bucket("zk-ip", client_ip),
                                    window=ZK_WINDOW, now=now)

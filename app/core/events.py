@@ -1,0 +1,177 @@
+"""Domain events: what happened, told to whoever must react, in the caller's transaction.
+
+A domain that must react to another's change does not get called by it: the changing domain
+publishes a named event, and `app/wiring.py` says (in one readable list) who handles it. So the
+members service need not know that turnstiles keep an allow-list, and access need not know that
+retention moves an at-risk member back on a visit.
+
+Two kinds of handler, both run synchronously in the publisher's session and transaction:
+
+- **required** (`subscribe(Event, handler)`): part of the change. If it raises, the error goes to
+  the publisher and the whole transaction rolls back (a membership sold from a lead marks the
+  lead won, or neither happens).
+- **best effort** (`subscribe(Event, handler, best_effort=True)`): a follow-up that must not undo
+  the change (a visit stands even if the retention listener fails; a card change stands even if
+  the allow-list queue cannot be written; the nightly sync repairs it). They run together in one
+  savepoint; if one fails, that savepoint is rolled back, the failure is logged, and the others
+  run again one savepoint each.
+
+Handlers are plain functions `handler(session, event)`. They run in registration order.
+"""
+import logging
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy.orm import Session
+
+log = logging.getLogger(__name__)
+
+
+# --- the events ---------------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class MemberChanged:
+    """A member's data that decides entry changed (status, a membership, a freeze, an erasure)."""
+
+    club_id: int
+    member_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class CardChanged:
+    """A card was issued, blocked, replaced or moved to another member."""
+
+    club_id: int
+    member_id: int
+    card_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class MembershipSold:
+    """A membership was sold (a sale line fulfilled); it may start in the future."""
+
+    club_id: int
+    member_id: int
+    membership_id: int
+    sale_id: int
+    sold_by: int | None = None  # the staff user who sold it
+
+
+@dataclass(frozen=True, slots=True)
+class VisitGranted:
+    """A member was let in (turnstile or desk); `occurred_at` is the instant of entry."""
+
+    club_id: int
+    member_id: int
+    occurred_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class MembersMerged:
+    """A duplicate member's rows were moved to the kept member and the duplicate deleted."""
+
+    club_id: int
+    kept_member_id: int
+    merged_member_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class MemberErased:
+    """A member's personal data was erased on request (the row stays, anonymised)."""
+
+    club_id: int
+    member_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class StaffJoined:
+    """A person accepted an invitation and now works in the club with `role`."""
+
+    club_id: int
+    user_id: int
+    role: str
+
+
+Event = (MemberChanged | CardChanged | MembershipSold | VisitGranted | MembersMerged
+         | MemberErased | StaffJoined)
+Handler = Callable[[Session, object], None]
+
+
+# --- subscribing and publishing -------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class _Handlers:
+    required: tuple[Handler, ...] = ()
+    best_effort: tuple[Handler, ...] = ()
+
+
+_handlers: dict[type, _Handlers] = {}
+
+
+def subscribe(event_type: type, handler: Handler, *, best_effort: bool = False) -> None:
+    """Add `handler` for `event_type` (once: subscribing the same handler again is a no-op)."""
+    current = _handlers.get(event_type, _Handlers())
+    if handler in current.required or handler in current.best_effort:
+        return
+    if best_effort:
+        current = _Handlers(current.required, (*current.best_effort, handler))
+    else:
+        current = _Handlers((*current.required, handler), current.best_effort)
+    _handlers[event_type] = current
+
+
+def handlers(event_type: type) -> tuple[Handler, ...]:
+    """Every handler of `event_type`, required first (for tests and docs)."""
+    current = _handlers.get(event_type, _Handlers())
+    return current.required + current.best_effort
+
+
+@contextmanager
+def replaced(event_type: type, *, required: Sequence[Handler] = (),
+             best_effort: Sequence[Handler] = ()) -> Iterator[None]:
+    """Within the block, `event_type` has exactly these handlers (tests of the publishing side:
+    a failing or recording handler); the wired ones come back afterwards."""
+    before = _handlers.get(event_type)
+    _handlers[event_type] = _Handlers(tuple(required), tuple(best_effort))
+    try:
+        yield
+    finally:
+        if before is None:
+            _handlers.pop(event_type, None)
+        else:
+            _handlers[event_type] = before
+
+
+def publish(session: Session, event: object) -> None:
+    """Run `event`'s handlers in the caller's session: the required ones (errors propagate),
+    then the best-effort ones in a savepoint (errors are logged, the caller's work stands)."""
+    current = _handlers.get(type(event))
+    if current is None:
+        return
+    for handler in current.required:
+        handler(session, event)
+    if current.best_effort:
+        _run_best_effort(session, event, current.best_effort)
+
+
+def _run_best_effort(session: Session, event: object, best_effort: tuple[Handler, ...]) -> None:
+    running = None
+    try:
+        with session.begin_nested():
+            for running, handler in enumerate(best_effort):
+                handler(session, event)
+            running = None
+        return
+    except Exception:  # a follow-up's bug must not undo the change that was published
+        failed = best_effort[running] if running is not None else "savepoint"
+        log.exception("%s handler %r failed; the change stands", type(event).__name__, failed)
+    for i, handler in enumerate(best_effort):
+        if i == running:
+            continue
+        try:
+            with session.begin_nested():
+                handler(session, event)
+        except Exception:
+            log.exception("%s handler %r failed; the change stands", type(event).__name__, handler)

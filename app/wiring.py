@@ -1,0 +1,63 @@
+"""Who reacts to what: every event handler and every sale-line kind, in one readable list.
+
+Called once by whatever runs the domains (the app factory, the `fitclub` command, the retention
+scheduler, the test suite) before the first request or job. Nothing registers itself by being
+imported. A new handler or line kind is one line here (see CONTRIBUTING.md, "Where things go").
+
+Required handlers are part of the change that publishes the event (an error rolls it all back);
+best-effort ones run afterwards in a savepoint and cannot undo it (`app.core.events`).
+"""
+from app import registry  # noqa: F401  (every model mapped: the privacy graph walks them all)
+from app.access.protocols import allowlist
+from app.billing.service import register_line_kind
+from app.core import events
+from app.core.events import (
+    CardChanged,
+    MemberChanged,
+    MemberErased,
+    MembershipSold,
+    MembersMerged,
+    StaffJoined,
+    VisitGranted,
+)
+from app.crm import leads
+from app.inventory import service as inventory
+from app.memberships import service as memberships
+from app.retention import service as retention
+from app.retention import stages
+from app.trainers import service as trainers
+
+
+def install() -> None:
+    """Subscribe every handler and register every sale-line kind. Idempotent: a second call
+    (another app in the same process, a test) changes nothing."""
+    # a membership sold: the lead is won (required); the turnstiles learn the new validity
+    events.subscribe(MembershipSold, leads.on_membership_sold)
+    events.subscribe(MembershipSold, allowlist.on_member_changed, best_effort=True)
+
+    # who may pass changed: ZKTeco devices keep an offline allow-list
+    events.subscribe(MemberChanged, allowlist.on_member_changed, best_effort=True)
+    events.subscribe(CardChanged, allowlist.on_member_changed, best_effort=True)
+
+    # duplicates merged: the kept member's stage and both members' turnstile rows
+    events.subscribe(MembersMerged, retention.on_members_merged, best_effort=True)
+    events.subscribe(MembersMerged, allowlist.on_members_merged, best_effort=True)
+
+    # erasure: queued device commands that carry the name go (required), the device forgets
+    events.subscribe(MemberErased, allowlist.forget_member)
+    events.subscribe(MemberErased, allowlist.on_member_changed, best_effort=True)
+
+    # a granted entry (the turnstile's hot path: one savepoint for both)
+    events.subscribe(VisitGranted, stages.on_visit, best_effort=True)
+    events.subscribe(VisitGranted, trainers.mark_class_attendance, best_effort=True)
+
+    # staff
+    events.subscribe(StaffJoined, trainers.on_staff_joined)
+
+    # what a sale can hold
+    register_line_kind(memberships.MEMBERSHIP, memberships.fulfil_membership_line,
+                       spec=memberships.MembershipLine)
+    register_line_kind(trainers.PT_PACKAGE, trainers.fulfil_pt_package_line,
+                       spec=trainers.PtPackageLine)
+    register_line_kind(inventory.PRODUCT, inventory.fulfil_product_line,
+                       spec=inventory.ProductLine, lock_key=inventory.product_lock_key)
