@@ -12,8 +12,7 @@ from app.clubs.deps import DeskActor, ManagerActor
 from app.core.deps import SessionDep
 from app.core.schemas import IdPath, Page
 from app.core.types import MAX_ID
-from app.members import duplicates
-from app.privacy import service
+from app.privacy import duplicates, service
 from app.privacy.schemas import (
     AuditAction,
     AuditRead,

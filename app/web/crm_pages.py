@@ -45,9 +45,9 @@ from app.imports import exports
 from app.imports import storage as import_storage
 from app.imports.csvfile import CsvFile, FileProblem
 from app.imports.members import audit_export, import_members_upload
-from app.members import duplicates as duplicates_service
 from app.members import service as members_service
 from app.members.models import Member
+from app.privacy import duplicates as duplicates_service
 from app.web.auth import PageRoute, PageSession, back_to
 from app.web.router import (
     Back,

@@ -1,7 +1,7 @@
 """The duplicate finder: same email, same phone, or a very similar name with the same birthday."""
 import pytest
 
-from app.members.duplicates import name_match
+from app.privacy.duplicates import name_match
 
 
 @pytest.mark.parametrize(("a", "b", "expected"), [

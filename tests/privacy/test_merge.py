@@ -2,8 +2,8 @@
 from sqlalchemy import func, select
 
 from app.core.actors import Role
-from app.members.duplicates import MERGE_DROPS
 from app.privacy import graph
+from app.privacy.duplicates import MERGE_DROPS
 from tests.privacy.conftest import full_person
 
 

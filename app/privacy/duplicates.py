@@ -34,7 +34,7 @@ from app.privacy import graph
 from app.privacy import service as privacy_service
 from app.privacy.models import DuplicateDismissal, MemberMerge
 
-log = logging.getLogger("fitclub.members.duplicates")
+log = logging.getLogger("fitclub.privacy.duplicates")
 
 REASONS = {"email": "same email", "phone": "same phone",
            "same_name": "same name and birth date",
