@@ -5,7 +5,8 @@ from typing import Annotated
 
 import typer
 
-from app.demo.generator import DEMO_DOMAIN, DEMO_PASSWORD, DemoOptions
+from app.demo.data import DEMO_DOMAIN, DEMO_PASSWORD
+from app.demo.generator import DemoOptions
 
 
 def register(cli: typer.Typer) -> None:

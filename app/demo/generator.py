@@ -27,7 +27,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from time import perf_counter
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.clubs import service as clubs_service
@@ -35,157 +35,45 @@ from app.clubs.models import Club, StaffUser
 from app.core import clock
 from app.core.actors import Actor, Role
 from app.core.db import transaction
-from app.members.models import MemberSearchTerm, phone_rev_for, search_name_for, search_terms_for
+from app.demo.data import (
+    CANCEL_NOTES,
+    CANCEL_P,
+    CANCEL_WEIGHTS,
+    CLOSE,
+    DEMO_CLUB,
+    DEMO_CURRENCY,
+    DEMO_DOMAIN,
+    DEMO_PASSWORD,
+    DEMO_TIMEZONE,
+    DEVICE_NAME,
+    EMAIL_DOMAINS,
+    EXTRA_VISIT_P,
+    FEMALE,
+    FREEZE_P,
+    FREEZE_REASONS,
+    LAST,
+    MALE,
+    MOBILE_PREFIXES,
+    MONTH_ATTENDANCE,
+    MONTH_JOINS,
+    OPEN,
+    PAY_METHODS,
+    PLAN_BY_KEY,
+    PLANS,
+    PROSPECT_SHARE,
+    SLOTS,
+    SOURCES,
+    STAFF,
+    SWITCH,
+    WEEKDAY_JOINS,
+    WEEKDAY_ROUTINE,
+    PlanSpec,
+)
+from app.demo.writer import COLUMNS, BulkWriter
+from app.members.models import phone_rev_for, search_name_for, search_terms_for
 from app.memberships import service as memberships_service
 from app.memberships.rules import add_months, end_date_for
 from app.memberships.schemas import PlanCreate
-from app.registry import metadata
-
-DEMO_CLUB = "Riverside Fitness"
-DEMO_TIMEZONE = "Europe/Berlin"
-DEMO_CURRENCY = "EUR"
-DEMO_PASSWORD = "demo-password"
-DEMO_DOMAIN = "demo.fitclub"
-DEVICE_NAME = "Main entrance turnstile"
-
-STAFF = (
-    ("owner", Role.owner, "Katrin Vogel"),
-    ("manager", Role.manager, "Jonas Richter"),
-    ("desk1", Role.front_desk, "Lea Hoffmann"),
-    ("desk2", Role.front_desk, "Mehmet Yilmaz"),
-    ("trainer1", Role.trainer, "Sven Krüger"),
-    ("trainer2", Role.trainer, "Aylin Demir"),
-    ("trainer3", Role.trainer, "Tom Becker"),
-)
-
-
-@dataclass(frozen=True)
-class PlanSpec:
-    key: str
-    name: str
-    category: str
-    duration_days: int | None
-    duration_months: int | None
-    price: Decimal
-    visit_limit: int | None
-    access_start: time | None
-    access_end: time | None
-    freeze_days: int
-    first_weight: float  # share of first purchases
-
-
-PLANS = (
-    PlanSpec("monthly", "Monthly Unlimited", "unlimited", None, 1, Decimal("49.00"), None,
-             None, None, 7, 0.40),
-    PlanSpec("quarter", "3 Months Unlimited", "unlimited", None, 3, Decimal("135.00"), None,
-             None, None, 14, 0.16),
-    PlanSpec("annual", "12 Months Unlimited", "unlimited", None, 12, Decimal("468.00"), None,
-             None, None, 30, 0.14),
-    PlanSpec("pass10", "10-Visit Pass", "pass", 60, None, Decimal("95.00"), 10, None, None, 7,
-             0.17),
-    PlanSpec("offpeak", "Off-Peak Monthly", "off_peak", None, 1, Decimal("35.00"), None,
-             time(6, 0), time(16, 0), 7, 0.13),
-)
-PLAN_BY_KEY = {p.key: p for p in PLANS}
-
-# Which plan a renewal buys: mostly the same, sometimes an upgrade.
-SWITCH = {
-    "monthly": (("monthly", 0.86), ("quarter", 0.06), ("annual", 0.08)),
-    "quarter": (("quarter", 0.75), ("annual", 0.17), ("monthly", 0.08)),
-    "annual": (("annual", 0.88), ("monthly", 0.12)),
-    "pass10": (("pass10", 0.88), ("monthly", 0.12)),
-    "offpeak": (("offpeak", 0.88), ("monthly", 0.12)),
-}
-FREEZE_P = {"monthly": 0.04, "quarter": 0.14, "annual": 0.35, "pass10": 0.03, "offpeak": 0.04}
-CANCEL_P = {"monthly": 0.025, "quarter": 0.06, "annual": 0.10, "pass10": 0.01, "offpeak": 0.025}
-CANCEL_WEIGHTS = {"moved_away": 20, "price": 22, "health": 15, "not_using": 28,
-                  "unhappy_service": 8, "other": 7}
-CANCEL_NOTES = {
-    "moved_away": ("Moving to Hamburg for work", "Relocating abroad", "Moved out of the city"),
-    "price": ("Found a cheaper gym", "Budget is tight this year"),
-    "health": ("Knee surgery, doctor's advice", "Pregnancy", "Back problems"),
-    "not_using": ("No time with the new job", "Hardly came in the last months"),
-    "unhappy_service": ("Too crowded in the evenings", "Showers often cold"),
-    "other": ("Personal reasons",),
-}
-FREEZE_REASONS = ("holiday", "illness", "business trip", "injury", "exams")
-SOURCES = (("walk_in", 40), ("website", 22), ("referral", 18), ("instagram", 12),
-           ("corporate", 8))
-PAY_METHODS = (("card", 50), ("transfer", 32), ("cash", 18))  # billing PaymentMethod
-
-# Club-wide attendance by month (January resolutions, summer holidays, December).
-MONTH_ATTENDANCE = {1: 1.12, 2: 1.05, 3: 1.0, 4: 0.96, 5: 0.92, 6: 0.86, 7: 0.8, 8: 0.82,
-                    9: 1.0, 10: 1.0, 11: 0.98, 12: 0.84}
-# Joins by month: more in January and September.
-MONTH_JOINS = {1: 2.0, 2: 1.25, 3: 1.1, 4: 0.95, 5: 0.85, 6: 0.7, 7: 0.6, 8: 0.75, 9: 1.7,
-               10: 1.2, 11: 0.95, 12: 0.55}
-WEEKDAY_JOINS = (1.35, 1.15, 1.1, 1.05, 0.95, 0.8, 0.6)
-WEEKDAY_ROUTINE = (1.25, 1.15, 1.2, 1.1, 0.9, 0.6, 0.5)
-# Usual time slots (local minutes of day): evening 17:00-20:00 dominates.
-SLOTS = ((17 * 60, 20 * 60, 0.52), (6 * 60, 8 * 60 + 30, 0.18), (11 * 60, 13 * 60 + 30, 0.14),
-         (14 * 60, 16 * 60, 0.10), (20 * 60, 21 * 60 + 30, 0.06))
-OPEN, CLOSE = 6 * 60, 22 * 60 + 30
-PROSPECT_SHARE = 0.05
-EXTRA_VISIT_P = 0.08  # a visit on a non-routine day in a week
-
-FEMALE = ("Anna", "Laura", "Julia", "Lena", "Sarah", "Lisa", "Hannah", "Marie", "Sophie", "Emma",
-          "Mia", "Lea", "Katharina", "Johanna", "Clara", "Paula", "Nina", "Svenja", "Franziska",
-          "Jana", "Ayşe", "Elif", "Zeynep", "Fatma", "Olga", "Natalia", "Agnieszka", "Maria",
-          "Sofia", "Chiara", "Giulia", "Inès", "Chloé", "Zoë", "Amélie", "Emily", "Charlotte",
-          "Greta", "Frieda", "Ida", "Nele", "Merle", "Yasmin", "Leila", "Mei", "Priya",
-          "Ingrid", "Birgit", "Sabine", "Petra")
-MALE = ("Lukas", "Jonas", "Leon", "Finn", "Paul", "Felix", "Maximilian", "Tim", "Jan", "David",
-        "Niklas", "Moritz", "Tobias", "Sebastian", "Florian", "Alexander", "Philipp", "Simon",
-        "Julian", "Daniel", "Mehmet", "Emre", "Can", "Mustafa", "Ali", "Piotr", "Tomasz",
-        "Andrei", "Dmitri", "Marco", "Luca", "Matteo", "José", "Pablo", "Hugo", "Noah", "Elias",
-        "Ben", "Jakob", "Anton", "Karl", "Oskar", "Omar", "Yusuf", "Raj", "Wei", "Thomas",
-        "Michael", "Stefan", "Jürgen")
-LAST = ("Müller", "Schmidt", "Schneider", "Fischer", "Weber", "Meyer", "Wagner", "Becker",
-        "Schulz", "Hoffmann", "Schäfer", "Koch", "Bauer", "Richter", "Klein", "Wolf",
-        "Schröder", "Neumann", "Schwarz", "Zimmermann", "Braun", "Krüger", "Hofmann",
-        "Hartmann", "Lange", "Schmitt", "Werner", "Schmitz", "Krause", "Meier", "Lehmann",
-        "Schmid", "Schulze", "Maier", "Köhler", "Herrmann", "König", "Walter", "Mayer", "Huber",
-        "Kaiser", "Fuchs", "Peters", "Lang", "Scholz", "Möller", "Weiß", "Jung", "Hahn",
-        "Schubert", "Vogel", "Friedrich", "Keller", "Günther", "Frank", "Berger", "Winkler",
-        "Roth", "Beck", "Lorenz", "Baumann", "Franke", "Albrecht", "Schuster", "Simon",
-        "Ludwig", "Böhm", "Winter", "Kraus", "Martin", "Schumacher", "Krämer", "Vogt", "Stein",
-        "Jäger", "Otto", "Sommer", "Groß", "Seidel", "Heinrich", "Brandt", "Haas", "Schreiber",
-        "Graf", "Yılmaz", "Kaya", "Demir", "Şahin", "Çelik", "Öztürk", "Kowalski", "Nowak",
-        "Wiśniewski", "Ivanov", "Petrov", "Rossi", "Russo", "Bianchi", "García", "Fernández",
-        "Dubois", "Lefèvre", "O'Brien", "Smith", "Nguyen", "Tran", "Kim", "Chen", "Singh",
-        "Haddad", "Nielsen", "Jensen", "Andersson", "De Vries", "van der Berg",
-        "Schmidt-Weber", "Meyer-Lindner")
-EMAIL_DOMAINS = ("example.com", "example.org", "example.net")  # reserved: never a real inbox
-MOBILE_PREFIXES = ("151", "152", "157", "159", "160", "162", "163", "170", "171", "172", "173",
-                   "174", "175", "176", "177", "178", "179")
-
-# Row layouts of the tables the history writes, in foreign-key order.
-COLUMNS: dict[str, tuple[str, ...]] = {
-    "members": ("id", "club_id", "first_name", "last_name", "email", "phone", "birth_date",
-                "gender", "search_name", "phone_rev", "email_consent", "sms_consent", "source",
-                "created_at", "updated_at"),
-    # the members package owns this table's shape: take its columns as they are
-    "member_search_terms": tuple(c.name for c in MemberSearchTerm.__table__.columns),
-    "cards": ("id", "club_id", "member_id", "code", "status", "blocked_at", "block_reason",
-              "created_at", "updated_at"),
-    "consents": ("id", "club_id", "member_id", "channel", "granted", "source", "recorded_at",
-                 "staff_id"),
-    "sales": ("id", "club_id", "member_id", "staff_id", "total", "note", "created_at"),
-    "memberships": ("id", "club_id", "member_id", "plan_id", "start_date", "end_date",
-                    "original_end_date", "price", "visit_limit", "visits_used", "renews_id",
-                    "sale_id", "cancelled_on", "cancel_reason", "cancel_note", "refund_amount",
-                    "created_at", "updated_at"),
-    "freezes": ("id", "club_id", "membership_id", "start_date", "end_date", "reason", "staff_id",
-                "created_at"),
-    "sale_lines": ("id", "club_id", "sale_id", "kind", "item_id", "description", "quantity",
-                   "unit_price", "amount"),
-    "payments": ("id", "club_id", "sale_id", "method", "kind", "amount", "staff_id",
-                 "created_at"),
-    "access_events": ("id", "club_id", "device_id", "dedup_key", "card_code", "member_id",
-                      "membership_id", "direction", "source", "allowed", "reason", "message",
-                      "occurred_at", "received_at", "staff_id", "override_reason"),
-    "visits": ("id", "club_id", "member_id", "membership_id", "access_event_id", "occurred_at"),
-}
 
 
 @dataclass
@@ -300,73 +188,6 @@ def _build(session: Session, options: DemoOptions) -> DemoResult:
                       fk_checks=history.writer.fk_checks)
 
 
-# --- writing in bulk ---------------------------------------------------------------------------
-
-class _Writer:
-    """Buffers rows per table and writes them in foreign-key order; hands out ids."""
-
-    def __init__(self, session: Session):
-        self.conn = session.connection()
-        self.pg = self.conn.dialect.name == "postgresql"
-        self.rows: dict[str, list[tuple]] = {t: [] for t in COLUMNS}
-        self.counts: dict[str, int] = dict.fromkeys(COLUMNS, 0)
-        self.next_id: dict[str, int] = {}
-        self.first_id: dict[str, int] = {}
-        self.seconds = 0.0  # time spent writing
-        self.fk_checks = True
-        if self.pg:
-            # we assign ids ourselves: keep other writers out until commit, then move sequences
-            self.conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
-            self.conn.exec_driver_sql(
-                f"LOCK TABLE {', '.join(COLUMNS)} IN SHARE ROW EXCLUSIVE MODE")
-            # The rows are consistent by construction (and the SQLite run checks every foreign
-            # key), so skip the per-row foreign-key triggers where the role may (superusers):
-            # half the COPY time at 100k members. Other roles keep the checks.
-            if self.conn.exec_driver_sql("SELECT current_setting('is_superuser')").scalar() == "on":
-                self.conn.exec_driver_sql("SET LOCAL session_replication_role = replica")
-                self.fk_checks = False
-            for table in COLUMNS:
-                self.next_id[table] = self.conn.exec_driver_sql(
-                    f"SELECT nextval(pg_get_serial_sequence('{table}', 'id'))").scalar_one()
-        else:  # SQLite: the transaction began IMMEDIATE, so no one else writes meanwhile
-            for table in COLUMNS:
-                self.next_id[table] = (self.conn.exec_driver_sql(
-                    f'SELECT COALESCE(MAX(id), 0) FROM "{table}"').scalar_one() + 1)
-        self.first_id = dict(self.next_id)
-
-    def new_id(self, table: str) -> int:
-        value = self.next_id[table]
-        self.next_id[table] = value + 1
-        return value
-
-    def flush(self) -> None:
-        started = perf_counter()
-        for table, columns in COLUMNS.items():
-            rows = self.rows[table]
-            if not rows:
-                continue
-            if self.pg:
-                cursor = self.conn.connection.driver_connection.cursor()
-                with cursor.copy(f'COPY "{table}" ({", ".join(columns)}) FROM STDIN') as copy:
-                    for row in rows:
-                        copy.write_row(row)
-                cursor.close()
-            else:
-                self.conn.execute(insert(metadata.tables[table]),
-                                  [dict(zip(columns, row, strict=True)) for row in rows])
-            self.counts[table] += len(rows)
-            rows.clear()
-        self.seconds += perf_counter() - started
-
-    def finish(self) -> None:
-        self.flush()
-        if self.pg:
-            for table in COLUMNS:
-                last = max(self.next_id[table] - 1, self.first_id[table])
-                self.conn.exec_driver_sql(
-                    f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), {last})")
-
-
 class _Clock:
     """Local club (day ordinal, minute of day) → aware UTC instant.
 
@@ -441,7 +262,7 @@ class _History:
         # today: nothing after "now"; a date in the past or future: the whole day
         self.cutoff_minute = (now.hour * 60 + now.minute) if now.date() == as_of else 24 * 60
         self.cutoff = self.clock.at(self.as_of_ord, min(self.cutoff_minute, 24 * 60 - 1), 59)
-        self.writer = _Writer(session)
+        self.writer = BulkWriter(session)
         self.stats: dict[str, int] = dict.fromkeys(
             ("members", "prospects", "renewals", "lapses", "returns", "freezes", "cancellations",
              "refunds", "card_replacements", "pending", "active_today", "frozen_today"), 0)

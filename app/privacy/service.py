@@ -240,73 +240,17 @@ def erase_member(session: Session, *, actor: Actor, member_id: int, reason: str,
     ids = _identifiers(session, member, cards, clubs_service.club_settings(club).phone_region)
     full_name = ((member.first_name or "").strip(), (member.last_name or "").strip())
     counts: dict[str, int] = {}
-
-    def count(name: str, n: int) -> None:
-        if n:
-            counts[name] = counts.get(name, 0) + n
-
-    # cards: a random code that can never be issued again, blocked; access events follow
-    access_events = metadata.tables["access_events"]
-    for card in cards:
-        placeholder = ids.cards[card.code]
-        count("access_events", session.execute(
-            update(access_events).where(access_events.c.club_id == actor.club_id,
-                                        access_events.c.card_code == card.code)
-            .values(card_code=placeholder)).rowcount or 0)
-        card.code, card.status, card.block_reason = placeholder, "blocked", "erased"
-        card.blocked_at = card.blocked_at or now
-        count("cards", 1)
-    session.flush()
-
     owned = graph.owned_tables()
-    for name in ERASE_DELETES:
-        if name in owned:
-            table = metadata.tables[name]
-            count(name, session.execute(delete(table).where(
-                graph.owned_where(name, member.id))).rowcount or 0)
-    tasks = metadata.tables["tasks"]
-    session.execute(update(tasks).where(tasks.c.member_id == member.id, tasks.c.status == "open")
-                    .values(status="cancelled", updated_at=now))
-    for name in sorted(owned):
-        if name not in ERASE_DELETES:
-            count(name, _blank(session, metadata.tables[name], graph.owned_where(name, member.id)))
 
-    # consents: the history stays (channel, yes/no, when: no personal data once the member is
-    # anonymous) as the record of what was allowed when messages went out; a withdrawal closes it
-    for channel, granted in (("email", member.email_consent), ("sms", member.sms_consent)):
-        if granted:
-            session.add(Consent(club_id=actor.club_id, member_id=member.id, channel=channel,
-                                granted=False, source="erasure", recorded_at=now,
-                                staff_id=actor.user_id))
-    session.flush()
-
-    # the profile: every optional column emptied (also columns other packages add)
-    members = metadata.tables["members"]
-    keep = {"erased_at", "created_at", "updated_at"}
-    values: dict[str, Any] = {c.name: None for c in members.columns
-                              if c.nullable and not c.foreign_keys and c.name not in keep}
-    values |= {"first_name": ERASED_FIRST_NAME, "last_name": ERASED_LAST_NAME,
-               "search_name": "", "email_consent": False, "sms_consent": False,
-               "erased_at": now, "updated_at": now}
-    session.execute(update(members).where(members.c.id == member.id).values(values))
-    session.expire(member)
-
-    # what is left: the person's identifiers inside any text, theirs or elsewhere in the club
-    for name in sorted(owned):
-        table = metadata.tables[name]
-        where = graph.owned_where(name, member.id)
-        columns = graph.text_columns(table)
-        count(name, _scrub(session, table, columns, where, ids, weak=False))
-        count(name, _scrub(session, table, [c for c in columns if graph.is_free_text(c)], where,
-                           ids, weak=True))
-    for table in metadata.sorted_tables:
-        if table.name == "members" or "club_id" not in table.c:
-            continue
-        count(table.name, _scrub(session, table, graph.text_columns(table),
-                                 table.c.club_id == actor.club_id, ids, weak=False))
+    _erase_cards(session, club_id=actor.club_id, cards=cards, ids=ids, now=now, counts=counts)
+    _erase_owned_rows(session, member_id=member.id, owned=owned, now=now, counts=counts)
+    _withdraw_consents(session, actor=actor, member=member, now=now)
+    _anonymise_profile(session, member=member, now=now)
+    _scrub_identifiers(session, club_id=actor.club_id, member_id=member.id, owned=owned, ids=ids,
+                       counts=counts)
     # kept import files (uploads, rejects): the person's cells cannot be cut out of them, so
     # every file of the club that mentions the person is deleted (see app.imports.storage)
-    count("import_files", import_storage.erase_mentions(
+    _count(counts, "import_files", import_storage.erase_mentions(
         session, club_id=actor.club_id, needles=[*ids.strong, *ids.cards], names=[full_name]))
     events.publish(session, MemberErased(actor.club_id, member.id))  # the turnstiles forget
 
@@ -317,3 +261,85 @@ def erase_member(session: Session, *, actor: Actor, member_id: int, reason: str,
     record(session, club_id=actor.club_id, actor=actor, action="erased", member_id=member.id,
            fields=sorted(counts))
     return {"member_id": member.id, "erased_at": now, "reason": clean_reason, "counts": counts}
+
+
+def _count(counts: dict[str, int], name: str, n: int) -> None:
+    """Add `n` changed rows of table `name` to the erasure's record (tables with none: absent)."""
+    if n:
+        counts[name] = counts.get(name, 0) + n
+
+
+def _erase_cards(session: Session, *, club_id: int, cards: list[Card], ids: Identifiers,
+                 now: datetime, counts: dict[str, int]) -> None:
+    """Each card gets a random code that can never be issued again, blocked; its access events
+    follow."""
+    access_events = metadata.tables["access_events"]
+    for card in cards:
+        placeholder = ids.cards[card.code]
+        _count(counts, "access_events", session.execute(
+            update(access_events).where(access_events.c.club_id == club_id,
+                                        access_events.c.card_code == card.code)
+            .values(card_code=placeholder)).rowcount or 0)
+        card.code, card.status, card.block_reason = placeholder, "blocked", "erased"
+        card.blocked_at = card.blocked_at or now
+        _count(counts, "cards", 1)
+    session.flush()
+
+
+def _erase_owned_rows(session: Session, *, member_id: int, owned: dict[str, list[graph.Link]], now: datetime,
+                      counts: dict[str, int]) -> None:
+    """Rows only about the person go; open tasks are cancelled; free text elsewhere is blanked."""
+    for name in ERASE_DELETES:
+        if name in owned:
+            table = metadata.tables[name]
+            _count(counts, name, session.execute(delete(table).where(
+                graph.owned_where(name, member_id))).rowcount or 0)
+    tasks = metadata.tables["tasks"]
+    session.execute(update(tasks).where(tasks.c.member_id == member_id, tasks.c.status == "open")
+                    .values(status="cancelled", updated_at=now))
+    for name in sorted(owned):
+        if name not in ERASE_DELETES:
+            _count(counts, name, _blank(session, metadata.tables[name],
+                                        graph.owned_where(name, member_id)))
+
+
+def _withdraw_consents(session: Session, *, actor: Actor, member: Member, now: datetime) -> None:
+    """The consent history stays (channel, yes/no, when: no personal data once the member is
+    anonymous) as the record of what was allowed when messages went out; a withdrawal closes
+    it."""
+    for channel, granted in (("email", member.email_consent), ("sms", member.sms_consent)):
+        if granted:
+            session.add(Consent(club_id=actor.club_id, member_id=member.id, channel=channel,
+                                granted=False, source="erasure", recorded_at=now,
+                                staff_id=actor.user_id))
+    session.flush()
+
+
+def _anonymise_profile(session: Session, *, member: Member, now: datetime) -> None:
+    """Every optional column of the profile emptied (also columns other packages add)."""
+    members = metadata.tables["members"]
+    keep = {"erased_at", "created_at", "updated_at"}
+    values: dict[str, Any] = {c.name: None for c in members.columns
+                              if c.nullable and not c.foreign_keys and c.name not in keep}
+    values |= {"first_name": ERASED_FIRST_NAME, "last_name": ERASED_LAST_NAME,
+               "search_name": "", "email_consent": False, "sms_consent": False,
+               "erased_at": now, "updated_at": now}
+    session.execute(update(members).where(members.c.id == member.id).values(values))
+    session.expire(member)
+
+
+def _scrub_identifiers(session: Session, *, club_id: int, member_id: int, owned: dict[str, list[graph.Link]],
+                       ids: Identifiers, counts: dict[str, int]) -> None:
+    """What is left: the person's identifiers inside any text, theirs or elsewhere in the club."""
+    for name in sorted(owned):
+        table = metadata.tables[name]
+        where = graph.owned_where(name, member_id)
+        columns = graph.text_columns(table)
+        _count(counts, name, _scrub(session, table, columns, where, ids, weak=False))
+        _count(counts, name, _scrub(session, table, [c for c in columns if graph.is_free_text(c)],
+                                    where, ids, weak=True))
+    for table in metadata.sorted_tables:
+        if table.name == "members" or "club_id" not in table.c:
+            continue
+        _count(counts, table.name, _scrub(session, table, graph.text_columns(table),
+                                          table.c.club_id == club_id, ids, weak=False))

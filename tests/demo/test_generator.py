@@ -16,8 +16,8 @@ from app.billing.models import Payment, Sale, SaleLine
 from app.clubs import service as clubs_service
 from app.clubs.models import Club, Device
 from app.core import security
-from app.demo import generator
-from app.demo.generator import DEMO_PASSWORD, DemoOptions, build_demo
+from app.demo.data import DEMO_PASSWORD, DEVICE_NAME
+from app.demo.generator import DemoOptions, build_demo
 from app.members.models import Card, Consent, Member, MemberSearchTerm
 from app.memberships import rules
 from app.memberships.models import Freeze, Membership, Plan
@@ -341,7 +341,7 @@ def test_staff_sign_in_with_the_printed_password_and_the_device_key_works(db, cl
     with db.sessionmaker() as s:
         device = clubs_service.authenticate_device(s, key=result.device_key)
         assert device.club_id == result.club_id
-        assert s.get(Device, device.device_id).name == generator.DEVICE_NAME
+        assert s.get(Device, device.device_id).name == DEVICE_NAME
 
 
 @pytest.fixture
