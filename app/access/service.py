@@ -376,6 +376,8 @@ def _outside_hours(start: time | None, end: time | None, now: time) -> str | Non
 
 # --- the decision ----------------------------------------------------------------------------
 
+# long: the turnstile hot path, steps 1-4 of the module docstring in order, each one statement;
+# split into helpers it costs a call and a re-read of shared state per check-in (#19 measures it)
 def check_in(session: Session, *, club_id: int, occurred_at: datetime,
              card_code: str | None = None, member_id: int | None = None,
              device_id: int | None = None, dedup_key: str | None = None,

@@ -492,6 +492,8 @@ class _History:
             routine = self._routine(person, plan)
             self.stats["returns"] += 1
 
+    # long: one membership's life day by day (visits, freeze, cancellation, renewal) with state
+    # every step shares; a seeded demo depends on the order of its random draws, kept as one piece
     def _membership(self, person: _Person, plan: PlanSpec, routine: _Routine, *, start_ord: int,
                     sale_ord: int, sale_at: datetime, renews_id: int | None, term: int,
                     returning: bool) -> tuple[int, int, bool | None]:

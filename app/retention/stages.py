@@ -109,6 +109,8 @@ def _params(*, club_id: int, as_of: date, s: ClubSettings, zone: ZoneInfo,
     return params
 
 
+# long: one SQL statement (the whole stage computation, set-based), built once and cached;
+# its CTEs are named and commented in order, and splitting it would scatter one query
 @lru_cache(maxsize=4)
 def _statement(filtered: bool):
     """The stage statement (built once; see `_params` for the values it takes)."""
