@@ -7,7 +7,6 @@ imported. A new handler or line kind is one line here (see CONTRIBUTING.md, "Whe
 Required handlers are part of the change that publishes the event (an error rolls it all back);
 best-effort ones run afterwards in a savepoint and cannot undo it (`app.core.events`).
 """
-from app import registry  # noqa: F401  (every model mapped: the privacy graph walks them all)
 from app.access.protocols import allowlist
 from app.billing.service import register_line_kind
 from app.core import events

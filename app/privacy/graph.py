@@ -1,5 +1,4 @@
-"""Where a member's rows are, found by walking the schema (`Base.metadata`, every model once
-`app.registry` is imported, as `app.wiring.install` does).
+"""Where a member's rows are, found by walking the schema (`app.registry.metadata`).
 
 Merge, export and erasure must reach every table that holds something about a person, including
 tables other packages add later. So none of them lists tables: they ask this module.
@@ -16,9 +15,8 @@ from functools import cache
 from sqlalchemy import Column, ColumnElement, Table, or_, select
 from sqlalchemy.types import JSON, String
 
-from app.core.db import Base
+from app.registry import metadata
 
-metadata = Base.metadata
 MEMBERS = "members"
 MAX_DEPTH = 3
 

@@ -19,7 +19,6 @@ from app.clubs import service as clubs_service
 from app.core import clock, events
 from app.core.actors import Actor
 from app.core.audit import AuditEntry, record
-from app.core.db import Base
 from app.core.errors import Conflict, Invalid
 from app.core.events import MemberErased
 from app.imports import storage as import_storage
@@ -27,8 +26,8 @@ from app.members import service as members_service
 from app.members.models import Card, Consent, Member
 from app.privacy import graph
 from app.privacy.models import MemberErasure, MemberMerge
+from app.registry import metadata
 
-metadata = Base.metadata  # every model, once app.registry is imported (app.wiring does)
 ACTIONS = ("viewed", "created", "updated", "exported", "erased", "merged", "consent_changed",
            "note_added", "imported")
 ERASED_TEXT = "(erased)"
