@@ -119,31 +119,31 @@ def _club(session: Session, club_id: int) -> Club:
     return clubs_service.get_club(session, club_id)
 
 
-def _zone(session: Session, club_id: int) -> ZoneInfo:
+def zone_for(session: Session, club_id: int) -> ZoneInfo:
     return clubs_service.club_zone(_club(session, club_id))
 
 
-def _today(session: Session, club_id: int, now: datetime | None = None) -> date:
+def today_for(session: Session, club_id: int, now: datetime | None = None) -> date:
     return clubs_service.club_today(_club(session, club_id), now)
 
 
-def _when(at: datetime, zone: ZoneInfo) -> str:
+def format_when(at: datetime, zone: ZoneInfo) -> str:
     local = at.astimezone(zone)
     return f"{local:%a} {local.day} {local:%b %Y %H:%M}"
 
 
-def _day_bounds(zone: ZoneInfo, first: date, last: date) -> tuple[datetime, datetime]:
+def day_bounds(zone: ZoneInfo, first: date, last: date) -> tuple[datetime, datetime]:
     """[start of `first`, start of the day after `last`) in the club's zone, as UTC instants."""
     lo = datetime.combine(first, time(0), tzinfo=zone).astimezone(UTC)
     hi = datetime.combine(last + timedelta(days=1), time(0), tzinfo=zone).astimezone(UTC)
     return lo, hi
 
 
-def _full_name(first: str | None, last: str | None) -> str:
+def full_name(first: str | None, last: str | None) -> str:
     return " ".join(p for p in (first, last) if p) or "?"
 
 
-def _short_name(first: str | None, last: str | None) -> str:
+def short_name(first: str | None, last: str | None) -> str:
     """First name and the initial of the surname ("Anna B."): what a calendar may show."""
     first = (first or "").strip() or "Member"
     last = (last or "").strip()
@@ -154,19 +154,19 @@ def _dialect(session: Session) -> str:
     return session.get_bind().dialect.name
 
 
-def _add_days(session: Session, column, days: int):
+def add_days(session: Session, column, days: int):
     """SQL: a date column moved by a number of days (portable between SQLite and PostgreSQL)."""
     if _dialect(session) == "sqlite":
         return func.date(column, f"{int(days):+d} days")
     return column + cast(literal(int(days)), Integer)
 
 
-def _insert(session: Session, model):
+def dialect_insert(session: Session, model):
     return (postgresql.insert(model) if _dialect(session) == "postgresql"
             else sqlite.insert(model))
 
 
-def _check_instant(at: datetime, now: datetime, *, field: str = "start") -> None:
+def check_instant(at: datetime, now: datetime, *, field: str = "start") -> None:
     if at.utcoffset() is None:
         raise Invalid(f"{field} needs a UTC offset", code="timezone_required")
     if abs(at - now) > BOOKING_HORIZON:
@@ -174,7 +174,7 @@ def _check_instant(at: datetime, now: datetime, *, field: str = "start") -> None
                       details={"field": field})
 
 
-def _update(stmt):
+def bulk_update(stmt):
     """A bulk UPDATE that leaves objects in the session alone (we re-read what we need)."""
     return stmt.execution_options(synchronize_session=False)
 
@@ -191,7 +191,7 @@ def get_settings(session: Session, *, club_id: int) -> TrainerSettingsRead:
 def update_settings(session: Session, *, actor: Actor, pt_cancel_hours: int) -> TrainerSettingsRead:
     """Save the club's PT cancellation window (one upsert)."""
     now = clock.now()
-    stmt = (_insert(session, TrainerSettings)
+    stmt = (dialect_insert(session, TrainerSettings)
             .values(club_id=actor.club_id, pt_cancel_hours=pt_cancel_hours, updated_at=now)
             .on_conflict_do_update(index_elements=["club_id"],
                                    set_={"pt_cancel_hours": pt_cancel_hours, "updated_at": now}))
@@ -215,7 +215,7 @@ def own_profile(session: Session, actor: Actor) -> TrainerProfile | None:
                                                        TrainerProfile.user_id == actor.user_id))
 
 
-def _require_own_profile(session: Session, actor: Actor) -> TrainerProfile:
+def require_own_profile(session: Session, actor: Actor) -> TrainerProfile:
     profile = own_profile(session, actor)
     if profile is None:
         raise Forbidden("You have no trainer profile in this club; ask a manager to create one",
@@ -223,18 +223,18 @@ def _require_own_profile(session: Session, actor: Actor) -> TrainerProfile:
     return profile
 
 
-def _is_self(actor: Actor, trainer: TrainerProfile) -> bool:
+def is_self(actor: Actor, trainer: TrainerProfile) -> bool:
     return actor.role == Role.trainer and trainer.user_id == actor.user_id
 
 
-def _require_self_or_manager(actor: Actor, trainer: TrainerProfile, what: str) -> None:
-    if actor.role in MANAGERS or _is_self(actor, trainer):
+def require_self_or_manager(actor: Actor, trainer: TrainerProfile, what: str) -> None:
+    if actor.role in MANAGERS or is_self(actor, trainer):
         return
     raise Forbidden(f"Only managers and the trainer themselves may see or change {what}",
                     code="not_your_trainer_profile")
 
 
-def _names(session: Session, trainer_ids: set[int]) -> dict[int, str]:
+def trainer_names(session: Session, trainer_ids: set[int]) -> dict[int, str]:
     if not trainer_ids:
         return {}
     return dict(session.execute(
@@ -245,7 +245,7 @@ def _names(session: Session, trainer_ids: set[int]) -> dict[int, str]:
 
 def _trainer_read(session: Session, trainer: TrainerProfile) -> TrainerRead:
     return TrainerRead(id=trainer.id, user_id=trainer.user_id,
-                       name=_names(session, {trainer.id}).get(trainer.id, "?"),
+                       name=trainer_names(session, {trainer.id}).get(trainer.id, "?"),
                        specialities=list(trainer.specialities or []), bio=trainer.bio,
                        active=trainer.active, has_feed_token=trainer.feed_token_hash is not None)
 
@@ -334,7 +334,7 @@ def add_absence(session: Session, *, actor: Actor, trainer_id: int, start_date: 
                              created_at=clock.now())
     session.add(absence)
     session.flush()
-    lo, hi = _day_bounds(_zone(session, actor.club_id), start_date, end_date)
+    lo, hi = day_bounds(zone_for(session, actor.club_id), start_date, end_date)
     booked = list(session.scalars(
         select(PtSession.id).where(PtSession.trainer_id == trainer.id, PtSession.status == BOOKED,
                                    PtSession.starts_at >= lo, PtSession.starts_at < hi)
@@ -418,7 +418,7 @@ def fulfil_pt_package_line(session: Session, *, actor: Actor, sale: Sale,
         if not trainer.active:
             raise Invalid("This trainer is not active", code="trainer_inactive",
                           details={"field": "trainer_id"})
-    today = _today(session, club_id)
+    today = today_for(session, club_id)
     start = line_spec.start_date or today
     if start < today and actor.role not in MANAGERS:
         raise Forbidden(f"A package cannot start in the past ({start}); only a manager may "
@@ -465,7 +465,7 @@ def member_packages(session: Session, *, club_id: int, member_id: int, as_of: da
     """A member's packages with live balances: usable ones first (the one expiring first on top)."""
     billing_service.require_member(session, club_id=club_id, member_id=member_id)
     now = now or clock.now()
-    as_of = as_of or _today(session, club_id, now)
+    as_of = as_of or today_for(session, club_id, now)
     packages = list(session.scalars(
         select(PtPackage).where(PtPackage.club_id == club_id, PtPackage.member_id == member_id)
         .execution_options(populate_existing=True)))
@@ -495,13 +495,13 @@ def sell_package(session: Session, *, actor: Actor, member_id: int, line: PtPack
     package_id = session.scalar(select(SaleLine.item_id).where(SaleLine.sale_id == sale.id,
                                                                SaleLine.kind == PT_PACKAGE))
     package = session.get(PtPackage, package_id)
-    read = _package_reads(session, [package], _today(session, actor.club_id))[0]
+    read = _package_reads(session, [package], today_for(session, actor.club_id))[0]
     sale_read = SaleRead.model_validate(billing_service.get_sale(session, club_id=actor.club_id,
                                                                  sale_id=sale.id))
     return PtPackageSold(**read.model_dump(), sale=sale_read)
 
 
-def _spend_one(session: Session, *, club_id: int, member_id: int, day: date) -> int | None:
+def spend_one(session: Session, *, club_id: int, member_id: int, day: date) -> int | None:
     """Spend one session of the package that expires first and is valid on `day`.
 
     Each candidate gets one guarded UPDATE (… WHERE id = :id AND sessions_left > 0); when a
@@ -514,7 +514,7 @@ def _spend_one(session: Session, *, club_id: int, member_id: int, day: date) -> 
                                    PtPackage.sessions_left > 0)
         .order_by(PtPackage.valid_until, PtPackage.id)).all()
     for package_id in candidates:
-        spent = session.execute(_update(
+        spent = session.execute(bulk_update(
             update(PtPackage).where(PtPackage.id == package_id, PtPackage.sessions_left > 0)
             .values(sessions_left=PtPackage.sessions_left - 1))).rowcount
         if spent == 1:
@@ -527,8 +527,8 @@ def _spend_one(session: Session, *, club_id: int, member_id: int, day: date) -> 
 def _session_reads(session: Session, rows: list[PtSession]) -> list[SessionRead]:
     if not rows:
         return []
-    trainers = _names(session, {s.trainer_id for s in rows})
-    members = {mid: _full_name(f, la) for mid, f, la in session.execute(
+    trainers = trainer_names(session, {s.trainer_id for s in rows})
+    members = {mid: full_name(f, la) for mid, f, la in session.execute(
         select(Member.id, Member.first_name, Member.last_name)
         .where(Member.id.in_({s.member_id for s in rows})))}
     return [SessionRead(
@@ -566,7 +566,7 @@ def _may_manage(session: Session, actor: Actor, pt: PtSession) -> None:
 
 def _trainer_for_booking(session: Session, actor: Actor, trainer_id: int | None) -> int:
     if actor.role == Role.trainer:
-        profile = _require_own_profile(session, actor)
+        profile = require_own_profile(session, actor)
         if trainer_id is not None and trainer_id != profile.id:
             raise Forbidden("Trainers book sessions with themselves only",
                             code="not_your_session")
@@ -607,8 +607,8 @@ def _check_hours(session: Session, *, trainer: TrainerProfile, name: str, zone: 
                                        for a, b in intervals):
         return
     hours = ", ".join(f"{a:%H:%M}–{b:%H:%M}" for a, b in intervals) or "none"
-    raise Conflict(f"{_when(start, zone)}–{local_end:%H:%M} is outside {name}'s working hours "
-                   f"on {day:%A}s ({hours})", code="outside_working_hours",
+    raise Conflict(f"{format_when(start, zone)}–{local_end:%H:%M} is outside {name}'s working "
+                   f"hours on {day:%A}s ({hours})", code="outside_working_hours",
                    details={"weekday": day.isoweekday(),
                             "hours": [[f"{a:%H:%M}", f"{b:%H:%M}"] for a, b in intervals]})
 
@@ -623,7 +623,7 @@ def _check_free(session: Session, *, club_id: int, trainer_id: int, member_id: i
     clash = session.scalar(select(PtSession).where(*overlap, PtSession.trainer_id == trainer_id)
                            .order_by(PtSession.starts_at).limit(1))
     if clash is not None:
-        raise Conflict(f"The trainer already has a session {_when(clash.starts_at, zone)}–"
+        raise Conflict(f"The trainer already has a session {format_when(clash.starts_at, zone)}–"
                        f"{clash.ends_at.astimezone(zone):%H:%M}", code="trainer_busy",
                        details={"session_id": clash.id})
     lesson = session.scalar(select(ClassOccurrence).where(
@@ -631,14 +631,14 @@ def _check_free(session: Session, *, club_id: int, trainer_id: int, member_id: i
         ClassOccurrence.status == SCHEDULED, ClassOccurrence.starts_at < end,
         ClassOccurrence.ends_at > start).limit(1))
     if lesson is not None:
-        raise Conflict(f"The trainer teaches a class {_when(lesson.starts_at, zone)}–"
+        raise Conflict(f"The trainer teaches a class {format_when(lesson.starts_at, zone)}–"
                        f"{lesson.ends_at.astimezone(zone):%H:%M}", code="trainer_busy",
                        details={"class_id": lesson.id})
-    _check_member_free(session, club_id=club_id, member_id=member_id, start=start, end=end,
+    check_member_free(session, club_id=club_id, member_id=member_id, start=start, end=end,
                        zone=zone, exclude_id=exclude_id)
 
 
-def _check_member_free(session: Session, *, club_id: int, member_id: int, start: datetime,
+def check_member_free(session: Session, *, club_id: int, member_id: int, start: datetime,
                        end: datetime, zone: ZoneInfo, exclude_id: int | None = None,
                        exclude_class: int | None = None) -> None:
     overlap = [PtSession.club_id == club_id, PtSession.status.in_(BLOCKING),
@@ -649,7 +649,7 @@ def _check_member_free(session: Session, *, club_id: int, member_id: int, start:
     clash = session.scalar(select(PtSession).where(*overlap).order_by(PtSession.starts_at)
                            .limit(1))
     if clash is not None:
-        raise Conflict(f"The member already has a session {_when(clash.starts_at, zone)}–"
+        raise Conflict(f"The member already has a session {format_when(clash.starts_at, zone)}–"
                        f"{clash.ends_at.astimezone(zone):%H:%M}", code="member_busy",
                        details={"session_id": clash.id})
     where = [ClassBooking.member_id == member_id, ClassBooking.status == BOOKED,
@@ -661,7 +661,7 @@ def _check_member_free(session: Session, *, club_id: int, member_id: int, start:
                             .join(ClassBooking, ClassBooking.occurrence_id == ClassOccurrence.id)
                             .where(*where).limit(1))
     if lesson is not None:
-        raise Conflict(f"The member is booked into a class {_when(lesson.starts_at, zone)}–"
+        raise Conflict(f"The member is booked into a class {format_when(lesson.starts_at, zone)}–"
                        f"{lesson.ends_at.astimezone(zone):%H:%M}", code="member_busy",
                        details={"class_id": lesson.id})
 
@@ -697,8 +697,8 @@ def _lock_and_check(session: Session, *, actor: Actor, member_id: int, trainer_i
     locked = {tid: get_trainer(session, club_id=club_id, trainer_id=tid, for_update=True)
               for tid in sorted(set(trainer_ids))}
     trainer = locked[trainer_id]
-    name = _names(session, {trainer.id}).get(trainer.id, "The trainer")
-    zone = _zone(session, club_id)
+    name = trainer_names(session, {trainer.id}).get(trainer.id, "The trainer")
+    zone = zone_for(session, club_id)
     _bookable_trainer(session, trainer, name)
     _check_hours(session, trainer=trainer, name=name, zone=zone, start=start, end=end)
     _check_free(session, club_id=club_id, trainer_id=trainer.id, member_id=member_id,
@@ -714,7 +714,7 @@ def book_session(session: Session, *, actor: Actor, member_id: int, start: datet
                  now: datetime | None = None) -> SessionRead:
     """Book a PT session: trainer free and working, member free, a package valid that day."""
     now = now or clock.now()
-    _check_instant(start, now)
+    check_instant(start, now)
     start = start.astimezone(UTC)
     end = start + timedelta(minutes=duration_minutes)
     trainer_id = _trainer_for_booking(session, actor, trainer_id)
@@ -741,7 +741,7 @@ def reschedule_session(session: Session, *, actor: Actor, session_id: int, start
     """Move a booked session (same rules as booking; never charged)."""
     now = now or clock.now()
     club_id = actor.club_id
-    _check_instant(start, now)
+    check_instant(start, now)
     start = start.astimezone(UTC)
     pt = _get_session(session, club_id=club_id, session_id=session_id)
     _may_manage(session, actor, pt)
@@ -765,7 +765,7 @@ def reschedule_session(session: Session, *, actor: Actor, session_id: int, start
                         trainer_ids=[pt.trainer_id, new_trainer], trainer_id=new_trainer,
                         start=start, end=end, complimentary=pt.complimentary,
                         exclude_id=pt.id)
-        moved = session.execute(_update(
+        moved = session.execute(bulk_update(
             update(PtSession).where(PtSession.id == pt.id, PtSession.status == BOOKED)
             .values(starts_at=start, ends_at=end, trainer_id=new_trainer,
                     sequence=PtSession.sequence + 1, updated_at=clock.now()))).rowcount
@@ -777,7 +777,7 @@ def reschedule_session(session: Session, *, actor: Actor, session_id: int, start
 def _claim(session: Session, pt: PtSession, *, status: str, actor: Actor, now: datetime,
            **values) -> None:
     """The one guarded transition out of 'booked' (exactly once, whoever tries)."""
-    claimed = session.execute(_update(
+    claimed = session.execute(bulk_update(
         update(PtSession).where(PtSession.id == pt.id, PtSession.club_id == actor.club_id,
                                 PtSession.status == BOOKED)
         .values(status=status, closed_at=now, closed_by=actor.user_id, updated_at=now,
@@ -791,13 +791,13 @@ def _claim(session: Session, pt: PtSession, *, status: str, actor: Actor, now: d
 def _charge(session: Session, pt: PtSession, *, required: bool) -> int | None:
     if pt.complimentary:
         return None
-    day = pt.starts_at.astimezone(_zone(session, pt.club_id)).date()
-    package_id = _spend_one(session, club_id=pt.club_id, member_id=pt.member_id, day=day)
+    day = pt.starts_at.astimezone(zone_for(session, pt.club_id)).date()
+    package_id = spend_one(session, club_id=pt.club_id, member_id=pt.member_id, day=day)
     if package_id is None and required:
         raise Conflict(f"The member has no PT package with sessions left valid on {day}; "
                        "sell one first, then complete the session", code="no_package_balance")
     if package_id is not None:
-        session.execute(_update(update(PtSession).where(PtSession.id == pt.id)
+        session.execute(bulk_update(update(PtSession).where(PtSession.id == pt.id)
                                 .values(package_id=package_id)))
     return package_id
 
@@ -874,8 +874,8 @@ def list_sessions(session: Session, *, actor: Actor, trainer_id: int | None = No
     if status is not None:
         where.append(PtSession.status == status)
     if date_from is not None or date_to is not None:
-        zone = _zone(session, actor.club_id)
-        lo, hi = _day_bounds(zone, date_from or date(2000, 1, 1), date_to or date(2100, 12, 30))
+        zone = zone_for(session, actor.club_id)
+        lo, hi = day_bounds(zone, date_from or date(2000, 1, 1), date_to or date(2100, 12, 30))
         where += [PtSession.starts_at >= lo, PtSession.starts_at < hi]
     total = session.scalar(select(func.count()).select_from(PtSession).where(*where)) or 0
     rows = list(session.scalars(select(PtSession).where(*where)
@@ -891,7 +891,7 @@ def add_client_note(session: Session, *, actor: Actor, trainer_id: int, member_i
                     text: str) -> TrainerClientNote:
     """A trainer's note about a client (read by that trainer and managers only)."""
     trainer = get_trainer(session, club_id=actor.club_id, trainer_id=trainer_id)
-    _require_self_or_manager(actor, trainer, "this trainer's client notes")
+    require_self_or_manager(actor, trainer, "this trainer's client notes")
     billing_service.require_member(session, club_id=actor.club_id, member_id=member_id)
     note = TrainerClientNote(club_id=actor.club_id, trainer_id=trainer.id, member_id=member_id,
                              text=text, staff_id=actor.user_id, created_at=clock.now())
@@ -904,7 +904,7 @@ def client_notes(session: Session, *, actor: Actor, trainer_id: int, member_id: 
                  limit: int = 50, offset: int = 0) -> tuple[list[TrainerClientNote], int]:
     """A trainer's notes about one client, newest first."""
     trainer = get_trainer(session, club_id=actor.club_id, trainer_id=trainer_id)
-    _require_self_or_manager(actor, trainer, "this trainer's client notes")
+    require_self_or_manager(actor, trainer, "this trainer's client notes")
     billing_service.require_member(session, club_id=actor.club_id, member_id=member_id)
     where = (TrainerClientNote.trainer_id == trainer.id, TrainerClientNote.member_id == member_id)
     total = session.scalar(select(func.count()).select_from(TrainerClientNote).where(*where))
@@ -920,8 +920,8 @@ def trainer_clients(session: Session, *, actor: Actor, trainer_id: int,
     """A trainer's clients: members with sessions with them or a package naming them."""
     now = now or clock.now()
     trainer = get_trainer(session, club_id=actor.club_id, trainer_id=trainer_id)
-    _require_self_or_manager(actor, trainer, "this trainer's clients")
-    today = _today(session, actor.club_id, now)
+    require_self_or_manager(actor, trainer, "this trainer's clients")
+    today = today_for(session, actor.club_id, now)
     s = PtSession
     stats = {row.member_id: row for row in session.execute(
         select(s.member_id,
@@ -942,7 +942,7 @@ def trainer_clients(session: Session, *, actor: Actor, trainer_id: int,
         .where(PtPackage.club_id == actor.club_id, PtPackage.member_id.in_(ids),
                PtPackage.valid_from <= today,
                PtPackage.valid_until >= today).group_by(PtPackage.member_id)).all())
-    names = {mid: _full_name(f, la) for mid, f, la in session.execute(
+    names = {mid: full_name(f, la) for mid, f, la in session.execute(
         select(Member.id, Member.first_name, Member.last_name).where(Member.id.in_(ids)))}
     def instant(value) -> datetime | None:  # an aggregate may come back as text on SQLite
         if isinstance(value, str):
@@ -964,7 +964,7 @@ def trainer_clients(session: Session, *, actor: Actor, trainer_id: int,
 def rotate_feed_token(session: Session, *, actor: Actor, trainer_id: int) -> tuple[str, datetime]:
     """A new secret for the trainer's calendar feed (the old URL stops working)."""
     trainer = get_trainer(session, club_id=actor.club_id, trainer_id=trainer_id, for_update=True)
-    _require_self_or_manager(actor, trainer, "this trainer's calendar feed")
+    require_self_or_manager(actor, trainer, "this trainer's calendar feed")
     token = new_secret()
     trainer.feed_token_hash = digest(token)
     trainer.feed_token_created_at = clock.now()
@@ -974,7 +974,7 @@ def rotate_feed_token(session: Session, *, actor: Actor, trainer_id: int) -> tup
 
 def revoke_feed_token(session: Session, *, actor: Actor, trainer_id: int) -> None:
     trainer = get_trainer(session, club_id=actor.club_id, trainer_id=trainer_id, for_update=True)
-    _require_self_or_manager(actor, trainer, "this trainer's calendar feed")
+    require_self_or_manager(actor, trainer, "this trainer's calendar feed")
     trainer.feed_token_hash = None
     trainer.feed_token_created_at = None
     session.flush()
@@ -1024,7 +1024,7 @@ def schedule_feed(session: Session, *, trainer_id: int, token: str, uid_domain: 
     if (trainer is None or trainer.feed_token_hash is None or not token
             or not hmac.compare_digest(trainer.feed_token_hash, digest(token))):
         raise NotFound("Unknown calendar feed", code="feed_not_found")
-    name = _names(session, {trainer.id}).get(trainer.id, "Trainer")
+    name = trainer_names(session, {trainer.id}).get(trainer.id, "Trainer")
     lo, hi = now - FEED_PAST, now + FEED_FUTURE
     sessions = session.execute(
         select(PtSession.id, PtSession.starts_at, PtSession.ends_at, PtSession.status,
@@ -1049,7 +1049,7 @@ def schedule_feed(session: Session, *, trainer_id: int, token: str, uid_domain: 
     for s in sessions:
         lines += ["BEGIN:VEVENT", f"UID:pt-session-{s.id}@{uid_domain}", f"DTSTAMP:{stamp}",
                   f"DTSTART:{_ics_time(s.starts_at)}", f"DTEND:{_ics_time(s.ends_at)}",
-                  f"SUMMARY:{_ics_text('PT: ' + _short_name(s.first_name, s.last_name))}",
+                  f"SUMMARY:{_ics_text('PT: ' + short_name(s.first_name, s.last_name))}",
                   f"SEQUENCE:{s.sequence}", "STATUS:CONFIRMED", "TRANSP:OPAQUE",
                   f"LAST-MODIFIED:{_ics_time(s.updated_at)}", "END:VEVENT"]
     for c in classes:
@@ -1144,7 +1144,7 @@ def generate_occurrences(session: Session, *, actor: Actor, date_from: date,
     if (date_to - date_from).days >= MAX_GENERATE_DAYS:
         raise Invalid(f"Generate at most {MAX_GENERATE_DAYS} days at a time",
                       code="period_too_long")
-    zone = _zone(session, actor.club_id)
+    zone = zone_for(session, actor.club_id)
     slots = session.execute(
         select(ClassSlot, ClassType.duration_minutes)
         .join(ClassType, ClassType.id == ClassSlot.class_type_id)
@@ -1167,7 +1167,7 @@ def generate_occurrences(session: Session, *, actor: Actor, date_from: date,
         day += timedelta(days=1)
     created = 0
     for i in range(0, len(rows), 500):
-        stmt = (_insert(session, ClassOccurrence).values(rows[i:i + 500])
+        stmt = (dialect_insert(session, ClassOccurrence).values(rows[i:i + 500])
                 .on_conflict_do_nothing(index_elements=["slot_id", "day"])
                 .returning(ClassOccurrence.id))
         created += len(session.execute(stmt).all())
@@ -1201,7 +1201,7 @@ def _occurrence_reads(session: Session, occs: list[ClassOccurrence]) -> list[Occ
         .where(b.occurrence_id.in_(ids)).group_by(b.occurrence_id))}
     kinds = dict(session.execute(select(ClassType.id, ClassType.name).where(
         ClassType.id.in_({o.class_type_id for o in occs}))).all())
-    trainers = _names(session, {o.trainer_id for o in occs})
+    trainers = trainer_names(session, {o.trainer_id for o in occs})
     return [OccurrenceRead(
         id=o.id, slot_id=o.slot_id, class_type_id=o.class_type_id,
         name=kinds.get(o.class_type_id, "?"), trainer_id=o.trainer_id,
@@ -1231,7 +1231,7 @@ def list_occurrences(session: Session, *, club_id: int, date_from: date, date_to
 def _booking_reads(session: Session, bookings: list[ClassBooking]) -> list[ClassBookingRead]:
     if not bookings:
         return []
-    names = {mid: _full_name(f, la) for mid, f, la in session.execute(
+    names = {mid: full_name(f, la) for mid, f, la in session.execute(
         select(Member.id, Member.first_name, Member.last_name)
         .where(Member.id.in_({b.member_id for b in bookings})))}
     positions: dict[int, int] = {}
@@ -1268,7 +1268,7 @@ def _get_booking(session: Session, *, club_id: int, booking_id: int) -> ClassBoo
 
 
 def _take_seat(session: Session, occurrence_id: int) -> bool:
-    return session.execute(_update(
+    return session.execute(bulk_update(
         update(ClassOccurrence)
         .where(ClassOccurrence.id == occurrence_id,
                ClassOccurrence.booked_count < ClassOccurrence.capacity)
@@ -1276,7 +1276,7 @@ def _take_seat(session: Session, occurrence_id: int) -> bool:
 
 
 def _free_seat(session: Session, occurrence_id: int) -> None:
-    session.execute(_update(
+    session.execute(bulk_update(
         update(ClassOccurrence)
         .where(ClassOccurrence.id == occurrence_id, ClassOccurrence.booked_count > 0)
         .values(booked_count=ClassOccurrence.booked_count - 1)))
@@ -1309,8 +1309,8 @@ def book_class(session: Session, *, actor: Actor, occurrence_id: int, member_id:
         if booking is not None and booking.status != CANCELLED:
             raise Conflict(f"The member is already {booking.status} for this class",
                            code="already_booked", details={"booking_id": booking.id})
-        zone = _zone(session, club_id)
-        _check_member_free(session, club_id=club_id, member_id=member_id, start=occ.starts_at,
+        zone = zone_for(session, club_id)
+        check_member_free(session, club_id=club_id, member_id=member_id, start=occ.starts_at,
                            end=occ.ends_at, zone=zone, exclude_class=occ.id)
         status = BOOKED if _take_seat(session, occ.id) else WAITLISTED
         if booking is None:
@@ -1339,7 +1339,7 @@ def _promote_first(session: Session, occurrence_id: int, now: datetime) -> Class
             .order_by(ClassBooking.queued_at, ClassBooking.id).limit(1))
         if first is None or not _take_seat(session, occurrence_id):
             return None
-        promoted = session.execute(_update(
+        promoted = session.execute(bulk_update(
             update(ClassBooking).where(ClassBooking.id == first, ClassBooking.status == WAITLISTED)
             .values(status=BOOKED, promoted_at=now, updated_at=now))).rowcount
         if promoted == 1:
@@ -1361,7 +1361,7 @@ def cancel_class_booking(session: Session, *, actor: Actor, booking_id: int,
     was = booking.status
     promoted = None
     with session.begin_nested():
-        done = session.execute(_update(
+        done = session.execute(bulk_update(
             update(ClassBooking).where(ClassBooking.id == booking.id, ClassBooking.status == was)
             .values(status=CANCELLED, cancelled_at=now, updated_at=now))).rowcount
         if done != 1:
@@ -1399,7 +1399,7 @@ def mark_attendance(session: Session, *, actor: Actor, occurrence_id: int,
              ClassBooking.member_id.in_(sorted(booked))]
     if attended:
         where.append(ClassBooking.attended_at.is_(None))
-    marked = session.execute(_update(update(ClassBooking).where(*where)
+    marked = session.execute(bulk_update(update(ClassBooking).where(*where)
                                      .values(updated_at=now, **values))).rowcount if booked else 0
     return AttendanceResult(occurrence_id=occ.id, marked=marked,
                             not_booked=sorted(ids - booked))
@@ -1445,14 +1445,14 @@ if mark_class_attendance not in access_service.visit_listeners:
 def _results_scope(session: Session, actor: Actor, trainer_id: int | None) -> list[int]:
     if trainer_id is not None:
         trainer = get_trainer(session, club_id=actor.club_id, trainer_id=trainer_id)
-        if not (actor.role in MANAGERS or _is_self(actor, trainer)):
+        if not (actor.role in MANAGERS or is_self(actor, trainer)):
             raise Forbidden("Trainers see their own results only", code="not_your_results")
         return [trainer.id]
     if actor.role in MANAGERS:
         return list(session.scalars(select(TrainerProfile.id)
                                     .where(TrainerProfile.club_id == actor.club_id)))
     if actor.role == Role.trainer:
-        return [_require_own_profile(session, actor).id]
+        return [require_own_profile(session, actor).id]
     raise Forbidden("Trainers' results are for owners, managers and the trainers themselves",
                     code="forbidden_role")
 
@@ -1483,7 +1483,7 @@ def trainer_results(session: Session, *, actor: Actor, date_from: date, date_to:
     ids = _results_scope(session, actor, trainer_id)
     club = _club(session, actor.club_id)
     club_id = club.id
-    lo, hi = _day_bounds(clubs_service.club_zone(club), date_from, date_to)
+    lo, hi = day_bounds(clubs_service.club_zone(club), date_from, date_to)
     grace = clubs_service.club_settings(club).grace_days
     zero: dict = defaultdict(int)
     if not ids:
@@ -1538,8 +1538,8 @@ def trainer_results(session: Session, *, actor: Actor, date_from: date, date_to:
     renewed = exists(select(nxt.id).where(
         nxt.club_id == m.club_id, nxt.member_id == m.member_id, nxt.id != m.id,
         nxt.start_date > m.start_date,
-        nxt.start_date >= _add_days(session, m.end_date, -RENEWAL_EARLY_DAYS),
-        nxt.start_date <= _add_days(session, m.end_date, grace),
+        nxt.start_date >= add_days(session, m.end_date, -RENEWAL_EARLY_DAYS),
+        nxt.start_date <= add_days(session, m.end_date, grace),
         or_(nxt.cancelled_on.is_(None), nxt.cancelled_on > nxt.start_date)))
     renewals = {r.tid: r for r in session.execute(
         select(clients.c.tid, func.count(m.id).label("ended"), n(renewed).label("renewed"))
@@ -1548,7 +1548,7 @@ def trainer_results(session: Session, *, actor: Actor, date_from: date, date_to:
                or_(m.cancelled_on.is_(None), m.cancelled_on > m.end_date))
         .group_by(clients.c.tid))}
 
-    names = _names(session, set(ids))
+    names = trainer_names(session, set(ids))
     out = []
     for tid in ids:
         se, pk = sessions.get(tid, zero), packages.get(tid, zero)
@@ -1576,7 +1576,7 @@ def trainer_results(session: Session, *, actor: Actor, date_from: date, date_to:
 
 def my_tasks(session: Session, *, actor: Actor, limit: int = 200) -> list[TaskRead]:
     """Open tasks for the trainer role (unassigned) or for the calling user, oldest due first."""
-    today = _today(session, actor.club_id)
+    today = today_for(session, actor.club_id)
     rows = session.execute(
         select(Task, Member.first_name, Member.last_name)
         .outerjoin(Member, Member.id == Task.member_id)
@@ -1588,7 +1588,7 @@ def my_tasks(session: Session, *, actor: Actor, limit: int = 200) -> list[TaskRe
     out = []
     for task, first, last in rows:
         data = {f: getattr(task, f) for f in TaskRead.model_fields if hasattr(task, f)}
-        data["member_name"] = _full_name(first, last) if task.member_id else None
+        data["member_name"] = full_name(first, last) if task.member_id else None
         data["overdue"] = task.due_date < today
         out.append(TaskRead(**data))
     return out
