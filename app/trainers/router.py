@@ -11,6 +11,7 @@ from app.core.types import MAX_ID
 from app.crm.schemas import TaskRead
 from app.memberships.schemas import Day
 from app.trainers import service
+from app.trainers.results import trainer_results
 from app.trainers.schemas import (
     AbsenceCreate,
     AbsenceCreated,
@@ -86,7 +87,7 @@ def update_settings(session: SessionDep, actor: ManagerActor, body: TrainerSetti
 @router.get("/trainers/results", response_model=list[TrainerResults])
 def all_results(session: SessionDep, actor: StaffActor, date_from: From, date_to: To):
     """Every trainer's results for the period (owners, managers); a trainer gets their own row."""
-    return service.trainer_results(session, actor=actor, date_from=date_from, date_to=date_to)
+    return trainer_results(session, actor=actor, date_from=date_from, date_to=date_to)
 
 
 @router.get("/trainers/me/tasks", response_model=list[TaskRead])
@@ -224,8 +225,8 @@ def delete_absence(session: SessionDep, actor: ManagerActor, trainer_id: Trainer
 def results(session: SessionDep, actor: StaffActor, trainer_id: TrainerId, date_from: From,
             date_to: To):
     """One trainer's results (owners, managers, or the trainer themselves; else 403)."""
-    return service.trainer_results(session, actor=actor, trainer_id=trainer_id,
-                                   date_from=date_from, date_to=date_to)[0]
+    return trainer_results(session, actor=actor, trainer_id=trainer_id, date_from=date_from,
+                           date_to=date_to)[0]
 
 
 @router.get("/trainers/{trainer_id}/clients", response_model=list[ClientRead])

@@ -14,7 +14,6 @@ Importing this module registers `mark_class_attendance` with `app.access.service
 a granted turnstile entry in [class start − 30 min, class end] marks the member's booking attended.
 """
 import hmac
-from collections import defaultdict
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -26,8 +25,6 @@ from sqlalchemy import (
     case,
     cast,
     delete,
-    distinct,
-    exists,
     func,
     literal,
     or_,
@@ -36,7 +33,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session
 
 from app.access import service as access_service
 from app.billing import service as billing_service
@@ -93,7 +90,6 @@ from app.trainers.schemas import (
     SlotCreate,
     TrainerCreate,
     TrainerRead,
-    TrainerResults,
     TrainerSettingsRead,
 )
 
@@ -107,8 +103,6 @@ CHECK_IN_BEFORE_CLASS = timedelta(minutes=30)
 LONGEST_CLASS = timedelta(minutes=480)  # ClassTypeCreate.duration_minutes' upper bound
 BOOKING_HORIZON = timedelta(days=366)
 MAX_GENERATE_DAYS = 92
-MAX_RESULTS_DAYS = 3 * 366
-RENEWAL_EARLY_DAYS = 30
 FEED_PAST = timedelta(days=31)
 FEED_FUTURE = timedelta(days=366)
 
@@ -1438,138 +1432,6 @@ def mark_class_attendance(session: Session, *, club_id: int, member_id: int,
 
 if mark_class_attendance not in access_service.visit_listeners:
     access_service.visit_listeners.append(mark_class_attendance)
-
-
-# ----------------------------------------------------------------------------- results
-
-def _results_scope(session: Session, actor: Actor, trainer_id: int | None) -> list[int]:
-    if trainer_id is not None:
-        trainer = get_trainer(session, club_id=actor.club_id, trainer_id=trainer_id)
-        if not (actor.role in MANAGERS or is_self(actor, trainer)):
-            raise Forbidden("Trainers see their own results only", code="not_your_results")
-        return [trainer.id]
-    if actor.role in MANAGERS:
-        return list(session.scalars(select(TrainerProfile.id)
-                                    .where(TrainerProfile.club_id == actor.club_id)))
-    if actor.role == Role.trainer:
-        return [require_own_profile(session, actor).id]
-    raise Forbidden("Trainers' results are for owners, managers and the trainers themselves",
-                    code="forbidden_role")
-
-
-def _rate(part: int, whole: int) -> float | None:
-    return round(part / whole, 4) if whole else None
-
-
-def trainer_results(session: Session, *, actor: Actor, date_from: date, date_to: date,
-                    trainer_id: int | None = None, now: datetime | None = None
-                    ) -> list[TrainerResults]:
-    """Each trainer's figures for club-local days [from, to], in five set-based queries.
-
-    - PT sessions by start time: completed (delivered), complimentary, no-shows, late
-      cancellations, distinct clients (members with a completed session);
-    - packages sold in the period naming the trainer as home trainer, of which re-purchases
-      (the member had a package before), and their revenue;
-    - classes they taught that started in the period (and by now): capacity, attended, fill rate;
-    - memberships of their PT clients (a completed session before the period ends) whose end date
-      falls in the period (not cancelled before it), and how many were renewed: another
-      membership starting between 30 days before that end and the club's grace days after it.
-    """
-    now = now or clock.now()
-    if date_to < date_from:
-        raise Invalid("'to' must not be before 'from'", code="invalid_period")
-    if (date_to - date_from).days > MAX_RESULTS_DAYS:
-        raise Invalid("Ask for at most three years at a time", code="period_too_long")
-    ids = _results_scope(session, actor, trainer_id)
-    club = _club(session, actor.club_id)
-    club_id = club.id
-    lo, hi = day_bounds(clubs_service.club_zone(club), date_from, date_to)
-    grace = clubs_service.club_settings(club).grace_days
-    zero: dict = defaultdict(int)
-    if not ids:
-        return []
-    s = PtSession
-
-    def n(condition):
-        return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
-
-    sessions = {r.trainer_id: r for r in session.execute(
-        select(s.trainer_id, n(s.status == COMPLETED).label("delivered"),
-               n(and_(s.status == COMPLETED, s.complimentary.is_(True))).label("free"),
-               n(s.status == NO_SHOW).label("no_shows"),
-               n(and_(s.status == CANCELLED, s.late_cancel.is_(True))).label("late"),
-               func.count(distinct(case((s.status == COMPLETED, s.member_id)))).label("clients"))
-        .where(s.club_id == club_id, s.trainer_id.in_(ids), s.starts_at >= lo,
-               s.starts_at < hi)
-        .group_by(s.trainer_id))}
-
-    p, earlier = PtPackage, aliased(PtPackage)
-    repurchase = exists(select(earlier.id).where(earlier.club_id == p.club_id,
-                                                 earlier.member_id == p.member_id,
-                                                 earlier.id < p.id))
-    packages = {r.trainer_id: r for r in session.execute(
-        select(p.trainer_id, func.count(p.id).label("sold"), n(repurchase).label("again"),
-               func.coalesce(func.sum(p.price), 0).label("revenue"))
-        .where(p.club_id == club_id, p.trainer_id.in_(ids), p.created_at >= lo,
-               p.created_at < hi)
-        .group_by(p.trainer_id))}
-
-    o, b = ClassOccurrence, ClassBooking
-    per_class = (
-        select(o.id.label("oid"), o.trainer_id.label("tid"), o.capacity.label("capacity"),
-               func.count(b.id).label("came"))
-        .outerjoin(b, and_(b.occurrence_id == o.id, b.status == BOOKED,
-                           b.attended_at.is_not(None)))
-        .where(o.club_id == club_id, o.trainer_id.in_(ids), o.status == SCHEDULED,
-               o.starts_at >= lo, o.starts_at < min(hi, now))
-        .group_by(o.id, o.trainer_id, o.capacity)
-        .subquery())
-    classes = {r.tid: r for r in session.execute(
-        select(per_class.c.tid, func.count().label("held"),
-               func.sum(per_class.c.capacity).label("capacity"),
-               func.sum(per_class.c.came).label("came"))
-        .group_by(per_class.c.tid))}
-
-    clients = (select(s.trainer_id.label("tid"), s.member_id.label("mid"))
-               .where(s.club_id == club_id, s.trainer_id.in_(ids), s.status == COMPLETED,
-                      s.starts_at < hi)
-               .distinct().subquery())
-    m, nxt = Membership, aliased(Membership)
-    renewed = exists(select(nxt.id).where(
-        nxt.club_id == m.club_id, nxt.member_id == m.member_id, nxt.id != m.id,
-        nxt.start_date > m.start_date,
-        nxt.start_date >= add_days(session, m.end_date, -RENEWAL_EARLY_DAYS),
-        nxt.start_date <= add_days(session, m.end_date, grace),
-        or_(nxt.cancelled_on.is_(None), nxt.cancelled_on > nxt.start_date)))
-    renewals = {r.tid: r for r in session.execute(
-        select(clients.c.tid, func.count(m.id).label("ended"), n(renewed).label("renewed"))
-        .join(m, and_(m.member_id == clients.c.mid, m.club_id == club_id))
-        .where(m.end_date >= date_from, m.end_date <= date_to,
-               or_(m.cancelled_on.is_(None), m.cancelled_on > m.end_date))
-        .group_by(clients.c.tid))}
-
-    names = trainer_names(session, set(ids))
-    out = []
-    for tid in ids:
-        se, pk = sessions.get(tid, zero), packages.get(tid, zero)
-        cl, rn = classes.get(tid, zero), renewals.get(tid, zero)
-
-        def val(row, name):
-            return int(getattr(row, name) or 0) if row is not zero else 0
-
-        capacity, came = val(cl, "capacity"), val(cl, "came")
-        ended, again = val(rn, "ended"), val(rn, "renewed")
-        out.append(TrainerResults(
-            trainer_id=tid, trainer_name=names.get(tid, "?"), date_from=date_from,
-            date_to=date_to, sessions_delivered=val(se, "delivered"),
-            complimentary_sessions=val(se, "free"), no_shows=val(se, "no_shows"),
-            late_cancellations=val(se, "late"), distinct_clients=val(se, "clients"),
-            package_sales=val(pk, "sold"), package_repurchases=val(pk, "again"),
-            package_revenue=money(pk.revenue) if pk is not zero else money(0),
-            classes_held=val(cl, "held"), class_capacity=capacity, class_attendance=came,
-            class_fill_rate=_rate(came, capacity), memberships_ended=ended,
-            memberships_renewed=again, renewal_rate=_rate(again, ended)))
-    return sorted(out, key=lambda r: (r.trainer_name.lower(), r.trainer_id))
 
 
 # ----------------------------------------------------------------------------- retention hooks

@@ -35,6 +35,7 @@ from app.inventory.schemas import ProductLine, WriteOffReason
 from app.members import service as members_service
 from app.memberships import service as memberships_service
 from app.memberships.rules import add_months
+from app.trainers import results as trainer_results
 from app.trainers import service as trainers_service
 from app.web import charts
 from app.web.auth import (
@@ -610,7 +611,7 @@ def dashboard_data(session: Session, actor: Actor, date_from: date | None,
             touchpoints=a.touchpoint_effectiveness(session, club_id=club_id, **period),
             kpis=a.kpi_report(session, club_id=club_id, **period))
     data.update(
-        trainers=trainers_service.trainer_results(session, actor=actor, **period),
+        trainers=trainer_results.trainer_results(session, actor=actor, **period),
         stock_value=inventory_service.stock_value(session, club_id=club_id),
         cafe_sales=inventory_service.sales_report(session, club_id=club_id, group_by="category",
                                                   **period),
@@ -778,7 +779,7 @@ def dashboard_csv(session: PageSession, actor: ManagerPage, report: str,
         return csv_response("kpis", ["section", "item", "measure", "value"], rows)
     if report == "trainers":
         start, end = resolve_period(session, actor, date_from, date_to)
-        return table_csv("trainers", trainers_service.trainer_results(
+        return table_csv("trainers", trainer_results.trainer_results(
             session, actor=actor, date_from=start, date_to=end))
     if report == "cafe-stock":
         return table_csv("cafe-stock", inventory_service.stock_value(session,
