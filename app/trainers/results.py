@@ -1,5 +1,4 @@
 """Trainers' results: PT sessions, package sales, classes and their clients' renewals per period."""
-from collections import defaultdict
 from datetime import date, datetime
 
 from sqlalchemy import and_, case, distinct, exists, func, or_, select
@@ -50,6 +49,106 @@ def _rate(part: int, whole: int) -> float | None:
     return round(part / whole, 4) if whole else None
 
 
+def _count(condition):
+    """SQL: how many rows of the group meet `condition` (0, not NULL, for none)."""
+    return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
+
+
+def _session_figures(session: Session, *, club_id: int, ids: list[int], lo: datetime,
+                     hi: datetime) -> dict:
+    """Per trainer: PT sessions starting in [lo, hi) by outcome, and distinct clients served."""
+    s = PtSession
+    return {r.trainer_id: r for r in session.execute(
+        select(s.trainer_id, _count(s.status == COMPLETED).label("delivered"),
+               _count(and_(s.status == COMPLETED, s.complimentary.is_(True))).label("free"),
+               _count(s.status == NO_SHOW).label("no_shows"),
+               _count(and_(s.status == CANCELLED, s.late_cancel.is_(True))).label("late"),
+               func.count(distinct(case((s.status == COMPLETED, s.member_id)))).label("clients"))
+        .where(s.club_id == club_id, s.trainer_id.in_(ids), s.starts_at >= lo,
+               s.starts_at < hi)
+        .group_by(s.trainer_id))}
+
+
+def _package_figures(session: Session, *, club_id: int, ids: list[int], lo: datetime,
+                     hi: datetime) -> dict:
+    """Per home trainer: packages sold in [lo, hi), re-purchases among them, their revenue."""
+    p, earlier = PtPackage, aliased(PtPackage)
+    repurchase = exists(select(earlier.id).where(earlier.club_id == p.club_id,
+                                                 earlier.member_id == p.member_id,
+                                                 earlier.id < p.id))
+    return {r.trainer_id: r for r in session.execute(
+        select(p.trainer_id, func.count(p.id).label("sold"), _count(repurchase).label("again"),
+               func.coalesce(func.sum(p.price), 0).label("revenue"))
+        .where(p.club_id == club_id, p.trainer_id.in_(ids), p.created_at >= lo,
+               p.created_at < hi)
+        .group_by(p.trainer_id))}
+
+
+def _class_figures(session: Session, *, club_id: int, ids: list[int], lo: datetime,
+                   hi: datetime, now: datetime) -> dict:
+    """Per trainer: classes taught that started in [lo, min(hi, now)), seats, attended bookings."""
+    o, b = ClassOccurrence, ClassBooking
+    per_class = (
+        select(o.id.label("oid"), o.trainer_id.label("tid"), o.capacity.label("capacity"),
+               func.count(b.id).label("came"))
+        .outerjoin(b, and_(b.occurrence_id == o.id, b.status == BOOKED,
+                           b.attended_at.is_not(None)))
+        .where(o.club_id == club_id, o.trainer_id.in_(ids), o.status == SCHEDULED,
+               o.starts_at >= lo, o.starts_at < min(hi, now))
+        .group_by(o.id, o.trainer_id, o.capacity)
+        .subquery())
+    return {r.tid: r for r in session.execute(
+        select(per_class.c.tid, func.count().label("held"),
+               func.sum(per_class.c.capacity).label("capacity"),
+               func.sum(per_class.c.came).label("came"))
+        .group_by(per_class.c.tid))}
+
+
+def _renewal_figures(session: Session, *, club_id: int, ids: list[int], date_from: date,
+                     date_to: date, hi: datetime, grace: int) -> dict:
+    """Per trainer: their PT clients' memberships ending in the period, and how many renewed."""
+    s = PtSession
+    clients = (select(s.trainer_id.label("tid"), s.member_id.label("mid"))
+               .where(s.club_id == club_id, s.trainer_id.in_(ids), s.status == COMPLETED,
+                      s.starts_at < hi)
+               .distinct().subquery())
+    m, nxt = Membership, aliased(Membership)
+    renewed = exists(select(nxt.id).where(
+        nxt.club_id == m.club_id, nxt.member_id == m.member_id, nxt.id != m.id,
+        nxt.start_date > m.start_date,
+        nxt.start_date >= add_days(session, m.end_date, -RENEWAL_EARLY_DAYS),
+        nxt.start_date <= add_days(session, m.end_date, grace),
+        or_(nxt.cancelled_on.is_(None), nxt.cancelled_on > nxt.start_date)))
+    return {r.tid: r for r in session.execute(
+        select(clients.c.tid, func.count(m.id).label("ended"), _count(renewed).label("renewed"))
+        .join(m, and_(m.member_id == clients.c.mid, m.club_id == club_id))
+        .where(m.end_date >= date_from, m.end_date <= date_to,
+               or_(m.cancelled_on.is_(None), m.cancelled_on > m.end_date))
+        .group_by(clients.c.tid))}
+
+
+def _figure(row, name: str) -> int:
+    """One figure of a trainer's grouped row; 0 when the trainer has no row."""
+    return int(getattr(row, name) or 0) if row is not None else 0
+
+
+def _results_row(*, trainer_id: int, name: str, date_from: date, date_to: date, sessions,
+                 packages, classes, renewals) -> TrainerResults:
+    capacity, came = _figure(classes, "capacity"), _figure(classes, "came")
+    ended, again = _figure(renewals, "ended"), _figure(renewals, "renewed")
+    return TrainerResults(
+        trainer_id=trainer_id, trainer_name=name, date_from=date_from, date_to=date_to,
+        sessions_delivered=_figure(sessions, "delivered"),
+        complimentary_sessions=_figure(sessions, "free"),
+        no_shows=_figure(sessions, "no_shows"), late_cancellations=_figure(sessions, "late"),
+        distinct_clients=_figure(sessions, "clients"),
+        package_sales=_figure(packages, "sold"), package_repurchases=_figure(packages, "again"),
+        package_revenue=money(packages.revenue) if packages is not None else money(0),
+        classes_held=_figure(classes, "held"), class_capacity=capacity, class_attendance=came,
+        class_fill_rate=_rate(came, capacity), memberships_ended=ended,
+        memberships_renewed=again, renewal_rate=_rate(again, ended))
+
+
 def trainer_results(session: Session, *, actor: Actor, date_from: date, date_to: date,
                     trainer_id: int | None = None, now: datetime | None = None
                     ) -> list[TrainerResults]:
@@ -74,88 +173,16 @@ def trainer_results(session: Session, *, actor: Actor, date_from: date, date_to:
     club_id = club.id
     lo, hi = day_bounds(clubs_service.club_zone(club), date_from, date_to)
     grace = clubs_service.club_settings(club).grace_days
-    zero: dict = defaultdict(int)
     if not ids:
         return []
-    s = PtSession
-
-    def n(condition):
-        return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
-
-    sessions = {r.trainer_id: r for r in session.execute(
-        select(s.trainer_id, n(s.status == COMPLETED).label("delivered"),
-               n(and_(s.status == COMPLETED, s.complimentary.is_(True))).label("free"),
-               n(s.status == NO_SHOW).label("no_shows"),
-               n(and_(s.status == CANCELLED, s.late_cancel.is_(True))).label("late"),
-               func.count(distinct(case((s.status == COMPLETED, s.member_id)))).label("clients"))
-        .where(s.club_id == club_id, s.trainer_id.in_(ids), s.starts_at >= lo,
-               s.starts_at < hi)
-        .group_by(s.trainer_id))}
-
-    p, earlier = PtPackage, aliased(PtPackage)
-    repurchase = exists(select(earlier.id).where(earlier.club_id == p.club_id,
-                                                 earlier.member_id == p.member_id,
-                                                 earlier.id < p.id))
-    packages = {r.trainer_id: r for r in session.execute(
-        select(p.trainer_id, func.count(p.id).label("sold"), n(repurchase).label("again"),
-               func.coalesce(func.sum(p.price), 0).label("revenue"))
-        .where(p.club_id == club_id, p.trainer_id.in_(ids), p.created_at >= lo,
-               p.created_at < hi)
-        .group_by(p.trainer_id))}
-
-    o, b = ClassOccurrence, ClassBooking
-    per_class = (
-        select(o.id.label("oid"), o.trainer_id.label("tid"), o.capacity.label("capacity"),
-               func.count(b.id).label("came"))
-        .outerjoin(b, and_(b.occurrence_id == o.id, b.status == BOOKED,
-                           b.attended_at.is_not(None)))
-        .where(o.club_id == club_id, o.trainer_id.in_(ids), o.status == SCHEDULED,
-               o.starts_at >= lo, o.starts_at < min(hi, now))
-        .group_by(o.id, o.trainer_id, o.capacity)
-        .subquery())
-    classes = {r.tid: r for r in session.execute(
-        select(per_class.c.tid, func.count().label("held"),
-               func.sum(per_class.c.capacity).label("capacity"),
-               func.sum(per_class.c.came).label("came"))
-        .group_by(per_class.c.tid))}
-
-    clients = (select(s.trainer_id.label("tid"), s.member_id.label("mid"))
-               .where(s.club_id == club_id, s.trainer_id.in_(ids), s.status == COMPLETED,
-                      s.starts_at < hi)
-               .distinct().subquery())
-    m, nxt = Membership, aliased(Membership)
-    renewed = exists(select(nxt.id).where(
-        nxt.club_id == m.club_id, nxt.member_id == m.member_id, nxt.id != m.id,
-        nxt.start_date > m.start_date,
-        nxt.start_date >= add_days(session, m.end_date, -RENEWAL_EARLY_DAYS),
-        nxt.start_date <= add_days(session, m.end_date, grace),
-        or_(nxt.cancelled_on.is_(None), nxt.cancelled_on > nxt.start_date)))
-    renewals = {r.tid: r for r in session.execute(
-        select(clients.c.tid, func.count(m.id).label("ended"), n(renewed).label("renewed"))
-        .join(m, and_(m.member_id == clients.c.mid, m.club_id == club_id))
-        .where(m.end_date >= date_from, m.end_date <= date_to,
-               or_(m.cancelled_on.is_(None), m.cancelled_on > m.end_date))
-        .group_by(clients.c.tid))}
-
+    span = {"club_id": club_id, "ids": ids, "lo": lo, "hi": hi}
+    sessions = _session_figures(session, **span)
+    packages = _package_figures(session, **span)
+    classes = _class_figures(session, **span, now=now)
+    renewals = _renewal_figures(session, club_id=club_id, ids=ids, date_from=date_from,
+                                date_to=date_to, hi=hi, grace=grace)
     names = trainer_names(session, set(ids))
-    out = []
-    for tid in ids:
-        se, pk = sessions.get(tid, zero), packages.get(tid, zero)
-        cl, rn = classes.get(tid, zero), renewals.get(tid, zero)
-
-        def val(row, name):
-            return int(getattr(row, name) or 0) if row is not zero else 0
-
-        capacity, came = val(cl, "capacity"), val(cl, "came")
-        ended, again = val(rn, "ended"), val(rn, "renewed")
-        out.append(TrainerResults(
-            trainer_id=tid, trainer_name=names.get(tid, "?"), date_from=date_from,
-            date_to=date_to, sessions_delivered=val(se, "delivered"),
-            complimentary_sessions=val(se, "free"), no_shows=val(se, "no_shows"),
-            late_cancellations=val(se, "late"), distinct_clients=val(se, "clients"),
-            package_sales=val(pk, "sold"), package_repurchases=val(pk, "again"),
-            package_revenue=money(pk.revenue) if pk is not zero else money(0),
-            classes_held=val(cl, "held"), class_capacity=capacity, class_attendance=came,
-            class_fill_rate=_rate(came, capacity), memberships_ended=ended,
-            memberships_renewed=again, renewal_rate=_rate(again, ended)))
+    out = [_results_row(trainer_id=tid, name=names.get(tid, "?"), date_from=date_from,
+                        date_to=date_to, sessions=sessions.get(tid), packages=packages.get(tid),
+                        classes=classes.get(tid), renewals=renewals.get(tid)) for tid in ids]
     return sorted(out, key=lambda r: (r.trainer_name.lower(), r.trainer_id))
