@@ -10,7 +10,7 @@ from app.core.schemas import IdPath, Page
 from app.core.types import MAX_ID
 from app.crm.schemas import TaskRead
 from app.memberships.schemas import Day
-from app.trainers import service
+from app.trainers import feed, service
 from app.trainers.results import trainer_results
 from app.trainers.schemas import (
     AbsenceCreate,
@@ -258,7 +258,7 @@ def add_client_note(session: SessionDep, actor: StaffActor, trainer_id: TrainerI
 def rotate_feed_token(session: SessionDep, actor: StaffActor, settings: SettingsDep,
                       trainer_id: TrainerId):
     """A new secret calendar-feed URL (the trainer or a manager); the old one stops working."""
-    token, created = service.rotate_feed_token(session, actor=actor, trainer_id=trainer_id)
+    token, created = feed.rotate_feed_token(session, actor=actor, trainer_id=trainer_id)
     url = (f"{settings.public_base_url.rstrip('/')}/api/v1/trainers/{trainer_id}/schedule.ics"
            f"?token={token}")
     return FeedTokenRead(token=token, url=url, created_at=created)
@@ -266,7 +266,7 @@ def rotate_feed_token(session: SessionDep, actor: StaffActor, settings: Settings
 
 @router.delete("/trainers/{trainer_id}/feed-token", status_code=204)
 def revoke_feed_token(session: SessionDep, actor: StaffActor, trainer_id: TrainerId) -> None:
-    service.revoke_feed_token(session, actor=actor, trainer_id=trainer_id)
+    feed.revoke_feed_token(session, actor=actor, trainer_id=trainer_id)
 
 
 @router.get("/trainers/{trainer_id}/schedule.ics", response_class=Response,
@@ -275,7 +275,7 @@ def schedule_feed(session: SessionDep, settings: SettingsDep, trainer_id: Traine
                   token: Annotated[str, Query(max_length=200)] = ""):
     """The trainer's schedule as an iCalendar feed; authorised by the secret token in the URL."""
     domain = urlparse(settings.public_base_url).hostname or "fitclub"
-    body = service.schedule_feed(session, trainer_id=trainer_id, token=token, uid_domain=domain)
+    body = feed.schedule_feed(session, trainer_id=trainer_id, token=token, uid_domain=domain)
     return Response(body, media_type="text/calendar; charset=utf-8",
                     headers={"Content-Disposition": f'inline; filename="trainer-{trainer_id}.ics"'})
 
