@@ -10,7 +10,7 @@ from app.core.schemas import IdPath, Page
 from app.core.types import MAX_ID
 from app.crm.schemas import TaskRead
 from app.memberships.schemas import Day
-from app.trainers import feed, service
+from app.trainers import classes, feed, service
 from app.trainers.results import trainer_results
 from app.trainers.schemas import (
     AbsenceCreate,
@@ -329,49 +329,49 @@ def sell_package(session: SessionDep, actor: DeskActor, member_id: IdPath("membe
 
 @router.post("/class-types", response_model=ClassTypeRead, status_code=201)
 def create_class_type(session: SessionDep, actor: ManagerActor, body: ClassTypeCreate):
-    return service.create_class_type(session, actor=actor, data=body)
+    return classes.create_class_type(session, actor=actor, data=body)
 
 
 @router.get("/class-types", response_model=list[ClassTypeRead])
 def list_class_types(session: SessionDep, actor: StaffActor):
-    return service.list_class_types(session, club_id=actor.club_id)
+    return classes.list_class_types(session, club_id=actor.club_id)
 
 
 @router.patch("/class-types/{class_type_id}", response_model=ClassTypeRead)
 def update_class_type(session: SessionDep, actor: ManagerActor,
                       class_type_id: IdPath("class type id"), body: ClassTypeUpdate):
-    return service.update_class_type(session, actor=actor, class_type_id=class_type_id,
+    return classes.update_class_type(session, actor=actor, class_type_id=class_type_id,
                                      changes=body.model_dump(exclude_unset=True))
 
 
 @router.post("/classes/timetable", response_model=SlotRead, status_code=201)
 def create_slot(session: SessionDep, actor: ManagerActor, body: SlotCreate):
-    return service.create_slot(session, actor=actor, data=body)
+    return classes.create_slot(session, actor=actor, data=body)
 
 
 @router.get("/classes/timetable", response_model=list[SlotRead])
 def list_slots(session: SessionDep, actor: StaffActor):
-    return service.list_slots(session, club_id=actor.club_id)
+    return classes.list_slots(session, club_id=actor.club_id)
 
 
 @router.patch("/classes/timetable/{slot_id}", response_model=SlotRead)
 def update_slot(session: SessionDep, actor: ManagerActor, slot_id: IdPath("slot id"),
                 body: SlotUpdate):
-    return service.update_slot(session, actor=actor, slot_id=slot_id,
+    return classes.update_slot(session, actor=actor, slot_id=slot_id,
                                changes=body.model_dump(exclude_unset=True))
 
 
 @router.post("/classes/generate", response_model=GenerateResult)
 def generate(session: SessionDep, actor: ManagerActor, date_from: From, date_to: To):
     """Create the classes of the weekly timetable for the days [from, to]; repeatable."""
-    return service.generate_occurrences(session, actor=actor, date_from=date_from,
+    return classes.generate_occurrences(session, actor=actor, date_from=date_from,
                                         date_to=date_to)
 
 
 @router.get("/classes", response_model=list[OccurrenceRead])
 def list_classes(session: SessionDep, actor: StaffActor, date_from: From, date_to: To,
                  trainer_id: OptId = None):
-    return service.list_occurrences(session, club_id=actor.club_id, date_from=date_from,
+    return classes.list_occurrences(session, club_id=actor.club_id, date_from=date_from,
                                     date_to=date_to, trainer_id=trainer_id)
 
 
@@ -379,12 +379,12 @@ def list_classes(session: SessionDep, actor: StaffActor, date_from: From, date_t
 def cancel_class_booking(session: SessionDep, actor: StaffActor,
                          booking_id: IdPath("booking id")):
     """Cancel a booking (or leave the waitlist); the first waiting member gets the seat."""
-    return service.cancel_class_booking(session, actor=actor, booking_id=booking_id)
+    return classes.cancel_class_booking(session, actor=actor, booking_id=booking_id)
 
 
 @router.get("/classes/{occurrence_id}", response_model=OccurrenceDetail)
 def get_class(session: SessionDep, actor: StaffActor, occurrence_id: IdPath("class id")):
-    return service.occurrence_detail(session, club_id=actor.club_id, occurrence_id=occurrence_id)
+    return classes.occurrence_detail(session, club_id=actor.club_id, occurrence_id=occurrence_id)
 
 
 @router.post("/classes/{occurrence_id}/bookings", response_model=ClassBookingRead,
@@ -392,7 +392,7 @@ def get_class(session: SessionDep, actor: StaffActor, occurrence_id: IdPath("cla
 def book_class(session: SessionDep, actor: StaffActor, occurrence_id: IdPath("class id"),
                body: ClassBookingCreate):
     """Book a member with a membership active that day; when full, onto the waitlist."""
-    return service.book_class(session, actor=actor, occurrence_id=occurrence_id,
+    return classes.book_class(session, actor=actor, occurrence_id=occurrence_id,
                               member_id=body.member_id)
 
 
@@ -400,5 +400,5 @@ def book_class(session: SessionDep, actor: StaffActor, occurrence_id: IdPath("cl
 def mark_attendance(session: SessionDep, actor: StaffActor, occurrence_id: IdPath("class id"),
                     body: AttendanceMark):
     """Mark who came (desk, managers, the class's trainer); a turnstile entry also counts."""
-    return service.mark_attendance(session, actor=actor, occurrence_id=occurrence_id,
+    return classes.mark_attendance(session, actor=actor, occurrence_id=occurrence_id,
                                    member_ids=body.member_ids, attended=body.attended)

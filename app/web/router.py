@@ -35,6 +35,7 @@ from app.inventory.schemas import ProductLine, WriteOffReason
 from app.members import service as members_service
 from app.memberships import service as memberships_service
 from app.memberships.rules import add_months
+from app.trainers import classes as trainer_classes
 from app.trainers import results as trainer_results
 from app.trainers import service as trainers_service
 from app.web import charts
@@ -1021,8 +1022,8 @@ def trainers_page(request: Request, session: PageSession, actor: ManagerPage, we
                        if a.start_date <= sunday and a.end_date >= monday] for t in trainers}
     sessions = trainers_service.list_sessions(session, actor=actor, date_from=monday,
                                               date_to=sunday, limit=500).items
-    classes = trainers_service.list_occurrences(session, club_id=actor.club_id,
-                                                date_from=monday, date_to=sunday)
+    classes = trainer_classes.list_occurrences(session, club_id=actor.club_id,
+                                               date_from=monday, date_to=sunday)
     days = []
     for offset in range(7):
         day = monday + timedelta(days=offset)

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from app.core.actors import Actor, Role
 from app.core.db import transaction
 from app.core.errors import Conflict
-from app.trainers import service
+from app.trainers import classes, service
 from app.trainers.models import ClassBooking, ClassOccurrence, PtSession
 
 
@@ -117,7 +117,7 @@ def test_class_seats_hold_under_a_burst_of_bookings(pg, gym):
         gym.membership(m, plan)
     actor = _actor(gym, gym.desk, Role.front_desk)
 
-    done, refused = _race(pg, 8, lambda s, i: service.book_class(
+    done, refused = _race(pg, 8, lambda s, i: classes.book_class(
         s, actor=actor, occurrence_id=occ["id"], member_id=members[i]))
 
     assert refused == []
