@@ -118,7 +118,7 @@ def _trainers(factory, owner, user_ids: list[int]) -> None:
     from app.clubs.models import Club
     from app.core.db import transaction
     from app.members import service as members_service
-    from app.trainers import classes
+    from app.trainers import classes, sessions
     from app.trainers import service as trainers
     from app.trainers.schemas import (
         ClassTypeCreate,
@@ -169,10 +169,10 @@ def _trainers(factory, owner, user_ids: list[int]) -> None:
                 start = datetime(day.year, day.month, day.day, hour, tzinfo=zone)
                 try:
                     with s.begin_nested():
-                        pt = trainers.book_session(s, actor=owner, member_id=person["id"],
+                        pt = sessions.book_session(s, actor=owner, member_id=person["id"],
                                                    trainer_id=trainer.id, start=start)
                         if start + timedelta(hours=1) < now:
-                            trainers.complete_session(s, actor=owner, session_id=pt.id)
+                            sessions.complete_session(s, actor=owner, session_id=pt.id)
                         booked += 1
                 except DomainError:  # a clash with another booking: skip that slot
                     pass

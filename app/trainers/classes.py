@@ -37,7 +37,6 @@ from app.trainers.service import (
     CANCELLED,
     SCHEDULED,
     bulk_update,
-    check_member_free,
     dialect_insert,
     full_name,
     get_trainer,
@@ -45,6 +44,7 @@ from app.trainers.service import (
     trainer_names,
     zone_for,
 )
+from app.trainers.sessions import check_member_free
 
 WAITLISTED = "waitlisted"
 CHECK_IN_BEFORE_CLASS = timedelta(minutes=30)

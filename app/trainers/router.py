@@ -10,7 +10,7 @@ from app.core.schemas import IdPath, Page
 from app.core.types import MAX_ID
 from app.crm.schemas import TaskRead
 from app.memberships.schemas import Day
-from app.trainers import classes, feed, service
+from app.trainers import classes, feed, service, sessions
 from app.trainers.results import trainer_results
 from app.trainers.schemas import (
     AbsenceCreate,
@@ -93,7 +93,7 @@ def all_results(session: SessionDep, actor: StaffActor, date_from: From, date_to
 @router.get("/trainers/me/tasks", response_model=list[TaskRead])
 def my_tasks(session: SessionDep, actor: StaffActor):
     """Open tasks for trainers (the role) or for me, oldest due first."""
-    return service.my_tasks(session, actor=actor)
+    return sessions.my_tasks(session, actor=actor)
 
 
 # ----------------------------------------------------------------------------- PT sessions
@@ -101,10 +101,10 @@ def my_tasks(session: SessionDep, actor: StaffActor):
 @router.post("/trainers/sessions", response_model=SessionRead, status_code=201)
 def book_session(session: SessionDep, actor: StaffActor, body: SessionBook):
     """Book a PT session (desk and managers for any trainer; a trainer with themselves)."""
-    return service.book_session(session, actor=actor, member_id=body.member_id,
-                                trainer_id=body.trainer_id, start=body.start,
-                                duration_minutes=body.duration_minutes,
-                                complimentary=body.complimentary)
+    return sessions.book_session(session, actor=actor, member_id=body.member_id,
+                                 trainer_id=body.trainer_id, start=body.start,
+                                 duration_minutes=body.duration_minutes,
+                                 complimentary=body.complimentary)
 
 
 @router.get("/trainers/sessions", response_model=Page[SessionRead])
@@ -113,9 +113,9 @@ def list_sessions(session: SessionDep, actor: StaffActor, trainer_id: OptId = No
                   status: Annotated[str | None, Query(
                       pattern="^(booked|completed|no_show|cancelled)$")] = None,
                   limit: Limit = 100, offset: Offset = 0):
-    return service.list_sessions(session, actor=actor, trainer_id=trainer_id,
-                                 member_id=member_id, date_from=date_from, date_to=date_to,
-                                 status=status, limit=limit, offset=offset)
+    return sessions.list_sessions(session, actor=actor, trainer_id=trainer_id,
+                                  member_id=member_id, date_from=date_from, date_to=date_to,
+                                  status=status, limit=limit, offset=offset)
 
 
 @router.post("/trainers/sessions/from-task/{task_id}", response_model=SessionRead,
@@ -123,22 +123,22 @@ def list_sessions(session: SessionDep, actor: StaffActor, trainer_id: OptId = No
 def book_from_task(session: SessionDep, actor: StaffActor, task_id: IdPath("task id"),
                    body: SessionFromTask):
     """Book the task's member a complimentary session and close the task ("session booked")."""
-    return service.book_from_task(session, actor=actor, task_id=task_id, start=body.start,
-                                  duration_minutes=body.duration_minutes,
-                                  trainer_id=body.trainer_id)
+    return sessions.book_from_task(session, actor=actor, task_id=task_id, start=body.start,
+                                   duration_minutes=body.duration_minutes,
+                                   trainer_id=body.trainer_id)
 
 
 @router.get("/trainers/sessions/{session_id}", response_model=SessionRead)
 def get_session(session: SessionDep, actor: StaffActor, session_id: SessionId):
-    return service.read_session(session, club_id=actor.club_id, session_id=session_id)
+    return sessions.read_session(session, club_id=actor.club_id, session_id=session_id)
 
 
 @router.post("/trainers/sessions/{session_id}/reschedule", response_model=SessionRead)
 def reschedule(session: SessionDep, actor: StaffActor, session_id: SessionId,
                body: SessionReschedule):
-    return service.reschedule_session(session, actor=actor, session_id=session_id,
-                                      start=body.start, duration_minutes=body.duration_minutes,
-                                      trainer_id=body.trainer_id)
+    return sessions.reschedule_session(session, actor=actor, session_id=session_id,
+                                       start=body.start, duration_minutes=body.duration_minutes,
+                                       trainer_id=body.trainer_id)
 
 
 @router.post("/trainers/sessions/{session_id}/cancel", response_model=SessionRead)
@@ -146,22 +146,22 @@ def cancel(session: SessionDep, actor: StaffActor, session_id: SessionId,
            body: SessionCancel | None = None):
     """Free until the club's window before the start; later, a member's cancellation is spent."""
     body = body or SessionCancel()
-    return service.cancel_session(session, actor=actor, session_id=session_id, by=body.by,
-                                  reason=body.reason)
+    return sessions.cancel_session(session, actor=actor, session_id=session_id, by=body.by,
+                                   reason=body.reason)
 
 
 @router.post("/trainers/sessions/{session_id}/complete", response_model=SessionRead)
 def complete(session: SessionDep, actor: StaffActor, session_id: SessionId,
              body: SessionComplete | None = None):
     """Delivered: spends one session of the member's package that expires first."""
-    return service.complete_session(session, actor=actor, session_id=session_id,
-                                    note=body.note if body else None)
+    return sessions.complete_session(session, actor=actor, session_id=session_id,
+                                     note=body.note if body else None)
 
 
 @router.post("/trainers/sessions/{session_id}/no-show", response_model=SessionRead)
 def no_show(session: SessionDep, actor: StaffActor, session_id: SessionId):
     """The member did not come: spends a session like a delivered one."""
-    return service.mark_no_show(session, actor=actor, session_id=session_id)
+    return sessions.mark_no_show(session, actor=actor, session_id=session_id)
 
 
 # ----------------------------------------------------------------------------- trainers
@@ -232,7 +232,7 @@ def results(session: SessionDep, actor: StaffActor, trainer_id: TrainerId, date_
 @router.get("/trainers/{trainer_id}/clients", response_model=list[ClientRead])
 def clients(session: SessionDep, actor: StaffActor, trainer_id: TrainerId):
     """The trainer's clients (owners, managers, or the trainer themselves)."""
-    return service.trainer_clients(session, actor=actor, trainer_id=trainer_id)
+    return sessions.trainer_clients(session, actor=actor, trainer_id=trainer_id)
 
 
 @router.get("/trainers/{trainer_id}/clients/{member_id}/notes",
@@ -240,8 +240,8 @@ def clients(session: SessionDep, actor: StaffActor, trainer_id: TrainerId):
 def client_notes(session: SessionDep, actor: StaffActor, trainer_id: TrainerId,
                  member_id: IdPath("member id"), limit: Limit = 50, offset: Offset = 0):
     """The trainer's notes about a client (owners, managers, or the trainer themselves)."""
-    items, total = service.client_notes(session, actor=actor, trainer_id=trainer_id,
-                                        member_id=member_id, limit=limit, offset=offset)
+    items, total = sessions.client_notes(session, actor=actor, trainer_id=trainer_id,
+                                         member_id=member_id, limit=limit, offset=offset)
     return Page[ClientNoteRead](items=[ClientNoteRead.model_validate(n) for n in items],
                                 total=total, limit=limit, offset=offset)
 
@@ -250,8 +250,8 @@ def client_notes(session: SessionDep, actor: StaffActor, trainer_id: TrainerId,
              status_code=201)
 def add_client_note(session: SessionDep, actor: StaffActor, trainer_id: TrainerId,
                     member_id: IdPath("member id"), body: ClientNoteCreate):
-    return service.add_client_note(session, actor=actor, trainer_id=trainer_id,
-                                   member_id=member_id, text=body.text)
+    return sessions.add_client_note(session, actor=actor, trainer_id=trainer_id,
+                                    member_id=member_id, text=body.text)
 
 
 @router.post("/trainers/{trainer_id}/feed-token", response_model=FeedTokenRead, status_code=201)

@@ -38,6 +38,7 @@ from app.memberships.rules import add_months
 from app.trainers import classes as trainer_classes
 from app.trainers import results as trainer_results
 from app.trainers import service as trainers_service
+from app.trainers import sessions as pt_sessions
 from app.web import charts
 from app.web.auth import (
     SESSION_COOKIE,
@@ -1020,8 +1021,8 @@ def trainers_page(request: Request, session: PageSession, actor: ManagerPage, we
     absences = {t.id: [a for a in trainers_service.list_absences(session, club_id=actor.club_id,
                                                                   trainer_id=t.id)
                        if a.start_date <= sunday and a.end_date >= monday] for t in trainers}
-    sessions = trainers_service.list_sessions(session, actor=actor, date_from=monday,
-                                              date_to=sunday, limit=500).items
+    sessions = pt_sessions.list_sessions(session, actor=actor, date_from=monday,
+                                         date_to=sunday, limit=500).items
     classes = trainer_classes.list_occurrences(session, club_id=actor.club_id,
                                                date_from=monday, date_to=sunday)
     days = []
