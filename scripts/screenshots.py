@@ -118,7 +118,7 @@ def _trainers(factory, owner, user_ids: list[int]) -> None:
     from app.clubs.models import Club
     from app.core.db import transaction
     from app.members import service as members_service
-    from app.trainers import classes, sessions
+    from app.trainers import classes, packages, sessions
     from app.trainers import service as trainers
     from app.trainers.schemas import (
         ClassTypeCreate,
@@ -148,7 +148,7 @@ def _trainers(factory, owner, user_ids: list[int]) -> None:
             trainers.set_hours(s, actor=owner, trainer_id=t.id, data=HoursSet(intervals=[
                 {"weekday": d, "start": a, "end": b} for d, a, b in week]))
             profiles.append((t, week))
-        product = trainers.create_product(s, actor=owner, data=PtProductCreate(
+        product = packages.create_product(s, actor=owner, data=PtProductCreate(
             name="10 PT sessions", sessions=10, price=Decimal("450.00"), validity_days=120))
         people = members_service.search_members(s, club_id=owner.club_id, q=None,
                                                 limit=200, offset=60)["items"]
@@ -156,7 +156,7 @@ def _trainers(factory, owner, user_ids: list[int]) -> None:
         now = datetime.now(UTC)
         for index, person in enumerate(clients):
             trainer, week = profiles[index % len(profiles)]
-            trainers.sell_package(s, actor=owner, member_id=person["id"], line=PtPackageLine(
+            packages.sell_package(s, actor=owner, member_id=person["id"], line=PtPackageLine(
                 package_product_id=product.id, trainer_id=trainer.id,
                 start_date=today - timedelta(days=40)))
             booked = 0

@@ -10,7 +10,7 @@ from app.core.schemas import IdPath, Page
 from app.core.types import MAX_ID
 from app.crm.schemas import TaskRead
 from app.memberships.schemas import Day
-from app.trainers import classes, feed, service, sessions
+from app.trainers import classes, feed, packages, service, sessions
 from app.trainers.results import trainer_results
 from app.trainers.schemas import (
     AbsenceCreate,
@@ -284,32 +284,32 @@ def schedule_feed(session: SessionDep, settings: SettingsDep, trainer_id: Traine
 
 @router.post("/pt-products", response_model=PtProductRead, status_code=201)
 def create_product(session: SessionDep, actor: ManagerActor, body: PtProductCreate):
-    return service.create_product(session, actor=actor, data=body)
+    return packages.create_product(session, actor=actor, data=body)
 
 
 @router.get("/pt-products", response_model=list[PtProductRead])
 def list_products(session: SessionDep, actor: StaffActor, active: bool | None = None):
-    return service.list_products(session, club_id=actor.club_id, active=active)
+    return packages.list_products(session, club_id=actor.club_id, active=active)
 
 
 @router.get("/pt-products/{product_id}", response_model=PtProductRead)
 def get_product(session: SessionDep, actor: StaffActor, product_id: IdPath("product id")):
-    return service.get_product(session, club_id=actor.club_id, product_id=product_id)
+    return packages.get_product(session, club_id=actor.club_id, product_id=product_id)
 
 
 @router.patch("/pt-products/{product_id}", response_model=PtProductRead)
 def update_product(session: SessionDep, actor: ManagerActor, product_id: IdPath("product id"),
                    body: PtProductUpdate):
-    return service.update_product(session, actor=actor, product_id=product_id,
-                                  changes=body.model_dump(exclude_unset=True))
+    return packages.update_product(session, actor=actor, product_id=product_id,
+                                   changes=body.model_dump(exclude_unset=True))
 
 
 @router.get("/members/{member_id}/pt-packages", response_model=MemberPtPackages)
 def member_packages(session: SessionDep, actor: StaffActor, member_id: IdPath("member id"),
                     as_of: Annotated[Day | None, Query(description="default today")] = None):
     """The member's PT packages with live balances."""
-    return service.member_packages(session, club_id=actor.club_id, member_id=member_id,
-                                   as_of=as_of)
+    return packages.member_packages(session, club_id=actor.club_id, member_id=member_id,
+                                    as_of=as_of)
 
 
 @router.post("/members/{member_id}/pt-packages", response_model=PtPackageSold, status_code=201)
@@ -319,10 +319,10 @@ def sell_package(session: SessionDep, actor: DeskActor, member_id: IdPath("membe
     line = PtPackageLine(package_product_id=body.package_product_id, trainer_id=body.trainer_id,
                          start_date=body.start_date, price=body.price)
     return run_once(session, club_id=actor.club_id, request=idem, body=body, status_code=201,
-                    action=lambda: service.sell_package(session, actor=actor,
-                                                        member_id=member_id, line=line,
-                                                        payments=body.payments,
-                                                        note=body.note))
+                    action=lambda: packages.sell_package(session, actor=actor,
+                                                         member_id=member_id, line=line,
+                                                         payments=body.payments,
+                                                         note=body.note))
 
 
 # ----------------------------------------------------------------------------- classes

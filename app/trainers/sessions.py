@@ -35,6 +35,7 @@ from app.trainers.models import (
     TrainerHours,
     TrainerProfile,
 )
+from app.trainers.packages import spend_one
 from app.trainers.schemas import ClientRead, SessionRead
 from app.trainers.service import (
     BOOKED,
@@ -52,7 +53,6 @@ from app.trainers.service import (
     own_profile,
     require_own_profile,
     require_self_or_manager,
-    spend_one,
     today_for,
     trainer_names,
     zone_for,

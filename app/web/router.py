@@ -36,6 +36,7 @@ from app.members import service as members_service
 from app.memberships import service as memberships_service
 from app.memberships.rules import add_months
 from app.trainers import classes as trainer_classes
+from app.trainers import packages as pt_packages
 from app.trainers import results as trainer_results
 from app.trainers import service as trainers_service
 from app.trainers import sessions as pt_sessions
@@ -424,8 +425,8 @@ def member_card(request: Request, session: PageSession, actor: DeskPage, member_
         "badges": membership_badges(detail["membership"], balance.debt, club.currency),
         "balance": balance, "memberships": memberships, "current": current, "plans": plans,
         "products": [p for p in products if p.on_hand > 0],
-        "packages": trainers_service.member_packages(session, club_id=club_id,
-                                                     member_id=member_id),
+        "packages": pt_packages.member_packages(session, club_id=club_id,
+                                                member_id=member_id),
         "visits": access_service.member_visits(session, club_id=club_id, member_id=member_id,
                                                limit=6).items,
         "tasks": [t for t in open_tasks if t.due_date <= today], "timeline": timeline,
