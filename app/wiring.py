@@ -24,6 +24,8 @@ from app.inventory import service as inventory
 from app.memberships import service as memberships
 from app.retention import service as retention
 from app.retention import stages
+from app.trainers import classes as trainer_classes
+from app.trainers import packages as pt_packages
 from app.trainers import service as trainers
 
 
@@ -48,7 +50,7 @@ def install() -> None:
 
     # a granted entry (the turnstile's hot path: one savepoint for both)
     events.subscribe(VisitGranted, stages.on_visit, best_effort=True)
-    events.subscribe(VisitGranted, trainers.mark_class_attendance, best_effort=True)
+    events.subscribe(VisitGranted, trainer_classes.mark_class_attendance, best_effort=True)
 
     # staff
     events.subscribe(StaffJoined, trainers.on_staff_joined)
@@ -56,7 +58,7 @@ def install() -> None:
     # what a sale can hold
     register_line_kind(memberships.MEMBERSHIP, memberships.fulfil_membership_line,
                        spec=memberships.MembershipLine)
-    register_line_kind(trainers.PT_PACKAGE, trainers.fulfil_pt_package_line,
-                       spec=trainers.PtPackageLine)
+    register_line_kind(pt_packages.PT_PACKAGE, pt_packages.fulfil_pt_package_line,
+                       spec=pt_packages.PtPackageLine)
     register_line_kind(inventory.PRODUCT, inventory.fulfil_product_line,
                        spec=inventory.ProductLine, lock_key=inventory.product_lock_key)

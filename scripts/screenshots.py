@@ -118,6 +118,7 @@ def _trainers(factory, owner, user_ids: list[int]) -> None:
     from app.clubs.models import Club
     from app.core.db import transaction
     from app.members import service as members_service
+    from app.trainers import classes, packages, sessions
     from app.trainers import service as trainers
     from app.trainers.schemas import (
         ClassTypeCreate,
@@ -147,7 +148,7 @@ def _trainers(factory, owner, user_ids: list[int]) -> None:
             trainers.set_hours(s, actor=owner, trainer_id=t.id, data=HoursSet(intervals=[
                 {"weekday": d, "start": a, "end": b} for d, a, b in week]))
             profiles.append((t, week))
-        product = trainers.create_product(s, actor=owner, data=PtProductCreate(
+        product = packages.create_product(s, actor=owner, data=PtProductCreate(
             name="10 PT sessions", sessions=10, price=Decimal("450.00"), validity_days=120))
         people = members_service.search_members(s, club_id=owner.club_id, q=None,
                                                 limit=200, offset=60)["items"]
@@ -155,7 +156,7 @@ def _trainers(factory, owner, user_ids: list[int]) -> None:
         now = datetime.now(UTC)
         for index, person in enumerate(clients):
             trainer, week = profiles[index % len(profiles)]
-            trainers.sell_package(s, actor=owner, member_id=person["id"], line=PtPackageLine(
+            packages.sell_package(s, actor=owner, member_id=person["id"], line=PtPackageLine(
                 package_product_id=product.id, trainer_id=trainer.id,
                 start_date=today - timedelta(days=40)))
             booked = 0
@@ -168,39 +169,39 @@ def _trainers(factory, owner, user_ids: list[int]) -> None:
                 start = datetime(day.year, day.month, day.day, hour, tzinfo=zone)
                 try:
                     with s.begin_nested():
-                        pt = trainers.book_session(s, actor=owner, member_id=person["id"],
+                        pt = sessions.book_session(s, actor=owner, member_id=person["id"],
                                                    trainer_id=trainer.id, start=start)
                         if start + timedelta(hours=1) < now:
-                            trainers.complete_session(s, actor=owner, session_id=pt.id)
+                            sessions.complete_session(s, actor=owner, session_id=pt.id)
                         booked += 1
                 except DomainError:  # a clash with another booking: skip that slot
                     pass
                 if booked >= 6:
                     break
-        spinning = trainers.create_class_type(s, actor=owner, data=ClassTypeCreate(
+        spinning = classes.create_class_type(s, actor=owner, data=ClassTypeCreate(
             name="Spinning", capacity=16, duration_minutes=45))
-        yoga = trainers.create_class_type(s, actor=owner, data=ClassTypeCreate(
+        yoga = classes.create_class_type(s, actor=owner, data=ClassTypeCreate(
             name="Yoga flow", capacity=12, duration_minutes=60))
         for kind, (trainer, _week), weekday, at in ((spinning, profiles[2], 2, "18:30"),
                                                     (spinning, profiles[2], 5, "18:30"),
                                                     (yoga, profiles[1], 3, "10:00"),
                                                     (yoga, profiles[1], 6, "10:30")):
-            trainers.create_slot(s, actor=owner, data=SlotCreate(
+            classes.create_slot(s, actor=owner, data=SlotCreate(
                 class_type_id=kind.id, weekday=weekday, start_time=at, trainer_id=trainer.id,
                 room="Studio 1"))
         monday = today - timedelta(days=today.weekday())
-        trainers.generate_occurrences(s, actor=owner, date_from=monday - timedelta(days=28),
-                                      date_to=monday + timedelta(days=13))
-        for occurrence in trainers.list_occurrences(s, club_id=owner.club_id, date_from=monday,
-                                                    date_to=monday + timedelta(days=6)):
+        classes.generate_occurrences(s, actor=owner, date_from=monday - timedelta(days=28),
+                                     date_to=monday + timedelta(days=13))
+        for occurrence in classes.list_occurrences(s, club_id=owner.club_id, date_from=monday,
+                                                   date_to=monday + timedelta(days=6)):
             members = [p for p in people if p["membership"]["status"] == "active"]
             for person in rng.sample(members, k=min(len(members), rng.randint(5, 14))):
                 try:
                     with s.begin_nested():
-                        trainers.book_class(s, actor=owner, occurrence_id=occurrence.id,
-                                            member_id=person["id"],
-                                            now=min(now, occurrence.starts_at
-                                                    - timedelta(days=2)))
+                        classes.book_class(s, actor=owner, occurrence_id=occurrence.id,
+                                           member_id=person["id"],
+                                           now=min(now, occurrence.starts_at
+                                                   - timedelta(days=2)))
                 except DomainError:  # not bookable for this member: skip
                     pass
 

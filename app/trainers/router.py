@@ -10,7 +10,8 @@ from app.core.schemas import IdPath, Page
 from app.core.types import MAX_ID
 from app.crm.schemas import TaskRead
 from app.memberships.schemas import Day
-from app.trainers import service
+from app.trainers import classes, feed, packages, service, sessions
+from app.trainers.results import trainer_results
 from app.trainers.schemas import (
     AbsenceCreate,
     AbsenceCreated,
@@ -86,13 +87,13 @@ def update_settings(session: SessionDep, actor: ManagerActor, body: TrainerSetti
 @router.get("/trainers/results", response_model=list[TrainerResults])
 def all_results(session: SessionDep, actor: StaffActor, date_from: From, date_to: To):
     """Every trainer's results for the period (owners, managers); a trainer gets their own row."""
-    return service.trainer_results(session, actor=actor, date_from=date_from, date_to=date_to)
+    return trainer_results(session, actor=actor, date_from=date_from, date_to=date_to)
 
 
 @router.get("/trainers/me/tasks", response_model=list[TaskRead])
 def my_tasks(session: SessionDep, actor: StaffActor):
     """Open tasks for trainers (the role) or for me, oldest due first."""
-    return service.my_tasks(session, actor=actor)
+    return sessions.my_tasks(session, actor=actor)
 
 
 # ----------------------------------------------------------------------------- PT sessions
@@ -100,10 +101,10 @@ def my_tasks(session: SessionDep, actor: StaffActor):
 @router.post("/trainers/sessions", response_model=SessionRead, status_code=201)
 def book_session(session: SessionDep, actor: StaffActor, body: SessionBook):
     """Book a PT session (desk and managers for any trainer; a trainer with themselves)."""
-    return service.book_session(session, actor=actor, member_id=body.member_id,
-                                trainer_id=body.trainer_id, start=body.start,
-                                duration_minutes=body.duration_minutes,
-                                complimentary=body.complimentary)
+    return sessions.book_session(session, actor=actor, member_id=body.member_id,
+                                 trainer_id=body.trainer_id, start=body.start,
+                                 duration_minutes=body.duration_minutes,
+                                 complimentary=body.complimentary)
 
 
 @router.get("/trainers/sessions", response_model=Page[SessionRead])
@@ -112,9 +113,9 @@ def list_sessions(session: SessionDep, actor: StaffActor, trainer_id: OptId = No
                   status: Annotated[str | None, Query(
                       pattern="^(booked|completed|no_show|cancelled)$")] = None,
                   limit: Limit = 100, offset: Offset = 0):
-    return service.list_sessions(session, actor=actor, trainer_id=trainer_id,
-                                 member_id=member_id, date_from=date_from, date_to=date_to,
-                                 status=status, limit=limit, offset=offset)
+    return sessions.list_sessions(session, actor=actor, trainer_id=trainer_id,
+                                  member_id=member_id, date_from=date_from, date_to=date_to,
+                                  status=status, limit=limit, offset=offset)
 
 
 @router.post("/trainers/sessions/from-task/{task_id}", response_model=SessionRead,
@@ -122,22 +123,22 @@ def list_sessions(session: SessionDep, actor: StaffActor, trainer_id: OptId = No
 def book_from_task(session: SessionDep, actor: StaffActor, task_id: IdPath("task id"),
                    body: SessionFromTask):
     """Book the task's member a complimentary session and close the task ("session booked")."""
-    return service.book_from_task(session, actor=actor, task_id=task_id, start=body.start,
-                                  duration_minutes=body.duration_minutes,
-                                  trainer_id=body.trainer_id)
+    return sessions.book_from_task(session, actor=actor, task_id=task_id, start=body.start,
+                                   duration_minutes=body.duration_minutes,
+                                   trainer_id=body.trainer_id)
 
 
 @router.get("/trainers/sessions/{session_id}", response_model=SessionRead)
 def get_session(session: SessionDep, actor: StaffActor, session_id: SessionId):
-    return service.read_session(session, club_id=actor.club_id, session_id=session_id)
+    return sessions.read_session(session, club_id=actor.club_id, session_id=session_id)
 
 
 @router.post("/trainers/sessions/{session_id}/reschedule", response_model=SessionRead)
 def reschedule(session: SessionDep, actor: StaffActor, session_id: SessionId,
                body: SessionReschedule):
-    return service.reschedule_session(session, actor=actor, session_id=session_id,
-                                      start=body.start, duration_minutes=body.duration_minutes,
-                                      trainer_id=body.trainer_id)
+    return sessions.reschedule_session(session, actor=actor, session_id=session_id,
+                                       start=body.start, duration_minutes=body.duration_minutes,
+                                       trainer_id=body.trainer_id)
 
 
 @router.post("/trainers/sessions/{session_id}/cancel", response_model=SessionRead)
@@ -145,22 +146,22 @@ def cancel(session: SessionDep, actor: StaffActor, session_id: SessionId,
            body: SessionCancel | None = None):
     """Free until the club's window before the start; later, a member's cancellation is spent."""
     body = body or SessionCancel()
-    return service.cancel_session(session, actor=actor, session_id=session_id, by=body.by,
-                                  reason=body.reason)
+    return sessions.cancel_session(session, actor=actor, session_id=session_id, by=body.by,
+                                   reason=body.reason)
 
 
 @router.post("/trainers/sessions/{session_id}/complete", response_model=SessionRead)
 def complete(session: SessionDep, actor: StaffActor, session_id: SessionId,
              body: SessionComplete | None = None):
     """Delivered: spends one session of the member's package that expires first."""
-    return service.complete_session(session, actor=actor, session_id=session_id,
-                                    note=body.note if body else None)
+    return sessions.complete_session(session, actor=actor, session_id=session_id,
+                                     note=body.note if body else None)
 
 
 @router.post("/trainers/sessions/{session_id}/no-show", response_model=SessionRead)
 def no_show(session: SessionDep, actor: StaffActor, session_id: SessionId):
     """The member did not come: spends a session like a delivered one."""
-    return service.mark_no_show(session, actor=actor, session_id=session_id)
+    return sessions.mark_no_show(session, actor=actor, session_id=session_id)
 
 
 # ----------------------------------------------------------------------------- trainers
@@ -224,14 +225,14 @@ def delete_absence(session: SessionDep, actor: ManagerActor, trainer_id: Trainer
 def results(session: SessionDep, actor: StaffActor, trainer_id: TrainerId, date_from: From,
             date_to: To):
     """One trainer's results (owners, managers, or the trainer themselves; else 403)."""
-    return service.trainer_results(session, actor=actor, trainer_id=trainer_id,
-                                   date_from=date_from, date_to=date_to)[0]
+    return trainer_results(session, actor=actor, trainer_id=trainer_id, date_from=date_from,
+                           date_to=date_to)[0]
 
 
 @router.get("/trainers/{trainer_id}/clients", response_model=list[ClientRead])
 def clients(session: SessionDep, actor: StaffActor, trainer_id: TrainerId):
     """The trainer's clients (owners, managers, or the trainer themselves)."""
-    return service.trainer_clients(session, actor=actor, trainer_id=trainer_id)
+    return sessions.trainer_clients(session, actor=actor, trainer_id=trainer_id)
 
 
 @router.get("/trainers/{trainer_id}/clients/{member_id}/notes",
@@ -239,8 +240,8 @@ def clients(session: SessionDep, actor: StaffActor, trainer_id: TrainerId):
 def client_notes(session: SessionDep, actor: StaffActor, trainer_id: TrainerId,
                  member_id: IdPath("member id"), limit: Limit = 50, offset: Offset = 0):
     """The trainer's notes about a client (owners, managers, or the trainer themselves)."""
-    items, total = service.client_notes(session, actor=actor, trainer_id=trainer_id,
-                                        member_id=member_id, limit=limit, offset=offset)
+    items, total = sessions.client_notes(session, actor=actor, trainer_id=trainer_id,
+                                         member_id=member_id, limit=limit, offset=offset)
     return Page[ClientNoteRead](items=[ClientNoteRead.model_validate(n) for n in items],
                                 total=total, limit=limit, offset=offset)
 
@@ -249,15 +250,15 @@ def client_notes(session: SessionDep, actor: StaffActor, trainer_id: TrainerId,
              status_code=201)
 def add_client_note(session: SessionDep, actor: StaffActor, trainer_id: TrainerId,
                     member_id: IdPath("member id"), body: ClientNoteCreate):
-    return service.add_client_note(session, actor=actor, trainer_id=trainer_id,
-                                   member_id=member_id, text=body.text)
+    return sessions.add_client_note(session, actor=actor, trainer_id=trainer_id,
+                                    member_id=member_id, text=body.text)
 
 
 @router.post("/trainers/{trainer_id}/feed-token", response_model=FeedTokenRead, status_code=201)
 def rotate_feed_token(session: SessionDep, actor: StaffActor, settings: SettingsDep,
                       trainer_id: TrainerId):
     """A new secret calendar-feed URL (the trainer or a manager); the old one stops working."""
-    token, created = service.rotate_feed_token(session, actor=actor, trainer_id=trainer_id)
+    token, created = feed.rotate_feed_token(session, actor=actor, trainer_id=trainer_id)
     url = (f"{settings.public_base_url.rstrip('/')}/api/v1/trainers/{trainer_id}/schedule.ics"
            f"?token={token}")
     return FeedTokenRead(token=token, url=url, created_at=created)
@@ -265,7 +266,7 @@ def rotate_feed_token(session: SessionDep, actor: StaffActor, settings: Settings
 
 @router.delete("/trainers/{trainer_id}/feed-token", status_code=204)
 def revoke_feed_token(session: SessionDep, actor: StaffActor, trainer_id: TrainerId) -> None:
-    service.revoke_feed_token(session, actor=actor, trainer_id=trainer_id)
+    feed.revoke_feed_token(session, actor=actor, trainer_id=trainer_id)
 
 
 @router.get("/trainers/{trainer_id}/schedule.ics", response_class=Response,
@@ -274,7 +275,7 @@ def schedule_feed(session: SessionDep, settings: SettingsDep, trainer_id: Traine
                   token: Annotated[str, Query(max_length=200)] = ""):
     """The trainer's schedule as an iCalendar feed; authorised by the secret token in the URL."""
     domain = urlparse(settings.public_base_url).hostname or "fitclub"
-    body = service.schedule_feed(session, trainer_id=trainer_id, token=token, uid_domain=domain)
+    body = feed.schedule_feed(session, trainer_id=trainer_id, token=token, uid_domain=domain)
     return Response(body, media_type="text/calendar; charset=utf-8",
                     headers={"Content-Disposition": f'inline; filename="trainer-{trainer_id}.ics"'})
 
@@ -283,32 +284,32 @@ def schedule_feed(session: SessionDep, settings: SettingsDep, trainer_id: Traine
 
 @router.post("/pt-products", response_model=PtProductRead, status_code=201)
 def create_product(session: SessionDep, actor: ManagerActor, body: PtProductCreate):
-    return service.create_product(session, actor=actor, data=body)
+    return packages.create_product(session, actor=actor, data=body)
 
 
 @router.get("/pt-products", response_model=list[PtProductRead])
 def list_products(session: SessionDep, actor: StaffActor, active: bool | None = None):
-    return service.list_products(session, club_id=actor.club_id, active=active)
+    return packages.list_products(session, club_id=actor.club_id, active=active)
 
 
 @router.get("/pt-products/{product_id}", response_model=PtProductRead)
 def get_product(session: SessionDep, actor: StaffActor, product_id: IdPath("product id")):
-    return service.get_product(session, club_id=actor.club_id, product_id=product_id)
+    return packages.get_product(session, club_id=actor.club_id, product_id=product_id)
 
 
 @router.patch("/pt-products/{product_id}", response_model=PtProductRead)
 def update_product(session: SessionDep, actor: ManagerActor, product_id: IdPath("product id"),
                    body: PtProductUpdate):
-    return service.update_product(session, actor=actor, product_id=product_id,
-                                  changes=body.model_dump(exclude_unset=True))
+    return packages.update_product(session, actor=actor, product_id=product_id,
+                                   changes=body.model_dump(exclude_unset=True))
 
 
 @router.get("/members/{member_id}/pt-packages", response_model=MemberPtPackages)
 def member_packages(session: SessionDep, actor: StaffActor, member_id: IdPath("member id"),
                     as_of: Annotated[Day | None, Query(description="default today")] = None):
     """The member's PT packages with live balances."""
-    return service.member_packages(session, club_id=actor.club_id, member_id=member_id,
-                                   as_of=as_of)
+    return packages.member_packages(session, club_id=actor.club_id, member_id=member_id,
+                                    as_of=as_of)
 
 
 @router.post("/members/{member_id}/pt-packages", response_model=PtPackageSold, status_code=201)
@@ -318,59 +319,59 @@ def sell_package(session: SessionDep, actor: DeskActor, member_id: IdPath("membe
     line = PtPackageLine(package_product_id=body.package_product_id, trainer_id=body.trainer_id,
                          start_date=body.start_date, price=body.price)
     return run_once(session, club_id=actor.club_id, request=idem, body=body, status_code=201,
-                    action=lambda: service.sell_package(session, actor=actor,
-                                                        member_id=member_id, line=line,
-                                                        payments=body.payments,
-                                                        note=body.note))
+                    action=lambda: packages.sell_package(session, actor=actor,
+                                                         member_id=member_id, line=line,
+                                                         payments=body.payments,
+                                                         note=body.note))
 
 
 # ----------------------------------------------------------------------------- classes
 
 @router.post("/class-types", response_model=ClassTypeRead, status_code=201)
 def create_class_type(session: SessionDep, actor: ManagerActor, body: ClassTypeCreate):
-    return service.create_class_type(session, actor=actor, data=body)
+    return classes.create_class_type(session, actor=actor, data=body)
 
 
 @router.get("/class-types", response_model=list[ClassTypeRead])
 def list_class_types(session: SessionDep, actor: StaffActor):
-    return service.list_class_types(session, club_id=actor.club_id)
+    return classes.list_class_types(session, club_id=actor.club_id)
 
 
 @router.patch("/class-types/{class_type_id}", response_model=ClassTypeRead)
 def update_class_type(session: SessionDep, actor: ManagerActor,
                       class_type_id: IdPath("class type id"), body: ClassTypeUpdate):
-    return service.update_class_type(session, actor=actor, class_type_id=class_type_id,
+    return classes.update_class_type(session, actor=actor, class_type_id=class_type_id,
                                      changes=body.model_dump(exclude_unset=True))
 
 
 @router.post("/classes/timetable", response_model=SlotRead, status_code=201)
 def create_slot(session: SessionDep, actor: ManagerActor, body: SlotCreate):
-    return service.create_slot(session, actor=actor, data=body)
+    return classes.create_slot(session, actor=actor, data=body)
 
 
 @router.get("/classes/timetable", response_model=list[SlotRead])
 def list_slots(session: SessionDep, actor: StaffActor):
-    return service.list_slots(session, club_id=actor.club_id)
+    return classes.list_slots(session, club_id=actor.club_id)
 
 
 @router.patch("/classes/timetable/{slot_id}", response_model=SlotRead)
 def update_slot(session: SessionDep, actor: ManagerActor, slot_id: IdPath("slot id"),
                 body: SlotUpdate):
-    return service.update_slot(session, actor=actor, slot_id=slot_id,
+    return classes.update_slot(session, actor=actor, slot_id=slot_id,
                                changes=body.model_dump(exclude_unset=True))
 
 
 @router.post("/classes/generate", response_model=GenerateResult)
 def generate(session: SessionDep, actor: ManagerActor, date_from: From, date_to: To):
     """Create the classes of the weekly timetable for the days [from, to]; repeatable."""
-    return service.generate_occurrences(session, actor=actor, date_from=date_from,
+    return classes.generate_occurrences(session, actor=actor, date_from=date_from,
                                         date_to=date_to)
 
 
 @router.get("/classes", response_model=list[OccurrenceRead])
 def list_classes(session: SessionDep, actor: StaffActor, date_from: From, date_to: To,
                  trainer_id: OptId = None):
-    return service.list_occurrences(session, club_id=actor.club_id, date_from=date_from,
+    return classes.list_occurrences(session, club_id=actor.club_id, date_from=date_from,
                                     date_to=date_to, trainer_id=trainer_id)
 
 
@@ -378,12 +379,12 @@ def list_classes(session: SessionDep, actor: StaffActor, date_from: From, date_t
 def cancel_class_booking(session: SessionDep, actor: StaffActor,
                          booking_id: IdPath("booking id")):
     """Cancel a booking (or leave the waitlist); the first waiting member gets the seat."""
-    return service.cancel_class_booking(session, actor=actor, booking_id=booking_id)
+    return classes.cancel_class_booking(session, actor=actor, booking_id=booking_id)
 
 
 @router.get("/classes/{occurrence_id}", response_model=OccurrenceDetail)
 def get_class(session: SessionDep, actor: StaffActor, occurrence_id: IdPath("class id")):
-    return service.occurrence_detail(session, club_id=actor.club_id, occurrence_id=occurrence_id)
+    return classes.occurrence_detail(session, club_id=actor.club_id, occurrence_id=occurrence_id)
 
 
 @router.post("/classes/{occurrence_id}/bookings", response_model=ClassBookingRead,
@@ -391,7 +392,7 @@ def get_class(session: SessionDep, actor: StaffActor, occurrence_id: IdPath("cla
 def book_class(session: SessionDep, actor: StaffActor, occurrence_id: IdPath("class id"),
                body: ClassBookingCreate):
     """Book a member with a membership active that day; when full, onto the waitlist."""
-    return service.book_class(session, actor=actor, occurrence_id=occurrence_id,
+    return classes.book_class(session, actor=actor, occurrence_id=occurrence_id,
                               member_id=body.member_id)
 
 
@@ -399,5 +400,5 @@ def book_class(session: SessionDep, actor: StaffActor, occurrence_id: IdPath("cl
 def mark_attendance(session: SessionDep, actor: StaffActor, occurrence_id: IdPath("class id"),
                     body: AttendanceMark):
     """Mark who came (desk, managers, the class's trainer); a turnstile entry also counts."""
-    return service.mark_attendance(session, actor=actor, occurrence_id=occurrence_id,
+    return classes.mark_attendance(session, actor=actor, occurrence_id=occurrence_id,
                                    member_ids=body.member_ids, attended=body.attended)

@@ -1,116 +1,41 @@
-"""Trainers, personal-training packages and sessions, group classes, results, schedule feed.
-
-Counters many writers touch change with one guarded UPDATE each:
-- a package's balance: ``sessions_left = sessions_left - 1 WHERE id = :id AND sessions_left > 0``;
-- a session's fate: ``status = :new WHERE id = :id AND status = 'booked'`` (exactly once);
-- a class's seats: ``booked_count = booked_count + 1 WHERE id = :id AND booked_count < capacity``.
-
-Booking a PT session locks the member row, then the trainer profile row (``FOR NO KEY UPDATE``
-on PostgreSQL; SQLite serialises writers with ``BEGIN IMMEDIATE``), so the overlap checks and
-the insert cannot interleave with another booking of the same trainer or member. Every writer
-takes those locks in that order (member, then trainer), so two bookings cannot deadlock.
-
-Importing this module registers `mark_class_attendance` with `app.access.service.visit_listeners`:
-a granted turnstile entry in [class start − 30 min, class end] marks the member's booking attended.
+"""Trainer profiles, their working hours and absences, the trainer domain's settings, and what
+the other modules of `app.trainers` share: session and class statuses, the club's zone and day,
+names, bulk updates, the access checks on a trainer's own data.
 """
-import hmac
-from collections import defaultdict
-from collections.abc import Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import (
-    Integer,
-    and_,
-    bindparam,
-    case,
-    cast,
-    delete,
-    distinct,
-    exists,
-    func,
-    literal,
-    or_,
-    select,
-    update,
-)
+from sqlalchemy import Integer, cast, delete, func, literal, select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session
 
-from app.billing import service as billing_service
-from app.billing.models import Sale, SaleLine
-from app.billing.schemas import PaymentIn, SaleRead
-from app.billing.service import LineValues
 from app.clubs import service as clubs_service
 from app.clubs.models import Club, ClubStaff, StaffUser
 from app.core import clock
-from app.core.actors import DESK, MANAGERS, Actor, Role
+from app.core.actors import MANAGERS, Actor, Role
 from app.core.db import club_row
 from app.core.errors import Conflict, Forbidden, Invalid, NotFound
-from app.core.events import StaffJoined, VisitGranted
-from app.core.schemas import Page
-from app.core.security import digest, new_secret
-from app.core.types import money
-from app.crm import service as crm_service
-from app.crm.models import Task
-from app.crm.schemas import TaskRead
-from app.members.models import Member
-from app.memberships import rules
-from app.memberships.models import Membership
+from app.core.events import StaffJoined
 from app.trainers.models import (
-    ClassBooking,
-    ClassOccurrence,
-    ClassSlot,
-    ClassType,
-    PtPackage,
-    PtProduct,
     PtSession,
     TrainerAbsence,
-    TrainerClientNote,
     TrainerHours,
     TrainerProfile,
     TrainerSettings,
 )
 from app.trainers.schemas import (
-    AttendanceResult,
-    ClassBookingCancelled,
-    ClassBookingRead,
-    ClassTypeCreate,
-    ClientRead,
-    GenerateResult,
     HoursIntervalRead,
     HoursRead,
     HoursSet,
-    MemberPtPackages,
-    OccurrenceDetail,
-    OccurrenceRead,
-    PtPackageLine,
-    PtPackageRead,
-    PtPackageSold,
-    PtProductCreate,
-    SessionRead,
-    SlotCreate,
     TrainerCreate,
     TrainerRead,
-    TrainerResults,
     TrainerSettingsRead,
 )
 
-PT_PACKAGE = "pt_package"
 BOOKED, COMPLETED, NO_SHOW, CANCELLED = "booked", "completed", "no_show", "cancelled"
-BLOCKING = (BOOKED, COMPLETED, NO_SHOW)  # sessions that occupy their slot
 SCHEDULED = "scheduled"
-WAITLISTED = "waitlisted"
 DEFAULT_PT_CANCEL_HOURS = 24
-CHECK_IN_BEFORE_CLASS = timedelta(minutes=30)
-LONGEST_CLASS = timedelta(minutes=480)  # ClassTypeCreate.duration_minutes' upper bound
 BOOKING_HORIZON = timedelta(days=366)
-MAX_GENERATE_DAYS = 92
-MAX_RESULTS_DAYS = 3 * 366
-RENEWAL_EARLY_DAYS = 30
-FEED_PAST = timedelta(days=31)
-FEED_FUTURE = timedelta(days=366)
 
 
 # ----------------------------------------------------------------------------- small helpers
@@ -119,31 +44,31 @@ def _club(session: Session, club_id: int) -> Club:
     return clubs_service.get_club(session, club_id)
 
 
-def _zone(session: Session, club_id: int) -> ZoneInfo:
+def zone_for(session: Session, club_id: int) -> ZoneInfo:
     return clubs_service.club_zone(_club(session, club_id))
 
 
-def _today(session: Session, club_id: int, now: datetime | None = None) -> date:
+def today_for(session: Session, club_id: int, now: datetime | None = None) -> date:
     return clubs_service.club_today(_club(session, club_id), now)
 
 
-def _when(at: datetime, zone: ZoneInfo) -> str:
+def format_when(at: datetime, zone: ZoneInfo) -> str:
     local = at.astimezone(zone)
     return f"{local:%a} {local.day} {local:%b %Y %H:%M}"
 
 
-def _day_bounds(zone: ZoneInfo, first: date, last: date) -> tuple[datetime, datetime]:
+def day_bounds(zone: ZoneInfo, first: date, last: date) -> tuple[datetime, datetime]:
     """[start of `first`, start of the day after `last`) in the club's zone, as UTC instants."""
     lo = datetime.combine(first, time(0), tzinfo=zone).astimezone(UTC)
     hi = datetime.combine(last + timedelta(days=1), time(0), tzinfo=zone).astimezone(UTC)
     return lo, hi
 
 
-def _full_name(first: str | None, last: str | None) -> str:
+def full_name(first: str | None, last: str | None) -> str:
     return " ".join(p for p in (first, last) if p) or "?"
 
 
-def _short_name(first: str | None, last: str | None) -> str:
+def short_name(first: str | None, last: str | None) -> str:
     """First name and the initial of the surname ("Anna B."): what a calendar may show."""
     first = (first or "").strip() or "Member"
     last = (last or "").strip()
@@ -154,19 +79,19 @@ def _dialect(session: Session) -> str:
     return session.get_bind().dialect.name
 
 
-def _add_days(session: Session, column, days: int):
+def add_days(session: Session, column, days: int):
     """SQL: a date column moved by a number of days (portable between SQLite and PostgreSQL)."""
     if _dialect(session) == "sqlite":
         return func.date(column, f"{int(days):+d} days")
     return column + cast(literal(int(days)), Integer)
 
 
-def _insert(session: Session, model):
+def dialect_insert(session: Session, model):
     return (postgresql.insert(model) if _dialect(session) == "postgresql"
             else sqlite.insert(model))
 
 
-def _check_instant(at: datetime, now: datetime, *, field: str = "start") -> None:
+def check_instant(at: datetime, now: datetime, *, field: str = "start") -> None:
     if at.utcoffset() is None:
         raise Invalid(f"{field} needs a UTC offset", code="timezone_required")
     if abs(at - now) > BOOKING_HORIZON:
@@ -174,7 +99,7 @@ def _check_instant(at: datetime, now: datetime, *, field: str = "start") -> None
                       details={"field": field})
 
 
-def _update(stmt):
+def bulk_update(stmt):
     """A bulk UPDATE that leaves objects in the session alone (we re-read what we need)."""
     return stmt.execution_options(synchronize_session=False)
 
@@ -191,7 +116,7 @@ def get_settings(session: Session, *, club_id: int) -> TrainerSettingsRead:
 def update_settings(session: Session, *, actor: Actor, pt_cancel_hours: int) -> TrainerSettingsRead:
     """Save the club's PT cancellation window (one upsert)."""
     now = clock.now()
-    stmt = (_insert(session, TrainerSettings)
+    stmt = (dialect_insert(session, TrainerSettings)
             .values(club_id=actor.club_id, pt_cancel_hours=pt_cancel_hours, updated_at=now)
             .on_conflict_do_update(index_elements=["club_id"],
                                    set_={"pt_cancel_hours": pt_cancel_hours, "updated_at": now}))
@@ -215,7 +140,7 @@ def own_profile(session: Session, actor: Actor) -> TrainerProfile | None:
                                                        TrainerProfile.user_id == actor.user_id))
 
 
-def _require_own_profile(session: Session, actor: Actor) -> TrainerProfile:
+def require_own_profile(session: Session, actor: Actor) -> TrainerProfile:
     profile = own_profile(session, actor)
     if profile is None:
         raise Forbidden("You have no trainer profile in this club; ask a manager to create one",
@@ -223,18 +148,18 @@ def _require_own_profile(session: Session, actor: Actor) -> TrainerProfile:
     return profile
 
 
-def _is_self(actor: Actor, trainer: TrainerProfile) -> bool:
+def is_self(actor: Actor, trainer: TrainerProfile) -> bool:
     return actor.role == Role.trainer and trainer.user_id == actor.user_id
 
 
-def _require_self_or_manager(actor: Actor, trainer: TrainerProfile, what: str) -> None:
-    if actor.role in MANAGERS or _is_self(actor, trainer):
+def require_self_or_manager(actor: Actor, trainer: TrainerProfile, what: str) -> None:
+    if actor.role in MANAGERS or is_self(actor, trainer):
         return
     raise Forbidden(f"Only managers and the trainer themselves may see or change {what}",
                     code="not_your_trainer_profile")
 
 
-def _names(session: Session, trainer_ids: set[int]) -> dict[int, str]:
+def trainer_names(session: Session, trainer_ids: set[int]) -> dict[int, str]:
     if not trainer_ids:
         return {}
     return dict(session.execute(
@@ -245,7 +170,7 @@ def _names(session: Session, trainer_ids: set[int]) -> dict[int, str]:
 
 def _trainer_read(session: Session, trainer: TrainerProfile) -> TrainerRead:
     return TrainerRead(id=trainer.id, user_id=trainer.user_id,
-                       name=_names(session, {trainer.id}).get(trainer.id, "?"),
+                       name=trainer_names(session, {trainer.id}).get(trainer.id, "?"),
                        specialities=list(trainer.specialities or []), bio=trainer.bio,
                        active=trainer.active, has_feed_token=trainer.feed_token_hash is not None)
 
@@ -334,7 +259,7 @@ def add_absence(session: Session, *, actor: Actor, trainer_id: int, start_date: 
                              created_at=clock.now())
     session.add(absence)
     session.flush()
-    lo, hi = _day_bounds(_zone(session, actor.club_id), start_date, end_date)
+    lo, hi = day_bounds(zone_for(session, actor.club_id), start_date, end_date)
     booked = list(session.scalars(
         select(PtSession.id).where(PtSession.trainer_id == trainer.id, PtSession.status == BOOKED,
                                    PtSession.starts_at >= lo, PtSession.starts_at < hi)
@@ -356,1261 +281,6 @@ def delete_absence(session: Session, *, actor: Actor, trainer_id: int, absence_i
         raise NotFound("Absence not found", code="absence_not_found")
     session.delete(absence)
     session.flush()
-
-
-# ----------------------------------------------------------------------------- PT products
-
-def create_product(session: Session, *, actor: Actor, data: PtProductCreate) -> PtProduct:
-    """Add a personal-training package product to the actor's club."""
-    product = PtProduct(club_id=actor.club_id, **data.model_dump())
-    session.add(product)
-    session.flush()
-    return product
-
-
-def get_product(session: Session, *, club_id: int, product_id: int) -> PtProduct:
-    product = session.scalar(select(PtProduct).where(PtProduct.id == product_id,
-                                                     PtProduct.club_id == club_id))
-    if product is None:
-        raise NotFound("PT package product not found", code="pt_product_not_found")
-    return product
-
-
-def update_product(session: Session, *, actor: Actor, product_id: int,
-                   changes: dict) -> PtProduct:
-    """Change a product; packages already sold keep their terms."""
-    product = get_product(session, club_id=actor.club_id, product_id=product_id)
-    for name, value in changes.items():
-        if value is not None:
-            setattr(product, name, value)
-    session.flush()
-    return product
-
-
-def list_products(session: Session, *, club_id: int, active: bool | None = None
-                  ) -> list[PtProduct]:
-    where = [PtProduct.club_id == club_id]
-    if active is not None:
-        where.append(PtProduct.active.is_(active))
-    return list(session.scalars(select(PtProduct).where(*where)
-                                .order_by(PtProduct.name, PtProduct.id)))
-
-
-# ----------------------------------------------------------------------------- PT packages
-
-def fulfil_pt_package_line(session: Session, *, actor: Actor, sale: Sale,
-                           line_spec: PtPackageLine) -> LineValues:
-    """Line kind "pt_package": create the member's package with its full balance."""
-    if sale.member_id is None:
-        raise Invalid("A PT package is sold to a member: give member_id", code="member_required")
-    club_id = actor.club_id
-    billing_service.require_member(session, club_id=club_id, member_id=sale.member_id,
-                                   for_update=True)
-    product = get_product(session, club_id=club_id, product_id=line_spec.package_product_id)
-    if not product.active:
-        raise Invalid(f"The package {product.name!r} is no longer sold",
-                      code="pt_product_inactive", details={"field": "package_product_id"})
-    if line_spec.price is not None and actor.role not in MANAGERS:
-        raise Forbidden("Only a manager may change the price of a package",
-                        code="price_override_forbidden")
-    if line_spec.trainer_id is not None:
-        trainer = get_trainer(session, club_id=club_id, trainer_id=line_spec.trainer_id)
-        if not trainer.active:
-            raise Invalid("This trainer is not active", code="trainer_inactive",
-                          details={"field": "trainer_id"})
-    today = _today(session, club_id)
-    start = line_spec.start_date or today
-    if start < today and actor.role not in MANAGERS:
-        raise Forbidden(f"A package cannot start in the past ({start}); only a manager may "
-                        "backdate it", code="start_in_past")
-    until = start + timedelta(days=product.validity_days - 1)
-    price = money(line_spec.price if line_spec.price is not None else product.price)
-    package = PtPackage(club_id=club_id, member_id=sale.member_id, product_id=product.id,
-                        trainer_id=line_spec.trainer_id, sale_id=sale.id,
-                        sessions_total=product.sessions, sessions_left=product.sessions,
-                        price=price, valid_from=start, valid_until=until, created_at=clock.now())
-    session.add(package)
-    session.flush()
-    return LineValues(description=f"PT package: {product.name} ({product.sessions} sessions, "
-                                  f"{start.isoformat()}–{until.isoformat()})",
-                      unit_price=price, item_id=package.id)
-
-
-def _status(p: PtPackage, as_of: date) -> str:
-    if as_of < p.valid_from:
-        return "pending"
-    if as_of > p.valid_until:
-        return "expired"
-    return "used_up" if p.sessions_left <= 0 else "active"
-
-
-def _package_reads(session: Session, packages: list[PtPackage], as_of: date
-                   ) -> list[PtPackageRead]:
-    names = dict(session.execute(select(PtProduct.id, PtProduct.name).where(
-        PtProduct.id.in_({p.product_id for p in packages}))).all()) if packages else {}
-    return [PtPackageRead(id=p.id, member_id=p.member_id, product_id=p.product_id,
-                          product_name=names.get(p.product_id, "?"), trainer_id=p.trainer_id,
-                          sale_id=p.sale_id, sessions_total=p.sessions_total,
-                          sessions_used=p.sessions_total - p.sessions_left,
-                          sessions_left=p.sessions_left, price=money(p.price),
-                          valid_from=p.valid_from, valid_until=p.valid_until,
-                          status=_status(p, as_of), created_at=p.created_at) for p in packages]
-
-
-def member_packages(session: Session, *, club_id: int, member_id: int, as_of: date | None = None,
-                    now: datetime | None = None) -> MemberPtPackages:
-    """A member's packages with live balances: usable ones first (the one expiring first on top)."""
-    billing_service.require_member(session, club_id=club_id, member_id=member_id)
-    now = now or clock.now()
-    as_of = as_of or _today(session, club_id, now)
-    packages = list(session.scalars(
-        select(PtPackage).where(PtPackage.club_id == club_id, PtPackage.member_id == member_id)
-        .execution_options(populate_existing=True)))
-    order = {"active": 0, "pending": 1, "used_up": 2, "expired": 3}
-
-    def rank(p: PtPackage) -> tuple:
-        status = _status(p, as_of)
-        until = p.valid_until.toordinal()
-        return order[status], until if status in ("active", "pending") else -until, p.id
-
-    packages.sort(key=rank)
-    booked = session.scalar(select(func.count()).select_from(PtSession).where(
-        PtSession.club_id == club_id, PtSession.member_id == member_id,
-        PtSession.status == BOOKED, PtSession.complimentary.is_(False),
-        PtSession.ends_at > now)) or 0
-    available = sum(p.sessions_left for p in packages if _status(p, as_of) == "active")
-    return MemberPtPackages(member_id=member_id, as_of=as_of, sessions_available=available,
-                            sessions_booked=booked,
-                            items=_package_reads(session, packages, as_of))
-
-
-def sell_package(session: Session, *, actor: Actor, member_id: int, line: PtPackageLine,
-                 payments: Sequence[PaymentIn] = (), note: str | None = None) -> PtPackageSold:
-    """Sell a PT package through one sale (billing's single sale path)."""
-    sale = billing_service.create_sale(session, actor=actor, member_id=member_id, lines=[line],
-                                       payments=payments, note=note)
-    package_id = session.scalar(select(SaleLine.item_id).where(SaleLine.sale_id == sale.id,
-                                                               SaleLine.kind == PT_PACKAGE))
-    package = session.get(PtPackage, package_id)
-    read = _package_reads(session, [package], _today(session, actor.club_id))[0]
-    sale_read = SaleRead.model_validate(billing_service.get_sale(session, club_id=actor.club_id,
-                                                                 sale_id=sale.id))
-    return PtPackageSold(**read.model_dump(), sale=sale_read)
-
-
-def _spend_one(session: Session, *, club_id: int, member_id: int, day: date) -> int | None:
-    """Spend one session of the package that expires first and is valid on `day`.
-
-    Each candidate gets one guarded UPDATE (… WHERE id = :id AND sessions_left > 0); when a
-    concurrent spender took its last session, the next candidate is tried. None: nothing left.
-    """
-    candidates = session.scalars(
-        select(PtPackage.id).where(PtPackage.club_id == club_id,
-                                   PtPackage.member_id == member_id,
-                                   PtPackage.valid_from <= day, PtPackage.valid_until >= day,
-                                   PtPackage.sessions_left > 0)
-        .order_by(PtPackage.valid_until, PtPackage.id)).all()
-    for package_id in candidates:
-        spent = session.execute(_update(
-            update(PtPackage).where(PtPackage.id == package_id, PtPackage.sessions_left > 0)
-            .values(sessions_left=PtPackage.sessions_left - 1))).rowcount
-        if spent == 1:
-            return package_id
-    return None
-
-
-# ----------------------------------------------------------------------------- PT sessions
-
-def _session_reads(session: Session, rows: list[PtSession]) -> list[SessionRead]:
-    if not rows:
-        return []
-    trainers = _names(session, {s.trainer_id for s in rows})
-    members = {mid: _full_name(f, la) for mid, f, la in session.execute(
-        select(Member.id, Member.first_name, Member.last_name)
-        .where(Member.id.in_({s.member_id for s in rows})))}
-    return [SessionRead(
-        id=s.id, trainer_id=s.trainer_id, trainer_name=trainers.get(s.trainer_id, "?"),
-        member_id=s.member_id, member_name=members.get(s.member_id, "?"), starts_at=s.starts_at,
-        ends_at=s.ends_at, duration_minutes=int((s.ends_at - s.starts_at).total_seconds() // 60),
-        status=s.status, complimentary=s.complimentary, charged=s.package_id is not None,
-        package_id=s.package_id, late_cancel=s.late_cancel, cancelled_by=s.cancelled_by,
-        cancel_reason=s.cancel_reason, task_id=s.task_id, created_at=s.created_at)
-        for s in rows]
-
-
-def _get_session(session: Session, *, club_id: int, session_id: int) -> PtSession:
-    pt = session.scalar(select(PtSession).where(PtSession.id == session_id,
-                                                PtSession.club_id == club_id)
-                        .execution_options(populate_existing=True))
-    if pt is None:
-        raise NotFound("Session not found", code="session_not_found")
-    return pt
-
-
-def read_session(session: Session, *, club_id: int, session_id: int) -> SessionRead:
-    return _session_reads(session, [_get_session(session, club_id=club_id,
-                                                 session_id=session_id)])[0]
-
-
-def _may_manage(session: Session, actor: Actor, pt: PtSession) -> None:
-    """Desk, managers and owners manage any session; a trainer only their own."""
-    if actor.role in DESK:
-        return
-    profile = own_profile(session, actor)
-    if profile is None or profile.id != pt.trainer_id:
-        raise Forbidden("Trainers manage their own sessions only", code="not_your_session")
-
-
-def _trainer_for_booking(session: Session, actor: Actor, trainer_id: int | None) -> int:
-    if actor.role == Role.trainer:
-        profile = _require_own_profile(session, actor)
-        if trainer_id is not None and trainer_id != profile.id:
-            raise Forbidden("Trainers book sessions with themselves only",
-                            code="not_your_session")
-        return profile.id
-    if trainer_id is None:
-        raise Invalid("Choose the trainer: give trainer_id", code="trainer_required",
-                      details={"field": "trainer_id"})
-    return trainer_id
-
-
-def _bookable_trainer(session: Session, trainer: TrainerProfile, name: str) -> None:
-    role = session.scalar(select(ClubStaff.role).where(ClubStaff.club_id == trainer.club_id,
-                                                       ClubStaff.user_id == trainer.user_id))
-    if not trainer.active or role != Role.trainer.value:
-        raise Conflict(f"{name} is not taking bookings (inactive or no longer a trainer)",
-                       code="trainer_inactive")
-
-
-def _check_hours(session: Session, *, trainer: TrainerProfile, name: str, zone: ZoneInfo,
-                 start: datetime, end: datetime) -> None:
-    local_start, local_end = start.astimezone(zone), end.astimezone(zone)
-    day = local_start.date()
-    absence = session.scalar(select(TrainerAbsence).where(
-        TrainerAbsence.trainer_id == trainer.id, TrainerAbsence.start_date <= day,
-        TrainerAbsence.end_date >= day).order_by(TrainerAbsence.start_date).limit(1))
-    if absence is not None:
-        raise Conflict(f"{name} is away ({absence.kind}) from {absence.start_date} to "
-                       f"{absence.end_date}", code="trainer_absent",
-                       details={"absence_id": absence.id, "kind": absence.kind,
-                                "start_date": absence.start_date.isoformat(),
-                                "end_date": absence.end_date.isoformat()})
-    intervals = session.execute(
-        select(TrainerHours.start_time, TrainerHours.end_time)
-        .where(TrainerHours.trainer_id == trainer.id,
-               TrainerHours.weekday == day.isoweekday())
-        .order_by(TrainerHours.start_time)).all()
-    if local_end.date() == day and any(a <= local_start.time() and local_end.time() <= b
-                                       for a, b in intervals):
-        return
-    hours = ", ".join(f"{a:%H:%M}–{b:%H:%M}" for a, b in intervals) or "none"
-    raise Conflict(f"{_when(start, zone)}–{local_end:%H:%M} is outside {name}'s working hours "
-                   f"on {day:%A}s ({hours})", code="outside_working_hours",
-                   details={"weekday": day.isoweekday(),
-                            "hours": [[f"{a:%H:%M}", f"{b:%H:%M}"] for a, b in intervals]})
-
-
-def _check_free(session: Session, *, club_id: int, trainer_id: int, member_id: int,
-                start: datetime, end: datetime, zone: ZoneInfo,
-                exclude_id: int | None = None) -> None:
-    overlap = [PtSession.club_id == club_id, PtSession.status.in_(BLOCKING),
-               PtSession.starts_at < end, PtSession.ends_at > start]
-    if exclude_id is not None:
-        overlap.append(PtSession.id != exclude_id)
-    clash = session.scalar(select(PtSession).where(*overlap, PtSession.trainer_id == trainer_id)
-                           .order_by(PtSession.starts_at).limit(1))
-    if clash is not None:
-        raise Conflict(f"The trainer already has a session {_when(clash.starts_at, zone)}–"
-                       f"{clash.ends_at.astimezone(zone):%H:%M}", code="trainer_busy",
-                       details={"session_id": clash.id})
-    lesson = session.scalar(select(ClassOccurrence).where(
-        ClassOccurrence.club_id == club_id, ClassOccurrence.trainer_id == trainer_id,
-        ClassOccurrence.status == SCHEDULED, ClassOccurrence.starts_at < end,
-        ClassOccurrence.ends_at > start).limit(1))
-    if lesson is not None:
-        raise Conflict(f"The trainer teaches a class {_when(lesson.starts_at, zone)}–"
-                       f"{lesson.ends_at.astimezone(zone):%H:%M}", code="trainer_busy",
-                       details={"class_id": lesson.id})
-    _check_member_free(session, club_id=club_id, member_id=member_id, start=start, end=end,
-                       zone=zone, exclude_id=exclude_id)
-
-
-def _check_member_free(session: Session, *, club_id: int, member_id: int, start: datetime,
-                       end: datetime, zone: ZoneInfo, exclude_id: int | None = None,
-                       exclude_class: int | None = None) -> None:
-    overlap = [PtSession.club_id == club_id, PtSession.status.in_(BLOCKING),
-               PtSession.starts_at < end, PtSession.ends_at > start,
-               PtSession.member_id == member_id]
-    if exclude_id is not None:
-        overlap.append(PtSession.id != exclude_id)
-    clash = session.scalar(select(PtSession).where(*overlap).order_by(PtSession.starts_at)
-                           .limit(1))
-    if clash is not None:
-        raise Conflict(f"The member already has a session {_when(clash.starts_at, zone)}–"
-                       f"{clash.ends_at.astimezone(zone):%H:%M}", code="member_busy",
-                       details={"session_id": clash.id})
-    where = [ClassBooking.member_id == member_id, ClassBooking.status == BOOKED,
-             ClassOccurrence.status == SCHEDULED, ClassOccurrence.starts_at < end,
-             ClassOccurrence.ends_at > start]
-    if exclude_class is not None:
-        where.append(ClassOccurrence.id != exclude_class)
-    lesson = session.scalar(select(ClassOccurrence)
-                            .join(ClassBooking, ClassBooking.occurrence_id == ClassOccurrence.id)
-                            .where(*where).limit(1))
-    if lesson is not None:
-        raise Conflict(f"The member is booked into a class {_when(lesson.starts_at, zone)}–"
-                       f"{lesson.ends_at.astimezone(zone):%H:%M}", code="member_busy",
-                       details={"class_id": lesson.id})
-
-
-def _check_package(session: Session, *, club_id: int, member_id: int, day: date) -> None:
-    rows = session.execute(select(PtPackage.valid_from, PtPackage.valid_until).where(
-        PtPackage.club_id == club_id, PtPackage.member_id == member_id,
-        PtPackage.sessions_left > 0)).all()
-    if any(valid_from <= day <= valid_until for valid_from, valid_until in rows):
-        return
-    expired = [until for _start, until in rows if until < day]
-    if expired:
-        raise Conflict(f"The member's PT package expired on {max(expired)}, before {day}; "
-                       "sell a new package", code="package_expired",
-                       details={"valid_until": max(expired).isoformat()})
-    later = [start for start, _until in rows if start > day]
-    if later:
-        raise Conflict(f"The member's PT package starts on {min(later)}, after {day}",
-                       code="package_not_started", details={"valid_from": min(later).isoformat()})
-    raise Conflict("The member has no PT package with sessions left; sell one first",
-                   code="no_package_balance")
-
-
-def _lock_and_check(session: Session, *, actor: Actor, member_id: int, trainer_ids: list[int],
-                    trainer_id: int, start: datetime, end: datetime, complimentary: bool,
-                    exclude_id: int | None = None) -> None:
-    """Lock the member, then the trainer(s) in id order, and check every booking rule."""
-    club_id = actor.club_id
-    member = billing_service.require_member(session, club_id=club_id, member_id=member_id,
-                                            for_update=True)
-    if member.erased_at is not None:
-        raise Conflict("This member's data was erased", code="member_erased")
-    locked = {tid: get_trainer(session, club_id=club_id, trainer_id=tid, for_update=True)
-              for tid in sorted(set(trainer_ids))}
-    trainer = locked[trainer_id]
-    name = _names(session, {trainer.id}).get(trainer.id, "The trainer")
-    zone = _zone(session, club_id)
-    _bookable_trainer(session, trainer, name)
-    _check_hours(session, trainer=trainer, name=name, zone=zone, start=start, end=end)
-    _check_free(session, club_id=club_id, trainer_id=trainer.id, member_id=member_id,
-                start=start, end=end, zone=zone, exclude_id=exclude_id)
-    if not complimentary:
-        _check_package(session, club_id=club_id, member_id=member_id,
-                       day=start.astimezone(zone).date())
-
-
-def book_session(session: Session, *, actor: Actor, member_id: int, start: datetime,
-                 duration_minutes: int = 60, trainer_id: int | None = None,
-                 complimentary: bool = False, task_id: int | None = None,
-                 now: datetime | None = None) -> SessionRead:
-    """Book a PT session: trainer free and working, member free, a package valid that day."""
-    now = now or clock.now()
-    _check_instant(start, now)
-    start = start.astimezone(UTC)
-    end = start + timedelta(minutes=duration_minutes)
-    trainer_id = _trainer_for_booking(session, actor, trainer_id)
-    if complimentary and task_id is None and actor.role not in MANAGERS:
-        raise Forbidden("Only a manager may book a complimentary session",
-                        code="complimentary_forbidden")
-    if start < now and actor.role not in MANAGERS:
-        raise Invalid("This time has passed; only a manager may record a past session",
-                      code="session_in_past", details={"field": "start"})
-    with session.begin_nested():
-        _lock_and_check(session, actor=actor, member_id=member_id, trainer_ids=[trainer_id],
-                        trainer_id=trainer_id, start=start, end=end, complimentary=complimentary)
-        pt = PtSession(club_id=actor.club_id, trainer_id=trainer_id, member_id=member_id,
-                       starts_at=start, ends_at=end, status=BOOKED, complimentary=complimentary,
-                       late_cancel=False, task_id=task_id, sequence=0, booked_by=actor.user_id)
-        session.add(pt)
-        session.flush()
-    return _session_reads(session, [pt])[0]
-
-
-def reschedule_session(session: Session, *, actor: Actor, session_id: int, start: datetime,
-                       duration_minutes: int | None = None, trainer_id: int | None = None,
-                       now: datetime | None = None) -> SessionRead:
-    """Move a booked session (same rules as booking; never charged)."""
-    now = now or clock.now()
-    club_id = actor.club_id
-    _check_instant(start, now)
-    start = start.astimezone(UTC)
-    pt = _get_session(session, club_id=club_id, session_id=session_id)
-    _may_manage(session, actor, pt)
-    if trainer_id is not None and trainer_id != pt.trainer_id and actor.role == Role.trainer:
-        raise Forbidden("Ask the front desk or a manager to move a session to another trainer",
-                        code="not_your_session")
-    if pt.status != BOOKED:
-        raise Conflict(f"This session is {pt.status.replace('_', '-')}; only booked sessions "
-                       "can be moved", code="session_closed")
-    if pt.starts_at <= now:
-        raise Conflict("This session has started; mark it completed or no-show",
-                       code="session_started")
-    if start < now and actor.role not in MANAGERS:
-        raise Invalid("This time has passed; only a manager may record a past session",
-                      code="session_in_past", details={"field": "start"})
-    minutes = duration_minutes or int((pt.ends_at - pt.starts_at).total_seconds() // 60)
-    end = start + timedelta(minutes=minutes)
-    new_trainer = trainer_id or pt.trainer_id
-    with session.begin_nested():
-        _lock_and_check(session, actor=actor, member_id=pt.member_id,
-                        trainer_ids=[pt.trainer_id, new_trainer], trainer_id=new_trainer,
-                        start=start, end=end, complimentary=pt.complimentary,
-                        exclude_id=pt.id)
-        moved = session.execute(_update(
-            update(PtSession).where(PtSession.id == pt.id, PtSession.status == BOOKED)
-            .values(starts_at=start, ends_at=end, trainer_id=new_trainer,
-                    sequence=PtSession.sequence + 1, updated_at=clock.now()))).rowcount
-        if moved != 1:
-            raise Conflict("This session was just closed by someone else", code="session_closed")
-    return read_session(session, club_id=club_id, session_id=pt.id)
-
-
-def _claim(session: Session, pt: PtSession, *, status: str, actor: Actor, now: datetime,
-           **values) -> None:
-    """The one guarded transition out of 'booked' (exactly once, whoever tries)."""
-    claimed = session.execute(_update(
-        update(PtSession).where(PtSession.id == pt.id, PtSession.club_id == actor.club_id,
-                                PtSession.status == BOOKED)
-        .values(status=status, closed_at=now, closed_by=actor.user_id, updated_at=now,
-                **values))).rowcount
-    if claimed != 1:
-        current = session.scalar(select(PtSession.status).where(PtSession.id == pt.id))
-        raise Conflict(f"This session is already {(current or 'gone').replace('_', '-')}",
-                       code="session_closed", details={"status": current})
-
-
-def _charge(session: Session, pt: PtSession, *, required: bool) -> int | None:
-    if pt.complimentary:
-        return None
-    day = pt.starts_at.astimezone(_zone(session, pt.club_id)).date()
-    package_id = _spend_one(session, club_id=pt.club_id, member_id=pt.member_id, day=day)
-    if package_id is None and required:
-        raise Conflict(f"The member has no PT package with sessions left valid on {day}; "
-                       "sell one first, then complete the session", code="no_package_balance")
-    if package_id is not None:
-        session.execute(_update(update(PtSession).where(PtSession.id == pt.id)
-                                .values(package_id=package_id)))
-    return package_id
-
-
-def complete_session(session: Session, *, actor: Actor, session_id: int,
-                     note: str | None = None, now: datetime | None = None) -> SessionRead:
-    """Mark a session delivered: spends exactly one session of the package expiring first."""
-    return _close(session, actor=actor, session_id=session_id, status=COMPLETED, note=note,
-                  now=now)
-
-
-def mark_no_show(session: Session, *, actor: Actor, session_id: int,
-                 now: datetime | None = None) -> SessionRead:
-    """The member did not come: the session is spent as if delivered (when a balance is left)."""
-    return _close(session, actor=actor, session_id=session_id, status=NO_SHOW, note=None, now=now)
-
-
-def _close(session: Session, *, actor: Actor, session_id: int, status: str, note: str | None,
-           now: datetime | None) -> SessionRead:
-    now = now or clock.now()
-    pt = _get_session(session, club_id=actor.club_id, session_id=session_id)
-    _may_manage(session, actor, pt)
-    if pt.status != BOOKED:
-        raise Conflict(f"This session is already {pt.status.replace('_', '-')}",
-                       code="session_closed", details={"status": pt.status})
-    if pt.starts_at > now:
-        raise Conflict("This session has not started yet", code="session_not_started")
-    with session.begin_nested():
-        _claim(session, pt, status=status, actor=actor, now=now)
-        _charge(session, pt, required=status == COMPLETED)
-        if note:
-            session.add(TrainerClientNote(club_id=pt.club_id, trainer_id=pt.trainer_id,
-                                          member_id=pt.member_id, session_id=pt.id, text=note,
-                                          staff_id=actor.user_id, created_at=now))
-        session.flush()
-    return read_session(session, club_id=actor.club_id, session_id=pt.id)
-
-
-def cancel_session(session: Session, *, actor: Actor, session_id: int, by: str = "member",
-                   reason: str | None = None, now: datetime | None = None) -> SessionRead:
-    """Cancel a booked session; a member's cancellation inside the club's window spends it."""
-    now = now or clock.now()
-    pt = _get_session(session, club_id=actor.club_id, session_id=session_id)
-    _may_manage(session, actor, pt)
-    if by == "club" and actor.role not in MANAGERS and actor.role != Role.trainer:
-        raise Forbidden("Only a manager or the session's trainer may cancel on the club's "
-                        "behalf (free of charge)", code="waive_forbidden")
-    if pt.status != BOOKED:
-        raise Conflict(f"This session is already {pt.status.replace('_', '-')}",
-                       code="session_closed", details={"status": pt.status})
-    if pt.starts_at <= now:
-        raise Conflict("This session has started; mark it completed or no-show instead",
-                       code="session_started")
-    window = timedelta(hours=get_settings(session, club_id=actor.club_id).pt_cancel_hours)
-    late = by == "member" and not pt.complimentary and pt.starts_at - now < window
-    with session.begin_nested():
-        _claim(session, pt, status=CANCELLED, actor=actor, now=now, late_cancel=late,
-               cancelled_by=by, cancel_reason=reason)
-        if late:
-            _charge(session, pt, required=False)
-    return read_session(session, club_id=actor.club_id, session_id=pt.id)
-
-
-def list_sessions(session: Session, *, actor: Actor, trainer_id: int | None = None,
-                  member_id: int | None = None, date_from: date | None = None,
-                  date_to: date | None = None, status: str | None = None, limit: int = 100,
-                  offset: int = 0) -> Page[SessionRead]:
-    """Sessions by start time; a period is club-local days, both inclusive."""
-    where = [PtSession.club_id == actor.club_id]
-    if trainer_id is not None:
-        where.append(PtSession.trainer_id == trainer_id)
-    if member_id is not None:
-        where.append(PtSession.member_id == member_id)
-    if status is not None:
-        where.append(PtSession.status == status)
-    if date_from is not None or date_to is not None:
-        zone = _zone(session, actor.club_id)
-        lo, hi = _day_bounds(zone, date_from or date(2000, 1, 1), date_to or date(2100, 12, 30))
-        where += [PtSession.starts_at >= lo, PtSession.starts_at < hi]
-    total = session.scalar(select(func.count()).select_from(PtSession).where(*where)) or 0
-    rows = list(session.scalars(select(PtSession).where(*where)
-                                .order_by(PtSession.starts_at, PtSession.id)
-                                .limit(limit).offset(offset)))
-    return Page[SessionRead](items=_session_reads(session, rows), total=total, limit=limit,
-                             offset=offset)
-
-
-# ----------------------------------------------------------------------------- clients and notes
-
-def add_client_note(session: Session, *, actor: Actor, trainer_id: int, member_id: int,
-                    text: str) -> TrainerClientNote:
-    """A trainer's note about a client (read by that trainer and managers only)."""
-    trainer = get_trainer(session, club_id=actor.club_id, trainer_id=trainer_id)
-    _require_self_or_manager(actor, trainer, "this trainer's client notes")
-    billing_service.require_member(session, club_id=actor.club_id, member_id=member_id)
-    note = TrainerClientNote(club_id=actor.club_id, trainer_id=trainer.id, member_id=member_id,
-                             text=text, staff_id=actor.user_id, created_at=clock.now())
-    session.add(note)
-    session.flush()
-    return note
-
-
-def client_notes(session: Session, *, actor: Actor, trainer_id: int, member_id: int,
-                 limit: int = 50, offset: int = 0) -> tuple[list[TrainerClientNote], int]:
-    """A trainer's notes about one client, newest first."""
-    trainer = get_trainer(session, club_id=actor.club_id, trainer_id=trainer_id)
-    _require_self_or_manager(actor, trainer, "this trainer's client notes")
-    billing_service.require_member(session, club_id=actor.club_id, member_id=member_id)
-    where = (TrainerClientNote.trainer_id == trainer.id, TrainerClientNote.member_id == member_id)
-    total = session.scalar(select(func.count()).select_from(TrainerClientNote).where(*where))
-    notes = list(session.scalars(select(TrainerClientNote).where(*where)
-                                 .order_by(TrainerClientNote.created_at.desc(),
-                                           TrainerClientNote.id.desc())
-                                 .limit(limit).offset(offset)))
-    return notes, total or 0
-
-
-def trainer_clients(session: Session, *, actor: Actor, trainer_id: int,
-                    now: datetime | None = None) -> list[ClientRead]:
-    """A trainer's clients: members with sessions with them or a package naming them."""
-    now = now or clock.now()
-    trainer = get_trainer(session, club_id=actor.club_id, trainer_id=trainer_id)
-    _require_self_or_manager(actor, trainer, "this trainer's clients")
-    today = _today(session, actor.club_id, now)
-    s = PtSession
-    stats = {row.member_id: row for row in session.execute(
-        select(s.member_id,
-               func.coalesce(func.sum(case((s.status == COMPLETED, 1), else_=0)), 0)
-               .label("done"),
-               func.max(case((s.status == COMPLETED, s.starts_at))).label("last"),
-               func.min(case((and_(s.status == BOOKED, s.starts_at >= now), s.starts_at)))
-               .label("next"))
-        .where(s.club_id == actor.club_id, s.trainer_id == trainer.id, s.status != CANCELLED)
-        .group_by(s.member_id))}
-    homed = set(session.scalars(select(PtPackage.member_id).where(
-        PtPackage.club_id == actor.club_id, PtPackage.trainer_id == trainer.id)))
-    ids = set(stats) | homed
-    if not ids:
-        return []
-    left = dict(session.execute(
-        select(PtPackage.member_id, func.sum(PtPackage.sessions_left))
-        .where(PtPackage.club_id == actor.club_id, PtPackage.member_id.in_(ids),
-               PtPackage.valid_from <= today,
-               PtPackage.valid_until >= today).group_by(PtPackage.member_id)).all())
-    names = {mid: _full_name(f, la) for mid, f, la in session.execute(
-        select(Member.id, Member.first_name, Member.last_name).where(Member.id.in_(ids)))}
-    def instant(value) -> datetime | None:  # an aggregate may come back as text on SQLite
-        if isinstance(value, str):
-            value = datetime.fromisoformat(value)
-        if value is None or value.tzinfo is not None:
-            return value
-        return value.replace(tzinfo=UTC)
-
-    out = [ClientRead(member_id=mid, name=names.get(mid, "?"),
-                      sessions_completed=int(stats[mid].done) if mid in stats else 0,
-                      last_session_at=instant(stats[mid].last) if mid in stats else None,
-                      next_session_at=instant(stats[mid].next) if mid in stats else None,
-                      sessions_left=int(left.get(mid) or 0)) for mid in ids]
-    return sorted(out, key=lambda c: (c.name.lower(), c.member_id))
-
-
-# ----------------------------------------------------------------------------- schedule feed
-
-def rotate_feed_token(session: Session, *, actor: Actor, trainer_id: int) -> tuple[str, datetime]:
-    """A new secret for the trainer's calendar feed (the old URL stops working)."""
-    trainer = get_trainer(session, club_id=actor.club_id, trainer_id=trainer_id, for_update=True)
-    _require_self_or_manager(actor, trainer, "this trainer's calendar feed")
-    token = new_secret()
-    trainer.feed_token_hash = digest(token)
-    trainer.feed_token_created_at = clock.now()
-    session.flush()
-    return token, trainer.feed_token_created_at
-
-
-def revoke_feed_token(session: Session, *, actor: Actor, trainer_id: int) -> None:
-    trainer = get_trainer(session, club_id=actor.club_id, trainer_id=trainer_id, for_update=True)
-    _require_self_or_manager(actor, trainer, "this trainer's calendar feed")
-    trainer.feed_token_hash = None
-    trainer.feed_token_created_at = None
-    session.flush()
-
-
-def _ics_text(value: str) -> str:
-    return (value.replace("\\", "\\\\").replace(";", "\\;").replace(",", "\\,")
-            .replace("\r\n", "\\n").replace("\n", "\\n").replace("\r", "\\n"))
-
-
-def _ics_fold(line: str) -> str:
-    """RFC 5545 §3.1: lines of at most 75 octets, continued with CRLF + one space."""
-    if len(line.encode()) <= 75:
-        return line
-    parts, current, size, limit = [], "", 0, 75
-    for ch in line:
-        n = len(ch.encode())
-        if size + n > limit:
-            parts.append(current)
-            current, size, limit = "", 0, 74
-        current += ch
-        size += n
-    parts.append(current)
-    return "\r\n ".join(parts)
-
-
-def _ics_time(at: datetime) -> str:
-    return at.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
-
-
-def schedule_feed(session: Session, *, trainer_id: int, token: str, uid_domain: str,
-                  now: datetime | None = None) -> str:
-    """The trainer's booked PT sessions and classes as an iCalendar (RFC 5545) document.
-
-    The feed is authorised by the token alone (calendar apps send no headers), and only while
-    the trainer still works in the club with an active account: removed from the staff
-    (`DELETE /api/v1/staff/{id}`) or deactivated, the URL stops working at once. A wrong token
-    answers like an unknown trainer. Members appear as first name + initial.
-    """
-    now = now or clock.now()
-    trainer = session.scalar(
-        select(TrainerProfile)
-        .join(ClubStaff, (ClubStaff.club_id == TrainerProfile.club_id)
-              & (ClubStaff.user_id == TrainerProfile.user_id))
-        .join(StaffUser, StaffUser.id == TrainerProfile.user_id)
-        .where(TrainerProfile.id == trainer_id, StaffUser.active.is_(True)))
-    if (trainer is None or trainer.feed_token_hash is None or not token
-            or not hmac.compare_digest(trainer.feed_token_hash, digest(token))):
-        raise NotFound("Unknown calendar feed", code="feed_not_found")
-    name = _names(session, {trainer.id}).get(trainer.id, "Trainer")
-    lo, hi = now - FEED_PAST, now + FEED_FUTURE
-    sessions = session.execute(
-        select(PtSession.id, PtSession.starts_at, PtSession.ends_at, PtSession.status,
-               PtSession.sequence, PtSession.updated_at, Member.first_name, Member.last_name)
-        .join(Member, Member.id == PtSession.member_id)
-        .where(PtSession.trainer_id == trainer.id, PtSession.status.in_((BOOKED, COMPLETED)),
-               PtSession.starts_at >= lo, PtSession.starts_at < hi)
-        .order_by(PtSession.starts_at)).all()
-    classes = session.execute(
-        select(ClassOccurrence.id, ClassOccurrence.starts_at, ClassOccurrence.ends_at,
-               ClassOccurrence.room, ClassOccurrence.capacity, ClassOccurrence.booked_count,
-               ClassType.name)
-        .join(ClassType, ClassType.id == ClassOccurrence.class_type_id)
-        .where(ClassOccurrence.trainer_id == trainer.id, ClassOccurrence.status == SCHEDULED,
-               ClassOccurrence.starts_at >= lo, ClassOccurrence.starts_at < hi)
-        .order_by(ClassOccurrence.starts_at)).all()
-    stamp = _ics_time(now)
-    lines = ["BEGIN:VCALENDAR", "VERSION:2.0", "PRODID:-//fitclub//trainer schedule//EN",
-             "CALSCALE:GREGORIAN", "METHOD:PUBLISH",
-             f"X-WR-CALNAME:{_ics_text(f'{name} – fitclub')}",
-             "REFRESH-INTERVAL;VALUE=DURATION:PT15M", "X-PUBLISHED-TTL:PT15M"]
-    for s in sessions:
-        lines += ["BEGIN:VEVENT", f"UID:pt-session-{s.id}@{uid_domain}", f"DTSTAMP:{stamp}",
-                  f"DTSTART:{_ics_time(s.starts_at)}", f"DTEND:{_ics_time(s.ends_at)}",
-                  f"SUMMARY:{_ics_text('PT: ' + _short_name(s.first_name, s.last_name))}",
-                  f"SEQUENCE:{s.sequence}", "STATUS:CONFIRMED", "TRANSP:OPAQUE",
-                  f"LAST-MODIFIED:{_ics_time(s.updated_at)}", "END:VEVENT"]
-    for c in classes:
-        lines += ["BEGIN:VEVENT", f"UID:class-{c.id}@{uid_domain}", f"DTSTAMP:{stamp}",
-                  f"DTSTART:{_ics_time(c.starts_at)}", f"DTEND:{_ics_time(c.ends_at)}",
-                  f"SUMMARY:{_ics_text(f'Class: {c.name} ({c.booked_count}/{c.capacity})')}",
-                  "STATUS:CONFIRMED", "TRANSP:OPAQUE"]
-        if c.room:
-            lines.append(f"LOCATION:{_ics_text(c.room)}")
-        lines.append("END:VEVENT")
-    lines.append("END:VCALENDAR")
-    return "".join(_ics_fold(line) + "\r\n" for line in lines)
-
-
-# ----------------------------------------------------------------------------- class types, slots
-
-def create_class_type(session: Session, *, actor: Actor, data: ClassTypeCreate) -> ClassType:
-    if session.scalar(select(ClassType.id).where(ClassType.club_id == actor.club_id,
-                                                 ClassType.name == data.name)):
-        raise Conflict(f"A class type named {data.name!r} already exists",
-                       code="class_type_exists")
-    kind = ClassType(club_id=actor.club_id, **data.model_dump())
-    session.add(kind)
-    session.flush()
-    return kind
-
-
-def get_class_type(session: Session, *, club_id: int, class_type_id: int) -> ClassType:
-    kind = session.scalar(select(ClassType).where(ClassType.id == class_type_id,
-                                                  ClassType.club_id == club_id))
-    if kind is None:
-        raise NotFound("Class type not found", code="class_type_not_found")
-    return kind
-
-
-def update_class_type(session: Session, *, actor: Actor, class_type_id: int,
-                      changes: dict) -> ClassType:
-    """Change a class type; classes already generated keep their capacity and times."""
-    kind = get_class_type(session, club_id=actor.club_id, class_type_id=class_type_id)
-    name = changes.get("name")
-    if name and name != kind.name and session.scalar(select(ClassType.id).where(
-            ClassType.club_id == actor.club_id, ClassType.name == name)):
-        raise Conflict(f"A class type named {name!r} already exists", code="class_type_exists")
-    for field, value in changes.items():
-        if value is not None or field == "description":
-            setattr(kind, field, value)
-    session.flush()
-    return kind
-
-
-def list_class_types(session: Session, *, club_id: int) -> list[ClassType]:
-    return list(session.scalars(select(ClassType).where(ClassType.club_id == club_id)
-                                .order_by(ClassType.name)))
-
-
-def create_slot(session: Session, *, actor: Actor, data: SlotCreate) -> ClassSlot:
-    """Add a weekly timetable line (generate occurrences to put it on the calendar)."""
-    kind = get_class_type(session, club_id=actor.club_id, class_type_id=data.class_type_id)
-    get_trainer(session, club_id=actor.club_id, trainer_id=data.trainer_id)
-    slot = ClassSlot(club_id=actor.club_id, class_type_id=kind.id, trainer_id=data.trainer_id,
-                     weekday=data.weekday, start_time=data.start_time,
-                     capacity=data.capacity or kind.capacity, room=data.room, active=data.active)
-    session.add(slot)
-    session.flush()
-    return slot
-
-
-def update_slot(session: Session, *, actor: Actor, slot_id: int, changes: dict) -> ClassSlot:
-    slot = session.scalar(select(ClassSlot).where(ClassSlot.id == slot_id,
-                                                  ClassSlot.club_id == actor.club_id))
-    if slot is None:
-        raise NotFound("Timetable slot not found", code="slot_not_found")
-    if changes.get("trainer_id") is not None:
-        get_trainer(session, club_id=actor.club_id, trainer_id=changes["trainer_id"])
-    for field, value in changes.items():
-        if value is not None or field == "room":
-            setattr(slot, field, value)
-    session.flush()
-    return slot
-
-
-def list_slots(session: Session, *, club_id: int) -> list[ClassSlot]:
-    return list(session.scalars(select(ClassSlot).where(ClassSlot.club_id == club_id)
-                                .order_by(ClassSlot.weekday, ClassSlot.start_time, ClassSlot.id)))
-
-
-def generate_occurrences(session: Session, *, actor: Actor, date_from: date,
-                         date_to: date) -> GenerateResult:
-    """Put the timetable on the calendar for [from, to]; days already generated are kept."""
-    if date_to < date_from:
-        raise Invalid("'to' must not be before 'from'", code="invalid_period")
-    if (date_to - date_from).days >= MAX_GENERATE_DAYS:
-        raise Invalid(f"Generate at most {MAX_GENERATE_DAYS} days at a time",
-                      code="period_too_long")
-    zone = _zone(session, actor.club_id)
-    slots = session.execute(
-        select(ClassSlot, ClassType.duration_minutes)
-        .join(ClassType, ClassType.id == ClassSlot.class_type_id)
-        .where(ClassSlot.club_id == actor.club_id, ClassSlot.active.is_(True),
-               ClassType.active.is_(True))).all()
-    now = clock.now()
-    rows = []
-    day = date_from
-    while day <= date_to:
-        for slot, minutes in slots:
-            if slot.weekday != day.isoweekday():
-                continue
-            starts = datetime.combine(day, slot.start_time, tzinfo=zone).astimezone(UTC)
-            rows.append({"club_id": actor.club_id, "slot_id": slot.id,
-                         "class_type_id": slot.class_type_id, "trainer_id": slot.trainer_id,
-                         "day": day, "starts_at": starts,
-                         "ends_at": starts + timedelta(minutes=minutes),
-                         "capacity": slot.capacity, "room": slot.room, "booked_count": 0,
-                         "status": SCHEDULED, "created_at": now})
-        day += timedelta(days=1)
-    created = 0
-    for i in range(0, len(rows), 500):
-        stmt = (_insert(session, ClassOccurrence).values(rows[i:i + 500])
-                .on_conflict_do_nothing(index_elements=["slot_id", "day"])
-                .returning(ClassOccurrence.id))
-        created += len(session.execute(stmt).all())
-    return GenerateResult(date_from=date_from, date_to=date_to, created=created,
-                          existing=len(rows) - created)
-
-
-# ----------------------------------------------------------------------------- occurrences
-
-def _get_occurrence(session: Session, *, club_id: int, occurrence_id: int) -> ClassOccurrence:
-    occ = session.scalar(select(ClassOccurrence).where(ClassOccurrence.id == occurrence_id,
-                                                       ClassOccurrence.club_id == club_id)
-                         .execution_options(populate_existing=True))
-    if occ is None:
-        raise NotFound("Class not found", code="class_not_found")
-    return occ
-
-
-def _occurrence_reads(session: Session, occs: list[ClassOccurrence]) -> list[OccurrenceRead]:
-    if not occs:
-        return []
-    ids = [o.id for o in occs]
-    b = ClassBooking
-    counts = {row.occurrence_id: row for row in session.execute(
-        select(b.occurrence_id,
-               func.coalesce(func.sum(case((b.status == WAITLISTED, 1), else_=0)), 0)
-               .label("waiting"),
-               func.coalesce(func.sum(case((and_(b.status == BOOKED,
-                                                 b.attended_at.is_not(None)), 1), else_=0)), 0)
-               .label("attended"))
-        .where(b.occurrence_id.in_(ids)).group_by(b.occurrence_id))}
-    kinds = dict(session.execute(select(ClassType.id, ClassType.name).where(
-        ClassType.id.in_({o.class_type_id for o in occs}))).all())
-    trainers = _names(session, {o.trainer_id for o in occs})
-    return [OccurrenceRead(
-        id=o.id, slot_id=o.slot_id, class_type_id=o.class_type_id,
-        name=kinds.get(o.class_type_id, "?"), trainer_id=o.trainer_id,
-        trainer_name=trainers.get(o.trainer_id, "?"), day=o.day, starts_at=o.starts_at,
-        ends_at=o.ends_at, capacity=o.capacity, room=o.room, booked_count=o.booked_count,
-        waitlist_count=int(counts[o.id].waiting) if o.id in counts else 0,
-        attended_count=int(counts[o.id].attended) if o.id in counts else 0, status=o.status)
-        for o in occs]
-
-
-def list_occurrences(session: Session, *, club_id: int, date_from: date, date_to: date,
-                     trainer_id: int | None = None) -> list[OccurrenceRead]:
-    """Classes on club-local days [from, to] by start time, with seats, waitlist, attendance."""
-    if date_to < date_from:
-        raise Invalid("'to' must not be before 'from'", code="invalid_period")
-    if (date_to - date_from).days > 366:
-        raise Invalid("List at most a year of classes at a time", code="period_too_long")
-    where = [ClassOccurrence.club_id == club_id, ClassOccurrence.day >= date_from,
-             ClassOccurrence.day <= date_to]
-    if trainer_id is not None:
-        where.append(ClassOccurrence.trainer_id == trainer_id)
-    occs = list(session.scalars(select(ClassOccurrence).where(*where)
-                                .order_by(ClassOccurrence.starts_at, ClassOccurrence.id)))
-    return _occurrence_reads(session, occs)
-
-
-def _booking_reads(session: Session, bookings: list[ClassBooking]) -> list[ClassBookingRead]:
-    if not bookings:
-        return []
-    names = {mid: _full_name(f, la) for mid, f, la in session.execute(
-        select(Member.id, Member.first_name, Member.last_name)
-        .where(Member.id.in_({b.member_id for b in bookings})))}
-    positions: dict[int, int] = {}
-    for occ_id in {b.occurrence_id for b in bookings if b.status == WAITLISTED}:
-        queue = session.scalars(select(ClassBooking.id).where(
-            ClassBooking.occurrence_id == occ_id, ClassBooking.status == WAITLISTED)
-            .order_by(ClassBooking.queued_at, ClassBooking.id)).all()
-        positions.update({bid: i + 1 for i, bid in enumerate(queue)})
-    return [ClassBookingRead(id=b.id, occurrence_id=b.occurrence_id, member_id=b.member_id,
-                             member_name=names.get(b.member_id, "?"), status=b.status,
-                             waitlist_position=positions.get(b.id), queued_at=b.queued_at,
-                             attended_at=b.attended_at, attendance_source=b.attendance_source,
-                             promoted_at=b.promoted_at) for b in bookings]
-
-
-def occurrence_detail(session: Session, *, club_id: int, occurrence_id: int) -> OccurrenceDetail:
-    """A class with its bookings: confirmed first, then the waitlist in order, then cancelled."""
-    occ = _get_occurrence(session, club_id=club_id, occurrence_id=occurrence_id)
-    bookings = list(session.scalars(select(ClassBooking).where(
-        ClassBooking.occurrence_id == occ.id).execution_options(populate_existing=True)))
-    rank = {BOOKED: 0, WAITLISTED: 1, CANCELLED: 2}
-    bookings.sort(key=lambda b: (rank.get(b.status, 3), b.queued_at, b.id))
-    read = _occurrence_reads(session, [occ])[0]
-    return OccurrenceDetail(**read.model_dump(), bookings=_booking_reads(session, bookings))
-
-
-def _get_booking(session: Session, *, club_id: int, booking_id: int) -> ClassBooking:
-    booking = session.scalar(select(ClassBooking).where(ClassBooking.id == booking_id,
-                                                        ClassBooking.club_id == club_id)
-                             .execution_options(populate_existing=True))
-    if booking is None:
-        raise NotFound("Class booking not found", code="class_booking_not_found")
-    return booking
-
-
-def _take_seat(session: Session, occurrence_id: int) -> bool:
-    return session.execute(_update(
-        update(ClassOccurrence)
-        .where(ClassOccurrence.id == occurrence_id,
-               ClassOccurrence.booked_count < ClassOccurrence.capacity)
-        .values(booked_count=ClassOccurrence.booked_count + 1))).rowcount == 1
-
-
-def _free_seat(session: Session, occurrence_id: int) -> None:
-    session.execute(_update(
-        update(ClassOccurrence)
-        .where(ClassOccurrence.id == occurrence_id, ClassOccurrence.booked_count > 0)
-        .values(booked_count=ClassOccurrence.booked_count - 1)))
-
-
-def book_class(session: Session, *, actor: Actor, occurrence_id: int, member_id: int,
-               now: datetime | None = None) -> ClassBookingRead:
-    """Book a member into a class, or onto its waitlist when it is full (guarded seat counter)."""
-    now = now or clock.now()
-    club_id = actor.club_id
-    occ = _get_occurrence(session, club_id=club_id, occurrence_id=occurrence_id)
-    if occ.status != SCHEDULED:
-        raise Conflict("This class was cancelled", code="class_cancelled")
-    if occ.starts_at <= now:
-        raise Conflict("This class has already started", code="class_started")
-    with session.begin_nested():
-        member = billing_service.require_member(session, club_id=club_id, member_id=member_id,
-                                                for_update=True)
-        if member.erased_at is not None:
-            raise Conflict("This member's data was erased", code="member_erased")
-        active = session.scalar(select(Membership.id).where(
-            Membership.club_id == club_id, Membership.member_id == member_id,
-            rules.active_on(occ.day)).limit(1))
-        if active is None:
-            raise Conflict(f"The member has no membership active on {occ.day}",
-                           code="no_active_membership")
-        booking = session.scalar(select(ClassBooking).where(
-            ClassBooking.occurrence_id == occ.id, ClassBooking.member_id == member_id)
-            .with_for_update().execution_options(populate_existing=True))
-        if booking is not None and booking.status != CANCELLED:
-            raise Conflict(f"The member is already {booking.status} for this class",
-                           code="already_booked", details={"booking_id": booking.id})
-        zone = _zone(session, club_id)
-        _check_member_free(session, club_id=club_id, member_id=member_id, start=occ.starts_at,
-                           end=occ.ends_at, zone=zone, exclude_class=occ.id)
-        status = BOOKED if _take_seat(session, occ.id) else WAITLISTED
-        if booking is None:
-            booking = ClassBooking(club_id=club_id, occurrence_id=occ.id, member_id=member_id,
-                                   status=status, queued_at=now, booked_by=actor.user_id)
-            session.add(booking)
-            try:
-                with session.begin_nested():
-                    session.flush()
-            except IntegrityError as exc:
-                raise Conflict("The member is already booked for this class",
-                               code="already_booked") from exc
-        else:
-            booking.status, booking.queued_at, booking.booked_by = status, now, actor.user_id
-            booking.attended_at = booking.attendance_source = None
-            booking.cancelled_at = booking.promoted_at = None
-            session.flush()
-    return _booking_reads(session, [booking])[0]
-
-
-def _promote_first(session: Session, occurrence_id: int, now: datetime) -> ClassBooking | None:
-    """Give a freed seat to the first on the waitlist (in the canceller's transaction)."""
-    while True:
-        first = session.scalar(select(ClassBooking.id).where(
-            ClassBooking.occurrence_id == occurrence_id, ClassBooking.status == WAITLISTED)
-            .order_by(ClassBooking.queued_at, ClassBooking.id).limit(1))
-        if first is None or not _take_seat(session, occurrence_id):
-            return None
-        promoted = session.execute(_update(
-            update(ClassBooking).where(ClassBooking.id == first, ClassBooking.status == WAITLISTED)
-            .values(status=BOOKED, promoted_at=now, updated_at=now))).rowcount
-        if promoted == 1:
-            return session.scalar(select(ClassBooking).where(ClassBooking.id == first)
-                                  .execution_options(populate_existing=True))
-        _free_seat(session, occurrence_id)  # they left the waitlist meanwhile: next one
-
-
-def cancel_class_booking(session: Session, *, actor: Actor, booking_id: int,
-                         now: datetime | None = None) -> ClassBookingCancelled:
-    """Cancel a booking or leave the waitlist; a freed seat goes to the first in line."""
-    now = now or clock.now()
-    booking = _get_booking(session, club_id=actor.club_id, booking_id=booking_id)
-    occ = _get_occurrence(session, club_id=actor.club_id, occurrence_id=booking.occurrence_id)
-    if booking.status == CANCELLED:
-        raise Conflict("This booking is already cancelled", code="booking_cancelled")
-    if occ.starts_at <= now:
-        raise Conflict("This class has already started", code="class_started")
-    was = booking.status
-    promoted = None
-    with session.begin_nested():
-        done = session.execute(_update(
-            update(ClassBooking).where(ClassBooking.id == booking.id, ClassBooking.status == was)
-            .values(status=CANCELLED, cancelled_at=now, updated_at=now))).rowcount
-        if done != 1:
-            raise Conflict("This booking was just changed by someone else; reload",
-                           code="booking_changed")
-        if was == BOOKED:
-            _free_seat(session, occ.id)
-            promoted = _promote_first(session, occ.id, now)
-    booking = _get_booking(session, club_id=actor.club_id, booking_id=booking.id)
-    reads = _booking_reads(session, [booking] + ([promoted] if promoted else []))
-    return ClassBookingCancelled(booking=reads[0], promoted=reads[1] if promoted else None)
-
-
-def mark_attendance(session: Session, *, actor: Actor, occurrence_id: int,
-                    member_ids: list[int], attended: bool = True,
-                    now: datetime | None = None) -> AttendanceResult:
-    """Staff mark who came (or undo it); only confirmed bookings can be marked."""
-    now = now or clock.now()
-    occ = _get_occurrence(session, club_id=actor.club_id, occurrence_id=occurrence_id)
-    if actor.role not in DESK:
-        profile = own_profile(session, actor)
-        if profile is None or profile.id != occ.trainer_id:
-            raise Forbidden("Trainers mark attendance for their own classes only",
-                            code="not_your_class")
-    if occ.starts_at - CHECK_IN_BEFORE_CLASS > now:
-        raise Conflict("Attendance can be marked from 30 minutes before the class",
-                       code="class_not_started")
-    ids = set(member_ids)
-    booked = set(session.scalars(select(ClassBooking.member_id).where(
-        ClassBooking.occurrence_id == occ.id, ClassBooking.status == BOOKED,
-        ClassBooking.member_id.in_(ids))))
-    values = ({"attended_at": now, "attendance_source": "staff"} if attended
-              else {"attended_at": None, "attendance_source": None})
-    where = [ClassBooking.occurrence_id == occ.id, ClassBooking.status == BOOKED,
-             ClassBooking.member_id.in_(sorted(booked))]
-    if attended:
-        where.append(ClassBooking.attended_at.is_(None))
-    marked = session.execute(_update(update(ClassBooking).where(*where)
-                                     .values(updated_at=now, **values))).rowcount if booked else 0
-    return AttendanceResult(occurrence_id=occ.id, marked=marked,
-                            not_booked=sorted(ids - booked))
-
-
-# --- the turnstile counts as attendance
-
-_cb, _co = ClassBooking.__table__, ClassOccurrence.__table__
-_ATTEND_ON_CHECK_IN = (
-    update(_cb)
-    .where(_cb.c.club_id == bindparam("b_club_id"), _cb.c.member_id == bindparam("b_member_id"),
-           _cb.c.status == BOOKED, _cb.c.attended_at.is_(None),
-           _cb.c.occurrence_id.in_(
-               select(_co.c.id).where(_co.c.club_id == bindparam("b_club_id"),
-                                      _co.c.status == SCHEDULED,
-                                      _co.c.starts_at >= bindparam("b_earliest_start"),
-                                      _co.c.starts_at <= bindparam("b_latest_start"),
-                                      _co.c.ends_at >= bindparam("b_at"))))
-    .values(attended_at=bindparam("b_at"), attendance_source="turnstile",
-            updated_at=bindparam("b_at"))
-)
-
-
-def mark_class_attendance(session: Session, event: VisitGranted) -> None:
-    """`VisitGranted` handler: an entry in [start − 30 min, end] of a booked class marks it
-    attended.
-
-    One UPDATE; the class window is also bounded below (start ≥ entry − the longest class) so
-    the index on (club_id, starts_at) reads a few hours of classes, not the club's history.
-    """
-    occurred_at = event.occurred_at
-    session.connection().execute(_ATTEND_ON_CHECK_IN, {
-        "b_club_id": event.club_id, "b_member_id": event.member_id, "b_at": occurred_at,
-        "b_latest_start": occurred_at + CHECK_IN_BEFORE_CLASS,
-        "b_earliest_start": occurred_at - LONGEST_CLASS})
-
-
-# ----------------------------------------------------------------------------- results
-
-def _results_scope(session: Session, actor: Actor, trainer_id: int | None) -> list[int]:
-    if trainer_id is not None:
-        trainer = get_trainer(session, club_id=actor.club_id, trainer_id=trainer_id)
-        if not (actor.role in MANAGERS or _is_self(actor, trainer)):
-            raise Forbidden("Trainers see their own results only", code="not_your_results")
-        return [trainer.id]
-    if actor.role in MANAGERS:
-        return list(session.scalars(select(TrainerProfile.id)
-                                    .where(TrainerProfile.club_id == actor.club_id)))
-    if actor.role == Role.trainer:
-        return [_require_own_profile(session, actor).id]
-    raise Forbidden("Trainers' results are for owners, managers and the trainers themselves",
-                    code="forbidden_role")
-
-
-def _rate(part: int, whole: int) -> float | None:
-    return round(part / whole, 4) if whole else None
-
-
-def trainer_results(session: Session, *, actor: Actor, date_from: date, date_to: date,
-                    trainer_id: int | None = None, now: datetime | None = None
-                    ) -> list[TrainerResults]:
-    """Each trainer's figures for club-local days [from, to], in five set-based queries.
-
-    - PT sessions by start time: completed (delivered), complimentary, no-shows, late
-      cancellations, distinct clients (members with a completed session);
-    - packages sold in the period naming the trainer as home trainer, of which re-purchases
-      (the member had a package before), and their revenue;
-    - classes they taught that started in the period (and by now): capacity, attended, fill rate;
-    - memberships of their PT clients (a completed session before the period ends) whose end date
-      falls in the period (not cancelled before it), and how many were renewed: another
-      membership starting between 30 days before that end and the club's grace days after it.
-    """
-    now = now or clock.now()
-    if date_to < date_from:
-        raise Invalid("'to' must not be before 'from'", code="invalid_period")
-    if (date_to - date_from).days > MAX_RESULTS_DAYS:
-        raise Invalid("Ask for at most three years at a time", code="period_too_long")
-    ids = _results_scope(session, actor, trainer_id)
-    club = _club(session, actor.club_id)
-    club_id = club.id
-    lo, hi = _day_bounds(clubs_service.club_zone(club), date_from, date_to)
-    grace = clubs_service.club_settings(club).grace_days
-    zero: dict = defaultdict(int)
-    if not ids:
-        return []
-    s = PtSession
-
-    def n(condition):
-        return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
-
-    sessions = {r.trainer_id: r for r in session.execute(
-        select(s.trainer_id, n(s.status == COMPLETED).label("delivered"),
-               n(and_(s.status == COMPLETED, s.complimentary.is_(True))).label("free"),
-               n(s.status == NO_SHOW).label("no_shows"),
-               n(and_(s.status == CANCELLED, s.late_cancel.is_(True))).label("late"),
-               func.count(distinct(case((s.status == COMPLETED, s.member_id)))).label("clients"))
-        .where(s.club_id == club_id, s.trainer_id.in_(ids), s.starts_at >= lo,
-               s.starts_at < hi)
-        .group_by(s.trainer_id))}
-
-    p, earlier = PtPackage, aliased(PtPackage)
-    repurchase = exists(select(earlier.id).where(earlier.club_id == p.club_id,
-                                                 earlier.member_id == p.member_id,
-                                                 earlier.id < p.id))
-    packages = {r.trainer_id: r for r in session.execute(
-        select(p.trainer_id, func.count(p.id).label("sold"), n(repurchase).label("again"),
-               func.coalesce(func.sum(p.price), 0).label("revenue"))
-        .where(p.club_id == club_id, p.trainer_id.in_(ids), p.created_at >= lo,
-               p.created_at < hi)
-        .group_by(p.trainer_id))}
-
-    o, b = ClassOccurrence, ClassBooking
-    per_class = (
-        select(o.id.label("oid"), o.trainer_id.label("tid"), o.capacity.label("capacity"),
-               func.count(b.id).label("came"))
-        .outerjoin(b, and_(b.occurrence_id == o.id, b.status == BOOKED,
-                           b.attended_at.is_not(None)))
-        .where(o.club_id == club_id, o.trainer_id.in_(ids), o.status == SCHEDULED,
-               o.starts_at >= lo, o.starts_at < min(hi, now))
-        .group_by(o.id, o.trainer_id, o.capacity)
-        .subquery())
-    classes = {r.tid: r for r in session.execute(
-        select(per_class.c.tid, func.count().label("held"),
-               func.sum(per_class.c.capacity).label("capacity"),
-               func.sum(per_class.c.came).label("came"))
-        .group_by(per_class.c.tid))}
-
-    clients = (select(s.trainer_id.label("tid"), s.member_id.label("mid"))
-               .where(s.club_id == club_id, s.trainer_id.in_(ids), s.status == COMPLETED,
-                      s.starts_at < hi)
-               .distinct().subquery())
-    m, nxt = Membership, aliased(Membership)
-    renewed = exists(select(nxt.id).where(
-        nxt.club_id == m.club_id, nxt.member_id == m.member_id, nxt.id != m.id,
-        nxt.start_date > m.start_date,
-        nxt.start_date >= _add_days(session, m.end_date, -RENEWAL_EARLY_DAYS),
-        nxt.start_date <= _add_days(session, m.end_date, grace),
-        or_(nxt.cancelled_on.is_(None), nxt.cancelled_on > nxt.start_date)))
-    renewals = {r.tid: r for r in session.execute(
-        select(clients.c.tid, func.count(m.id).label("ended"), n(renewed).label("renewed"))
-        .join(m, and_(m.member_id == clients.c.mid, m.club_id == club_id))
-        .where(m.end_date >= date_from, m.end_date <= date_to,
-               or_(m.cancelled_on.is_(None), m.cancelled_on > m.end_date))
-        .group_by(clients.c.tid))}
-
-    names = _names(session, set(ids))
-    out = []
-    for tid in ids:
-        se, pk = sessions.get(tid, zero), packages.get(tid, zero)
-        cl, rn = classes.get(tid, zero), renewals.get(tid, zero)
-
-        def val(row, name):
-            return int(getattr(row, name) or 0) if row is not zero else 0
-
-        capacity, came = val(cl, "capacity"), val(cl, "came")
-        ended, again = val(rn, "ended"), val(rn, "renewed")
-        out.append(TrainerResults(
-            trainer_id=tid, trainer_name=names.get(tid, "?"), date_from=date_from,
-            date_to=date_to, sessions_delivered=val(se, "delivered"),
-            complimentary_sessions=val(se, "free"), no_shows=val(se, "no_shows"),
-            late_cancellations=val(se, "late"), distinct_clients=val(se, "clients"),
-            package_sales=val(pk, "sold"), package_repurchases=val(pk, "again"),
-            package_revenue=money(pk.revenue) if pk is not zero else money(0),
-            classes_held=val(cl, "held"), class_capacity=capacity, class_attendance=came,
-            class_fill_rate=_rate(came, capacity), memberships_ended=ended,
-            memberships_renewed=again, renewal_rate=_rate(again, ended)))
-    return sorted(out, key=lambda r: (r.trainer_name.lower(), r.trainer_id))
-
-
-# ----------------------------------------------------------------------------- retention hooks
-
-def my_tasks(session: Session, *, actor: Actor, limit: int = 200) -> list[TaskRead]:
-    """Open tasks for the trainer role (unassigned) or for the calling user, oldest due first."""
-    today = _today(session, actor.club_id)
-    rows = session.execute(
-        select(Task, Member.first_name, Member.last_name)
-        .outerjoin(Member, Member.id == Task.member_id)
-        .where(Task.club_id == actor.club_id, Task.status == "open",
-               or_(Task.assignee_user_id == actor.user_id,
-                   and_(Task.assignee_user_id.is_(None),
-                        Task.assignee_role == Role.trainer.value)))
-        .order_by(Task.due_date, Task.id).limit(limit)).all()
-    out = []
-    for task, first, last in rows:
-        data = {f: getattr(task, f) for f in TaskRead.model_fields if hasattr(task, f)}
-        data["member_name"] = _full_name(first, last) if task.member_id else None
-        data["overdue"] = task.due_date < today
-        out.append(TaskRead(**data))
-    return out
-
-
-def book_from_task(session: Session, *, actor: Actor, task_id: int, start: datetime,
-                   duration_minutes: int = 60, trainer_id: int | None = None,
-                   now: datetime | None = None) -> SessionRead:
-    """Book the task's member a complimentary session and close the task ("session booked")."""
-    task = session.scalar(select(Task).where(Task.id == task_id, Task.club_id == actor.club_id)
-                          .with_for_update().execution_options(populate_existing=True))
-    if task is None:
-        raise NotFound("Task not found", code="task_not_found")
-    if actor.role == Role.trainer and not (
-            task.assignee_user_id == actor.user_id
-            or (task.assignee_user_id is None and task.assignee_role == Role.trainer.value)):
-        raise Forbidden("Trainers act on their own tasks and trainer tasks only",
-                        code="not_your_task")
-    if task.status != "open":
-        raise Conflict(f"This task is already {task.status}", code="task_closed")
-    if task.member_id is None:
-        raise Invalid("This task is not about a member; nobody to book", code="task_no_member")
-    with session.begin_nested():
-        booked = book_session(session, actor=actor, member_id=task.member_id, start=start,
-                              duration_minutes=duration_minutes, trainer_id=trainer_id,
-                              complimentary=True, task_id=task.id, now=now)
-        crm_service.complete_task(session, actor=actor, task_id=task.id, outcome="session booked")
-    return booked
 
 
 def on_staff_joined(session: Session, event: StaffJoined) -> None:

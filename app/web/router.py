@@ -35,7 +35,11 @@ from app.inventory.schemas import ProductLine, WriteOffReason
 from app.members import service as members_service
 from app.memberships import service as memberships_service
 from app.memberships.rules import add_months
+from app.trainers import classes as trainer_classes
+from app.trainers import packages as pt_packages
+from app.trainers import results as trainer_results
 from app.trainers import service as trainers_service
+from app.trainers import sessions as pt_sessions
 from app.web import charts
 from app.web.auth import (
     SESSION_COOKIE,
@@ -421,8 +425,8 @@ def member_card(request: Request, session: PageSession, actor: DeskPage, member_
         "badges": membership_badges(detail["membership"], balance.debt, club.currency),
         "balance": balance, "memberships": memberships, "current": current, "plans": plans,
         "products": [p for p in products if p.on_hand > 0],
-        "packages": trainers_service.member_packages(session, club_id=club_id,
-                                                     member_id=member_id),
+        "packages": pt_packages.member_packages(session, club_id=club_id,
+                                                member_id=member_id),
         "visits": access_service.member_visits(session, club_id=club_id, member_id=member_id,
                                                limit=6).items,
         "tasks": [t for t in open_tasks if t.due_date <= today], "timeline": timeline,
@@ -610,7 +614,7 @@ def dashboard_data(session: Session, actor: Actor, date_from: date | None,
             touchpoints=a.touchpoint_effectiveness(session, club_id=club_id, **period),
             kpis=a.kpi_report(session, club_id=club_id, **period))
     data.update(
-        trainers=trainers_service.trainer_results(session, actor=actor, **period),
+        trainers=trainer_results.trainer_results(session, actor=actor, **period),
         stock_value=inventory_service.stock_value(session, club_id=club_id),
         cafe_sales=inventory_service.sales_report(session, club_id=club_id, group_by="category",
                                                   **period),
@@ -778,7 +782,7 @@ def dashboard_csv(session: PageSession, actor: ManagerPage, report: str,
         return csv_response("kpis", ["section", "item", "measure", "value"], rows)
     if report == "trainers":
         start, end = resolve_period(session, actor, date_from, date_to)
-        return table_csv("trainers", trainers_service.trainer_results(
+        return table_csv("trainers", trainer_results.trainer_results(
             session, actor=actor, date_from=start, date_to=end))
     if report == "cafe-stock":
         return table_csv("cafe-stock", inventory_service.stock_value(session,
@@ -1018,10 +1022,10 @@ def trainers_page(request: Request, session: PageSession, actor: ManagerPage, we
     absences = {t.id: [a for a in trainers_service.list_absences(session, club_id=actor.club_id,
                                                                   trainer_id=t.id)
                        if a.start_date <= sunday and a.end_date >= monday] for t in trainers}
-    sessions = trainers_service.list_sessions(session, actor=actor, date_from=monday,
-                                              date_to=sunday, limit=500).items
-    classes = trainers_service.list_occurrences(session, club_id=actor.club_id,
-                                                date_from=monday, date_to=sunday)
+    sessions = pt_sessions.list_sessions(session, actor=actor, date_from=monday,
+                                         date_to=sunday, limit=500).items
+    classes = trainer_classes.list_occurrences(session, club_id=actor.club_id,
+                                               date_from=monday, date_to=sunday)
     days = []
     for offset in range(7):
         day = monday + timedelta(days=offset)

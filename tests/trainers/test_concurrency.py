@@ -13,7 +13,8 @@ from sqlalchemy import select
 from app.core.actors import Actor, Role
 from app.core.db import transaction
 from app.core.errors import Conflict
-from app.trainers import service
+from app.trainers import classes
+from app.trainers import sessions as pt_sessions
 from app.trainers.models import ClassBooking, ClassOccurrence, PtSession
 
 
@@ -55,7 +56,7 @@ def test_ten_concurrent_completions_with_one_session_left_spend_exactly_one(pg, 
     sessions = [gym.booked(coach, member, gym.at(-1, 8 + i)) for i in range(10)]
     actor = _actor(gym, gym.manager)
 
-    done, refused = _race(pg, 10, lambda s, i: service.complete_session(
+    done, refused = _race(pg, 10, lambda s, i: pt_sessions.complete_session(
         s, actor=actor, session_id=sessions[i]["id"]))
 
     assert len(done) == 1 and len(refused) == 9
@@ -74,8 +75,8 @@ def test_the_same_session_completed_by_five_staff_at_once_is_completed_once(pg, 
     s_id = gym.booked(coach, member, gym.at(-1, 10))["id"]
     actor = _actor(gym, gym.desk, Role.front_desk)
 
-    done, refused = _race(pg, 5, lambda s, i: service.complete_session(s, actor=actor,
-                                                                       session_id=s_id))
+    done, refused = _race(pg, 5, lambda s, i: pt_sessions.complete_session(s, actor=actor,
+                                                                           session_id=s_id))
 
     assert len(done) == 1 and {c.code for c in refused} == {"session_closed"}
     assert gym.balance(pkg["id"]) == 9
@@ -89,7 +90,7 @@ def test_two_bookings_of_one_trainer_slot_cannot_both_pass(pg, gym):
     actor = _actor(gym, gym.desk, Role.front_desk)
     start = gym.at(2, 10)
 
-    done, refused = _race(pg, 6, lambda s, i: service.book_session(
+    done, refused = _race(pg, 6, lambda s, i: pt_sessions.book_session(
         s, actor=actor, member_id=members[i], trainer_id=coach.id, start=start))
 
     assert len(done) == 1 and {c.code for c in refused} == {"trainer_busy"}
@@ -102,7 +103,7 @@ def test_one_member_booked_with_two_trainers_at_once_gets_one_session(pg, gym):
     gym.package(member)
     actor = _actor(gym, gym.desk, Role.front_desk)
 
-    done, refused = _race(pg, 3, lambda s, i: service.book_session(
+    done, refused = _race(pg, 3, lambda s, i: pt_sessions.book_session(
         s, actor=actor, member_id=member, trainer_id=coaches[i].id, start=gym.at(2, 9)))
 
     assert len(done) == 1 and {c.code for c in refused} == {"member_busy"}
@@ -117,7 +118,7 @@ def test_class_seats_hold_under_a_burst_of_bookings(pg, gym):
         gym.membership(m, plan)
     actor = _actor(gym, gym.desk, Role.front_desk)
 
-    done, refused = _race(pg, 8, lambda s, i: service.book_class(
+    done, refused = _race(pg, 8, lambda s, i: classes.book_class(
         s, actor=actor, occurrence_id=occ["id"], member_id=members[i]))
 
     assert refused == []
