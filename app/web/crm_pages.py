@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from app.clubs import service as clubs_service
 from app.clubs.models import ClubStaff, StaffUser
 from app.core import clock
-from app.core.actors import DESK, MANAGERS, Actor
+from app.core.actors import DESK, Actor
 from app.core.errors import Conflict, DomainError, Invalid, NotFound
 from app.core.schemas import IdPath
 from app.core.types import MAX_ID
@@ -177,9 +177,9 @@ def _closed(session: Session, actor: Actor, *, source: str | None, mine: bool,
     where = [Lead.club_id == actor.club_id,
              or_(and_(Lead.stage == "won", Lead.won_at >= since),
                  and_(Lead.stage == "lost", Lead.lost_at >= since))]
-    if actor.role not in MANAGERS:
-        where.append(or_(Lead.assignee_user_id.is_(None),
-                         Lead.assignee_user_id == actor.user_id))
+    visible = leads_service.visible_to(actor)
+    if visible is not None:
+        where.append(visible)
     if source:
         where.append(Lead.source == source)
     if mine:
@@ -354,7 +354,7 @@ def assign_lead(request: Request, session: PageSession, actor: DeskPage, lead_id
     data = build(LeadUpdate, assignee_user_id=user_id)
     lead = leads_service.update_lead(session, actor=actor, lead_id=lead_id, data=data)
     name = _staff_names(session, {user_id}).get(user_id) if user_id else None
-    if actor.role not in MANAGERS and user_id not in (None, actor.user_id):
+    if not leads_service.may_see(actor, user_id):
         url = "/crm/leads"  # the desk no longer sees a colleague's lead
     return done(request, url, f"Lead #{lead.id} " + (f"assigned to {name}." if name
                                                      else "is unassigned."), "ok")
@@ -362,10 +362,8 @@ def assign_lead(request: Request, session: PageSession, actor: DeskPage, lead_id
 
 def lead_for_member(session: Session, *, actor: Actor, member_id: int) -> dict | None:
     """The member's lead, for the member card (None without one, or not visible to the desk)."""
-    lead = session.scalar(select(Lead).where(Lead.club_id == actor.club_id,
-                                             Lead.member_id == member_id))
-    if lead is None or (actor.role not in MANAGERS
-                        and lead.assignee_user_id not in (None, actor.user_id)):
+    lead = leads_service.member_lead(session, actor=actor, member_id=member_id)
+    if lead is None:
         return None
     return {"id": lead.id, "stage": lead.stage, "title": STAGE_TITLES.get(lead.stage)}
 
