@@ -3,7 +3,8 @@ KPIs, trainers, café) with its CSV downloads under the cookie session, and the 
 (touchpoints by stage, enable / disable, held-out share, templates with a live preview).
 
 Figures come from the analytics, trainers and inventory services for one explicit period, so all
-panels agree.
+panels agree; the CSV of an analytics figure is the file the analytics API gives for that report
+(both through `app.analytics.csvexport`).
 """
 from collections import defaultdict
 from datetime import date
@@ -16,7 +17,6 @@ from app.analytics import csvexport
 from app.analytics import service as analytics_service
 from app.clubs import service as clubs_service
 from app.core.actors import Actor
-from app.core.csvout import csv_response
 from app.core.errors import Invalid, NotFound
 from app.core.schemas import IdPath
 from app.core.types import MAX_ID
@@ -203,27 +203,12 @@ def dashboard_csv(session: PageSession, actor: ManagerPage, report: str,
         return csvexport.rows_csv("retention-monthly",
                                   a.monthly(session, club_id=club_id, **period).items)
     if report == "cohorts":
-        c = a.cohorts(session, club_id=club_id, **period)
-        header = ["cohort", "members"] + [f"m{k}" for k in range(c.months)]
-        rows = [[r.cohort, r.members, *r.share, *([None] * (c.months - len(r.share)))]
-                for r in c.items]
-        return csv_response("retention-cohorts", header, rows)
+        return csvexport.cohorts_csv(a.cohorts(session, club_id=club_id, **period))
     if report == "touchpoints":
         return csvexport.rows_csv("touchpoints", a.touchpoint_effectiveness(
             session, club_id=club_id, **period).items)
     if report == "kpis":
-        k = a.kpi_report(session, club_id=club_id, **period)
-        rows = [["leads", "", key, value] for key, value in k.leads.model_dump().items()]
-        for check in [k.average_check, *k.average_check_by_kind]:
-            rows += [["average_check", check.kind, key, value]
-                     for key, value in check.model_dump().items() if key != "kind"]
-        for month in k.member_base:
-            rows += [["member_base", month.month, "members_at_start", month.members_at_start],
-                     ["member_base", month.month, "growth_pct", month.growth_pct]]
-        for b in k.visit_frequency.bins:
-            rows += [["visit_frequency", b.band, "members", b.members],
-                     ["visit_frequency", b.band, "share", b.share]]
-        return csv_response("kpis", ["section", "item", "measure", "value"], rows)
+        return csvexport.kpis_csv(a.kpi_report(session, club_id=club_id, **period))
     if report == "trainers":
         return csvexport.rows_csv("trainers", trainers_service.trainer_results(
             session, actor=actor, **period))
