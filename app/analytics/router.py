@@ -8,11 +8,10 @@ from enum import StrEnum
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from fastapi.responses import Response
-from pydantic import BaseModel, Field
+from pydantic import Field
 
+from app.analytics import csvexport, service
 from app.analytics import leads as lead_kpis
-from app.analytics import service
 from app.analytics.schemas import (
     BeforeAfterReport,
     CohortReport,
@@ -25,7 +24,6 @@ from app.analytics.schemas import (
     TouchpointReport,
 )
 from app.clubs.deps import ManagerActor
-from app.core.csvout import csv_response
 from app.core.deps import SessionDep
 from app.core.types import MAX_ID
 
@@ -67,47 +65,6 @@ period's rate is provisional until `in_grace` is 0. `plan_id`: memberships of th
 """
 
 
-def _items_csv(name: str, items: list[BaseModel], extra: list[dict] | None = None) -> Response:
-    columns = list(type(items[0]).model_fields) if items else []
-    rows = [item.model_dump() for item in items] + list(extra or [])
-    if not columns and rows:
-        columns = list(rows[0])
-    return csv_response(name, columns, [[row.get(c) for c in columns] for row in rows])
-
-
-LABEL_KEYS = ("channel", "kind", "reason", "band", "month", "source")
-
-
-def _flat(section: str, obj, rows: list[list], item: str = "", prefix: str = "") -> None:
-    """A nested report → rows (section, item, measure, value): one row per number."""
-    if isinstance(obj, BaseModel):
-        obj = obj.model_dump()
-    if isinstance(obj, list):
-        for element in obj:
-            _flat(section, element, rows)
-        return
-    if not isinstance(obj, dict):
-        rows.append([section, item, prefix.rstrip(".") or "value", obj])
-        return
-    label = next((str(obj[k]) for k in LABEL_KEYS if k in obj), item)
-    for key, value in obj.items():
-        if key in LABEL_KEYS or key == "label":
-            continue
-        if isinstance(value, list):
-            _flat(f"{section}.{key}", value, rows)
-        elif isinstance(value, dict):
-            _flat(section, value, rows, label, f"{prefix}{key}.")
-        else:
-            rows.append([section, label, prefix + key, value])
-
-
-def _long_csv(name: str, report: BaseModel, sections: list[str]) -> Response:
-    rows: list[list] = []
-    for section in sections:
-        _flat(section, getattr(report, section), rows)
-    return csv_response(name, ["section", "item", "measure", "value"], rows)
-
-
 # ----------------------------------------------------------------------------- renewals
 
 @router.get("/renewals", response_model=RenewalReport, responses=CSV_RESPONSE,
@@ -118,8 +75,7 @@ def renewals(session: SessionDep, actor: ManagerActor, date_from: From = None,
     report = service.renewal_report(session, club_id=actor.club_id, date_from=date_from,
                                     date_to=date_to, plan_id=plan_id)
     if fmt is Format.csv:
-        total = {"key": "total", "label": "total", **report.totals.model_dump()}
-        return _items_csv("renewals", report.items, [total])
+        return csvexport.renewals_csv("renewals", report)
     return report
 
 
@@ -149,8 +105,7 @@ def renewals_breakdown(session: SessionDep, actor: ManagerActor, by: service.By,
     report = service.renewal_breakdown(session, club_id=actor.club_id, by=by,
                                        date_from=date_from, date_to=date_to, plan_id=plan_id)
     if fmt is Format.csv:
-        total = {"key": "total", "label": "total", **report.totals.model_dump()}
-        return _items_csv(f"renewals-by-{by.value}", report.items, [total])
+        return csvexport.renewals_csv(f"renewals-by-{by.value}", report)
     return report
 
 
@@ -184,7 +139,7 @@ def touchpoints(session: SessionDep, actor: ManagerActor, date_from: From = None
                                               date_from=date_from, date_to=date_to,
                                               plan_id=plan_id)
     if fmt is Format.csv:
-        return _items_csv("touchpoints", report.items)
+        return csvexport.rows_csv("touchpoints", report.items)
     return report
 
 
@@ -211,7 +166,7 @@ def retention_monthly(session: SessionDep, actor: ManagerActor, date_from: From 
     report = service.monthly(session, club_id=actor.club_id, date_from=date_from,
                              date_to=date_to, plan_id=plan_id)
     if fmt is Format.csv:
-        return _items_csv("retention-monthly", report.items)
+        return csvexport.rows_csv("retention-monthly", report.items)
     return report
 
 
@@ -227,10 +182,7 @@ def retention_cohorts(session: SessionDep, actor: ManagerActor, date_from: From 
     report = service.cohorts(session, club_id=actor.club_id, date_from=date_from,
                              date_to=date_to, plan_id=plan_id)
     if fmt is Format.csv:
-        header = ["cohort", "members"] + [f"m{k}" for k in range(report.months)]
-        rows = [[r.cohort, r.members, *r.share, *([None] * (report.months - len(r.share)))]
-                for r in report.items]
-        return csv_response("retention-cohorts", header, rows)
+        return csvexport.cohorts_csv(report)
     return report
 
 
@@ -251,7 +203,7 @@ def retention_survival(session: SessionDep, actor: ManagerActor,
     report = service.survival(session, club_id=actor.club_id, date_from=date_from,
                               date_to=date_to, plan_id=plan_id)
     if fmt is Format.csv:
-        return _items_csv("retention-survival", report.items)
+        return csvexport.rows_csv("retention-survival", report.items)
     return report
 
 
@@ -270,12 +222,7 @@ def before_after(session: SessionDep, actor: ManagerActor,
     report = service.before_after(session, club_id=actor.club_id, on=on, date_from=date_from,
                                   date_to=date_to, plan_id=plan_id)
     if fmt is Format.csv:
-        diff = {"key": "after - before", "renewal_rate": report.difference,
-                "ci_low": report.ci_low, "ci_high": report.ci_high, "verdict": report.verdict}
-        columns = ["key", "date_from", "date_to", "ended", "renewed", "in_grace", "lost",
-                   "renewal_rate", "ci_low", "ci_high", "verdict"]
-        rows = [item.model_dump() for item in report.items] + [diff]
-        return csv_response("renewals-before-after", columns, [[r.get(c) for c in columns] for r in rows])
+        return csvexport.before_after_csv(report)
     return report
 
 
@@ -308,10 +255,7 @@ def process(session: SessionDep, actor: ManagerActor, date_from: From = None, da
     report = service.process_report(session, club_id=actor.club_id, date_from=date_from,
                                     date_to=date_to, plan_id=plan_id)
     if fmt is Format.csv:
-        return _long_csv("process", report, [
-            "joiners", "first_visit_14d", "month_without_visits", "staff_interactions_30d",
-            "touchpoints", "touchpoints_by_channel", "call_tasks", "tasks_by_kind",
-            "cancellations"])
+        return csvexport.long_csv("process", report, csvexport.PROCESS_SECTIONS)
     return report
 
 
@@ -336,8 +280,7 @@ def kpis(session: SessionDep, actor: ManagerActor, date_from: From = None, date_
     report = service.kpi_report(session, club_id=actor.club_id, date_from=date_from,
                                 date_to=date_to)
     if fmt is Format.csv:
-        return _long_csv("kpis", report, ["leads", "average_check", "average_check_by_kind",
-                                          "member_base", "visit_frequency"])
+        return csvexport.kpis_csv(report)
     return report
 
 
@@ -351,7 +294,5 @@ def leads(session: SessionDep, actor: ManagerActor, date_from: From = None, date
     report = lead_kpis.lead_report(session, club_id=actor.club_id, date_from=date_from,
                                    date_to=date_to)
     if fmt is Format.csv:
-        return _long_csv("leads", report, ["created", "contacted", "won", "lost", "open",
-                                           "conversion_rate", "first_contact", "by_source",
-                                           "lost_by_reason"])
+        return csvexport.long_csv("leads", report, csvexport.LEAD_SECTIONS)
     return report

@@ -106,16 +106,29 @@ def create_manual(session: Session, *, actor: Actor, data: LeadCreate) -> Lead:
                       note=data.note)
 
 
-def _visible(actor: Actor):
-    """Owners and managers see every lead; the desk sees unassigned ones and their own."""
+def visible_to(actor: Actor):
+    """Who sees which lead: owners and managers every lead; the desk unassigned ones and their
+    own. The condition on `Lead` for `actor` (None: no condition)."""
     if actor.role in MANAGERS:
         return None
     return or_(Lead.assignee_user_id.is_(None), Lead.assignee_user_id == actor.user_id)
 
 
+def may_see(actor: Actor, assignee_user_id: int | None) -> bool:
+    """`visible_to` for one lead assigned to `assignee_user_id` (None: unassigned)."""
+    return actor.role in MANAGERS or assignee_user_id in (None, actor.user_id)
+
+
+def member_lead(session: Session, *, actor: Actor, member_id: int) -> Lead | None:
+    """The member's lead, if there is one and `actor` may see it."""
+    lead = session.scalar(select(Lead).where(Lead.club_id == actor.club_id,
+                                             Lead.member_id == member_id))
+    return lead if lead is not None and may_see(actor, lead.assignee_user_id) else None
+
+
 def get_lead(session: Session, *, actor: Actor, lead_id: int, for_update: bool = False) -> Lead:
     stmt = select(Lead).where(Lead.id == lead_id, Lead.club_id == actor.club_id)
-    visible = _visible(actor)
+    visible = visible_to(actor)
     if visible is not None:
         stmt = stmt.where(visible)
     if for_update:
@@ -146,7 +159,7 @@ def list_leads(session: Session, *, actor: Actor, stage: str | None = None,
                limit: int = 50, offset: int = 0) -> tuple[list[dict], int]:
     """Leads newest first, filtered by stage, source and assignee."""
     where = [Lead.club_id == actor.club_id]
-    visible = _visible(actor)
+    visible = visible_to(actor)
     if visible is not None:
         where.append(visible)
     if stage:

@@ -34,6 +34,7 @@ from fastapi import Depends, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
+from markupsafe import escape
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
@@ -61,7 +62,7 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # forms posted before there is a session: sign-in, and sign-up through an invitation link
 PRE_SESSION_PATHS = frozenset({"/login", "/login/invitations/{token}"})
 PASSWORD_PAGE = "/me/password"
-# the only pages a user on a temporary password may open (app/web/staff_pages.py)
+# the only pages a user on a temporary password may open (app/web/account.py)
 PASSWORD_CHANGE_PATHS = frozenset({PASSWORD_PAGE, "/logout"})
 
 CSP = ("default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'self'; "
@@ -378,8 +379,6 @@ async def _rollback(request: Request) -> None:
 
 
 def _fragment(text: str, status: int, kind: str = "error") -> HTMLResponse:
-    from markupsafe import escape
-
     return HTMLResponse(f'<p class="flash {kind}" role="alert">{escape(text)}</p>',
                         status_code=status)
 

@@ -17,7 +17,7 @@ from app.core import bodylimit
 from app.core.bodylimit import BodyLimit, Limit
 from app.imports import router as imports_router
 from app.imports.history import router as history_router
-from app.web import crm_pages
+from app.web import data as data_pages
 from tests.core.live import serve
 
 CHUNK = 64 << 10
@@ -131,7 +131,7 @@ def test_the_upload_routes_keep_their_documented_limits(client, world):
     it); the limits agree with the routes' own checks and the docs."""
     from app.core.actors import Role
 
-    assert bodylimit.MEMBER_IMPORT_FILE == imports_router.MAX_UPLOAD == crm_pages.MAX_UPLOAD
+    assert bodylimit.MEMBER_IMPORT_FILE == imports_router.MAX_UPLOAD == data_pages.MAX_UPLOAD
     assert bodylimit.HISTORY_IMPORT_FILES == history_router.MAX_UPLOAD
     assert bodylimit.ZKTECO_BODY == protocols_router.ZK_BODY_MAX
     assert bodylimit.HIKVISION_BODY == protocols_router.HIK_BODY_MAX

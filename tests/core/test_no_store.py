@@ -103,7 +103,7 @@ def test_trainer_calendar_feed_is_no_store(client, world):
 
 
 def test_static_assets_keep_their_own_short_cache(client):
-    from app.web.router import STATIC_DIR
+    from app.web.kit import STATIC_DIR
 
     name = next(p.name for p in STATIC_DIR.iterdir() if p.is_file())
     r = client.get(f"/static/{name}")

@@ -24,7 +24,7 @@ from app.imports.history.models import ImportJob
 from app.imports.models import ImportFile, ImportFilePart
 from app.main import create_app
 from app.members.models import Member
-from app.web.crm_pages import load_upload, store_upload
+from app.web.data import load_upload, store_upload
 from tests.imports.history.conftest import DATA, URL, add_members, upload, wait
 
 REJECTS = ["memberships.rejects.csv", "plans.rejects.csv", "visits.rejects.csv"]

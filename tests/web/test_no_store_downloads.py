@@ -1,7 +1,7 @@
 """The pages' downloads of personal data answer `Cache-Control: no-store` (issue 16)."""
 import pytest
 
-from app.web.router import CSV_REPORTS
+from app.web.owner import CSV_REPORTS
 from tests.web.conftest import sign_in
 
 

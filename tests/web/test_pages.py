@@ -309,3 +309,19 @@ def test_csv_downloads_under_the_cookie_session(web, club_world):
     rows = list(csv.DictReader(io.StringIO(web.get("/owner/csv/cafe-stock.csv").text)))
     assert rows[0]["sku"] == "BAR-1" and Decimal(rows[0]["value"]) == Decimal("11.00")
     assert web.get("/owner/csv/secrets.csv").status_code == 404
+
+
+def test_the_dashboard_csv_is_the_analytics_api_s(web, club_world):
+    """One writer (app.analytics.csvexport): the same period gives the same file either way."""
+    sign_in(web, club_world.owner.email)
+    period = {"from": (club_world.today - timedelta(days=120)).isoformat(),
+              "to": club_world.today.isoformat()}
+    for page, api in (("renewals", "renewals"), ("renewals-breakdown", "renewals/breakdown"),
+                      ("retention-monthly", "retention/monthly"), ("cohorts", "retention/cohorts"),
+                      ("touchpoints", "touchpoints"), ("kpis", "kpis")):
+        mine = web.get(f"/owner/csv/{page}.csv", params={**period, "by": "plan"})
+        theirs = web.get(f"/api/v1/analytics/{api}", headers=club_world.owner.headers,
+                         params={**period, "by": "plan", "format": "csv"})
+        assert mine.status_code == theirs.status_code == 200, (page, theirs.text)
+        assert mine.text == theirs.text, page
+        assert mine.headers["content-disposition"] == theirs.headers["content-disposition"]

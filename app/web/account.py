@@ -1,135 +1,115 @@
-"""Staff pages: the club's staff for owners and managers (invite, change role, remove, reset
-password, pending invitations), "My password" for everyone (also the forced change after a
-temporary password), the club switcher for staff of several clubs, and the invitation link's page
-where the invited person accepts (signed in as that email) or creates their account.
+"""Pages of one's own account, for every staff member: sign in and out, the start page by role,
+"My password" (also the forced change after a temporary password), the club switcher for staff
+of several clubs, and the invitation link's page where the invited person accepts (signed in as
+that email) or creates their account.
 
-Thin over `app.clubs.staff` (rules in docs/staff.md). A temporary password or an invitation link
-is shown once, in the answer to the POST that made it, never in a redirect or a cookie. Installed
-by `app.web.router.install`.
+Thin over `app.clubs.service` and `app.clubs.staff` (rules in docs/staff.md). How sessions, CSRF
+and the login nonce work is described in `app.web.auth`.
 """
 import secrets
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Path, Request
-from pydantic import ValidationError
+from fastapi import Form, Path, Query, Request
+from fastapi.responses import Response
 
 from app.clubs import service as clubs_service
 from app.clubs import staff as staff_service
-from app.clubs.schemas import StaffCreate
-from app.clubs.staff_router import accept_url
-from app.core.actors import Role
+from app.core.actors import DESK, MANAGERS, Actor
 from app.core.errors import Invalid, NotFound, Unauthorized
-from app.core.schemas import IdPath
 from app.web.auth import (
     PRE_SESSION_PATHS,
     SESSION_COOKIE,
     SESSION_KIND,
-    PageRoute,
     PageSession,
     back_to,
+    clear_login_nonce,
+    clear_session_cookie,
+    cookie_secure,
     csrf_for,
+    end_session,
+    local_path,
     new_login_nonce,
+    redirect,
+    session_actor,
+    session_ttl,
     set_club_cookie,
-    settings_of,
+    set_flash,
+    set_session_cookie,
+    start_session,
 )
-from app.web.router import ManagerPage, PageActor, done, home_for, render
+from app.web.kit import ROLE_LABELS, Back, PageActor, done, page_router, render
 
-router = APIRouter(include_in_schema=False, route_class=PageRoute)
+router = page_router()
 
-StaffId = IdPath("staff user id")
-InvitationId = IdPath("invitation id")
 InvitationToken = Annotated[str, Path(min_length=20, max_length=200)]
 Password = Annotated[str, Form(min_length=1, max_length=200)]
-ROLE_LABELS = {Role.owner: "Owner", Role.manager: "Manager", Role.front_desk: "Front desk",
-               Role.trainer: "Trainer"}
-STAFF_PAGE = "/manage/staff"
 
 
-def _role(value: str) -> Role:
+def home_for(actor: Actor) -> str:
+    if actor.role in MANAGERS:
+        return "/owner"
+    if actor.role in DESK:
+        return "/desk"
+    return "/tasks"
+
+
+# --- sign in and out -------------------------------------------------------------------------------
+
+def _login_form(request: Request, *, next_url: str, email: str = "", error: str | None = None,
+                status: int = 200) -> Response:
+    nonce = secrets.token_urlsafe(32)
+    response = render(request, "login.html",
+                      {"next": next_url, "email": email, "error": error, "title": "Sign in"},
+                      status=status, csrf=csrf_for(request, nonce))
+    response.set_cookie("fitclub_login", nonce, max_age=3600, path="/login", httponly=True,
+                        samesite="lax", secure=cookie_secure(request))
+    return response
+
+
+@router.get("/login")
+def login_page(request: Request, session: PageSession,
+               next: Annotated[str | None, Query(max_length=2000)] = None):
+    actor = session_actor(session, request.cookies.get(SESSION_COOKIE, ""))
+    if actor is not None:
+        return redirect(local_path(next, home_for(actor)))
+    return _login_form(request, next_url=local_path(next, ""))
+
+
+@router.post("/login")
+def login(request: Request, session: PageSession,
+          email: Annotated[str, Form(max_length=254)],
+          password: Annotated[str, Form(max_length=200)],
+          next: Back = None):
     try:
-        return Role(value)
-    except ValueError:
-        raise Invalid("Choose a role: owner, manager, front desk or trainer",
-                      code="invalid_form") from None
+        token, _user = start_session(session, email=email, password=password,
+                                     ttl=session_ttl(request),
+                                     address=request.client.host if request.client else None)
+    except Unauthorized as exc:  # the failure is already counted in its own transaction
+        return _login_form(request, next_url=local_path(next, ""), email=email,
+                           error=exc.message, status=exc.status_code)
+    target = local_path(next, "")
+    if target.startswith("/invitations/"):  # accepting one: possibly someone with no club yet
+        response = redirect(target)
+    else:
+        actor = session_actor(session, token)
+        response = redirect(local_path(next, home_for(actor)))
+    set_session_cookie(request, response, token)
+    clear_login_nonce(request, response)
+    return response
 
 
-def _staff_page(request: Request, session, actor, *, issued: dict | None = None,
-                invited: dict | None = None):
-    staff = staff_service.list_staff(session, club_id=actor.club_id, limit=500)["items"]
-    may_add = [r for r in Role if actor.role == Role.owner or r in staff_service.MANAGER_MAY_MANAGE]
-    return render(request, "staff.html", {
-        "title": "Staff", "staff": staff, "roles": ROLE_LABELS, "may_add": may_add,
-        "is_owner": actor.role == Role.owner, "manager_may": staff_service.MANAGER_MAY_MANAGE,
-        "invitations": staff_service.list_invitations(session, club_id=actor.club_id),
-        "issued": issued, "invited": invited})
+@router.post("/logout")
+def logout(request: Request, session: PageSession, actor: PageActor):
+    end_session(session, token=request.cookies.get(SESSION_COOKIE, ""))
+    response = redirect("/login")
+    clear_session_cookie(request, response)
+    set_flash(request, response, "You are signed out.", "info")
+    return response
 
 
-@router.get(STAFF_PAGE)
-def staff_page(request: Request, session: PageSession, actor: ManagerPage):
-    return _staff_page(request, session, actor)
-
-
-@router.post(STAFF_PAGE)
-def add_staff(request: Request, session: PageSession, actor: ManagerPage,
-              email: Annotated[str, Form(max_length=254)],
-              name: Annotated[str, Form(max_length=200)],
-              role: Annotated[str, Form(max_length=20)]):
-    back_to(request, None, STAFF_PAGE)
-    try:
-        data = StaffCreate(email=email, name=name, role=_role(role))
-    except ValidationError as exc:
-        field = str(exc.errors()[0].get("loc", ("input",))[0])
-        message = exc.errors()[0].get("msg", "not valid")
-        raise Invalid(f"Please check the form — {field}: {message}", code="invalid_form") from None
-    row, token = staff_service.add_staff(session, actor=actor, email=data.email,
-                                         name=data.name, role=data.role)
-    return _staff_page(request, session, actor, invited={
-        **row, "url": accept_url(settings_of(request), token)})
-
-
-@router.post(STAFF_PAGE + "/invitations/{invitation_id}/link")
-def reissue_invitation(request: Request, session: PageSession, actor: ManagerPage,
-                       invitation_id: InvitationId):
-    back_to(request, None, STAFF_PAGE)
-    row, token = staff_service.reissue_invitation(session, actor=actor,
-                                                  invitation_id=invitation_id)
-    return _staff_page(request, session, actor, invited={
-        **row, "url": accept_url(settings_of(request), token)})
-
-
-@router.post(STAFF_PAGE + "/invitations/{invitation_id}/cancel")
-def cancel_invitation(request: Request, session: PageSession, actor: ManagerPage,
-                      invitation_id: InvitationId):
-    back_to(request, None, STAFF_PAGE)
-    staff_service.cancel_invitation(session, actor=actor, invitation_id=invitation_id)
-    return done(request, STAFF_PAGE, "The invitation is cancelled; its link no longer works.")
-
-
-@router.post(STAFF_PAGE + "/{user_id}/role")
-def change_role(request: Request, session: PageSession, actor: ManagerPage, user_id: StaffId,
-                role: Annotated[str, Form(max_length=20)]):
-    back_to(request, None, STAFF_PAGE)
-    row = staff_service.change_role(session, actor=actor, user_id=user_id, role=_role(role))
-    return done(request, STAFF_PAGE, f"{row['name']} is now {ROLE_LABELS[row['role']].lower()}.")
-
-
-@router.post(STAFF_PAGE + "/{user_id}/remove")
-def remove_staff(request: Request, session: PageSession, actor: ManagerPage, user_id: StaffId):
-    back_to(request, None, STAFF_PAGE)
-    row = staff_service.get_staff(session, club_id=actor.club_id, user_id=user_id)
-    staff_service.remove_staff(session, actor=actor, user_id=user_id)
-    return done(request, STAFF_PAGE, f"{row['name']} no longer works in this club; their "
-                "tasks, sales and history stay.")
-
-
-@router.post(STAFF_PAGE + "/{user_id}/reset-password")
-def reset_password(request: Request, session: PageSession, actor: ManagerPage,
-                   user_id: StaffId):
-    back_to(request, None, STAFF_PAGE)
-    row = staff_service.get_staff(session, club_id=actor.club_id, user_id=user_id)
-    password = staff_service.reset_password(session, actor=actor, user_id=user_id)
-    return _staff_page(request, session, actor, issued={
-        "name": row["name"], "email": row["email"], "password": password, "new": False})
+@router.get("/")
+def home(actor: PageActor):
+    return redirect(home_for(actor))
 
 
 # --- everyone: my password -----------------------------------------------------------------------
