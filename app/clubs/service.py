@@ -61,7 +61,14 @@ def club_zone(club: Club) -> ZoneInfo:
 
 
 def club_today(club: Club, at: datetime | None = None) -> date:
+    """The club's calendar day at `at` (default: now, from `app.core.clock`)."""
     return clock.today(club_zone(club), at)
+
+
+def club_today_by_id(session: Session, club_id: int, at: datetime | None = None) -> date:
+    """`club_today` for a club known by id (NotFound if there is none); the club row comes from
+    the session's identity map when it is loaded already."""
+    return club_today(get_club(session, club_id), at)
 
 
 def normalise_email(email: str) -> str:
