@@ -73,10 +73,14 @@ def in_list(column, name: str, postgres: bool):
 
 
 def dialect_insert(session: Session, table):
-    """The dialect's INSERT (for ON CONFLICT DO NOTHING)."""
-    if session.get_bind().dialect.name == "postgresql":
-        return postgresql.insert(table)
-    return sqlite.insert(table)
+    """The dialect's INSERT (for ON CONFLICT DO NOTHING / DO UPDATE)."""
+    return insert_for(is_postgres(session), table)
+
+
+def insert_for(postgres: bool, table):
+    """`dialect_insert` by flag, for a statement built once per dialect (an `lru_cache` on the
+    flag, as with `in_list`)."""
+    return postgresql.insert(table) if postgres else sqlite.insert(table)
 
 
 def is_postgres(session: Session) -> bool:

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session, aliased
 
 from app.access.models import Visit
 from app.clubs.schemas import ClubSettings
-from app.core.sql import in_list, is_postgres
+from app.core.sql import in_list, insert_for, is_postgres
 from app.core.types import BigId, UTCDateTime
 from app.crm.models import Interaction, Task
 from app.members.models import Member
@@ -328,12 +328,9 @@ def _existing_statement(pg: bool):
 
 
 @lru_cache(maxsize=2)
-def _insert_statement(dialect: str):
-    from sqlalchemy.dialects import postgresql, sqlite
-
+def _insert_statement(pg: bool):
     table = ScheduledTouchpoint.__table__
-    insert_ = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    return insert_(table).on_conflict_do_nothing(
+    return insert_for(pg, table).on_conflict_do_nothing(
         index_elements=[table.c.member_id, table.c.definition_id, table.c.cycle])
 
 
@@ -412,7 +409,7 @@ def plan(session: Session, *, club_id: int, settings: ClubSettings, zone: ZoneIn
     for row in rows:
         (result.held_out if row["status"] == "held_out" else result.scheduled)[
             names[row["definition_id"]]] += 1
-    session.execute(_insert_statement(session.get_bind().dialect.name), rows)
+    session.execute(_insert_statement(is_postgres(session)), rows)
     # the held-out ones go on the timeline, in one statement
     session.execute(_held_out_timeline(), {"cid": club_id, "now": now})
     return result

@@ -58,6 +58,7 @@ from app.access.models import Visit
 from app.clubs.models import Club
 from app.clubs.schemas import ClubSettings
 from app.core.events import VisitGranted
+from app.core.sql import is_postgres
 from app.core.types import BigId, UTCDateTime
 from app.members.models import Member
 from app.memberships.models import Freeze, Membership, Plan
@@ -366,7 +367,7 @@ def compute_and_apply(session: Session, *, club_id: int, as_of: date, now: datet
     run = StageRun()
     params = _params(club_id=club_id, as_of=as_of, s=settings, zone=zone, member_ids=member_ids)
     stmt = _statement(member_ids is not None)
-    if session.get_bind().dialect.name == "postgresql":
+    if is_postgres(session):
         result = session.execute(stmt, params, execution_options={"yield_per": BATCH})
         for rows in result.partitions():
             _apply(session, rows, run, club_id=club_id, as_of=as_of, now=now, settings=settings,
