@@ -25,7 +25,7 @@ from app.core.config import Settings, get_settings
 from app.core.db import transaction
 from app.core.errors import NotFound
 from app.core.events import MembersMerged
-from app.core.sql import dialect_insert, is_postgres
+from app.core.sql import dialect_insert, is_postgres, local_at
 from app.crm.models import Task
 from app.members import service as members_service
 from app.memberships.models import Membership, Plan
@@ -39,7 +39,6 @@ from app.retention.models import (
     StageChange,
     TouchpointDefinition,
 )
-from app.retention.sql import local_at
 
 DAILY_RUN_AT = time(5, 0)
 
