@@ -6,7 +6,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
-from app.core.sql import register_sqlite_functions
+from app.core.sql import is_postgres
 
 REPORT_WORK_MEM = "64MB"
 
@@ -16,16 +16,14 @@ def prepare(session: Session) -> None:
 
     PostgreSQL: `SET LOCAL work_mem` so the sorts and hashes of a report stay in memory, and
     `jit = off` (compiling costs more than it saves at these sizes); both end with the
-    transaction. SQLite: register the time-zone and calendar functions on the connection.
+    transaction. SQLite needs nothing: its time-zone and calendar functions are registered on
+    every connection as it opens (`app.core.db.make_engine`).
     """
+    if not is_postgres(session):
+        return
     connection = session.connection()
-    if connection.dialect.name == "postgresql":
-        connection.exec_driver_sql(f"SET LOCAL work_mem = '{REPORT_WORK_MEM}'")
-        connection.exec_driver_sql("SET LOCAL jit = off")
-        return
-    if connection.dialect.name != "sqlite":
-        return
-    register_sqlite_functions(connection.connection.driver_connection)
+    connection.exec_driver_sql(f"SET LOCAL work_mem = '{REPORT_WORK_MEM}'")
+    connection.exec_driver_sql("SET LOCAL jit = off")
 
 
 # --- window functions with a literal frame ------------------------------------------------------
