@@ -316,7 +316,7 @@ def _bench(url: str, args) -> int:
                   .scalar() for t in ("memberships", "visits")}
     print(f"memberships {counts['memberships']:,}, visits {counts['visits']:,}")
     lo = default_from(today)
-    from app.analytics.sql import local_day_start
+    from app.core.sql import local_day_start
 
     params = {"club": club_id, "lo": lo, "hi": today, "t0": local_day_start(zone, lo),
               "t1": local_day_start(zone, today + timedelta(days=1)),

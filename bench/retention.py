@@ -59,17 +59,18 @@ def _floor(factory, club, as_of) -> tuple[float, int]:
     from app.access.models import Visit
     from app.clubs import service as clubs_service
     from app.core.db import transaction
-    from app.retention.sql import day_start
+    from app.core.sql import local_day_start
     from app.retention.stages import RECENT_DAYS, WINDOW_DAYS
 
     zone = clubs_service.club_zone(club)
     stmt = (select(Visit.member_id,
-                   func.sum(case((Visit.occurred_at >= day_start(
+                   func.sum(case((Visit.occurred_at >= local_day_start(
                        zone, as_of - timedelta(days=RECENT_DAYS - 1)), 1), else_=0)),
                    func.count(), func.max(Visit.occurred_at))
             .where(Visit.club_id == club.id,
-                   Visit.occurred_at >= day_start(zone, as_of - timedelta(days=WINDOW_DAYS - 1)),
-                   Visit.occurred_at < day_start(zone, as_of + timedelta(days=1)))
+                   Visit.occurred_at >= local_day_start(
+                       zone, as_of - timedelta(days=WINDOW_DAYS - 1)),
+                   Visit.occurred_at < local_day_start(zone, as_of + timedelta(days=1)))
             .group_by(Visit.member_id))
     best, rows = float("inf"), 0
     for _ in range(3):
@@ -141,8 +142,8 @@ def _bench(url: str, args) -> int:
     from datetime import time as clock
 
     from app.clubs import service as clubs_service
+    from app.core.sql import local_at
     from app.retention.service import DAILY_RUN_AT
-    from app.retention.sql import local_at
 
     if args.reset:
         _reset(url)

@@ -19,12 +19,10 @@ from app.access.schemas import (
 )
 from app.clubs.deps import DeskActor, DeviceKey, ManagerActor, StaffActor, device_unit_of_work
 from app.core.deps import SessionDep
-from app.core.schemas import IdPath, Page
+from app.core.schemas import IdPath, Limit, Offset, Page
 
 router = APIRouter(prefix="/api/v1", tags=["access"])
 
-Limit = Annotated[int, Query(ge=1, le=200)]
-Offset = Annotated[int, Query(ge=0, le=1_000_000)]
 IdempotencyKey = Annotated[str | None, Header(
     alias="Idempotency-Key", min_length=1, max_length=IDEMPOTENCY_KEY_MAX,
     pattern=r"^[\x21-\x7e]+$", description="repeat the key to get the first answer again")]

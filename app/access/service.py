@@ -66,6 +66,7 @@ from app.core.errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized
 from app.core.events import VisitGranted
 from app.core.schemas import Page
 from app.core.security import digest
+from app.core.sql import local_day_start
 from app.members import service as members_service
 from app.members.models import Card, Member
 from app.memberships.models import Freeze, Membership, Plan
@@ -634,9 +635,7 @@ def _local_day_range(session: Session, club_id: int, day: date | None) -> tuple[
     day = day or clubs_service.club_today(club)
     if not 1970 <= day.year <= 2999:
         raise Invalid("date must be between 1970 and 2999", code="invalid_date")
-    start = datetime.combine(day, time(0), tzinfo=zone)
-    end = datetime.combine(day + timedelta(days=1), time(0), tzinfo=zone)
-    return start.astimezone(UTC), end.astimezone(UTC)
+    return local_day_start(zone, day), local_day_start(zone, day + timedelta(days=1))
 
 
 def _full_name(first: str | None, last: str | None) -> str | None:

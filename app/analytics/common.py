@@ -6,9 +6,10 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import and_, case, or_
 from sqlalchemy.orm import Session
 
-from app.analytics import sql
+from app.analytics.sql import prepare
 from app.clubs import service as clubs_service
 from app.clubs.models import Club
+from app.core import sql
 from app.core.errors import Invalid, NotFound
 from app.memberships.models import Plan
 from app.memberships.rules import add_months
@@ -48,7 +49,7 @@ def scope(session: Session, *, club_id: int, as_of: date | None = None,
           plan_id: int | None = None, default_start=default_from,
           max_days: int | None = MAX_PERIOD_DAYS) -> Scope:
     """Resolve and check the period: defaults, `to` capped at today, at most three years."""
-    sql.prepare(session)
+    prepare(session)
     club = session.get(Club, club_id)
     if club is None:
         raise NotFound("Club not found")

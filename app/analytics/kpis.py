@@ -23,7 +23,7 @@ from sqlalchemy import and_, case, exists, func, select
 from sqlalchemy.orm import Session
 
 from app.access.models import Visit
-from app.analytics import sql, stats
+from app.analytics import stats
 from app.analytics.common import Scope, not_void, scope
 from app.analytics.retention import memberships, monthly_figures, sequenced
 from app.analytics.schemas import (
@@ -35,6 +35,7 @@ from app.analytics.schemas import (
     VisitFrequency,
 )
 from app.billing.models import Sale, SaleLine
+from app.core import sql
 from app.members.models import Member
 from app.memberships.models import Membership
 

@@ -19,8 +19,9 @@ from pydantic import BaseModel, Field
 from sqlalchemy import case, func, select, union_all
 from sqlalchemy.orm import Session
 
-from app.analytics import common, sql
+from app.analytics import common
 from app.analytics.stats import rate
+from app.core import sql
 from app.crm.leads import CONTACT_KINDS
 from app.crm.models import Interaction, Lead, LeadStageChange
 

@@ -27,7 +27,7 @@ from sqlalchemy import and_, case, exists, func, or_, select
 from sqlalchemy.orm import Session
 
 from app.access.models import Visit
-from app.analytics import sql, stats
+from app.analytics import stats
 from app.analytics.common import Scope, scope
 from app.analytics.retention import first_memberships
 from app.analytics.schemas import (
@@ -41,6 +41,7 @@ from app.analytics.schemas import (
 )
 from app.clubs import service as clubs_service
 from app.clubs.models import Club
+from app.core import sql
 from app.crm.models import Interaction, Task
 from app.memberships.models import Membership
 from app.retention.models import ScheduledTouchpoint

@@ -25,7 +25,7 @@ from sqlalchemy import and_, case, exists, func, literal, or_, select, union_all
 from sqlalchemy.orm import Session
 
 from app.access.models import Visit
-from app.analytics import sql, stats
+from app.analytics import stats
 from app.analytics.common import EARLY_DAYS, Scope, last_day, month_label, not_void, scope
 from app.analytics.schemas import (
     BeforeAfterReport,
@@ -38,6 +38,8 @@ from app.analytics.schemas import (
     TouchpointReport,
     TouchpointRow,
 )
+from app.analytics.sql import window
+from app.core import sql
 from app.core.errors import Invalid
 from app.memberships.models import Membership, Plan
 from app.memberships.rules import add_months
@@ -85,7 +87,7 @@ def ended(s: Scope, date_from: date, date_to: date, *, name: str = "ended",
     if not cohort:  # a renewal starts at most 30 days before the end, so never earlier than this
         where.append(m.c.end_date >= date_from - timedelta(days=EARLY_DAYS))
     def prior(fn):
-        return sql.window(fn, partition_by=m.c.member_id, order_by=(m.c.start_date, m.c.id))
+        return window(fn, partition_by=m.c.member_id, order_by=(m.c.start_date, m.c.id))
 
     cols = [m.c.id, m.c.member_id, m.c.plan_id, m.c.start_date, m.c.end_date, m.c.cancelled_on,
             end.label("last_day"), prior(func.lead(m.c.start_date)).label("next_start")]

@@ -20,7 +20,7 @@ from datetime import date, timedelta
 from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.orm import Session
 
-from app.analytics import sql, stats
+from app.analytics import stats
 from app.analytics.common import Scope, last_day, month_end, month_label, not_void, scope
 from app.analytics.schemas import (
     CohortReport,
@@ -31,6 +31,8 @@ from app.analytics.schemas import (
     SurvivalReport,
     SurvivalRow,
 )
+from app.analytics.sql import LATER_ROWS, window
+from app.core import sql
 from app.memberships.models import Membership
 from app.memberships.rules import add_months
 
@@ -87,7 +89,7 @@ def sequenced(s: Scope, ms, *, plan_id: int | None = None, spells: bool = True,
     `plan_id`: `cov_from` is computed among that plan's memberships only (`plan_cov_from`).
     """
     def prior(fn):
-        return sql.window(fn, partition_by=ms.c.member_id, order_by=(ms.c.start_date, ms.c.id))
+        return window(fn, partition_by=ms.c.member_id, order_by=(ms.c.start_date, ms.c.id))
 
     cols = [ms.c.id, ms.c.member_id, ms.c.plan_id, ms.c.start_date, ms.c.last_day,
             prior(func.max(ms.c.last_day)).label("prev_end")]
@@ -117,8 +119,8 @@ def sequenced(s: Scope, ms, *, plan_id: int | None = None, spells: bool = True,
     if spells:
         is_last = or_(w1.c.next_start.is_(None),
                       w1.c.next_start > sql.add_days(cur_max, s.grace))
-        cols.append(sql.window(func.min(case((is_last, cur_max))), partition_by=w1.c.member_id,
-                               order_by=(w1.c.start_date, w1.c.id), frame=sql.LATER_ROWS)
+        cols.append(window(func.min(case((is_last, cur_max))), partition_by=w1.c.member_id,
+                               order_by=(w1.c.start_date, w1.c.id), frame=LATER_ROWS)
                     .label("spell_end"))
     return select(*cols).subquery(name)
 

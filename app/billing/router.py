@@ -1,18 +1,13 @@
-from typing import Annotated
-
-from fastapi import APIRouter, Query
+from fastapi import APIRouter
 
 from app.billing import service
 from app.billing.schemas import BalanceRead, SaleCreate, SalePaymentCreate, SaleRead
 from app.clubs.deps import DeskActor
 from app.core.deps import SessionDep
 from app.core.idempotency import Idempotency, run_once
-from app.core.schemas import IdPath, Page
+from app.core.schemas import IdPath, LargeOffset, Limit, Page
 
 router = APIRouter(prefix="/api/v1", tags=["sales and payments"])
-
-Limit = Annotated[int, Query(ge=1, le=200)]
-Offset = Annotated[int, Query(ge=0, le=10**9)]
 
 
 @router.post("/sales", response_model=SaleRead, status_code=201)
@@ -57,7 +52,7 @@ def pay_sale(session: SessionDep, actor: DeskActor, sale_id: IdPath("sale id"),
 
 @router.get("/members/{member_id}/sales", response_model=Page[SaleRead])
 def member_sales(session: SessionDep, actor: DeskActor, member_id: IdPath("member id"),
-                 limit: Limit = 50, offset: Offset = 0):
+                 limit: Limit = 50, offset: LargeOffset = 0):
     items, total = service.member_sales(session, club_id=actor.club_id, member_id=member_id,
                                         limit=limit, offset=offset)
     return Page[SaleRead](items=[SaleRead.model_validate(i) for i in items], total=total,

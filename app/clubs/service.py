@@ -6,7 +6,6 @@ from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import bindparam, case, delete, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from app.clubs.models import AuthToken, Club, ClubStaff, Device, LoginFailure, StaffUser
@@ -15,6 +14,7 @@ from app.core import clock
 from app.core.actors import Actor, DeviceActor, Role
 from app.core.errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized
 from app.core.security import digest, hash_password, new_secret, verify_password
+from app.core.sql import dialect_insert
 
 MAX_FAILED_LOGINS = 5
 DEVICE_PROTOCOLS = ("native", "zkteco", "hikvision", "ironlogic")
@@ -61,7 +61,14 @@ def club_zone(club: Club) -> ZoneInfo:
 
 
 def club_today(club: Club, at: datetime | None = None) -> date:
+    """The club's calendar day at `at` (default: now, from `app.core.clock`)."""
     return clock.today(club_zone(club), at)
+
+
+def club_today_by_id(session: Session, club_id: int, at: datetime | None = None) -> date:
+    """`club_today` for a club known by id (NotFound if there is none); the club row comes from
+    the session's identity map when it is loaded already."""
+    return club_today(get_club(session, club_id), at)
 
 
 def normalise_email(email: str) -> str:
@@ -240,10 +247,7 @@ def record_failed_login(session: Session, *, user_id: int | None, address: str |
         if password_change:
             keys.append(password_change_key(user_id))
     with Session(bind=session.get_bind()) as own, own.begin():
-        if own.get_bind().dialect.name == "postgresql":
-            insert = postgresql.insert(table)
-        else:
-            insert = sqlite.insert(table)
+        insert = dialect_insert(own, table)
         for key in keys:
             stmt = insert.values(address=key, window_start=start, failures=1)
             stmt = stmt.on_conflict_do_update(index_elements=["address", "window_start"],

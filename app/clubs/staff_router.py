@@ -2,7 +2,7 @@
 changing one's own password (rules in `app.clubs.staff`, docs/staff.md)."""
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Depends, Path, Request
 from fastapi.security import OAuth2PasswordBearer
 from fastapi.security.utils import get_authorization_scheme_param
 
@@ -24,19 +24,18 @@ from app.clubs.schemas import (
 from app.core.deps import SessionDep, SettingsDep
 from app.core.errors import Unauthorized
 from app.core.handlers import ERROR_SCHEMA
-from app.core.schemas import IdPath, Page
+from app.core.schemas import IdPath, LargeLimit, LargeOffset, Page
 
 router = APIRouter(prefix="/api/v1", tags=["staff"])
 
 UserId = IdPath("staff user id")
-Limit = Annotated[int, Query(ge=1, le=500)]
-Offset = Annotated[int, Query(ge=0, le=10**9)]
 _LOCKED = {429: {"description": "Too many wrong passwords; try again later",
                  "content": {"application/json": {"schema": ERROR_SCHEMA}}}}
 
 
 @router.get("/staff", response_model=Page[StaffRead])
-def list_staff(session: SessionDep, actor: ManagerActor, limit: Limit = 100, offset: Offset = 0):
+def list_staff(session: SessionDep, actor: ManagerActor, limit: LargeLimit = 100,
+               offset: LargeOffset = 0):
     """The club's staff: role, last sign-in (if known), active, still on a temporary password."""
     return service.list_staff(session, club_id=actor.club_id, limit=limit, offset=offset)
 

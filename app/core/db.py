@@ -9,6 +9,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 from app.core import clock
+from app.core.sql import register_sqlite_functions
 from app.core.types import BigId, UTCDateTime
 
 NAMING_CONVENTION = {
@@ -35,7 +36,8 @@ class TimestampMixin:
 
 
 def _setup_sqlite(engine: Engine) -> None:
-    """pysqlite recipe: WAL, foreign keys, and BEGIN IMMEDIATE so read-then-write never deadlocks."""
+    """pysqlite recipe: WAL, foreign keys, and BEGIN IMMEDIATE so read-then-write never deadlocks;
+    and the `fitclub_*` SQL functions of `app.core.sql` (time zones, months), once per connection."""
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection, _record):
@@ -46,6 +48,7 @@ def _setup_sqlite(engine: Engine) -> None:
         cur.execute("PRAGMA busy_timeout=30000")
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.close()
+        register_sqlite_functions(dbapi_connection)
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn):

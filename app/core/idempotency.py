@@ -25,12 +25,12 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy import JSON, ForeignKey, Integer, String, UniqueConstraint, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from app.core import clock
 from app.core.db import Base, IdMixin
 from app.core.errors import Conflict, Invalid
+from app.core.sql import dialect_insert
 from app.core.types import BigId
 
 MAX_KEY_LENGTH = 200
@@ -97,15 +97,6 @@ def request_hash(payload: Any) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def _insert(session: Session):
-    name = session.get_bind().dialect.name
-    if name == "postgresql":
-        return postgresql.insert(IdempotencyKey)
-    if name == "sqlite":
-        return sqlite.insert(IdempotencyKey)
-    raise RuntimeError(f"idempotency keys are not supported on {name}")  # pragma: no cover
-
-
 def _stored(session: Session, *, club_id: int, key: str, endpoint: str,
             request_hash: str) -> StoredResponse:
     row = session.execute(
@@ -132,7 +123,7 @@ def claim(session: Session, *, club_id: int, key: str, endpoint: str,
     Raises Invalid (422, `idempotency_key_reused`) when the key came with a different request.
     On PostgreSQL a concurrent claim of the same key waits here until the first one commits.
     """
-    stmt = (_insert(session)
+    stmt = (dialect_insert(session, IdempotencyKey)
             .values(club_id=club_id, key=key, endpoint=endpoint, request_hash=request_hash,
                     created_at=clock.now())
             .on_conflict_do_nothing(index_elements=["club_id", "key", "endpoint"])

@@ -2,7 +2,7 @@
 from datetime import time
 from typing import Annotated, Generic, TypeVar
 
-from fastapi import Path
+from fastapi import Path, Query
 from pydantic import BaseModel, ConfigDict, WithJsonSchema, field_validator
 
 from app.core.types import MAX_ID
@@ -23,6 +23,18 @@ class In(BaseModel):
 
 class Out(BaseModel):
     model_config = ConfigDict(from_attributes=True)
+
+
+# Paging query parameters (with `Page`): `limit: Limit = 50, offset: Offset = 0`. Some lists keep
+# other bounds: longer pages (staff, products, stock, movements) take `LargeLimit`; member search
+# and a member's notes and consents `SmallLimit` and `SmallOffset`; lists paged by `LargeOffset`
+# go deeper (sales, memberships, plans, inventory, staff).
+Limit = Annotated[int, Query(ge=1, le=200)]
+LargeLimit = Annotated[int, Query(ge=1, le=500)]
+SmallLimit = Annotated[int, Query(ge=1, le=100)]
+Offset = Annotated[int, Query(ge=0, le=1_000_000)]
+LargeOffset = Annotated[int, Query(ge=0, le=10**9)]
+SmallOffset = Annotated[int, Query(ge=0, le=10_000)]
 
 
 def IdPath(description: str = "id"):

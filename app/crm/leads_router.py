@@ -9,7 +9,7 @@ from app.clubs.deps import DeskActor, ManagerActor
 from app.core.deps import SessionDep
 from app.core.handlers import envelope
 from app.core.idempotency import Idempotency, run_once
-from app.core.schemas import IdPath, Page
+from app.core.schemas import IdPath, Limit, Offset, Page
 from app.core.types import MAX_ID
 from app.crm import leads, website
 from app.crm.schemas import (
@@ -81,8 +81,7 @@ def create_lead(session: SessionDep, actor: DeskActor, body: LeadCreate, idem: I
 def list_leads(session: SessionDep, actor: DeskActor, stage: LeadStage | None = None,
                source: LeadSource | None = None,
                assignee_user_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
-               limit: Annotated[int, Query(ge=1, le=200)] = 50,
-               offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0):
+               limit: Limit = 50, offset: Offset = 0):
     """Leads, newest first (the desk sees unassigned leads and its own; managers all)."""
     items, total = leads.list_leads(session, actor=actor, stage=stage.value if stage else None,
                                     source=source.value if source else None,

@@ -4,7 +4,7 @@ from fastapi import APIRouter, Query
 
 from app.clubs.deps import DeskActor, StaffActor
 from app.core.deps import SessionDep
-from app.core.schemas import IdPath, Page
+from app.core.schemas import IdPath, Limit, Offset, Page
 from app.core.types import MAX_ID
 from app.crm import service
 from app.crm.schemas import (
@@ -31,8 +31,7 @@ def tasks_today(session: SessionDep, actor: StaffActor):
 @router.get("/tasks", response_model=Page[TaskRead])
 def list_tasks(session: SessionDep, actor: StaffActor, status: TaskStatus | None = None,
                member_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
-               limit: Annotated[int, Query(ge=1, le=200)] = 50,
-               offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0):
+               limit: Limit = 50, offset: Offset = 0):
     items, total = service.list_tasks(session, actor=actor,
                                       status=status.value if status else None,
                                       member_id=member_id, limit=limit, offset=offset)
@@ -70,8 +69,7 @@ Filter = Annotated[str | None, Query(min_length=1, max_length=30)]
 
 @router.get("/members/{member_id}/timeline", response_model=Page[TimelineItem])
 def timeline(session: SessionDep, actor: StaffActor, member_id: IdPath("member id"),
-             limit: Annotated[int, Query(ge=1, le=200)] = 50,
-             offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+             limit: Limit = 50, offset: Offset = 0,
              kind: Filter = None, channel: Filter = None):
     """Everything that happened with a member: touchpoints, tasks, calls, emails, SMS, lead
     and stage changes; `kind` / `channel` keep one kind (call, email, sms, lead, touchpoint,

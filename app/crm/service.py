@@ -17,10 +17,6 @@ from app.members.models import Member
 from app.retention.models import StageChange
 
 
-def _today(session: Session, club_id: int) -> date:
-    return clubs_service.club_today(clubs_service.get_club(session, club_id))
-
-
 def _read(task: Task, member: tuple | None, today: date) -> TaskRead:
     data = {c: getattr(task, c) for c in TaskRead.model_fields if hasattr(task, c)}
     name, phone, preferred = member or (None, None, None)
@@ -61,7 +57,7 @@ def _check_staff(session: Session, *, club_id: int, user_id: int | None) -> None
 
 def create_task(session: Session, *, actor: Actor, data: TaskCreate) -> TaskRead:
     """A task for a role or a person, optionally about a member."""
-    today = _today(session, actor.club_id)
+    today = clubs_service.club_today_by_id(session, actor.club_id)
     if data.member_id is not None:
         members_service.get_member(session, club_id=actor.club_id, member_id=data.member_id)
     _check_staff(session, club_id=actor.club_id, user_id=data.assignee_user_id)
@@ -92,7 +88,7 @@ def tasks_today(session: Session, *, actor: Actor, today: date | None = None,
                 limit: int = 200) -> list[TaskRead]:
     """Open tasks due today or overdue, for me or my role: overdue first (the oldest first),
     then today's; each with the member's phone and preferred channel for the call."""
-    today = today or _today(session, actor.club_id)
+    today = today or clubs_service.club_today_by_id(session, actor.club_id)
     where = [Task.club_id == actor.club_id, Task.status == "open", Task.due_date <= today]
     visible = _visible_to(actor)
     if visible is not None:
@@ -136,7 +132,8 @@ def list_tasks(session: Session, *, actor: Actor, status: str | None = None,
     tasks = list(session.scalars(select(Task).where(*where)
                                  .order_by(Task.due_date.desc(), Task.id.desc())
                                  .limit(limit).offset(offset)))
-    return _with_names(session, tasks, _today(session, actor.club_id)), total
+    today = clubs_service.club_today_by_id(session, actor.club_id)
+    return _with_names(session, tasks, today), total
 
 
 def _channel_for(kind: str) -> str:
@@ -159,7 +156,8 @@ def complete_task(session: Session, *, actor: Actor, task_id: int, outcome: str)
                                 staff_id=actor.user_id, occurred_at=now,
                                 touchpoint_id=task.touchpoint_id, task_id=task.id))
     session.flush()
-    return _with_names(session, [task], _today(session, actor.club_id))[0]
+    today = clubs_service.club_today_by_id(session, actor.club_id)
+    return _with_names(session, [task], today)[0]
 
 
 def _open_task(session: Session, *, actor: Actor, task_id: int) -> Task:
@@ -181,7 +179,8 @@ def update_task(session: Session, *, actor: Actor, task_id: int, data: TaskUpdat
         setattr(task, name, value)
     task.updated_at = clock.now()
     session.flush()
-    return _with_names(session, [task], _today(session, actor.club_id))[0]
+    today = clubs_service.club_today_by_id(session, actor.club_id)
+    return _with_names(session, [task], today)[0]
 
 
 def cancel_task(session: Session, *, actor: Actor, task_id: int, reason: str) -> TaskRead:
@@ -191,7 +190,8 @@ def cancel_task(session: Session, *, actor: Actor, task_id: int, reason: str) ->
     task.status, task.outcome = "cancelled", f"cancelled: {reason}"
     task.completed_at, task.completed_by, task.updated_at = now, actor.user_id, now
     session.flush()
-    return _with_names(session, [task], _today(session, actor.club_id))[0]
+    today = clubs_service.club_today_by_id(session, actor.club_id)
+    return _with_names(session, [task], today)[0]
 
 
 _KIND_CHANNEL = {"call": "phone", "email": "email", "sms": "sms", "desk_visit": "in_person",

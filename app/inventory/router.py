@@ -10,7 +10,7 @@ from app.core.actors import MANAGERS, Actor
 from app.core.csvout import csv_response
 from app.core.deps import SessionDep
 from app.core.idempotency import Idempotency, run_once
-from app.core.schemas import IdPath, Page
+from app.core.schemas import IdPath, LargeLimit, LargeOffset, Page, SmallLimit
 from app.inventory import service
 from app.inventory.schemas import (
     CoverReport,
@@ -39,8 +39,6 @@ from app.inventory.schemas import (
 
 router = APIRouter(prefix="/api/v1/inventory", tags=["café and bar"])
 
-Limit = Annotated[int, Query(ge=1, le=500)]
-Offset = Annotated[int, Query(ge=0, le=10**9)]
 From = Annotated[Day | None, Query(alias="from", description="first day (club time); default: "
                                                                "27 days before `to`")]
 To = Annotated[Day | None, Query(alias="to", description="last day (club time); default today")]
@@ -77,7 +75,7 @@ def create_product(session: SessionDep, actor: ManagerActor, body: ProductCreate
 def list_products(session: SessionDep, actor: StaffActor, active: bool | None = None,
                   category: Category = None,
                   q: Annotated[str | None, Query(min_length=1, max_length=100)] = None,
-                  low_stock: bool = False, limit: Limit = 100, offset: Offset = 0):
+                  low_stock: bool = False, limit: LargeLimit = 100, offset: LargeOffset = 0):
     """The catalogue with stock on hand; cost and margin only for owners and managers."""
     items, total = service.list_products(session, club_id=actor.club_id, active=active,
                                          category=category, q=q, low_stock=low_stock,
@@ -107,7 +105,7 @@ def update_product(session: SessionDep, actor: ManagerActor, product_id: IdPath(
 def stock(session: SessionDep, actor: StaffActor, category: Category = None,
           low_only: bool = False,
           active: Annotated[bool | None, Query(description="default: active products")] = True,
-          limit: Limit = 200, offset: Offset = 0):
+          limit: LargeLimit = 200, offset: LargeOffset = 0):
     """Stock on hand per product (with average cost and value for owners and managers)."""
     items, total = service.stock(session, club_id=actor.club_id, active=active, category=category,
                                  low_only=low_only, limit=limit, offset=offset)
@@ -152,7 +150,7 @@ def stocktake(session: SessionDep, actor: ManagerActor, body: StocktakeCreate,
 def movements(session: SessionDep, actor: ManagerActor,
               product_id: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
               kind: MovementKind | None = None, date_from: From = None, date_to: To = None,
-              limit: Limit = 100, offset: Offset = 0):
+              limit: LargeLimit = 100, offset: LargeOffset = 0):
     """The stock ledger, newest first (owners and managers)."""
     items, total = service.list_movements(session, club_id=actor.club_id, product_id=product_id,
                                           kind=kind.value if kind else None,
@@ -222,7 +220,7 @@ def sales(session: SessionDep, actor: ManagerActor, date_from: From = None, date
 def top_sellers(session: SessionDep, actor: ManagerActor, date_from: From = None,
                 date_to: To = None,
                 by: Annotated[str, Query(pattern="^(units|revenue|margin)$")] = "units",
-                limit: Annotated[int, Query(ge=1, le=100)] = 10, fmt: FormatQ = Format.json):
+                limit: SmallLimit = 10, fmt: FormatQ = Format.json):
     """The best-selling products of a period by units, revenue or margin."""
     return _report(SalesReport.model_validate(service.top_sellers(
         session, club_id=actor.club_id, date_from=date_from, date_to=date_to, by=by,

@@ -58,10 +58,6 @@ def _club(session: Session, club_id: int) -> Club:
     return clubs_service.get_club(session, club_id)
 
 
-def _today(session: Session, club_id: int) -> date:
-    return clubs_service.club_today(_club(session, club_id))
-
-
 def _cost(value: Decimal) -> Decimal:
     return Decimal(value).quantize(COST_STEP, rounding=ROUND_HALF_UP)
 
@@ -258,7 +254,8 @@ def _raise_low_stock_task(session: Session, *, club_id: int, product: Product, o
                 title=f"Reorder {product.name} ({product.sku})"[:200],
                 details=(f"{_units(product, on_hand)} left, reorder level "
                          f"{_units(product, product.reorder_level)}; {order}."),
-                kind=REORDER_TASK, assignee_role="manager", due_date=_today(session, club_id),
+                kind=REORDER_TASK, assignee_role="manager",
+                due_date=clubs_service.club_today_by_id(session, club_id),
                 status="open", created_by=created_by, created_at=now, updated_at=now)
     session.add(task)
     session.flush()
@@ -622,7 +619,7 @@ def _bounds(club: Club, date_from: date, date_to: date) -> tuple[datetime, datet
 def period(session: Session, *, club_id: int, date_from: date | None,
            date_to: date | None) -> tuple[date, date]:
     """The days a report covers: default the last 28 days up to today in the club."""
-    date_to = date_to or _today(session, club_id)
+    date_to = date_to or clubs_service.club_today_by_id(session, club_id)
     date_from = date_from or date_to - timedelta(days=DEFAULT_PERIOD_DAYS - 1)
     if date_from > date_to:
         raise Invalid(f"The period starts ({date_from}) after it ends ({date_to})",

@@ -5,7 +5,7 @@ from fastapi import APIRouter, Query
 
 from app.clubs.deps import DeskActor, StaffActor
 from app.core.deps import SessionDep
-from app.core.schemas import IdPath, Page
+from app.core.schemas import IdPath, Page, SmallLimit, SmallOffset
 from app.members import service
 from app.members.schemas import (
     CardBlock,
@@ -28,8 +28,6 @@ MemberId = IdPath("member id")
 CardId = IdPath("card id")
 AsOf = Annotated[date | None, Query(description="day to evaluate the membership on; "
                                                 "default today in the club's timezone")]
-Limit = Annotated[int, Query(ge=1, le=100)]
-Offset = Annotated[int, Query(ge=0, le=10_000)]
 
 
 @router.post("/members", response_model=MemberRead, status_code=201)
@@ -49,7 +47,7 @@ def search_members(session: SessionDep, actor: StaffActor,
                    value: Annotated[str | None, Query(max_length=500, description=(
                        "the custom field's value: exact for choice, yes/no, number and date; "
                        "text matches at its start, in any case"))] = None,
-                   limit: Limit = 20, offset: Offset = 0, as_of: AsOf = None):
+                   limit: SmallLimit = 20, offset: SmallOffset = 0, as_of: AsOf = None):
     """Find members by name, phone, email or card (best match first), or by a custom field."""
     if field is not None or value is not None:
         return service.members_with_custom_value(
@@ -104,7 +102,7 @@ def add_consent(session: SessionDep, actor: DeskActor, member_id: MemberId,
 
 @router.get("/members/{member_id}/consents", response_model=Page[ConsentRead])
 def consent_history(session: SessionDep, actor: StaffActor, member_id: MemberId,
-                    limit: Limit = 50, offset: Offset = 0):
+                    limit: SmallLimit = 50, offset: SmallOffset = 0):
     """The member's consent history, newest first."""
     return service.view_consents(session, actor=actor, member_id=member_id, limit=limit,
                                  offset=offset)
@@ -118,7 +116,7 @@ def add_note(session: SessionDep, actor: StaffActor, member_id: MemberId, body: 
 
 @router.get("/members/{member_id}/notes", response_model=Page[NoteRead])
 def list_notes(session: SessionDep, actor: StaffActor, member_id: MemberId,
-               limit: Limit = 50, offset: Offset = 0):
+               limit: SmallLimit = 50, offset: SmallOffset = 0):
     """The member's notes, newest first."""
     return service.view_notes(session, actor=actor, member_id=member_id, limit=limit,
                               offset=offset)

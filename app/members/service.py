@@ -268,7 +268,7 @@ def member_detail(session: Session, *, club_id: int, member_id: int,
     of `MemberRead`.
     """
     member = get_member(session, club_id=club_id, member_id=member_id)
-    as_of = as_of or clubs_service.club_today(_club(session, club_id))
+    as_of = as_of or clubs_service.club_today_by_id(session, club_id)
     summary = rules.summaries(session, [member.id], as_of)[member.id]
     custom = custom_fields.values_for(session, club_id=club_id, member_ids=[member.id])[member.id]
     return {

@@ -5,7 +5,7 @@ from fastapi import APIRouter, Query
 from app.clubs.deps import DeskActor, ManagerActor, StaffActor
 from app.core.deps import SessionDep
 from app.core.idempotency import Idempotency, run_once
-from app.core.schemas import IdPath, Page
+from app.core.schemas import IdPath, LargeOffset, Limit, Page
 from app.memberships import service
 from app.memberships.schemas import (
     Day,
@@ -24,8 +24,6 @@ from app.memberships.schemas import (
 
 router = APIRouter(prefix="/api/v1", tags=["plans and memberships"])
 
-Limit = Annotated[int, Query(ge=1, le=200)]
-Offset = Annotated[int, Query(ge=0, le=10**9)]
 AsOf = Annotated[Day | None, Query(description="status on this day; default today (club time)")]
 
 
@@ -47,7 +45,7 @@ def update_plan(session: SessionDep, actor: ManagerActor, plan_id: IdPath("plan 
 
 @router.get("/plans", response_model=Page[PlanRead])
 def list_plans(session: SessionDep, actor: StaffActor, active: bool | None = None,
-               limit: Limit = 100, offset: Offset = 0):
+               limit: Limit = 100, offset: LargeOffset = 0):
     plans, total = service.list_plans(session, club_id=actor.club_id, active=active, limit=limit,
                                       offset=offset)
     return Page[PlanRead](items=[PlanRead.model_validate(p) for p in plans], total=total,
@@ -77,7 +75,7 @@ def sell_membership(session: SessionDep, actor: DeskActor, member_id: IdPath("me
 
 @router.get("/members/{member_id}/memberships", response_model=Page[MembershipRead])
 def member_memberships(session: SessionDep, actor: StaffActor, member_id: IdPath("member id"),
-                       as_of: AsOf = None, limit: Limit = 50, offset: Offset = 0):
+                       as_of: AsOf = None, limit: Limit = 50, offset: LargeOffset = 0):
     items, total = service.member_memberships(session, club_id=actor.club_id, member_id=member_id,
                                               as_of=as_of, limit=limit, offset=offset)
     return Page[MembershipRead](items=[MembershipRead.model_validate(i) for i in items],

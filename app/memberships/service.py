@@ -27,10 +27,6 @@ from app.memberships.schemas import MembershipLine, PlanCreate
 MEMBERSHIP = "membership"
 
 
-def _today(session: Session, club_id: int) -> date:
-    return clubs_service.club_today(session.get(Club, club_id))
-
-
 # ----------------------------------------------------------------------------- plans
 
 def create_plan(session: Session, *, actor: Actor, data: PlanCreate) -> Plan:
@@ -148,7 +144,8 @@ def read_membership(session: Session, *, club_id: int, membership_id: int,
                     as_of: date | None = None) -> MembershipView:
     """A membership with plan, freezes and its status on `as_of` (default today in the club)."""
     membership = get_membership(session, club_id=club_id, membership_id=membership_id)
-    return _views(session, [membership], as_of or _today(session, club_id))[0]
+    as_of = as_of or clubs_service.club_today_by_id(session, club_id)
+    return _views(session, [membership], as_of)[0]
 
 
 def member_memberships(session: Session, *, club_id: int, member_id: int,
@@ -161,7 +158,8 @@ def member_memberships(session: Session, *, club_id: int, member_id: int,
     rows = list(session.scalars(select(Membership).where(*where)
                                 .order_by(Membership.start_date.desc(), Membership.id.desc())
                                 .limit(limit).offset(offset)))
-    return _views(session, rows, as_of or _today(session, club_id)), total
+    as_of = as_of or clubs_service.club_today_by_id(session, club_id)
+    return _views(session, rows, as_of), total
 
 
 # ----------------------------------------------------------------------------- selling
@@ -205,7 +203,7 @@ def fulfil_membership_line(session: Session, *, actor: Actor, sale: Sale,
     if line_spec.price is not None and actor.role not in MANAGERS:
         raise Forbidden("Only a manager may change the price of a plan",
                         code="price_override_forbidden")
-    today = _today(session, club_id)
+    today = clubs_service.club_today_by_id(session, club_id)
     renews_id = None
     if line_spec.renews_id is not None:
         current = get_membership(session, club_id=club_id, membership_id=line_spec.renews_id,
@@ -261,7 +259,8 @@ def _sell(session: Session, *, actor: Actor, member_id: int, line: MembershipLin
     membership_id = session.scalar(select(SaleLine.item_id).where(SaleLine.sale_id == sale.id,
                                                                   SaleLine.kind == MEMBERSHIP))
     membership = session.get(Membership, membership_id)
-    view = _views(session, [membership], _today(session, actor.club_id))[0]
+    today = clubs_service.club_today_by_id(session, actor.club_id)
+    view = _views(session, [membership], today)[0]
     return SoldMembership(view.membership, view.plan, view.as_of, view.freezes,
                           view.renewed_by_id,
                           billing_service.get_sale(session, club_id=actor.club_id,
@@ -338,7 +337,7 @@ def freeze_membership(session: Session, *, actor: Actor, membership_id: int, sta
     plan = session.get(Plan, membership.plan_id)
     if plan.freeze_days <= 0:
         raise Invalid(f"The plan {plan.name!r} does not allow freezing", code="freeze_not_allowed")
-    today = _today(session, club_id)
+    today = clubs_service.club_today_by_id(session, club_id)
     if start_date < today:
         raise Invalid(f"A freeze starts today ({today}) or later", code="freeze_in_past",
                       details={"field": "start_date"})
@@ -392,7 +391,7 @@ def end_freeze(session: Session, *, actor: Actor, freeze_id: int,
     freeze = find_freeze()  # as it is now that we hold the lock
     if membership.cancelled_on is not None:
         raise Conflict("The membership is cancelled", code="membership_cancelled")
-    today = _today(session, club_id)
+    today = clubs_service.club_today_by_id(session, club_id)
     on = on or today
     if on < today:
         raise Invalid(f"A freeze can be ended from today ({today}) on, not in the past",

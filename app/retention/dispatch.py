@@ -33,6 +33,7 @@ from app.clubs.models import Club
 from app.core import clock
 from app.core.config import Settings, get_settings
 from app.core.db import transaction
+from app.core.sql import local_at, local_date
 from app.core.types import BigId, UTCDateTime
 from app.crm.models import Interaction, Task
 from app.members.models import Member
@@ -47,7 +48,6 @@ from app.retention.models import (
 )
 from app.retention.playbook import Channel, Stage, StopCondition
 from app.retention.scheduling import renewed_memberships
-from app.retention.sql import local_at
 
 MAX_ATTEMPTS = 5
 RETRY_BASE = timedelta(minutes=1)
@@ -341,7 +341,7 @@ def _decide(session: Session, item: _Item, facts: _Facts, *, now: datetime, chan
         unsubscribe_url = unsubscribe.url(settings.public_base_url, settings.secret_key,
                                           club_id=club.id, member_id=member.id)
     ctx = templates.context(member=member, club=club, membership=membership, plan_name=plan_name,
-                            stage=item.stage, today=now.astimezone(zone).date(),
+                            stage=item.stage, today=local_date(zone, now),
                             unsubscribe_url=unsubscribe_url)
     try:
         subject = templates.render(x.subject_template or "", ctx)
@@ -448,7 +448,7 @@ def _apply(session: Session, item: _Item, d: _Decision, *, token: str, now: date
         task_id = session.execute(_task_insert(), {
             "club_id": item.tp.club_id, "member_id": item.tp.member_id,
             "title": d.subject[:200], "details": d.body, "kind": kind, "assignee_role": role,
-            "assignee_user_id": None, "due_date": now.astimezone(zone).date(), "status": "open",
+            "assignee_user_id": None, "due_date": local_date(zone, now), "status": "open",
             "touchpoint_id": item.tp.id, "created_at": now, "updated_at": now}).scalar_one()
         timeline.append(_interaction(item, now=now, outcome="task_created", task_id=task_id,
                                      channel=channel,

@@ -7,7 +7,7 @@ from fastapi.responses import HTMLResponse
 from app.clubs.deps import ManagerActor, StaffActor
 from app.core.deps import SessionDep, SettingsDep
 from app.core.errors import DomainError
-from app.core.schemas import IdPath, Page
+from app.core.schemas import IdPath, Limit, Offset, Page
 from app.core.types import MAX_ID
 from app.retention import playbook, service, unsubscribe
 from app.retention.schemas import (
@@ -79,8 +79,7 @@ def preview(session: SessionDep, actor: StaffActor, settings: SettingsDep,
 
 @router.get("/retention/stages", response_model=Page[StageRead])
 def members_in_stage(session: SessionDep, actor: StaffActor, stage: playbook.Stage | None = None,
-                     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-                     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0):
+                     limit: Limit = 50, offset: Offset = 0):
     rows, total = service.members_in_stage(session, club_id=actor.club_id,
                                            stage=stage.value if stage else None, limit=limit,
                                            offset=offset)
@@ -98,8 +97,7 @@ def _touchpoint(row) -> TouchpointRead:
 def list_touchpoints(session: SessionDep, actor: StaffActor, status: str | None = None,
                      member_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
                      definition_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
-                     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-                     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0):
+                     limit: Limit = 50, offset: Offset = 0):
     rows, total = service.list_touchpoints(session, club_id=actor.club_id, status=status,
                                            member_id=member_id, definition_id=definition_id,
                                            limit=limit, offset=offset)

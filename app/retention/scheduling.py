@@ -21,7 +21,15 @@ from sqlalchemy.orm import Session, aliased
 
 from app.access.models import Visit
 from app.clubs.schemas import ClubSettings
-from app.core.sql import in_list, is_postgres
+from app.core.sql import (
+    in_list,
+    insert_for,
+    is_postgres,
+    local_at,
+    local_date,
+    local_day_start,
+    month_day,
+)
 from app.core.types import BigId, UTCDateTime
 from app.crm.models import Interaction, Task
 from app.members.models import Member
@@ -33,7 +41,6 @@ from app.retention.models import (
     TouchpointDefinition,
 )
 from app.retention.playbook import MEMBER_STAGES, TASK_CHANNELS, StopCondition, Trigger
-from app.retention.sql import day_start, local_at, local_date, month_day
 
 LOOKBACK_DAYS = 7
 BIRTHDAY_LOOKBACK_DAYS = 2
@@ -106,13 +113,13 @@ def count_new_visits(session: Session, *, club_id: int, zone: ZoneInfo, as_of: d
     visits since (one GROUP BY over that slice of the visits table) — no full scan per day.
     """
     state = session.scalar(select(RetentionState).where(RetentionState.club_id == club_id))
-    end = min(day_start(zone, as_of + timedelta(days=1)), now)
+    end = min(local_day_start(zone, as_of + timedelta(days=1)), now)
     if state is None:
         state = RetentionState(club_id=club_id, visits_counted_until=None)
         session.add(state)
     cutoff = state.visits_counted_until
     if cutoff is None:  # first run: visits of the look-back window count as new
-        cutoff = min(day_start(zone, as_of - timedelta(days=LOOKBACK_DAYS - 1)), end)
+        cutoff = min(local_day_start(zone, as_of - timedelta(days=LOOKBACK_DAYS - 1)), end)
     sql = _visit_count_statements()
     if end < cutoff:  # the clock went back (a run for an earlier day): recount up to then
         session.execute(sql["recount_all"], {"cid": club_id, "before": end})
@@ -159,9 +166,9 @@ def _stage_entry_candidates(session, club_id, defs, d: date, zone: ZoneInfo) -> 
     if not need_visits:
         return out
     visit_days: dict[int, list[date]] = defaultdict(list)
-    end = day_start(zone, d + timedelta(days=1))
+    end = local_day_start(zone, d + timedelta(days=1))
     ids = list(need_visits)
-    start = day_start(zone, min(need_visits.values()))
+    start = local_day_start(zone, min(need_visits.values()))
     for chunk in _chunks(ids):
         for member_id, at in session.execute(_visits_of_statement(is_postgres(session)),
                                              {"ids": chunk, "start": start, "end": end}):
@@ -328,12 +335,9 @@ def _existing_statement(pg: bool):
 
 
 @lru_cache(maxsize=2)
-def _insert_statement(dialect: str):
-    from sqlalchemy.dialects import postgresql, sqlite
-
+def _insert_statement(pg: bool):
     table = ScheduledTouchpoint.__table__
-    insert_ = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    return insert_(table).on_conflict_do_nothing(
+    return insert_for(pg, table).on_conflict_do_nothing(
         index_elements=[table.c.member_id, table.c.definition_id, table.c.cycle])
 
 
@@ -397,7 +401,7 @@ def plan(session: Session, *, club_id: int, settings: ClubSettings, zone: ZoneIn
         share = x.holdout_share if x.holdout_share is not None else settings.holdout_share
         held = is_held_out(c.member_id, x.key, share)
         if x.channel in TASK_CHANNELS:
-            due = day_start(zone, c.trigger_on)
+            due = local_day_start(zone, c.trigger_on)
         else:
             due = local_at(zone, c.trigger_on, settings.quiet_hours_end)
         rows.append({"club_id": club_id, "member_id": c.member_id, "definition_id": x.id,
@@ -412,7 +416,7 @@ def plan(session: Session, *, club_id: int, settings: ClubSettings, zone: ZoneIn
     for row in rows:
         (result.held_out if row["status"] == "held_out" else result.scheduled)[
             names[row["definition_id"]]] += 1
-    session.execute(_insert_statement(session.get_bind().dialect.name), rows)
+    session.execute(_insert_statement(is_postgres(session)), rows)
     # the held-out ones go on the timeline, in one statement
     session.execute(_held_out_timeline(), {"cid": club_id, "now": now})
     return result

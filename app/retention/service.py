@@ -25,7 +25,7 @@ from app.core.config import Settings, get_settings
 from app.core.db import transaction
 from app.core.errors import NotFound
 from app.core.events import MembersMerged
-from app.core.sql import dialect_insert
+from app.core.sql import dialect_insert, is_postgres, local_at
 from app.crm.models import Task
 from app.members import service as members_service
 from app.memberships.models import Membership, Plan
@@ -39,7 +39,6 @@ from app.retention.models import (
     StageChange,
     TouchpointDefinition,
 )
-from app.retention.sql import local_at
 
 DAILY_RUN_AT = time(5, 0)
 
@@ -104,7 +103,7 @@ def run_club(session: Session, *, club_id: int, as_of: date | None = None,
                       force=force or dry_run):
         report.skipped = True
         return report
-    if session.get_bind().dialect.name == "postgresql":
+    if is_postgres(session):
         # a batch job: sorts and hash aggregates in memory; JIT compiles for longer than the
         # statements run; statements the driver prepared (psycopg prepares after 5 runs) are
         # planned for their actual dates and id lists, not with a generic plan

@@ -58,12 +58,12 @@ from app.access.models import Visit
 from app.clubs.models import Club
 from app.clubs.schemas import ClubSettings
 from app.core.events import VisitGranted
+from app.core.sql import add_days, days_between, is_postgres, local_date, local_day_start
 from app.core.types import BigId, UTCDateTime
 from app.members.models import Member
 from app.memberships.models import Freeze, Membership, Plan
 from app.retention.models import MemberStage, StageChange
 from app.retention.playbook import Stage
-from app.retention.sql import add_days, day_start, days_between, local_date
 
 EPOCH = date(1900, 1, 1)  # day numbers for packed keys
 ID_SPAN = 2**40  # ids below ~10^12
@@ -90,10 +90,10 @@ def _params(*, club_id: int, as_of: date, s: ClubSettings, zone: ZoneInfo,
     d, n, day = as_of, s.at_risk_no_visit_days, timedelta(days=1)
     params = {
         "club_id": club_id, "d": d,
-        "known_until": day_start(zone, d + day),
-        "recent_from": day_start(zone, d - (RECENT_DAYS - 1) * day),
-        "window_from": day_start(zone, d - (WINDOW_DAYS - 1) * day),
-        "nv_from": day_start(zone, d - (n - 1) * day),
+        "known_until": local_day_start(zone, d + day),
+        "recent_from": local_day_start(zone, d - (RECENT_DAYS - 1) * day),
+        "window_from": local_day_start(zone, d - (WINDOW_DAYS - 1) * day),
+        "nv_from": local_day_start(zone, d - (n - 1) * day),
         "nv_tenure": d - (n - 1) * day, "nv_freeze": d - n * day,
         "history_from": d - (WINDOW_DAYS - 1) * day, "cleared_before": d - n * day,
         "grace_plus": s.grace_days + 1, "d_days": (d - EPOCH).days,
@@ -368,7 +368,7 @@ def compute_and_apply(session: Session, *, club_id: int, as_of: date, now: datet
     run = StageRun()
     params = _params(club_id=club_id, as_of=as_of, s=settings, zone=zone, member_ids=member_ids)
     stmt = _statement(member_ids is not None)
-    if session.get_bind().dialect.name == "postgresql":
+    if is_postgres(session):
         result = session.execute(stmt, params, execution_options={"yield_per": BATCH})
         for rows in result.partitions():
             _apply(session, rows, run, club_id=club_id, as_of=as_of, now=now, settings=settings,

@@ -43,6 +43,9 @@ def test_a_clubs_day_is_the_day_in_its_own_zone(world, clock):
     assert clubs_service.club_today(berlin) == date(2028, 3, 1)
     assert clubs_service.club_today(utc_club) == date(2028, 2, 29)
     assert app_clock.today("America/Los_Angeles") == date(2028, 2, 29)
+    with world.db.sessionmaker() as session:
+        assert clubs_service.club_today_by_id(session, berlin.id) == date(2028, 3, 1)
+        assert clubs_service.club_today_by_id(session, utc_club.id) == date(2028, 2, 29)
 
 
 def test_the_api_takes_its_today_from_the_same_clock_as_the_test(client, world, clock):

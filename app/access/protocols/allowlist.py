@@ -24,13 +24,13 @@ import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, delete, exists, insert, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
 from app.access.protocols.models import DeviceCommand
-from app.clubs.models import Club, Device
+from app.clubs.models import Device
+from app.clubs.service import club_today_by_id
 from app.core import clock
 from app.core.events import (
     CardChanged,
@@ -105,11 +105,6 @@ def validity(memberships: Iterable[Membership], freezes: Iterable[Freeze],
             if f.start_date <= start <= f.end_date:
                 start, moved = f.end_date + timedelta(days=1), True
     return (start, end) if start <= end else None
-
-
-def _today(session: Session, club_id: int) -> date:
-    zone = session.scalar(select(Club.timezone).where(Club.id == club_id))
-    return clock.now().astimezone(ZoneInfo(zone)).date()
 
 
 def states(session: Session, *, club_id: int, member_ids: Sequence[int],
@@ -203,7 +198,7 @@ def queue_member(session: Session, *, club_id: int, member_id: int) -> None:
         return
     session.flush()
     _sync(session, club_id=club_id, member_ids=[member_id], device_ids=device_ids,
-          as_of=_today(session, club_id))
+          as_of=club_today_by_id(session, club_id))
 
 
 # --- event handlers (subscribed in app/wiring.py; best effort: the nightly `sync_club` repairs
@@ -237,7 +232,7 @@ def sync_device(session: Session, *, device_id: int) -> int:
     member_ids = list(session.scalars(select(Card.member_id).distinct().where(
         Card.club_id == device.club_id, Card.status == "active").order_by(Card.member_id)))
     return _sync(session, club_id=device.club_id, member_ids=member_ids, device_ids=[device_id],
-                 as_of=_today(session, device.club_id))
+                 as_of=club_today_by_id(session, device.club_id))
 
 
 def sync_club(session: Session, *, club_id: int, as_of: date | None = None) -> int:
@@ -250,7 +245,7 @@ def sync_club(session: Session, *, club_id: int, as_of: date | None = None) -> i
     member_ids = sorted(set(session.scalars(with_cards)) | {int(pin) for pin in
                                                             session.scalars(pushed.distinct())})
     return _sync(session, club_id=club_id, member_ids=member_ids, device_ids=device_ids,
-                 as_of=as_of or _today(session, club_id))
+                 as_of=as_of or club_today_by_id(session, club_id))
 
 
 # --- delivery and confirmation ------------------------------------------------------------------

@@ -9,7 +9,7 @@ import csv as csv_module
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from app.clubs import service as clubs_service
 from app.clubs.schemas import ClubSettings
 from app.core import clock
+from app.core.sql import local_day_start
 from app.imports.csvfile import (
     CsvFile,
     CsvRow,
@@ -168,7 +169,7 @@ class Context:
                    MemberRefs(options.reference, settings.phone_region), progress)
 
     def day_start(self, day: date) -> datetime:
-        return datetime.combine(day, time(0), tzinfo=self.zone).astimezone(UTC)
+        return local_day_start(self.zone, day)
 
     def tick(self, phase: str, csv: CsvFile) -> None:
         if self.progress:

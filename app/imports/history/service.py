@@ -18,6 +18,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from app.core.errors import Invalid
+from app.core.sql import is_postgres
 from app.imports.csvfile import CsvFile, FileProblem, Problem, normalise_header
 from app.imports.history import freezes, memberships, plans, pt_packages, staff, visits
 from app.imports.history.common import Context, Options, Progress, write_rejects
@@ -92,7 +93,7 @@ def _run(ctx: Context, files: dict[str, Path], ignored: list[str],
         report.notes.append(f"{name}: not imported — name a file "
                             + ", ".join(f"{k}.csv" for k in KINDS))
     ordered = [(kind, files[kind]) for kind in KINDS if kind in files]
-    if not options.dry_run and session.get_bind().dialect.name == "postgresql":
+    if not options.dry_run and is_postgres(session):
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"),
                         {"key": LOCK_BASE | (club_id & 0xFFFFFFFF)})
     ctx.refs.load(session, club_id)

@@ -20,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select, text
 
 from app.clubs.models import Device
+from app.core.sql import is_postgres
 from app.imports.csvfile import CsvFile, Problem, parse_datetime
 from app.imports.history.common import Columns, Context
 from app.imports.history.memberships import MEMBER_FIELD, REFERENCE_COLUMNS
@@ -210,7 +211,7 @@ def write(ctx: Context, csv: CsvFile, report: FileReport) -> None:
 
 
 def _write(ctx: Context, csv: CsvFile, report: FileReport, spool) -> None:
-    pg = ctx.session.get_bind().dialect.name == "postgresql"
+    pg = is_postgres(ctx.session)
     conn = ctx.session.connection()
     for statement in _stage_sql(pg):
         conn.exec_driver_sql(statement)
