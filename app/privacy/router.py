@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query
 
 from app.clubs.deps import DeskActor, ManagerActor
 from app.core.deps import SessionDep
-from app.core.schemas import IdPath, Page
+from app.core.schemas import IdPath, Limit, Offset, Page
 from app.core.types import MAX_ID
 from app.privacy import duplicates, service
 from app.privacy.schemas import (
@@ -30,8 +30,6 @@ router = APIRouter(prefix="/api/v1", tags=["privacy"])
 
 MemberId = IdPath("member id")
 OptionalId = Annotated[int | None, Query(ge=1, le=MAX_ID)]
-Limit = Annotated[int, Query(ge=1, le=200)]
-Offset = Annotated[int, Query(ge=0, le=1_000_000)]
 
 
 @router.get("/audit", response_model=Page[AuditRead])

@@ -18,6 +18,7 @@ from app.core import clock
 from app.core.actors import DESK, Actor
 from app.core.errors import Conflict, Forbidden, Invalid, NotFound
 from app.core.events import VisitGranted
+from app.core.sql import dialect_insert
 from app.members.models import Member
 from app.memberships import rules
 from app.memberships.models import Membership
@@ -37,7 +38,6 @@ from app.trainers.service import (
     CANCELLED,
     SCHEDULED,
     bulk_update,
-    dialect_insert,
     full_name,
     get_trainer,
     own_profile,

@@ -15,6 +15,7 @@ from app.billing import service as billing_service
 from app.billing.models import Sale, SaleLine
 from app.billing.schemas import PaymentIn, SaleRead
 from app.billing.service import LineValues
+from app.clubs import service as clubs_service
 from app.core import clock
 from app.core.actors import MANAGERS, Actor
 from app.core.errors import Forbidden, Invalid, NotFound
@@ -27,7 +28,7 @@ from app.trainers.schemas import (
     PtPackageSold,
     PtProductCreate,
 )
-from app.trainers.service import BOOKED, bulk_update, get_trainer, today_for
+from app.trainers.service import BOOKED, bulk_update, get_trainer
 
 PT_PACKAGE = "pt_package"
 
@@ -92,7 +93,7 @@ def fulfil_pt_package_line(session: Session, *, actor: Actor, sale: Sale,
         if not trainer.active:
             raise Invalid("This trainer is not active", code="trainer_inactive",
                           details={"field": "trainer_id"})
-    today = today_for(session, club_id)
+    today = clubs_service.club_today_by_id(session, club_id)
     start = line_spec.start_date or today
     if start < today and actor.role not in MANAGERS:
         raise Forbidden(f"A package cannot start in the past ({start}); only a manager may "
@@ -136,7 +137,7 @@ def member_packages(session: Session, *, club_id: int, member_id: int, as_of: da
     """A member's packages with live balances: usable ones first (the one expiring first on top)."""
     billing_service.require_member(session, club_id=club_id, member_id=member_id)
     now = now or clock.now()
-    as_of = as_of or today_for(session, club_id, now)
+    as_of = as_of or clubs_service.club_today_by_id(session, club_id, now)
     packages = list(session.scalars(
         select(PtPackage).where(PtPackage.club_id == club_id, PtPackage.member_id == member_id)
         .execution_options(populate_existing=True)))
@@ -166,7 +167,7 @@ def sell_package(session: Session, *, actor: Actor, member_id: int, line: PtPack
     package_id = session.scalar(select(SaleLine.item_id).where(SaleLine.sale_id == sale.id,
                                                                SaleLine.kind == PT_PACKAGE))
     package = session.get(PtPackage, package_id)
-    read = _package_reads(session, [package], today_for(session, actor.club_id))[0]
+    read = _package_reads(session, [package], clubs_service.club_today_by_id(session, actor.club_id))[0]
     sale_read = SaleRead.model_validate(billing_service.get_sale(session, club_id=actor.club_id,
                                                                  sale_id=sale.id))
     return PtPackageSold(**read.model_dump(), sale=sale_read)

@@ -8,6 +8,7 @@ from app.clubs import service as clubs_service
 from app.core import clock
 from app.core.actors import MANAGERS, Actor, Role
 from app.core.errors import Forbidden, Invalid
+from app.core.sql import add_days
 from app.core.types import money
 from app.memberships.models import Membership
 from app.trainers.models import ClassBooking, ClassOccurrence, PtPackage, PtSession, TrainerProfile
@@ -18,7 +19,6 @@ from app.trainers.service import (
     COMPLETED,
     NO_SHOW,
     SCHEDULED,
-    add_days,
     day_bounds,
     get_trainer,
     is_self,
@@ -116,8 +116,8 @@ def _renewal_figures(session: Session, *, club_id: int, ids: list[int], date_fro
     renewed = exists(select(nxt.id).where(
         nxt.club_id == m.club_id, nxt.member_id == m.member_id, nxt.id != m.id,
         nxt.start_date > m.start_date,
-        nxt.start_date >= add_days(session, m.end_date, -RENEWAL_EARLY_DAYS),
-        nxt.start_date <= add_days(session, m.end_date, grace),
+        nxt.start_date >= add_days(m.end_date, -RENEWAL_EARLY_DAYS),
+        nxt.start_date <= add_days(m.end_date, grace),
         or_(nxt.cancelled_on.is_(None), nxt.cancelled_on > nxt.start_date)))
     return {r.tid: r for r in session.execute(
         select(clients.c.tid, func.count(m.id).label("ended"), _count(renewed).label("renewed"))

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Query, Response
 from app.clubs.deps import DeskActor, ManagerActor, StaffActor
 from app.core.deps import SessionDep, SettingsDep
 from app.core.idempotency import Idempotency, run_once
-from app.core.schemas import IdPath, Page
+from app.core.schemas import IdPath, LargeOffset, Limit, Page
 from app.core.types import MAX_ID
 from app.crm.schemas import TaskRead
 from app.memberships.schemas import Day
@@ -59,8 +59,6 @@ from app.trainers.schemas import (
 
 router = APIRouter(prefix="/api/v1", tags=["trainers and classes"])
 
-Limit = Annotated[int, Query(ge=1, le=200)]
-Offset = Annotated[int, Query(ge=0, le=10**9)]
 From = Annotated[Day, Query(alias="from", description="first club-local day")]
 To = Annotated[Day, Query(alias="to", description="last club-local day (inclusive)")]
 OptFrom = Annotated[Day | None, Query(alias="from", description="first club-local day")]
@@ -112,7 +110,7 @@ def list_sessions(session: SessionDep, actor: StaffActor, trainer_id: OptId = No
                   member_id: OptId = None, date_from: OptFrom = None, date_to: OptTo = None,
                   status: Annotated[str | None, Query(
                       pattern="^(booked|completed|no_show|cancelled)$")] = None,
-                  limit: Limit = 100, offset: Offset = 0):
+                  limit: Limit = 100, offset: LargeOffset = 0):
     return sessions.list_sessions(session, actor=actor, trainer_id=trainer_id,
                                   member_id=member_id, date_from=date_from, date_to=date_to,
                                   status=status, limit=limit, offset=offset)
@@ -238,7 +236,7 @@ def clients(session: SessionDep, actor: StaffActor, trainer_id: TrainerId):
 @router.get("/trainers/{trainer_id}/clients/{member_id}/notes",
             response_model=Page[ClientNoteRead])
 def client_notes(session: SessionDep, actor: StaffActor, trainer_id: TrainerId,
-                 member_id: IdPath("member id"), limit: Limit = 50, offset: Offset = 0):
+                 member_id: IdPath("member id"), limit: Limit = 50, offset: LargeOffset = 0):
     """The trainer's notes about a client (owners, managers, or the trainer themselves)."""
     items, total = sessions.client_notes(session, actor=actor, trainer_id=trainer_id,
                                          member_id=member_id, limit=limit, offset=offset)

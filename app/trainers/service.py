@@ -2,11 +2,10 @@
 the other modules of `app.trainers` share: session and class statuses, the club's zone and day,
 names, bulk updates, the access checks on a trainer's own data.
 """
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Integer, cast, delete, func, literal, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from app.clubs import service as clubs_service
@@ -16,6 +15,7 @@ from app.core.actors import MANAGERS, Actor, Role
 from app.core.db import club_row
 from app.core.errors import Conflict, Forbidden, Invalid, NotFound
 from app.core.events import StaffJoined
+from app.core.sql import dialect_insert, local_day_start
 from app.trainers.models import (
     PtSession,
     TrainerAbsence,
@@ -48,10 +48,6 @@ def zone_for(session: Session, club_id: int) -> ZoneInfo:
     return clubs_service.club_zone(_club(session, club_id))
 
 
-def today_for(session: Session, club_id: int, now: datetime | None = None) -> date:
-    return clubs_service.club_today(_club(session, club_id), now)
-
-
 def format_when(at: datetime, zone: ZoneInfo) -> str:
     local = at.astimezone(zone)
     return f"{local:%a} {local.day} {local:%b %Y %H:%M}"
@@ -59,9 +55,7 @@ def format_when(at: datetime, zone: ZoneInfo) -> str:
 
 def day_bounds(zone: ZoneInfo, first: date, last: date) -> tuple[datetime, datetime]:
     """[start of `first`, start of the day after `last`) in the club's zone, as UTC instants."""
-    lo = datetime.combine(first, time(0), tzinfo=zone).astimezone(UTC)
-    hi = datetime.combine(last + timedelta(days=1), time(0), tzinfo=zone).astimezone(UTC)
-    return lo, hi
+    return local_day_start(zone, first), local_day_start(zone, last + timedelta(days=1))
 
 
 def full_name(first: str | None, last: str | None) -> str:
@@ -73,22 +67,6 @@ def short_name(first: str | None, last: str | None) -> str:
     first = (first or "").strip() or "Member"
     last = (last or "").strip()
     return f"{first} {last[0].upper()}." if last else first
-
-
-def _dialect(session: Session) -> str:
-    return session.get_bind().dialect.name
-
-
-def add_days(session: Session, column, days: int):
-    """SQL: a date column moved by a number of days (portable between SQLite and PostgreSQL)."""
-    if _dialect(session) == "sqlite":
-        return func.date(column, f"{int(days):+d} days")
-    return column + cast(literal(int(days)), Integer)
-
-
-def dialect_insert(session: Session, model):
-    return (postgresql.insert(model) if _dialect(session) == "postgresql"
-            else sqlite.insert(model))
 
 
 def check_instant(at: datetime, now: datetime, *, field: str = "start") -> None:

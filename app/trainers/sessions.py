@@ -16,6 +16,7 @@ from sqlalchemy import and_, case, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from app.billing import service as billing_service
+from app.clubs import service as clubs_service
 from app.clubs.models import ClubStaff
 from app.core import clock
 from app.core.actors import DESK, MANAGERS, Actor, Role
@@ -53,7 +54,6 @@ from app.trainers.service import (
     own_profile,
     require_own_profile,
     require_self_or_manager,
-    today_for,
     trainer_names,
     zone_for,
 )
@@ -458,7 +458,7 @@ def trainer_clients(session: Session, *, actor: Actor, trainer_id: int,
     now = now or clock.now()
     trainer = get_trainer(session, club_id=actor.club_id, trainer_id=trainer_id)
     require_self_or_manager(actor, trainer, "this trainer's clients")
-    today = today_for(session, actor.club_id, now)
+    today = clubs_service.club_today_by_id(session, actor.club_id, now)
     s = PtSession
     stats = {row.member_id: row for row in session.execute(
         select(s.member_id,
@@ -500,7 +500,7 @@ def trainer_clients(session: Session, *, actor: Actor, trainer_id: int,
 
 def my_tasks(session: Session, *, actor: Actor, limit: int = 200) -> list[TaskRead]:
     """Open tasks for the trainer role (unassigned) or for the calling user, oldest due first."""
-    today = today_for(session, actor.club_id)
+    today = clubs_service.club_today_by_id(session, actor.club_id)
     rows = session.execute(
         select(Task, Member.first_name, Member.last_name)
         .outerjoin(Member, Member.id == Task.member_id)
