@@ -250,9 +250,14 @@ def test_rate_limit_rows_of_ended_windows_are_deleted_so_many_addresses_do_not_g
         session.rollback()  # no transaction left open: SQLite has one writer
         return count
 
+    # at the start of an hour (windows are aligned to whole minutes and hours), so the flood of
+    # 120 requests, however slow the machine, stays inside one minute's window
+    now = clock.now()
+    clock.set(now.replace(minute=0, second=1, microsecond=0) + timedelta(hours=1))
     flood(120, 1)
     assert rows() == 120 + 1  # 120 addresses' minute and the key's hour
     clock.advance(timedelta(minutes=2))  # every address's minute has ended; the key's hour not
+    clock.set(clock.now().replace(second=1, microsecond=0))  # again at a minute's start
     flood(120, 2)
     assert rows() == 120 + 1  # this minute's addresses and the key's hour: no old minute
     clock.advance(timedelta(hours=2))
