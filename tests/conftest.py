@@ -159,6 +159,32 @@ def client(app) -> Iterator[TestClient]:
         yield c
 
 
+@pytest.fixture(scope="session", autouse=True)
+def cheap_password_hashing() -> Iterator[None]:
+    """Argon2 with the smallest parameters, for the whole run: tests arrange staff logins by the
+    hundred on a shared 2-core machine. The hashes carry their parameters, so verification is
+    unaffected in kind; `real_password_hashing` puts the production parameters back for a test
+    about them. Session-wide, so module-scoped fixtures (the analytics demo club) have it too."""
+    from argon2 import PasswordHasher
+
+    from app.core import security
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(security, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024,
+                                                       parallelism=1))
+        yield
+
+
+@pytest.fixture
+def real_password_hashing(monkeypatch) -> None:
+    """The production argon2 parameters for this test (see `cheap_password_hashing`)."""
+    from argon2 import PasswordHasher
+
+    from app.core import security
+
+    monkeypatch.setattr(security, "_hasher", PasswordHasher())
+
+
 @pytest.fixture
 def world(db: Database):
     """Builders for clubs, staff with tokens, devices (see tests/builders.py)."""

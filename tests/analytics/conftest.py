@@ -9,7 +9,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
-from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -17,9 +16,7 @@ from sqlalchemy import insert, select
 
 from app.access.models import Visit
 from app.billing.models import Sale, SaleLine
-from app.clubs import service as clubs_service
 from app.clubs.models import ClubStaff
-from app.core import security
 from app.core.db import transaction
 from app.crm.models import Interaction, Task
 from app.members.models import Member
@@ -112,12 +109,6 @@ class Hand:
 @pytest.fixture
 def hand(db, world) -> Hand:
     return Hand(db, world)
-
-
-@pytest.fixture(autouse=True)
-def _hash_each_password_once(monkeypatch):
-    """argon2 is slow on purpose; staff built for these tests share one password."""
-    monkeypatch.setattr(clubs_service, "hash_password", lru_cache(security.hash_password))
 
 
 # --- the demo club, with what the demo does not write ------------------------------------------
@@ -321,10 +312,8 @@ def demo(database) -> Iterator[Demo]:
     from tests.conftest import _empty_all_tables
 
     _empty_all_tables(database)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(clubs_service, "hash_password", lru_cache(security.hash_password))
-        result = build_demo(database.sessionmaker,
-                            DemoOptions(members=150, months=12, seed=DEMO_SEED, as_of=AS_OF))
+    result = build_demo(database.sessionmaker,
+                        DemoOptions(members=150, months=12, seed=DEMO_SEED, as_of=AS_OF))
     with transaction(database.sessionmaker) as s:
         sprinkle(s, result.club_id, AS_OF)
     with database.sessionmaker() as s:

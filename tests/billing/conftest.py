@@ -1,1 +1,1 @@
-from tests.memberships.conftest import _cheap_password_hashing, shop  # noqa: F401 - fixtures
+from tests.memberships.conftest import shop  # noqa: F401 - the same fixture

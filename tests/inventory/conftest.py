@@ -12,7 +12,6 @@ from app.core.actors import Role
 from app.core.db import transaction
 from app.inventory.models import StockMovement
 from app.members.models import Member
-from tests.memberships.conftest import _cheap_password_hashing  # noqa: F401 - autouse fixture
 
 API = "/api/v1/inventory"
 

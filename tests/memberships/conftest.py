@@ -4,7 +4,6 @@ from datetime import date, timedelta
 from decimal import Decimal
 
 import pytest
-from argon2 import PasswordHasher
 from sqlalchemy import func, select
 
 from app.clubs import service as clubs_service
@@ -82,18 +81,6 @@ class Shop:
 
 def money(value) -> Decimal:
     return Decimal(str(value))
-
-
-_FAST_HASHER = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
-
-
-@pytest.fixture(autouse=True)
-def _cheap_password_hashing(monkeypatch):
-    """Staff logins are arranged, not tested, here: argon2 with small costs keeps setup fast on a
-    shared 2-core machine (tests/core/test_auth.py covers the real parameters)."""
-    monkeypatch.setattr(clubs_service, "hash_password", _FAST_HASHER.hash)
-    monkeypatch.setattr(clubs_service, "verify_password",
-                        lambda stored, password: _FAST_HASHER.verify(stored, password))
 
 
 @pytest.fixture

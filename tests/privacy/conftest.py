@@ -21,7 +21,6 @@ from app.retention import service as retention_service
 from app.retention.channels import Channels, Recording
 from app.retention.dispatch import dispatch_due, message_window_opens
 from app.retention.models import ScheduledTouchpoint
-from tests.memberships.conftest import _cheap_password_hashing  # noqa: F401 - autouse fixture
 
 API = "/api/v1"
 

@@ -11,7 +11,6 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import pytest
-from argon2 import PasswordHasher
 from sqlalchemy import func, select
 
 from app.clubs import service as clubs_service
@@ -217,17 +216,6 @@ class Gym:
 
 def money(value) -> Decimal:
     return Decimal(str(value))
-
-
-_FAST_HASHER = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
-
-
-@pytest.fixture(autouse=True)
-def _cheap_password_hashing(monkeypatch):
-    """Logins are arranged here, not tested: cheap argon2 keeps setup fast on a shared machine."""
-    monkeypatch.setattr(clubs_service, "hash_password", _FAST_HASHER.hash)
-    monkeypatch.setattr(clubs_service, "verify_password",
-                        lambda stored, password: _FAST_HASHER.verify(stored, password))
 
 
 @pytest.fixture

@@ -51,18 +51,6 @@ class ClubWorld:
     products: dict[str, int] = field(default_factory=dict)
 
 
-@pytest.fixture(autouse=True)
-def cheap_password_hashing(monkeypatch):
-    """Argon2 with small parameters: a club here creates four staff users, and this 2-core box is
-    shared. The hashes carry their parameters, so verification is unaffected in kind."""
-    from argon2 import PasswordHasher
-
-    from app.core import security
-
-    monkeypatch.setattr(security, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024,
-                                                            parallelism=1))
-
-
 def _actor(staff: Staff, role: Role, name: str = "Test") -> Actor:
     return Actor(user_id=staff.user_id, name=name, club_id=staff.club_id, role=role)
 

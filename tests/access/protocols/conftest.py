@@ -2,7 +2,6 @@
 from dataclasses import dataclass
 
 import pytest
-from argon2 import PasswordHasher
 from fastapi.testclient import TestClient
 
 from app.access.protocols.models import DeviceProtocolSettings
@@ -37,17 +36,6 @@ def client(app):
 def client_from(app, address: str) -> TestClient:
     """Another caller: use as `with client_from(app, "198.51.100.7") as c:`."""
     return TestClient(app, client=(address, 50000))
-
-
-_FAST_HASHER = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
-
-
-@pytest.fixture(autouse=True)
-def _cheap_password_hashing(monkeypatch):
-    """Staff are arranged, not tested, here (tests/core covers the real argon2 parameters)."""
-    monkeypatch.setattr(clubs_service, "hash_password", _FAST_HASHER.hash)
-    monkeypatch.setattr(clubs_service, "verify_password",
-                        lambda stored, password: _FAST_HASHER.verify(stored, password))
 
 
 @dataclass
