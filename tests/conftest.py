@@ -187,7 +187,16 @@ def real_password_hashing(monkeypatch) -> None:
 
 @pytest.fixture
 def world(db: Database):
-    """Builders for clubs, staff with tokens, devices (see tests/builders.py)."""
+    """Builders for clubs, staff with tokens, devices, members, plans, memberships... (see
+    tests/builders.py)."""
     from tests.builders import World
 
     return World(db)
+
+
+@pytest.fixture
+def rw(db: Database):
+    """The retention world (retention and crm): yearly plans, members with consents, the engine."""
+    from tests.builders import Retention
+
+    return Retention(db)

@@ -17,7 +17,7 @@ def test_a_revoked_or_missing_device_key_is_refused(client, world, gym, db, sess
     club = world.club()
     device = world.device(club)
     m = gym.member(club)
-    gym.membership(m)
+    gym.membership(club, m)
     with transaction(db.sessionmaker) as s:
         clubs_service.revoke_device(s, device=s.get(Device, device.device_id))
     r = client.post("/api/v1/access/events", json={"card": m.card}, headers=device.headers)
@@ -126,7 +126,7 @@ def test_granted_visits_are_announced_to_listeners(client, world, gym, post_even
     club = world.club()
     device = world.device(club)
     m = gym.member(club)
-    gym.membership(m)
+    gym.membership(club, m)
     at = clock.now() - timedelta(minutes=1)
     post_event(device, m.card, event_id="1", occurred_at=at)
     post_event(device, m.card, event_id="1", occurred_at=at)  # replay: no second call
@@ -142,7 +142,7 @@ def test_a_failing_listener_does_not_keep_the_member_out(client, world, gym, pos
     monkeypatch.setattr(service, "visit_listeners", [broken])
     club = world.club()
     m = gym.member(club)
-    gym.membership(m)
+    gym.membership(club, m)
     r = post_event(world.device(club), m.card)
     assert r.status_code == 200 and r.json()["allow"] is True
     assert count_rows(session, Visit) == 1
