@@ -7,7 +7,12 @@ not tested, and some tests need what no service writes (a member who joined in 2
 sold at 08:00 ten months ago). A domain's fixture may be a `World` with a `Profile` of its own:
 the names, prices and plan lengths that domain's tests were written against.
 
-`Retention` (the `rw` fixture) is the retention world, whose fixture crm uses too.
+`ClubApi` is a club's staff arranging through the HTTP API as they would at the desk: members
+registered, plans, memberships sold, café products and stock, trainers, PT products and packages.
+`Desk` is one staff user talking to the API.
+
+`Retention` (the `rw` fixture) and `Shop` (the `shop` fixture) are the worlds of two domains whose
+fixtures other directories use too (crm, billing).
 """
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
@@ -15,7 +20,7 @@ from decimal import Decimal
 from typing import ClassVar
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import insert, select
+from sqlalchemy import func, insert, select
 
 from app.access.models import Visit
 from app.billing.models import Payment, Sale
@@ -31,11 +36,17 @@ from app.memberships.rules import end_date_for
 
 PASSWORD = "correct horse battery"
 BERLIN = ZoneInfo("Europe/Berlin")
+MONTHLY = {"name": "Monthly", "duration_months": 1, "price": "100.00", "freeze_days": 14}
+"""The plan `ClubApi.plan()` creates unless told otherwise."""
 
 
 def local(day: date, hh: int = 12, mm: int = 0) -> datetime:
     """A Berlin wall-clock time on `day`, as an aware UTC instant."""
     return datetime.combine(day, time(hh, mm), tzinfo=BERLIN).astimezone(UTC)
+
+
+def money(value) -> Decimal:
+    return Decimal(str(value))
 
 
 def _id(thing) -> int:
@@ -385,3 +396,225 @@ class Retention(World):
             for d in s.scalars(select(TouchpointDefinition)
                                .where(TouchpointDefinition.club_id == club.id)):
                 d.enabled = d.key in keys
+
+
+# --- through the HTTP API --------------------------------------------------------------------
+
+
+@dataclass
+class Desk:
+    """One signed-in staff user of a club, talking to the API (paths below /api/v1)."""
+
+    client: object
+    staff: Staff
+    club: Club
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return self.staff.headers
+
+    def get(self, path: str, **kwargs):
+        return self.client.get(f"/api/v1{path}", headers=self.headers, **kwargs)
+
+    def post(self, path: str, json=None, **kwargs):
+        return self.client.post(f"/api/v1{path}", json=json, headers=self.headers, **kwargs)
+
+    def patch(self, path: str, json=None, **kwargs):
+        return self.client.patch(f"/api/v1{path}", json=json, headers=self.headers, **kwargs)
+
+    def delete(self, path: str, **kwargs):
+        return self.client.delete(f"/api/v1{path}", headers=self.headers, **kwargs)
+
+    def register(self, first_name: str, last_name: str, **fields) -> dict:
+        """A member registered at the desk (POST /members); the answer."""
+        r = self.post("/members", {"first_name": first_name, "last_name": last_name, **fields})
+        assert r.status_code == 201, r.text
+        return r.json()
+
+    def search(self, q: str | None = None, **params) -> dict:
+        if q is not None:
+            params["q"] = q
+        r = self.get("/members", params=params)
+        assert r.status_code == 200, r.text
+        return r.json()
+
+
+@dataclass
+class Coach:
+    """A trainer: their staff login and their profile id."""
+
+    staff: Staff
+    id: int
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return self.staff.headers
+
+
+ALL_WEEK = [{"weekday": d, "start": "06:00", "end": "22:00"} for d in range(1, 8)]
+
+
+@dataclass
+class ClubApi:
+    """A club and its staff, arranging through the HTTP API. Members are rows (`world.member`);
+    plans, memberships, products, stock, trainers and PT packages go through the API, as the
+    manager unless `staff=` says who."""
+
+    client: object
+    world: World
+    club: Club
+    owner: Staff | None = None
+    manager: Staff | None = None
+    desk: Staff | None = None
+    _n: int = field(default=0)
+
+    plan_body: ClassVar[dict] = MONTHLY  # what `plan()` creates unless told otherwise
+    member_body: ClassVar[dict] = {}  # what `register()` sends unless told otherwise
+
+    def _next(self) -> int:
+        self._n += 1
+        return self._n
+
+    @property
+    def db(self):
+        return self.world.db
+
+    @property
+    def today(self) -> date:
+        return clubs_service.club_today(self.club)
+
+    def day(self, offset: int) -> date:
+        return self.today + timedelta(days=offset)
+
+    def _ok(self, response, status: int = 201):
+        assert response.status_code == status, response.text
+        return response.json()
+
+    # --- people
+
+    def member(self, first_name: str | None = None, last_name: str | None = None,
+               club: Club | None = None, **fields) -> MemberId:
+        """A member of this club (or `club`), written as a row (see `World.member`)."""
+        return self.world.member(club or self.club, first_name, last_name, **fields)
+
+    def register(self, first_name: str, last_name: str, staff=None, **fields) -> dict:
+        """A member registered through the API, by the desk unless `staff` says who."""
+        return Desk(self.client, staff or self.desk, self.club).register(
+            first_name, last_name, **(self.member_body | fields))
+
+    def trainer(self, hours: list | None = None, club: Club | None = None,
+                manager=None) -> Coach:
+        """A trainer: a staff login, a profile and working hours (all week, 06-22, unless given)."""
+        club = club or self.club
+        manager = manager or self.manager
+        staff = self.world.staff(club, Role.trainer)
+        coach = Coach(staff, self._ok(self.client.post(
+            "/api/v1/trainers", json={"user_id": staff.user_id, "specialities": ["strength"]},
+            headers=manager.headers))["id"])
+        self._ok(self.client.put(f"/api/v1/trainers/{coach.id}/hours",
+                                 json={"intervals": ALL_WEEK if hours is None else hours},
+                                 headers=manager.headers), 200)
+        return coach
+
+    # --- plans and memberships
+
+    def plan(self, staff=None, **fields) -> dict:
+        """A plan (`plan_body` with `fields`); the answer."""
+        return self._ok(self.client.post("/api/v1/plans", json=self.plan_body | fields,
+                                         headers=(staff or self.manager).headers))
+
+    def sell_membership(self, member_id: int, plan_id: int, staff=None, headers=None, **body):
+        """POST a membership sale, by the desk unless `staff` says who; the response."""
+        return self.client.post(f"/api/v1/members/{member_id}/memberships",
+                                json={"plan_id": plan_id} | body,
+                                headers=(staff or self.desk).headers | (headers or {}))
+
+    def membership(self, member_id: int, plan_id: int | None = None, *,
+                   start_offset: int | None = 0, staff=None, **body) -> dict:
+        """A membership sold by the manager, starting `start_offset` days from today (None: as
+        the server decides), of `plan_id` or a new plan; the sale's answer."""
+        if start_offset is not None:
+            body.setdefault("start_date", self.day(start_offset).isoformat())
+        return self._ok(self.sell_membership(member_id, plan_id or self.plan()["id"],
+                                             staff=staff or self.manager, **body))
+
+    # --- the café
+
+    def product(self, staff=None, **fields) -> dict:
+        """A café product (SKU-<n>, drinks, 3.50 unless given); the answer."""
+        n = self._next()
+        body = {"sku": f"SKU-{n}", "name": f"Product {n}", "category": "drinks",
+                "sale_price": "3.50"} | fields
+        return self._ok(self.client.post("/api/v1/inventory/products", json=body,
+                                         headers=(staff or self.manager).headers))
+
+    def receive(self, product_id: int, quantity: int, unit_cost, staff=None, **extra) -> dict:
+        """Stock received for a product; the answer."""
+        body = {"product_id": product_id, "quantity": quantity, "unit_cost": str(unit_cost)}
+        return self._ok(self.client.post("/api/v1/inventory/receipts", json=body | extra,
+                                         headers=(staff or self.manager).headers))
+
+    # --- personal training
+
+    def pt_product(self, sessions: int = 10, price: str = "500.00", validity_days: int = 90,
+                   **extra) -> int:
+        """A PT package product; its id."""
+        body = {"name": f"PT {sessions}x{self._next()}", "sessions": sessions, "price": price,
+                "validity_days": validity_days} | extra
+        return self._ok(self.client.post("/api/v1/pt-products", json=body,
+                                         headers=self.manager.headers))["id"]
+
+    def sell_package(self, member_id: int, product_id: int, staff=None, **body):
+        """POST a PT package sale, by the manager unless `staff` says who; the response."""
+        return self.client.post(f"/api/v1/members/{member_id}/pt-packages",
+                                json={"package_product_id": product_id} | body,
+                                headers=(staff or self.manager).headers)
+
+    def package(self, member_id: int, product_id: int | None = None, start_offset: int = -30,
+                **body) -> dict:
+        """A package sold by the manager, valid from `start_offset` days from today."""
+        return self._ok(self.sell_package(member_id, product_id or self.pt_product(),
+                                          start_date=self.day(start_offset).isoformat(), **body))
+
+    # --- reading the database in a short transaction of its own (on SQLite an open one would
+    # block the API)
+
+    def scalar(self, stmt):
+        with self.db.sessionmaker() as s:
+            return s.scalar(stmt)
+
+    def scalars(self, stmt) -> list:
+        with self.db.sessionmaker() as s:
+            return list(s.scalars(stmt))
+
+    def count(self, model, *where, **equal) -> int:
+        """Rows of a model, a table or a table's name, matching `where` and `column=value`s."""
+        from app.registry import metadata
+
+        table = (metadata.tables[model] if isinstance(model, str)
+                 else getattr(model, "__table__", model))
+        return self.scalar(select(func.count()).select_from(table).where(
+            *where, *(table.c[k] == v for k, v in equal.items())))
+
+
+class Shop(ClubApi):
+    """The memberships world (memberships and billing): a club with a manager and a desk; the
+    desk sells."""
+
+    sell = ClubApi.sell_membership
+
+    def sold(self, member_id: int, plan_id: int, staff=None, **body) -> dict:
+        """A membership sold by the desk (unless `staff`), as the server dates it; the answer."""
+        return self.membership(member_id, plan_id, start_offset=None, staff=staff or self.desk,
+                               **body)
+
+    def get_membership(self, membership_id: int, as_of: date | None = None, staff=None) -> dict:
+        params = {"as_of": as_of.isoformat()} if as_of else None
+        return self._ok(self.client.get(f"/api/v1/memberships/{membership_id}", params=params,
+                                        headers=(staff or self.desk).headers), 200)
+
+    @classmethod
+    def open(cls, client, world: World) -> "Shop":
+        club = world.club()
+        return cls(client, world, club, manager=world.staff(club, Role.manager),
+                   desk=world.staff(club, Role.front_desk))

@@ -200,3 +200,11 @@ def rw(db: Database):
     from tests.builders import Retention
 
     return Retention(db)
+
+
+@pytest.fixture
+def shop(client, world):
+    """The memberships world (memberships and billing): a club, its manager and desk, the API."""
+    from tests.builders import Shop
+
+    return Shop.open(client, world)

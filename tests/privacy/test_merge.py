@@ -76,8 +76,8 @@ def test_the_manager_merges_a_duplicate_and_nothing_anywhere_still_points_at_it(
 
 
 def test_take_chooses_whose_name_and_email_stay_and_fills_what_the_kept_one_lacks(club):
-    keep = club.member("Jon", "Smyth", email="old@example.org")
-    dup = club.member("John", "Smith", email="john.smith@example.org", phone="+4915111122233",
+    keep = club.register("Jon", "Smyth", email="old@example.org")
+    dup = club.register("John", "Smith", email="john.smith@example.org", phone="+4915111122233",
                       birth_date="1990-01-02")
     r = merge(club, keep["id"], {"duplicate_id": dup["id"],
                                  "take": {"name": "duplicate", "email": "duplicate"}})
@@ -93,8 +93,8 @@ def test_take_chooses_whose_name_and_email_stay_and_fills_what_the_kept_one_lack
 
 
 def test_merge_refuses_self_other_clubs_erased_members_and_the_front_desk(club, world):
-    a = club.member("Ana", "Berg")
-    b = club.member("Anna", "Berg")
+    a = club.register("Ana", "Berg")
+    b = club.register("Anna", "Berg")
     r = merge(club, a["id"], {"duplicate_id": a["id"]})
     assert r.status_code == 422 and r.json()["error"] == "same_member"
     assert merge(club, a["id"], {"duplicate_id": b["id"]}, staff=club.desk).status_code == 403

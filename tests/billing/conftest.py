@@ -1,1 +1,0 @@
-from tests.memberships.conftest import shop  # noqa: F401 - the same fixture
