@@ -124,6 +124,12 @@ def _empty_all_tables(db: Database) -> None:
                 text("SELECT 1 FROM sqlite_master WHERE name='sqlite_sequence'")).first() else None
 
 
+@pytest.fixture(scope="session")
+def empty_all_tables():
+    """`empty_all_tables(database)`: for fixtures that outlive a test (the analytics demo club)."""
+    return _empty_all_tables
+
+
 @pytest.fixture
 def db(database: Database) -> Iterator[Database]:
     """The backend under test, emptied after the test."""

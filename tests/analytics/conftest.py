@@ -267,14 +267,13 @@ def sprinkle(session, club_id: int, as_of: date, seed: int = DEMO_SEED) -> None:
 
 
 @pytest.fixture(scope="module")
-def demo(database) -> Iterator[Demo]:
+def demo(database, empty_all_tables) -> Iterator[Demo]:
     """The demo club (150 members, 12 months, fixed seed and today) plus `sprinkle`, on each
     backend once per module, with its raw rows loaded for the reference computation."""
     from app.demo.generator import DemoOptions, build_demo
     from tests.analytics import reference
-    from tests.conftest import _empty_all_tables
 
-    _empty_all_tables(database)
+    empty_all_tables(database)
     result = build_demo(database.sessionmaker,
                         DemoOptions(members=150, months=12, seed=DEMO_SEED, as_of=AS_OF))
     with transaction(database.sessionmaker) as s:
@@ -282,4 +281,4 @@ def demo(database) -> Iterator[Demo]:
     with database.sessionmaker() as s:
         raw = reference.load(s, result.club_id)
     yield Demo(database, result.club_id, AS_OF, raw)
-    _empty_all_tables(database)
+    empty_all_tables(database)
