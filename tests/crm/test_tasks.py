@@ -4,6 +4,7 @@ from datetime import timedelta
 from app.clubs.service import club_today
 from app.core.actors import Role
 from app.core.db import transaction
+from app.crm.models import Task
 
 
 def test_todays_tasks_for_my_role_or_me_overdue_first(client, world, db, rw):
@@ -63,13 +64,30 @@ def test_create_list_and_complete_a_task(client, world, rw):
     assert "Booked a trial" in entry["summary"]
 
 
-def test_a_trainer_completes_trainer_tasks(client, world, db):
+def test_a_trainer_completes_trainer_tasks(client, world, db, clock):
     club = world.club()
     trainer = world.staff(club, Role.trainer)
     task_id = world.task(club, title="intro", due=club_today(club), role="trainer")
+
+    def todays(staff) -> list[int]:
+        r = client.get("/api/v1/tasks/today", headers=staff.headers)
+        assert r.status_code == 200, r.text
+        return [t["id"] for t in r.json()]
+
+    assert todays(trainer) == [task_id]
+    before = clock.now()
     r = client.post(f"/api/v1/tasks/{task_id}/complete", headers=trainer.headers,
                     json={"outcome": "booked"})
-    assert r.status_code == 200
+    assert r.status_code == 200, r.text
+    done = r.json()
+    assert (done["status"], done["outcome"], done["completed_by"]) == (
+        "done", "booked", trainer.user_id)
+    with db.sessionmaker() as s:
+        task = s.get(Task, task_id)
+        assert (task.status, task.outcome, task.completed_by) == ("done", "booked",
+                                                                  trainer.user_id)
+        assert before <= task.completed_at <= clock.now()
+    assert todays(trainer) == []  # done: off today's list
 
 
 def test_tasks_of_another_club_are_not_found(client, world, db):
