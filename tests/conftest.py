@@ -126,6 +126,12 @@ def _empty_all_tables(db: Database) -> None:
                 text("SELECT 1 FROM sqlite_master WHERE name='sqlite_sequence'")).first() else None
 
 
+@pytest.fixture(scope="session")
+def empty_all_tables():
+    """`empty_all_tables(database)`: for fixtures that outlive a test (the analytics demo club)."""
+    return _empty_all_tables
+
+
 @pytest.fixture
 def db(database: Database) -> Iterator[Database]:
     """The backend under test, emptied after the test."""
@@ -161,9 +167,52 @@ def client(app) -> Iterator[TestClient]:
         yield c
 
 
+@pytest.fixture(scope="session", autouse=True)
+def cheap_password_hashing() -> Iterator[None]:
+    """Argon2 with the smallest parameters, for the whole run: tests arrange staff logins by the
+    hundred on a shared 2-core machine. The hashes carry their parameters, so verification is
+    unaffected in kind; `real_password_hashing` puts the production parameters back for a test
+    about them. Session-wide, so module-scoped fixtures (the analytics demo club) have it too."""
+    from argon2 import PasswordHasher
+
+    from app.core import security
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(security, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024,
+                                                       parallelism=1))
+        yield
+
+
+@pytest.fixture
+def real_password_hashing(monkeypatch) -> None:
+    """The production argon2 parameters for this test (see `cheap_password_hashing`)."""
+    from argon2 import PasswordHasher
+
+    from app.core import security
+
+    monkeypatch.setattr(security, "_hasher", PasswordHasher())
+
+
 @pytest.fixture
 def world(db: Database):
-    """Builders for clubs, staff with tokens, devices (see tests/builders.py)."""
+    """Builders for clubs, staff with tokens, devices, members, plans, memberships... (see
+    tests/builders.py)."""
     from tests.builders import World
 
     return World(db)
+
+
+@pytest.fixture
+def rw(db: Database):
+    """The retention world (retention and crm): yearly plans, members with consents, the engine."""
+    from tests.builders import Retention
+
+    return Retention(db)
+
+
+@pytest.fixture
+def shop(client, world):
+    """The memberships world (memberships and billing): a club, its manager and desk, the API."""
+    from tests.builders import Shop
+
+    return Shop.open(client, world)

@@ -18,7 +18,7 @@ def test_a_member_with_a_valid_membership_is_let_in_and_the_visit_logged(
     club = world.club()
     device = world.device(club)
     anna = gym.member(club, first_name="Anna", last_name="Schmidt")
-    membership_id = gym.membership(anna)
+    membership_id = gym.membership(club, anna)
     r = post_event(device, anna.card)
     assert r.status_code == 200, r.text
     body = r.json()
@@ -37,7 +37,7 @@ def test_card_codes_are_matched_without_spaces_and_case(world, gym, post_event):
     club = world.club()
     device = world.device(club)
     ben = gym.member(club, card="04AB9F12")
-    gym.membership(ben)
+    gym.membership(club, ben)
     r = post_event(device, " 04ab 9f12 ")
     assert r.json()["reason"] == "ok" and r.json()["member"]["id"] == ben.member_id
 
@@ -58,7 +58,7 @@ def test_unknown_card_is_denied_and_logged(world, post_event, session):
 def test_a_card_of_another_club_is_unknown_here(world, gym, post_event):
     a, b = world.club("A"), world.club("B")
     member_of_b = gym.member(b)
-    gym.membership(member_of_b)
+    gym.membership(b, member_of_b)
     r = post_event(world.device(a), member_of_b.card)
     assert r.json()["reason"] == "unknown_card" and r.json()["member"] is None
 
@@ -66,7 +66,7 @@ def test_a_card_of_another_club_is_unknown_here(world, gym, post_event):
 def test_blocked_card_is_denied(world, gym, post_event):
     club = world.club()
     lost = gym.member(club, card_status="blocked")
-    gym.membership(lost)
+    gym.membership(club, lost)
     r = post_event(world.device(club), lost.card)
     assert r.json()["allow"] is False and r.json()["reason"] == "card_blocked"
     assert "blocked" in r.json()["message"]
@@ -83,7 +83,7 @@ def test_membership_that_starts_later_is_not_started(world, gym, post_event):
     club = world.club()
     m = gym.member(club)
     starts = today() + timedelta(days=3)
-    gym.membership(m, start=starts, end=starts + timedelta(days=30))
+    gym.membership(club, m, start=starts, end=starts + timedelta(days=30))
     r = post_event(world.device(club), m.card)
     assert r.json()["reason"] == "membership_not_started"
     assert r.json()["message"] == f"Membership starts on {_day(starts)}"
@@ -93,7 +93,7 @@ def test_expired_membership_is_denied_with_its_end_date(world, gym, post_event):
     club = world.club()
     m = gym.member(club)
     ended = today() - timedelta(days=3)
-    gym.membership(m, start=ended - timedelta(days=30), end=ended)
+    gym.membership(club, m, start=ended - timedelta(days=30), end=ended)
     r = post_event(world.device(club), m.card)
     assert r.json()["reason"] == "membership_expired"
     assert r.json()["message"] == f"Membership expired on {_day(ended)}"
@@ -102,9 +102,9 @@ def test_expired_membership_is_denied_with_its_end_date(world, gym, post_event):
 def test_frozen_membership_is_denied_until_the_freeze_ends(world, gym, post_event):
     club = world.club()
     m = gym.member(club)
-    membership_id = gym.membership(m)
+    membership_id = gym.membership(club, m)
     until = today() + timedelta(days=5)
-    gym.freeze(m, membership_id, start=today() - timedelta(days=2), end=until)
+    gym.freeze(club, membership_id, start=today() - timedelta(days=2), end=until)
     r = post_event(world.device(club), m.card)
     assert r.json()["reason"] == "membership_frozen"
     assert r.json()["message"] == f"Frozen until {_day(until)}"
@@ -113,7 +113,7 @@ def test_frozen_membership_is_denied_until_the_freeze_ends(world, gym, post_even
 def test_cancelled_membership_is_denied(world, gym, post_event):
     club = world.club()
     m = gym.member(club)
-    gym.membership(m, cancelled_on=today() - timedelta(days=1))
+    gym.membership(club, m, cancelled_on=today() - timedelta(days=1))
     r = post_event(world.device(club), m.card)
     assert r.json()["reason"] == "membership_cancelled"
     assert "cancelled" in r.json()["message"]
@@ -122,7 +122,7 @@ def test_cancelled_membership_is_denied(world, gym, post_event):
 def test_a_cancellation_dated_later_still_lets_the_member_in(world, gym, post_event):
     club = world.club()
     m = gym.member(club)
-    gym.membership(m, cancelled_on=today() + timedelta(days=3))
+    gym.membership(club, m, cancelled_on=today() + timedelta(days=3))
     assert post_event(world.device(club), m.card).json()["reason"] == "ok"
 
 
@@ -130,7 +130,7 @@ def test_visit_limit_counts_visits_and_then_denies(world, gym, post_event, sessi
     club = world.club(anti_passback_minutes=0)
     device = world.device(club)
     m = gym.member(club)
-    membership_id = gym.membership(m, visit_limit=10, visits_used=9)
+    membership_id = gym.membership(club, m, visit_limit=10, visits_used=9)
     assert post_event(device, m.card).json()["reason"] == "ok"
     r = post_event(device, m.card)
     assert r.json()["allow"] is False and r.json()["reason"] == "visit_limit_reached"
@@ -142,14 +142,14 @@ def test_debt_blocks_entry_only_where_the_club_says_so(world, gym, post_event):
     strict = world.club("Strict", block_on_debt=True)
     relaxed = world.club("Relaxed")
     owes = gym.member(strict)
-    gym.membership(owes)
-    gym.sale(owes, total="100.00", paid="60.00")
+    gym.membership(strict, owes)
+    gym.sale(strict, owes, total="100.00", paid="60.00")
     paid_up = gym.member(strict)
-    gym.membership(paid_up)
-    gym.sale(paid_up, total="100.00", paid="100.00")
+    gym.membership(strict, paid_up)
+    gym.sale(strict, paid_up, total="100.00", paid="100.00")
     owes_elsewhere = gym.member(relaxed)
-    gym.membership(owes_elsewhere)
-    gym.sale(owes_elsewhere, total="100.00", paid="0")
+    gym.membership(relaxed, owes_elsewhere)
+    gym.sale(relaxed, owes_elsewhere, total="100.00", paid="0")
 
     r = post_event(world.device(strict), owes.card)
     assert r.json()["allow"] is False and r.json()["reason"] == "debt"
@@ -163,7 +163,7 @@ def test_access_hours_are_read_in_the_club_timezone(world, gym, post_event):
     device = world.device(club)
     off_peak = gym.plan(club, name="Off-peak", access_start=time(6, 0), access_end=time(16, 0))
     m = gym.member(club)
-    gym.membership(m, plan_id=off_peak)
+    gym.membership(club, m, plan=off_peak)
     yesterday = today() - timedelta(days=1)
 
     # 06:30 Berlin is 04:30 or 05:30 UTC: before 06:00 if the rule wrongly used UTC
@@ -183,7 +183,7 @@ def test_an_overnight_access_window_wraps_midnight(world, gym, post_event):
     device = world.device(club)
     night = gym.plan(club, name="Night owl", access_start=time(22, 0), access_end=time(6, 0))
     m = gym.member(club)
-    gym.membership(m, plan_id=night)
+    gym.membership(club, m, plan=night)
     yesterday = today() - timedelta(days=1)
     assert post_event(device, m.card, occurred_at=local(yesterday, 23, 30)).json()["reason"] == "ok"
     assert post_event(device, m.card, occurred_at=local(yesterday, 12, 0)).json()["reason"] == (
@@ -194,7 +194,7 @@ def test_anti_passback_denies_a_second_entry_within_the_window(world, gym, post_
     club = world.club(anti_passback_minutes=5)
     device = world.device(club)
     m = gym.member(club)
-    membership_id = gym.membership(m)
+    membership_id = gym.membership(club, m)
     first = clock.now() - timedelta(minutes=30)
     assert post_event(device, m.card, occurred_at=first).json()["reason"] == "ok"
     again = post_event(device, m.card, occurred_at=first + timedelta(minutes=3))
@@ -209,7 +209,7 @@ def test_leaving_is_logged_and_allowed_but_is_not_an_entry(world, gym, post_even
     club = world.club(anti_passback_minutes=5)
     device = world.device(club)
     m = gym.member(club)
-    gym.membership(m)
+    gym.membership(club, m)
     start = clock.now() - timedelta(minutes=20)
     out = post_event(device, m.card, occurred_at=start, direction="out")
     assert out.json()["allow"] is True and out.json()["visit_id"] is None
@@ -233,17 +233,17 @@ def test_an_exit_device_defaults_to_out(world, gym, post_event, session):
 def test_the_valid_membership_counts_over_older_and_newer_ones(world, gym, post_event):
     club = world.club()
     m = gym.member(club)
-    gym.membership(m, start=today() - timedelta(days=60), end=today() - timedelta(days=31))
-    gym.membership(m, start=today() + timedelta(days=20), end=today() + timedelta(days=50))
-    gym.membership(m, start=today() - timedelta(days=30), end=today() + timedelta(days=19))
+    gym.membership(club, m, start=today() - timedelta(days=60), end=today() - timedelta(days=31))
+    gym.membership(club, m, start=today() + timedelta(days=20), end=today() + timedelta(days=50))
+    gym.membership(club, m, start=today() - timedelta(days=30), end=today() + timedelta(days=19))
     assert post_event(world.device(club), m.card).json()["reason"] == "ok"
 
 
 def test_a_used_up_visit_pass_gives_way_to_another_valid_membership(world, gym, post_event, session):
     club = world.club()
     m = gym.member(club)
-    used_up = gym.membership(m, visit_limit=5, visits_used=5, end=today() + timedelta(days=2))
-    unlimited = gym.membership(m)
+    used_up = gym.membership(club, m, visit_limit=5, visits_used=5, end=today() + timedelta(days=2))
+    unlimited = gym.membership(club, m)
     r = post_event(world.device(club), m.card)
     assert r.json()["reason"] == "ok"
     assert session.get(Visit, r.json()["visit_id"]).membership_id == unlimited
@@ -254,21 +254,21 @@ def test_without_a_valid_membership_the_nearest_one_explains_the_denial(world, g
     club = world.club()
     device = world.device(club)
     frozen_and_pending = gym.member(club)
-    current = gym.membership(frozen_and_pending)
-    gym.freeze(frozen_and_pending, current, start=today(), end=today() + timedelta(days=7))
-    gym.membership(frozen_and_pending, start=today() + timedelta(days=21),
+    current = gym.membership(club, frozen_and_pending)
+    gym.freeze(club, current, start=today(), end=today() + timedelta(days=7))
+    gym.membership(club, frozen_and_pending, start=today() + timedelta(days=21),
                    end=today() + timedelta(days=50))
     assert post_event(device, frozen_and_pending.card).json()["reason"] == "membership_frozen"
 
     renewal_pending = gym.member(club)
-    gym.membership(renewal_pending, start=today() - timedelta(days=40), end=today() - timedelta(days=1))
-    gym.membership(renewal_pending, start=today() + timedelta(days=1), end=today() + timedelta(days=30))
+    gym.membership(club, renewal_pending, start=today() - timedelta(days=40), end=today() - timedelta(days=1))
+    gym.membership(club, renewal_pending, start=today() + timedelta(days=1), end=today() + timedelta(days=30))
     assert post_event(device, renewal_pending.card).json()["reason"] == "membership_not_started"
 
     lapsed = gym.member(club)
-    gym.membership(lapsed, start=today() - timedelta(days=400), end=today() - timedelta(days=300))
+    gym.membership(club, lapsed, start=today() - timedelta(days=400), end=today() - timedelta(days=300))
     last = today() - timedelta(days=10)
-    gym.membership(lapsed, start=today() - timedelta(days=40), end=last)
+    gym.membership(club, lapsed, start=today() - timedelta(days=40), end=last)
     assert post_event(device, lapsed.card).json()["message"] == f"Membership expired on {_day(last)}"
 
 
@@ -277,7 +277,7 @@ def test_a_late_replay_is_decided_at_the_time_it_happened(world, gym, post_event
     device = world.device(club)
     m = gym.member(club)
     yesterday = today() - timedelta(days=1)
-    membership_id = gym.membership(m, start=today() - timedelta(days=30), end=yesterday)
+    membership_id = gym.membership(club, m, start=today() - timedelta(days=30), end=yesterday)
     at = local(yesterday, 18, 5)
 
     replay = post_event(device, m.card, event_id="offline-77", occurred_at=at)

@@ -15,7 +15,7 @@ def test_front_desk_checks_a_member_in_by_hand(client, world, gym, session):
     club = world.club()
     desk = world.staff(club, Role.front_desk)
     m = gym.member(club, first_name="Clara")
-    gym.membership(m)
+    gym.membership(club, m)
     r = _check_in(client, desk, m.member_id)
     assert r.status_code == 200, r.text
     body = r.json()
@@ -31,7 +31,7 @@ def test_the_desk_gets_the_same_denials_as_the_turnstile(client, world, gym):
     club = world.club()
     desk = world.staff(club, Role.front_desk)
     m = gym.member(club)
-    gym.membership(m, start=today() - timedelta(days=40), end=today() - timedelta(days=2))
+    gym.membership(club, m, start=today() - timedelta(days=40), end=today() - timedelta(days=2))
     r = _check_in(client, desk, m.member_id)
     assert r.status_code == 200
     assert r.json()["allow"] is False and r.json()["reason"] == "membership_expired"
@@ -42,7 +42,7 @@ def test_a_repeated_idempotency_key_answers_the_first_check_in(client, world, gy
     club = world.club()
     desk = world.staff(club, Role.front_desk)
     m = gym.member(club)
-    gym.membership(m)
+    gym.membership(club, m)
     first = _check_in(client, desk, m.member_id, key="click-1")
     again = _check_in(client, desk, m.member_id, key="click-1")
     assert again.json() == first.json() and first.json()["allow"] is True
@@ -56,7 +56,7 @@ def test_a_manager_override_lets_a_denied_member_in_and_is_logged(client, world,
     club = world.club()
     manager = world.staff(club, Role.manager)
     m = gym.member(club)
-    gym.membership(m, start=today() - timedelta(days=40), end=today() - timedelta(days=1))
+    gym.membership(club, m, start=today() - timedelta(days=40), end=today() - timedelta(days=1))
     r = _check_in(client, manager, m.member_id, {"override_reason": "Renewal paid by bank transfer"})
     assert r.status_code == 200, r.text
     body = r.json()
@@ -77,7 +77,7 @@ def test_an_override_that_is_not_needed_is_an_ordinary_check_in(client, world, g
     club = world.club()
     owner = world.staff(club, Role.owner)
     m = gym.member(club)
-    gym.membership(m)
+    gym.membership(club, m)
     r = _check_in(client, owner, m.member_id, {"override_reason": "VIP"})
     assert r.json()["reason"] == "ok"
     assert session.get(AccessEvent, r.json()["access_event_id"]).override_reason is None
@@ -105,7 +105,7 @@ def test_trainers_and_devices_cannot_check_members_in_at_the_desk(client, world,
     club = world.club()
     trainer = world.staff(club, Role.trainer)
     m = gym.member(club)
-    gym.membership(m)
+    gym.membership(club, m)
     assert _check_in(client, trainer, m.member_id).status_code == 403
     device = world.device(club)
     r = client.post(f"/api/v1/members/{m.member_id}/check-ins", headers=device.headers)
@@ -116,7 +116,7 @@ def test_checking_in_another_clubs_member_is_not_found(client, world, gym, sessi
     a, b = world.club("A"), world.club("B")
     desk_a = world.staff(a, Role.manager)
     stranger = gym.member(b)
-    gym.membership(stranger)
+    gym.membership(b, stranger)
     r = _check_in(client, desk_a, stranger.member_id)
     assert r.status_code == 404 and r.json()["error"] == "not_found"
     r = _check_in(client, desk_a, stranger.member_id, {"override_reason": "let me"})

@@ -18,7 +18,7 @@ def test_a_revoked_or_missing_device_key_is_refused(client, world, gym, db, sess
     club = world.club()
     device = world.device(club)
     m = gym.member(club)
-    gym.membership(m)
+    gym.membership(club, m)
     with transaction(db.sessionmaker) as s:
         clubs_service.revoke_device(s, device=s.get(Device, device.device_id))
     r = client.post("/api/v1/access/events", json={"card": m.card}, headers=device.headers)
@@ -126,7 +126,7 @@ def test_granted_visits_are_announced_to_listeners(client, world, gym, post_even
     club = world.club()
     device = world.device(club)
     m = gym.member(club)
-    gym.membership(m)
+    gym.membership(club, m)
     at = clock.now() - timedelta(minutes=1)
     with events.replaced(VisitGranted, best_effort=[retention]):
         post_event(device, m.card, event_id="1", occurred_at=at)
@@ -142,7 +142,7 @@ def test_a_failing_listener_does_not_keep_the_member_out(client, world, gym, pos
 
     club = world.club()
     m = gym.member(club)
-    gym.membership(m)
+    gym.membership(club, m)
     with events.replaced(VisitGranted, best_effort=[broken]):
         r = post_event(world.device(club), m.card)
     assert r.status_code == 200 and r.json()["allow"] is True

@@ -21,7 +21,7 @@ def test_a_known_device_is_refused_on_the_next_event_once_revoked(client, world,
     club = world.club()
     device = world.device(club)
     m = gym.member(club)
-    gym.membership(m)
+    gym.membership(club, m)
     assert post_event(device, m.card, event_id="1").json()["allow"] is True  # key now cached
     with transaction(db.sessionmaker) as s:
         clubs_service.revoke_device(s, device=s.get(Device, device.device_id))
@@ -35,7 +35,7 @@ def test_a_rotated_key_replaces_the_old_one_at_once(client, world, gym, post_eve
     club = world.club()
     device = world.device(club)
     m = gym.member(club)
-    gym.membership(m)
+    gym.membership(club, m)
     assert post_event(device, m.card, event_id="1").status_code == 200
     with transaction(db.sessionmaker) as s:
         new_key = clubs_service.rotate_device_key(s, device=s.get(Device, device.device_id))
@@ -52,7 +52,7 @@ def test_a_device_turned_into_an_exit_is_one_on_its_next_event(client, world, gy
     club = world.club()
     device = world.device(club)
     m = gym.member(club, first_name="Lena")
-    gym.membership(m)
+    gym.membership(club, m)
     assert post_event(device, m.card).json()["message"] == "Welcome, Lena!"
     with db.engine.begin() as conn:  # no API moves a device yet; the row is what counts
         conn.execute(update(Device).where(Device.id == device.device_id).values(direction="out"))
@@ -66,7 +66,7 @@ def test_changed_club_settings_apply_to_the_very_next_check_in(client, world, gy
     club = world.club(anti_passback_minutes=0)
     device = world.device(club)
     m = gym.member(club)
-    gym.membership(m)
+    gym.membership(club, m)
     at = clock.now() - timedelta(minutes=10)
     assert post_event(device, m.card, occurred_at=at).json()["allow"] is True
     assert post_event(device, m.card, occurred_at=at + timedelta(minutes=1)).json()["allow"]
@@ -100,7 +100,7 @@ def test_a_failing_listener_leaves_the_other_listeners_work_and_the_visit(
     with events.replaced(VisitGranted, best_effort=listeners):
         club = world.club()
         m = gym.member(club)
-        gym.membership(m)
+        gym.membership(club, m)
         r = post_event(world.device(club), m.card)
         assert r.status_code == 200 and r.json()["allow"] is True
         assert count_rows(session, Visit) == 1
@@ -119,26 +119,26 @@ def test_a_club_seen_before_gets_the_same_answers_as_a_club_seen_first(world, gy
     plan_later = gym.plan(club, name="Later", access_start=later.time().replace(microsecond=0),
                           access_end=(later + timedelta(hours=1)).time().replace(microsecond=0))
 
-    def member(**membership):
+    def signed_up(**membership):
         m = gym.member(club)
-        gym.membership(m, **membership)
+        gym.membership(club, m, **membership)
         return m
 
-    owes = member()
-    gym.sale(owes, total="10.00", paid="0")
+    owes = signed_up()
+    gym.sale(club, owes, total="10.00", paid="0")
     frozen = gym.member(club)
-    gym.freeze(frozen, gym.membership(frozen), start=day - timedelta(days=1),
+    gym.freeze(club, gym.membership(club, frozen), start=day - timedelta(days=1),
                end=day + timedelta(days=3))
     cards = {
         "debt": owes.card,
         "membership_frozen": frozen.card,
-        "membership_expired": member(start=day - timedelta(days=40),
-                                     end=day - timedelta(days=9)).card,
-        "membership_not_started": member(start=day + timedelta(days=9),
-                                         end=day + timedelta(days=40)).card,
-        "membership_cancelled": member(cancelled_on=day - timedelta(days=1)).card,
-        "visit_limit_reached": member(visit_limit=4, visits_used=4).card,
-        "outside_access_hours": member(plan_id=plan_later).card,
+        "membership_expired": signed_up(start=day - timedelta(days=40),
+                                        end=day - timedelta(days=9)).card,
+        "membership_not_started": signed_up(start=day + timedelta(days=9),
+                                            end=day + timedelta(days=40)).card,
+        "membership_cancelled": signed_up(cancelled_on=day - timedelta(days=1)).card,
+        "visit_limit_reached": signed_up(visit_limit=4, visits_used=4).card,
+        "outside_access_hours": signed_up(plan=plan_later).card,
         "no_membership": gym.member(club).card,
         "card_blocked": gym.member(club, card_status="blocked").card,
         "unknown_card": "NOSUCHCARD",

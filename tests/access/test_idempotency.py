@@ -19,7 +19,7 @@ def test_the_same_event_posted_twice_answers_identically(world, gym, post_event,
     club = world.club()
     device = world.device(club)
     m = gym.member(club)
-    gym.membership(m)
+    gym.membership(club, m)
     first = post_event(device, m.card, event_id="4711")
     again = post_event(device, m.card, event_id="4711")
     assert first.status_code == again.status_code == 200
@@ -34,7 +34,7 @@ def test_a_replayed_denial_stays_the_same_denial(world, gym, post_event, session
     device = world.device(club)
     first = post_event(device, "UNKNOWN1", event_id="9")
     m = gym.member(club, card="UNKNOWN1")  # the card becomes known after the first attempt
-    gym.membership(m)
+    gym.membership(club, m)
     again = post_event(device, "UNKNOWN1", event_id="9")
     assert again.json() == first.json() and again.json()["reason"] == "unknown_card"
     assert count_rows(session, AccessEvent) == 1
@@ -44,7 +44,7 @@ def test_event_ids_are_per_device(world, gym, post_event, session):
     club = world.club(anti_passback_minutes=0)
     north, south = world.device(club), world.device(club)
     m = gym.member(club)
-    gym.membership(m)
+    gym.membership(club, m)
     a = post_event(north, m.card, event_id="1").json()
     b = post_event(south, m.card, event_id="1").json()
     assert a["visit_id"] != b["visit_id"] and a["allow"] and b["allow"]
@@ -55,7 +55,7 @@ def test_an_event_id_reused_for_another_card_is_refused(world, gym, post_event, 
     club = world.club()
     device = world.device(club)
     a, b = gym.member(club), gym.member(club)
-    gym.membership(a)
+    gym.membership(club, a)
     assert post_event(device, a.card, event_id="77").status_code == 200
     r = post_event(device, b.card, event_id="77")
     assert r.status_code == 422 and r.json()["error"] == "event_id_reused"
@@ -74,7 +74,7 @@ def test_the_same_event_posted_concurrently_is_recorded_once(db, client, world, 
     club = world.club()
     device = world.device(club)
     m = gym.member(club)
-    membership_id = gym.membership(m)
+    membership_id = gym.membership(club, m)
     body = {"card": m.card, "event_id": "burst-1"}
     barrier = threading.Barrier(8)
 
@@ -97,7 +97,7 @@ def test_a_replay_storm_leaves_one_record_per_event(client, world, gym, session)
     device = world.device(club)
     members = [gym.member(club) for _ in range(40)]
     for m in members:
-        gym.membership(m)
+        gym.membership(club, m)
     now = clock.now()
     events = []
     for i, m in enumerate(members):  # 4 entries each, 10 minutes apart: all granted
@@ -135,7 +135,7 @@ def test_visit_limit_race_grants_exactly_one(db, world, gym, session):
     club = world.club(anti_passback_minutes=0)
     device = world.device(club)
     m = gym.member(club)
-    membership_id = gym.membership(m, visit_limit=10, visits_used=9)
+    membership_id = gym.membership(club, m, visit_limit=10, visits_used=9)
     barrier = threading.Barrier(10)
 
     def attempt(i):

@@ -10,7 +10,7 @@ def test_the_attempt_log_lists_a_club_local_day_newest_first(client, world, gym,
     staff = world.staff(club, Role.front_desk)
     device = world.device(club)
     m = gym.member(club, first_name="Dora", last_name="Kraft")
-    gym.membership(m, start=today() - timedelta(days=30))
+    gym.membership(club, m, start=today() - timedelta(days=30))
     yesterday, before = today() - timedelta(days=1), today() - timedelta(days=2)
     # 00:30 Berlin yesterday is still the day before in UTC; 23:30 the day before is not ours
     post_event(device, m.card, occurred_at=local(before, 23, 30))
@@ -46,8 +46,8 @@ def test_todays_visits_with_member_names(client, world, gym, post_event):
     device = world.device(club)
     a = gym.member(club, first_name="Emil", last_name="Berg")
     b = gym.member(club, first_name="Fay", last_name="Stern")
-    gym.membership(a)
-    gym.membership(b)
+    gym.membership(club, a)
+    gym.membership(club, b)
     post_event(device, a.card)
     post_event(device, b.card)
     post_event(device, "NOBODY")
@@ -66,7 +66,7 @@ def test_a_members_visits_are_listed_and_other_clubs_members_are_not_found(
     staff_a, staff_b = world.staff(a), world.staff(b)
     device = world.device(a)
     m = gym.member(a)
-    gym.membership(m)
+    gym.membership(a, m)
     yesterday = today() - timedelta(days=1)
     for hour in (8, 12, 18):
         post_event(device, m.card, occurred_at=local(yesterday, hour))

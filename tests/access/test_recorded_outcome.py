@@ -22,7 +22,7 @@ def _record(db, club, who, granted, key):
 def test_a_device_that_let_in_an_expired_member_gets_the_visit_recorded(db, world, gym, session):
     club = world.club()
     ben = gym.member(club, first_name="Ben")
-    gym.membership(ben, start=today() - timedelta(days=40), end=today() - timedelta(days=5))
+    gym.membership(club, ben, start=today() - timedelta(days=40), end=today() - timedelta(days=5))
     decision = _record(db, club, ben, True, "zk:SN1:1")
     assert decision.allow is True and decision.reason == "device_granted"
     assert "expired" in decision.message
@@ -32,7 +32,7 @@ def test_a_device_that_let_in_an_expired_member_gets_the_visit_recorded(db, worl
 def test_a_device_that_refused_a_valid_member_gets_a_denial_and_no_visit(db, world, gym, session):
     club = world.club()
     cleo = gym.member(club, first_name="Cleo")
-    membership_id = gym.membership(cleo)
+    membership_id = gym.membership(club, cleo)
     decision = _record(db, club, cleo, False, "zk:SN1:2")
     assert (decision.allow, decision.reason) == (False, "device_refused")
     assert count_rows(session, Visit, Visit.member_id == cleo.member_id) == 0
@@ -44,7 +44,7 @@ def test_a_device_that_refused_a_valid_member_gets_a_denial_and_no_visit(db, wor
 def test_an_agreeing_device_outcome_is_an_ordinary_visit(db, world, gym, session):
     club = world.club()
     dora = gym.member(club, first_name="Dora")
-    membership_id = gym.membership(dora, visit_limit=10)
+    membership_id = gym.membership(club, dora, visit_limit=10)
     decision = _record(db, club, dora, True, "zk:SN1:3")
     assert (decision.allow, decision.reason) == (True, "ok")
     assert session.get(Membership, membership_id).visits_used == 1

@@ -1,15 +1,14 @@
 """Analytics test data: hand-built clubs (`hand`) and the demo club with everything the reports
 read (`demo`, built once per backend for the module that asks for it).
 
-Rows are written directly (Core inserts, committed for real): the reports are read-only, and the
-other packages' services are not what is under test here.
+Rows are written directly (tests/builders.py and Core inserts, committed for real): the reports
+are read-only, and the other packages' services are not what is under test here.
 """
 import random
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
 from decimal import Decimal
-from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -17,23 +16,17 @@ from sqlalchemy import insert, select
 
 from app.access.models import Visit
 from app.billing.models import Sale, SaleLine
-from app.clubs import service as clubs_service
 from app.clubs.models import ClubStaff
-from app.core import security
 from app.core.db import transaction
 from app.crm.models import Interaction, Task
 from app.members.models import Member
-from app.memberships.models import Freeze, Membership, Plan
+from app.memberships.models import Membership, Plan
 from app.retention.models import ScheduledTouchpoint, StageChange, TouchpointDefinition
 from app.trainers.models import PtPackage, PtProduct, PtSession, TrainerProfile
+from tests.builders import Profile, World, local
 
 BERLIN = ZoneInfo("Europe/Berlin")
 AS_OF = date(2026, 6, 15)  # "today" of the demo club and of most hand-built tests
-
-
-def local(day: date, hh: int = 12, mm: int = 0) -> datetime:
-    """A Berlin wall-clock time as an aware UTC instant."""
-    return datetime.combine(day, time(hh, mm), tzinfo=BERLIN).astimezone(UTC)
 
 
 def days(n: int) -> timedelta:
@@ -42,54 +35,21 @@ def days(n: int) -> timedelta:
 
 # --- hand-built clubs ---------------------------------------------------------------------------
 
-@dataclass
-class Hand:
+ANALYTICS = Profile(first_name="Member{n}", last_name="Test", consents=True,
+                    joined=local(date(2025, 1, 1)), freeze_days=30, sold_hour=9)
+"""Members with both consents who joined on 1 January 2025; memberships sold at 09:00."""
+
+
+class Hand(World):
     """Builders for small clubs whose every figure is known by construction."""
 
-    db: object
-    world: object
-    _n: int = field(default=0)
-
-    def club(self, **settings):
-        return self.world.club(**settings)
+    def __init__(self, db):
+        super().__init__(db, ANALYTICS)
 
     def _insert(self, model, **values) -> int:
         with transaction(self.db.sessionmaker) as s:
             return s.execute(insert(model.__table__).returning(model.__table__.c.id),
                              values).scalar_one()
-
-    def plan(self, club, name: str = "Monthly", months: int = 1) -> int:
-        return self._insert(Plan, club_id=club.id, name=name, duration_months=months,
-                            price=Decimal("49.00"), freeze_days=30, auto_renew=False,
-                            active=True)
-
-    def member(self, club, created_at: datetime | None = None) -> int:
-        self._n += 1
-        return self._insert(Member, club_id=club.id, first_name=f"Member{self._n}",
-                            last_name="Test", email_consent=True, sms_consent=True,
-                            search_name=f"member{self._n} test",
-                            created_at=created_at or local(date(2025, 1, 1)),
-                            updated_at=created_at or local(date(2025, 1, 1)))
-
-    def membership(self, club, member: int, plan: int, start: date, end: date, *,
-                   cancelled_on: date | None = None, reason: str | None = None,
-                   frozen: tuple[date, date] | None = None,
-                   created_at: datetime | None = None) -> int:
-        """A membership from `start` to `end` (the end before any freeze: a freeze moves it)."""
-        final = end + (frozen[1] - frozen[0] + days(1) if frozen else timedelta(0))
-        mid = self._insert(Membership, club_id=club.id, member_id=member, plan_id=plan,
-                           start_date=start, end_date=final, original_end_date=end,
-                           price=Decimal("49.00"), visits_used=0, cancelled_on=cancelled_on,
-                           cancel_reason=reason, created_at=created_at or local(start, 9),
-                           updated_at=created_at or local(start, 9))
-        if frozen:
-            self._insert(Freeze, club_id=club.id, membership_id=mid, start_date=frozen[0],
-                         end_date=frozen[1], created_at=local(frozen[0], 8))
-        return mid
-
-    def visit(self, club, member: int, at: datetime, membership: int | None = None) -> None:
-        self._insert(Visit, club_id=club.id, member_id=member, membership_id=membership,
-                     occurred_at=at)
 
     def definition(self, club, key: str, channel: str = "email",
                    stage: str = "renewal_due") -> int:
@@ -100,24 +60,18 @@ class Hand:
     def touchpoint(self, club, member: int, definition: int, membership: int | None,
                    status: str, *, channel: str = "email", on: date = date(2026, 1, 1),
                    cycle: str | None = None) -> int:
-        self._n += 1
+        self._members += 1
         at = local(on, 9)
         return self._insert(ScheduledTouchpoint, club_id=club.id, member_id=member,
-                            definition_id=definition, cycle=cycle or f"c{self._n}",
+                            definition_id=definition, cycle=cycle or f"c{self._members}",
                             channel=channel, membership_id=membership, trigger_on=on,
                             planned_at=at, first_due_at=at, due_at=at, status=status,
                             sent_at=at if status == "sent" else None, updated_at=at)
 
 
 @pytest.fixture
-def hand(db, world) -> Hand:
-    return Hand(db, world)
-
-
-@pytest.fixture(autouse=True)
-def _hash_each_password_once(monkeypatch):
-    """argon2 is slow on purpose; staff built for these tests share one password."""
-    monkeypatch.setattr(clubs_service, "hash_password", lru_cache(security.hash_password))
+def hand(db) -> Hand:
+    return Hand(db)
 
 
 # --- the demo club, with what the demo does not write ------------------------------------------
@@ -313,21 +267,18 @@ def sprinkle(session, club_id: int, as_of: date, seed: int = DEMO_SEED) -> None:
 
 
 @pytest.fixture(scope="module")
-def demo(database) -> Iterator[Demo]:
+def demo(database, empty_all_tables) -> Iterator[Demo]:
     """The demo club (150 members, 12 months, fixed seed and today) plus `sprinkle`, on each
     backend once per module, with its raw rows loaded for the reference computation."""
     from app.demo.generator import DemoOptions, build_demo
     from tests.analytics import reference
-    from tests.conftest import _empty_all_tables
 
-    _empty_all_tables(database)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(clubs_service, "hash_password", lru_cache(security.hash_password))
-        result = build_demo(database.sessionmaker,
-                            DemoOptions(members=150, months=12, seed=DEMO_SEED, as_of=AS_OF))
+    empty_all_tables(database)
+    result = build_demo(database.sessionmaker,
+                        DemoOptions(members=150, months=12, seed=DEMO_SEED, as_of=AS_OF))
     with transaction(database.sessionmaker) as s:
         sprinkle(s, result.club_id, AS_OF)
     with database.sessionmaker() as s:
         raw = reference.load(s, result.club_id)
     yield Demo(database, result.club_id, AS_OF, raw)
-    _empty_all_tables(database)
+    empty_all_tables(database)

@@ -172,7 +172,7 @@ def breakdown(raw: Raw, by: str, as_of: date, lo: date, hi: date, plan_id=None) 
     if by == "cohort":
         return grouped(pairs, lambda m: [ym(min(n.start_date for n in mine[m.member_id]))])
     if by == "trainer":
-        def trainer(m):
+        def trainer_of(m):
             packs = [p for p in raw.packages if p.member_id == m.member_id and
                      p.trainer_id is not None and p.valid_from <= last(m) and
                      p.valid_until >= m.start_date]
@@ -183,7 +183,7 @@ def breakdown(raw: Raw, by: str, as_of: date, lo: date, hi: date, plan_id=None) 
             if done:
                 return [str(max(done, key=lambda t: (t.starts_at, t.id)).trainer_id)]
             return ["none"]
-        return grouped(pairs, trainer)
+        return grouped(pairs, trainer_of)
     if by == "attendance":
         visits = defaultdict(list)
         for v in raw.visits:

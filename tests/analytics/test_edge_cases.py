@@ -2,6 +2,7 @@
 freezes, cancellations, void and overlapping memberships; and a small club whose retention
 figures and survival curve are worked out by hand in the comments."""
 from datetime import date
+from functools import partial
 
 from app.analytics import service
 from tests.analytics.conftest import AS_OF, days, local
@@ -19,10 +20,8 @@ def test_what_counts_as_a_renewal(db, hand):
     club = hand.club()  # grace_days 30
     plan = hand.plan(club)
     m = hand.membership
+    member = partial(hand.member, club)
     case = {}
-
-    def member():
-        return hand.member(club)
 
     a = member()  # renewed early: the next one starts before the end
     case["early"] = m(club, a, plan, JAN, date(2026, 1, 31))
@@ -48,10 +47,10 @@ def test_what_counts_as_a_renewal(db, hand):
     m(club, g, plan, date(2026, 2, 11), date(2026, 3, 10))
     h = member()  # cancelled from 15 Mar: it ended 14 Mar, nothing after
     case["cancelled"] = m(club, h, plan, JAN, date(2026, 6, 30), cancelled_on=date(2026, 3, 15),
-                          reason="price")
+                          cancel_reason="price")
     i = member()  # cancelled, then a new plan five days later: renewed
     case["switched"] = m(club, i, plan, JAN, date(2026, 6, 30), cancelled_on=date(2026, 3, 15),
-                         reason="other")
+                         cancel_reason="other")
     m(club, i, plan, date(2026, 3, 20), date(2026, 4, 19))
     j = member()  # the only later one never ran (cancelled on its first day): lost
     case["void_next"] = m(club, j, plan, date(2026, 3, 1), date(2026, 3, 31))
@@ -73,7 +72,7 @@ def test_what_counts_as_a_renewal(db, hand):
     case["not_ended"] = m(club, r, plan, date(2026, 5, 17), AS_OF + days(1))
     t = member()  # a cancellation recorded after the end changes nothing
     case["cancel_after_end"] = m(club, t, plan, JAN, date(2026, 1, 31),
-                                 cancelled_on=date(2026, 2, 5), reason="other")
+                                 cancelled_on=date(2026, 2, 5), cancel_reason="other")
     u = member()  # overlapping: the 1st is renewed by the 3rd (the 2nd starts too early)
     case["overlap_1"] = m(club, u, plan, JAN, date(2026, 3, 31))
     case["overlap_2"] = m(club, u, plan, date(2026, 1, 15), date(2026, 2, 14))
@@ -221,9 +220,9 @@ def test_visits_at_midnight_count_on_the_club_day(db, hand):
     for member in (a, b):
         mid = hand.membership(club, member, plan, date(2026, 1, 26), end)  # 31 days
         for k in range(4):  # 4 visits: 4 × 7 / 31 → under 1 a week
-            hand.visit(club, member, local(end - days(2 * k + 1), 18), mid)
-    hand.visit(club, a, local(end, 23, 55))  # inside: 5 × 7 = 35 ≥ 31 → 1-2
-    hand.visit(club, b, local(end + days(1), 0, 5))  # outside
+            hand.visits(club, member, [local(end - days(2 * k + 1), 18)], membership=mid)
+    hand.visits(club, a, [local(end, 23, 55)])  # inside: 5 × 7 = 35 ≥ 31 → 1-2
+    hand.visits(club, b, [local(end + days(1), 0, 5)])  # outside
     with db.sessionmaker() as s:
         report = service.renewal_breakdown(s, club_id=club.id, as_of=AS_OF, by="attendance",
                                            date_from=JAN)

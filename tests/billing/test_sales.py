@@ -10,7 +10,7 @@ from app.core.actors import Role
 from app.core.errors import Invalid
 from app.core.schemas import In
 from app.memberships.models import Membership
-from tests.memberships.conftest import money
+from tests.builders import money
 
 
 class TestItem(In):

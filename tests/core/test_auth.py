@@ -7,7 +7,7 @@ def test_health_needs_no_login(client):
     assert client.get("/health").json() == {"status": "ok"}
 
 
-def test_login_returns_a_token_that_identifies_the_user(client, world):
+def test_login_returns_a_token_that_identifies_the_user(client, world, real_password_hashing):
     club = world.club()
     staff = world.staff(club, Role.manager)
     r = client.post("/api/v1/auth/token", data={"username": staff.email, "password": PASSWORD})
@@ -46,7 +46,8 @@ def test_logout_revokes_the_token(client, world):
     assert client.get("/api/v1/me", headers=staff.headers).status_code == 401
 
 
-def test_passwords_are_stored_as_argon2(session, world):
+def test_passwords_are_stored_as_argon2(session, world, real_password_hashing):
+    from argon2 import PasswordHasher
     from sqlalchemy import select
 
     from app.clubs.models import StaffUser
@@ -54,6 +55,7 @@ def test_passwords_are_stored_as_argon2(session, world):
     staff = world.staff(world.club())
     stored = session.scalar(select(StaffUser.password_hash).where(StaffUser.id == staff.user_id))
     assert stored.startswith("$argon2") and PASSWORD not in stored
+    assert not PasswordHasher().check_needs_rehash(stored)  # the library's production parameters
 
 
 def test_front_desk_cannot_change_club_settings(client, world):

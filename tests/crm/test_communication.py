@@ -12,15 +12,15 @@ from app.crm.models import Task
 from app.members.models import Member
 from app.retention import channels as channels_mod
 from app.retention.dispatch import dispatch_due
+from tests.builders import Desk
 from tests.retention.conftest import D, local
 from tests.retention.servers import SmsGateway
 
 
 def _member(client, desk, **body):
-    r = client.post("/api/v1/members", headers=desk.headers, json={
-        "first_name": "Tom", "last_name": "Fink", "phone": "+49 151 23457777", **body})
-    assert r.status_code == 201, r.text
-    return r.json()
+    """Tom Fink, registered at the desk."""
+    return Desk(client, desk, None).register("Tom", "Fink",
+                                             **({"phone": "+49 151 23457777"} | body))
 
 
 def test_a_call_with_a_next_step_date_creates_a_call_back_task(client, world, session):

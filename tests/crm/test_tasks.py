@@ -2,21 +2,9 @@
 from datetime import timedelta
 
 from app.clubs.service import club_today
-from app.core import clock
 from app.core.actors import Role
 from app.core.db import transaction
 from app.crm.models import Task
-
-
-def _task(db, club, *, title, due, role=None, user=None, status="open", member=None):
-    with transaction(db.sessionmaker) as s:
-        now = clock.now()
-        t = Task(club_id=club.id, title=title, kind="call", assignee_role=role,
-                 assignee_user_id=user, due_date=due, status=status, member_id=member,
-                 created_at=now, updated_at=now)
-        s.add(t)
-        s.flush()
-        return t.id
 
 
 def test_todays_tasks_for_my_role_or_me_overdue_first(client, world, db, rw):
@@ -25,13 +13,13 @@ def test_todays_tasks_for_my_role_or_me_overdue_first(client, world, db, rw):
     desk, trainer = world.staff(club, Role.front_desk), world.staff(club, Role.trainer)
     manager = world.staff(club, Role.manager)
     member = rw.member(club, "Ida")
-    _task(db, club, title="today desk", due=today, role="front_desk", member=member)
-    _task(db, club, title="overdue desk", due=today - timedelta(days=3), role="front_desk")
-    _task(db, club, title="tomorrow desk", due=today + timedelta(days=1), role="front_desk")
-    _task(db, club, title="done desk", due=today, role="front_desk", status="done")
-    _task(db, club, title="trainer task", due=today, role="trainer")
-    _task(db, club, title="mine", due=today, user=trainer.user_id)
-    _task(db, club, title="unassigned", due=today)
+    world.task(club, title="today desk", due=today, role="front_desk", member=member)
+    world.task(club, title="overdue desk", due=today - timedelta(days=3), role="front_desk")
+    world.task(club, title="tomorrow desk", due=today + timedelta(days=1), role="front_desk")
+    world.task(club, title="done desk", due=today, role="front_desk", status="done")
+    world.task(club, title="trainer task", due=today, role="trainer")
+    world.task(club, title="mine", due=today, user=trainer.user_id)
+    world.task(club, title="unassigned", due=today)
 
     def titles(staff):
         r = client.get("/api/v1/tasks/today", headers=staff.headers)
@@ -76,18 +64,35 @@ def test_create_list_and_complete_a_task(client, world, rw):
     assert "Booked a trial" in entry["summary"]
 
 
-def test_a_trainer_completes_trainer_tasks(client, world, db):
+def test_a_trainer_completes_trainer_tasks(client, world, db, clock):
     club = world.club()
     trainer = world.staff(club, Role.trainer)
-    task_id = _task(db, club, title="intro", due=club_today(club), role="trainer")
+    task_id = world.task(club, title="intro", due=club_today(club), role="trainer")
+
+    def todays(staff) -> list[int]:
+        r = client.get("/api/v1/tasks/today", headers=staff.headers)
+        assert r.status_code == 200, r.text
+        return [t["id"] for t in r.json()]
+
+    assert todays(trainer) == [task_id]
+    before = clock.now()
     r = client.post(f"/api/v1/tasks/{task_id}/complete", headers=trainer.headers,
                     json={"outcome": "booked"})
-    assert r.status_code == 200
+    assert r.status_code == 200, r.text
+    done = r.json()
+    assert (done["status"], done["outcome"], done["completed_by"]) == (
+        "done", "booked", trainer.user_id)
+    with db.sessionmaker() as s:
+        task = s.get(Task, task_id)
+        assert (task.status, task.outcome, task.completed_by) == ("done", "booked",
+                                                                  trainer.user_id)
+        assert before <= task.completed_at <= clock.now()
+    assert todays(trainer) == []  # done: off today's list
 
 
 def test_tasks_of_another_club_are_not_found(client, world, db):
     club, other = world.club(), world.club("Other")
-    task_id = _task(db, other, title="theirs", due=club_today(other))
+    task_id = world.task(other, title="theirs", due=club_today(other))
     desk = world.staff(club, Role.front_desk)
     r = client.post(f"/api/v1/tasks/{task_id}/complete", headers=desk.headers,
                     json={"outcome": "x"})
@@ -108,10 +113,10 @@ def test_the_desk_list_shows_overdue_first_with_phone_and_preferred_channel(clie
     ida, jan = rw.member(club, "Ida"), rw.member(club, "Jan", phone="+4915123456780")
     with transaction(db.sessionmaker) as s:
         s.execute(update(Member).where(Member.id == jan).values(preferred_channel="phone"))
-    _task(db, club, title="today", due=today, role="front_desk", member=ida)
-    _task(db, club, title="a week late", due=today - timedelta(days=7), role="front_desk",
+    world.task(club, title="today", due=today, role="front_desk", member=ida)
+    world.task(club, title="a week late", due=today - timedelta(days=7), role="front_desk",
           member=jan)
-    _task(db, club, title="a day late", due=today - timedelta(days=1), role="front_desk")
+    world.task(club, title="a day late", due=today - timedelta(days=1), role="front_desk")
     rows = client.get("/api/v1/tasks/today", headers=desk.headers).json()
     assert [(t["title"], t["overdue"]) for t in rows] == [
         ("a week late", True), ("a day late", True), ("today", False)]
@@ -125,7 +130,7 @@ def test_reassign_reschedule_and_cancel_a_task(client, world, db):
     today = club_today(club)
     desk, desk2 = world.staff(club, Role.front_desk), world.staff(club, Role.front_desk)
     trainer = world.staff(club, Role.trainer)
-    task_id = _task(db, club, title="call Ida", due=today, role="front_desk")
+    task_id = world.task(club, title="call Ida", due=today, role="front_desk")
     later = today + timedelta(days=2)
     r = client.patch(f"/api/v1/tasks/{task_id}", headers=desk.headers,
                      json={"assignee_user_id": desk2.user_id, "due_date": later.isoformat()})
@@ -166,13 +171,13 @@ def test_trainers_see_only_their_own_tasks(client, world, db, rw):
     trainer, other = world.staff(club, Role.trainer), world.staff(club, Role.trainer)
     desk = world.staff(club, Role.front_desk)
     member = rw.member(club, "Lea")
-    mine = _task(db, club, title="mine", due=today, user=trainer.user_id, member=member)
-    role = _task(db, club, title="for trainers", due=today, role="trainer", member=member)
-    theirs = _task(db, club, title="another trainer's", due=today, user=other.user_id,
+    mine = world.task(club, title="mine", due=today, user=trainer.user_id, member=member)
+    role = world.task(club, title="for trainers", due=today, role="trainer", member=member)
+    theirs = world.task(club, title="another trainer's", due=today, user=other.user_id,
                    member=member)
-    follow_up = _task(db, club, title="Follow up the trial of Lea", due=today,
+    follow_up = world.task(club, title="Follow up the trial of Lea", due=today,
                       role="front_desk", member=member)
-    unassigned = _task(db, club, title="unassigned lead task", due=today, member=member)
+    unassigned = world.task(club, title="unassigned lead task", due=today, member=member)
 
     def listed(staff, query=""):
         r = client.get(f"/api/v1/tasks{query}", headers=staff.headers)

@@ -2,14 +2,11 @@
 import pytest
 
 from app.core.actors import Role
-from tests.members.conftest import Desk
+from tests.builders import Desk
 
 
 class Staffer(Desk):
     """A signed-in staff user of any role, talking to the API."""
-
-    def delete(self, path: str, **kwargs):
-        return self.client.delete(f"/api/v1{path}", headers=self.headers, **kwargs)
 
     def define(self, key: str, type_: str, **fields) -> dict:
         body = {"key": key, "label": fields.pop("label", key.replace("_", " ").capitalize()),

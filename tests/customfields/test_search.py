@@ -67,10 +67,16 @@ def test_bad_searches_are_422_naming_the_parameter(owner, desk, fields):
 
 
 def test_an_archived_field_is_not_searchable(owner, desk, fields):
-    desk.register("Anna", "Schmidt", custom={"shirt_size": "S"})
-    owner.post(f"/custom-fields/{fields['shirt_size']['id']}/archive")
+    anna = desk.register("Anna", "Schmidt", custom={"shirt_size": "S"})
+    desk.register("Ben", "Berg", custom={"shirt_size": "M"})
+    assert _names(desk, "shirt_size", "S") == ["Anna Schmidt"]  # while the field is live
+    r = owner.post(f"/custom-fields/{fields['shirt_size']['id']}/archive")
+    assert r.status_code == 200 and r.json()["archived_at"] is not None, r.text
     r = desk.get("/members", params={"field": "shirt_size", "value": "S"})
-    assert r.status_code == 422
+    assert r.status_code == 422, r.text
+    detail = r.json()["details"][0]
+    assert detail["field"] == "field" and "shirt_size" in detail["message"], detail
+    assert [i["id"] for i in desk.search("schmidt")["items"]] == [anna["id"]]  # still a member
 
 
 def test_text_search_still_works_beside_the_filter(desk, fields):

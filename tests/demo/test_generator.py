@@ -2,7 +2,6 @@
 import hashlib
 from collections import Counter, defaultdict
 from datetime import date, datetime, time, timedelta
-from functools import lru_cache
 from itertools import pairwise
 from zoneinfo import ZoneInfo
 
@@ -15,7 +14,6 @@ from app.access.models import AccessEvent, Visit
 from app.billing.models import Payment, Sale, SaleLine
 from app.clubs import service as clubs_service
 from app.clubs.models import Club, Device
-from app.core import security
 from app.demo.data import DEMO_PASSWORD, DEVICE_NAME
 from app.demo.generator import DemoOptions, build_demo
 from app.members.models import Card, Consent, Member, MemberSearchTerm
@@ -26,11 +24,6 @@ from app.memberships.rules import Status
 AS_OF = date(2026, 6, 15)
 BERLIN = ZoneInfo("Europe/Berlin")
 
-
-@pytest.fixture(autouse=True)
-def _hash_each_password_once(monkeypatch):
-    """argon2 is slow on purpose; the demo hashes one password for seven staff, many times over."""
-    monkeypatch.setattr(clubs_service, "hash_password", lru_cache(security.hash_password))
 
 
 def _build(db, **kwargs):

@@ -1,18 +1,16 @@
 """A club with a bar: staff of every role, products and helpers that go through the API."""
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import update
 
-from app.clubs.models import Club
 from app.core import clock
 from app.core.actors import Role
 from app.core.db import transaction
 from app.inventory.models import StockMovement
-from app.members.models import Member
-from tests.memberships.conftest import _cheap_password_hashing  # noqa: F401 - autouse fixture
+from tests.builders import ClubApi, Staff
 
 API = "/api/v1/inventory"
 
@@ -26,16 +24,10 @@ def cost(value) -> Decimal:
 
 
 @dataclass
-class Bar:
-    client: object
-    world: object
-    db: object
-    club: Club
-    owner: object
-    manager: object
-    desk: object
-    trainer: object
-    _n: int = field(default=0)
+class Bar(ClubApi):
+    """Products, stock and members come from `ClubApi` (tests/builders.py); the café sells."""
+
+    trainer_staff: Staff | None = None
 
     # -- requests
     def post(self, path: str, body, staff=None, headers=None):
@@ -49,21 +41,7 @@ class Bar:
     def patch(self, path: str, body, staff=None):
         return self.client.patch(API + path, json=body, headers=(staff or self.manager).headers)
 
-    # -- arranging through the API
-    def product(self, staff=None, **fields) -> dict:
-        self._n += 1
-        body = {"sku": f"SKU-{self._n}", "name": f"Product {self._n}", "category": "drinks",
-                "sale_price": "3.50"} | fields
-        r = self.post("/products", body, staff=staff)
-        assert r.status_code == 201, r.text
-        return r.json()
-
-    def receive(self, product_id: int, quantity: int, unit_cost, staff=None, **extra) -> dict:
-        r = self.post("/receipts", {"product_id": product_id, "quantity": quantity,
-                                    "unit_cost": str(unit_cost)} | extra, staff=staff)
-        assert r.status_code == 201, r.text
-        return r.json()
-
+    # -- selling through the API (billing's endpoint)
     def sell(self, lines, payments="full", staff=None, member_id=None, headers=None):
         """POST /api/v1/sales (billing's endpoint) with product lines [(product_id, qty), ...];
         paid in full in cash unless `payments` says otherwise."""
@@ -95,24 +73,7 @@ class Bar:
         assert r.status_code == 200, r.text
         return r.json()["on_hand"]
 
-    def member(self, club: Club | None = None) -> int:
-        self._n += 1
-        with transaction(self.db.sessionmaker) as s:
-            m = Member(club_id=(club or self.club).id, first_name=f"Anna{self._n}",
-                       last_name="Berg", search_name=f"anna{self._n} berg")
-            s.add(m)
-            s.flush()
-            return m.id
-
-    # -- reading and time travel in short transactions of their own
-    def count(self, model, *where) -> int:
-        with self.db.sessionmaker() as s:
-            return s.scalar(select(func.count()).select_from(model).where(*where))
-
-    def rows(self, stmt) -> list:
-        with self.db.sessionmaker() as s:
-            return list(s.scalars(stmt))
-
+    # -- time travel in a short transaction of its own
     def backdate(self, *, days: float, movement_ids=None, **where) -> None:
         """Move ledger rows into the past (analytics periods and sales-rate windows)."""
         conditions = [getattr(StockMovement, k) == v for k, v in where.items()]
@@ -124,11 +85,11 @@ class Bar:
 
 
 @pytest.fixture
-def bar(client, world, db) -> Bar:
+def bar(client, world) -> Bar:
     club = world.club("Riverside Fitness", timezone="Europe/Berlin")
-    return Bar(client, world, db, club, owner=world.staff(club, Role.owner),
+    return Bar(client, world, club, owner=world.staff(club, Role.owner),
                manager=world.staff(club, Role.manager), desk=world.staff(club, Role.front_desk),
-               trainer=world.staff(club, Role.trainer))
+               trainer_staff=world.staff(club, Role.trainer))
 
 
 def at(days_ago: float) -> datetime:

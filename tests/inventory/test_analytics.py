@@ -224,7 +224,7 @@ def test_reports_as_csv(bar, cafe):
 
 
 def test_only_managers_and_owners_see_analytics(bar, cafe):
-    for staff in (bar.desk, bar.trainer):
+    for staff in (bar.desk, bar.trainer_staff):
         for name in REPORTS:
             r = bar.get(f"/analytics/{name}", staff=staff)
             assert r.status_code == 403 and r.json()["error"] == "forbidden_role", name
@@ -270,5 +270,5 @@ def test_margin_stays_exact_when_costs_have_four_decimals(bar):
     # revenue 7 × 1.99 = 13.93; cost 7 × 0.5413 = 3.7891 → 3.79
     assert (money(row["revenue"]), money(row["cost"]), money(row["margin"])) == (
         money("13.93"), money("3.79"), money("10.14"))
-    moves = bar.rows(select(StockMovement).where(StockMovement.kind == "sale"))
+    moves = bar.scalars(select(StockMovement).where(StockMovement.kind == "sale"))
     assert moves[0].unit_cost == Decimal("0.5413")

@@ -44,7 +44,7 @@ def test_sales_do_not_change_the_average_and_record_the_cost_at_the_time(bar):
     bar.receive(p["id"], 6, "1.60")  # (6×1.00 + 6×1.60) / 12 = 1.30
     assert cost(bar.get(f"/products/{p['id']}").json()["avg_cost"]) == Decimal("1.3000")
     bar.sold([(p["id"], 2)])
-    sales = bar.rows(select(StockMovement).where(StockMovement.kind == "sale")
+    sales = bar.scalars(select(StockMovement).where(StockMovement.kind == "sale")
                      .order_by(StockMovement.id))
     assert [(m.quantity, m.unit_cost, m.cost_value, m.revenue) for m in sales] == [
         (-4, Decimal("1.0000"), Decimal("-4.00"), Decimal("12.00")),
@@ -106,7 +106,7 @@ def test_a_stocktake_adjusts_only_what_differs_in_one_go(bar):
     assert lines[shake["id"]]["difference"] == 1 and money(lines[shake["id"]]["value"]) == money(2)
     assert take["adjusted"] == 2 and take["units_difference"] == -2
     assert money(take["value_difference"]) == money("1.10")
-    adjustments = bar.rows(select(StockMovement).where(StockMovement.kind == "adjustment")
+    adjustments = bar.scalars(select(StockMovement).where(StockMovement.kind == "adjustment")
                            .order_by(StockMovement.product_id))
     assert [(m.product_id, m.quantity, m.counted, m.reason, m.note) for m in adjustments] == [
         (water["id"], -3, 17, "stocktake", "monthly count"),
@@ -129,7 +129,7 @@ def test_a_stocktake_with_an_unknown_product_changes_nothing(bar):
 def test_only_managers_receive_write_off_and_take_stock(bar):
     p = bar.product()
     bar.receive(p["id"], 5, "1")
-    for staff in (bar.desk, bar.trainer):
+    for staff in (bar.desk, bar.trainer_staff):
         for path, body in (("/receipts", {"product_id": p["id"], "quantity": 1, "unit_cost": "1"}),
                            ("/write-offs", {"product_id": p["id"], "quantity": 1,
                                             "reason": "damaged"}),

@@ -5,7 +5,7 @@ from app.crm.models import Task
 
 
 def _tasks(bar) -> list[Task]:
-    return bar.rows(select(Task).where(Task.kind == "reorder").order_by(Task.id))
+    return bar.scalars(select(Task).where(Task.kind == "reorder").order_by(Task.id))
 
 
 def test_a_reorder_task_is_raised_once_and_rearmed_by_a_receipt(bar):

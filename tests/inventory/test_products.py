@@ -26,7 +26,7 @@ def test_a_manager_creates_a_product_with_zero_stock_and_reads_its_cost(bar):
 def test_front_desk_and_trainers_read_products_and_stock_without_costs(bar):
     p = bar.product(name="Water", sale_price="1.50")
     bar.receive(p["id"], 12, "0.40")
-    for staff in (bar.desk, bar.trainer):
+    for staff in (bar.desk, bar.trainer_staff):
         one = bar.get(f"/products/{p['id']}", staff=staff)
         assert one.status_code == 200 and one.json()["on_hand"] == 12
         assert not COST_FIELDS & set(one.json()), one.json()
@@ -43,7 +43,7 @@ def test_front_desk_and_trainers_read_products_and_stock_without_costs(bar):
 
 def test_only_managers_and_owners_create_and_edit_products(bar):
     body = {"sku": "BAR-1", "name": "Protein bar", "sale_price": "2.20"}
-    for staff in (bar.desk, bar.trainer):
+    for staff in (bar.desk, bar.trainer_staff):
         r = bar.post("/products", body, staff=staff)
         assert r.status_code == 403 and r.json()["error"] == "forbidden_role"
     assert bar.count(Product) == 0

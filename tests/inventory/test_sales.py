@@ -23,7 +23,7 @@ def test_a_cafe_sale_through_the_sales_endpoint_takes_stock_at_the_sale_price(ba
         ("product", water["id"], 3, money("1.20"), money("3.60"))]
     assert "Vanilla shake" in sale["lines"][0]["description"]
     assert (bar.on_hand(shake["id"]), bar.on_hand(water["id"])) == (8, 21)
-    moves = bar.rows(select(StockMovement).where(StockMovement.kind == "sale")
+    moves = bar.scalars(select(StockMovement).where(StockMovement.kind == "sale")
                      .order_by(StockMovement.id))
     assert [(m.product_id, m.quantity, m.sale_id, m.unit_price, m.unit_cost) for m in moves] == [
         (shake["id"], -2, sale["id"], Decimal("4.50"), Decimal("1.7500")),
@@ -100,7 +100,7 @@ def test_thirty_concurrent_sales_of_the_last_ten_sell_exactly_ten(bar, db):
     assert bar.on_hand(shake["id"]) == 0
     assert bar.count(Sale) == 10
     assert bar.count(StockMovement, StockMovement.kind == "sale") == 10
-    afters = sorted(m.on_hand_after for m in bar.rows(
+    afters = sorted(m.on_hand_after for m in bar.scalars(
         select(StockMovement).where(StockMovement.kind == "sale")))
     assert afters == list(range(10))  # each sale saw its own, exact stock level
     assert bar.count(Task, Task.kind == "reorder") == 1  # one shortage, one task
@@ -194,7 +194,7 @@ def test_refunds_return_stock_at_the_original_cost_and_the_money(bar):
         (shake["id"], 2, money(8))]
     assert money(out["goods_value"]) == money(8) and money(out["refunded"]) == money(8)
     assert money(out["not_refunded"]) == 0 and money(out["sale"]["refunded"]) == money(8)
-    ret = bar.rows(select(StockMovement).where(StockMovement.kind == "return"))[0]
+    ret = bar.scalars(select(StockMovement).where(StockMovement.kind == "return"))[0]
     assert (ret.quantity, ret.unit_cost, ret.cost_value, ret.revenue, ret.sale_id) == (
         2, Decimal("1.0000"), Decimal("2.00"), Decimal("-8.00"), sale["id"])
     assert bar.on_hand(shake["id"]) == 16
@@ -212,7 +212,7 @@ def test_refunds_return_stock_at_the_original_cost_and_the_money(bar):
     assert (bar.on_hand(shake["id"]), bar.on_hand(water["id"])) == (17, 10)
     r = _refund(bar, sale["id"])
     assert r.status_code == 409 and r.json()["error"] == "already_returned"
-    refunds = bar.rows(select(Payment).where(Payment.kind == "refund").order_by(Payment.id))
+    refunds = bar.scalars(select(Payment).where(Payment.kind == "refund").order_by(Payment.id))
     assert [(p.method, p.amount) for p in refunds] == [("card", Decimal("-8.00")),
                                                        ("cash", Decimal("-7.00"))]
 

@@ -3,7 +3,7 @@ from sqlalchemy import select
 
 from app.billing.models import Payment
 from app.memberships.models import Membership
-from tests.memberships.conftest import money
+from tests.builders import money
 
 
 def _cancel(shop, membership_id, staff=None, headers=None, **body):
@@ -21,7 +21,7 @@ def test_only_managers_cancel(shop):
     m = _paid_membership(shop)
     r = _cancel(shop, m["id"], staff=shop.desk, reason="price")
     assert r.status_code == 403
-    assert shop.membership(m["id"])["status"] == "active"
+    assert shop.get_membership(m["id"])["status"] == "active"
 
 
 def test_the_reason_must_be_one_of_the_clubs(shop):
@@ -62,7 +62,7 @@ def test_a_refund_is_never_more_than_was_paid(shop):
     r = _cancel(shop, m["id"], reason="price", refund={"amount": "30.01", "method": "cash"})
     assert r.status_code == 422 and r.json()["error"] == "refund_exceeds_paid"
     assert "30.00" in r.json()["message"]
-    assert shop.membership(m["id"])["cancelled_on"] is None  # nothing half-written
+    assert shop.get_membership(m["id"])["cancelled_on"] is None  # nothing half-written
     assert shop.scalar(select(Payment.id).where(Payment.kind == "refund")) is None
     r = _cancel(shop, m["id"], reason="price", refund={"amount": "30", "method": "cash"})
     assert r.status_code == 200 and money(r.json()["refund_amount"]) == money(30)
@@ -79,8 +79,8 @@ def test_status_is_cancelled_from_the_effective_date(shop):
     m = _paid_membership(shop)
     r = _cancel(shop, m["id"], reason="health", effective_on=shop.day(10).isoformat())
     assert r.status_code == 200 and r.json()["status"] == "active"
-    assert shop.membership(m["id"], as_of=shop.day(9))["status"] == "active"
-    assert shop.membership(m["id"], as_of=shop.day(10))["status"] == "cancelled"
+    assert shop.get_membership(m["id"], as_of=shop.day(9))["status"] == "active"
+    assert shop.get_membership(m["id"], as_of=shop.day(10))["status"] == "cancelled"
 
 
 def test_cancelling_twice_or_after_the_end_is_refused(shop):

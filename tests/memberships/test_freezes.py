@@ -26,11 +26,11 @@ def test_a_freeze_moves_the_end_date_and_the_member_is_frozen_inside_it(shop):
     assert got["membership"]["end_date"] == shop.day(39).isoformat()
     assert got["membership"]["original_end_date"] == shop.day(29).isoformat()
     assert (got["membership"]["freeze_days_used"], got["membership"]["freeze_days_left"]) == (10, 4)
-    assert shop.membership(m["id"], as_of=shop.day(4))["status"] == "active"
-    assert shop.membership(m["id"], as_of=shop.day(5))["status"] == "frozen"
-    assert shop.membership(m["id"], as_of=shop.day(14))["status"] == "frozen"
-    assert shop.membership(m["id"], as_of=shop.day(39))["status"] == "active"
-    read = shop.membership(m["id"])
+    assert shop.get_membership(m["id"], as_of=shop.day(4))["status"] == "active"
+    assert shop.get_membership(m["id"], as_of=shop.day(5))["status"] == "frozen"
+    assert shop.get_membership(m["id"], as_of=shop.day(14))["status"] == "frozen"
+    assert shop.get_membership(m["id"], as_of=shop.day(39))["status"] == "active"
+    read = shop.get_membership(m["id"])
     assert [f["id"] for f in read["freezes"]] == [got["freeze"]["id"]]
 
 
@@ -48,7 +48,7 @@ def test_the_allowance_is_shared_by_all_freezes_of_a_membership(shop):
     assert r.status_code == 422 and r.json()["error"] == "freeze_allowance_exceeded"
     assert r.json()["details"] == {"allowed": 14, "used": 10, "requested": 5}
     assert _freeze(shop, m["id"], shop.day(20), shop.day(23)).status_code == 201
-    assert shop.membership(m["id"])["end_date"] == shop.day(29 + 14).isoformat()
+    assert shop.get_membership(m["id"])["end_date"] == shop.day(29 + 14).isoformat()
 
 
 def test_freezes_cannot_overlap_start_in_the_past_or_leave_the_membership(shop):
@@ -58,7 +58,7 @@ def test_freezes_cannot_overlap_start_in_the_past_or_leave_the_membership(shop):
     assert r.status_code == 409 and r.json()["error"] == "overlapping_freeze"
     r = _freeze(shop, m["id"], shop.day(-1), shop.day(1))
     assert r.status_code == 422 and r.json()["error"] == "freeze_in_past"
-    end = date.fromisoformat(shop.membership(m["id"])["end_date"])
+    end = date.fromisoformat(shop.get_membership(m["id"])["end_date"])
     r = _freeze(shop, m["id"], end, end + timedelta(days=1))
     assert r.status_code == 422 and r.json()["error"] == "freeze_outside_membership"
     pending = _thirty_days(shop, start_offset=10)
@@ -72,7 +72,7 @@ def test_freezes_cannot_overlap_start_in_the_past_or_leave_the_membership(shop):
 def test_ending_a_freeze_early_gives_the_unused_days_back(shop):
     m = _thirty_days(shop)
     freeze = _freeze(shop, m["id"], shop.day(0), shop.day(9)).json()["freeze"]
-    assert shop.membership(m["id"])["end_date"] == shop.day(39).isoformat()
+    assert shop.get_membership(m["id"])["end_date"] == shop.day(39).isoformat()
     r = shop.client.post(f"/api/v1/freezes/{freeze['id']}/end",
                          json={"on": shop.day(4).isoformat()}, headers=shop.desk.headers)
     assert r.status_code == 200, r.text
@@ -80,8 +80,8 @@ def test_ending_a_freeze_early_gives_the_unused_days_back(shop):
     assert got["days_returned"] == 6 and got["freeze"]["end_date"] == shop.day(3).isoformat()
     assert got["membership"]["end_date"] == shop.day(33).isoformat()
     assert (got["membership"]["freeze_days_used"], got["membership"]["freeze_days_left"]) == (4, 10)
-    assert shop.membership(m["id"], as_of=shop.day(3))["status"] == "frozen"
-    assert shop.membership(m["id"], as_of=shop.day(4))["status"] == "active"
+    assert shop.get_membership(m["id"], as_of=shop.day(3))["status"] == "frozen"
+    assert shop.get_membership(m["id"], as_of=shop.day(4))["status"] == "active"
 
 
 def test_ending_a_freeze_that_has_not_started_removes_it(shop):
@@ -106,7 +106,7 @@ def test_ending_a_freeze_refuses_days_in_the_past_or_after_it(shop):
     assert r.status_code == 422 and r.json()["error"] == "freeze_already_over"
     r = shop.client.post(url, json={"on": "tomorrow"}, headers=shop.desk.headers)
     assert r.status_code == 422 and r.json()["details"][0]["field"] == "on"
-    assert shop.membership(m["id"])["end_date"] == shop.day(32).isoformat()
+    assert shop.get_membership(m["id"])["end_date"] == shop.day(32).isoformat()
 
 
 def test_a_freeze_moves_a_renewal_that_follows_it(shop):
@@ -115,11 +115,11 @@ def test_a_freeze_moves_a_renewal_that_follows_it(shop):
                                headers=shop.desk.headers).json()
     assert renewal["start_date"] == shop.day(30).isoformat()
     freeze = _freeze(shop, m["id"], shop.day(10), shop.day(16)).json()["freeze"]
-    moved = shop.membership(renewal["id"])
+    moved = shop.get_membership(renewal["id"])
     assert (moved["start_date"], moved["end_date"]) == (shop.day(37).isoformat(),
                                                         shop.day(66).isoformat())
     shop.client.post(f"/api/v1/freezes/{freeze['id']}/end", headers=shop.desk.headers)
-    back = shop.membership(renewal["id"])
+    back = shop.get_membership(renewal["id"])
     assert (back["start_date"], back["end_date"]) == (shop.day(30).isoformat(),
                                                       shop.day(59).isoformat())
 
@@ -131,7 +131,7 @@ def test_a_freeze_that_would_run_into_another_membership_is_refused(shop):
     shop.sold(member, plan["id"], start_date=shop.day(32).isoformat())  # not a renewal
     r = _freeze(shop, m["id"], shop.day(1), shop.day(5))
     assert r.status_code == 409 and r.json()["error"] == "overlapping_membership"
-    assert shop.membership(m["id"])["end_date"] == shop.day(29).isoformat()
+    assert shop.get_membership(m["id"])["end_date"] == shop.day(29).isoformat()
     assert shop.count(Freeze) == 0
 
 

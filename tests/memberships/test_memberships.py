@@ -7,7 +7,7 @@ from app.billing.models import Sale
 from app.core.actors import Role
 from app.memberships.models import Membership
 from app.memberships.rules import add_months
-from tests.memberships.conftest import money
+from tests.builders import money
 
 
 def test_a_monthly_membership_ends_the_day_before_the_same_date_next_month(shop):
@@ -31,8 +31,8 @@ def test_a_30_day_membership_from_today_is_active_for_30_days(shop):
     got = shop.sold(shop.member(), plan["id"])
     assert got["start_date"] == shop.today.isoformat()
     assert got["end_date"] == shop.day(29).isoformat() and got["status"] == "active"
-    last = shop.membership(got["id"], as_of=shop.day(29))
-    after = shop.membership(got["id"], as_of=shop.day(30))
+    last = shop.get_membership(got["id"], as_of=shop.day(29))
+    after = shop.get_membership(got["id"], as_of=shop.day(30))
     assert (last["status"], after["status"]) == ("active", "expired")
 
 
@@ -43,7 +43,7 @@ def test_a_10_visit_membership_copies_its_limit_from_the_plan(shop):
     assert got["end_date"] == (add_months(shop.today, 3) - timedelta(days=1)).isoformat()
     shop.client.patch(f"/api/v1/plans/{plan['id']}", json={"visit_limit": 20},
                       headers=shop.manager.headers)
-    assert shop.membership(got["id"])["visit_limit"] == 10  # sold terms do not follow the plan
+    assert shop.get_membership(got["id"])["visit_limit"] == 10  # sold terms do not follow the plan
 
 
 def test_an_inactive_plan_cannot_be_sold(shop):
@@ -94,9 +94,9 @@ def test_only_managers_backdate_or_change_the_price(shop):
 def test_status_is_derived_for_any_day(shop):
     plan = shop.plan(name="30 days", duration_months=None, duration_days=30)
     got = shop.sold(shop.member(), plan["id"], start_date=shop.day(5).isoformat())
-    assert shop.membership(got["id"])["status"] == "pending"
-    assert shop.membership(got["id"], as_of=shop.day(5))["status"] == "active"
-    view = shop.membership(got["id"], as_of=shop.day(35))
+    assert shop.get_membership(got["id"])["status"] == "pending"
+    assert shop.get_membership(got["id"], as_of=shop.day(5))["status"] == "active"
+    view = shop.get_membership(got["id"], as_of=shop.day(35))
     assert view["status"] == "expired" and view["as_of"] == shop.day(35).isoformat()
 
 
@@ -131,8 +131,8 @@ def test_renewal_chain_links_and_starts_the_day_after(shop):
     again = renew(a)
     assert again.status_code == 409 and again.json()["error"] == "already_renewed"
     assert again.json()["details"]["renewed_by_id"] == b["id"]
-    assert shop.membership(a["id"])["renewed_by_id"] == b["id"]
-    assert shop.membership(c["id"])["renewed_by_id"] is None
+    assert shop.get_membership(a["id"])["renewed_by_id"] == b["id"]
+    assert shop.get_membership(c["id"])["renewed_by_id"] is None
     assert shop.count(Membership) == 3 and shop.count(Sale) == 3
 
 

@@ -2,7 +2,7 @@
 import pytest
 
 from app.core.actors import Role
-from tests.memberships.conftest import MONTHLY, money
+from tests.builders import MONTHLY, money
 
 
 def test_manager_creates_an_off_peak_plan_and_staff_can_read_it(shop):

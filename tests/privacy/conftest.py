@@ -4,8 +4,9 @@ in (nearly) every table through the real API and the retention engine.
 `scan(db, needles)` is the generic check behind erasure: it walks every table of the schema and
 every string or JSON column, so tables other packages add are scanned too.
 """
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
+from typing import ClassVar
 
 import pytest
 from sqlalchemy import String, func, select
@@ -21,21 +22,16 @@ from app.retention import service as retention_service
 from app.retention.channels import Channels, Recording
 from app.retention.dispatch import dispatch_due, message_window_opens
 from app.retention.models import ScheduledTouchpoint
-from tests.memberships.conftest import _cheap_password_hashing  # noqa: F401 - autouse fixture
+from tests.builders import ClubApi
 
 API = "/api/v1"
 
 
-@dataclass
-class Club:
-    client: object
-    world: object
-    db: object
-    club: object
-    owner: object
-    manager: object
-    desk: object
-    _n: int = field(default=0)
+class Club(ClubApi):
+    """A club with owner, manager and desk (tests/builders.py `ClubApi`), calling the API."""
+
+    plan_body: ClassVar[dict] = {"name": "Monthly", "duration_months": 1, "price": "50.00", "freeze_days": 14}
+    member_body: ClassVar[dict] = {"different_person": True}  # near-duplicates on purpose: no warning
 
     def call(self, method: str, path: str, staff=None, **kwargs):
         staff = staff or self.desk
@@ -46,45 +42,22 @@ class Club:
         assert r.status_code == (status or r.status_code) and r.status_code < 300, r.text
         return r.json()
 
-    @property
-    def today(self):
-        return clubs_service.club_today(self.club)
-
-    def member(self, first: str, last: str, **fields) -> dict:
-        return self.ok("POST", "/members", json={"first_name": first, "last_name": last,
-                                                  "different_person": True, **fields})
-
-    def plan(self) -> dict:
-        self._n += 1
-        return self.ok("POST", "/plans", staff=self.manager, json={
-            "name": f"Monthly {self._n}", "duration_months": 1, "price": "50.00",
-            "freeze_days": 14})
-
     def sell(self, member_id: int, plan_id: int, **body) -> dict:
-        return self.ok("POST", f"/members/{member_id}/memberships",
-                       staff=self.manager if body.get("start_date") else self.desk,
-                       json={"plan_id": plan_id, "payments": [{"method": "cash", "amount": "50.00"}],
-                             **body})
+        """A membership paid in cash, by the desk (by the manager when it has a start date)."""
+        return self.membership(member_id, plan_id, start_offset=None,
+                               staff=self.manager if body.get("start_date") else self.desk,
+                               **{"payments": [{"method": "cash", "amount": "50.00"}], **body})
 
     def check_in(self, member_id: int) -> dict:
         return self.ok("POST", f"/members/{member_id}/check-ins")
 
     def cafe_sale(self, member_id: int, note: str) -> dict:
-        self._n += 1
-        product = self.ok("POST", "/inventory/products", staff=self.manager, json={
-            "sku": f"SHAKE-{self._n}", "name": "Vanilla shake", "category": "drinks",
-            "sale_price": "4.50"})
-        self.ok("POST", "/inventory/receipts", staff=self.manager, json={
-            "product_id": product["id"], "quantity": 10, "unit_cost": "1.50"})
+        product = self.product(sku=f"SHAKE-{self._next()}", name="Vanilla shake",
+                               category="drinks", sale_price="4.50")
+        self.receive(product["id"], 10, "1.50")
         return self.ok("POST", "/sales", json={
             "member_id": member_id, "lines": [{"kind": "product", "product_id": product["id"]}],
             "payments": [{"method": "card", "amount": "4.50"}], "note": note})
-
-    def count(self, table_name: str, **where) -> int:
-        table = metadata.tables[table_name]
-        with self.db.sessionmaker() as s:
-            return s.scalar(select(func.count()).select_from(table).where(
-                *(table.c[k] == v for k, v in where.items())))
 
     def owned_counts(self, member_id: int) -> dict[str, int]:
         """Rows per table that belong to the member (the graph privacy uses)."""
@@ -110,9 +83,9 @@ class Club:
 
 
 @pytest.fixture
-def club(client, world, db) -> Club:
+def club(client, world) -> Club:
     c = world.club("Riverside Fitness", timezone="Europe/Berlin")
-    return Club(client, world, db, c, owner=world.staff(c, Role.owner),
+    return Club(client, world, c, owner=world.staff(c, Role.owner),
                 manager=world.staff(c, Role.manager), desk=world.staff(c, Role.front_desk))
 
 
@@ -137,8 +110,8 @@ def full_person(c: Club, *, first="Zephyrine", last="Quillfeather",
                 birth_date="1987-04-23", card="ZQ-7781") -> Person:
     """One person with a card, consents, a note, a membership, a visit, a café sale, a welcome
     email sent by the engine, a task and an interaction that mention them."""
-    m = c.member(first, last, email=email, phone=phone, birth_date=birth_date, card=card,
-                 consents={"email": True, "sms": True})
+    m = c.register(first, last, email=email, phone=phone, birth_date=birth_date, card=card,
+                   consents={"email": True, "sms": True})
     mid = m["id"]
     c.ok("POST", f"/members/{mid}/notes", json={"text": f"{first} asked about knee rehab"})
     plan = c.plan()

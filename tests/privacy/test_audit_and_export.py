@@ -12,7 +12,7 @@ def entries(c, **params) -> list[tuple]:
 
 def test_viewing_and_changing_a_member_is_logged_with_field_names_never_values(club):
     desk = club.desk.user_id
-    m = club.member("Greta", "Hansen", email="greta@example.org", phone="+4915100011122")
+    m = club.register("Greta", "Hansen", email="greta@example.org", phone="+4915100011122")
     mid = m["id"]
     club.ok("GET", f"/members/{mid}")
     club.ok("PATCH", f"/members/{mid}", json={"email": "greta.h@example.org",
@@ -58,7 +58,7 @@ def test_only_managers_read_the_log_and_nobody_can_change_it(club, world):
                      params={"action": "deleted"}).status_code == 422
     other = world.club("Hilltop Gym")
     from app.core.actors import Role
-    club.member("Greta", "Hansen")
+    club.register("Greta", "Hansen")
     outsider = world.staff(other, Role.manager)
     assert club.ok("GET", "/audit", staff=outsider)["total"] == 0
 
@@ -95,8 +95,8 @@ def test_the_privacy_export_holds_everything_about_the_person_and_is_audited(clu
 
 
 def test_the_export_of_a_kept_member_includes_what_was_merged_into_them(club):
-    keep = club.member("Ola", "Nordmann", email="ola@example.org")
-    dup = club.member("Ola", "Nordman", email="ola@example.org")
+    keep = club.register("Ola", "Nordmann", email="ola@example.org")
+    dup = club.register("Ola", "Nordman", email="ola@example.org")
     club.ok("POST", f"/members/{dup['id']}/notes", json={"text": "from the old record"})
     club.ok("POST", f"/members/{keep['id']}/merge", staff=club.manager,
             json={"duplicate_id": dup["id"]})

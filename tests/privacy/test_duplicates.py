@@ -25,15 +25,15 @@ def pairs(c, staff=None) -> list[tuple[int, int, list[str]]]:
 
 
 def test_the_desk_sees_likely_duplicates_with_the_reason_and_a_side_by_side(club, world):
-    anna = club.member("Anna", "Schmidt", email="anna@example.org", birth_date="1990-05-17")
-    anna_again = club.member("Anna", "Schmitt", email="anna@example.org",
+    anna = club.register("Anna", "Schmidt", email="anna@example.org", birth_date="1990-05-17")
+    anna_again = club.register("Anna", "Schmitt", email="anna@example.org",
                              birth_date="1990-05-17")
-    paul = club.member("Paul", "Meier", phone="+4915112345678")
-    paul_again = club.member("P.", "Meyer", phone="0151 12345678")
-    swapped = club.member("Lee", "Chen", birth_date="1985-02-03")
-    swapped_again = club.member("Chen", "Lee", birth_date="1985-02-03")
-    club.member("Anna", "Schmidt", birth_date="1991-05-17")  # same name, another birthday: no
-    club.member("Maria", "Lopez", birth_date="1990-05-17")  # same birthday, another name: no
+    paul = club.register("Paul", "Meier", phone="+4915112345678")
+    paul_again = club.register("P.", "Meyer", phone="0151 12345678")
+    swapped = club.register("Lee", "Chen", birth_date="1985-02-03")
+    swapped_again = club.register("Chen", "Lee", birth_date="1985-02-03")
+    club.register("Anna", "Schmidt", birth_date="1991-05-17")  # same name, another birthday: no
+    club.register("Maria", "Lopez", birth_date="1990-05-17")  # same birthday, another name: no
     other = world.club("Hilltop Gym")
     club.client.post("/api/v1/members", headers=world.staff(other).headers,
                      json={"first_name": "Anna", "last_name": "Schmidt",

@@ -104,7 +104,7 @@ def scan_text(document, needles) -> list[str]:
 
 
 def test_erasure_needs_confirmation_a_manager_and_a_member_of_this_club(club, world):
-    person = club.member("Ida", "Lindqvist", email="ida@example.org")
+    person = club.register("Ida", "Lindqvist", email="ida@example.org")
     r = club.call("POST", f"/members/{person['id']}/erase", staff=club.manager,
                   json={"reason": "request", "confirm": False})
     assert r.json()["error"] == "confirmation_required"

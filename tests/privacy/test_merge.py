@@ -1,4 +1,6 @@
 """Merging a duplicate: everything moves to the kept member in one go, nothing is left behind."""
+from datetime import timedelta
+
 from sqlalchemy import func, select
 
 from app.core.actors import Role
@@ -56,8 +58,18 @@ def test_the_manager_merges_a_duplicate_and_nothing_anywhere_still_points_at_it(
     assert club.ok("GET", "/members", params={"q": "zefirine"})["total"] == 0
     assert result["member"]["email"] == keep.email and result["taken"] == []
 
-    stage = club.ok("GET", f"/retention/members/{keep.id}", staff=club.manager)
-    assert stage["stage"] is not None or stage
+    # the merge recomputes the kept member's stage itself (not left to the next daily run):
+    # joined 45 days ago, past the 30 days of onboarding the welcome run left them in
+    retention = club.ok("GET", f"/retention/members/{keep.id}", staff=club.manager)
+    joined = club.today - timedelta(days=45)
+    assert retention["stage"] is not None, retention
+    assert (retention["stage"]["stage"], retention["stage"]["since"],
+            retention["stage"]["cycle"]) == ("establishing",
+                                             (joined + timedelta(days=30)).isoformat(),
+                                             f"t{joined.isoformat()}"), retention
+    latest = retention["history"][0]
+    assert (latest["from_stage"], latest["to_stage"], latest["source"]) == (
+        "onboarding", "establishing", "event"), retention["history"]
     assert club.ok("GET", "/analytics/renewals", staff=club.manager)["totals"] == renewals_before
     timeline = club.ok("GET", f"/members/{keep.id}/timeline")
     assert timeline["total"] >= 4
@@ -76,8 +88,8 @@ def test_the_manager_merges_a_duplicate_and_nothing_anywhere_still_points_at_it(
 
 
 def test_take_chooses_whose_name_and_email_stay_and_fills_what_the_kept_one_lacks(club):
-    keep = club.member("Jon", "Smyth", email="old@example.org")
-    dup = club.member("John", "Smith", email="john.smith@example.org", phone="+4915111122233",
+    keep = club.register("Jon", "Smyth", email="old@example.org")
+    dup = club.register("John", "Smith", email="john.smith@example.org", phone="+4915111122233",
                       birth_date="1990-01-02")
     r = merge(club, keep["id"], {"duplicate_id": dup["id"],
                                  "take": {"name": "duplicate", "email": "duplicate"}})
@@ -93,8 +105,8 @@ def test_take_chooses_whose_name_and_email_stay_and_fills_what_the_kept_one_lack
 
 
 def test_merge_refuses_self_other_clubs_erased_members_and_the_front_desk(club, world):
-    a = club.member("Ana", "Berg")
-    b = club.member("Anna", "Berg")
+    a = club.register("Ana", "Berg")
+    b = club.register("Anna", "Berg")
     r = merge(club, a["id"], {"duplicate_id": a["id"]})
     assert r.status_code == 422 and r.json()["error"] == "same_member"
     assert merge(club, a["id"], {"duplicate_id": b["id"]}, staff=club.desk).status_code == 403

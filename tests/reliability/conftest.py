@@ -5,7 +5,7 @@ from dataclasses import dataclass
 import pytest
 
 from app.core.actors import Role
-from tests.builders import DeviceKey, Staff
+from tests.builders import ClubApi, DeviceKey, Staff
 
 
 @dataclass
@@ -33,25 +33,20 @@ def arrange_club(client, world, name: str, card: str) -> ClubWorld:
     club = world.club(name=name)
     staff = {role: world.staff(club, role) for role in Role}
     device = world.device(club)
-    h = staff[Role.owner].headers
+    owner = staff[Role.owner]
+    api = ClubApi(client, world, club, owner=owner, manager=owner, desk=owner)
     ids: dict[str, int] = {"club": club.id}
-    member = _ok(client.post("/api/v1/members", headers=h, json={
-        "first_name": "Ada", "last_name": "Lovelace", "email": f"ada.{club.id}@example.org",
-        "phone": "+49 151 2345678" + str(club.id % 10), "card": card}))
-    ids["member"] = member["id"]
-    plan = _ok(client.post("/api/v1/plans", headers=h, json={
-        "name": "Monthly", "duration_months": 1, "price": "49.00", "freeze_days": 14}))
-    ids["plan"] = plan["id"]
-    sold = _ok(client.post(f"/api/v1/members/{member['id']}/memberships", headers=h, json={
-        "plan_id": plan["id"], "payments": [{"method": "card", "amount": "49.00"}]}))
+    ids["member"] = api.register("Ada", "Lovelace", email=f"ada.{club.id}@example.org",
+                                 phone="+49 151 2345678" + str(club.id % 10), card=card)["id"]
+    ids["plan"] = api.plan(price="49.00")["id"]
+    sold = api.membership(ids["member"], ids["plan"], start_offset=None,
+                          payments=[{"method": "card", "amount": "49.00"}])
     ids["membership"] = sold.get("membership", sold).get("id") if isinstance(sold, dict) else None
-    product = _ok(client.post("/api/v1/inventory/products", headers=h, json={
-        "sku": f"WATER{club.id}", "name": "Water 0.5l", "sale_price": "2.00", "reorder_level": 5}))
-    ids["product"] = product["id"]
-    _ok(client.post("/api/v1/inventory/receipts", headers=h, json={
-        "product_id": product["id"], "quantity": 100000, "unit_cost": "0.50"}))
-    sale = _ok(client.post("/api/v1/inventory/sales", headers=h, json={
-        "items": [{"product_id": product["id"], "quantity": 1}],
+    ids["product"] = api.product(sku=f"WATER{club.id}", name="Water 0.5l", category="other",
+                                 sale_price="2.00", reorder_level=5)["id"]
+    api.receive(ids["product"], 100000, "0.50")
+    sale = _ok(client.post("/api/v1/inventory/sales", headers=owner.headers, json={
+        "items": [{"product_id": ids["product"], "quantity": 1}],
         "payments": [{"method": "cash", "amount": "2.00"}]}))
     ids["sale"] = sale["id"]
     return ClubWorld(club.id, staff, device, ids, card)

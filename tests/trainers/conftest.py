@@ -5,112 +5,32 @@ owns — profiles, hours, products, packages, sessions, classes — goes through
 Times are built in the club's zone (Europe/Berlin) relative to today, so tests do not depend on
 the hour they run at: "past" sessions are days ago (booked by a manager), "future" ones days ahead.
 """
-from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
-from decimal import Decimal
+from datetime import date, datetime, time
+from typing import ClassVar
 from zoneinfo import ZoneInfo
 
 import pytest
-from argon2 import PasswordHasher
-from sqlalchemy import func, select
+from sqlalchemy import select
 
-from app.clubs import service as clubs_service
-from app.clubs.models import Club
 from app.core.actors import Role
-from app.core.db import transaction
-from app.members.models import Member
+from tests.builders import ClubApi, Coach
 
 BERLIN = ZoneInfo("Europe/Berlin")
-ALL_WEEK = [{"weekday": d, "start": "06:00", "end": "22:00"} for d in range(1, 8)]
 
 
-@dataclass
-class Coach:
-    """A trainer: their staff login and their profile id."""
+class Gym(ClubApi):
+    """The trainers' club: members, trainers, PT products and packages, plans and memberships
+    come from `ClubApi` (tests/builders.py); sessions and classes are booked here."""
 
-    staff: object
-    id: int
-
-    @property
-    def headers(self) -> dict[str, str]:
-        return self.staff.headers
-
-
-@dataclass
-class Gym:
-    client: object
-    world: object
-    db: object
-    club: Club
-    manager: object
-    desk: object
-    _n: int = field(default=0)
+    plan_body: ClassVar[dict] = {"name": "30 days", "duration_days": 30, "price": "50"}
 
     # --- time
-
-    @property
-    def today(self) -> date:
-        return clubs_service.club_today(self.club)
-
-    def day(self, offset: int) -> date:
-        return self.today + timedelta(days=offset)
 
     def at(self, offset_days: int, hh: int, mm: int = 0) -> datetime:
         """An aware instant: hh:mm wall-clock time in the club, `offset_days` from today."""
         return datetime.combine(self.day(offset_days), time(hh, mm), tzinfo=BERLIN)
 
-    # --- people
-
-    def member(self, first_name: str | None = None, last_name: str = "Berg",
-               club: Club | None = None) -> int:
-        self._n += 1
-        first_name = first_name or f"Anna{self._n}"
-        with transaction(self.db.sessionmaker) as s:
-            m = Member(club_id=(club or self.club).id, first_name=first_name,
-                       last_name=last_name, search_name=f"{first_name} {last_name}".lower())
-            s.add(m)
-            s.flush()
-            return m.id
-
-    def trainer(self, hours: list | None = None, club: Club | None = None,
-                manager=None) -> Coach:
-        club = club or self.club
-        manager = manager or self.manager
-        staff = self.world.staff(club, Role.trainer)
-        r = self.client.post("/api/v1/trainers", json={"user_id": staff.user_id,
-                                                       "specialities": ["strength"]},
-                             headers=manager.headers)
-        assert r.status_code == 201, r.text
-        coach = Coach(staff, r.json()["id"])
-        r = self.client.put(f"/api/v1/trainers/{coach.id}/hours",
-                            json={"intervals": ALL_WEEK if hours is None else hours},
-                            headers=manager.headers)
-        assert r.status_code == 200, r.text
-        return coach
-
     # --- packages
-
-    def product(self, sessions: int = 10, price: str = "500.00", validity_days: int = 90,
-                **extra) -> int:
-        body = {"name": f"PT {sessions}x{self._next()}", "sessions": sessions, "price": price,
-                "validity_days": validity_days} | extra
-        r = self.client.post("/api/v1/pt-products", json=body, headers=self.manager.headers)
-        assert r.status_code == 201, r.text
-        return r.json()["id"]
-
-    def sell(self, member_id: int, product_id: int, staff=None, **body):
-        body = {"package_product_id": product_id} | body
-        return self.client.post(f"/api/v1/members/{member_id}/pt-packages", json=body,
-                                headers=(staff or self.manager).headers)
-
-    def package(self, member_id: int, product_id: int | None = None, start_offset: int = -30,
-                **body) -> dict:
-        """A package sold by the manager, valid from `start_offset` days from today."""
-        product_id = product_id or self.product()
-        r = self.sell(member_id, product_id, start_date=self.day(start_offset).isoformat(),
-                      **body)
-        assert r.status_code == 201, r.text
-        return r.json()
 
     def packages(self, member_id: int, as_of: date | None = None) -> dict:
         params = {"as_of": as_of.isoformat()} if as_of else None
@@ -141,24 +61,6 @@ class Gym:
     def act(self, session_id: int, action: str, staff=None, json=None):
         return self.client.post(f"/api/v1/trainers/sessions/{session_id}/{action}", json=json,
                                 headers=(staff or self.manager).headers)
-
-    # --- memberships (for classes and renewals)
-
-    def plan(self, days: int = 30) -> int:
-        r = self.client.post("/api/v1/plans", json={"name": f"{days} days {self._next()}",
-                                                    "duration_days": days, "price": "50"},
-                             headers=self.manager.headers)
-        assert r.status_code == 201, r.text
-        return r.json()["id"]
-
-    def membership(self, member_id: int, plan_id: int | None = None,
-                   start_offset: int = 0) -> dict:
-        r = self.client.post(f"/api/v1/members/{member_id}/memberships",
-                             json={"plan_id": plan_id or self.plan(),
-                                   "start_date": self.day(start_offset).isoformat()},
-                             headers=self.manager.headers)
-        assert r.status_code == 201, r.text
-        return r.json()
 
     # --- classes
 
@@ -197,41 +99,9 @@ class Gym:
         assert r.status_code == 200, r.text
         return r.json()
 
-    # --- reading the database in a short transaction of its own
-
-    def scalar(self, stmt):
-        with self.db.sessionmaker() as s:
-            return s.scalar(stmt)
-
-    def scalars(self, stmt) -> list:
-        with self.db.sessionmaker() as s:
-            return list(s.scalars(stmt))
-
-    def count(self, model, *where) -> int:
-        return self.scalar(select(func.count()).select_from(model).where(*where))
-
-    def _next(self) -> int:
-        self._n += 1
-        return self._n
-
-
-def money(value) -> Decimal:
-    return Decimal(str(value))
-
-
-_FAST_HASHER = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
-
-
-@pytest.fixture(autouse=True)
-def _cheap_password_hashing(monkeypatch):
-    """Logins are arranged here, not tested: cheap argon2 keeps setup fast on a shared machine."""
-    monkeypatch.setattr(clubs_service, "hash_password", _FAST_HASHER.hash)
-    monkeypatch.setattr(clubs_service, "verify_password",
-                        lambda stored, password: _FAST_HASHER.verify(stored, password))
-
 
 @pytest.fixture
-def gym(client, world, db) -> Gym:
+def gym(client, world) -> Gym:
     club = world.club()
-    return Gym(client, world, db, club, manager=world.staff(club, Role.manager),
+    return Gym(client, world, club, manager=world.staff(club, Role.manager),
                desk=world.staff(club, Role.front_desk))

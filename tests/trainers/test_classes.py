@@ -61,7 +61,7 @@ def test_only_members_with_an_active_membership_that_day_may_book(gym):
     member = gym.member()
     r = gym.book_class(occ["id"], member)
     assert r.status_code == 409 and r.json()["error"] == "no_active_membership"
-    gym.membership(member, gym.plan(days=30), start_offset=4)  # starts the day after the class
+    gym.membership(member, gym.plan()["id"], start_offset=4)  # starts the day after the class
     assert gym.book_class(occ["id"], member).json()["error"] == "no_active_membership"
     other = gym.member()
     gym.membership(other)
@@ -75,7 +75,7 @@ def test_only_members_with_an_active_membership_that_day_may_book(gym):
 def test_capacity_is_enforced_and_the_rest_wait_in_line(gym):
     coach = gym.trainer()
     occ = gym.class_at(coach, gym.at(2, 19), capacity=2)
-    plan = gym.plan()
+    plan = gym.plan()["id"]
     members = [gym.member() for _ in range(4)]
     for m in members:
         gym.membership(m, plan)
@@ -89,7 +89,7 @@ def test_capacity_is_enforced_and_the_rest_wait_in_line(gym):
 def test_a_cancellation_promotes_the_first_in_line_in_the_same_transaction(gym):
     coach = gym.trainer()
     occ = gym.class_at(coach, gym.at(2, 7), capacity=1)
-    plan = gym.plan()
+    plan = gym.plan()["id"]
     first, second, third = (gym.member() for _ in range(3))
     for m in (first, second, third):
         gym.membership(m, plan)

@@ -51,7 +51,7 @@ def pg(db):
 def test_ten_concurrent_completions_with_one_session_left_spend_exactly_one(pg, gym):
     coach = gym.trainer()
     member = gym.member()
-    pkg = gym.package(member, gym.product(sessions=1))
+    pkg = gym.package(member, gym.pt_product(sessions=1))
     # ten sessions booked while the single session was still on the package
     sessions = [gym.booked(coach, member, gym.at(-1, 8 + i)) for i in range(10)]
     actor = _actor(gym, gym.manager)
@@ -112,7 +112,7 @@ def test_one_member_booked_with_two_trainers_at_once_gets_one_session(pg, gym):
 def test_class_seats_hold_under_a_burst_of_bookings(pg, gym):
     coach = gym.trainer()
     occ = gym.class_at(coach, gym.at(2, 18), capacity=3)
-    plan = gym.plan()
+    plan = gym.plan()["id"]
     members = [gym.member() for _ in range(8)]
     for m in members:
         gym.membership(m, plan)

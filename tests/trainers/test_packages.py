@@ -3,13 +3,13 @@ from sqlalchemy import select
 
 from app.billing.models import Sale, SaleLine
 from app.trainers.models import PtPackage
-from tests.trainers.conftest import money
+from tests.builders import money
 
 
 def test_a_package_is_sold_as_a_sale_line_of_kind_pt_package(gym):
     coach = gym.trainer()
     member = gym.member()
-    product = gym.product(sessions=10, price="450.00", validity_days=60)
+    product = gym.pt_product(sessions=10, price="450.00", validity_days=60)
     r = gym.client.post("/api/v1/sales", headers=gym.desk.headers, json={
         "member_id": member,
         "lines": [{"kind": "pt_package", "package_product_id": product, "trainer_id": coach.id}],
@@ -32,8 +32,8 @@ def test_a_package_is_sold_as_a_sale_line_of_kind_pt_package(gym):
 def test_a_member_holds_several_packages_and_bookings_show_up(gym):
     coach = gym.trainer()
     member = gym.member()
-    small = gym.package(member, gym.product(sessions=5, validity_days=40), start_offset=0)
-    big = gym.package(member, gym.product(sessions=10, validity_days=90), start_offset=0)
+    small = gym.package(member, gym.pt_product(sessions=5, validity_days=40), start_offset=0)
+    big = gym.package(member, gym.pt_product(sessions=10, validity_days=90), start_offset=0)
     gym.booked(coach, member, gym.at(2, 10))
     gym.booked(coach, member, gym.at(3, 10))
     view = gym.packages(member)
@@ -43,7 +43,7 @@ def test_a_member_holds_several_packages_and_bookings_show_up(gym):
 
 def test_packages_expire_after_their_last_day(gym):
     member = gym.member()
-    pkg = gym.package(member, gym.product(validity_days=30), start_offset=-40)
+    pkg = gym.package(member, gym.pt_product(validity_days=30), start_offset=-40)
     assert pkg["valid_until"] == gym.day(-11).isoformat()
     view = gym.packages(member)
     assert view["items"][0]["status"] == "expired" and view["sessions_available"] == 0
@@ -53,27 +53,27 @@ def test_packages_expire_after_their_last_day(gym):
 
 def test_the_desk_cannot_backdate_or_reprice_and_nothing_is_written(gym):
     member = gym.member()
-    product = gym.product()
-    r = gym.sell(member, product, staff=gym.desk, start_date=gym.day(-1).isoformat())
+    product = gym.pt_product()
+    r = gym.sell_package(member, product, staff=gym.desk, start_date=gym.day(-1).isoformat())
     assert r.status_code == 403 and r.json()["error"] == "start_in_past"
-    r = gym.sell(member, product, staff=gym.desk, price="1.00")
+    r = gym.sell_package(member, product, staff=gym.desk, price="1.00")
     assert r.status_code == 403 and r.json()["error"] == "price_override_forbidden"
     assert gym.count(Sale) == 0 and gym.count(PtPackage) == 0
-    r = gym.sell(member, product, staff=gym.manager, price="399.00")
+    r = gym.sell_package(member, product, staff=gym.manager, price="399.00")
     assert r.status_code == 201 and money(r.json()["sale"]["total"]) == money("399.00")
 
 
 def test_inactive_products_and_foreign_ids_are_refused(gym):
     member = gym.member()
-    product = gym.product()
+    product = gym.pt_product()
     r = gym.client.patch(f"/api/v1/pt-products/{product}", json={"active": False},
                          headers=gym.manager.headers)
     assert r.status_code == 200 and r.json()["active"] is False
-    r = gym.sell(member, product, staff=gym.desk)
+    r = gym.sell_package(member, product, staff=gym.desk)
     assert r.status_code == 422 and r.json()["error"] == "pt_product_inactive"
     elsewhere = gym.world.club("Elsewhere")
     foreign_manager = gym.world.staff(elsewhere, "manager")
-    assert gym.sell(member, gym.product(), staff=foreign_manager).status_code == 404
+    assert gym.sell_package(member, gym.pt_product(), staff=foreign_manager).status_code == 404
     assert gym.client.get(f"/api/v1/members/{member}/pt-packages",
                           headers=foreign_manager.headers).status_code == 404
     assert gym.count(Sale) == 0 and gym.count(SaleLine) == 0
@@ -81,7 +81,7 @@ def test_inactive_products_and_foreign_ids_are_refused(gym):
 
 def test_selling_with_an_idempotency_key_sells_once(gym):
     member = gym.member()
-    product = gym.product()
+    product = gym.pt_product()
     headers = gym.desk.headers | {"Idempotency-Key": "pt-sale-1"}
     body = {"package_product_id": product, "payments": [{"method": "cash", "amount": "100"}]}
     first = gym.client.post(f"/api/v1/members/{member}/pt-packages", json=body, headers=headers)
@@ -97,7 +97,7 @@ def test_only_managers_edit_products_but_all_staff_read_them(gym):
     r = gym.client.post("/api/v1/pt-products", headers=gym.desk.headers,
                         json={"name": "5x", "sessions": 5, "price": "10", "validity_days": 30})
     assert r.status_code == 403
-    gym.product(sessions=5)
+    gym.pt_product(sessions=5)
     listed = gym.client.get("/api/v1/pt-products", headers=coach.headers)
     assert listed.status_code == 200 and [p["sessions"] for p in listed.json()] == [5]
     bad = gym.client.post("/api/v1/pt-products", headers=gym.manager.headers,

@@ -7,7 +7,8 @@ from app.core import clock
 from app.core.db import transaction
 from app.memberships.models import Membership
 from app.trainers.models import ClassBooking, ClassOccurrence, PtPackage, PtSession
-from tests.trainers.conftest import BERLIN, money
+from tests.builders import money
+from tests.trainers.conftest import BERLIN
 
 GRACE_DAYS = 30  # the club default
 
@@ -73,11 +74,11 @@ def _arrange(gym):
                      headers=gym.manager.headers)
     a, b = gym.trainer(), gym.trainer()
     m1, m2, m3, m4, m5 = (gym.member(f"M{i}") for i in range(1, 6))
-    product = gym.product(sessions=10, price="300.00")
+    product = gym.pt_product(sessions=10, price="300.00")
     gym.package(m1, product, trainer_id=a.id)
     gym.package(m2, product, trainer_id=a.id)
     old = gym.package(m3, product, trainer_id=b.id)
-    gym.package(m1, gym.product(sessions=5, price="160.00"), trainer_id=a.id)  # a re-purchase
+    gym.package(m1, gym.pt_product(sessions=5, price="160.00"), trainer_id=a.id)  # a re-purchase
     gym.package(m4, product)  # no home trainer: nobody's sale
     with transaction(gym.db.sessionmaker) as s:  # m3's package was bought long before
         s.execute(update(PtPackage).where(PtPackage.id == old["id"])
@@ -111,7 +112,7 @@ def _arrange(gym):
                                attended_at=now - timedelta(days=3) if attended else None,
                                attendance_source="staff" if attended else None))
 
-    plan = gym.plan(days=30)
+    plan = gym.plan()["id"]
     gym.membership(m1, plan, start_offset=-40)  # ends day -11 ...
     gym.membership(m1, plan, start_offset=-10)  # ... renewed the next day
     gym.membership(m2, plan, start_offset=-40)  # ends day -11, not renewed

@@ -87,7 +87,7 @@ def test_no_package_no_booking(gym):
 def test_a_used_up_package_does_not_count(gym):
     coach = gym.trainer()
     member = gym.member()
-    pkg = gym.package(member, gym.product(sessions=1))
+    pkg = gym.package(member, gym.pt_product(sessions=1))
     done = gym.booked(coach, member, gym.at(-2, 10))
     assert gym.act(done["id"], "complete").status_code == 200
     assert gym.balance(pkg["id"]) == 0
@@ -98,7 +98,7 @@ def test_a_used_up_package_does_not_count(gym):
 def test_an_expired_package_cannot_be_booked_after_its_last_day(gym):
     coach = gym.trainer()
     member = gym.member()
-    pkg = gym.package(member, gym.product(validity_days=30), start_offset=-27)  # ends day +2
+    pkg = gym.package(member, gym.pt_product(validity_days=30), start_offset=-27)  # ends day +2
     assert pkg["valid_until"] == gym.day(2).isoformat()
     assert gym.book(coach, member, gym.at(2, 10), staff=gym.desk).status_code == 201
     r = gym.book(coach, member, gym.at(3, 10), staff=gym.desk)
@@ -159,8 +159,8 @@ def test_another_clubs_member_or_trainer_is_not_found(gym):
 def test_completing_spends_one_session_of_the_package_expiring_first(gym):
     coach = gym.trainer()
     member = gym.member()
-    later = gym.package(member, gym.product(validity_days=90), start_offset=-10)
-    sooner = gym.package(member, gym.product(validity_days=30), start_offset=-10)
+    later = gym.package(member, gym.pt_product(validity_days=90), start_offset=-10)
+    sooner = gym.package(member, gym.pt_product(validity_days=30), start_offset=-10)
     s = gym.booked(coach, member, gym.at(-1, 10))
     r = gym.act(s["id"], "complete", staff=coach.staff, json={"note": "deadlifts 60 kg"})
     assert r.status_code == 200, r.text
@@ -188,7 +188,7 @@ def test_a_future_session_cannot_be_completed_yet(gym):
 def test_completing_without_a_balance_is_refused_and_the_session_stays_booked(gym):
     coach = gym.trainer()
     member = gym.member()
-    pkg = gym.package(member, gym.product(sessions=1))
+    pkg = gym.package(member, gym.pt_product(sessions=1))
     first = gym.booked(coach, member, gym.at(-2, 10))
     second = gym.booked(coach, member, gym.at(-1, 10))  # booked while a session was left
     assert gym.act(first["id"], "complete").status_code == 200

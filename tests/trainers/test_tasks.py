@@ -1,10 +1,7 @@
 """Retention hooks: trainers' open tasks, and booking a session straight from one."""
-from datetime import timedelta
 
 from sqlalchemy import select
 
-from app.core import clock
-from app.core.db import transaction
 from app.crm.models import Interaction, Task
 from app.trainers.models import PtSession
 
@@ -12,16 +9,9 @@ from app.trainers.models import PtSession
 def _task(gym, member_id: int | None, *, role: str | None = "trainer",
           user_id: int | None = None, kind: str = "trainer", status: str = "open",
           title: str = "Intro session") -> int:
-    """A task as the retention engine writes it (straight into the table)."""
-    now = clock.now()
-    with transaction(gym.db.sessionmaker) as s:
-        task = Task(club_id=gym.club.id, member_id=member_id, title=title, kind=kind,
-                    assignee_role=role, assignee_user_id=user_id,
-                    due_date=gym.today - timedelta(days=1), status=status, created_at=now,
-                    updated_at=now)
-        s.add(task)
-        s.flush()
-        return task.id
+    """A trainer's task as the retention engine writes it, due yesterday."""
+    return gym.world.task(gym.club, title=title, due=gym.day(-1), kind=kind, role=role,
+                          user=user_id, status=status, member=member_id)
 
 
 def test_my_tasks_lists_open_trainer_tasks_and_mine(gym):

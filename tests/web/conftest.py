@@ -18,8 +18,6 @@ from app.core.actors import Actor, Role
 from app.core.db import transaction
 from app.inventory import service as inventory_service
 from app.inventory.schemas import ProductCreate
-from app.members import service as members_service
-from app.members.schemas import MemberCreate
 from app.memberships import service as memberships_service
 from app.memberships.schemas import PlanCreate
 from tests.builders import PASSWORD, Staff
@@ -51,25 +49,8 @@ class ClubWorld:
     products: dict[str, int] = field(default_factory=dict)
 
 
-@pytest.fixture(autouse=True)
-def cheap_password_hashing(monkeypatch):
-    """Argon2 with small parameters: a club here creates four staff users, and this 2-core box is
-    shared. The hashes carry their parameters, so verification is unaffected in kind."""
-    from argon2 import PasswordHasher
-
-    from app.core import security
-
-    monkeypatch.setattr(security, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024,
-                                                            parallelism=1))
-
-
 def _actor(staff: Staff, role: Role, name: str = "Test") -> Actor:
     return Actor(user_id=staff.user_id, name=name, club_id=staff.club_id, role=role)
-
-
-def _member(session, club_id: int, first: str, last: str, **kw) -> int:
-    return members_service.create_member(
-        session, club_id=club_id, data=MemberCreate(first_name=first, last_name=last, **kw)).id
 
 
 @pytest.fixture
@@ -92,15 +73,16 @@ def club_world(world, db) -> ClubWorld:
             "ten": memberships_service.create_plan(s, actor=boss, data=PlanCreate(
                 name="10 Visits", duration_days=90, price=Decimal("80.00"), visit_limit=10)).id,
         }
-        members = {
-            "anna": _member(s, club.id, "Anna", "Schmidt", phone="+49 151 1234 5678",
+    members = {
+        "anna": world.enrol(club, "Anna", "Schmidt", phone="+49 151 1234 5678",
                             email="anna@example.com", card="AA11"),
-            "bert": _member(s, club.id, "Bert", "Expired", card="BB22"),
-            "clara": _member(s, club.id, "Clara", "Soon"),
-            "dora": _member(s, club.id, "Dora", "Prospect", email="dora@example.com"),
-            "emil": _member(s, club.id, "Emil", "Debtor"),
-            "frank": _member(s, club.id, "Frank", "Schmidt"),
-        }
+        "bert": world.enrol(club, "Bert", "Expired", card="BB22"),
+        "clara": world.enrol(club, "Clara", "Soon"),
+        "dora": world.enrol(club, "Dora", "Prospect", email="dora@example.com"),
+        "emil": world.enrol(club, "Emil", "Debtor"),
+        "frank": world.enrol(club, "Frank", "Schmidt"),
+    }
+    with transaction(db.sessionmaker) as s:
 
         def sell(member: str, start: date, paid: bool = True):
             sold = memberships_service.sell_membership(s, actor=boss,

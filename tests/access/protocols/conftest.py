@@ -2,11 +2,9 @@
 from dataclasses import dataclass
 
 import pytest
-from argon2 import PasswordHasher
 from fastapi.testclient import TestClient
 
 from app.access.protocols.models import DeviceProtocolSettings
-from app.clubs import service as clubs_service
 from app.clubs.models import Club
 from app.core import clock
 from app.core.db import transaction
@@ -39,17 +37,6 @@ def client_from(app, address: str) -> TestClient:
     return TestClient(app, client=(address, 50000))
 
 
-_FAST_HASHER = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
-
-
-@pytest.fixture(autouse=True)
-def _cheap_password_hashing(monkeypatch):
-    """Staff are arranged, not tested, here (tests/core covers the real argon2 parameters)."""
-    monkeypatch.setattr(clubs_service, "hash_password", _FAST_HASHER.hash)
-    monkeypatch.setattr(clubs_service, "verify_password",
-                        lambda stored, password: _FAST_HASHER.verify(stored, password))
-
-
 @dataclass
 class Controller:
     device_id: int
@@ -60,7 +47,7 @@ class Controller:
 
 
 @pytest.fixture
-def controller(db):
+def controller(db, world):
     """controller(club, "zkteco", serial, timezone=None, direction="in", **settings).
 
     A ZKTeco device is approved by a manager and allowed from the test client's network
@@ -72,18 +59,17 @@ def controller(db):
         nonlocal n
         n += 1
         serial = serial or f"{protocol[:3].upper()}{club.id:04d}{n:04d}"
-        with transaction(db.sessionmaker) as s:
-            device, key = clubs_service.add_device(
-                s, club=s.get(Club, club.id), name=f"{protocol}-{n}", direction=direction,
-                protocol=protocol, serial_number=serial, timezone=timezone)
-            zk = protocol == "zkteco"
-            if options or zk:
-                networks = options.get("allowed_networks", [DEVICE_NETWORK] if zk else [])
+        device = world.device(club, f"{protocol}-{n}", direction=direction, protocol=protocol,
+                              serial_number=serial, timezone=timezone)
+        zk = protocol == "zkteco"
+        if options or zk:
+            networks = options.get("allowed_networks", [DEVICE_NETWORK] if zk else [])
+            with transaction(db.sessionmaker) as s:
                 s.add(DeviceProtocolSettings(
-                    club_id=club.id, device_id=device.id,
+                    club_id=club.id, device_id=device.device_id,
                     allowed_networks=networks if approved or not zk else [],
                     open_door_seconds=options.get("open_door_seconds"),
                     approved_at=clock.now() if zk and approved else None))
-            return Controller(device.id, club.id, serial, key, protocol)
+        return Controller(device.device_id, club.id, serial, device.key, protocol)
 
     return make

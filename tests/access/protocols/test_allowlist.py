@@ -13,7 +13,6 @@ from app.clubs.schemas import ClubSettings
 from app.core import clock
 from app.core.actors import Role
 from app.core.db import transaction
-from app.members.models import Card, Member
 
 MONTHLY = {"name": "Monthly", "duration_months": 1, "price": "49.00", "freeze_days": 14}
 
@@ -28,16 +27,6 @@ def desk(client, world, controller, db):
     zk1, zk2 = controller(club, "zkteco"), controller(club, "zkteco")
     controller(club, "hikvision")
 
-    def member(first_name: str, card: str | None) -> int:
-        with transaction(db.sessionmaker) as s:
-            m = Member(club_id=club.id, first_name=first_name, last_name="Berg",
-                       search_name=f"{first_name} berg".lower())
-            s.add(m)
-            s.flush()
-            if card:
-                s.add(Card(club_id=club.id, member_id=m.id, code=card, status="active"))
-            return m.id
-
     def commands(device, *statuses: str) -> list[DeviceCommand]:
         with db.sessionmaker() as s:
             stmt = select(DeviceCommand).where(DeviceCommand.device_id == device.device_id)
@@ -47,7 +36,8 @@ def desk(client, world, controller, db):
 
     today = clubs_service.club_today(club)
     return SimpleNamespace(club=club, manager=manager, clerk=clerk, plan=r.json()["id"], zk1=zk1,
-                           zk2=zk2, member=member, commands=commands, today=today)
+                           zk2=zk2, commands=commands, today=today,
+                           member=lambda first_name, card: world.member(club, first_name, card=card))
 
 
 def sell(client, desk, member_id: int, **body) -> dict:

@@ -36,7 +36,7 @@ def test_a_card_pass_posted_twice_is_one_visit_at_the_devices_instant(client, wo
     club = world.club(timezone="Europe/Berlin")
     hik = controller(club, "hikvision", "DS-K1T341AMF20210101")
     anna = gym.member(club, card="3141592653")
-    gym.membership(anna)
+    gym.membership(club, anna)
     at = clock.now().replace(microsecond=0) - timedelta(seconds=40)
     event = hik_event(serial_no=12345, date_time=stamp(at), card=anna.card, sub=0x01)
     for _ in range(2):
@@ -53,7 +53,7 @@ def test_a_face_pass_is_identified_by_the_employee_number(client, world, control
     club = world.club()
     hik = controller(club, "hikvision")
     anna = gym.member(club, card=None)
-    gym.membership(anna)
+    gym.membership(club, anna)
     event = hik_event(serial_no=7, date_time=stamp(clock.now()), employee=str(anna.member_id),
                       sub=0x4B)
     assert post(client, hik, event, multipart=False).status_code == 200  # bare JSON firmware
@@ -66,7 +66,7 @@ def test_events_replayed_from_the_buffer_are_recorded_as_replays_once(client, wo
     club = world.club()
     hik = controller(club, "hikvision")
     anna = gym.member(club, card="3141592653")
-    gym.membership(anna)
+    gym.membership(club, anna)
     stranger = "2718281828"
     at = clock.now().replace(microsecond=0) - timedelta(hours=2)
     batch = [hik_event(serial_no=500, date_time=stamp(at), card=anna.card, current=False),
@@ -89,9 +89,9 @@ def test_a_remote_check_answers_failed_for_a_frozen_membership(client, world, co
     club = world.club()
     hik = controller(club, "hikvision")
     frida = gym.member(club, first_name="Frida", card="1618033988")
-    ms = gym.membership(frida)
+    ms = gym.membership(club, frida)
     until = today() + timedelta(days=4)
-    gym.freeze(frida, ms, start=today() - timedelta(days=1), end=until)
+    gym.freeze(club, ms, start=today() - timedelta(days=1), end=until)
     event = hik_event(serial_no=901, date_time=stamp(clock.now()), card=frida.card, remote=True)
     r = post(client, hik, event)
     assert r.status_code == 200
@@ -106,7 +106,7 @@ def test_a_remote_check_answers_success_for_a_valid_member_once(client, world, c
     club = world.club()
     hik = controller(club, "hikvision")
     anna = gym.member(club, first_name="Anna", card="3141592653")
-    gym.membership(anna)
+    gym.membership(club, anna)
     asked = stamp(clock.now())
     event = hik_event(serial_no=902, date_time=asked, card=anna.card, remote=True)
     for _ in range(2):  # a retried question gets the first answer
@@ -136,7 +136,7 @@ def test_an_unknown_serial_or_a_wrong_key_is_refused(client, world, controller, 
     hik = controller(club, "hikvision")
     zk = controller(club, "zkteco")
     anna = gym.member(club, card="3141592653")
-    gym.membership(anna)
+    gym.membership(club, anna)
     event = hik_event(serial_no=1, date_time=stamp(clock.now()), card=anna.card, remote=True)
     r = client.post(f"/api/v1/devices/hikvision/NOSUCH/{hik.key}/events", json=event)
     assert r.status_code == 404 and r.json()["error"] == "unknown_device"

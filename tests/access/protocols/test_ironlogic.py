@@ -38,9 +38,9 @@ def test_check_access_grants_a_valid_member_and_refuses_an_expired_one(client, w
     club = world.club()
     z = controller(club, "ironlogic", "40647")
     anna = gym.member(club, card="00B5009EC1A8")
-    gym.membership(anna)
+    gym.membership(club, anna)
     gert = gym.member(club, card="00B5009EC1FF")
-    gym.membership(gert, start=today() - timedelta(days=40), end=today() - timedelta(days=1))
+    gym.membership(club, gert, start=today() - timedelta(days=40), end=today() - timedelta(days=1))
     r = post(client, z, z5r(40647, check_access(17, anna.card), check_access(18, gert.card),
                             check_access(19, "000000000000")))
     assert [m for m in r.json()["messages"]] == [
@@ -59,7 +59,7 @@ def test_an_event_batch_sent_twice_is_acknowledged_in_full_and_recorded_once(cli
     club = world.club(timezone="Europe/Berlin")
     z = controller(club, "ironlogic", "40648", timezone="Asia/Yekaterinburg", direction="both")
     anna = gym.member(club, card="00B5009EC1A8")
-    gym.membership(anna)
+    gym.membership(club, anna)
     at = clock.now().replace(microsecond=0) - timedelta(minutes=50)
     local = wall(at, "Asia/Yekaterinburg")
     batch = events(1189641430,
@@ -85,7 +85,7 @@ def test_the_log_of_an_entry_the_server_granted_is_not_a_second_visit(client, wo
     club = world.club()
     z = controller(club, "ironlogic", "40649")
     anna = gym.member(club, card="00B5009EC1A8")
-    gym.membership(anna)
+    gym.membership(club, anna)
     assert post(client, z, z5r(40649, check_access(3, anna.card))).json()["messages"][0][
         "granted"] == 1
     r = post(client, z, z5r(40649, events(4, (4, anna.card, wall(clock.now(), "Europe/Berlin")))))
@@ -98,7 +98,7 @@ def test_a_controller_without_its_key_or_unknown_is_refused(client, world, contr
     club = world.club()
     z = controller(club, "ironlogic", "40650")
     anna = gym.member(club, card="00B5009EC1A8")
-    gym.membership(anna)
+    gym.membership(club, anna)
     body = z5r(40650, check_access(1, anna.card))
     r = client.post(PATH, json=body)
     assert r.status_code == 401 and r.headers["www-authenticate"].startswith("Basic")

@@ -48,7 +48,7 @@ def test_the_handshake_answers_the_device_options_in_plain_text(client, world, c
 def test_an_unknown_or_revoked_serial_gets_no_200(client, world, controller, gym, db, session):
     club = world.club()
     m = gym.member(club, card="13622345")
-    gym.membership(m)
+    gym.membership(club, m)
     hik = controller(club, "hikvision", "DS-K1T341AM0001")
     for path, method in (("/iclock/cdata", "get"), ("/iclock/getrequest", "get"),
                          ("/iclock/cdata", "post"), ("/iclock/devicecmd", "post")):
@@ -76,8 +76,8 @@ def test_an_attlog_batch_posted_twice_records_each_visit_once(client, world, con
     club = world.club()
     zk = controller(club, "zkteco")
     anna, ben = gym.member(club, first_name="Anna"), gym.member(club, first_name="Ben")
-    gym.membership(anna)
-    gym.membership(ben)
+    gym.membership(club, anna)
+    gym.membership(club, ben)
     first = clock.now().replace(microsecond=0) - timedelta(minutes=40)
     second = first + timedelta(minutes=7)
     body = attlog((anna.member_id, wall(first, "Europe/Berlin"), 0, 4),
@@ -101,8 +101,8 @@ def test_naive_device_times_are_read_in_the_device_timezone_else_the_clubs(clien
     new_york = controller(club, "zkteco", timezone="America/New_York")
     plain = controller(club, "zkteco")
     anna, ben = gym.member(club), gym.member(club)
-    gym.membership(anna)
-    gym.membership(ben)
+    gym.membership(club, anna)
+    gym.membership(club, ben)
     at = clock.now().replace(microsecond=0) - timedelta(minutes=20)
     cdata(client, new_york.serial, attlog((anna.member_id, wall(at, "America/New_York"), 0, 4)),
           table="ATTLOG")
@@ -117,9 +117,9 @@ def test_an_rtlog_batch_posted_twice_records_what_the_device_did_once(client, wo
     club = world.club()
     zk = controller(club, "zkteco", direction="both")
     anna = gym.member(club, first_name="Anna", card="13622345")
-    gym.membership(anna)
+    gym.membership(club, anna)
     gone = gym.member(club, first_name="Gert", card="55500011")
-    gym.membership(gone, start=today() - timedelta(days=60), end=today() - timedelta(days=3))
+    gym.membership(club, gone, start=today() - timedelta(days=60), end=today() - timedelta(days=3))
     now = clock.now().replace(microsecond=0)
     body = rtlog_batch(
         rtlog(time=wall(now - timedelta(seconds=30), "Europe/Berlin"), index=13355,
@@ -147,7 +147,7 @@ def test_an_entry_the_device_refused_is_never_a_visit(client, world, controller,
     club = world.club()
     zk = controller(club, "zkteco")
     anna = gym.member(club, card="13622345")
-    gym.membership(anna)  # valid: the server would have let her in
+    gym.membership(club, anna)  # valid: the server would have let her in
     at = wall(clock.now() - timedelta(seconds=5), "Europe/Berlin")
     r = cdata(client, zk.serial, rtlog(time=at, index=7, cardno=anna.card, event=24), table="rtlog")
     assert r.status_code == 200 and r.text == "OK"
@@ -161,7 +161,7 @@ def test_background_verification_of_an_expired_member_fails_with_a_reason(client
     club = world.club()
     zk = controller(club, "zkteco")
     gone = gym.member(club, first_name="Gert", card="55500011")
-    gym.membership(gone, start=today() - timedelta(days=60), end=today() - timedelta(days=3))
+    gym.membership(club, gone, start=today() - timedelta(days=60), end=today() - timedelta(days=3))
     record = rtlog(time=wall(clock.now(), "Europe/Berlin"), index=0, cardno=gone.card, event=0)
     r = cdata(client, zk.serial, record, AuthType="device")
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
@@ -180,7 +180,7 @@ def test_background_verification_of_a_valid_member_succeeds_once(client, world, 
     club = world.club()
     zk = controller(club, "zkteco")
     anna = gym.member(club, first_name="Anna", card="13622345")
-    gym.membership(anna)
+    gym.membership(club, anna)
     asked_at = wall(clock.now(), "Europe/Berlin")
     record = rtlog(time=asked_at, index=0, cardno=anna.card, event=0)
     r = cdata(client, zk.serial, record, AuthType="device")
@@ -198,7 +198,7 @@ def test_a_panel_that_needs_it_is_told_to_open_the_door(client, world, controlle
     club = world.club()
     zk = controller(club, "zkteco", open_door_seconds=5)
     anna = gym.member(club, first_name="Anna", card="13622345")
-    gym.membership(anna)
+    gym.membership(club, anna)
     r = cdata(client, zk.serial, rtlog(time=wall(clock.now(), "Europe/Berlin"), index=0,
                                        cardno=anna.card), AuthType="device")
     assert r.text.splitlines() == ["AUTH=SUCCEED", "CONTROL DEVICE 01010105", "TIPS=Welcome, Anna!"]

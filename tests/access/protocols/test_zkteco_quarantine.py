@@ -36,7 +36,7 @@ def club_with_member(world, gym, db):
         club = world.club()
         zk = controller(club, "zkteco", **device)
         anna = gym.member(club, first_name="Zoe", last_name="Werner", card="13622345")
-        membership = gym.membership(anna, visit_limit=10)
+        membership = gym.membership(club, anna, visit_limit=10)
         with transaction(db.sessionmaker) as s:
             allowlist.sync_device(s, device_id=zk.device_id)
         return club, zk, anna, membership

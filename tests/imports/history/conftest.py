@@ -10,8 +10,8 @@ from sqlalchemy import func, select
 from app.core.db import transaction
 from app.imports.history.common import Options
 from app.imports.history.service import find_files, import_history
-from app.members.models import Card, Member
 from app.registry import metadata
+from tests.builders import World
 
 DATA = Path(__file__).parent / "data"
 AS_OF = date(2026, 6, 15)  # "today" of the example sets
@@ -25,16 +25,10 @@ def counts(session) -> dict[str, int]:
 
 def add_members(db, club_id: int, refs: list[str]) -> dict[str, int]:
     """Members with an old-system id and a card CARD<n> each; returns ref → member id."""
-    ids = {}
-    with transaction(db.sessionmaker) as s:
-        for n, ref in enumerate(refs, 1):
-            member = Member(club_id=club_id, first_name=f"First{n}", last_name=f"Last{n}",
-                            email=f"{ref.lower()}@example.com", external_ref=ref)
-            s.add(member)
-            s.flush()
-            s.add(Card(club_id=club_id, member_id=member.id, code=f"CARD{ref}"))
-            ids[ref] = member.id
-    return ids
+    world = World(db)
+    return {ref: world.member(club_id, f"First{n}", f"Last{n}", email=f"{ref.lower()}@example.com",
+                              card=f"CARD{ref}", external_ref=ref)
+            for n, ref in enumerate(refs, 1)}
 
 
 @pytest.fixture

@@ -1,1 +1,0 @@
-from tests.retention.conftest import rw  # noqa: F401 - the same builders
