@@ -1,32 +1,13 @@
 """The `fitclub` command: migrate, serve, manage users and devices, build the demo club."""
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Annotated
 
 import typer
-from sqlalchemy.orm import Session, sessionmaker
 
 from app.core.config import get_settings
-from app.core.db import make_engine, make_sessionmaker, transaction
+from app.core.db import unit_of_work
 
 cli = typer.Typer(help="fitclub — fitness-club management", no_args_is_help=True,
                   add_completion=False)
-
-
-@contextmanager
-def session_factory() -> Iterator[sessionmaker[Session]]:
-    """A session factory on the configured database, its engine disposed afterwards."""
-    engine = make_engine(get_settings().database_url)
-    try:
-        yield make_sessionmaker(engine)
-    finally:
-        engine.dispose()
-
-
-@contextmanager
-def unit_of_work() -> Iterator[Session]:
-    with session_factory() as factory, transaction(factory) as session:
-        yield session
 
 
 @cli.command()

@@ -9,6 +9,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 from app.core import clock
+from app.core.config import get_settings
 from app.core.sql import register_sqlite_functions
 from app.core.types import BigId, UTCDateTime
 
@@ -85,6 +86,24 @@ def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+@contextmanager
+def session_factory() -> Iterator[sessionmaker[Session]]:
+    """A session factory on the configured database, its engine disposed afterwards (commands
+    and jobs outside the web app)."""
+    engine = make_engine(get_settings().database_url)
+    try:
+        yield make_sessionmaker(engine)
+    finally:
+        engine.dispose()
+
+
+@contextmanager
+def unit_of_work() -> Iterator[Session]:
+    """One transaction on the configured database (`session_factory`, then `transaction`)."""
+    with session_factory() as factory, transaction(factory) as session:
+        yield session
 
 
 Row = TypeVar("Row")

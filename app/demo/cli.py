@@ -29,7 +29,7 @@ def demo(
         "(stages, touchpoints, tasks); 0 to skip")] = 120,
 ) -> None:
     """Build the demo club "Riverside Fitness" with staff, plans and a member history."""
-    from app.cli import session_factory
+    from app.core.db import session_factory
 
     day = None
     if as_of:

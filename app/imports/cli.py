@@ -55,7 +55,7 @@ def import_members(
     (or a dry run finds errors)."""
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from app.cli import unit_of_work
+    from app.core.db import unit_of_work
     from app.core.errors import DomainError
     from app.imports.csvfile import CsvFile, FileProblem
     from app.imports.members import import_members as run
@@ -100,7 +100,7 @@ def import_members(
 def purge() -> None:
     """Delete the kept import files (uploads, rejects) whose time is up; they are also deleted
     whenever a new one is stored. Run it from cron to keep to the day's limit without uploads."""
-    from app.cli import unit_of_work
+    from app.core.db import unit_of_work
     from app.imports import storage
 
     deleted = 0

@@ -5,6 +5,7 @@ from contextlib import contextmanager
 from typer.testing import CliRunner
 
 from app import cli as cli_module
+from app.core import db as db_module
 from app.core.actors import Role
 
 NEW_PASSWORD = "operator chose this one"
@@ -15,7 +16,7 @@ def _runner(monkeypatch, db) -> CliRunner:
     def factory():
         yield db.sessionmaker
 
-    monkeypatch.setattr(cli_module, "session_factory", factory)
+    monkeypatch.setattr(db_module, "session_factory", factory)
     return CliRunner()
 
 

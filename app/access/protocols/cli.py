@@ -18,7 +18,7 @@ def register(cli: typer.Typer) -> None:
     ) -> None:
         """Restrict where a turnstile may call from; ZKTeco door opening."""
         from app.access.protocols.common import configure_device
-        from app.cli import unit_of_work
+        from app.core.db import unit_of_work
 
         with unit_of_work() as session:
             options = configure_device(session, device_id=device_id, allowed_networks=allow,
@@ -32,7 +32,7 @@ def register(cli: typer.Typer) -> None:
         """A club's devices: status (active, pending approval, revoked), networks, and where a
         pending ZKTeco device was seen calling from."""
         from app.access import devices
-        from app.cli import unit_of_work
+        from app.core.db import unit_of_work
 
         with unit_of_work() as session:
             for d in devices.list_devices(session, club_id=club_id):
@@ -50,7 +50,7 @@ def register(cli: typer.Typer) -> None:
     ) -> None:
         """Approve a quarantined ZKTeco device for the network it calls from."""
         from app.access import devices
-        from app.cli import unit_of_work
+        from app.core.db import unit_of_work
 
         with unit_of_work() as session:
             club_id = devices.club_of_device(session, device_id=device_id)
@@ -67,7 +67,7 @@ def register(cli: typer.Typer) -> None:
     ) -> None:
         """Queue allow-list commands (run nightly with --club for ranges that begin or end)."""
         from app.access.protocols import allowlist
-        from app.cli import unit_of_work
+        from app.core.db import unit_of_work
 
         if (device_id is None) == (club_id is None):
             raise typer.BadParameter("give --device or --club")

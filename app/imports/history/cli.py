@@ -12,8 +12,8 @@ def _club(club_id: int | None) -> int:
         return club_id
     from sqlalchemy import select
 
-    from app.cli import unit_of_work
     from app.clubs.models import Club
+    from app.core.db import unit_of_work
 
     with unit_of_work() as session:
         ids = list(session.scalars(select(Club.id).limit(2)))
@@ -57,7 +57,7 @@ def history(
         TimeRemainingColumn,
     )
 
-    from app.cli import unit_of_work
+    from app.core.db import unit_of_work
     from app.core.errors import DomainError
     from app.imports.history.common import Options
     from app.imports.history.references import REFERENCES

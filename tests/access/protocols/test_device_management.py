@@ -9,6 +9,7 @@ from app import cli as cli_module
 from app.access.protocols import cli as protocols_cli
 from app.access.protocols.common import ZK_REFUSED
 from app.core import clock
+from app.core import db as db_module
 from app.core.actors import Role
 from tests.access.protocols.conftest import DEVICE_ADDRESS
 from tests.access.protocols.formats import heartbeat, z5r
@@ -127,7 +128,7 @@ def _runner(monkeypatch, db) -> CliRunner:
     def factory():
         yield db.sessionmaker
 
-    monkeypatch.setattr(cli_module, "session_factory", factory)
+    monkeypatch.setattr(db_module, "session_factory", factory)
     return CliRunner()
 
 
