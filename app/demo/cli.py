@@ -1,12 +1,15 @@
 """`fitclub demo`: build the demo club (used by `make run` with --if-empty)."""
 import resource
-from datetime import date
+from datetime import date, timedelta
 from typing import Annotated
 
 import typer
 
+from app.core.db import session_factory
+from app.demo import generator
 from app.demo.data import DEMO_DOMAIN, DEMO_PASSWORD
 from app.demo.generator import DemoOptions
+from app.retention import service as retention_service
 
 
 def register(cli: typer.Typer) -> None:
@@ -29,8 +32,6 @@ def demo(
         "(stages, touchpoints, tasks); 0 to skip")] = 120,
 ) -> None:
     """Build the demo club "Riverside Fitness" with staff, plans and a member history."""
-    from app.core.db import session_factory
-
     day = None
     if as_of:
         try:
@@ -44,8 +45,6 @@ def demo(
 
 def _run(factory, *, members: int, months: int, seed: int, day: date | None, if_empty: bool,
          visits: bool, quiet: bool, engine_days: int = 0) -> None:
-    from app.demo import generator
-
     with factory() as session:
         clubs = generator.club_count(session)
         demo_staff = generator.demo_owner_exists(session)
@@ -79,10 +78,6 @@ def _run(factory, *, members: int, months: int, seed: int, day: date | None, if_
         f"  {counts['sales']} sales, {counts['payments']} payments, "
         f"{counts['visits']} visits")
     if engine_days > 0:
-        from datetime import timedelta
-
-        from app.retention import service as retention_service
-
         start = result.as_of - timedelta(days=engine_days - 1)
         typer.echo(f"Replaying the retention engine from {start} to {result.as_of} …")
         sim = retention_service.simulate(factory, club_id=result.club_id, start=start,

@@ -7,6 +7,14 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+
+from app.core.db import unit_of_work
+from app.core.errors import DomainError
+from app.imports import storage
+from app.imports.csvfile import CsvFile, FileProblem
+from app.imports.history.cli import history as _history  # `fitclub import history DIR`
+from app.imports.members import import_members as run
 
 import_app = typer.Typer(help="Import members and history from CSV files (see docs/import.md)",
                          no_args_is_help=True)
@@ -53,13 +61,6 @@ def import_members(
 ) -> None:
     """Import members from a CSV file; exit code 1 when rows have errors and nothing was written
     (or a dry run finds errors)."""
-    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
-
-    from app.core.db import unit_of_work
-    from app.core.errors import DomainError
-    from app.imports.csvfile import CsvFile, FileProblem
-    from app.imports.members import import_members as run
-
     fields = parse_mapping(mapping)
     default_rejects = rejects is None and skip_bad and not dry_run
     if default_rejects:
@@ -100,9 +101,6 @@ def import_members(
 def purge() -> None:
     """Delete the kept import files (uploads, rejects) whose time is up; they are also deleted
     whenever a new one is stored. Run it from cron to keep to the day's limit without uploads."""
-    from app.core.db import unit_of_work
-    from app.imports import storage
-
     deleted = 0
     while True:
         with unit_of_work() as session:
@@ -112,7 +110,5 @@ def purge() -> None:
             break
     typer.echo(f"{deleted} expired import file{'' if deleted == 1 else 's'} deleted")
 
-
-from app.imports.history.cli import history as _history  # `fitclub import history DIR`
 
 import_app.command("history")(_history)

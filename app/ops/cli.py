@@ -4,6 +4,9 @@ from typing import Annotated
 
 import typer
 
+from app.core import backup as b
+from app.core.config import get_settings
+
 
 def register(cli: typer.Typer) -> None:
     cli.command("backup")(backup)
@@ -12,9 +15,6 @@ def register(cli: typer.Typer) -> None:
 
 def backup(path: Annotated[Path, typer.Argument(help="file to write the backup to")]) -> None:
     """Write a consistent copy of the SQLite database to PATH (safe while the app runs)."""
-    from app.core import backup as b
-    from app.core.config import get_settings
-
     written = b.backup(get_settings().database_url, path)
     typer.echo(f"backup written to {written}")
 
@@ -24,9 +24,6 @@ def restore(
     yes: Annotated[bool, typer.Option("--yes", help="do not ask for confirmation")] = False,
 ) -> None:
     """Replace the SQLite database with the backup at PATH (stop the app first)."""
-    from app.core import backup as b
-    from app.core.config import get_settings
-
     url = get_settings().database_url
     target = b.sqlite_path(url)
     if not yes:

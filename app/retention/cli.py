@@ -1,8 +1,16 @@
 """`fitclub retention run|simulate|dispatch` and `fitclub scheduler`."""
+import logging
 from datetime import date
 from typing import Annotated
 
 import typer
+from tqdm import tqdm
+
+from app.core.config import get_settings
+from app.core.db import make_engine, make_sessionmaker
+from app.retention import channels, service
+from app.retention.dispatch import dispatch_due
+from app.retention.scheduler import start_scheduler
 
 
 def _date(value: str | None, name: str) -> date | None:
@@ -15,17 +23,12 @@ def _date(value: str | None, name: str) -> date | None:
 
 
 def _factory():
-    from app.core.config import get_settings
-    from app.core.db import make_engine, make_sessionmaker
-
     settings = get_settings()
     return make_sessionmaker(make_engine(settings.database_url)), settings
 
 
 def _clubs(factory, club: int | None) -> list[int]:
-    from app.retention.service import club_ids
-
-    ids = club_ids(factory)
+    ids = service.club_ids(factory)
     if club is not None:
         if club not in ids:
             raise typer.BadParameter(f"no club {club}")
@@ -45,15 +48,11 @@ def register(cli: typer.Typer) -> None:
             force: Annotated[bool, typer.Option(help="run again if today's run happened")] = False,
             ) -> None:
         """Run the daily stage run and planning (idempotent per club and day)."""
-        from tqdm import tqdm
-
-        from app.retention.service import run_day
-
         factory, _settings = _factory()
         day = _date(as_of, "--as-of")
         for club_id in tqdm(_clubs(factory, club), desc="clubs", unit="club"):
-            report = run_day(factory, club_id=club_id, as_of=day, dry_run=dry_run, force=force,
-                             source="cli")
+            report = service.run_day(factory, club_id=club_id, as_of=day, dry_run=dry_run,
+                                     force=force, source="cli")
             label = "dry run (nothing written)" if dry_run else "run"
             if report.skipped:
                 typer.echo(f"club {club_id} {report.as_of}: already run today (use --force)")
@@ -82,10 +81,6 @@ def register(cli: typer.Typer) -> None:
                  club: Annotated[int | None, typer.Option("--club", help="club id (default: all)")]
                  = None) -> None:
         """Replay the engine day by day over history (recording channel: nothing is sent)."""
-        from tqdm import tqdm
-
-        from app.retention import service
-
         factory, settings = _factory()
         first, last = _date(start, "--from"), _date(end, "--to")
         if last < first:
@@ -99,9 +94,6 @@ def register(cli: typer.Typer) -> None:
     @retention.command("dispatch")
     def dispatch(club: Annotated[int | None, typer.Option("--club", help="club id")] = None) -> None:
         """Deliver touchpoints due now (the scheduler does this every minute)."""
-        from app.retention import channels
-        from app.retention.dispatch import dispatch_due
-
         factory, settings = _factory()
         with channels.from_settings(settings) as ch:
             stats = dispatch_due(factory, channels=ch, settings=settings, club_id=club)
@@ -119,10 +111,6 @@ def register(cli: typer.Typer) -> None:
         stands by (PostgreSQL advisory lock / lock file on SQLite) and takes over if the first
         stops.
         """
-        import logging
-
-        from app.retention.scheduler import start_scheduler
-
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
         factory, settings = _factory()
         typer.echo("scheduler running (Ctrl+C to stop)")

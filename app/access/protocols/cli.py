@@ -1,8 +1,13 @@
-"""`fitclub device-options`, `devices`, `approve-device` and `zkteco-sync` (listed in
-app.cli.COMMAND_MODULES)."""
+"""`fitclub device-options`, `devices`, `approve-device` and `zkteco-sync` (registered by
+app.cli)."""
 from typing import Annotated
 
 import typer
+
+from app.access import devices
+from app.access.protocols import allowlist
+from app.access.protocols.common import configure_device
+from app.core.db import unit_of_work
 
 
 def register(cli: typer.Typer) -> None:
@@ -17,9 +22,6 @@ def register(cli: typer.Typer) -> None:
                  "(0: off)")] = None,
     ) -> None:
         """Restrict where a turnstile may call from; ZKTeco door opening."""
-        from app.access.protocols.common import configure_device
-        from app.core.db import unit_of_work
-
         with unit_of_work() as session:
             options = configure_device(session, device_id=device_id, allowed_networks=allow,
                                        open_door_seconds=open_door_seconds,
@@ -31,9 +33,6 @@ def register(cli: typer.Typer) -> None:
     def list_devices(club_id: Annotated[int, typer.Option("--club", help="club id")]) -> None:
         """A club's devices: status (active, pending approval, revoked), networks, and where a
         pending ZKTeco device was seen calling from."""
-        from app.access import devices
-        from app.core.db import unit_of_work
-
         with unit_of_work() as session:
             for d in devices.list_devices(session, club_id=club_id):
                 seen = (f" seen from {', '.join(d.seen_addresses) or 'nowhere yet'}"
@@ -49,9 +48,6 @@ def register(cli: typer.Typer) -> None:
                  "devices`, which lists the addresses it was seen calling from")] = None,
     ) -> None:
         """Approve a quarantined ZKTeco device for the network it calls from."""
-        from app.access import devices
-        from app.core.db import unit_of_work
-
         with unit_of_work() as session:
             club_id = devices.club_of_device(session, device_id=device_id)
             d = devices.approve_device(session, club_id=club_id, device_id=device_id,
@@ -66,9 +62,6 @@ def register(cli: typer.Typer) -> None:
                                                     "ZKTeco devices up to date")] = None,
     ) -> None:
         """Queue allow-list commands (run nightly with --club for ranges that begin or end)."""
-        from app.access.protocols import allowlist
-        from app.core.db import unit_of_work
-
         if (device_id is None) == (club_id is None):
             raise typer.BadParameter("give --device or --club")
         with unit_of_work() as session:

@@ -3,6 +3,22 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from sqlalchemy import select
+
+from app.clubs.models import Club
+from app.core.db import unit_of_work
+from app.core.errors import DomainError
+from app.imports.history.common import Options
+from app.imports.history.references import REFERENCES
+from app.imports.history.service import find_files, import_history
 
 SHOW_PROBLEMS = 20
 
@@ -10,11 +26,6 @@ SHOW_PROBLEMS = 20
 def _club(club_id: int | None) -> int:
     if club_id is not None:
         return club_id
-    from sqlalchemy import select
-
-    from app.clubs.models import Club
-    from app.core.db import unit_of_work
-
     with unit_of_work() as session:
         ids = list(session.scalars(select(Club.id).limit(2)))
     if len(ids) != 1:
@@ -48,21 +59,6 @@ def history(
 ) -> None:
     """Import a club's history from its previous system. Exit code 1 when rows have errors and
     nothing was written (or a dry run finds errors), 2 when the import cannot start."""
-    from rich.progress import (
-        BarColumn,
-        DownloadColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    from app.core.db import unit_of_work
-    from app.core.errors import DomainError
-    from app.imports.history.common import Options
-    from app.imports.history.references import REFERENCES
-    from app.imports.history.service import find_files, import_history
-
     if reference not in REFERENCES:
         raise typer.BadParameter(f"one of {', '.join(REFERENCES)}", param_hint="--reference")
     files, ignored = find_files(directory)
