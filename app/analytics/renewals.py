@@ -39,6 +39,7 @@ from app.analytics.schemas import (
     TouchpointRow,
 )
 from app.analytics.sql import window
+from app.clubs.models import StaffUser
 from app.core import sql
 from app.core.errors import Invalid
 from app.memberships.models import Membership, Plan
@@ -345,8 +346,6 @@ def _label(session: Session, s: Scope, by: By, found: dict) -> list[RenewalRow]:
         return sorted((_row(str(k), names.get(k, "?"), c) for k, c in found.items()),
                       key=lambda row: (row.label, row.key))
     if by is By.trainer:
-        from app.clubs.models import StaffUser
-
         names = {i: name for i, name in session.execute(
             select(TrainerProfile.id, StaffUser.name)
             .join(StaffUser, StaffUser.id == TrainerProfile.user_id)

@@ -33,6 +33,7 @@ from sqlalchemy.orm import Session
 
 from app.clubs import service as clubs_service
 from app.core import clock
+from app.core.audit import AuditEntry
 from app.core.errors import DomainError, Invalid
 from app.customfields import service as custom_fields
 from app.customfields.models import CustomField, CustomFieldValue
@@ -532,11 +533,7 @@ def _reference_key(row: _Row, reference: Reference) -> str | None:
 def _audit(session: Session, *, club_id: int, staff_id: int | None, actor_label: str | None,
            action: str, entity: str, fields: list[str], detail: dict) -> None:
     """One entry in the privacy audit log for a whole import or export (field names and counts,
-    never values); skipped where the privacy package is absent."""
-    try:
-        from app.core.audit import AuditEntry
-    except ImportError:  # pragma: no cover - the privacy package is optional
-        return
+    never values)."""
     session.add(AuditEntry(club_id=club_id, staff_id=staff_id,
                            actor_label=None if staff_id else (actor_label or "import"),
                            action=action, entity=entity, entity_id=0, fields=sorted(fields),

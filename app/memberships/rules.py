@@ -6,7 +6,7 @@ from enum import StrEnum
 from sqlalchemy import and_, exists, or_, select
 from sqlalchemy.sql.elements import ColumnElement
 
-from app.memberships.models import Freeze, Membership
+from app.memberships.models import Freeze, Membership, Plan
 
 
 class Status(StrEnum):
@@ -107,8 +107,6 @@ def summaries(session, member_ids: list[int], as_of: date) -> dict[int, Membersh
     The membership that matters is the one valid today; else frozen today; else the next one to
     start; else the most recently ended.
     """
-    from app.memberships.models import Plan
-
     result = {mid: MembershipSummary(mid, "none") for mid in member_ids}
     if not member_ids:
         return result

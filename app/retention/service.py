@@ -23,7 +23,7 @@ from app.clubs.models import Club
 from app.core import clock
 from app.core.config import Settings, get_settings
 from app.core.db import transaction
-from app.core.errors import NotFound
+from app.core.errors import Invalid, NotFound
 from app.core.events import MembersMerged
 from app.core.sql import dialect_insert, is_postgres, local_at
 from app.crm.models import Task
@@ -337,8 +337,6 @@ def members_in_stage(session: Session, *, club_id: int, stage: str | None, limit
 def preview(session: Session, *, club_id: int, definition_id: int, member_id: int,
             settings: Settings, now: datetime | None = None) -> dict:
     """Render a definition's subject and body for one member (422 with Jinja's message)."""
-    from app.core.errors import Invalid
-
     definition = playbook.get_definition(session, club_id=club_id, definition_id=definition_id)
     member = members_service.get_member(session, club_id=club_id, member_id=member_id)
     club = clubs_service.get_club(session, club_id)

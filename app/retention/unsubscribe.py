@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from app.core import clock
 from app.core.errors import Invalid
 from app.crm.models import Interaction
+from app.members import service as members_service
 from app.members.models import Member
 
 _PURPOSE = b"fitclub/unsubscribe/email/v1:"
@@ -52,8 +53,6 @@ def url(base_url: str, secret: str, *, club_id: int, member_id: int) -> str:
 
 def unsubscribe(session: Session, *, secret: str, token: str) -> bool:
     """Withdraw email consent for the member the token names; True when it was withdrawn now."""
-    from app.members import service as members_service
-
     club_id, member_id = read_token(secret, token)
     member = session.scalar(select(Member).where(Member.id == member_id,
                                                  Member.club_id == club_id))

@@ -23,6 +23,7 @@ from app.imports.csvfile import CsvFile, FileProblem, Problem, normalise_header
 from app.imports.history import freezes, memberships, plans, pt_packages, staff, visits
 from app.imports.history.common import Context, Options, Progress, write_rejects
 from app.imports.history.report import FileReport, HistoryReport
+from app.imports.members import import_members
 
 KINDS = ("members", "staff", "plans", "memberships", "freezes", "pt_packages", "visits")
 MODULES = {"staff": staff, "plans": plans, "memberships": memberships, "freezes": freezes,
@@ -161,8 +162,6 @@ def _rejects_stream(stack: ExitStack, options: Options, path: Path):
 
 def _members(ctx: Context, csv: CsvFile, fr: FileReport, *, check: bool, rejects=None) -> None:
     """members.csv through the member import (issue 7): checked with the rest, written first."""
-    from app.imports.members import import_members
-
     options = ctx.options
     tick: Callable[[int], None] | None = None
     if ctx.progress:
