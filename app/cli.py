@@ -1,10 +1,28 @@
 """The `fitclub` command: migrate, serve, manage users and devices, build the demo club."""
+import os
+from pathlib import Path
 from typing import Annotated
 
 import typer
+import uvicorn
+from sqlalchemy import select
 
+from app import wiring
+from app.access import devices
+from app.access.protocols import cli as access_protocols_cli
+from app.clubs import service as clubs_service
+from app.clubs import staff
+from app.clubs.models import StaffUser
+from app.core import clock, logredact
+from app.core import migrate as schema_migrations
+from app.core.actors import Role
 from app.core.config import get_settings
 from app.core.db import unit_of_work
+from app.core.errors import DomainError
+from app.demo import cli as demo_cli
+from app.imports import cli as imports_cli
+from app.ops import cli as ops_cli
+from app.retention import cli as retention_cli
 
 cli = typer.Typer(help="fitclub — fitness-club management", no_args_is_help=True,
                   add_completion=False)
@@ -13,16 +31,12 @@ cli = typer.Typer(help="fitclub — fitness-club management", no_args_is_help=Tr
 @cli.command()
 def migrate(revision: str = "head") -> None:
     """Bring the database schema up to date (Alembic)."""
-    from app.core import migrate as m
-
     settings = get_settings()
     if settings.is_sqlite:
-        from pathlib import Path
-
         path = settings.database_url.split("///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-    m.upgrade(settings.database_url, revision)
+    schema_migrations.upgrade(settings.database_url, revision)
     typer.echo(f"database at {revision}")
 
 
@@ -32,12 +46,6 @@ def serve(host: str = "127.0.0.1", port: int = 8000, workers: int = 1,
           ) -> None:
     """Serve the API and pages with uvicorn (tokens and keys in URLs are redacted from the
     access log)."""
-    import os
-
-    import uvicorn
-
-    from app.core import logredact
-
     if scheduler is not None:
         os.environ["SCHEDULER_ENABLED"] = "true" if scheduler else "false"
     uvicorn.run("app.asgi:app", host=host, port=port, workers=workers, log_level="info",
@@ -47,10 +55,8 @@ def serve(host: str = "127.0.0.1", port: int = 8000, workers: int = 1,
 @cli.command("create-club")
 def create_club(name: str, timezone: str = "UTC", currency: str = "EUR") -> None:
     """Create a club and print its id."""
-    from app.clubs import service
-
     with unit_of_work() as session:
-        club = service.create_club(session, name=name, timezone=timezone, currency=currency)
+        club = clubs_service.create_club(session, name=name, timezone=timezone, currency=currency)
         typer.echo(f"club {club.id}: {club.name}")
 
 
@@ -64,18 +70,14 @@ def create_user(
                                           confirmation_prompt=True)] = "",
 ) -> None:
     """Create a staff user (or give an existing one a role in another club)."""
-    from sqlalchemy import select
-
-    from app.clubs import service
-    from app.clubs.models import StaffUser
-    from app.core.actors import Role
-
     with unit_of_work() as session:
-        club = service.get_club(session, club_id)
+        club = clubs_service.get_club(session, club_id)
         user = session.scalar(select(StaffUser).where(StaffUser.email == email.lower()))
         if user is None:
-            user = service.create_user(session, email=email, name=name or email, password=password)
-        service.grant_role(session, by=None, user=user, club=club, role=Role(role))  # the operator
+            user = clubs_service.create_user(session, email=email, name=name or email,
+                                             password=password)
+        clubs_service.grant_role(session, by=None, user=user, club=club,  # by: the operator
+                                 role=Role(role))
         typer.echo(f"user {user.id} {user.email}: {role} in club {club.id}")
 
 
@@ -88,8 +90,6 @@ def set_password(
 ) -> None:
     """Set a staff user's password (e.g. imported staff, a locked-out owner): the lockout is
     cleared and the user's sessions and tokens are revoked."""
-    from app.clubs import staff
-
     with unit_of_work() as session:
         user = staff.set_password(session, email=email, password=password)
         typer.echo(f"password set for user {user.id} {user.email}; their sessions were signed out")
@@ -105,13 +105,11 @@ def add_device(
     timezone: Annotated[str | None, typer.Option(help="device clock's timezone")] = None,
 ) -> None:
     """Register a turnstile/controller and print its key (shown once)."""
-    from app.clubs import service
-
     with unit_of_work() as session:
-        club = service.get_club(session, club_id)
-        device, key = service.add_device(session, club=club, name=name, direction=direction,
-                                         protocol=protocol, serial_number=serial,
-                                         timezone=timezone)
+        club = clubs_service.get_club(session, club_id)
+        device, key = clubs_service.add_device(session, club=club, name=name,
+                                               direction=direction, protocol=protocol,
+                                               serial_number=serial, timezone=timezone)
         typer.echo(f"device {device.id} {device.name}\nX-Device-Key: {key}\n"
                    "(store it now: only its hash is kept)")
         if device.protocol == "zkteco":
@@ -124,8 +122,6 @@ def add_device(
 def rotate_device_key(device_id: int) -> None:
     """Give a device a new key (printed once); the old key is refused from now on. Re-activates a
     revoked device (a ZKTeco device must then be approved again)."""
-    from app.access import devices
-
     with unit_of_work() as session:
         club_id = devices.club_of_device(session, device_id=device_id)
         device, key = devices.rotate_key(session, club_id=club_id, device_id=device_id)
@@ -136,39 +132,22 @@ def rotate_device_key(device_id: int) -> None:
 @cli.command("revoke-device")
 def revoke_device(device_id: int) -> None:
     """Refuse a device from now on (its key, and a ZKTeco device's serial number)."""
-    from app.access import devices
-
     with unit_of_work() as session:
         club_id = devices.club_of_device(session, device_id=device_id)
         device = devices.revoke_device(session, club_id=club_id, device_id=device_id)
         typer.echo(f"device {device.id} {device.name}: revoked")
 
 
-# Domains add their own commands: a module `app.<domain>.cli` with `register(cli)`.
-COMMAND_MODULES = ["app.demo.cli", "app.retention.cli", "app.crm.cli",
-                   "app.access.protocols.cli", "app.ops.cli", "app.imports.cli"]
-
-
 def _register_domain_commands() -> None:
-    import importlib
-
-    for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name and name.startswith(exc.name):
-                continue
-            raise
+    """Domains add their own commands: each of these modules has `register(cli)`."""
+    for module in (demo_cli, retention_cli, access_protocols_cli, ops_cli, imports_cli):
         module.register(cli)
 
 
 def main() -> None:
-    from app.core import clock
-
     clock.install_from_environment(get_settings().environment)
+    wiring.install()
     _register_domain_commands()
-    from app.core.errors import DomainError
-
     try:
         cli()
     except DomainError as exc:

@@ -4,7 +4,7 @@ from typing import Annotated
 
 import typer
 
-from app.core import backup as b
+from app.core import backup as sqlite_backup
 from app.core.config import get_settings
 
 
@@ -15,7 +15,7 @@ def register(cli: typer.Typer) -> None:
 
 def backup(path: Annotated[Path, typer.Argument(help="file to write the backup to")]) -> None:
     """Write a consistent copy of the SQLite database to PATH (safe while the app runs)."""
-    written = b.backup(get_settings().database_url, path)
+    written = sqlite_backup.backup(get_settings().database_url, path)
     typer.echo(f"backup written to {written}")
 
 
@@ -25,8 +25,8 @@ def restore(
 ) -> None:
     """Replace the SQLite database with the backup at PATH (stop the app first)."""
     url = get_settings().database_url
-    target = b.sqlite_path(url)
+    target = sqlite_backup.sqlite_path(url)
     if not yes:
         typer.confirm(f"Replace everything in {target} with {path}?", abort=True)
-    b.restore(url, path)
+    sqlite_backup.restore(url, path)
     typer.echo(f"restored {target} from {path}")
