@@ -547,6 +547,95 @@ def audit_export(session: Session, *, club_id: int, staff_id: int | None, what: 
            entity=f"{what}_export", fields=[], detail={"what": what})
 
 
+def _match_file_columns(csv: CsvFile, names: Mapping[str, object],
+                        mapping: Mapping[str, str] | None,
+                        report: MemberImportReport) -> tuple[dict[str, str], dict[str, str]]:
+    """The file's columns for each field (and the headers as the file wrote them); problems with
+    the columns (a missing required one, a bad mapping, an ignored one) go to `report`."""
+    columns, mapping_errors = match_columns(csv.headers, names, mapping)
+    shown = dict(zip(csv.headers, csv.original_headers, strict=True))
+    report.columns = {name: shown[header] for name, header in columns.items()}
+    used = set(columns.values())
+    report.ignored_columns = [shown[h] for h in csv.headers
+                              if h and h not in used and h not in EXPORT_ONLY]
+    for message in mapping_errors:
+        report.add(Problem(csv.name, None, None, message))
+    for name in REQUIRED:
+        if name not in columns:
+            report.add(Problem(csv.name, None, name,
+                               f"no column for {name.replace('_', ' ')}; name the column "
+                               f"(e.g. {name}) or map it"))
+    for header in report.ignored_columns:
+        report.add(Problem(csv.name, None, header, "this column is not imported (no field "
+                           "of that name; map it to a field or custom field to import it)",
+                           severity="warning"))
+    return columns, shown
+
+
+def _sort_rows(parsed: list[_Row], ctx: _Context, report: MemberImportReport, out: _Rejects,
+               update_existing: bool) -> tuple[list[_Row], list[_Row]]:
+    """A batch's rows to create and to update; bad rows and skipped duplicates are reported."""
+    creates, updates = [], []
+    for row in parsed:
+        if not row.ok:
+            report.errors += 1
+            for problem in row.errors:
+                report.add(problem)
+            out.write(row, row.errors)
+            continue
+        if row.match is None:
+            creates.append(row)
+        elif update_existing:
+            updates.append(row)
+        else:
+            report.duplicates += 1
+            member_id, matched_on = row.match
+            name = {"external id": "external_id"}.get(matched_on, matched_on)
+            report.add(_problem(ctx, row, name,
+                                f"already in the club: member #{member_id} has this "
+                                f"{matched_on} (skipped; import with update_existing "
+                                "to update it)", severity="warning"))
+    return creates, updates
+
+
+def _remember_references(report: MemberImportReport, reference: Reference, creates: list[_Row],
+                         ids: list[int | None], parsed: list[_Row]) -> None:
+    """For a history import: each row's reference (external id, card) → its member id."""
+    for row, member_id in zip(creates, ids, strict=True):
+        if key := _reference_key(row, reference):
+            report.references[key] = member_id
+    for row in parsed:
+        if row.ok and row.match and (key := _reference_key(row, reference)):
+            report.references[key] = row.match[0]
+
+
+def _report_refused(report: MemberImportReport, problems: list[Problem]) -> None:
+    """Rows the CSV reader refused (too many cells) count as rows with errors."""
+    while problems:
+        report.errors += 1
+        report.rows += 1
+        report.add(problems.pop(0))
+
+
+def _keep_or_undo(session: Session, savepoint, *, keep: bool, report: MemberImportReport,
+                  club_id: int, staff_id: int | None, actor_label: str | None,
+                  forget_references: bool) -> None:
+    """End the import's savepoint: keep its writes (and audit them) or undo them all."""
+    if keep:
+        savepoint.commit()
+        report.written = True
+        if report.created or report.updated:
+            _audit(session, club_id=club_id, staff_id=staff_id, actor_label=actor_label,
+                   action="imported", entity="member_import", fields=list(report.columns),
+                   detail={"rows": report.rows, "created": report.created,
+                           "updated": report.updated})
+    else:
+        savepoint.rollback()
+        report.written = False
+        if forget_references:
+            report.references = {}
+
+
 def import_members(session: Session, *, club_id: int, csv: CsvFile,
                    mapping: Mapping[str, str] | None = None, mode: Mode = "all_or_nothing",
                    dry_run: bool = False, day_first: bool = True,
@@ -568,23 +657,7 @@ def import_members(session: Session, *, club_id: int, csv: CsvFile,
     custom_defs = custom_fields.definitions(session, club_id=club_id)
     custom = {f"custom.{f.key}": f for f in custom_defs}
     names = {**FIELDS, **custom_field_names(custom_defs)}
-    columns, mapping_errors = match_columns(csv.headers, names, mapping)
-    shown = dict(zip(csv.headers, csv.original_headers, strict=True))
-    report.columns = {name: shown[header] for name, header in columns.items()}
-    used = set(columns.values())
-    report.ignored_columns = [shown[h] for h in csv.headers
-                              if h and h not in used and h not in EXPORT_ONLY]
-    for message in mapping_errors:
-        report.add(Problem(csv.name, None, None, message))
-    for name in REQUIRED:
-        if name not in columns:
-            report.add(Problem(csv.name, None, name,
-                               f"no column for {name.replace('_', ' ')}; name the column "
-                               f"(e.g. {name}) or map it"))
-    for header in report.ignored_columns:
-        report.add(Problem(csv.name, None, header, "this column is not imported (no field "
-                           "of that name; map it to a field or custom field to import it)",
-                           severity="warning"))
+    columns, shown = _match_file_columns(csv, names, mapping, report)
     if report.file_errors:
         return report
 
@@ -598,10 +671,7 @@ def import_members(session: Session, *, club_id: int, csv: CsvFile,
     savepoint = session.begin_nested() if write else None
     try:
         for batch in _batches(csv.rows(read_problems), BATCH):
-            while read_problems:  # rows the reader refused (too many cells)
-                report.errors += 1
-                report.rows += 1
-                report.add(read_problems.pop(0))
+            _report_refused(report, read_problems)  # rows the reader refused (too many cells)
             report.rows += len(batch)
             parsed = [_parse_row(row, ctx) for row in batch]
             for row in parsed:
@@ -612,26 +682,7 @@ def import_members(session: Session, *, club_id: int, csv: CsvFile,
             good = [row for row in parsed if row.ok]
             if good:
                 _match(session, club_id, good, ctx)
-            creates, updates = [], []
-            for row in parsed:
-                if not row.ok:
-                    report.errors += 1
-                    for problem in row.errors:
-                        report.add(problem)
-                    out.write(row, row.errors)
-                    continue
-                if row.match is None:
-                    creates.append(row)
-                elif update_existing:
-                    updates.append(row)
-                else:
-                    report.duplicates += 1
-                    member_id, matched_on = row.match
-                    name = {"external id": "external_id"}.get(matched_on, matched_on)
-                    report.add(_problem(ctx, row, name,
-                                        f"already in the club: member #{member_id} has this "
-                                        f"{matched_on} (skipped; import with update_existing "
-                                        "to update it)", severity="warning"))
+            creates, updates = _sort_rows(parsed, ctx, report, out, update_existing)
             report.created += len(creates)
             report.updated += len(updates)
             if write and mode == "all_or_nothing" and report.errors:
@@ -642,18 +693,10 @@ def import_members(session: Session, *, club_id: int, csv: CsvFile,
             if write and updates:
                 _update_existing(session, club_id, updates, staff_id)
             if reference:
-                for row, member_id in zip(creates, ids, strict=True):
-                    if key := _reference_key(row, reference):
-                        report.references[key] = member_id
-                for row in parsed:
-                    if row.ok and row.match and (key := _reference_key(row, reference)):
-                        report.references[key] = row.match[0]
+                _remember_references(report, reference, creates, ids, parsed)
             if progress:
                 progress(csv.position)
-        for problem in read_problems:  # a refused row after the last batch
-            report.errors += 1
-            report.rows += 1
-            report.add(problem)
+        _report_refused(report, read_problems)  # a refused row after the last batch
     except FileProblem as exc:
         report.add(Problem(csv.name, None, None, str(exc)))
         write = False
@@ -662,19 +705,10 @@ def import_members(session: Session, *, club_id: int, csv: CsvFile,
             savepoint.rollback()
         raise
     if savepoint is not None:
-        if write and not (mode == "all_or_nothing" and not report.ok):
-            savepoint.commit()
-            report.written = True
-            if report.created or report.updated:
-                _audit(session, club_id=club_id, staff_id=staff_id, actor_label=actor_label,
-                       action="imported", entity="member_import", fields=list(report.columns),
-                       detail={"rows": report.rows, "created": report.created,
-                               "updated": report.updated})
-        else:
-            savepoint.rollback()
-            report.written = False
-            if reference and not dry_run:
-                report.references = {}
+        _keep_or_undo(session, savepoint, keep=write and not (mode == "all_or_nothing"
+                                                                and not report.ok),
+                      report=report, club_id=club_id, staff_id=staff_id,
+                      actor_label=actor_label, forget_references=bool(reference))
     if progress:
         progress(csv.position)
     return report
