@@ -2,7 +2,7 @@
 exporting members and leads, the club's custom fields, and finding and merging duplicates.
 
 Thin over `app.imports` (the member import, exports, stored uploads), `app.customfields.service`
-and `app.members.duplicates`. The merge page opens both records through the members service's
+and `app.privacy.duplicates`. The merge page opens both records through the members service's
 audited `view_member`.
 """
 import io
