@@ -142,12 +142,14 @@ def time_in_process(url: str, *, device_key: str, cards: list[str], n: int,
     """The same work one HTTP check-in does, without HTTP: session, device key, decision, commit."""
     from sqlalchemy import text
 
+    from app import wiring
     from app.access import service as access_service
     from app.access.protocols import zkteco
     from app.access.protocols.common import resolve_device
     from app.clubs import service as clubs_service
     from app.core.db import make_engine, make_sessionmaker
 
+    wiring.install()  # the VisitGranted handlers, as in the served app
     engine = make_engine(url)
     factory = make_sessionmaker(engine)
     out = InProcess(n)
