@@ -1,7 +1,9 @@
 """Who reacts to what: every event handler and every sale-line kind, in one readable list.
 
-Called once by whatever runs the domains (the app factory, the `fitclub` command, the retention
-scheduler, the test suite) before the first request or job. Nothing registers itself by being
+Called by whatever runs the domains before the first request or job: the app factory (which
+also starts the in-process scheduler), the `fitclub` command (and so `fitclub scheduler`), the
+test suite, and scripts that use the services directly. Publishing an event before it is an
+error (`app.core.events.publish`). Nothing registers itself by being
 imported. A new handler or line kind is one line here (see CONTRIBUTING.md, "Where things go").
 
 Required handlers are part of the change that publishes the event (an error rolls it all back);
@@ -44,9 +46,8 @@ def install() -> None:
     events.subscribe(MembersMerged, retention.on_members_merged, best_effort=True)
     events.subscribe(MembersMerged, allowlist.on_members_merged, best_effort=True)
 
-    # erasure: queued device commands that carry the name go (required), the device forgets
+    # erasure: the devices are told to forget the person, and commands carrying the name go
     events.subscribe(MemberErased, allowlist.forget_member)
-    events.subscribe(MemberErased, allowlist.on_member_changed, best_effort=True)
 
     # a granted entry (the turnstile's hot path: one savepoint for both)
     events.subscribe(VisitGranted, stages.on_visit, best_effort=True)
@@ -62,3 +63,4 @@ def install() -> None:
                        spec=pt_packages.PtPackageLine)
     register_line_kind(inventory.PRODUCT, inventory.fulfil_product_line,
                        spec=inventory.ProductLine, lock_key=inventory.product_lock_key)
+    events.mark_wired()

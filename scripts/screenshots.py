@@ -40,13 +40,15 @@ def log(message: str) -> None:
 def build(url: str, members: int, retention_days: int) -> dict:
     from sqlalchemy import select
 
+    from app import wiring
     from app.clubs.models import StaffUser
-    from app.clubs.schemas import Role
-    from app.clubs.service import Actor
     from app.core import migrate
+    from app.core.actors import Actor, Role
     from app.core.db import make_engine, make_sessionmaker, transaction
-    from app.demo.generator import DEMO_PASSWORD, DemoOptions, build_demo
+    from app.demo.data import DEMO_PASSWORD
+    from app.demo.generator import DemoOptions, build_demo
 
+    wiring.install()  # the services below sell and check in: every handler and line kind
     migrate.upgrade(url)
     engine = make_engine(url)
     factory = make_sessionmaker(engine)

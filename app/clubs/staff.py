@@ -385,3 +385,8 @@ def set_password(session: Session, *, email: str, password: str) -> StaffUser:
     _set_password(session, user=user, password=password, temporary=False)
     log.info("password set by the operator: user=%s", user.id)
     return user
+
+
+def accept_url(settings, token: str) -> str:
+    """The link an invited person opens to accept (shown once to the inviter)."""
+    return f"{str(settings.public_base_url).rstrip('/')}/invitations/{token}"

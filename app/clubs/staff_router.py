@@ -40,10 +40,6 @@ def list_staff(session: SessionDep, actor: ManagerActor, limit: LargeLimit = 100
     return service.list_staff(session, club_id=actor.club_id, limit=limit, offset=offset)
 
 
-def accept_url(settings, token: str) -> str:
-    return f"{str(settings.public_base_url).rstrip('/')}/invitations/{token}"
-
-
 @router.post("/staff", response_model=StaffInvited, status_code=201)
 def add_staff(session: SessionDep, settings: SettingsDep, actor: ManagerActor,
               body: StaffCreate):
@@ -52,7 +48,7 @@ def add_staff(session: SessionDep, settings: SettingsDep, actor: ManagerActor,
     invited person, who accepts signed in as that email or creates their account with it."""
     row, token = service.add_staff(session, actor=actor, email=body.email, name=body.name,
                                    role=body.role)
-    return StaffInvited(**row, accept_url=accept_url(settings, token))
+    return StaffInvited(**row, accept_url=service.accept_url(settings, token))
 
 
 InvitationId = IdPath("invitation id")
@@ -69,7 +65,7 @@ def reissue_invitation(session: SessionDep, settings: SettingsDep, actor: Manage
                        invitation_id: InvitationId):
     """A new link for a pending invitation (shown once; the old link stops working)."""
     row, token = service.reissue_invitation(session, actor=actor, invitation_id=invitation_id)
-    return StaffInvited(**row, accept_url=accept_url(settings, token))
+    return StaffInvited(**row, accept_url=service.accept_url(settings, token))
 
 
 @router.delete("/staff/invitations/{invitation_id}", status_code=204)

@@ -108,6 +108,7 @@ class _Handlers:
 
 
 _handlers: dict[type, _Handlers] = {}
+_wired = False  # set by `app.wiring.install()`: publishing before it would skip required work
 
 
 def subscribe(event_type: type, handler: Handler, *, best_effort: bool = False) -> None:
@@ -144,9 +145,21 @@ def replaced(event_type: type, *, required: Sequence[Handler] = (),
             _handlers[event_type] = before
 
 
+def mark_wired() -> None:
+    """Called at the end of `app.wiring.install()`: from now on events may be published."""
+    global _wired
+    _wired = True
+
+
 def publish(session: Session, event: object) -> None:
     """Run `event`'s handlers in the caller's session: the required ones (errors propagate),
-    then the best-effort ones in a savepoint (errors are logged, the caller's work stands)."""
+    then the best-effort ones in a savepoint (errors are logged, the caller's work stands).
+
+    A process that publishes before `app.wiring.install()` gets an error, not a silently skipped
+    handler (a lead not won, an erasure that leaves the name on a turnstile)."""
+    if not _wired:
+        raise RuntimeError(f"{type(event).__name__} published before app.wiring.install(): "
+                           "call it first (the app factory and the fitclub command do)")
     current = _handlers.get(type(event))
     if current is None:
         return
@@ -166,7 +179,7 @@ def _run_best_effort(session: Session, event: object, best_effort: tuple[Handler
         return
     except Exception:  # a follow-up's bug must not undo the change that was published
         failed = best_effort[running] if running is not None else "savepoint"
-        log.exception("%s handler %r failed; the change stands", type(event).__name__, failed)
+        log.exception("%r: handler %r failed; the change stands", event, failed)
     for i, handler in enumerate(best_effort):
         if i == running:
             continue
@@ -174,4 +187,4 @@ def _run_best_effort(session: Session, event: object, best_effort: tuple[Handler
             with session.begin_nested():
                 handler(session, event)
         except Exception:
-            log.exception("%s handler %r failed; the change stands", type(event).__name__, handler)
+            log.exception("%r: handler %r failed; the change stands", event, handler)

@@ -18,7 +18,6 @@ from app.access import devices
 from app.clubs import service as clubs_service
 from app.clubs import staff as staff_service
 from app.clubs.schemas import StaffCreate
-from app.clubs.staff_router import accept_url
 from app.core.actors import Role
 from app.core.errors import Invalid
 from app.core.schemas import IdPath
@@ -205,7 +204,7 @@ def add_staff(request: Request, session: PageSession, actor: ManagerPage,
     row, token = staff_service.add_staff(session, actor=actor, email=data.email,
                                          name=data.name, role=data.role)
     return _staff_page(request, session, actor, invited={
-        **row, "url": accept_url(settings_of(request), token)})
+        **row, "url": staff_service.accept_url(settings_of(request), token)})
 
 
 @router.post(STAFF_PAGE + "/invitations/{invitation_id}/link")
@@ -215,7 +214,7 @@ def reissue_invitation(request: Request, session: PageSession, actor: ManagerPag
     row, token = staff_service.reissue_invitation(session, actor=actor,
                                                   invitation_id=invitation_id)
     return _staff_page(request, session, actor, invited={
-        **row, "url": accept_url(settings_of(request), token)})
+        **row, "url": staff_service.accept_url(settings_of(request), token)})
 
 
 @router.post(STAFF_PAGE + "/invitations/{invitation_id}/cancel")

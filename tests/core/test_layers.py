@@ -5,8 +5,8 @@ The layers (CONTRIBUTING.md, "The house plan"), bottom to top:
 
     core → models → clubs → customfields → billing → memberships → members → access → crm
          → trainers → inventory → retention → imports → privacy → analytics
-         → interfaces (API routers, CLI commands, web pages) → top (registry, wiring, demo,
-           main, cli, asgi)
+         → interfaces (API routers, CLI commands, web pages) → top (wiring, demo, main, cli,
+           asgi)
 
 `models` is every domain's tables (`app/<domain>/models.py`, and `app.registry`, which imports
 them all): tables refer to each other by foreign key, so any service may read them; they import
@@ -112,6 +112,30 @@ def test_every_import_goes_down_the_layers():
              f"(layer {layer(m)} → {layer(t)})"
              for m, edges in GRAPH.items() for t, line, _ in edges if not _allowed(m, t)]
     assert not wrong, "imports against the house plan:\n" + "\n".join(sorted(wrong))
+
+
+def test_no_import_by_name_at_run_time():
+    """`importlib.import_module` / `__import__` would hide an edge from every check here."""
+    hidden = []
+    for module, path in MODULES.items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            named = (node.func.attr if isinstance(node, ast.Call)
+                     and isinstance(node.func, ast.Attribute) else
+                     node.func.id if isinstance(node, ast.Call)
+                     and isinstance(node.func, ast.Name) else None)
+            if named in ("import_module", "__import__"):
+                hidden.append(f"{path.relative_to(APP.parent)}:{node.lineno}")
+    assert not hidden, "imports by name at run time:\n" + "\n".join(hidden)
+
+
+def test_pages_do_not_import_routers():
+    """A page calls services; the API's routers are for HTTP callers only."""
+    wrong = [f"{MODULES[m].relative_to(APP.parent)}:{line} imports {t}"
+             for m, edges in GRAPH.items() if m.startswith("app.web.")
+             for t, line, _ in edges
+             if t.split(".")[-1] == "router" and not t.startswith("app.web")
+             or t.endswith("_router")]
+    assert not wrong, "\n".join(wrong)
 
 
 def test_no_import_inside_a_function():

@@ -1,10 +1,11 @@
 """Keep ZKTeco devices' user tables in step with memberships and cards.
 
 A device that holds its members with validity dates refuses an expired member even while the
-server is unreachable. After a sale, renewal, freeze, unfreeze or cancellation, and after a card
-is issued, blocked or replaced (the events `MemberChanged`, `CardChanged`, `MembershipSold`,
-`MembersMerged`, `MemberErased`, handled here as `app/wiring.py` subscribes), `queue_member` works out what the member's row on the device
-should be and queues it, for every active ZKTeco device of the club, in `device_commands`:
+server is unreachable. After a sale, renewal, freeze, unfreeze or cancellation, after a card is
+issued, blocked or replaced, and after a merge or an erasure (the events `MemberChanged`,
+`CardChanged`, `MembershipSold`, `MembersMerged`, `MemberErased`, handled here as
+`app/wiring.py` subscribes), `queue_member` works out what the member's row on the device should
+be and queues it, for every active ZKTeco device of the club, in `device_commands`:
 
 * `DATA UPDATE user CardNo=<card>\\tPin=<member id>\\tName=<name>\\tStartTime=<YYYYMMDD>\\tEndTime=<YYYYMMDD>`
   while the member has an active card and a membership valid today or later;
@@ -204,8 +205,8 @@ def queue_member(session: Session, *, club_id: int, member_id: int) -> None:
 # --- event handlers (subscribed in app/wiring.py; best effort: the nightly `sync_club` repairs
 # a device whose update failed, and the desk's action stands) ----------------------------------
 
-def on_member_changed(session: Session, event: MemberChanged | CardChanged | MembershipSold
-                      | MemberErased) -> None:
+def on_member_changed(session: Session,
+                      event: MemberChanged | CardChanged | MembershipSold) -> None:
     """A sale, freeze, card or erasure changed who may pass: queue the member's new row."""
     queue_member(session, club_id=event.club_id, member_id=event.member_id)
 
@@ -217,8 +218,18 @@ def on_members_merged(session: Session, event: MembersMerged) -> None:
 
 
 def forget_member(session: Session, event: MemberErased) -> None:
-    """Erasure (required): drop queued commands that still carry the person's name; the deletion
-    command itself is queued by `on_member_changed`."""
+    """Erasure (required): queue the deletion of the person's row on every ZKTeco device, then
+    drop every other command that still carries their name or card.
+
+    In this order: whether a device ever got the PIN is read from its commands, so they are
+    deleted only after the deletion command is queued. Queueing is best effort (a failure is
+    logged and the erasure stands); dropping the old commands is part of the erasure."""
+    try:
+        with session.begin_nested():
+            queue_member(session, club_id=event.club_id, member_id=event.member_id)
+    except Exception:  # the erasure must not fail on a device queue; the old rows still go
+        log.exception("device deletion for erased member %s of club %s could not be queued",
+                      event.member_id, event.club_id)
     session.execute(delete(DeviceCommand).where(
         DeviceCommand.club_id == event.club_id, DeviceCommand.pin == str(event.member_id),
         DeviceCommand.command != delete_command(str(event.member_id))))
