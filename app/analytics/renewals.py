@@ -38,7 +38,7 @@ from app.analytics.schemas import (
     TouchpointReport,
     TouchpointRow,
 )
-from app.analytics.sql import window
+from app.analytics.sql import not_indexed, window
 from app.clubs.models import StaffUser
 from app.core import sql
 from app.core.errors import Invalid
@@ -248,7 +248,7 @@ def _by_stage(session: Session, s: Scope) -> dict:
     """Ever at risk during the membership: an `at_risk` stage change dated in it."""
     e = ended(s, s.date_from, s.date_to)
     c = StageChange.__table__
-    at_risk = exists().where(c.c.member_id == e.c.member_id, c.c.club_id == s.club_id,
+    at_risk = exists().where(c.c.member_id == e.c.member_id, not_indexed(c.c.club_id) == s.club_id,
                              c.c.to_stage == "at_risk", c.c.on_date >= e.c.start_date,
                              c.c.on_date <= e.c.last_day)
     both = union_all(

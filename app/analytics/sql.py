@@ -64,3 +64,17 @@ def _window(element, compiler, **kw):
     partition = ", ".join(compiler.process(c, **kw) for c in element.partition_by)
     order = ", ".join(compiler.process(c, **kw) for c in element.order_by)
     return f"{fn} OVER (PARTITION BY {partition} ORDER BY {order} {element.frame})"
+
+
+# --- steering SQLite's planner -------------------------------------------------------------------
+
+def not_indexed(column):
+    """`column + 0`: the same value, but no index of `column` can serve a condition on it.
+
+    For a correlated condition such as `member_id = outer.member_id AND club_id = :club`,
+    SQLite (no statistics by default) may pick the index on `club_id` and read the whole club's
+    rows for every outer row, instead of the few rows of the member; written on
+    `not_indexed(club_id)`, the condition still holds but only the member's index is usable.
+    PostgreSQL plans these by statistics either way.
+    """
+    return column + 0
