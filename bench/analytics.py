@@ -387,7 +387,7 @@ def _bench(url: str, args) -> int:
     if backend == "sqlite":
         params = _sqlite_params(params)
     load_before = os.getloadavg()
-    rows, ok = [], True
+    rows, ok, passed, fast = [], True, 0, 0
     floors: dict[str, float] = {}
     for path, fn, floor in _reports():
         if args.only and args.only not in path:
@@ -399,13 +399,17 @@ def _bench(url: str, args) -> int:
         ratio = seconds / floor_s if floor_s else float("inf")
         good = ratio <= RATIO_GOAL and seconds < SECONDS_GOAL
         ok &= good
+        passed += good
+        fast += seconds < SECONDS_GOAL
         rows.append([path, round(seconds * 1000), floor.name, round(floor_s * 1000),
-                     f"{ratio:.2f}x", verdict(good)])
+                     f"{ratio:.2f}x", "yes" if seconds < SECONDS_GOAL else "NO", verdict(good)])
     load_after = os.getloadavg()
     print(f"{backend}; period {lo} … {today}; best of {args.runs} runs each; load average "
           f"{load_before[0]:.1f} before, {load_after[0]:.1f} after (2 cores, shared)")
-    print(table(["report", "ms", "scan floor", "floor ms", "ratio", "goal"], rows))
+    print(table(["report", "ms", "scan floor", "floor ms", "ratio", "< 1 s", "goal"], rows))
     print(LEGEND)
+    print(f"under {SECONDS_GOAL:.0f} s: {fast} of {len(rows)}; within {RATIO_GOAL:.0f}x their "
+          f"floor and under {SECONDS_GOAL:.0f} s: {passed} of {len(rows)}")
     print(f"goal: each report <= {RATIO_GOAL:.0f}x its floor and < {SECONDS_GOAL:.0f} s — "
           f"{verdict(ok)}")
     return 0 if ok else 1
