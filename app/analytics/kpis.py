@@ -34,6 +34,7 @@ from app.analytics.schemas import (
     Leads,
     VisitFrequency,
 )
+from app.analytics.sql import not_indexed
 from app.billing.models import Sale, SaleLine
 from app.core import sql
 from app.members.models import Member
@@ -53,8 +54,8 @@ def leads(session: Session, s: Scope) -> Leads:
     mem, n = Member.__table__, Membership.__table__.alias("n")
     lo, hi = _bounds(s)
     deadline = sql.add_seconds(mem.c.created_at, CONVERSION_SECONDS)
-    converted = exists().where(n.c.member_id == mem.c.id, n.c.club_id == s.club_id, not_void(n),
-                               n.c.created_at <= deadline)
+    converted = exists().where(n.c.member_id == mem.c.id, not_indexed(n.c.club_id) == s.club_id,
+                               not_void(n), n.c.created_at <= deadline)
     end_of_today = sql.local_day_start(s.zone, s.as_of + timedelta(days=1))
     r = session.execute(
         select(func.count().label("leads"),

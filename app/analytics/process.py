@@ -82,7 +82,8 @@ def joiner_measures(session: Session, s: Scope) -> dict[str, int]:
         case((or_(~visited(join, m1), ~visited(m1, m2), ~visited(m2, m3)), 1),
              else_=0).label("gap"),
         case((sql.add_days(join, 29) < s.as_of, 1), else_=0).label("obs30"),
-        staff.label("staff")).subquery()
+        staff.label("staff")).cte("per").prefix_with("MATERIALIZED", dialect="postgresql")
+    # materialised: each probe runs once per joiner though `staff` is summed twice
     r = session.execute(select(
         func.count().label("joiners"),
         _sum(per.c.obs14 == 1).label("obs14"),

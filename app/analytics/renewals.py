@@ -38,7 +38,7 @@ from app.analytics.schemas import (
     TouchpointReport,
     TouchpointRow,
 )
-from app.analytics.sql import window
+from app.analytics.sql import not_indexed, window
 from app.clubs.models import StaffUser
 from app.core import sql
 from app.core.errors import Invalid
@@ -68,7 +68,7 @@ class By(StrEnum):
 
 
 def ended(s: Scope, date_from: date, date_to: date, *, name: str = "ended",
-          cohort: bool = False, instants: bool = False):
+          cohort: bool = False, instants: bool = False, materialized: bool = False):
     """CTE: the memberships whose last day is in [date_from, date_to] and their outcome.
 
     One window pass over the member's memberships ordered by start gives the next start
@@ -80,7 +80,8 @@ def ended(s: Scope, date_from: date, date_to: date, *, name: str = "ended",
     `cohort` adds the member's first start (every membership is read then, not only those
     ending since 30 days before the period); `instants` adds the UTC instants of the
     membership's first day, of the start of its attendance window and of the day after its last
-    day, and materialises the CTE on PostgreSQL so they are computed once per membership.
+    day, and materialises the CTE on PostgreSQL so they are computed once per membership;
+    `materialized` materialises it without them (for a CTE read several times).
     """
     m, n = M.alias("m"), M.alias("n")
     end = last_day(m)
@@ -128,7 +129,7 @@ def ended(s: Scope, date_from: date, date_to: date, *, name: str = "ended",
                 sql.day_start(sql.add_days(w.c.last_day, 1), s.tz).label("t_end"),
                 (sql.days_between(w.c.last_day, window_first) + 1).label("window_days")]
     cte = select(*out).where(*period).cte(name)
-    if instants:
+    if instants or materialized:
         cte = cte.prefix_with("MATERIALIZED", dialect="postgresql")
     return cte
 
@@ -248,7 +249,7 @@ def _by_stage(session: Session, s: Scope) -> dict:
     """Ever at risk during the membership: an `at_risk` stage change dated in it."""
     e = ended(s, s.date_from, s.date_to)
     c = StageChange.__table__
-    at_risk = exists().where(c.c.member_id == e.c.member_id, c.c.club_id == s.club_id,
+    at_risk = exists().where(c.c.member_id == e.c.member_id, not_indexed(c.c.club_id) == s.club_id,
                              c.c.to_stage == "at_risk", c.c.on_date >= e.c.start_date,
                              c.c.on_date <= e.c.last_day)
     both = union_all(
@@ -278,8 +279,10 @@ def home_trainer(s: Scope, e):
                                                 order_by=(t.c.starts_at.desc(), t.c.id.desc()))
                          .label("rn"))
                   .join(t, and_(t.c.member_id == e.c.member_id, t.c.club_id == s.club_id,
-                                t.c.status == "completed", t.c.starts_at >= e.c.t_start,
-                                t.c.starts_at < e.c.t_end))
+                                t.c.status == "completed",
+                                t.c.starts_at >= sql.day_start(e.c.start_date, s.tz),
+                                t.c.starts_at < sql.day_start(sql.add_days(e.c.last_day, 1),
+                                                              s.tz)))
                   .subquery("by_session"))
     joined = (e.outerjoin(by_package, and_(by_package.c.eid == e.c.id, by_package.c.rn == 1))
               .outerjoin(by_session, and_(by_session.c.eid == e.c.id, by_session.c.rn == 1)))
@@ -287,7 +290,8 @@ def home_trainer(s: Scope, e):
 
 
 def _by_trainer(session: Session, s: Scope) -> dict:
-    e = ended(s, s.date_from, s.date_to, instants=True)
+    # the session bounds are computed per candidate session in the join, not per membership
+    e = ended(s, s.date_from, s.date_to, materialized=True)
     joined, key = home_trainer(s, e)
     return _grouped(session, key, e.c.outcome, select_from=joined)
 

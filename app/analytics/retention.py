@@ -31,7 +31,7 @@ from app.analytics.schemas import (
     SurvivalReport,
     SurvivalRow,
 )
-from app.analytics.sql import LATER_ROWS, window
+from app.analytics.sql import LATER_ROWS, not_indexed, window
 from app.core import sql
 from app.memberships.models import Membership
 from app.memberships.rules import add_months
@@ -60,7 +60,8 @@ def first_memberships(s: Scope, date_from: date, date_to: date, *, name: str = "
     started in [date_from, date_to] — the members who *joined* then (of the plan, if asked)."""
     f, n = M.alias("f"), M.alias("n")
     earlier = (select(n.c.id)
-               .where(n.c.member_id == f.c.member_id, n.c.club_id == s.club_id, not_void(n),
+               .where(n.c.member_id == f.c.member_id, not_indexed(n.c.club_id) == s.club_id,
+                      not_void(n),
                       or_(n.c.start_date < f.c.start_date,
                           and_(n.c.start_date == f.c.start_date, n.c.id < f.c.id)))
                .exists())

@@ -1,10 +1,11 @@
-"""What only the analytics reports need in SQL: the per-report PostgreSQL settings (`prepare`)
-and window functions with a literal frame. The portable pieces they share with other domains
+"""What only the analytics reports need in SQL: the per-report PostgreSQL settings (`prepare`),
+window functions with a literal frame and `not_indexed` (steering SQLite's planner). The portable pieces they share with other domains
 (date and month arithmetic, `day_start`, greatest/least, …) are in `app.core.sql`.
 """
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.functions import FunctionElement
 
 from app.core.sql import is_postgres
 
@@ -64,3 +65,36 @@ def _window(element, compiler, **kw):
     partition = ", ".join(compiler.process(c, **kw) for c in element.partition_by)
     order = ", ".join(compiler.process(c, **kw) for c in element.order_by)
     return f"{fn} OVER (PARTITION BY {partition} ORDER BY {order} {element.frame})"
+
+
+# --- steering SQLite's planner -------------------------------------------------------------------
+
+class not_indexed(FunctionElement):
+    """The column's value, written so that SQLite can use no index of it: `column + 0`.
+
+    For a correlated condition such as `member_id = outer.member_id AND club_id = :club`,
+    SQLite (no statistics by default) may pick the index on `club_id` and read the whole club's
+    rows for every outer row, instead of the few rows of the member; written on
+    `not_indexed(club_id)`, the condition still holds but only the member's index is usable.
+    PostgreSQL plans these from statistics and gets the bare column (an expression would also
+    lose the column's statistics there).
+    """
+
+    inherit_cache = True
+    name = "not_indexed"
+
+    def __init__(self, column):
+        super().__init__(column)
+        self.type = column.type
+
+
+@compiles(not_indexed)
+def _not_indexed(element, compiler, **kw):
+    (column,) = [compiler.process(c, **kw) for c in element.clauses]
+    return column
+
+
+@compiles(not_indexed, "sqlite")
+def _not_indexed_sqlite(element, compiler, **kw):
+    (column,) = [compiler.process(c, **kw) for c in element.clauses]
+    return f"({column} + 0)"

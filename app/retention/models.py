@@ -109,6 +109,8 @@ class ScheduledTouchpoint(IdMixin, Base):
         Index("ix_scheduled_touchpoints_status_due", "status", "due_at"),
         Index("ix_scheduled_touchpoints_club_status", "club_id", "status", "planned_at"),
         Index("ix_scheduled_touchpoints_member_sent", "member_id", "sent_at"),
+        # analytics: touchpoints of the memberships ending in a period (migration 0012_analytics)
+        Index("ix_scheduled_touchpoints_membership", "membership_id", "club_id"),
     )
 
     club_id: Mapped[int] = mapped_column(BigId, ForeignKey("clubs.id", ondelete="CASCADE"))
