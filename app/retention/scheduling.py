@@ -16,7 +16,7 @@ from datetime import date, datetime, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Date, String, and_, bindparam, exists, func, literal, or_, select
+from sqlalchemy import Date, String, and_, bindparam, case, exists, func, literal, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from app.access.models import Visit
@@ -91,17 +91,30 @@ def _visit_count_statements() -> dict:
              .scalar_subquery())
     cutoff = bindparam("cutoff", type_=UTCDateTime())
     end = bindparam("end", type_=UTCDateTime())
+    counted = ms.c.visits_total >= 0
     delta = (select(v.c.member_id, func.count().label("n"))
              .where(v.c.club_id == club_id, v.c.occurred_at >= cutoff, v.c.occurred_at < end)
              .group_by(v.c.member_id).subquery("d"))
+    # members new to the engine (-1): one GROUP BY over their visits (not a count per member)
+    fresh = ms.alias("f")
+    first = (select(v.c.member_id,
+                    func.sum(case((v.c.occurred_at < cutoff, 1), else_=0)).label("before"),
+                    func.count().label("after"))
+             .join(fresh, fresh.c.member_id == v.c.member_id)
+             .where(fresh.c.club_id == club_id, fresh.c.visits_total < 0, v.c.occurred_at < end)
+             .group_by(v.c.member_id).subquery("n"))
     return {
         "recount_all": ms.update().where(ms.c.club_id == club_id).values(visits_total=total),
-        "recount_new": ms.update().where(ms.c.club_id == club_id, ms.c.visits_total < 0)
-                         .values(visits_total=total),
         "delta": select(delta.c.member_id, delta.c.n, ms.c.visits_total, ms.c.stage)
-                 .join(ms, ms.c.member_id == delta.c.member_id),
-        "apply": ms.update().where(ms.c.member_id == delta.c.member_id)
+                 .join(ms, ms.c.member_id == delta.c.member_id).where(counted),
+        "apply": ms.update().where(ms.c.member_id == delta.c.member_id, counted)
                    .values(visits_total=ms.c.visits_total + delta.c.n),
+        "first": select(first.c.member_id, first.c.before, first.c.after, ms.c.stage)
+                 .join(ms, ms.c.member_id == first.c.member_id),
+        "apply_first": ms.update().where(ms.c.member_id == first.c.member_id)
+                         .values(visits_total=first.c.after),
+        "no_visits": ms.update().where(ms.c.club_id == club_id, ms.c.visits_total < 0)
+                       .values(visits_total=0),
     }
 
 
@@ -111,6 +124,7 @@ def count_new_visits(session: Session, *, club_id: int, zone: ZoneInfo, as_of: d
 
     Totals count visits before `retention_state.visits_counted_until`; each run adds the
     visits since (one GROUP BY over that slice of the visits table) — no full scan per day.
+    Members new to the engine (total -1) are counted once, by one GROUP BY over their visits.
     """
     state = session.scalar(select(RetentionState).where(RetentionState.club_id == club_id))
     end = min(local_day_start(zone, as_of + timedelta(days=1)), now)
@@ -126,16 +140,21 @@ def count_new_visits(session: Session, *, club_id: int, zone: ZoneInfo, as_of: d
         state.visits_counted_until = end
         session.flush()
         return []
-    session.execute(sql["recount_new"], {"cid": club_id, "before": cutoff})
     state.visits_counted_until = end
     session.flush()
-    if end == cutoff:
-        return []
     params = {"cid": club_id, "cutoff": cutoff, "end": end}
-    rows = session.execute(sql["delta"], params).all()
-    if rows:
-        session.execute(sql["apply"], params)
-    return [(r.member_id, r.visits_total, r.visits_total + r.n, r.stage) for r in rows]
+    out = []
+    if end > cutoff:  # members counted before: add the visits since
+        rows = session.execute(sql["delta"], params).all()
+        if rows:
+            session.execute(sql["apply"], params)
+        out = [(r.member_id, r.visits_total, r.visits_total + r.n, r.stage) for r in rows]
+    fresh = session.execute(sql["first"], params).all()
+    if fresh:
+        session.execute(sql["apply_first"], params)
+    session.execute(sql["no_visits"], params)
+    out += [(r.member_id, r.before, r.after, r.stage) for r in fresh if r.after > r.before]
+    return out
 
 
 # --- candidates per kind of trigger ------------------------------------------------------------
