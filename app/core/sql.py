@@ -47,6 +47,34 @@ def insert_for(postgres: bool, table):
     return postgresql.insert(table) if postgres else sqlite.insert(table)
 
 
+def bulk_insert(session: Session, table, rows: list[dict]) -> None:
+    """Insert many rows (thousands): `COPY … FROM STDIN` on PostgreSQL, executemany elsewhere.
+
+    COPY sends the rows in one stream instead of one INSERT each (psycopg's executemany); for
+    100k rows that is several times less time. Values must be plain (numbers, text, dates,
+    aware datetimes, None): they bypass SQLAlchemy's type processing on PostgreSQL. Rows are
+    grouped by their set of keys (a column left out gets the table's default only through
+    the executemany path, so give every column a value). No ON CONFLICT: use the dialect's
+    INSERT for that.
+    """
+    if not rows:
+        return
+    if not is_postgres(session):
+        session.execute(table.insert(), rows)
+        return
+    session.flush()
+    groups: dict[tuple, list[dict]] = {}
+    for row in rows:
+        groups.setdefault(tuple(row), []).append(row)
+    raw = session.connection().connection.driver_connection
+    for columns, batch in groups.items():
+        names = ", ".join(f'"{c}"' for c in columns)
+        with raw.cursor() as cursor, cursor.copy(
+                f'COPY "{table.name}" ({names}) FROM STDIN') as copy:
+            for row in batch:
+                copy.write_row([row[c] for c in columns])
+
+
 def in_list(column, name: str, postgres: bool):
     """`column IN (…)` for a list given at execution: one array parameter on PostgreSQL
     (`= ANY(:name)`, the same short query for any length), an expanding IN on SQLite."""

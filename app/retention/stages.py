@@ -58,7 +58,14 @@ from app.access.models import Visit
 from app.clubs.models import Club
 from app.clubs.schemas import ClubSettings
 from app.core.events import VisitGranted
-from app.core.sql import add_days, days_between, is_postgres, local_date, local_day_start
+from app.core.sql import (
+    add_days,
+    bulk_insert,
+    days_between,
+    is_postgres,
+    local_date,
+    local_day_start,
+)
 from app.core.types import BigId, UTCDateTime
 from app.members.models import Member
 from app.memberships.models import Freeze, Membership, Plan
@@ -415,8 +422,8 @@ def _apply(session: Session, rows, run: StageRun, *, club_id: int, as_of: date, 
         else:
             values["id"] = r.row_id
             updates.append(values)
-    if inserts:
-        session.execute(insert(MemberStage.__table__), inserts)
+    if inserts:  # COPY on PostgreSQL: the first run inserts a row for every member
+        bulk_insert(session, MemberStage.__table__, inserts)
     if updates:
         # bulk UPDATE by primary key, grouped by the set of columns (one executemany each)
         groups: dict[tuple, list[dict]] = {}
@@ -425,7 +432,7 @@ def _apply(session: Session, rows, run: StageRun, *, club_id: int, as_of: date, 
         for batch in groups.values():
             session.execute(update(MemberStage), batch)
     if history:
-        session.execute(insert(StageChange.__table__), history)
+        bulk_insert(session, StageChange.__table__, history)
     run.inserted += len(inserts)
     run.updated += len(updates)
 

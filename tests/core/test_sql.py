@@ -4,12 +4,13 @@ opens, with no per-query set-up."""
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Date, Integer, String, literal, select
+from sqlalchemy import BigInteger, Column, Date, Integer, MetaData, String, Table, literal, select
 
 from app.core.sql import (
     add_days,
     add_months,
     add_seconds,
+    bulk_insert,
     day_start,
     days_between,
     greatest,
@@ -67,3 +68,17 @@ def test_the_spring_forward_night_is_23_hours_long():
     assert local_day_start(BERLIN, spring) == datetime(2027, 3, 27, 23, tzinfo=UTC)
     assert (local_day_start(BERLIN, spring + timedelta(days=1))
             - local_day_start(BERLIN, spring)) == timedelta(hours=23)
+
+
+def test_bulk_insert_writes_the_same_rows_on_both_backends(session):
+    probe = Table("bulk_insert_probe", MetaData(), Column("id", BigInteger, primary_key=True),
+                  Column("n", Integer), Column("label", String(20)), Column("day", Date),
+                  Column("at", UTCDateTime()), prefixes=["TEMPORARY"])
+    probe.create(session.connection())
+    at = datetime(2027, 3, 28, 1, 30, tzinfo=UTC)
+    rows = [{"id": i, "n": i * 7 if i % 3 else None, "label": f"row {i}" if i % 4 else None,
+             "day": DAYS[i % len(DAYS)], "at": at + timedelta(hours=i)} for i in range(1, 2001)]
+    bulk_insert(session, probe, rows)
+    bulk_insert(session, probe, [])
+    got = [dict(r._mapping) for r in session.execute(select(probe).order_by(probe.c.id))]
+    assert got == rows
