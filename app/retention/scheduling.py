@@ -118,6 +118,19 @@ def _visit_count_statements() -> dict:
     }
 
 
+def visits_cutoff(session: Session, *, club_id: int, zone: ZoneInfo, as_of: date,
+                  now: datetime) -> datetime:
+    """The instant the club's visit totals count up to when the run for `as_of` starts:
+    `retention_state.visits_counted_until`, or before the first run the start of the look-back
+    window (the first run counts that window's visits as new)."""
+    cutoff = session.scalar(select(RetentionState.visits_counted_until)
+                            .where(RetentionState.club_id == club_id))
+    if cutoff is not None:
+        return cutoff
+    end = min(local_day_start(zone, as_of + timedelta(days=1)), now)
+    return min(local_day_start(zone, as_of - timedelta(days=LOOKBACK_DAYS - 1)), end)
+
+
 def count_new_visits(session: Session, *, club_id: int, zone: ZoneInfo, as_of: date,
                      now: datetime) -> list[tuple[int, int, int, str]]:
     """Advance the per-member visit totals; returns (member, total before, total after, stage).
@@ -131,9 +144,7 @@ def count_new_visits(session: Session, *, club_id: int, zone: ZoneInfo, as_of: d
     if state is None:
         state = RetentionState(club_id=club_id, visits_counted_until=None)
         session.add(state)
-    cutoff = state.visits_counted_until
-    if cutoff is None:  # first run: visits of the look-back window count as new
-        cutoff = min(local_day_start(zone, as_of - timedelta(days=LOOKBACK_DAYS - 1)), end)
+    cutoff = visits_cutoff(session, club_id=club_id, zone=zone, as_of=as_of, now=now)
     sql = _visit_count_statements()
     if end < cutoff:  # the clock went back (a run for an earlier day): recount up to then
         session.execute(sql["recount_all"], {"cid": club_id, "before": end})

@@ -120,9 +120,11 @@ def run_club(session: Session, *, club_id: int, as_of: date | None = None,
         report.phases[name] = _clock.perf_counter() - mark
         mark = _clock.perf_counter()
 
-    run = stages.compute_and_apply(session, club_id=club_id, as_of=as_of, now=now, settings=s,
-                                   zone=zone, source="simulate" if source == "simulate"
-                                   else "daily_run")
+    run = stages.compute_and_apply(
+        session, club_id=club_id, as_of=as_of, now=now, settings=s, zone=zone,
+        source="simulate" if source == "simulate" else "daily_run",
+        visits_before=scheduling.visits_cutoff(session, club_id=club_id, zone=zone,
+                                               as_of=as_of, now=now))
     report.transitions = dict(Counter(f"{a or 'new'}->{b}" for _m, a, b in run.changes))
     phase("stages")
     counted = scheduling.count_new_visits(session, club_id=club_id, zone=zone, as_of=as_of,

@@ -28,7 +28,7 @@ renewal_due, lapsed, lost → "m<membership id>"; frozen → "f<freeze id>".
 import math
 import time as _clock
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
@@ -91,8 +91,11 @@ class StageRun:
     rows: int = 0
 
 
+NOT_COUNTED = datetime(1900, 1, 1, tzinfo=UTC)  # visits_before when totals are left to count
+
+
 def _params(*, club_id: int, as_of: date, s: ClubSettings, zone: ZoneInfo,
-            member_ids: list[int] | None = None) -> dict:
+            member_ids: list[int] | None = None, visits_before: datetime | None = None) -> dict:
     """The values the stage statement is executed with (it is built once, with placeholders)."""
     d, n, day = as_of, s.at_risk_no_visit_days, timedelta(days=1)
     params = {
@@ -110,6 +113,7 @@ def _params(*, club_id: int, as_of: date, s: ClubSettings, zone: ZoneInfo,
         "notice_until": d + s.renewal_notice_days * day,
         "establishing_after": d - s.establishing_days * day,
         "ratio": float(s.at_risk_ratio),
+        "visits_before": visits_before or NOT_COUNTED,
     }
     if member_ids is not None:
         params["member_ids"] = list(member_ids)
@@ -231,6 +235,11 @@ def _statement(filtered: bool):
         (mm.c.tenure_start > dp("establishing_after"), Stage.establishing.value),
         else_=Stage.active.value)
 
+    vb = v.alias("vb")
+    visits_before = (select(func.count()).select_from(vb)
+                     .where(vb.c.member_id == mb.c.id,
+                            vb.c.occurred_at < P("visits_before", type_=UTCDateTime()))
+                     .scalar_subquery())
     mb_where = [mb.c.club_id == club_id, mb.c.erased_at.is_(None),
                 or_(mm.c.started.is_not(None), mb.c.created_at < known_until)]
     if filtered:
@@ -245,6 +254,8 @@ def _statement(filtered: bool):
                     ms.c.base_stage.label("old_base_stage"),
                     stage.label("stage"),
                     case((no_visit, 1), else_=0).label("no_visit"),
+                    # a member new to the engine: their visit total (milestones), counted once
+                    case((ms.c.id.is_(None), visits_before)).label("visits_before"),
                     case((below_usual, 1), else_=0).label("below_usual"))
              .select_from(mb)
              .outerjoin(mm, mm.c.member_id == mb.c.id)
@@ -366,30 +377,36 @@ BATCH = 5000
 
 def compute_and_apply(session: Session, *, club_id: int, as_of: date, now: datetime,
                       settings: ClubSettings, zone: ZoneInfo, source: str = "daily_run",
-                      member_ids: list[int] | None = None) -> StageRun:
+                      member_ids: list[int] | None = None,
+                      visits_before: datetime | None = None) -> StageRun:
     """Recompute stages `as_of` a day and write what changed (stage rows and history).
+
+    `visits_before`: where the club's visit totals stand (`scheduling.visits_cutoff`); a member
+    new to the engine gets the count of their visits before it, so the visit count that follows
+    only adds the visits since (None: the total is left at -1, counted by the next daily run).
 
     On PostgreSQL the rows stream from a server-side cursor in batches (its snapshot does not
     see the writes), so memory stays bounded even when every member is new to the engine.
     """
     run = StageRun()
-    params = _params(club_id=club_id, as_of=as_of, s=settings, zone=zone, member_ids=member_ids)
+    params = _params(club_id=club_id, as_of=as_of, s=settings, zone=zone, member_ids=member_ids,
+                     visits_before=visits_before)
     stmt = _statement(member_ids is not None)
     if is_postgres(session):
         result = session.execute(stmt, params, execution_options={"yield_per": BATCH})
         for rows in result.partitions():
             _apply(session, rows, run, club_id=club_id, as_of=as_of, now=now, settings=settings,
-                   zone=zone, source=source)
+                   zone=zone, source=source, counted=visits_before is not None)
     else:  # SQLite: read everything first (the statement reads the table being written)
         rows = session.execute(stmt, params).all()
         for i in range(0, len(rows), BATCH):
             _apply(session, rows[i:i + BATCH], run, club_id=club_id, as_of=as_of, now=now,
-                   settings=settings, zone=zone, source=source)
+                   settings=settings, zone=zone, source=source, counted=visits_before is not None)
     return run
 
 
 def _apply(session: Session, rows, run: StageRun, *, club_id: int, as_of: date, now: datetime,
-           settings: ClubSettings, zone: ZoneInfo, source: str) -> None:
+           settings: ClubSettings, zone: ZoneInfo, source: str, counted: bool) -> None:
     run.rows += len(rows)
     inserts, updates, history = [], [], []
     for r in rows:
@@ -416,7 +433,8 @@ def _apply(session: Session, rows, run: StageRun, *, club_id: int, as_of: date, 
                 continue
             values["reason"] = _reason(stage, r, as_of, settings, zone)
         if r.row_id is None:
-            values.update(club_id=club_id, member_id=r.member_id, visits_total=-1)
+            values.update(club_id=club_id, member_id=r.member_id,
+                          visits_total=r.visits_before if counted else -1)
             values.setdefault("risk_cleared_on", None)
             inserts.append(values)
         else:
