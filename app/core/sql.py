@@ -75,6 +75,33 @@ def bulk_insert(session: Session, table, rows: list[dict]) -> None:
                 copy.write_row([row[c] for c in columns])
 
 
+def bulk_insert_new(session: Session, table, rows: list[dict], key: list) -> None:
+    """Insert many rows, skipping those whose `key` (a unique index's columns) exists already:
+    `INSERT … ON CONFLICT (key) DO NOTHING`. PostgreSQL: the rows are COPYed into a temporary
+    table first and inserted from it in one statement (not one INSERT per row); elsewhere
+    executemany. Every row gives the same keys; plain values only (see `bulk_insert`)."""
+    if not rows:
+        return
+    if not is_postgres(session):
+        session.execute(insert_for(False, table).on_conflict_do_nothing(index_elements=key), rows)
+        return
+    session.flush()
+    columns = list(rows[0])
+    names = ", ".join(f'"{c}"' for c in columns)
+    temp = f"bulk_{table.name}"
+    conflict = ", ".join(f'"{c.name}"' for c in key)
+    raw = session.connection().connection.driver_connection
+    with raw.cursor() as cursor:
+        cursor.execute(f'CREATE TEMPORARY TABLE "{temp}" ON COMMIT DROP AS '
+                       f'SELECT {names} FROM "{table.name}" WITH NO DATA')
+        with cursor.copy(f'COPY "{temp}" ({names}) FROM STDIN') as copy:
+            for row in rows:
+                copy.write_row([row[c] for c in columns])
+        cursor.execute(f'INSERT INTO "{table.name}" ({names}) SELECT {names} FROM "{temp}" '
+                       f"ON CONFLICT ({conflict}) DO NOTHING")
+        cursor.execute(f'DROP TABLE "{temp}"')
+
+
 def in_list(column, name: str, postgres: bool):
     """`column IN (…)` for a list given at execution: one array parameter on PostgreSQL
     (`= ANY(:name)`, the same short query for any length), an expanding IN on SQLite."""

@@ -22,8 +22,8 @@ from sqlalchemy.orm import Session, aliased
 from app.access.models import Visit
 from app.clubs.schemas import ClubSettings
 from app.core.sql import (
+    bulk_insert_new,
     in_list,
-    insert_for,
     is_postgres,
     local_at,
     local_date,
@@ -364,13 +364,6 @@ def _existing_statement(pg: bool):
         in_list(st.c.member_id, "ids", pg), in_list(st.c.definition_id, "defs", pg))
 
 
-@lru_cache(maxsize=2)
-def _insert_statement(pg: bool):
-    table = ScheduledTouchpoint.__table__
-    return insert_for(pg, table).on_conflict_do_nothing(
-        index_elements=[table.c.member_id, table.c.definition_id, table.c.cycle])
-
-
 @lru_cache(maxsize=1)
 def _held_out_timeline():
     st, td, it = (ScheduledTouchpoint.__table__, TouchpointDefinition.__table__,
@@ -412,7 +405,7 @@ def plan(session: Session, *, club_id: int, settings: ClubSettings, zone: ZoneIn
     members = sorted({c.member_id for c in candidates})
     definition_ids = sorted({c.definition.id for c in candidates})
     planned_already = set()
-    for chunk in _chunks(members):
+    for chunk in _chunks(members, len(members) if is_postgres(session) else CHUNK):
         planned_already.update(tuple(r) for r in session.execute(
             _existing_statement(is_postgres(session)), {"ids": chunk, "defs": definition_ids}))
     candidates = [c for c in candidates
@@ -446,7 +439,8 @@ def plan(session: Session, *, club_id: int, settings: ClubSettings, zone: ZoneIn
     for row in rows:
         (result.held_out if row["status"] == "held_out" else result.scheduled)[
             names[row["definition_id"]]] += 1
-    session.execute(_insert_statement(is_postgres(session)), rows)
+    table = ScheduledTouchpoint.__table__
+    bulk_insert_new(session, table, rows, [table.c.member_id, table.c.definition_id, table.c.cycle])
     # the held-out ones go on the timeline, in one statement
     session.execute(_held_out_timeline(), {"cid": club_id, "now": now})
     return result

@@ -4,13 +4,25 @@ opens, with no per-query set-up."""
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import BigInteger, Column, Date, Integer, MetaData, String, Table, literal, select
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Date,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    UniqueConstraint,
+    literal,
+    select,
+)
 
 from app.core.sql import (
     add_days,
     add_months,
     add_seconds,
     bulk_insert,
+    bulk_insert_new,
     day_start,
     days_between,
     greatest,
@@ -82,3 +94,23 @@ def test_bulk_insert_writes_the_same_rows_on_both_backends(session):
     bulk_insert(session, probe, [])
     got = [dict(r._mapping) for r in session.execute(select(probe).order_by(probe.c.id))]
     assert got == rows
+
+
+def test_bulk_insert_new_skips_rows_whose_key_exists(session):
+    probe = Table("bulk_insert_new_probe", MetaData(),
+                  Column("id", Integer, primary_key=True, autoincrement=True),
+                  Column("member", Integer), Column("cycle", String(20)), Column("day", Date),
+                  UniqueConstraint("member", "cycle"), prefixes=["TEMPORARY"])
+    probe.create(session.connection())
+    key = [probe.c.member, probe.c.cycle]
+    first = [{"member": i, "cycle": "a", "day": DAYS[0]} for i in range(1, 6)]
+    bulk_insert_new(session, probe, first, key)
+    again = [{"member": i, "cycle": c, "day": DAYS[1]} for i in range(3, 9) for c in ("a", "b")]
+    bulk_insert_new(session, probe, again, key)
+    bulk_insert_new(session, probe, [], key)
+    got = {(r.member, r.cycle): r.day for r in session.execute(select(probe))}
+    expected = {(i, "a"): DAYS[0] for i in range(1, 6)}
+    for i in range(3, 9):
+        expected.setdefault((i, "a"), DAYS[1])
+        expected[(i, "b")] = DAYS[1]
+    assert got == expected
