@@ -32,6 +32,7 @@ from app.core.sql import (
     local_day_start,
     month_day,
     month_start,
+    unprepared,
 )
 from app.core.types import UTCDateTime
 from app.memberships.rules import add_months as rule_add_months
@@ -114,3 +115,15 @@ def test_bulk_insert_new_skips_rows_whose_key_exists(session):
         expected.setdefault((i, "a"), DAYS[1])
         expected[(i, "b")] = DAYS[1]
     assert got == expected
+
+
+def test_unprepared_turns_the_drivers_prepared_statements_off_and_back_on(db, session):
+    raw = session.connection().connection.driver_connection
+    before = raw.prepare_threshold if db.is_postgres else None
+    for _ in range(2):
+        with unprepared(session):
+            assert session.execute(select(literal(1, Integer()))).scalar() == 1
+            if db.is_postgres:
+                assert raw.prepare_threshold is None
+    if db.is_postgres:
+        assert before is not None and raw.prepare_threshold == before
