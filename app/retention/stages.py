@@ -34,6 +34,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Date,
     Float,
     Integer,
@@ -113,7 +114,7 @@ def _params(*, club_id: int, as_of: date, s: ClubSettings, zone: ZoneInfo,
         "notice_until": d + s.renewal_notice_days * day,
         "establishing_after": d - s.establishing_days * day,
         "ratio": float(s.at_risk_ratio),
-        "visits_before": visits_before or NOT_COUNTED,
+        "visits_before": visits_before or NOT_COUNTED, "count_each": visits_before is not None,
     }
     if member_ids is not None:
         params["member_ids"] = list(member_ids)
@@ -255,7 +256,8 @@ def _statement(filtered: bool):
                     stage.label("stage"),
                     case((no_visit, 1), else_=0).label("no_visit"),
                     # a member new to the engine: their visit total (milestones), counted once
-                    case((ms.c.id.is_(None), visits_before)).label("visits_before"),
+                    case((and_(ms.c.id.is_(None), P("count_each", type_=Boolean())),
+                          visits_before)).label("visits_before"),
                     case((below_usual, 1), else_=0).label("below_usual"))
              .select_from(mb)
              .outerjoin(mm, mm.c.member_id == mb.c.id)
@@ -375,38 +377,67 @@ _NO_RISK = {"base_stage": None, "base_since": None, "base_cycle": None, "recover
 BATCH = 5000
 
 
+FRESH_IN_BULK = 2000  # more members new to the engine than this: count their visits in one pass
+
+
 def compute_and_apply(session: Session, *, club_id: int, as_of: date, now: datetime,
                       settings: ClubSettings, zone: ZoneInfo, source: str = "daily_run",
                       member_ids: list[int] | None = None,
                       visits_before: datetime | None = None) -> StageRun:
     """Recompute stages `as_of` a day and write what changed (stage rows and history).
 
+    On PostgreSQL the rows stream from a server-side cursor in batches (its snapshot does not
+    see the writes), so memory stays bounded even when every member is new to the engine.
+
     `visits_before`: where the club's visit totals stand (`scheduling.visits_cutoff`); a member
     new to the engine gets the count of their visits before it, so the visit count that follows
     only adds the visits since (None: the total is left at -1, counted by the next daily run).
-
-    On PostgreSQL the rows stream from a server-side cursor in batches (its snapshot does not
-    see the writes), so memory stays bounded even when every member is new to the engine.
+    A few new members are counted in the statement (by index); many (the first run) by one
+    GROUP BY over the club's visits.
     """
     run = StageRun()
     params = _params(club_id=club_id, as_of=as_of, s=settings, zone=zone, member_ids=member_ids,
                      visits_before=visits_before)
+    totals = None if visits_before is None else _fresh_totals(session, club_id, visits_before)
+    if totals is not None:
+        params["count_each"] = False
     stmt = _statement(member_ids is not None)
+
+    def total_of(r) -> int:
+        if visits_before is None:
+            return -1
+        return r.visits_before if totals is None else totals.get(r.member_id, 0)
+
     if is_postgres(session):
         result = session.execute(stmt, params, execution_options={"yield_per": BATCH})
         for rows in result.partitions():
             _apply(session, rows, run, club_id=club_id, as_of=as_of, now=now, settings=settings,
-                   zone=zone, source=source, counted=visits_before is not None)
+                   zone=zone, source=source, total_of=total_of)
     else:  # SQLite: read everything first (the statement reads the table being written)
         rows = session.execute(stmt, params).all()
         for i in range(0, len(rows), BATCH):
             _apply(session, rows[i:i + BATCH], run, club_id=club_id, as_of=as_of, now=now,
-                   settings=settings, zone=zone, source=source, counted=visits_before is not None)
+                   settings=settings, zone=zone, source=source, total_of=total_of)
     return run
 
 
+def _fresh_totals(session: Session, club_id: int, before: datetime) -> dict[int, int] | None:
+    """Visit totals before `before` of the club's members, when more than `FRESH_IN_BULK` of
+    them have no stage row yet (else None: the stage statement counts the few by index)."""
+    mb, ms, v = Member.__table__, MemberStage.__table__, Visit.__table__
+    fresh = session.scalar(
+        select(func.count()).select_from(mb.outerjoin(ms, ms.c.member_id == mb.c.id))
+        .where(mb.c.club_id == club_id, ms.c.id.is_(None)))
+    if fresh <= FRESH_IN_BULK:
+        return None
+    return dict(session.execute(
+        select(v.c.member_id, func.count()).join(mb, mb.c.id == v.c.member_id)
+        .where(mb.c.club_id == club_id, v.c.occurred_at < before)
+        .group_by(v.c.member_id)).all())
+
+
 def _apply(session: Session, rows, run: StageRun, *, club_id: int, as_of: date, now: datetime,
-           settings: ClubSettings, zone: ZoneInfo, source: str, counted: bool) -> None:
+           settings: ClubSettings, zone: ZoneInfo, source: str, total_of) -> None:
     run.rows += len(rows)
     inserts, updates, history = [], [], []
     for r in rows:
@@ -434,7 +465,7 @@ def _apply(session: Session, rows, run: StageRun, *, club_id: int, as_of: date, 
             values["reason"] = _reason(stage, r, as_of, settings, zone)
         if r.row_id is None:
             values.update(club_id=club_id, member_id=r.member_id,
-                          visits_total=r.visits_before if counted else -1)
+                          visits_total=total_of(r))
             values.setdefault("risk_cleared_on", None)
             inserts.append(values)
         else:
