@@ -493,7 +493,8 @@ def _cancel_statements() -> dict:
     }
 
 
-def cancel_obsolete(session: Session, *, club_id: int, now: datetime, today: date) -> dict[str, int]:
+def cancel_obsolete(session: Session, *, club_id: int, now: datetime, today: date,
+                    definitions: list[TouchpointDefinition] | None = None) -> dict[str, int]:
     """Cancel pending touchpoints whose stop condition holds or whose stage has passed.
 
     renewed → the member has a later membership; visited → a visit after planning; stage_left →
@@ -503,9 +504,19 @@ def cancel_obsolete(session: Session, *, club_id: int, now: datetime, today: dat
     """
     sql = _cancel_statements()
     params = {"cid": club_id, "now": now, "today": today}
+    # with the club's definitions at hand, a statement that cannot match is not run
+    needed = {"renewed", "renewal_tasks", "visited", "stage_left", "disabled"}
+    if definitions is not None:
+        stops = {x.stop_condition for x in definitions}
+        if StopCondition.renewed not in stops:
+            needed -= {"renewed", "renewal_tasks"}
+        if StopCondition.visited_since_scheduled not in stops:
+            needed.discard("visited")
+        if all(x.enabled for x in definitions):
+            needed.discard("disabled")
     counts = {}
     for name in ("renewed", "renewal_tasks", "visited", "stage_left", "disabled"):
-        n = session.execute(sql[name], params).rowcount
+        n = session.execute(sql[name], params).rowcount if name in needed else 0
         if name != "renewal_tasks":
             counts[name] = n
     return counts

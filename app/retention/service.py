@@ -136,7 +136,8 @@ def _run_club(session: Session, *, club_id: int, as_of: date | None, now: dateti
     counted = scheduling.count_new_visits(session, club_id=club_id, zone=zone, as_of=as_of,
                                           now=now)
     phase("visit_counts")
-    cancelled = scheduling.cancel_obsolete(session, club_id=club_id, now=now, today=as_of)
+    cancelled = scheduling.cancel_obsolete(session, club_id=club_id, now=now, today=as_of,
+                                           definitions=definitions)
     phase("stop_conditions")
     report.cancelled = {k: v for k, v in cancelled.items() if v}
     planned = scheduling.plan(session, club_id=club_id, settings=s, zone=zone, as_of=as_of,
