@@ -180,6 +180,7 @@ def _bench(url: str, args) -> int:
         ["scan floor (one aggregate over the visits)", floor_s, f"{floor_rows:,} rows"],
         ["daily run again (nothing changes)", again_s, "under tracemalloc"],
     ]))
+    print("first run by phase: " + ", ".join(f"{k} {v:.2f}s" for k, v in first.phases.items()))
     print("daily run by phase: " + ", ".join(f"{k} {v:.2f}s" for k, v in report.phases.items()))
     print(f"stages today: {report.stage_counts}")
     print(f"ratio daily run / scan floor: {ratio:.2f}x (goal <= {RATIO_GOAL:.0f}x) "

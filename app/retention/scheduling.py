@@ -16,14 +16,14 @@ from datetime import date, datetime, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Date, String, and_, bindparam, exists, func, literal, or_, select
+from sqlalchemy import Date, String, and_, bindparam, case, exists, func, literal, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from app.access.models import Visit
 from app.clubs.schemas import ClubSettings
 from app.core.sql import (
+    bulk_insert_new,
     in_list,
-    insert_for,
     is_postgres,
     local_at,
     local_date,
@@ -91,18 +91,44 @@ def _visit_count_statements() -> dict:
              .scalar_subquery())
     cutoff = bindparam("cutoff", type_=UTCDateTime())
     end = bindparam("end", type_=UTCDateTime())
+    counted = ms.c.visits_total >= 0
     delta = (select(v.c.member_id, func.count().label("n"))
              .where(v.c.club_id == club_id, v.c.occurred_at >= cutoff, v.c.occurred_at < end)
              .group_by(v.c.member_id).subquery("d"))
+    # members new to the engine (-1): one GROUP BY over their visits (not a count per member)
+    fresh = ms.alias("f")
+    first = (select(v.c.member_id,
+                    func.sum(case((v.c.occurred_at < cutoff, 1), else_=0)).label("before"),
+                    func.count().label("after"))
+             .join(fresh, fresh.c.member_id == v.c.member_id)
+             .where(fresh.c.club_id == club_id, fresh.c.visits_total < 0, v.c.occurred_at < end)
+             .group_by(v.c.member_id).subquery("n"))
     return {
         "recount_all": ms.update().where(ms.c.club_id == club_id).values(visits_total=total),
-        "recount_new": ms.update().where(ms.c.club_id == club_id, ms.c.visits_total < 0)
-                         .values(visits_total=total),
         "delta": select(delta.c.member_id, delta.c.n, ms.c.visits_total, ms.c.stage)
-                 .join(ms, ms.c.member_id == delta.c.member_id),
-        "apply": ms.update().where(ms.c.member_id == delta.c.member_id)
+                 .join(ms, ms.c.member_id == delta.c.member_id).where(counted),
+        "apply": ms.update().where(ms.c.member_id == delta.c.member_id, counted)
                    .values(visits_total=ms.c.visits_total + delta.c.n),
+        "first": select(first.c.member_id, first.c.before, first.c.after, ms.c.stage)
+                 .join(ms, ms.c.member_id == first.c.member_id),
+        "apply_first": ms.update().where(ms.c.member_id == first.c.member_id)
+                         .values(visits_total=first.c.after),
+        "no_visits": ms.update().where(ms.c.club_id == club_id, ms.c.visits_total < 0)
+                       .values(visits_total=0),
     }
+
+
+def visits_cutoff(session: Session, *, club_id: int, zone: ZoneInfo, as_of: date,
+                  now: datetime) -> datetime:
+    """The instant the club's visit totals count up to when the run for `as_of` starts:
+    `retention_state.visits_counted_until`, or before the first run the start of the look-back
+    window (the first run counts that window's visits as new)."""
+    cutoff = session.scalar(select(RetentionState.visits_counted_until)
+                            .where(RetentionState.club_id == club_id))
+    if cutoff is not None:
+        return cutoff
+    end = min(local_day_start(zone, as_of + timedelta(days=1)), now)
+    return min(local_day_start(zone, as_of - timedelta(days=LOOKBACK_DAYS - 1)), end)
 
 
 def count_new_visits(session: Session, *, club_id: int, zone: ZoneInfo, as_of: date,
@@ -111,31 +137,35 @@ def count_new_visits(session: Session, *, club_id: int, zone: ZoneInfo, as_of: d
 
     Totals count visits before `retention_state.visits_counted_until`; each run adds the
     visits since (one GROUP BY over that slice of the visits table) — no full scan per day.
+    Members new to the engine (total -1) are counted once, by one GROUP BY over their visits.
     """
     state = session.scalar(select(RetentionState).where(RetentionState.club_id == club_id))
     end = min(local_day_start(zone, as_of + timedelta(days=1)), now)
     if state is None:
         state = RetentionState(club_id=club_id, visits_counted_until=None)
         session.add(state)
-    cutoff = state.visits_counted_until
-    if cutoff is None:  # first run: visits of the look-back window count as new
-        cutoff = min(local_day_start(zone, as_of - timedelta(days=LOOKBACK_DAYS - 1)), end)
+    cutoff = visits_cutoff(session, club_id=club_id, zone=zone, as_of=as_of, now=now)
     sql = _visit_count_statements()
     if end < cutoff:  # the clock went back (a run for an earlier day): recount up to then
         session.execute(sql["recount_all"], {"cid": club_id, "before": end})
         state.visits_counted_until = end
         session.flush()
         return []
-    session.execute(sql["recount_new"], {"cid": club_id, "before": cutoff})
     state.visits_counted_until = end
     session.flush()
-    if end == cutoff:
-        return []
     params = {"cid": club_id, "cutoff": cutoff, "end": end}
-    rows = session.execute(sql["delta"], params).all()
-    if rows:
-        session.execute(sql["apply"], params)
-    return [(r.member_id, r.visits_total, r.visits_total + r.n, r.stage) for r in rows]
+    out = []
+    if end > cutoff:  # members counted before: add the visits since
+        rows = session.execute(sql["delta"], params).all()
+        if rows:
+            session.execute(sql["apply"], params)
+        out = [(r.member_id, r.visits_total, r.visits_total + r.n, r.stage) for r in rows]
+    fresh = session.execute(sql["first"], params).all()
+    if fresh:
+        session.execute(sql["apply_first"], params)
+    session.execute(sql["no_visits"], params)
+    out += [(r.member_id, r.before, r.after, r.stage) for r in fresh if r.after > r.before]
+    return out
 
 
 # --- candidates per kind of trigger ------------------------------------------------------------
@@ -334,13 +364,6 @@ def _existing_statement(pg: bool):
         in_list(st.c.member_id, "ids", pg), in_list(st.c.definition_id, "defs", pg))
 
 
-@lru_cache(maxsize=2)
-def _insert_statement(pg: bool):
-    table = ScheduledTouchpoint.__table__
-    return insert_for(pg, table).on_conflict_do_nothing(
-        index_elements=[table.c.member_id, table.c.definition_id, table.c.cycle])
-
-
 @lru_cache(maxsize=1)
 def _held_out_timeline():
     st, td, it = (ScheduledTouchpoint.__table__, TouchpointDefinition.__table__,
@@ -382,7 +405,7 @@ def plan(session: Session, *, club_id: int, settings: ClubSettings, zone: ZoneIn
     members = sorted({c.member_id for c in candidates})
     definition_ids = sorted({c.definition.id for c in candidates})
     planned_already = set()
-    for chunk in _chunks(members):
+    for chunk in _chunks(members, len(members) if is_postgres(session) else CHUNK):
         planned_already.update(tuple(r) for r in session.execute(
             _existing_statement(is_postgres(session)), {"ids": chunk, "defs": definition_ids}))
     candidates = [c for c in candidates
@@ -416,7 +439,8 @@ def plan(session: Session, *, club_id: int, settings: ClubSettings, zone: ZoneIn
     for row in rows:
         (result.held_out if row["status"] == "held_out" else result.scheduled)[
             names[row["definition_id"]]] += 1
-    session.execute(_insert_statement(is_postgres(session)), rows)
+    table = ScheduledTouchpoint.__table__
+    bulk_insert_new(session, table, rows, [table.c.member_id, table.c.definition_id, table.c.cycle])
     # the held-out ones go on the timeline, in one statement
     session.execute(_held_out_timeline(), {"cid": club_id, "now": now})
     return result
@@ -469,7 +493,8 @@ def _cancel_statements() -> dict:
     }
 
 
-def cancel_obsolete(session: Session, *, club_id: int, now: datetime, today: date) -> dict[str, int]:
+def cancel_obsolete(session: Session, *, club_id: int, now: datetime, today: date,
+                    definitions: list[TouchpointDefinition] | None = None) -> dict[str, int]:
     """Cancel pending touchpoints whose stop condition holds or whose stage has passed.
 
     renewed → the member has a later membership; visited → a visit after planning; stage_left →
@@ -479,9 +504,19 @@ def cancel_obsolete(session: Session, *, club_id: int, now: datetime, today: dat
     """
     sql = _cancel_statements()
     params = {"cid": club_id, "now": now, "today": today}
+    # with the club's definitions at hand, a statement that cannot match is not run
+    needed = {"renewed", "renewal_tasks", "visited", "stage_left", "disabled"}
+    if definitions is not None:
+        stops = {x.stop_condition for x in definitions}
+        if StopCondition.renewed not in stops:
+            needed -= {"renewed", "renewal_tasks"}
+        if StopCondition.visited_since_scheduled not in stops:
+            needed.discard("visited")
+        if all(x.enabled for x in definitions):
+            needed.discard("disabled")
     counts = {}
     for name in ("renewed", "renewal_tasks", "visited", "stage_left", "disabled"):
-        n = session.execute(sql[name], params).rowcount
+        n = session.execute(sql[name], params).rowcount if name in needed else 0
         if name != "renewal_tasks":
             counts[name] = n
     return counts

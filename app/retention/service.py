@@ -25,7 +25,7 @@ from app.core.config import Settings, get_settings
 from app.core.db import transaction
 from app.core.errors import Invalid, NotFound
 from app.core.events import MembersMerged
-from app.core.sql import dialect_insert, is_postgres, local_at
+from app.core.sql import dialect_insert, is_postgres, local_at, unprepared
 from app.crm.models import Task
 from app.members import service as members_service
 from app.memberships.models import Membership, Plan
@@ -90,8 +90,16 @@ def run_club(session: Session, *, club_id: int, as_of: date | None = None,
              dry_run: bool = False) -> RunReport:
     """One club, one day: stages, milestones, stop conditions and expiry, then planning.
 
-    The session's transaction holds it all; with `dry_run` the caller rolls it back.
+    The session's transaction holds it all; with `dry_run` the caller rolls it back. Its
+    statements are planned for their actual dates and id lists (`core.sql.unprepared`).
     """
+    with unprepared(session):
+        return _run_club(session, club_id=club_id, as_of=as_of, now=now, source=source,
+                         force=force, dry_run=dry_run)
+
+
+def _run_club(session: Session, *, club_id: int, as_of: date | None, now: datetime | None,
+              source: str, force: bool, dry_run: bool) -> RunReport:
     started = _clock.perf_counter()
     club = clubs_service.get_club(session, club_id)
     s = clubs_service.club_settings(club)
@@ -105,11 +113,9 @@ def run_club(session: Session, *, club_id: int, as_of: date | None = None,
         return report
     if is_postgres(session):
         # a batch job: sorts and hash aggregates in memory; JIT compiles for longer than the
-        # statements run; statements the driver prepared (psycopg prepares after 5 runs) are
-        # planned for their actual dates and id lists, not with a generic plan
+        # statements run
         session.execute(text("SET LOCAL work_mem = '64MB'"))
         session.execute(text("SET LOCAL jit = off"))
-        session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
     playbook.ensure_default_playbook(session, club_id=club_id)
     definitions = list(session.scalars(select(TouchpointDefinition)
                                        .where(TouchpointDefinition.club_id == club_id)))
@@ -120,15 +126,18 @@ def run_club(session: Session, *, club_id: int, as_of: date | None = None,
         report.phases[name] = _clock.perf_counter() - mark
         mark = _clock.perf_counter()
 
-    run = stages.compute_and_apply(session, club_id=club_id, as_of=as_of, now=now, settings=s,
-                                   zone=zone, source="simulate" if source == "simulate"
-                                   else "daily_run")
+    run = stages.compute_and_apply(
+        session, club_id=club_id, as_of=as_of, now=now, settings=s, zone=zone,
+        source="simulate" if source == "simulate" else "daily_run",
+        visits_before=scheduling.visits_cutoff(session, club_id=club_id, zone=zone,
+                                               as_of=as_of, now=now))
     report.transitions = dict(Counter(f"{a or 'new'}->{b}" for _m, a, b in run.changes))
     phase("stages")
     counted = scheduling.count_new_visits(session, club_id=club_id, zone=zone, as_of=as_of,
                                           now=now)
     phase("visit_counts")
-    cancelled = scheduling.cancel_obsolete(session, club_id=club_id, now=now, today=as_of)
+    cancelled = scheduling.cancel_obsolete(session, club_id=club_id, now=now, today=as_of,
+                                           definitions=definitions)
     phase("stop_conditions")
     report.cancelled = {k: v for k, v in cancelled.items() if v}
     planned = scheduling.plan(session, club_id=club_id, settings=s, zone=zone, as_of=as_of,

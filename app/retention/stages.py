@@ -28,12 +28,13 @@ renewal_due, lapsed, lost → "m<membership id>"; frozen → "f<freeze id>".
 import math
 import time as _clock
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Date,
     Float,
     Integer,
@@ -58,7 +59,14 @@ from app.access.models import Visit
 from app.clubs.models import Club
 from app.clubs.schemas import ClubSettings
 from app.core.events import VisitGranted
-from app.core.sql import add_days, days_between, is_postgres, local_date, local_day_start
+from app.core.sql import (
+    add_days,
+    bulk_insert,
+    days_between,
+    is_postgres,
+    local_date,
+    local_day_start,
+)
 from app.core.types import BigId, UTCDateTime
 from app.members.models import Member
 from app.memberships.models import Freeze, Membership, Plan
@@ -84,8 +92,11 @@ class StageRun:
     rows: int = 0
 
 
+NOT_COUNTED = datetime(1900, 1, 1, tzinfo=UTC)  # visits_before when totals are left to count
+
+
 def _params(*, club_id: int, as_of: date, s: ClubSettings, zone: ZoneInfo,
-            member_ids: list[int] | None = None) -> dict:
+            member_ids: list[int] | None = None, visits_before: datetime | None = None) -> dict:
     """The values the stage statement is executed with (it is built once, with placeholders)."""
     d, n, day = as_of, s.at_risk_no_visit_days, timedelta(days=1)
     params = {
@@ -103,6 +114,7 @@ def _params(*, club_id: int, as_of: date, s: ClubSettings, zone: ZoneInfo,
         "notice_until": d + s.renewal_notice_days * day,
         "establishing_after": d - s.establishing_days * day,
         "ratio": float(s.at_risk_ratio),
+        "visits_before": visits_before or NOT_COUNTED, "count_each": visits_before is not None,
     }
     if member_ids is not None:
         params["member_ids"] = list(member_ids)
@@ -224,6 +236,11 @@ def _statement(filtered: bool):
         (mm.c.tenure_start > dp("establishing_after"), Stage.establishing.value),
         else_=Stage.active.value)
 
+    vb = v.alias("vb")
+    visits_before = (select(func.count()).select_from(vb)
+                     .where(vb.c.member_id == mb.c.id,
+                            vb.c.occurred_at < P("visits_before", type_=UTCDateTime()))
+                     .scalar_subquery())
     mb_where = [mb.c.club_id == club_id, mb.c.erased_at.is_(None),
                 or_(mm.c.started.is_not(None), mb.c.created_at < known_until)]
     if filtered:
@@ -238,6 +255,9 @@ def _statement(filtered: bool):
                     ms.c.base_stage.label("old_base_stage"),
                     stage.label("stage"),
                     case((no_visit, 1), else_=0).label("no_visit"),
+                    # a member new to the engine: their visit total (milestones), counted once
+                    case((and_(ms.c.id.is_(None), P("count_each", type_=Boolean())),
+                          visits_before)).label("visits_before"),
                     case((below_usual, 1), else_=0).label("below_usual"))
              .select_from(mb)
              .outerjoin(mm, mm.c.member_id == mb.c.id)
@@ -357,32 +377,67 @@ _NO_RISK = {"base_stage": None, "base_since": None, "base_cycle": None, "recover
 BATCH = 5000
 
 
+FRESH_IN_BULK = 2000  # more members new to the engine than this: count their visits in one pass
+
+
 def compute_and_apply(session: Session, *, club_id: int, as_of: date, now: datetime,
                       settings: ClubSettings, zone: ZoneInfo, source: str = "daily_run",
-                      member_ids: list[int] | None = None) -> StageRun:
+                      member_ids: list[int] | None = None,
+                      visits_before: datetime | None = None) -> StageRun:
     """Recompute stages `as_of` a day and write what changed (stage rows and history).
 
     On PostgreSQL the rows stream from a server-side cursor in batches (its snapshot does not
     see the writes), so memory stays bounded even when every member is new to the engine.
+
+    `visits_before`: where the club's visit totals stand (`scheduling.visits_cutoff`); a member
+    new to the engine gets the count of their visits before it, so the visit count that follows
+    only adds the visits since (None: the total is left at -1, counted by the next daily run).
+    A few new members are counted in the statement (by index); many (the first run) by one
+    GROUP BY over the club's visits.
     """
     run = StageRun()
-    params = _params(club_id=club_id, as_of=as_of, s=settings, zone=zone, member_ids=member_ids)
+    params = _params(club_id=club_id, as_of=as_of, s=settings, zone=zone, member_ids=member_ids,
+                     visits_before=visits_before)
+    totals = None if visits_before is None else _fresh_totals(session, club_id, visits_before)
+    if totals is not None:
+        params["count_each"] = False
     stmt = _statement(member_ids is not None)
+
+    def total_of(r) -> int:
+        if visits_before is None:
+            return -1
+        return r.visits_before if totals is None else totals.get(r.member_id, 0)
+
     if is_postgres(session):
         result = session.execute(stmt, params, execution_options={"yield_per": BATCH})
         for rows in result.partitions():
             _apply(session, rows, run, club_id=club_id, as_of=as_of, now=now, settings=settings,
-                   zone=zone, source=source)
+                   zone=zone, source=source, total_of=total_of)
     else:  # SQLite: read everything first (the statement reads the table being written)
         rows = session.execute(stmt, params).all()
         for i in range(0, len(rows), BATCH):
             _apply(session, rows[i:i + BATCH], run, club_id=club_id, as_of=as_of, now=now,
-                   settings=settings, zone=zone, source=source)
+                   settings=settings, zone=zone, source=source, total_of=total_of)
     return run
 
 
+def _fresh_totals(session: Session, club_id: int, before: datetime) -> dict[int, int] | None:
+    """Visit totals before `before` of the club's members, when more than `FRESH_IN_BULK` of
+    them have no stage row yet (else None: the stage statement counts the few by index)."""
+    mb, ms, v = Member.__table__, MemberStage.__table__, Visit.__table__
+    fresh = session.scalar(
+        select(func.count()).select_from(mb.outerjoin(ms, ms.c.member_id == mb.c.id))
+        .where(mb.c.club_id == club_id, ms.c.id.is_(None)))
+    if fresh <= FRESH_IN_BULK:
+        return None
+    return dict(session.execute(
+        select(v.c.member_id, func.count()).join(mb, mb.c.id == v.c.member_id)
+        .where(mb.c.club_id == club_id, v.c.occurred_at < before)
+        .group_by(v.c.member_id)).all())
+
+
 def _apply(session: Session, rows, run: StageRun, *, club_id: int, as_of: date, now: datetime,
-           settings: ClubSettings, zone: ZoneInfo, source: str) -> None:
+           settings: ClubSettings, zone: ZoneInfo, source: str, total_of) -> None:
     run.rows += len(rows)
     inserts, updates, history = [], [], []
     for r in rows:
@@ -409,14 +464,15 @@ def _apply(session: Session, rows, run: StageRun, *, club_id: int, as_of: date, 
                 continue
             values["reason"] = _reason(stage, r, as_of, settings, zone)
         if r.row_id is None:
-            values.update(club_id=club_id, member_id=r.member_id, visits_total=-1)
+            values.update(club_id=club_id, member_id=r.member_id,
+                          visits_total=total_of(r))
             values.setdefault("risk_cleared_on", None)
             inserts.append(values)
         else:
             values["id"] = r.row_id
             updates.append(values)
-    if inserts:
-        session.execute(insert(MemberStage.__table__), inserts)
+    if inserts:  # COPY on PostgreSQL: the first run inserts a row for every member
+        bulk_insert(session, MemberStage.__table__, inserts)
     if updates:
         # bulk UPDATE by primary key, grouped by the set of columns (one executemany each)
         groups: dict[tuple, list[dict]] = {}
@@ -425,7 +481,7 @@ def _apply(session: Session, rows, run: StageRun, *, club_id: int, as_of: date, 
         for batch in groups.values():
             session.execute(update(MemberStage), batch)
     if history:
-        session.execute(insert(StageChange.__table__), history)
+        bulk_insert(session, StageChange.__table__, history)
     run.inserted += len(inserts)
     run.updated += len(updates)
 

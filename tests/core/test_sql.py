@@ -4,12 +4,25 @@ opens, with no per-query set-up."""
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Date, Integer, String, literal, select
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Date,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    UniqueConstraint,
+    literal,
+    select,
+)
 
 from app.core.sql import (
     add_days,
     add_months,
     add_seconds,
+    bulk_insert,
+    bulk_insert_new,
     day_start,
     days_between,
     greatest,
@@ -19,6 +32,7 @@ from app.core.sql import (
     local_day_start,
     month_day,
     month_start,
+    unprepared,
 )
 from app.core.types import UTCDateTime
 from app.memberships.rules import add_months as rule_add_months
@@ -67,3 +81,49 @@ def test_the_spring_forward_night_is_23_hours_long():
     assert local_day_start(BERLIN, spring) == datetime(2027, 3, 27, 23, tzinfo=UTC)
     assert (local_day_start(BERLIN, spring + timedelta(days=1))
             - local_day_start(BERLIN, spring)) == timedelta(hours=23)
+
+
+def test_bulk_insert_writes_the_same_rows_on_both_backends(session):
+    probe = Table("bulk_insert_probe", MetaData(), Column("id", BigInteger, primary_key=True),
+                  Column("n", Integer), Column("label", String(20)), Column("day", Date),
+                  Column("at", UTCDateTime()), prefixes=["TEMPORARY"])
+    probe.create(session.connection())
+    at = datetime(2027, 3, 28, 1, 30, tzinfo=UTC)
+    rows = [{"id": i, "n": i * 7 if i % 3 else None, "label": f"row {i}" if i % 4 else None,
+             "day": DAYS[i % len(DAYS)], "at": at + timedelta(hours=i)} for i in range(1, 2001)]
+    bulk_insert(session, probe, rows)
+    bulk_insert(session, probe, [])
+    got = [dict(r._mapping) for r in session.execute(select(probe).order_by(probe.c.id))]
+    assert got == rows
+
+
+def test_bulk_insert_new_skips_rows_whose_key_exists(session):
+    probe = Table("bulk_insert_new_probe", MetaData(),
+                  Column("id", Integer, primary_key=True, autoincrement=True),
+                  Column("member", Integer), Column("cycle", String(20)), Column("day", Date),
+                  UniqueConstraint("member", "cycle"), prefixes=["TEMPORARY"])
+    probe.create(session.connection())
+    key = [probe.c.member, probe.c.cycle]
+    first = [{"member": i, "cycle": "a", "day": DAYS[0]} for i in range(1, 6)]
+    bulk_insert_new(session, probe, first, key)
+    again = [{"member": i, "cycle": c, "day": DAYS[1]} for i in range(3, 9) for c in ("a", "b")]
+    bulk_insert_new(session, probe, again, key)
+    bulk_insert_new(session, probe, [], key)
+    got = {(r.member, r.cycle): r.day for r in session.execute(select(probe))}
+    expected = {(i, "a"): DAYS[0] for i in range(1, 6)}
+    for i in range(3, 9):
+        expected.setdefault((i, "a"), DAYS[1])
+        expected[(i, "b")] = DAYS[1]
+    assert got == expected
+
+
+def test_unprepared_turns_the_drivers_prepared_statements_off_and_back_on(db, session):
+    raw = session.connection().connection.driver_connection
+    before = raw.prepare_threshold if db.is_postgres else None
+    for _ in range(2):
+        with unprepared(session):
+            assert session.execute(select(literal(1, Integer()))).scalar() == 1
+            if db.is_postgres:
+                assert raw.prepare_threshold is None
+    if db.is_postgres:
+        assert before is not None and raw.prepare_threshold == before

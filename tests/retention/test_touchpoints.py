@@ -2,12 +2,13 @@
 frequency cap, quiet hours, holdout, tasks."""
 from datetime import date, timedelta
 
+import pytest
 from sqlalchemy import select
 
 from app.core.db import transaction
 from app.core.events import VisitGranted
 from app.crm.models import Interaction, Task
-from app.retention import playbook
+from app.retention import playbook, stages
 from app.retention.channels import Channels, Recording
 from app.retention.scheduling import holdout_score
 from app.retention.stages import on_visit
@@ -236,3 +237,27 @@ def test_sms_is_skipped_when_no_gateway_is_configured(rw):
     rw.dispatch(local(D, 9), channels=Channels(email=Recording(), sms=None))
     [(tp, _)] = rw.touchpoints(member)
     assert (tp.status, tp.reason) == ("skipped", "channel_not_configured")
+
+
+@pytest.mark.parametrize("in_bulk", [False, True], ids=["counted-by-index", "counted-in-one-pass"])
+def test_first_run_counts_the_visits_of_members_new_to_the_engine(rw, monkeypatch, in_bulk):
+    if in_bulk:  # the first run of a big club: one GROUP BY instead of a count per member
+        monkeypatch.setattr(stages, "FRESH_IN_BULK", 0)
+    club = rw.club(holdout_share=0)
+    rw.only(club, "visit_10")
+    plan = rw.plan(club)
+    tenth, eleventh, few, none = (rw.member(club) for _ in range(4))
+    for m in (tenth, eleventh, few, none):
+        rw.membership(club, m, plan, ago(60))
+    rw.visits(club, tenth, [ago(n) for n in range(3, 13)])  # the 10th visit 3 days ago
+    rw.visits(club, eleventh, [ago(n) for n in range(20, 31)])  # 10th visit long before
+    rw.visits(club, few, [ago(40), ago(2)])
+
+    rw.run(club)
+
+    assert {m: rw.stage(m).visits_total for m in (tenth, eleventh, few, none)} == {
+        tenth: 10, eleventh: 11, few: 2, none: 0}
+    assert [(tp.member_id, key) for tp, key in rw.touchpoints()] == [(tenth, "visit_10")]
+    rw.visits(club, few, [D])  # at 18:00: after the first run (05:00), counted by the next
+    rw.run(club, D + timedelta(days=1))
+    assert rw.stage(few).visits_total == 3
