@@ -13,14 +13,19 @@ prebuilt statements:
    on conflict the stored answer is read back and returned instead (nothing else is written);
 4. for a granted entry: the guarded `UPDATE memberships SET visits_used = visits_used + 1`
    (0 rows: the limit was reached by a concurrent check-in, the attempt is re-recorded as
-   denied), then `INSERT INTO visits`, then the `VisitGranted` event, whose handlers
-   (retention, classes; see `app/wiring.py`) run in one savepoint.
+   denied), then `INSERT INTO visits`, then the `VisitGranted` event's handlers (retention's
+   at-risk recovery, class attendance; see `app/wiring.py`).
 
 On PostgreSQL steps 1 + 2 are one statement for a card once this process has seen the club
 (its timezone and settings are checked in that same read), and steps 3 + 4 are one statement
-(data-modifying CTEs). So a granted turnstile entry costs one read, one write statement and the
-handlers' savepoint (SQLite: 2 reads + 3 writes); a denial one read and one write; a repeated
-event the same read, the INSERT that conflicts and one read of the stored answer.
+(data-modifying CTEs) into which the `VisitGranted` handlers' SQL is folded
+(`app.core.events.Folded`). The device endpoint runs it on an autocommit connection
+(`device_work(autocommit=True)`), so a granted turnstile entry is two statements and nothing
+else: no BEGIN, COMMIT or savepoint. Only a membership with a visit limit opens a transaction
+around the grant, so that losing the race for its last visit re-records the attempt as refused
+atomically. SQLite: 2 reads + 3 writes + the handlers, in one transaction. A denial is one read
+and one write; a repeated event the same read, the INSERT that conflicts and one read of the
+stored answer.
 
 The device endpoint finds the device behind its key once per process (`device_for_key`) and
 checks the key against the device row in step 1, so a revoked or rotated key is refused on its
@@ -46,6 +51,7 @@ from sqlalchemy import (
     func,
     insert,
     literal,
+    literal_column,
     or_,
     select,
     true,
@@ -255,8 +261,9 @@ _REDECIDE = (
 _ADD_VISIT = insert(_visits).returning(_visits.c.id)
 
 
-def _grant_statement():
-    """PostgreSQL: steps 3 and 4 of a granted entry in one statement (one round trip).
+def _grant_statement(folds: tuple[events.Folded, ...] = ()):
+    """PostgreSQL: steps 3 and 4 of a granted entry in one statement (one round trip), with
+    the `VisitGranted` handlers' folded SQL (`folds`) gated on the visit being written.
 
     The claim, the guarded count and the visit are data-modifying CTEs: nothing is counted or
     logged when the claim conflicts (a replay: no row comes back), and no visit is written when
@@ -276,7 +283,7 @@ def _grant_statement():
                .where(_ms.c.id == bindparam("g_membership_id", type_=_ms.c.id.type),
                       or_(_ms.c.visit_limit.is_(None), _ms.c.visits_used < _ms.c.visit_limit),
                       exists(select(claim.c.id)))
-               .values(visits_used=_ms.c.visits_used + 1,  # (no onupdate defaults in a CTE)
+               .values(visits_used=_ms.c.visits_used + literal_column("1"),  # (no onupdate in a CTE)
                        updated_at=typed("e_received_at", _ms.c.updated_at))
                .returning(_ms.c.id)
                .cte("counted"))
@@ -291,12 +298,23 @@ def _grant_statement():
                                      exists(select(counted.c.id)))))
              .returning(_visits.c.id)
              .cte("visit"))
-    return select(claim.c.id.label("event_id"),
-                  select(counted.c.id).scalar_subquery().label("counted_id"),
-                  select(visit.c.id).scalar_subquery().label("visit_id")).select_from(claim)
+    statement = select(claim.c.id.label("event_id"),
+                       select(counted.c.id).scalar_subquery().label("counted_id"),
+                       select(visit.c.id).scalar_subquery().label("visit_id")).select_from(claim)
+    gate = exists(select(visit.c.id))
+    follow_ups = [cte for fold in folds for cte in fold.ctes(gate)]
+    return statement.add_cte(*follow_ups) if follow_ups else statement
 
 
-_GRANT = _grant_statement()
+_grants: dict[tuple[events.Folded, ...], object] = {}
+
+
+def _grant_with(folds: tuple[events.Folded, ...]):
+    """The grant statement with these follow-ups, built once per set of them."""
+    statement = _grants.get(folds)
+    if statement is None:
+        statement = _grants[folds] = _grant_statement(folds)
+    return statement
 
 _TOUCH_DEVICE = (
     update(_devices)
@@ -501,13 +519,24 @@ def check_in(session: Session, *, club_id: int, occurred_at: datetime,
     granted = allow and direction == "in"
     forced = reason in (Reason.override, Reason.device_granted)  # in even with no visits left
     counted = True
+    # On an autocommit connection each statement commits on its own. The grant is one statement,
+    # but when a concurrent entry can take a membership's last visit, the re-decision below must
+    # commit with it: that case opens a transaction of its own.
+    paired = (granted and countable and m.visit_limit is not None and not forced
+              and events.autocommitting(session)) if postgres else False
+    if paired:
+        conn.exec_driver_sql("BEGIN")
     if granted and postgres:
         # 3 + 4 in one round trip (see _grant_statement)
         params = {f"e_{name}": value for name, value in event.items()}
         params.update(g_membership_id=membership_id if countable else None,
                       g_visit_membership_id=membership_id if countable else None,
                       g_visit_anyway=not countable or forced)
-        wrote = conn.execute(_GRANT, params).first()
+        visited = VisitGranted(club_id, mid, occurred_at, day)
+        folded = events.folded(VisitGranted)
+        for _handler, fold in folded:
+            params.update(fold.params(visited))
+        wrote = conn.execute(_grant_with(tuple(fold for _h, fold in folded)), params).first()
         event_id = wrote.event_id if wrote is not None else None
         if wrote is not None:
             counted, visit_id = not countable or wrote.counted_id is not None, wrote.visit_id
@@ -529,13 +558,18 @@ def check_in(session: Session, *, club_id: int, occurred_at: datetime,
         conn.execute(_REDECIDE, {"b_event_id": event_id, "b_allowed": False,
                                  "b_reason": reason.value, "b_message": message})
         return Decision(False, reason.value, message, mid, first_name, None, event_id)
+    if paired:
+        conn.exec_driver_sql("COMMIT")
     if not postgres:
         visit_id = conn.execute(_ADD_VISIT, {
             "club_id": club_id, "member_id": mid,
             "membership_id": membership_id if countable else None,
             "access_event_id": event_id, "occurred_at": occurred_at,
         }).scalar_one()
-    events.publish(session, VisitGranted(club_id, mid, occurred_at))
+    if postgres:  # the folded handlers ran in the grant statement
+        events.publish(session, visited, done=tuple(h for h, _fold in folded))
+    else:
+        events.publish(session, VisitGranted(club_id, mid, occurred_at, day))
     return Decision(True, reason.value, message, mid, first_name, visit_id, event_id)
 
 

@@ -64,9 +64,13 @@ def make_engine(url: str, *, pool_size: int = 10, max_overflow: int = 20, echo: 
                                connect_args={"timeout": 30, "check_same_thread": False})
         _setup_sqlite(engine)
         return engine
+    # No pool_pre_ping: it costs a round trip on every checkout (a turnstile's check-in is a few
+    # round trips in all). A connection found dead raises OperationalError (a 503 with
+    # Retry-After at the edge; the device path retries once, `retry_on_disconnect`), and the
+    # pool then drops every connection older than the failure, so one request per worker sees it.
     return create_engine(
-        url, echo=echo, hide_parameters=True, pool_pre_ping=True, pool_size=pool_size,
-        max_overflow=max_overflow
+        url, echo=echo, hide_parameters=True, pool_size=pool_size, max_overflow=max_overflow,
+        pool_recycle=3600,
     )
 
 
