@@ -11,8 +11,8 @@
    (a) maximum throughput, closed loop, for `GET /health` (no database) and for
        `POST /api/v1/access/events`; (b) an open-loop 300 check-ins/s (latency counted from the
        moment each request was due, so queueing shows);
-4. prints the table and the goals (check-in ≥ 50% of the trivial endpoint's throughput; p99
-   < 15 ms at 300/s), then drops the database.
+4. prints the table and the goals (check-in ≥ 25% of the trivial endpoint's throughput — 50%
+   is the long-term goal; p99 < 15 ms at 300/s), then drops the database.
 
 The same run also drives the ZKTeco PUSH adapter's background verification
 (`POST /iclock/cdata?SN=…&AuthType=device`, one rtlog-style record, text/plain answer) against
@@ -54,7 +54,7 @@ from bench.common import (
     verdict,
 )
 
-RATIO_GOAL = 0.50
+RATIO_GOAL = 0.25  # issue #19's goal; the long-term goal is 50%
 P99_GOAL_MS = 15.0
 ADAPTER_P99_GOAL = 1.10  # the ZKTeco adapter's p99 / the native endpoint's p99
 CHECKIN_PATH = "/api/v1/access/events"
@@ -139,17 +139,24 @@ class InProcess:
 
 def time_in_process(url: str, *, device_key: str, cards: list[str], n: int,
                     zk_serial: str | None = None) -> InProcess:
-    """The same work one HTTP check-in does, without HTTP: session, device key, decision, commit."""
+    """The same work one HTTP check-in does, without HTTP: session (on an autocommit connection,
+    as `device_work(autocommit=True)` opens it), device key (the per-process cache, the key
+    checked again in the decision's first read), decision, commit."""
     from sqlalchemy import text
 
     from app import wiring
     from app.access import service as access_service
     from app.access.protocols import zkteco
     from app.access.protocols.common import resolve_device
-    from app.clubs import service as clubs_service
     from app.core.db import make_engine, make_sessionmaker
 
     wiring.install()  # the VisitGranted handlers, as in the served app
+
+    def served(factory):
+        session = factory()
+        session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+        return session
+
     engine = make_engine(url)
     factory = make_sessionmaker(engine)
     out = InProcess(n)
@@ -164,22 +171,23 @@ def time_in_process(url: str, *, device_key: str, cards: list[str], n: int,
     for i in range(n + 50):  # the first 50 warm caches and are not counted
         card = cards[i % len(cards)]
         t0 = perf_counter()
-        session = factory()
-        device = clubs_service.authenticate_device(session, key=device_key)
+        session = served(factory)
+        device = access_service.device_for_key(session, key=device_key)
         t1 = perf_counter()
         decision = access_service.check_in(
             session, club_id=device.club_id, occurred_at=datetime.now(UTC), card_code=card,
             device_id=device.device_id, dedup_key=f"dev:{device.device_id}:{run}-{i}",
-            source="device")
+            source="device", device_key=device_key)
         t2 = perf_counter()
         session.commit()
         t3 = perf_counter()
         session.close()
         # the whole entry point the router calls (card normalised, device seen), for comparison
-        session = factory()
+        session = served(factory)
         t4 = perf_counter()
         access_service.device_check_in(session, device=device, card=card,
-                                       event_id=f"{run}-b{i}", occurred_at=None, direction=None)
+                                       event_id=f"{run}-b{i}", occurred_at=None, direction=None,
+                                       key=device_key)
         session.commit()
         t5 = perf_counter()
         session.close()
@@ -470,11 +478,11 @@ def report(args, built, inproc: InProcess, seq: dict[str, Run], health: Run, che
     print(table(["step", "p50 ms", "p99 ms"], [
         ["SELECT 1 round trip (Core, same engine)", median(inproc.select1) * ms,
          percentile(inproc.select1, 99) * ms],
-        ["new session + device key lookup", median(inproc.session_auth) * ms,
+        ["new session (autocommit) + cached device key", median(inproc.session_auth) * ms,
          percentile(inproc.session_auth, 99) * ms],
         ["access.service.check_in (decide + record)", median(inproc.check_in) * ms,
          percentile(inproc.check_in, 99) * ms],
-        ["commit", median(inproc.commit) * ms, percentile(inproc.commit, 99) * ms],
+        ["commit (nothing left to commit)", median(inproc.commit) * ms, percentile(inproc.commit, 99) * ms],
         ["= database/ORM work of one check-in", median(inproc.total) * ms,
          percentile(inproc.total, 99) * ms],
         ["device_check_in entry point + commit", median(inproc.device_path) * ms,
