@@ -113,8 +113,8 @@ def device_work(request: Request, key: str | None, work: Callable[[Session, Devi
                 repeatable: bool = False) -> T:
     """`work(session, device)` in a `device_unit_of_work`.
 
-    The pool does not ping a connection before lending it (a round trip per request), so the
-    first use of a connection the database dropped fails. `repeatable` work (a device event
+    The pool pings only connections that sat idle (`app.core.db.IDLE_PING_AFTER`), so a busy
+    connection the database dropped fails at its first use. `repeatable` work (a device event
     carrying its own id: a repeat answers the first decision) then runs once more on a fresh
     connection, and the device never sees the drop; other work gets the 503 to retry."""
     try:

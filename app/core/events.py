@@ -155,6 +155,11 @@ def folded(event_type: type) -> tuple[tuple[Handler, Folded], ...]:
     return _folded.get(event_type, ())
 
 
+def required(event_type: type) -> tuple[Handler, ...]:
+    """The required handlers of `event_type`."""
+    return _handlers.get(event_type, _Handlers()).required
+
+
 def handlers(event_type: type) -> tuple[Handler, ...]:
     """Every handler of `event_type`, required first (for tests and docs)."""
     current = _handlers.get(event_type, _Handlers())
@@ -175,6 +180,7 @@ def replaced(event_type: type, *, required: Sequence[Handler] = (),
             _handlers.pop(event_type, None)
         else:
             _handlers[event_type] = before
+        _folded.pop(event_type, None)
         if before_folded is not None:
             _folded[event_type] = before_folded
 
@@ -234,9 +240,10 @@ def _run_best_effort(session: Session, event: object, best_effort: tuple[Handler
 
 
 def autocommitting(session: Session) -> bool:
-    """True when the session's connection commits each statement on its own (the turnstile's
-    check-in on PostgreSQL, `app.clubs.deps.device_unit_of_work(autocommit=True)`)."""
-    return session.connection().get_execution_options().get("isolation_level") == "AUTOCOMMIT"
+    """True when the session's PostgreSQL connection commits each statement on its own (the
+    turnstile's check-in, `app.clubs.deps.device_unit_of_work(autocommit=True)`)."""
+    conn = session.connection()
+    return conn.dialect.name == "postgresql" and conn.connection.dbapi_connection.autocommit
 
 
 def _run_autocommitting(session: Session, event: object, current: _Handlers) -> None:
@@ -249,5 +256,7 @@ def _run_autocommitting(session: Session, event: object, current: _Handlers) -> 
     for handler in current.best_effort:
         try:
             handler(session, event)
+            session.flush()  # ORM work it left pending fails here, not at the caller's commit
         except Exception:
             log.exception("%r: handler %r failed; the change stands", event, handler)
+            session.rollback()  # drops what it left pending; written statements stand
