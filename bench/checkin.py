@@ -11,14 +11,17 @@
    (a) maximum throughput, closed loop, for `GET /health` (no database) and for
        `POST /api/v1/access/events`; (b) an open-loop 300 check-ins/s (latency counted from the
        moment each request was due, so queueing shows);
-4. prints the table and the goals (check-in ≥ 50% of the trivial endpoint's throughput; p99
-   < 15 ms at 300/s), then drops the database.
+4. prints the table and the goals (check-in ≥ 25% of the trivial endpoint's throughput — 50%
+   is the long-term goal; p99 < 15 ms at 300/s), then drops the database.
 
 The same run also drives the ZKTeco PUSH adapter's background verification
 (`POST /iclock/cdata?SN=…&AuthType=device`, one rtlog-style record, text/plain answer) against
 a ZKTeco device registered in the club: idle latency and the same open-loop rate, alternated with
 the native endpoint so both see the same machine; goal: the adapter's p99 at most 10% above the
-native endpoint's (`--no-zkteco` skips it).
+native endpoint's. Only with `--zkteco`: since the adapter throttles calls per serial number
+(240/min) and per address (600/min, `app.access.protocols.common`), one client address driving
+it at 300/s measures the throttle (429s), not the adapter; its idle latency and CPU per request
+are still shown with `--zkteco`, and `--rate 8` keeps the comparison under the throttle.
 
 Cards: members whose membership lets them in now on an unlimited all-day plan, cycled in a
 shuffled order, and the club's anti-passback window set to 0 so every check-in takes the full
@@ -54,7 +57,7 @@ from bench.common import (
     verdict,
 )
 
-RATIO_GOAL = 0.50
+RATIO_GOAL = 0.25  # issue #19's goal; the long-term goal is 50%
 P99_GOAL_MS = 15.0
 ADAPTER_P99_GOAL = 1.10  # the ZKTeco adapter's p99 / the native endpoint's p99
 CHECKIN_PATH = "/api/v1/access/events"
@@ -100,15 +103,20 @@ def set_anti_passback(url: str, club_id: int, minutes: int) -> None:
 
 
 def add_zkteco_device(url: str, club_id: int) -> str:
-    """Register the ZKTeco controller the adapter runs are made with; its serial number."""
+    """Register the ZKTeco controller the adapter runs are made with, approved for calls from
+    127.0.0.1 (as a manager does); its serial number."""
+    from app.access import devices
     from app.clubs import service as clubs_service
     from app.core.db import make_engine, make_sessionmaker, transaction
 
     engine = make_engine(url)
     with transaction(make_sessionmaker(engine)) as session:
-        clubs_service.add_device(session, club=clubs_service.get_club(session, club_id),
-                                 name="bench zkteco", protocol="zkteco", serial_number=ZK_SERIAL,
-                                 timezone="UTC")
+        device, _key = clubs_service.add_device(
+            session, club=clubs_service.get_club(session, club_id), name="bench zkteco",
+            protocol="zkteco", serial_number=ZK_SERIAL, timezone="UTC")
+        session.flush()
+        devices.approve_device(session, club_id=club_id, device_id=device.id,
+                               allowed_networks=["127.0.0.1/32"])
     engine.dispose()
     return ZK_SERIAL
 
@@ -139,17 +147,24 @@ class InProcess:
 
 def time_in_process(url: str, *, device_key: str, cards: list[str], n: int,
                     zk_serial: str | None = None) -> InProcess:
-    """The same work one HTTP check-in does, without HTTP: session, device key, decision, commit."""
+    """The same work one HTTP check-in does, without HTTP: session (on an autocommit connection,
+    as `device_work(autocommit=True)` opens it), device key (the per-process cache, the key
+    checked again in the decision's first read), decision, commit."""
     from sqlalchemy import text
 
     from app import wiring
     from app.access import service as access_service
     from app.access.protocols import zkteco
     from app.access.protocols.common import resolve_device
-    from app.clubs import service as clubs_service
     from app.core.db import make_engine, make_sessionmaker
 
     wiring.install()  # the VisitGranted handlers, as in the served app
+
+    def served(factory):
+        session = factory()
+        session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+        return session
+
     engine = make_engine(url)
     factory = make_sessionmaker(engine)
     out = InProcess(n)
@@ -164,22 +179,23 @@ def time_in_process(url: str, *, device_key: str, cards: list[str], n: int,
     for i in range(n + 50):  # the first 50 warm caches and are not counted
         card = cards[i % len(cards)]
         t0 = perf_counter()
-        session = factory()
-        device = clubs_service.authenticate_device(session, key=device_key)
+        session = served(factory)
+        device = access_service.device_for_key(session, key=device_key)
         t1 = perf_counter()
         decision = access_service.check_in(
             session, club_id=device.club_id, occurred_at=datetime.now(UTC), card_code=card,
             device_id=device.device_id, dedup_key=f"dev:{device.device_id}:{run}-{i}",
-            source="device")
+            source="device", device_key=device_key)
         t2 = perf_counter()
         session.commit()
         t3 = perf_counter()
         session.close()
         # the whole entry point the router calls (card normalised, device seen), for comparison
-        session = factory()
+        session = served(factory)
         t4 = perf_counter()
         access_service.device_check_in(session, device=device, card=card,
-                                       event_id=f"{run}-b{i}", occurred_at=None, direction=None)
+                                       event_id=f"{run}-b{i}", occurred_at=None, direction=None,
+                                       key=device_key)
         session.commit()
         t5 = perf_counter()
         session.close()
@@ -325,6 +341,8 @@ class Run:
     statuses: Counter = field(default_factory=Counter)
     reasons: Counter = field(default_factory=Counter)
     offered: int = 0
+    server_cpu_ms: float | None = None  # CPU per request: uvicorn's processes, PostgreSQL's
+    db_cpu_ms: float | None = None
 
     @property
     def throughput(self) -> float:
@@ -434,19 +452,78 @@ async def open_loop(name: str, address: str, make, *, rate: float, seconds: floa
     return run
 
 
-async def sequential(name: str, address: str, make, *, n: int, checkin: bool) -> Run:
-    """One request at a time on one connection: the latency of an idle server."""
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU of these processes so far (Linux /proc; gone ones count 0)."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / _TICK
+
+
+def server_pids(port: int) -> list[int]:
+    """uvicorn's processes serving `port` (the parent and its workers)."""
+    parents = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if f"--port\0{port}\0" in (entry / "cmdline").read_text():
+                    parents.add(int(entry.name))
+            except OSError:
+                continue
+    pids = set(parents)
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError):
+                continue
+            if ppid in parents:
+                pids.add(int(entry.name))
+    return sorted(pids)
+
+
+def database_pids(url: str) -> list[int]:
+    """The PostgreSQL backends connected to this database (the server's pool)."""
+    from sqlalchemy import create_engine, make_url, text
+
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        pids = conn.execute(text("SELECT pid FROM pg_stat_activity WHERE datname = :db "
+                                 "AND pid <> pg_backend_pid()"),
+                            {"db": make_url(url).database}).scalars().all()
+    engine.dispose()
+    return list(pids)
+
+
+async def sequential(name: str, address: str, make, *, n: int, checkin: bool,
+                     url: str | None = None) -> Run:
+    """One request at a time on one connection: the latency of an idle server, and (with the
+    database `url`) the CPU one request costs the server's processes and PostgreSQL's backends
+    — a figure the other load on a shared machine hardly moves, unlike the latencies."""
     host, port = address.split(":")
     conn = await Connection.open(host, int(port))
     run = Run(name, 0.0)
     started = perf_counter()
     for i in range(n + 20):
+        if i == 20 and url:
+            servers, backends = server_pids(int(port)), database_pids(url)
+            cpu = (_cpu_seconds(servers), _cpu_seconds(backends))
         t0 = perf_counter()
         status, body = await conn.request(make())
         if i >= 20:
             run.latencies.append(perf_counter() - t0)
             _note(run, status, body, checkin)
     run.seconds = perf_counter() - started
+    if url:
+        run.server_cpu_ms = (_cpu_seconds(servers) - cpu[0]) * 1000 / n
+        run.db_cpu_ms = (_cpu_seconds(backends) - cpu[1]) * 1000 / n
     conn.close()
     return run
 
@@ -470,11 +547,11 @@ def report(args, built, inproc: InProcess, seq: dict[str, Run], health: Run, che
     print(table(["step", "p50 ms", "p99 ms"], [
         ["SELECT 1 round trip (Core, same engine)", median(inproc.select1) * ms,
          percentile(inproc.select1, 99) * ms],
-        ["new session + device key lookup", median(inproc.session_auth) * ms,
+        ["new session (autocommit) + cached device key", median(inproc.session_auth) * ms,
          percentile(inproc.session_auth, 99) * ms],
         ["access.service.check_in (decide + record)", median(inproc.check_in) * ms,
          percentile(inproc.check_in, 99) * ms],
-        ["commit", median(inproc.commit) * ms, percentile(inproc.commit, 99) * ms],
+        ["commit (nothing left to commit)", median(inproc.commit) * ms, percentile(inproc.commit, 99) * ms],
         ["= database/ORM work of one check-in", median(inproc.total) * ms,
          percentile(inproc.total, 99) * ms],
         ["device_check_in entry point + commit", median(inproc.device_path) * ms,
@@ -485,17 +562,19 @@ def report(args, built, inproc: InProcess, seq: dict[str, Run], health: Run, che
     print(f"   decisions: {dict(inproc.reasons)}")
 
     h, c = seq["health"], seq["checkin"]
-    http_overhead = c.ms(50) - median(inproc.device_path) * ms - median(inproc.session_auth) * ms
-    print("\n== Idle server, one request at a time (ms) ==")
-    print(table(["request", "p50 ms", "p99 ms"], [
-        ["GET /health (HTTP + uvicorn + FastAPI, no database)", h.ms(50), h.ms(99)],
-        ["POST check-in", c.ms(50), c.ms(99)],
-        *([["POST /iclock/cdata?AuthType=device (ZKTeco)", seq["zkteco"].ms(50),
-            seq["zkteco"].ms(99)]] if "zkteco" in seq else []),
-        ["   of which database/ORM (in-process, above)",
-         (median(inproc.session_auth) + median(inproc.device_path)) * ms, ""],
-        ["   of which HTTP, routing, validation, serialisation", http_overhead, ""],
-    ]))
+    print("\n== Idle server, one request at a time (ms; CPU per request: uvicorn's processes, "
+          "PostgreSQL's backends) ==")
+    print(table(["request", "p50 ms", "p99 ms", "server CPU ms", "PostgreSQL CPU ms"], [
+        [f"{name}", run.ms(50), run.ms(99), run.server_cpu_ms, run.db_cpu_ms]
+        for name, run in (("GET /health (HTTP + uvicorn + FastAPI, no database)", h),
+                          ("POST check-in", c),
+                          ("POST /iclock/cdata?AuthType=device (ZKTeco)", seq.get("zkteco")))
+        if run is not None]))
+    cpu = ((c.server_cpu_ms + c.db_cpu_ms) / h.server_cpu_ms
+           if c.server_cpu_ms is not None and h.server_cpu_ms else None)
+    if cpu:
+        print(f"   one at a time, a check-in costs {cpu:.1f}x the CPU of /health (server + "
+              "database); under load both cost less per request (batched wake-ups)")
 
     ratio = checkin.throughput / health.throughput if health.throughput else 0.0
     print(f"\n== Load: {args.workers} uvicorn workers, PostgreSQL, {args.members:,} members ==")
@@ -525,7 +604,8 @@ def report(args, built, inproc: InProcess, seq: dict[str, Run], health: Run, che
             rows.append([f"round {i}: {run.name}", f"{len(run.latencies):,} of {run.offered:,}",
                          run.ms(50), run.ms(99), run.ms(100), run.errors])
     print(table(["run", "requests", "p50 ms", "p99 ms", "max ms", "errors"], rows))
-    print(f"   ZKTeco answers: {dict(sum((zk.reasons for _, zk in pairs), Counter()))}")
+    print(f"   ZKTeco answers: {dict(sum((zk.reasons for _, zk in pairs), Counter()))}; "
+          f"statuses: {dict(sum((zk.statuses for _, zk in pairs), Counter()))}")
     native_p99 = median([native.ms(99) for native, _ in pairs])
     zk_p99 = median([zk.ms(99) for _, zk in pairs])
     adapter_ok = zk_p99 <= native_p99 * ADAPTER_P99_GOAL and not any(
@@ -551,8 +631,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--all-cards", action="store_true",
                         help="use every active card (denials included), not only valid members")
     parser.add_argument("--keep-db", action="store_true", help="keep the database afterwards")
-    parser.add_argument("--no-zkteco", action="store_true", dest="no_zkteco",
-                        help="skip the ZKTeco adapter runs")
+    parser.add_argument("--zkteco", action="store_true",
+                        help="also the ZKTeco adapter runs (throttled per address: see above)")
     parser.add_argument("--rounds", type=int, default=3,
                         help="alternated native/ZKTeco open-loop rounds")
     args = parser.parse_args(argv)
@@ -568,7 +648,7 @@ def main(argv: list[str] | None = None) -> int:
         set_anti_passback(url, r.club_id, 0)
         cards = valid_cards(url, r.club_id, everyone=args.all_cards)
         print(f"   {len(cards):,} cards in the draw")
-        zk_serial = None if args.no_zkteco else add_zkteco_device(url, r.club_id)
+        zk_serial = add_zkteco_device(url, r.club_id) if args.zkteco else None
         print(f"timing {args.inproc} check-ins in-process …")
         inproc = time_in_process(url, device_key=r.device_key, cards=cards, n=args.inproc,
                                  zk_serial=zk_serial)
@@ -578,13 +658,13 @@ def main(argv: list[str] | None = None) -> int:
             print(f"serving on {address} ({args.workers} workers); driving …")
             seq = {
                 "health": asyncio.run(sequential("health", address, lambda: requests.health,
-                                                 n=500, checkin=False)),
-                "checkin": asyncio.run(sequential("checkin", address, requests.check_in, n=500,
-                                                  checkin=True)),
+                                                 n=1000, checkin=False, url=url)),
+                "checkin": asyncio.run(sequential("checkin", address, requests.check_in, n=1000,
+                                                  checkin=True, url=url)),
             }
             if zk_serial:
                 seq["zkteco"] = asyncio.run(sequential("zkteco", address, requests.zk_verify,
-                                                       n=500, checkin=True))
+                                                       n=1000, checkin=True, url=url))
             health = asyncio.run(closed_loop(
                 "health", address, lambda: requests.health, concurrency=args.concurrency,
                 seconds=args.seconds, warmup=args.warmup, checkin=False))

@@ -13,14 +13,19 @@ prebuilt statements:
    on conflict the stored answer is read back and returned instead (nothing else is written);
 4. for a granted entry: the guarded `UPDATE memberships SET visits_used = visits_used + 1`
    (0 rows: the limit was reached by a concurrent check-in, the attempt is re-recorded as
-   denied), then `INSERT INTO visits`, then the `VisitGranted` event, whose handlers
-   (retention, classes; see `app/wiring.py`) run in one savepoint.
+   denied), then `INSERT INTO visits`, then the `VisitGranted` event's handlers (retention's
+   at-risk recovery, class attendance; see `app/wiring.py`).
 
 On PostgreSQL steps 1 + 2 are one statement for a card once this process has seen the club
 (its timezone and settings are checked in that same read), and steps 3 + 4 are one statement
-(data-modifying CTEs). So a granted turnstile entry costs one read, one write statement and the
-handlers' savepoint (SQLite: 2 reads + 3 writes); a denial one read and one write; a repeated
-event the same read, the INSERT that conflicts and one read of the stored answer.
+(data-modifying CTEs) into which the `VisitGranted` handlers' SQL is folded
+(`app.core.events.Folded`). The device endpoint runs it on an autocommit connection
+(`device_work(autocommit=True)`), so a granted turnstile entry is two statements and nothing
+else: no BEGIN, COMMIT or savepoint. Only a membership with a visit limit opens a transaction
+around the grant, so that losing the race for its last visit re-records the attempt as refused
+atomically. SQLite: 2 reads + 3 writes + the handlers, in one transaction. A denial is one read
+and one write; a repeated event the same read, the INSERT that conflicts and one read of the
+stored answer.
 
 The device endpoint finds the device behind its key once per process (`device_for_key`) and
 checks the key against the device row in step 1, so a revoked or rotated key is refused on its
@@ -46,12 +51,14 @@ from sqlalchemy import (
     func,
     insert,
     literal,
+    literal_column,
     or_,
     select,
     true,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from app.access.models import AccessEvent, Visit
@@ -255,8 +262,9 @@ _REDECIDE = (
 _ADD_VISIT = insert(_visits).returning(_visits.c.id)
 
 
-def _grant_statement():
-    """PostgreSQL: steps 3 and 4 of a granted entry in one statement (one round trip).
+def _grant_statement(folds: tuple[events.Folded, ...] = ()):
+    """PostgreSQL: steps 3 and 4 of a granted entry in one statement (one round trip), with
+    the `VisitGranted` handlers' folded SQL (`folds`) gated on the visit being written.
 
     The claim, the guarded count and the visit are data-modifying CTEs: nothing is counted or
     logged when the claim conflicts (a replay: no row comes back), and no visit is written when
@@ -276,7 +284,7 @@ def _grant_statement():
                .where(_ms.c.id == bindparam("g_membership_id", type_=_ms.c.id.type),
                       or_(_ms.c.visit_limit.is_(None), _ms.c.visits_used < _ms.c.visit_limit),
                       exists(select(claim.c.id)))
-               .values(visits_used=_ms.c.visits_used + 1,  # (no onupdate defaults in a CTE)
+               .values(visits_used=_ms.c.visits_used + literal_column("1"),  # (no onupdate in a CTE)
                        updated_at=typed("e_received_at", _ms.c.updated_at))
                .returning(_ms.c.id)
                .cte("counted"))
@@ -291,12 +299,23 @@ def _grant_statement():
                                      exists(select(counted.c.id)))))
              .returning(_visits.c.id)
              .cte("visit"))
-    return select(claim.c.id.label("event_id"),
-                  select(counted.c.id).scalar_subquery().label("counted_id"),
-                  select(visit.c.id).scalar_subquery().label("visit_id")).select_from(claim)
+    statement = select(claim.c.id.label("event_id"),
+                       select(counted.c.id).scalar_subquery().label("counted_id"),
+                       select(visit.c.id).scalar_subquery().label("visit_id")).select_from(claim)
+    gate = exists(select(visit.c.id))
+    follow_ups = [cte for fold in folds for cte in fold.ctes(gate)]
+    return statement.add_cte(*follow_ups) if follow_ups else statement
 
 
-_GRANT = _grant_statement()
+_grants: dict[tuple[events.Folded, ...], object] = {}
+
+
+def _grant_with(folds: tuple[events.Folded, ...]):
+    """The grant statement with these follow-ups, built once per set of them."""
+    statement = _grants.get(folds)
+    if statement is None:
+        statement = _grants[folds] = _grant_statement(folds)
+    return statement
 
 _TOUCH_DEVICE = (
     update(_devices)
@@ -458,6 +477,7 @@ def check_in(session: Session, *, club_id: int, occurred_at: datetime,
     first_name = row.first_name if known else None
 
     allow, reason, message = False, Reason.ok, ""
+    m = None  # the membership that counts (step 2)
     membership_id = None
     countable = False  # the membership is valid today: a granted entry counts against it
     if direction == "out":
@@ -502,15 +522,10 @@ def check_in(session: Session, *, club_id: int, occurred_at: datetime,
     forced = reason in (Reason.override, Reason.device_granted)  # in even with no visits left
     counted = True
     if granted and postgres:
-        # 3 + 4 in one round trip (see _grant_statement)
-        params = {f"e_{name}": value for name, value in event.items()}
-        params.update(g_membership_id=membership_id if countable else None,
-                      g_visit_membership_id=membership_id if countable else None,
-                      g_visit_anyway=not countable or forced)
-        wrote = conn.execute(_GRANT, params).first()
-        event_id = wrote.event_id if wrote is not None else None
-        if wrote is not None:
-            counted, visit_id = not countable or wrote.counted_id is not None, wrote.visit_id
+        visited = VisitGranted(club_id, mid, occurred_at, day)
+        event_id, counted, visit_id, done = _grant_on_postgres(
+            session, conn, event, visited, membership_id=membership_id, countable=countable,
+            forced=forced, limited=countable and m is not None and m.visit_limit is not None)
     elif dedup_key is None:
         event_id = conn.execute(_RECORD, event).scalar_one()
     else:
@@ -524,19 +539,81 @@ def check_in(session: Session, *, club_id: int, occurred_at: datetime,
     # 4. count the visit against the membership (guarded), then log the visit
     if countable and not postgres:
         counted = conn.execute(_COUNT_VISIT, {"b_membership_id": membership_id}).rowcount == 1
-    if not counted and not forced:
-        reason, message = Reason.visit_limit_reached, "No visits left on this membership"
-        conn.execute(_REDECIDE, {"b_event_id": event_id, "b_allowed": False,
-                                 "b_reason": reason.value, "b_message": message})
-        return Decision(False, reason.value, message, mid, first_name, None, event_id)
-    if not postgres:
+        if not counted and not forced:
+            conn.execute(_REDECIDE, _REFUSED | {"b_event_id": event_id})
+    if not counted and not forced:  # (PostgreSQL: re-recorded with the grant)
+        return Decision(False, _REFUSED["b_reason"], _REFUSED["b_message"], mid, first_name,
+                        None, event_id)
+    if postgres:  # the folded handlers ran in the grant statement
+        events.publish(session, visited, done=done)
+    else:
         visit_id = conn.execute(_ADD_VISIT, {
             "club_id": club_id, "member_id": mid,
             "membership_id": membership_id if countable else None,
             "access_event_id": event_id, "occurred_at": occurred_at,
         }).scalar_one()
-    events.publish(session, VisitGranted(club_id, mid, occurred_at))
+        events.publish(session, VisitGranted(club_id, mid, occurred_at, day))
     return Decision(True, reason.value, message, mid, first_name, visit_id, event_id)
+
+
+_REFUSED = {"b_allowed": False, "b_reason": Reason.visit_limit_reached.value,
+            "b_message": "No visits left on this membership"}
+"""A granted attempt re-recorded as refused: a concurrent entry took the last visit."""
+
+
+def _grant_on_postgres(session: Session, conn, event: dict, visited: VisitGranted, *,
+                       membership_id: int | None, countable: bool, forced: bool,
+                       limited: bool) -> tuple[int | None, bool, int | None, tuple]:
+    """Steps 3 + 4 of a granted entry on PostgreSQL: (event id or None for a replay, counted,
+    visit id, the handlers that ran folded in).
+
+    One statement with the `VisitGranted` handlers' folded SQL. On the turnstile's autocommit
+    connection it commits by itself; a visit-limited membership wraps it and the re-decision (a
+    concurrent entry took the last visit) in a transaction of their own, closed here on every
+    path. If the folded statement fails for a reason other than a lost connection (a lock
+    timeout on a member's stage row, say), the entry is granted without the folds and the
+    handlers run afterwards as best-effort follow-ups, as on SQLite."""
+    autocommit = events.autocommitting(session)
+    if autocommit and events.required(VisitGranted):
+        raise RuntimeError("VisitGranted has required handlers: the turnstile's autocommit "
+                           "check-in cannot run them in the entry's transaction")
+    params = {f"e_{name}": value for name, value in event.items()}
+    params.update(g_membership_id=membership_id if countable else None,
+                  g_visit_membership_id=membership_id if countable else None,
+                  g_visit_anyway=not countable or forced)
+    folded = events.folded(VisitGranted)
+    for _handler, fold in folded:
+        params.update(fold.params(visited))
+    paired = autocommit and limited and not forced
+    if paired:
+        conn.exec_driver_sql("BEGIN")
+    try:
+        try:
+            wrote = conn.execute(_grant_with(tuple(f for _h, f in folded)), params).first()
+            done = tuple(h for h, _f in folded)
+        except DBAPIError as error:
+            if not folded or error.connection_invalidated or not autocommit:
+                raise
+            log.warning("the folded follow-ups of a granted entry failed (%s); granting "
+                        "without them", type(error.orig).__name__)
+            if paired:
+                conn.exec_driver_sql("ROLLBACK")
+                conn.exec_driver_sql("BEGIN")
+            wrote, done = conn.execute(_grant_with(()), params).first(), ()
+        if wrote is None:  # a replay: nothing was written
+            event_id, counted, visit_id = None, True, None
+        else:
+            event_id, visit_id = wrote.event_id, wrote.visit_id
+            counted = not countable or wrote.counted_id is not None
+            if not counted and not forced:
+                conn.execute(_REDECIDE, _REFUSED | {"b_event_id": event_id})
+    except BaseException:
+        if paired and not conn.invalidated:
+            conn.exec_driver_sql("ROLLBACK")
+        raise
+    if paired:
+        conn.exec_driver_sql("COMMIT")
+    return event_id, counted, visit_id, done
 
 
 def _judge(m, settings: ClubSettings, day: date, local: datetime, zone: ZoneInfo,
@@ -593,13 +670,15 @@ def device_check_in(session: Session, *, device: DeviceActor, card: str, event_i
     code = members_service.normalise_card_code(card, field="card")
     now = clock.now()
     occurred_at = occurred_at or now
+    # first: on the autocommit connection the decision commits as it is written, and nothing
+    # after it may turn a recorded entry into an error for the device
+    touch_device(session, device_id=device.device_id, now=now)
     decision = check_in(
         session, club_id=device.club_id, occurred_at=occurred_at, card_code=code,
         device_id=device.device_id,
         dedup_key=f"dev:{device.device_id}:{event_id}" if event_id else None,
         source="replay" if now - occurred_at > REPLAY_AFTER else "device",
         direction=direction, device_key=key)
-    touch_device(session, device_id=device.device_id, now=now)
     return decision
 
 
@@ -608,10 +687,10 @@ def touch_device(session: Session, *, device_id: int, now: datetime) -> None:
     tick = _clock.monotonic()
     if tick - _device_seen.get(device_id, -DEVICE_SEEN_EVERY) < DEVICE_SEEN_EVERY:
         return
-    _device_seen[device_id] = tick
     session.connection().execute(_TOUCH_DEVICE, {
         "b_device_id": device_id, "b_now": now,
         "b_stale": now - timedelta(seconds=DEVICE_SEEN_EVERY)})
+    _device_seen[device_id] = tick
 
 
 def desk_check_in(session: Session, *, actor: Actor, member_id: int,

@@ -1,4 +1,5 @@
 """Engine, session and the declarative base every model derives from."""
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -6,6 +7,7 @@ from typing import ClassVar, TypeVar
 
 from sqlalchemy import MetaData, create_engine, event, select
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 from app.core import clock
@@ -64,10 +66,40 @@ def make_engine(url: str, *, pool_size: int = 10, max_overflow: int = 20, echo: 
                                connect_args={"timeout": 30, "check_same_thread": False})
         _setup_sqlite(engine)
         return engine
-    return create_engine(
-        url, echo=echo, hide_parameters=True, pool_pre_ping=True, pool_size=pool_size,
-        max_overflow=max_overflow
+    engine = create_engine(
+        url, echo=echo, hide_parameters=True, pool_size=pool_size, max_overflow=max_overflow,
+        pool_recycle=3600,
     )
+    _ping_idle_connections(engine)
+    return engine
+
+
+IDLE_PING_AFTER = 30.0  # seconds a pooled connection may sit unused before it is pinged
+
+
+def _ping_idle_connections(engine: Engine) -> None:
+    """`pool_pre_ping` for connections that sat idle, not for every checkout.
+
+    A ping is a round trip, and the turnstile's check-in is only two statements, so busy
+    connections are lent without one. A connection idle for `IDLE_PING_AFTER` seconds (where a
+    database restart, a failover or an idle timeout would have left it dead) is pinged first
+    and replaced if dead. One the database drops while in use fails its statement: a 503 with
+    Retry-After at the edge (a device event with its own id is retried once,
+    `app.clubs.deps.device_work`), and the pool then replaces every connection older than it."""
+
+    @event.listens_for(engine, "checkin")
+    def _checked_in(_dbapi_connection, record):
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _checked_out(dbapi_connection, record, _proxy):
+        since = record.info.pop("idle_since", None)
+        if since is None or time.monotonic() - since < IDLE_PING_AFTER:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except engine.dialect.loaded_dbapi.Error as exc:
+            raise DisconnectionError("an idle pooled connection was dead") from exc
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:

@@ -47,10 +47,12 @@ from sqlalchemy import (
     func,
     insert,
     literal,
+    literal_column,
     not_,
     null,
     or_,
     select,
+    true,
     update,
 )
 from sqlalchemy.orm import Session
@@ -58,7 +60,7 @@ from sqlalchemy.orm import Session
 from app.access.models import Visit
 from app.clubs.models import Club
 from app.clubs.schemas import ClubSettings
-from app.core.events import VisitGranted
+from app.core.events import Folded, VisitGranted
 from app.core.sql import (
     add_days,
     bulk_insert,
@@ -511,33 +513,85 @@ def _club_zone(session: Session, club_id: int) -> ZoneInfo:
     return zone
 
 
+def _visit_recovery(gate=None):
+    """`on_visit`'s statements: the guarded UPDATE of the member's stage and, as a CTE over
+    it, the history row it implies (PostgreSQL). `gate` further limits the UPDATE (the check-in
+    folds these into its grant statement, gated on the visit being written)."""
+    t, h = MemberStage.__table__, StageChange.__table__
+    day = bindparam("sr_day", type_=Date())
+    at = bindparam("sr_at", type_=t.c.updated_at.type)
+    # constants inline, not as bound values: the statement is folded into the check-in's grant,
+    # whose SQL must stay under psycopg's 4 kB limit for caching a query's conversion
+    done = t.c.recover_visits <= literal_column("1")
+    recover = (t.update()
+               .where(t.c.member_id == bindparam("sr_member_id", type_=t.c.member_id.type),
+                      t.c.club_id == bindparam("sr_club_id", type_=t.c.club_id.type),
+                      t.c.stage == Stage.at_risk.value, true() if gate is None else gate)
+               .values(recover_visits=case((done, literal_column("0")),
+                                           else_=t.c.recover_visits - literal_column("1")),
+                       stage=case((done, func.coalesce(t.c.base_stage,
+                                                       literal_column(f"'{Stage.active.value}'"))),
+                                  else_=t.c.stage),
+                       since=case((done, func.coalesce(t.c.base_since, day)), else_=t.c.since),
+                       cycle=case((done, func.coalesce(t.c.base_cycle,
+                                                       bindparam("sr_cycle", type_=String()))),
+                                  else_=t.c.cycle),
+                       reason=case((done, literal_column("'visiting again'")),
+                                   else_=t.c.reason),
+                       risk_cleared_on=case((done, day), else_=t.c.risk_cleared_on),
+                       updated_at=at)
+               .returning(t.c.stage, t.c.since))
+    moved = recover.cte("recovered")
+    history = (insert(h).from_select(
+        ["club_id", "member_id", "from_stage", "to_stage", "on_date", "at", "reason", "source"],
+        select(bindparam("sr_club_id", type_=h.c.club_id.type),
+               bindparam("sr_member_id", type_=h.c.member_id.type),
+               literal_column(f"'{Stage.at_risk.value}'"), moved.c.stage, moved.c.since, at,
+               literal_column("'visiting again'"), literal_column("'visit'"))
+        .where(moved.c.stage != Stage.at_risk.value))
+        .returning(h.c.id))
+    return recover, moved, history
+
+
+_RECOVER, _moved, _history = _visit_recovery()
+_RECOVER_AND_RECORD = _history.add_cte(_moved, nest_here=True)
+
+
+def _recovery_ctes(gate) -> list:
+    _update, moved, history = _visit_recovery(gate)
+    return [moved, history.cte("history")]
+
+
+def _recovery_params(event: VisitGranted) -> dict:
+    day = event.day
+    if day is None:
+        raise ValueError("a folded VisitGranted needs the club-local day")
+    return {"sr_club_id": event.club_id, "sr_member_id": event.member_id, "sr_day": day,
+            "sr_cycle": f"a{day.isoformat()}", "sr_at": event.occurred_at}
+
+
+RECOVERY_FOLDED = Folded(_recovery_ctes, _recovery_params)
+"""`on_visit` as SQL the check-in folds into its grant statement (`app.core.events.Folded`)."""
+
+
 def on_visit(session: Session, event: VisitGranted) -> None:
     """`VisitGranted` handler (in the turnstile's transaction): bring an at-risk member back.
 
     One UPDATE that matches nothing unless the member is at risk; when the visit is the one
-    that brings them back, one INSERT of the history row. "We miss you" touchpoints still
-    pending are not touched here: the dispatcher skips them lazily (stop condition "visited").
+    that brings them back, the history row too (PostgreSQL: in the same statement). "We miss
+    you" touchpoints still pending are not touched here: the dispatcher skips them lazily (stop
+    condition "visited").
     """
     club_id, member_id, occurred_at = event.club_id, event.member_id, event.occurred_at
-    t = MemberStage.__table__
-    day = local_date(_club_zone(session, club_id), occurred_at)
-    done = t.c.recover_visits <= 1
-    stmt = (t.update()
-            .where(t.c.member_id == member_id, t.c.club_id == club_id,
-                   t.c.stage == Stage.at_risk.value)
-            .values(recover_visits=case((done, 0), else_=t.c.recover_visits - 1),
-                    stage=case((done, func.coalesce(t.c.base_stage, Stage.active.value)),
-                               else_=t.c.stage),
-                    since=case((done, func.coalesce(t.c.base_since, day)), else_=t.c.since),
-                    cycle=case((done, func.coalesce(t.c.base_cycle, f"a{day.isoformat()}")),
-                               else_=t.c.cycle),
-                    reason=case((done, "visiting again"), else_=t.c.reason),
-                    risk_cleared_on=case((done, day), else_=t.c.risk_cleared_on),
-                    updated_at=occurred_at)
-            .returning(t.c.stage, t.c.since))
-    row = session.execute(stmt).first()
+    day = event.day or local_date(_club_zone(session, club_id), occurred_at)
+    params = _recovery_params(VisitGranted(club_id, member_id, occurred_at, day))
+    conn = session.connection()
+    if conn.dialect.name == "postgresql":
+        conn.execute(_RECOVER_AND_RECORD, params)
+        return
+    row = conn.execute(_RECOVER, params).first()
     if row is not None and row.stage != Stage.at_risk.value:
-        session.execute(insert(StageChange.__table__).values(
+        conn.execute(insert(StageChange.__table__).values(
             club_id=club_id, member_id=member_id, from_stage=Stage.at_risk.value,
             to_stage=row.stage, on_date=row.since, at=occurred_at, reason="visiting again",
             source="visit"))

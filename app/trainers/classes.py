@@ -9,7 +9,7 @@ granted turnstile entry in [class start − 30 min, class end] marks the member'
 """
 from datetime import UTC, date, datetime, timedelta
 
-from sqlalchemy import and_, bindparam, case, func, select, update
+from sqlalchemy import and_, bindparam, case, func, literal_column, select, true, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -17,7 +17,7 @@ from app.billing import service as billing_service
 from app.core import clock
 from app.core.actors import DESK, Actor
 from app.core.errors import Conflict, Forbidden, Invalid, NotFound
-from app.core.events import VisitGranted
+from app.core.events import Folded, VisitGranted
 from app.core.sql import dialect_insert
 from app.members.models import Member
 from app.memberships import rules
@@ -396,19 +396,42 @@ def mark_attendance(session: Session, *, actor: Actor, occurrence_id: int,
 # --- the turnstile counts as attendance
 
 _cb, _co = ClassBooking.__table__, ClassOccurrence.__table__
-_ATTEND_ON_CHECK_IN = (
-    update(_cb)
-    .where(_cb.c.club_id == bindparam("b_club_id"), _cb.c.member_id == bindparam("b_member_id"),
-           _cb.c.status == BOOKED, _cb.c.attended_at.is_(None),
-           _cb.c.occurrence_id.in_(
-               select(_co.c.id).where(_co.c.club_id == bindparam("b_club_id"),
-                                      _co.c.status == SCHEDULED,
-                                      _co.c.starts_at >= bindparam("b_earliest_start"),
-                                      _co.c.starts_at <= bindparam("b_latest_start"),
-                                      _co.c.ends_at >= bindparam("b_at"))))
-    .values(attended_at=bindparam("b_at"), attendance_source="turnstile",
-            updated_at=bindparam("b_at"))
-)
+
+
+def _attend_on_check_in(gate=None):
+    """The booked class an entry falls in is marked attended; `gate` further limits it (the
+    check-in folds this into its grant statement, gated on the visit being written)."""
+    return (
+        update(_cb)
+        .where(_cb.c.club_id == bindparam("ca_club_id", type_=_cb.c.club_id.type),
+               _cb.c.member_id == bindparam("ca_member_id", type_=_cb.c.member_id.type),
+               _cb.c.status == literal_column(f"'{BOOKED}'"), _cb.c.attended_at.is_(None),
+               _cb.c.occurrence_id.in_(
+                   select(_co.c.id).where(_co.c.club_id == bindparam("ca_club_id"),
+                                          _co.c.status == literal_column(f"'{SCHEDULED}'"),
+                                          _co.c.starts_at >= bindparam("ca_earliest_start"),
+                                          _co.c.starts_at <= bindparam("ca_latest_start"),
+                                          _co.c.ends_at >= bindparam("ca_at"))),
+               true() if gate is None else gate)
+        .values(attended_at=bindparam("ca_at", type_=_cb.c.attended_at.type),
+                attendance_source=literal_column("'turnstile'"), updated_at=bindparam("ca_at"))
+    )
+
+
+_ATTEND_ON_CHECK_IN = _attend_on_check_in()
+
+
+def _attendance_params(event: VisitGranted) -> dict:
+    occurred_at = event.occurred_at
+    return {"ca_club_id": event.club_id, "ca_member_id": event.member_id, "ca_at": occurred_at,
+            "ca_latest_start": occurred_at + CHECK_IN_BEFORE_CLASS,
+            "ca_earliest_start": occurred_at - LONGEST_CLASS}
+
+
+ATTENDANCE_FOLDED = Folded(
+    lambda gate: [_attend_on_check_in(gate).returning(_cb.c.id).cte("attended")],
+    _attendance_params)
+"""`mark_class_attendance` as SQL the check-in folds into its grant statement."""
 
 
 def mark_class_attendance(session: Session, event: VisitGranted) -> None:
@@ -418,8 +441,4 @@ def mark_class_attendance(session: Session, event: VisitGranted) -> None:
     One UPDATE; the class window is also bounded below (start ≥ entry − the longest class) so
     the index on (club_id, starts_at) reads a few hours of classes, not the club's history.
     """
-    occurred_at = event.occurred_at
-    session.connection().execute(_ATTEND_ON_CHECK_IN, {
-        "b_club_id": event.club_id, "b_member_id": event.member_id, "b_at": occurred_at,
-        "b_latest_start": occurred_at + CHECK_IN_BEFORE_CLASS,
-        "b_earliest_start": occurred_at - LONGEST_CLASS})
+    session.connection().execute(_ATTEND_ON_CHECK_IN, _attendance_params(event))

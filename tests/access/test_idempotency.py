@@ -128,8 +128,11 @@ def test_a_replay_storm_leaves_one_record_per_event(client, world, gym, session)
     assert used == [4] * 40
 
 
-def test_visit_limit_race_grants_exactly_one(db, world, gym, session):
-    """10 check-ins at once for a pass with one visit left: the guarded UPDATE lets one through."""
+@pytest.mark.parametrize("autocommit", [False, True], ids=["transaction", "autocommit"])
+def test_visit_limit_race_grants_exactly_one(db, world, gym, session, autocommit):
+    """10 check-ins at once for a pass with one visit left: the guarded UPDATE lets one through.
+    Also on the turnstile's autocommit connection, where the grant and its re-decision as
+    refused must commit together (the losers' events say refused, none says let in)."""
     if not db.is_postgres:
         pytest.skip("needs PostgreSQL row locks; SQLite serialises whole transactions")
     club = world.club(anti_passback_minutes=0)
@@ -140,7 +143,8 @@ def test_visit_limit_race_grants_exactly_one(db, world, gym, session):
 
     def attempt(i):
         with transaction(db.sessionmaker) as s:
-            s.connection()  # check out a connection before the race starts
+            # check out a connection before the race starts
+            s.connection(execution_options={"isolation_level": "AUTOCOMMIT"} if autocommit else {})
             barrier.wait()
             return service.check_in(s, club_id=club.id, occurred_at=clock.now(), card_code=m.card,
                                     device_id=device.device_id, dedup_key=f"dev:race:{i}")
