@@ -11,16 +11,22 @@ memberships ordered by start (one pass, no loop over members):
   membership's last day; it is *decided* once today is past that day + grace, before that the
   member may still come back within grace.
 
+The whole-club sequence (every running membership, no plan) is kept in
+`analytics_membership_facts` (`facts`): rebuilt by `ensure_facts` whenever a trigger on
+`memberships` has moved the club's counter since the build (or the grace window changed), so
+the reports scan stored rows instead of running both window passes on every call.
+
 Day figures are aggregated per month in SQL (a +1 where intervals start covering a month and a
 -1 where they stop); Python only adds up those few dozen monthly rows.
 """
 from collections import defaultdict
 from datetime import date, timedelta
 
-from sqlalchemy import and_, case, func, or_, select
+from sqlalchemy import and_, case, delete, func, insert, literal, or_, select, text
 from sqlalchemy.orm import Session
 
 from app.analytics import stats
+from app.analytics.models import FactBuild, FactVersion, MembershipFact
 from app.analytics.common import Scope, last_day, month_end, month_label, not_void, scope
 from app.analytics.schemas import (
     CohortReport,
@@ -37,6 +43,10 @@ from app.memberships.models import Membership
 from app.memberships.rules import add_months
 
 M = Membership.__table__
+F = MembershipFact.__table__
+FACT_COLUMNS = ("member_id", "plan_id", "start_date", "last_day", "prev_end", "next_start",
+                "first_start", "entry_plan", "new_spell", "cov_from", "spell_end")
+FACTS_LOCK = 0x46414354 << 32  # "FACT": pg_advisory_xact_lock key space of facts rebuilds
 SURVIVAL_MARKS = (30, 90, 180, 365, 730)
 
 
@@ -126,6 +136,53 @@ def sequenced(s: Scope, ms, *, plan_id: int | None = None, spells: bool = True,
     return select(*cols).subquery(name)
 
 
+# --- stored facts: the whole-club sequence, kept exact by a trigger-bumped counter -------------
+
+def _fact_state(session: Session, club_id: int) -> tuple[int, tuple | None]:
+    version = session.execute(select(FactVersion.version)
+                              .where(FactVersion.club_id == club_id)).scalar()
+    built = session.execute(select(FactBuild.version, FactBuild.grace)
+                            .where(FactBuild.club_id == club_id)).first()
+    return version or 0, None if built is None else tuple(built)
+
+
+def ensure_facts(session: Session, s: Scope) -> None:
+    """Rebuild the club's `analytics_membership_facts` unless they were built at the club's
+    current counter and grace window (one statement: `sequenced` over all its memberships).
+
+    Exact: every change to a membership that the sequence reads bumps the counter in the same
+    transaction (triggers, migration 0013_analytics_facts). The counter is read before the
+    rebuild's statement, so facts built from a later snapshot are recorded at an older counter
+    (rebuilt once more, never trusted too long). PostgreSQL: an advisory lock per club keeps two
+    rebuilds apart; SQLite writes one transaction at a time anyway.
+    """
+    version, built = _fact_state(session, s.club_id)
+    if built == (version, s.grace):
+        return
+    if sql.is_postgres(session):
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"),
+                        {"key": FACTS_LOCK + s.club_id})
+        version, built = _fact_state(session, s.club_id)
+        if built == (version, s.grace):
+            return
+    g = sequenced(s, memberships(s), firsts=True)
+    session.execute(delete(F).where(F.c.club_id == s.club_id))
+    session.execute(insert(F).from_select(
+        ["club_id", "membership_id", *FACT_COLUMNS],
+        select(literal(s.club_id), g.c.id, *(g.c[c] for c in FACT_COLUMNS))))
+    session.execute(delete(FactBuild.__table__).where(FactBuild.club_id == s.club_id))
+    session.execute(insert(FactBuild.__table__).values(club_id=s.club_id, version=version,
+                                                       grace=s.grace))
+
+
+def facts(session: Session, s: Scope, *, name: str = "seq"):
+    """Subquery: the club's stored sequence (`sequenced(s, memberships(s), firsts=True)`'s
+    columns), brought up to date first."""
+    ensure_facts(session, s)
+    return (select(F.c.membership_id.label("id"), *(F.c[c] for c in FACT_COLUMNS))
+            .where(F.c.club_id == s.club_id).subquery(name))
+
+
 def _period(s: Scope) -> dict:
     return {"as_of": s.as_of, "date_from": s.date_from, "date_to": s.date_to,
             "grace_days": s.grace, "plan_id": s.plan_id}
@@ -145,7 +202,10 @@ def _cumulate(deltas: dict[int, int], upto: int) -> dict[int, int]:
 # --- member base, monthly retention and churn ----------------------------------------------------
 
 def monthly_figures(session: Session, s: Scope) -> list[MonthRow]:
-    g = sequenced(s, memberships(s), plan_id=s.plan_id)
+    if s.plan_id is None:
+        g = facts(session, s)
+    else:  # coverage among the plan's memberships only: not in the stored sequence
+        g = sequenced(s, memberships(s), plan_id=s.plan_id)
     if s.plan_id is None:
         start, segment_rows = g.c.cov_from, []
     else:
@@ -230,7 +290,7 @@ def cohorts(session: Session, *, club_id: int, as_of: date | None = None,
     left out. `plan_id`: members whose first membership was of that plan."""
     s = scope(session, club_id=club_id, as_of=as_of, date_from=date_from, date_to=date_to,
               plan_id=plan_id)
-    g = sequenced(s, memberships(s), firsts=True)
+    g = facts(session, s)
     # a spell [start, spell_end] is in on the last days of months a … b: a is its first month,
     # b the month before the one holding the day after spell_end
     c = sql.month_start(g.c.first_start)
@@ -286,7 +346,7 @@ def survival(session: Session, *, club_id: int, as_of: date | None = None,
     """
     s = scope(session, club_id=club_id, as_of=as_of, date_from=date_from, date_to=date_to,
               plan_id=plan_id, default_start=lambda _to: date(1900, 1, 1), max_days=None)
-    g = sequenced(s, memberships(s))
+    g = facts(session, s)
     event = g.c.spell_end < s.as_of - timedelta(days=s.grace)  # decided: grace has passed
     days = case((event, sql.days_between(g.c.spell_end, g.c.start_date) + 1),
                 else_=sql.days_between(sql.least(g.c.spell_end, s.as_of), g.c.start_date) + 1)

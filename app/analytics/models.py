@@ -1,0 +1,56 @@
+"""Per-membership facts the retention reports scan instead of rebuilding the membership sequence
+on every call (issue 19; docs/analytics.md, "Membership facts").
+
+- `analytics_fact_versions`: one counter per club, bumped by database triggers on `memberships`
+  (migration 0013_analytics_facts) whenever a row is inserted or deleted, or its club, member,
+  plan, dates or cancellation change — never on `visits_used`, so check-ins do not fire them.
+  Rows written by any path (services, imports, tests, SQL) are covered. No foreign key: the
+  triggers also fire while a club's memberships are deleted with it.
+- `analytics_fact_builds`: per club, the counter and grace window the facts were built at.
+- `analytics_membership_facts`: each running (not void) membership of the club with what
+  `app.analytics.retention.sequenced` derives from its member's other memberships. Written only
+  by `app.analytics.facts.ensure`, which rebuilds a club's rows whenever its build is not at the
+  current counter and grace.
+"""
+from datetime import date
+
+from sqlalchemy import BigInteger, Date, ForeignKey, Integer
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.core.db import Base
+from app.core.types import BigId
+
+
+class FactVersion(Base):
+    __tablename__ = "analytics_fact_versions"
+
+    club_id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=False)
+    version: Mapped[int] = mapped_column(BigInteger)
+
+
+class FactBuild(Base):
+    __tablename__ = "analytics_fact_builds"
+
+    club_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("clubs.id", ondelete="CASCADE"), primary_key=True, autoincrement=False)
+    version: Mapped[int] = mapped_column(BigInteger)
+    grace: Mapped[int] = mapped_column(Integer)
+
+
+class MembershipFact(Base):
+    __tablename__ = "analytics_membership_facts"
+
+    club_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("clubs.id", ondelete="CASCADE"), primary_key=True, autoincrement=False)
+    membership_id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=False)
+    member_id: Mapped[int] = mapped_column(BigId)
+    plan_id: Mapped[int] = mapped_column(BigId)
+    start_date: Mapped[date] = mapped_column(Date)
+    last_day: Mapped[date] = mapped_column(Date)
+    prev_end: Mapped[date | None] = mapped_column(Date)
+    next_start: Mapped[date | None] = mapped_column(Date)
+    first_start: Mapped[date] = mapped_column(Date)
+    entry_plan: Mapped[int] = mapped_column(BigId)
+    new_spell: Mapped[int] = mapped_column(Integer)
+    cov_from: Mapped[date] = mapped_column(Date)
+    spell_end: Mapped[date] = mapped_column(Date)
