@@ -54,3 +54,7 @@ class MembershipFact(Base):
     new_spell: Mapped[int] = mapped_column(Integer)
     cov_from: Mapped[date] = mapped_column(Date)
     spell_end: Mapped[date] = mapped_column(Date)
+    before_month: Mapped[date] = mapped_column(Date)  # the months `monthly_figures` groups by
+    last_month: Mapped[date] = mapped_column(Date)
+    spell_end_month: Mapped[date] = mapped_column(Date)
+    start_month: Mapped[date] = mapped_column(Date)

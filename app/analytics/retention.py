@@ -26,8 +26,8 @@ from sqlalchemy import and_, case, delete, func, insert, literal, or_, select, t
 from sqlalchemy.orm import Session
 
 from app.analytics import stats
-from app.analytics.models import FactBuild, FactVersion, MembershipFact
 from app.analytics.common import Scope, last_day, month_end, month_label, not_void, scope
+from app.analytics.models import FactBuild, FactVersion, MembershipFact
 from app.analytics.schemas import (
     CohortReport,
     CohortRow,
@@ -46,6 +46,7 @@ M = Membership.__table__
 F = MembershipFact.__table__
 FACT_COLUMNS = ("member_id", "plan_id", "start_date", "last_day", "prev_end", "next_start",
                 "first_start", "entry_plan", "new_spell", "cov_from", "spell_end")
+MONTH_COLUMNS = ("before_month", "last_month", "spell_end_month", "start_month")
 FACTS_LOCK = 0x46414354 << 32  # "FACT": pg_advisory_xact_lock key space of facts rebuilds
 SURVIVAL_MARKS = (30, 90, 180, 365, 730)
 
@@ -154,7 +155,8 @@ def ensure_facts(session: Session, s: Scope) -> None:
     transaction (triggers, migration 0013_analytics_facts). The counter is read before the
     rebuild's statement, so facts built from a later snapshot are recorded at an older counter
     (rebuilt once more, never trusted too long). PostgreSQL: an advisory lock per club keeps two
-    rebuilds apart; SQLite writes one transaction at a time anyway.
+    rebuilds apart (SQLite writes one transaction at a time anyway), and the table is analysed
+    afterwards (without statistics the planner sorts a whole club's rows to group them).
     """
     version, built = _fact_state(session, s.club_id)
     if built == (version, s.grace):
@@ -167,19 +169,24 @@ def ensure_facts(session: Session, s: Scope) -> None:
             return
     g = sequenced(s, memberships(s), firsts=True)
     session.execute(delete(F).where(F.c.club_id == s.club_id))
+    months = _month_columns(g, g.c.cov_from)
     session.execute(insert(F).from_select(
-        ["club_id", "membership_id", *FACT_COLUMNS],
-        select(literal(s.club_id), g.c.id, *(g.c[c] for c in FACT_COLUMNS))))
+        ["club_id", "membership_id", *FACT_COLUMNS, *MONTH_COLUMNS],
+        select(literal(s.club_id), g.c.id, *(g.c[c] for c in FACT_COLUMNS),
+               *(months[c] for c in MONTH_COLUMNS))))
     session.execute(delete(FactBuild.__table__).where(FactBuild.club_id == s.club_id))
     session.execute(insert(FactBuild.__table__).values(club_id=s.club_id, version=version,
                                                        grace=s.grace))
+    if sql.is_postgres(session):  # statistics now, not at autovacuum's next round
+        session.execute(text("ANALYZE analytics_membership_facts"))
 
 
 def facts(session: Session, s: Scope, *, name: str = "seq"):
     """Subquery: the club's stored sequence (`sequenced(s, memberships(s), firsts=True)`'s
     columns), brought up to date first."""
     ensure_facts(session, s)
-    return (select(F.c.membership_id.label("id"), *(F.c[c] for c in FACT_COLUMNS))
+    return (select(F.c.membership_id.label("id"),
+                   *(F.c[c] for c in (*FACT_COLUMNS, *MONTH_COLUMNS)))
             .where(F.c.club_id == s.club_id).subquery(name))
 
 
@@ -201,28 +208,34 @@ def _cumulate(deltas: dict[int, int], upto: int) -> dict[int, int]:
 
 # --- member base, monthly retention and churn ----------------------------------------------------
 
+def _month_columns(g, start) -> dict:
+    """The months `monthly_figures` groups by: the month holding the day before a coverage
+    segment's `start`, its last day's, its spell end's and the membership's start's."""
+    return {"before_month": sql.month_start(sql.add_days(start, -1)),
+            "last_month": sql.month_start(g.c.last_day),
+            "spell_end_month": sql.month_start(g.c.spell_end),
+            "start_month": sql.month_start(g.c.start_date)}
+
+
 def monthly_figures(session: Session, s: Scope) -> list[MonthRow]:
     if s.plan_id is None:
         g = facts(session, s)
+        months = {name: g.c[name] for name in MONTH_COLUMNS}
+        segment_rows, joiner = [g.c.cov_from <= g.c.last_day], [g.c.prev_end.is_(None)]
     else:  # coverage among the plan's memberships only: not in the stored sequence
         g = sequenced(s, memberships(s), plan_id=s.plan_id)
-    if s.plan_id is None:
-        start, segment_rows = g.c.cov_from, []
-    else:
-        start, segment_rows = g.c.plan_cov_from, [g.c.plan_id == s.plan_id]
+        months = _month_columns(g, g.c.plan_cov_from)
+        segment_rows = [g.c.plan_cov_from <= g.c.last_day, g.c.plan_id == s.plan_id]
+        joiner = [g.c.prev_end.is_(None), g.c.plan_id == s.plan_id]
     # a segment [start, last_day] covers the first days of months a … b, where a is the month
     # after the one holding the day before `start`, and b the month of last_day
-    before = sql.month_start(sql.add_days(start, -1))
-    b = sql.month_start(g.c.last_day)
-    joiner = [g.c.prev_end.is_(None)]
-    if s.plan_id is not None:
-        joiner.append(g.c.plan_id == s.plan_id)
+    before, b = months["before_month"], months["last_month"]
     h = (select(before.label("before"), b.label("b"),
-                case((sql.month_start(g.c.spell_end) == b, 1), else_=0).label("ends"),
+                case((months["spell_end_month"] == b, 1), else_=0).label("ends"),
                 case((g.c.spell_end < s.as_of - timedelta(days=s.grace), 1), else_=0)
                 .label("decided"),
-                case((and_(*joiner), sql.month_start(g.c.start_date))).label("joined"))
-         .where(start <= g.c.last_day, *segment_rows).subquery("h"))
+                case((and_(*joiner), months["start_month"])).label("joined"))
+         .where(*segment_rows).subquery("h"))
     # one pass: rows grouped by their (few hundred) combinations; Python adds them up by month
     deltas: dict[str, dict[int, int]] = defaultdict(lambda: defaultdict(int))
     for before_, b_, ends, decided, joined, n in session.execute(
