@@ -1,31 +1,33 @@
 """Per-membership facts the retention reports scan instead of rebuilding the membership sequence
 on every call (issue 19; docs/analytics.md, "Membership facts").
 
-- `analytics_fact_versions`: one counter per club, bumped by database triggers on `memberships`
-  (migration 0013_analytics_facts) whenever a row is inserted or deleted, or its club, member,
-  plan, dates or cancellation change — never on `visits_used`, so check-ins do not fire them.
-  Rows written by any path (services, imports, tests, SQL) are covered. No foreign key: the
-  triggers also fire while a club's memberships are deleted with it.
-- `analytics_fact_builds`: per club, the counter and grace window the facts were built at.
+- `analytics_fact_dirty`: the members whose facts are stale, per club, with a `seq` bumped on
+  every further change; marked by database triggers on `memberships` (migration
+  0013_analytics_facts) whenever a row is inserted or deleted, or its club, member, plan, dates
+  or cancellation change — never on `visits_used`, so check-ins do not fire them. Rows written
+  by any path (services, imports, tests, SQL) are covered. No foreign key: the triggers also
+  fire while a club's or member's memberships are deleted with it.
+- `analytics_fact_builds`: per club, the grace window the facts were built under.
 - `analytics_membership_facts`: each running (not void) membership of the club with what
   `app.analytics.retention.sequenced` derives from its member's other memberships. Written only
-  by `app.analytics.facts.ensure`, which rebuilds a club's rows whenever its build is not at the
-  current counter and grace.
+  by `app.analytics.retention.ensure_facts`, which recomputes the dirty members' rows (all of
+  the club's when the grace window changed).
 """
 from datetime import date
 
-from sqlalchemy import BigInteger, Date, ForeignKey, Integer
+from sqlalchemy import BigInteger, Date, ForeignKey, Index, Integer
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.core.db import Base
 from app.core.types import BigId
 
 
-class FactVersion(Base):
-    __tablename__ = "analytics_fact_versions"
+class FactDirty(Base):
+    __tablename__ = "analytics_fact_dirty"
 
     club_id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=False)
-    version: Mapped[int] = mapped_column(BigInteger)
+    member_id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=False)
+    seq: Mapped[int] = mapped_column(BigInteger)
 
 
 class FactBuild(Base):
@@ -33,12 +35,12 @@ class FactBuild(Base):
 
     club_id: Mapped[int] = mapped_column(
         BigId, ForeignKey("clubs.id", ondelete="CASCADE"), primary_key=True, autoincrement=False)
-    version: Mapped[int] = mapped_column(BigInteger)
     grace: Mapped[int] = mapped_column(Integer)
 
 
 class MembershipFact(Base):
     __tablename__ = "analytics_membership_facts"
+    __table_args__ = (Index("ix_analytics_membership_facts_member", "club_id", "member_id"),)
 
     club_id: Mapped[int] = mapped_column(
         BigId, ForeignKey("clubs.id", ondelete="CASCADE"), primary_key=True, autoincrement=False)

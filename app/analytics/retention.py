@@ -12,8 +12,8 @@ memberships ordered by start (one pass, no loop over members):
   member may still come back within grace.
 
 The whole-club sequence (every running membership, no plan) is kept in
-`analytics_membership_facts` (`facts`): rebuilt by `ensure_facts` whenever a trigger on
-`memberships` has moved the club's counter since the build (or the grace window changed), so
+`analytics_membership_facts` (`facts`): `ensure_facts` recomputes the rows of the members that
+triggers on `memberships` marked dirty since (all of them when the grace window changed), so
 the reports scan stored rows instead of running both window passes on every call.
 
 Day figures are aggregated per month in SQL (a +1 where intervals start covering a month and a
@@ -22,12 +22,24 @@ Day figures are aggregated per month in SQL (a +1 where intervals start covering
 from collections import defaultdict
 from datetime import date, timedelta
 
-from sqlalchemy import and_, case, delete, func, insert, literal, or_, select, text
+from sqlalchemy import (
+    and_,
+    case,
+    column,
+    delete,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    table,
+    text,
+)
 from sqlalchemy.orm import Session
 
 from app.analytics import stats
 from app.analytics.common import Scope, last_day, month_end, month_label, not_void, scope
-from app.analytics.models import FactBuild, FactVersion, MembershipFact
+from app.analytics.models import FactBuild, FactDirty, MembershipFact
 from app.analytics.schemas import (
     CohortReport,
     CohortRow,
@@ -44,6 +56,7 @@ from app.memberships.rules import add_months
 
 M = Membership.__table__
 F = MembershipFact.__table__
+D = FactDirty.__table__
 FACT_COLUMNS = ("member_id", "plan_id", "start_date", "last_day", "prev_end", "next_start",
                 "first_start", "entry_plan", "new_spell", "cov_from", "spell_end")
 MONTH_COLUMNS = ("before_month", "last_month", "spell_end_month", "start_month")
@@ -52,9 +65,10 @@ SURVIVAL_MARKS = (30, 90, 180, 365, 730)
 
 
 def memberships(s: Scope, *, since: date | None = None, until: date | None = None,
-                name: str = "ms"):
+                members=None, name: str = "ms"):
     """Subquery: the club's memberships that ran (not void) with their last day. `since`: only
-    those still running on or after that day; `until`: only those started by then."""
+    those still running on or after that day; `until`: only those started by then; `members`:
+    only those of the members this select returns."""
     m = M.alias("m")
     end = last_day(m)
     where = [m.c.club_id == s.club_id, not_void(m)]
@@ -62,6 +76,8 @@ def memberships(s: Scope, *, since: date | None = None, until: date | None = Non
         where += [m.c.end_date >= since, end >= since]
     if until is not None:
         where.append(m.c.start_date <= until)
+    if members is not None:
+        where.append(m.c.member_id.in_(members))
     return (select(m.c.id, m.c.member_id, m.c.plan_id, m.c.start_date, end.label("last_day"))
             .where(*where).subquery(name))
 
@@ -137,48 +153,78 @@ def sequenced(s: Scope, ms, *, plan_id: int | None = None, spells: bool = True,
     return select(*cols).subquery(name)
 
 
-# --- stored facts: the whole-club sequence, kept exact by a trigger-bumped counter -------------
+# --- stored facts: the whole-club sequence, kept exact by trigger-marked members --------------
 
-def _fact_state(session: Session, club_id: int) -> tuple[int, tuple | None]:
-    version = session.execute(select(FactVersion.version)
-                              .where(FactVersion.club_id == club_id)).scalar()
-    built = session.execute(select(FactBuild.version, FactBuild.grace)
-                            .where(FactBuild.club_id == club_id)).first()
-    return version or 0, None if built is None else tuple(built)
+TODO = table("analytics_fact_todo", column("member_id"), column("seq"))
+"""Per rebuild, the dirty marks it read (a temporary table of the transaction)."""
+
+
+def _grace_built(session: Session, club_id: int) -> int | None:
+    return session.execute(select(FactBuild.grace).where(FactBuild.club_id == club_id)).scalar()
+
+
+def _dirty(session: Session, club_id: int) -> bool:
+    return session.execute(select(D.c.member_id).where(D.c.club_id == club_id).limit(1)).first() \
+        is not None
+
+
+def _take_marks(session: Session, club_id: int) -> None:
+    """Copy the club's dirty marks, as committed now, into the transaction's `TODO`."""
+    if sql.is_postgres(session):
+        session.execute(text("CREATE TEMP TABLE IF NOT EXISTS analytics_fact_todo "
+                             "(member_id bigint, seq bigint) ON COMMIT DELETE ROWS"))
+    else:
+        session.execute(text("CREATE TEMP TABLE IF NOT EXISTS analytics_fact_todo "
+                             "(member_id INTEGER, seq INTEGER)"))
+    session.execute(text("DELETE FROM analytics_fact_todo"))
+    session.execute(insert(TODO).from_select(["member_id", "seq"],
+                                             select(D.c.member_id, D.c.seq)
+                                             .where(D.c.club_id == club_id)))
 
 
 def ensure_facts(session: Session, s: Scope) -> None:
-    """Rebuild the club's `analytics_membership_facts` unless they were built at the club's
-    current counter and grace window (one statement: `sequenced` over all its memberships).
+    """Bring the club's `analytics_membership_facts` up to date: all of them when there are
+    none yet or they were built under another grace window, else those of the members that
+    triggers marked dirty (`analytics_fact_dirty`) since — a member's facts depend only on
+    the member's own memberships in the club, and on grace.
 
-    Exact: every change to a membership that the sequence reads bumps the counter in the same
-    transaction (triggers, migration 0013_analytics_facts). The counter is read before the
-    rebuild's statement, so facts built from a later snapshot are recorded at an older counter
-    (rebuilt once more, never trusted too long). PostgreSQL: an advisory lock per club keeps two
-    rebuilds apart (SQLite writes one transaction at a time anyway), and the table is analysed
-    afterwards (without statistics the planner sorts a whole club's rows to group them).
+    Exact: every change to a membership the sequence reads marks its member (old and new) in
+    the same transaction (triggers, migration 0013_analytics_facts), bumping the mark's `seq`
+    when it is already there. The marks are read (into `TODO`) before the statement that
+    recomputes, so that statement sees at least those changes; afterwards only marks still at
+    the `seq` read are removed — a change committed meanwhile leaves its mark for the next
+    report. PostgreSQL: an advisory lock per club keeps two rebuilds apart (SQLite writes one
+    transaction at a time anyway).
     """
-    version, built = _fact_state(session, s.club_id)
-    if built == (version, s.grace):
+    grace = _grace_built(session, s.club_id)
+    if grace == s.grace and not _dirty(session, s.club_id):
         return
     if sql.is_postgres(session):
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"),
                         {"key": FACTS_LOCK + s.club_id})
-        version, built = _fact_state(session, s.club_id)
-        if built == (version, s.grace):
+        grace = _grace_built(session, s.club_id)
+        if grace == s.grace and not _dirty(session, s.club_id):
             return
-    g = sequenced(s, memberships(s), firsts=True)
-    session.execute(delete(F).where(F.c.club_id == s.club_id))
+    _take_marks(session, s.club_id)
+    full = grace != s.grace
+    stale = [F.c.club_id == s.club_id]
+    if not full:
+        stale.append(F.c.member_id.in_(select(TODO.c.member_id)))
+    session.execute(delete(F).where(*stale))
+    g = sequenced(s, memberships(s, members=None if full else select(TODO.c.member_id)),
+                  firsts=True)
     months = _month_columns(g, g.c.cov_from)
     session.execute(insert(F).from_select(
         ["club_id", "membership_id", *FACT_COLUMNS, *MONTH_COLUMNS],
         select(literal(s.club_id), g.c.id, *(g.c[c] for c in FACT_COLUMNS),
                *(months[c] for c in MONTH_COLUMNS))))
-    session.execute(delete(FactBuild.__table__).where(FactBuild.club_id == s.club_id))
-    session.execute(insert(FactBuild.__table__).values(club_id=s.club_id, version=version,
-                                                       grace=s.grace))
-    if sql.is_postgres(session):  # statistics now, not at autovacuum's next round
-        session.execute(text("ANALYZE analytics_membership_facts"))
+    session.execute(delete(D).where(D.c.club_id == s.club_id, select(TODO.c.member_id).where(
+        TODO.c.member_id == D.c.member_id, TODO.c.seq == D.c.seq).exists()))
+    if full:
+        session.execute(delete(FactBuild.__table__).where(FactBuild.club_id == s.club_id))
+        session.execute(insert(FactBuild.__table__).values(club_id=s.club_id, grace=s.grace))
+        if sql.is_postgres(session):  # statistics now, not at autovacuum's next round
+            session.execute(text("ANALYZE analytics_membership_facts"))
 
 
 def facts(session: Session, s: Scope, *, name: str = "seq"):

@@ -2,14 +2,14 @@
 
 `analytics_membership_facts` holds, per running membership, what the retention reports derive
 from the member's other memberships (coverage start, previous last day, tenure spell and its
-end, first start and entry plan). The reports rebuild a club's facts whenever the club's counter
-in `analytics_fact_versions` (or the grace window) differs from the one the facts were built at
-(`analytics_fact_builds`). Triggers on `memberships` bump the counter on every insert and
-delete, and on updates that change the club, member, plan, dates or cancellation — not on
-`visits_used` (check-ins) or any other column.
+end, first start and entry plan). Triggers on `memberships` mark the member (old and new) dirty
+in `analytics_fact_dirty` on every insert and delete, and on updates that change the club,
+member, plan, dates or cancellation — not on `visits_used` (check-ins) or any other column; the
+reports recompute the dirty members' facts first (all of a club's when `analytics_fact_builds`
+says they were built under another grace window, or not at all).
 
-PostgreSQL: insert and delete bump once per statement (transition tables: a bulk import costs one
-counter update per club), an update once per changed row. SQLite: once per row.
+PostgreSQL: insert and delete mark once per statement (transition tables: one upsert per
+member), an update once per changed row. SQLite: once per row.
 
 Note for later migrations: a SQLite batch rebuild of `memberships` drops its triggers — recreate
 them (`_create_triggers`) after any such batch operation.
@@ -34,16 +34,19 @@ CHANGED_SQLITE = " OR ".join(f"OLD.{c} IS NOT NEW.{c}" for c in COLUMNS)
 PG = [
     """CREATE FUNCTION analytics_facts_bump_statement() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    INSERT INTO analytics_fact_versions (club_id, version)
-    SELECT club_id, 1 FROM changed_rows GROUP BY club_id ORDER BY club_id
-    ON CONFLICT (club_id) DO UPDATE SET version = analytics_fact_versions.version + 1;
+    INSERT INTO analytics_fact_dirty (club_id, member_id, seq)
+    SELECT club_id, member_id, 1 FROM changed_rows GROUP BY club_id, member_id
+    ORDER BY club_id, member_id
+    ON CONFLICT (club_id, member_id) DO UPDATE SET seq = analytics_fact_dirty.seq + 1;
     RETURN NULL;
 END $$""",
     """CREATE FUNCTION analytics_facts_bump_row() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    INSERT INTO analytics_fact_versions (club_id, version)
-    SELECT DISTINCT c, 1 FROM (VALUES (OLD.club_id), (NEW.club_id)) AS v (c) ORDER BY 1
-    ON CONFLICT (club_id) DO UPDATE SET version = analytics_fact_versions.version + 1;
+    INSERT INTO analytics_fact_dirty (club_id, member_id, seq)
+    SELECT DISTINCT c, m, 1
+    FROM (VALUES (OLD.club_id, OLD.member_id), (NEW.club_id, NEW.member_id)) AS v (c, m)
+    ORDER BY 1, 2
+    ON CONFLICT (club_id, member_id) DO UPDATE SET seq = analytics_fact_dirty.seq + 1;
     RETURN NULL;
 END $$""",
     """CREATE TRIGGER analytics_facts_insert AFTER INSERT ON memberships
@@ -66,23 +69,22 @@ PG_DROP = [
 ]
 
 
-def _bump_sqlite(club: str) -> str:
-    return (f"INSERT OR IGNORE INTO analytics_fact_versions (club_id, version) "
-            f"VALUES ({club}, 0);\n"
-            f"    UPDATE analytics_fact_versions SET version = version + 1 "
-            f"WHERE club_id = {club};\n")
+def _mark_sqlite(row: str, when: str = "") -> str:
+    return (f"INSERT OR IGNORE INTO analytics_fact_dirty (club_id, member_id, seq) "
+            f"SELECT {row}.club_id, {row}.member_id, 0{when};\n"
+            f"    UPDATE analytics_fact_dirty SET seq = seq + 1 WHERE club_id = {row}.club_id "
+            f"AND member_id = {row}.member_id{when.replace(' WHERE', ' AND')};\n")
 
 
+MOVED = " WHERE (OLD.club_id IS NOT NEW.club_id OR OLD.member_id IS NOT NEW.member_id)"
 SQLITE = [
     f"""CREATE TRIGGER analytics_facts_insert AFTER INSERT ON memberships BEGIN
-    {_bump_sqlite("NEW.club_id")}END""",
+    {_mark_sqlite("NEW")}END""",
     f"""CREATE TRIGGER analytics_facts_delete AFTER DELETE ON memberships BEGIN
-    {_bump_sqlite("OLD.club_id")}END""",
+    {_mark_sqlite("OLD")}END""",
     f"""CREATE TRIGGER analytics_facts_update AFTER UPDATE OF {", ".join(COLUMNS)}
     ON memberships WHEN {CHANGED_SQLITE} BEGIN
-    {_bump_sqlite("NEW.club_id")}    {_bump_sqlite("OLD.club_id").replace(
-        "WHERE club_id = OLD.club_id", "WHERE club_id = OLD.club_id AND OLD.club_id IS NOT "
-        "NEW.club_id")}END""",
+    {_mark_sqlite("NEW")}    {_mark_sqlite("OLD", MOVED)}END""",
 ]
 
 SQLITE_DROP = [
@@ -100,15 +102,15 @@ def _create_triggers() -> None:
 def upgrade() -> None:
     big_id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
     op.create_table(
-        "analytics_fact_versions",
+        "analytics_fact_dirty",
         sa.Column("club_id", big_id, autoincrement=False, nullable=False),
-        sa.Column("version", sa.BigInteger(), nullable=False),
-        sa.PrimaryKeyConstraint("club_id", name=op.f("pk_analytics_fact_versions")),
+        sa.Column("member_id", big_id, autoincrement=False, nullable=False),
+        sa.Column("seq", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("club_id", "member_id", name=op.f("pk_analytics_fact_dirty")),
     )
     op.create_table(
         "analytics_fact_builds",
         sa.Column("club_id", big_id, autoincrement=False, nullable=False),
-        sa.Column("version", sa.BigInteger(), nullable=False),
         sa.Column("grace", sa.Integer(), nullable=False),
         sa.ForeignKeyConstraint(["club_id"], ["clubs.id"],
                                 name=op.f("fk_analytics_fact_builds_club_id_clubs"),
@@ -140,6 +142,9 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("club_id", "membership_id",
                                 name=op.f("pk_analytics_membership_facts")),
     )
+    with op.batch_alter_table("analytics_membership_facts") as batch:
+        batch.create_index("ix_analytics_membership_facts_member", ["club_id", "member_id"],
+                           unique=False)
     _create_triggers()
 
 
@@ -148,4 +153,4 @@ def downgrade() -> None:
         op.execute(statement)
     op.drop_table("analytics_membership_facts")
     op.drop_table("analytics_fact_builds")
-    op.drop_table("analytics_fact_versions")
+    op.drop_table("analytics_fact_dirty")

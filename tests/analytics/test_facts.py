@@ -1,6 +1,7 @@
 """The stored membership facts stay exact: after every kind of change to `memberships` (insert,
-dates, cancellation, member, plan, club, delete) the triggers move the club's counter and the
-next report rebuilds; check-ins (`visits_used`) do not; the grace window is part of the key."""
+dates, cancellation, member, plan, club, delete) the triggers mark the member and the next
+report recomputes its facts; check-ins (`visits_used`) mark nothing; a new grace window
+recomputes everything."""
 from dataclasses import replace
 from datetime import date
 from functools import partial
@@ -9,7 +10,7 @@ from sqlalchemy import delete, select, update
 
 from app.analytics import retention
 from app.analytics.common import scope
-from app.analytics.models import FactVersion
+from app.analytics.models import FactDirty
 from app.core.db import transaction
 from app.memberships.models import Membership
 from tests.analytics.conftest import AS_OF
@@ -18,10 +19,11 @@ M = Membership.__table__
 JAN = date(2026, 1, 1)
 
 
-def _version(db, club_id: int) -> int:
+def _marked(db, club_id: int) -> set[int]:
+    """The club's members whose facts are stale."""
     with db.sessionmaker() as s:
-        return s.execute(select(FactVersion.version)
-                         .where(FactVersion.club_id == club_id)).scalar() or 0
+        return set(s.execute(select(FactDirty.member_id)
+                             .where(FactDirty.club_id == club_id)).scalars())
 
 
 def _rows(result) -> set[tuple]:
@@ -41,6 +43,7 @@ def _stored_equals_computed(db, club_id: int, grace: int | None = None) -> int:
         got = _rows(s.execute(select(*(stored.c[c] for c in cols))))
         want = _rows(s.execute(select(*(g.c[c] for c in cols))))
     assert got == want
+    assert _marked(db, club_id) == set()
     return len(got)
 
 
@@ -57,11 +60,11 @@ def test_facts_follow_every_change_and_ignore_check_ins(db, hand):
     first = hand.membership(club, a, plan, JAN, date(2026, 1, 31))
     second = hand.membership(club, a, plan, date(2026, 2, 20), date(2026, 3, 19))
     hand.membership(club, b, plan, date(2026, 2, 1), date(2026, 4, 30))
+    assert _marked(db, club.id) == {a, b}
     assert _stored_equals_computed(db, club.id) == 3
-    v = _version(db, club.id)
 
     _change(db, update(M).where(M.c.id == second).values(visits_used=3))  # a check-in
-    assert _version(db, club.id) == v
+    assert _marked(db, club.id) == set()
     changes = [
         update(M).where(M.c.id == first).values(end_date=date(2026, 1, 10)),  # a gap > grace
         update(M).where(M.c.id == second).values(start_date=date(2026, 1, 15)),
@@ -73,16 +76,14 @@ def test_facts_follow_every_change_and_ignore_check_ins(db, hand):
     ]
     for change in changes:
         _change(db, change)
-        assert _version(db, club.id) > v
-        v = _version(db, club.id)
+        assert _marked(db, club.id)
         _stored_equals_computed(db, club.id)
     hand.membership(club, a, plan, date(2026, 4, 1), date(2026, 4, 30))
-    assert _version(db, club.id) > v
+    assert _marked(db, club.id) == {a}
     assert _stored_equals_computed(db, club.id) == 3
 
-    v, w = _version(db, club.id), _version(db, other.id)
-    _change(db, update(M).where(M.c.id == first).values(club_id=other.id))  # moved: both move
-    assert _version(db, club.id) > v and _version(db, other.id) > w
+    _change(db, update(M).where(M.c.id == first).values(club_id=other.id))  # moved: both marked
+    assert _marked(db, club.id) == {b} and _marked(db, other.id) == {b}
     assert _stored_equals_computed(db, club.id) == 2
     assert _stored_equals_computed(db, other.id) == 1
 
