@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 from app.access.models import Visit
 from app.analytics import stats
 from app.analytics.common import EARLY_DAYS, Scope, last_day, month_label, not_void, scope
+from app.analytics.retention import facts
 from app.analytics.schemas import (
     BeforeAfterReport,
     BeforeAfterRow,
@@ -230,8 +231,10 @@ def _breakdown_rows(session: Session, s: Scope, by: By) -> list[RenewalRow]:
         e = ended(s, s.date_from, s.date_to)
         found = _grouped(session, e.c.plan_id, e.c.outcome)
     elif by is By.cohort:
-        e = ended(s, s.date_from, s.date_to, cohort=True)
-        found = _grouped(session, sql.month_start(e.c.first_start), e.c.outcome)
+        e = ended(s, s.date_from, s.date_to)  # the member's first start: from the stored facts
+        f = facts(session, s, name="facts")
+        found = _grouped(session, sql.month_start(f.c.first_start), e.c.outcome,
+                         select_from=e.join(f, f.c.id == e.c.id))
     elif by is By.trainer:
         found = _by_trainer(session, s)
     elif by is By.attendance:
