@@ -1,5 +1,6 @@
 """Imports every model so that Alembic and the tests see the whole schema."""
 from app.access import models as access_models  # noqa: F401
+from app.analytics import models as analytics_models  # noqa: F401
 from app.billing import models as billing_models  # noqa: F401
 from app.clubs import models as clubs_models  # noqa: F401
 from app.core import audit as audit_models  # noqa: F401

@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 from app.access.models import Visit
 from app.analytics import stats
 from app.analytics.common import Scope, not_void, scope
-from app.analytics.retention import memberships, monthly_figures, sequenced
+from app.analytics.retention import facts, monthly_figures
 from app.analytics.schemas import (
     BaseMonth,
     CheckRow,
@@ -102,11 +102,14 @@ def average_check(session: Session, s: Scope) -> tuple[CheckRow, list[CheckRow]]
 def visit_frequency(session: Session, s: Scope) -> VisitFrequency:
     v = Visit.__table__
     lo, hi = _bounds(s)
-    g = sequenced(s, memberships(s, since=s.date_from, until=s.date_to), spells=False)
+    # the stored coverage segments: disjoint, their union every day a member held a membership,
+    # so the days held in the period are the segments' overlaps with it, summed
+    g = facts(session, s)
     clipped = sql.days_between(sql.least(g.c.last_day, s.date_to),
                                sql.greatest(g.c.cov_from, s.date_from)) + 1
     held = (select(g.c.member_id, func.sum(clipped).label("days"))
-            .where(g.c.cov_from <= g.c.last_day, g.c.cov_from <= s.date_to)
+            .where(g.c.cov_from <= g.c.last_day, g.c.cov_from <= s.date_to,
+                   g.c.last_day >= s.date_from)
             .group_by(g.c.member_id).subquery())
     came = (select(v.c.member_id, func.count().label("n"))
             .where(v.c.club_id == s.club_id, v.c.occurred_at >= lo, v.c.occurred_at < hi)

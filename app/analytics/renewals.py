@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 from app.access.models import Visit
 from app.analytics import stats
 from app.analytics.common import EARLY_DAYS, Scope, last_day, month_label, not_void, scope
+from app.analytics.retention import facts
 from app.analytics.schemas import (
     BeforeAfterReport,
     BeforeAfterRow,
@@ -68,7 +69,8 @@ class By(StrEnum):
 
 
 def ended(s: Scope, date_from: date, date_to: date, *, name: str = "ended",
-          cohort: bool = False, instants: bool = False, materialized: bool = False):
+          cohort: bool = False, instants: bool = False, materialized: bool = False,
+          stored=None):
     """CTE: the memberships whose last day is in [date_from, date_to] and their outcome.
 
     One window pass over the member's memberships ordered by start gives the next start
@@ -81,7 +83,9 @@ def ended(s: Scope, date_from: date, date_to: date, *, name: str = "ended",
     ending since 30 days before the period); `instants` adds the UTC instants of the
     membership's first day, of the start of its attendance window and of the day after its last
     day, and materialises the CTE on PostgreSQL so they are computed once per membership;
-    `materialized` materialises it without them (for a CTE read several times).
+    `materialized` materialises it without them (for a CTE read several times). `stored`: the
+    club's stored facts (`retention.facts`) instead of the window pass — the same next start
+    and first start (the same window over the same memberships); the last day picks the period.
     """
     m, n = M.alias("m"), M.alias("n")
     end = last_day(m)
@@ -96,7 +100,7 @@ def ended(s: Scope, date_from: date, date_to: date, *, name: str = "ended",
     if cohort:
         cols.append(func.coalesce(prior(func.first_value(m.c.start_date)),
                                   m.c.start_date).label("first_start"))
-    w = select(*cols).where(*where).subquery("w")
+    w = select(*cols).where(*where).subquery("w") if stored is None else stored
     early = sql.add_days(w.c.last_day, -EARLY_DAYS)
     late = sql.add_days(w.c.last_day, s.grace)
     other = exists().where(
@@ -111,10 +115,13 @@ def ended(s: Scope, date_from: date, date_to: date, *, name: str = "ended",
     # last_day in [date_from, hi], written on the table's own columns so that PostgreSQL
     # estimates it from their statistics (an expression would be guessed at 0.5 %)
     hi = min(date_to, s.as_of)
-    cut_short = and_(w.c.cancelled_on.is_not(None), w.c.cancelled_on <= w.c.end_date)
-    period = [or_(and_(~cut_short, w.c.end_date >= date_from, w.c.end_date <= hi),
-                  and_(cut_short, w.c.cancelled_on >= date_from + timedelta(days=1),
-                       w.c.cancelled_on <= hi + timedelta(days=1)))]
+    if stored is None:
+        cut_short = and_(w.c.cancelled_on.is_not(None), w.c.cancelled_on <= w.c.end_date)
+        period = [or_(and_(~cut_short, w.c.end_date >= date_from, w.c.end_date <= hi),
+                      and_(cut_short, w.c.cancelled_on >= date_from + timedelta(days=1),
+                           w.c.cancelled_on <= hi + timedelta(days=1)))]
+    else:
+        period = [w.c.last_day >= date_from, w.c.last_day <= hi]
     if s.plan_id is not None:
         period.append(w.c.plan_id == s.plan_id)
     out = [w.c.id, w.c.member_id, w.c.plan_id, w.c.start_date, w.c.last_day,
@@ -230,7 +237,7 @@ def _breakdown_rows(session: Session, s: Scope, by: By) -> list[RenewalRow]:
         e = ended(s, s.date_from, s.date_to)
         found = _grouped(session, e.c.plan_id, e.c.outcome)
     elif by is By.cohort:
-        e = ended(s, s.date_from, s.date_to, cohort=True)
+        e = ended(s, s.date_from, s.date_to, cohort=True, stored=facts(session, s, name="w"))
         found = _grouped(session, sql.month_start(e.c.first_start), e.c.outcome)
     elif by is By.trainer:
         found = _by_trainer(session, s)

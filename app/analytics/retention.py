@@ -11,17 +11,35 @@ memberships ordered by start (one pass, no loop over members):
   membership's last day; it is *decided* once today is past that day + grace, before that the
   member may still come back within grace.
 
+The whole-club sequence (every running membership, no plan) is kept in
+`analytics_membership_facts` (`facts`): `ensure_facts` recomputes the rows of the members that
+triggers on `memberships` marked dirty since (all of them when the grace window changed), so
+the reports scan stored rows instead of running both window passes on every call.
+
 Day figures are aggregated per month in SQL (a +1 where intervals start covering a month and a
 -1 where they stop); Python only adds up those few dozen monthly rows.
 """
 from collections import defaultdict
 from datetime import date, timedelta
 
-from sqlalchemy import and_, case, func, or_, select
+from sqlalchemy import (
+    and_,
+    case,
+    column,
+    delete,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    table,
+    text,
+)
 from sqlalchemy.orm import Session
 
 from app.analytics import stats
 from app.analytics.common import Scope, last_day, month_end, month_label, not_void, scope
+from app.analytics.models import FactBuild, FactDirty, MembershipFact
 from app.analytics.schemas import (
     CohortReport,
     CohortRow,
@@ -37,13 +55,20 @@ from app.memberships.models import Membership
 from app.memberships.rules import add_months
 
 M = Membership.__table__
+F = MembershipFact.__table__
+D = FactDirty.__table__
+FACT_COLUMNS = ("member_id", "plan_id", "start_date", "last_day", "prev_end", "next_start",
+                "first_start", "entry_plan", "new_spell", "cov_from", "spell_end")
+MONTH_COLUMNS = ("before_month", "last_month", "spell_end_month", "start_month")
+FACTS_LOCK = 0x46414354 << 32  # "FACT": pg_advisory_xact_lock key space of facts rebuilds
 SURVIVAL_MARKS = (30, 90, 180, 365, 730)
 
 
 def memberships(s: Scope, *, since: date | None = None, until: date | None = None,
-                name: str = "ms"):
+                members=None, name: str = "ms"):
     """Subquery: the club's memberships that ran (not void) with their last day. `since`: only
-    those still running on or after that day; `until`: only those started by then."""
+    those still running on or after that day; `until`: only those started by then; `members`:
+    only those of the members this select returns."""
     m = M.alias("m")
     end = last_day(m)
     where = [m.c.club_id == s.club_id, not_void(m)]
@@ -51,6 +76,8 @@ def memberships(s: Scope, *, since: date | None = None, until: date | None = Non
         where += [m.c.end_date >= since, end >= since]
     if until is not None:
         where.append(m.c.start_date <= until)
+    if members is not None:
+        where.append(m.c.member_id.in_(members))
     return (select(m.c.id, m.c.member_id, m.c.plan_id, m.c.start_date, end.label("last_day"))
             .where(*where).subquery(name))
 
@@ -126,6 +153,89 @@ def sequenced(s: Scope, ms, *, plan_id: int | None = None, spells: bool = True,
     return select(*cols).subquery(name)
 
 
+# --- stored facts: the whole-club sequence, kept exact by trigger-marked members --------------
+
+TODO = table("analytics_fact_todo", column("member_id"), column("seq"))
+"""Per rebuild, the dirty marks it read (a temporary table of the transaction)."""
+
+
+def _grace_built(session: Session, club_id: int) -> int | None:
+    return session.execute(select(FactBuild.grace).where(FactBuild.club_id == club_id)).scalar()
+
+
+def _dirty(session: Session, club_id: int) -> bool:
+    return session.execute(select(D.c.member_id).where(D.c.club_id == club_id).limit(1)).first() \
+        is not None
+
+
+def _take_marks(session: Session, club_id: int) -> None:
+    """Copy the club's dirty marks, as committed now, into the transaction's `TODO`."""
+    if sql.is_postgres(session):
+        session.execute(text("CREATE TEMP TABLE IF NOT EXISTS analytics_fact_todo "
+                             "(member_id bigint, seq bigint) ON COMMIT DELETE ROWS"))
+    else:
+        session.execute(text("CREATE TEMP TABLE IF NOT EXISTS analytics_fact_todo "
+                             "(member_id INTEGER, seq INTEGER)"))
+    session.execute(text("DELETE FROM analytics_fact_todo"))
+    session.execute(insert(TODO).from_select(["member_id", "seq"],
+                                             select(D.c.member_id, D.c.seq)
+                                             .where(D.c.club_id == club_id)))
+
+
+def ensure_facts(session: Session, s: Scope) -> None:
+    """Bring the club's `analytics_membership_facts` up to date: all of them when there are
+    none yet or they were built under another grace window, else those of the members that
+    triggers marked dirty (`analytics_fact_dirty`) since — a member's facts depend only on
+    the member's own memberships in the club, and on grace.
+
+    Exact: every change to a membership the sequence reads marks its member (old and new) in
+    the same transaction (triggers, migration 0013_analytics_facts), bumping the mark's `seq`
+    when it is already there. The marks are read (into `TODO`) before the statement that
+    recomputes, so that statement sees at least those changes; afterwards only marks still at
+    the `seq` read are removed — a change committed meanwhile leaves its mark for the next
+    report. PostgreSQL: an advisory lock per club keeps two rebuilds apart (SQLite writes one
+    transaction at a time anyway).
+    """
+    grace = _grace_built(session, s.club_id)
+    if grace == s.grace and not _dirty(session, s.club_id):
+        return
+    if sql.is_postgres(session):
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"),
+                        {"key": FACTS_LOCK + s.club_id})
+        grace = _grace_built(session, s.club_id)
+        if grace == s.grace and not _dirty(session, s.club_id):
+            return
+    _take_marks(session, s.club_id)
+    full = grace != s.grace
+    stale = [F.c.club_id == s.club_id]
+    if not full:
+        stale.append(F.c.member_id.in_(select(TODO.c.member_id)))
+    session.execute(delete(F).where(*stale))
+    g = sequenced(s, memberships(s, members=None if full else select(TODO.c.member_id)),
+                  firsts=True)
+    months = _month_columns(g, g.c.cov_from)
+    session.execute(insert(F).from_select(
+        ["club_id", "membership_id", *FACT_COLUMNS, *MONTH_COLUMNS],
+        select(literal(s.club_id), g.c.id, *(g.c[c] for c in FACT_COLUMNS),
+               *(months[c] for c in MONTH_COLUMNS))))
+    session.execute(delete(D).where(D.c.club_id == s.club_id, select(TODO.c.member_id).where(
+        TODO.c.member_id == D.c.member_id, TODO.c.seq == D.c.seq).exists()))
+    if full:
+        session.execute(delete(FactBuild.__table__).where(FactBuild.club_id == s.club_id))
+        session.execute(insert(FactBuild.__table__).values(club_id=s.club_id, grace=s.grace))
+        if sql.is_postgres(session):  # statistics now, not at autovacuum's next round
+            session.execute(text("ANALYZE analytics_membership_facts"))
+
+
+def facts(session: Session, s: Scope, *, name: str = "seq"):
+    """Subquery: the club's stored sequence (`sequenced(s, memberships(s), firsts=True)`'s
+    columns), brought up to date first."""
+    ensure_facts(session, s)
+    return (select(F.c.membership_id.label("id"),
+                   *(F.c[c] for c in (*FACT_COLUMNS, *MONTH_COLUMNS)))
+            .where(F.c.club_id == s.club_id).subquery(name))
+
+
 def _period(s: Scope) -> dict:
     return {"as_of": s.as_of, "date_from": s.date_from, "date_to": s.date_to,
             "grace_days": s.grace, "plan_id": s.plan_id}
@@ -144,25 +254,34 @@ def _cumulate(deltas: dict[int, int], upto: int) -> dict[int, int]:
 
 # --- member base, monthly retention and churn ----------------------------------------------------
 
+def _month_columns(g, start) -> dict:
+    """The months `monthly_figures` groups by: the month holding the day before a coverage
+    segment's `start`, its last day's, its spell end's and the membership's start's."""
+    return {"before_month": sql.month_start(sql.add_days(start, -1)),
+            "last_month": sql.month_start(g.c.last_day),
+            "spell_end_month": sql.month_start(g.c.spell_end),
+            "start_month": sql.month_start(g.c.start_date)}
+
+
 def monthly_figures(session: Session, s: Scope) -> list[MonthRow]:
-    g = sequenced(s, memberships(s), plan_id=s.plan_id)
     if s.plan_id is None:
-        start, segment_rows = g.c.cov_from, []
-    else:
-        start, segment_rows = g.c.plan_cov_from, [g.c.plan_id == s.plan_id]
+        g = facts(session, s)
+        months = {name: g.c[name] for name in MONTH_COLUMNS}
+        segment_rows, joiner = [g.c.cov_from <= g.c.last_day], [g.c.prev_end.is_(None)]
+    else:  # coverage among the plan's memberships only: not in the stored sequence
+        g = sequenced(s, memberships(s), plan_id=s.plan_id)
+        months = _month_columns(g, g.c.plan_cov_from)
+        segment_rows = [g.c.plan_cov_from <= g.c.last_day, g.c.plan_id == s.plan_id]
+        joiner = [g.c.prev_end.is_(None), g.c.plan_id == s.plan_id]
     # a segment [start, last_day] covers the first days of months a … b, where a is the month
     # after the one holding the day before `start`, and b the month of last_day
-    before = sql.month_start(sql.add_days(start, -1))
-    b = sql.month_start(g.c.last_day)
-    joiner = [g.c.prev_end.is_(None)]
-    if s.plan_id is not None:
-        joiner.append(g.c.plan_id == s.plan_id)
+    before, b = months["before_month"], months["last_month"]
     h = (select(before.label("before"), b.label("b"),
-                case((sql.month_start(g.c.spell_end) == b, 1), else_=0).label("ends"),
+                case((months["spell_end_month"] == b, 1), else_=0).label("ends"),
                 case((g.c.spell_end < s.as_of - timedelta(days=s.grace), 1), else_=0)
                 .label("decided"),
-                case((and_(*joiner), sql.month_start(g.c.start_date))).label("joined"))
-         .where(start <= g.c.last_day, *segment_rows).subquery("h"))
+                case((and_(*joiner), months["start_month"])).label("joined"))
+         .where(*segment_rows).subquery("h"))
     # one pass: rows grouped by their (few hundred) combinations; Python adds them up by month
     deltas: dict[str, dict[int, int]] = defaultdict(lambda: defaultdict(int))
     for before_, b_, ends, decided, joined, n in session.execute(
@@ -230,7 +349,7 @@ def cohorts(session: Session, *, club_id: int, as_of: date | None = None,
     left out. `plan_id`: members whose first membership was of that plan."""
     s = scope(session, club_id=club_id, as_of=as_of, date_from=date_from, date_to=date_to,
               plan_id=plan_id)
-    g = sequenced(s, memberships(s), firsts=True)
+    g = facts(session, s)
     # a spell [start, spell_end] is in on the last days of months a … b: a is its first month,
     # b the month before the one holding the day after spell_end
     c = sql.month_start(g.c.first_start)
@@ -286,7 +405,7 @@ def survival(session: Session, *, club_id: int, as_of: date | None = None,
     """
     s = scope(session, club_id=club_id, as_of=as_of, date_from=date_from, date_to=date_to,
               plan_id=plan_id, default_start=lambda _to: date(1900, 1, 1), max_days=None)
-    g = sequenced(s, memberships(s))
+    g = facts(session, s)
     event = g.c.spell_end < s.as_of - timedelta(days=s.grace)  # decided: grace has passed
     days = case((event, sql.days_between(g.c.spell_end, g.c.start_date) + 1),
                 else_=sql.days_between(sql.least(g.c.spell_end, s.as_of), g.c.start_date) + 1)

@@ -1,0 +1,62 @@
+"""Per-membership facts the retention reports scan instead of rebuilding the membership sequence
+on every call (issue 19; docs/analytics.md, "Membership facts").
+
+- `analytics_fact_dirty`: the members whose facts are stale, per club, with a `seq` bumped on
+  every further change; marked by database triggers on `memberships` (migration
+  0013_analytics_facts) whenever a row is inserted or deleted, or its club, member, plan, dates
+  or cancellation change — never on `visits_used`, so check-ins do not fire them. Rows written
+  by any path (services, imports, tests, SQL) are covered. No foreign key: the triggers also
+  fire while a club's or member's memberships are deleted with it.
+- `analytics_fact_builds`: per club, the grace window the facts were built under.
+- `analytics_membership_facts`: each running (not void) membership of the club with what
+  `app.analytics.retention.sequenced` derives from its member's other memberships. Written only
+  by `app.analytics.retention.ensure_facts`, which recomputes the dirty members' rows (all of
+  the club's when the grace window changed).
+"""
+from datetime import date
+
+from sqlalchemy import BigInteger, Date, ForeignKey, Index, Integer
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.core.db import Base
+from app.core.types import BigId
+
+
+class FactDirty(Base):
+    __tablename__ = "analytics_fact_dirty"
+
+    club_id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=False)
+    member_id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=False)
+    seq: Mapped[int] = mapped_column(BigInteger)
+
+
+class FactBuild(Base):
+    __tablename__ = "analytics_fact_builds"
+
+    club_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("clubs.id", ondelete="CASCADE"), primary_key=True, autoincrement=False)
+    grace: Mapped[int] = mapped_column(Integer)
+
+
+class MembershipFact(Base):
+    __tablename__ = "analytics_membership_facts"
+    __table_args__ = (Index("ix_analytics_membership_facts_member", "club_id", "member_id"),)
+
+    club_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("clubs.id", ondelete="CASCADE"), primary_key=True, autoincrement=False)
+    membership_id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=False)
+    member_id: Mapped[int] = mapped_column(BigId)
+    plan_id: Mapped[int] = mapped_column(BigId)
+    start_date: Mapped[date] = mapped_column(Date)
+    last_day: Mapped[date] = mapped_column(Date)
+    prev_end: Mapped[date | None] = mapped_column(Date)
+    next_start: Mapped[date | None] = mapped_column(Date)
+    first_start: Mapped[date] = mapped_column(Date)
+    entry_plan: Mapped[int] = mapped_column(BigId)
+    new_spell: Mapped[int] = mapped_column(Integer)
+    cov_from: Mapped[date] = mapped_column(Date)
+    spell_end: Mapped[date] = mapped_column(Date)
+    before_month: Mapped[date] = mapped_column(Date)  # the months `monthly_figures` groups by
+    last_month: Mapped[date] = mapped_column(Date)
+    spell_end_month: Mapped[date] = mapped_column(Date)
+    start_month: Mapped[date] = mapped_column(Date)
