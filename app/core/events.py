@@ -22,9 +22,10 @@ A handler may also come **folded** (`subscribe(..., folded=Folded(ctes, params))
 written as PostgreSQL data-modifying CTEs, which a publisher on the hot path may fold into its
 own statement instead of calling the handler (`folded(Event)` lists them; the publisher then
 passes them as `done` to `publish`). The turnstile's granted entry is one statement that way:
-the visit, the at-risk recovery and the class attendance. A folded handler is part of the
-change it follows (one statement commits or fails as a whole), so its SQL must not be able to
-fail on data: guarded UPDATEs and INSERTs that violate nothing.
+the visit, the at-risk recovery and the class attendance. Folded SQL commits or fails with
+the publisher's statement, so it must not be able to fail on data (guarded UPDATEs and INSERTs
+that violate nothing); if the statement fails anyway (a lock timeout, say), the publisher runs
+it again without the folds and then calls the handlers as best-effort follow-ups.
 """
 import logging
 from collections.abc import Callable, Iterator, Sequence

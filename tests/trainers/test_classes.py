@@ -1,9 +1,11 @@
 """Group classes: timetable → occurrences, bookings, capacity, waitlist, attendance."""
 from datetime import datetime, timedelta
 
+import pytest
 from sqlalchemy import select
 
 from app.core import clock
+from app.retention.models import MemberStage, StageChange
 from app.trainers.models import ClassBooking, ClassOccurrence
 from tests.trainers.conftest import BERLIN
 
@@ -135,18 +137,24 @@ def test_staff_mark_attendance_for_booked_members_only(gym):
     assert gym.class_detail(occ["id"])["attended_count"] == 1
 
 
-def test_a_turnstile_check_in_during_the_class_window_counts_as_attendance(gym):
-    coach = gym.trainer()
-    now = clock.now()
-    soon = gym.class_at(coach, now + timedelta(minutes=20))   # window opened 10 minutes ago
-    later = gym.class_at(coach, now + timedelta(hours=3))     # window opens in 2.5 hours
+def _lena_booked(gym, *classes) -> int:
+    """Lena, a member with card LENA-0001, booked into these classes; her member id."""
     member = gym.member(first_name="Lena", last_name="Vogel")
     gym.membership(member)
     card = gym.client.post(f"/api/v1/members/{member}/cards", json={"code": "LENA-0001"},
                            headers=gym.desk.headers)
     assert card.status_code == 201, card.text
-    assert gym.book_class(soon["id"], member).status_code == 201
-    assert gym.book_class(later["id"], member).status_code == 201
+    for occurrence in classes:
+        assert gym.book_class(occurrence["id"], member).status_code == 201
+    return member
+
+
+def test_a_turnstile_check_in_during_the_class_window_counts_as_attendance(gym):
+    coach = gym.trainer()
+    now = clock.now()
+    soon = gym.class_at(coach, now + timedelta(minutes=20))   # window opened 10 minutes ago
+    later = gym.class_at(coach, now + timedelta(hours=3))     # window opens in 2.5 hours
+    _lena_booked(gym, soon, later)
     device = gym.world.device(gym.club)
     r = gym.client.post("/api/v1/access/events", json={"card": "LENA-0001", "event_id": "e1"},
                         headers=device.headers)
@@ -160,6 +168,43 @@ def test_a_turnstile_check_in_during_the_class_window_counts_as_attendance(gym):
     gym.client.post("/api/v1/access/events", json={"card": "LENA-0001", "event_id": "e1"},
                     headers=device.headers)
     assert gym.count(ClassBooking, ClassBooking.attended_at.is_not(None)) == 1
+
+
+@pytest.mark.parametrize("recover", [1, 2])
+def test_an_at_risk_member_coming_to_a_booked_class(gym, db, recover):
+    """Both VisitGranted follow-ups at once (PostgreSQL: folded into the grant statement;
+    SQLite: the handlers after it), the same assertions on both backends."""
+    coach = gym.trainer()
+    now = clock.now()
+    soon = gym.class_at(coach, now + timedelta(minutes=20))
+    member = _lena_booked(gym, soon)
+    d0 = now.date() - timedelta(days=20)
+    with db.sessionmaker() as s:
+        s.add(MemberStage(club_id=gym.club.id, member_id=member, stage="at_risk", since=d0,
+                          cycle=f"r{d0}", reason="gone", base_stage="active", base_since=d0,
+                          base_cycle="a-old", recover_visits=recover, visits_total=3,
+                          updated_at=now - timedelta(days=1)))
+        s.commit()
+    device = gym.world.device(gym.club)
+    out = gym.client.post("/api/v1/access/events",
+                          json={"card": "LENA-0001", "event_id": "o", "direction": "out"},
+                          headers=device.headers)
+    assert out.json()["allow"] is True
+    assert gym.class_detail(soon["id"])["bookings"][0]["attended_at"] is None  # "out" marks nothing
+    r = gym.client.post("/api/v1/access/events", json={"card": "LENA-0001", "event_id": "e1"},
+                        headers=device.headers)
+    assert r.status_code == 200 and r.json()["allow"] is True, r.text
+    came = gym.class_detail(soon["id"])["bookings"][0]
+    assert came["attendance_source"] == "turnstile" and came["attended_at"] is not None
+    with db.sessionmaker() as s:
+        st = s.scalars(select(MemberStage)).one()
+        history = s.scalars(select(StageChange)).all()
+        if recover == 1:
+            assert (st.stage, st.recover_visits, st.cycle) == ("active", 0, "a-old")
+            assert [(h.from_stage, h.to_stage, h.source) for h in history] == [
+                ("at_risk", "active", "visit")]
+        else:
+            assert (st.stage, st.recover_visits) == ("at_risk", 1) and history == []
 
 
 def test_a_class_that_started_cannot_be_booked_and_another_club_cannot_see_it(gym):
