@@ -79,28 +79,29 @@ def ended(s: Scope, date_from: date, date_to: date, *, name: str = "ended",
     a tie, or an overlapping membership that started earlier in the window) an `EXISTS` over
     the member's memberships decides — rare, and `CASE` evaluates it only then.
 
-    `cohort` adds the member's first start (every membership is read then, not only those
-    ending since 30 days before the period); `instants` adds the UTC instants of the
+    `cohort` adds the member's first start, which only the stored facts carry (so it needs
+    `stored`); `instants` adds the UTC instants of the
     membership's first day, of the start of its attendance window and of the day after its last
     day, and materialises the CTE on PostgreSQL so they are computed once per membership;
     `materialized` materialises it without them (for a CTE read several times). `stored`: the
     club's stored facts (`retention.facts`) instead of the window pass — the same next start
     and first start (the same window over the same memberships); the last day picks the period.
     """
+    if cohort and stored is None:
+        raise ValueError("the first start comes from the stored facts: pass `stored`")
     m, n = M.alias("m"), M.alias("n")
-    end = last_day(m)
-    where = [m.c.club_id == s.club_id, not_void(m)]
-    if not cohort:  # a renewal starts at most 30 days before the end, so never earlier than this
-        where.append(m.c.end_date >= date_from - timedelta(days=EARLY_DAYS))
-    def prior(fn):
-        return window(fn, partition_by=m.c.member_id, order_by=(m.c.start_date, m.c.id))
-
-    cols = [m.c.id, m.c.member_id, m.c.plan_id, m.c.start_date, m.c.end_date, m.c.cancelled_on,
-            end.label("last_day"), prior(func.lead(m.c.start_date)).label("next_start")]
-    if cohort:
-        cols.append(func.coalesce(prior(func.first_value(m.c.start_date)),
-                                  m.c.start_date).label("first_start"))
-    w = select(*cols).where(*where).subquery("w") if stored is None else stored
+    if stored is None:
+        # a renewal starts at most 30 days before the end, so never earlier than this
+        next_start = window(func.lead(m.c.start_date), partition_by=m.c.member_id,
+                            order_by=(m.c.start_date, m.c.id))
+        w = (select(m.c.id, m.c.member_id, m.c.plan_id, m.c.start_date, m.c.end_date,
+                    m.c.cancelled_on, last_day(m).label("last_day"),
+                    next_start.label("next_start"))
+             .where(m.c.club_id == s.club_id, not_void(m),
+                    m.c.end_date >= date_from - timedelta(days=EARLY_DAYS))
+             .subquery("w"))
+    else:
+        w = stored
     early = sql.add_days(w.c.last_day, -EARLY_DAYS)
     late = sql.add_days(w.c.last_day, s.grace)
     other = exists().where(
