@@ -23,6 +23,8 @@ from app.core.deps import SessionDep
 from app.core.schemas import IdPath, Limit, Offset, Page
 
 router = APIRouter(prefix="/api/v1", tags=["access"])
+devices_router = APIRouter(prefix="/api/v1", tags=["access"])
+"""The turnstiles' own route, matched before every staff route (`app.main.ROUTERS`)."""
 
 IdempotencyKey = Annotated[str | None, Header(
     alias="Idempotency-Key", min_length=1, max_length=IDEMPOTENCY_KEY_MAX,
@@ -51,7 +53,7 @@ def _device_answer(decision: service.Decision) -> Response:
                     headers={"Idempotent-Replayed": "true"} if decision.replayed else None)
 
 
-@router.post("/access/events", response_model=DecisionRead)
+@devices_router.post("/access/events", response_model=DecisionRead)
 def device_event(request: Request, key: DeviceKey, body: DeviceEventIn) -> Response:
     """A turnstile asks (or tells afterwards) whether a card may pass; a repeated event_id
     answers the first decision again."""

@@ -67,7 +67,7 @@ from app.billing import service as billing_service
 from app.clubs import service as clubs_service
 from app.clubs.models import Club, Device
 from app.clubs.schemas import ClubSettings
-from app.core import clock, events
+from app.core import clock, driver, events
 from app.core.actors import MANAGERS, Actor, DeviceActor
 from app.core.errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized
 from app.core.events import VisitGranted
@@ -447,11 +447,11 @@ def check_in(session: Session, *, club_id: int, occurred_at: datetime,
     if seen is not None:
         seen_zone, seen_raw, seen_settings = seen
         seen_at = occurred_at.astimezone(ZoneInfo(seen_zone))
-        row = conn.execute(_CARD_AND_MEMBERSHIP[seen_settings.block_on_debt], {
+        row = driver.first(conn, _CARD_AND_MEMBERSHIP[seen_settings.block_on_debt], {
             "club_id": club_id, "code": card_code, "device_id": device_id,
             "day": seen_at.date(), "at": occurred_at,
             "since": occurred_at - timedelta(minutes=seen_settings.anti_passback_minutes),
-        }).first()
+        })
         ahead = row is not None and row.timezone == seen_zone and row.settings == seen_raw
     elif card_code is not None:
         row = conn.execute(_RESOLVE_CARD, {"club_id": club_id, "code": card_code,
@@ -589,7 +589,7 @@ def _grant_on_postgres(session: Session, conn, event: dict, visited: VisitGrante
         conn.exec_driver_sql("BEGIN")
     try:
         try:
-            wrote = conn.execute(_grant_with(tuple(f for _h, f in folded)), params).first()
+            wrote = driver.first(conn, _grant_with(tuple(f for _h, f in folded)), params)
             done = tuple(h for h, _f in folded)
         except DBAPIError as error:
             if not folded or error.connection_invalidated or not autocommit:
@@ -599,7 +599,7 @@ def _grant_on_postgres(session: Session, conn, event: dict, visited: VisitGrante
             if paired:
                 conn.exec_driver_sql("ROLLBACK")
                 conn.exec_driver_sql("BEGIN")
-            wrote, done = conn.execute(_grant_with(()), params).first(), ()
+            wrote, done = driver.first(conn, _grant_with(()), params), ()
         if wrote is None:  # a replay: nothing was written
             event_id, counted, visit_id = None, True, None
         else:
