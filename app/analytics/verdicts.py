@@ -135,7 +135,7 @@ def needed(n1: int, n2: int, p: float, a: float, target: float = TARGET,
 
 def _power(x1: int, n1: int, x2: int, n2: int, a: float,
            months: float | None) -> tuple[float | None, int | None, float | None]:
-    if not (n1 and n2):
+    if not (n1 and n2) or months is None:
         return None, None, None
     p = (x1 + x2 + 1) / (n1 + n2 + 2)
     total = needed(n1, n2, p, a)
@@ -148,7 +148,7 @@ def _power(x1: int, n1: int, x2: int, n2: int, a: float,
 def judge(pairs: Sequence[tuple[int, int, int, int]], *, alpha: float = ALPHA,
           months: float | None = None, min_group: int = stats.MIN_GROUP) -> Family:
     """Judge (x1, n1, x2, n2) comparisons as one family: group 1 renewed x1 of n1, group 2 x2 of
-    n2. `months`: the length of the period the counts come from (for the pace)."""
+    n2. `months`: the length of the period the counts come from; without it, no power figures."""
     m = len(pairs)
     raws = [stats.compare(x1, n1, x2, n2, min_group) for x1, n1, x2, n2 in pairs]
     judged = [min(n1, n2) >= min_group for _, n1, _, n2 in pairs]
