@@ -406,15 +406,12 @@ def before_after(session: Session, *, club_id: int, on: date, as_of: date | None
     j = verdicts.judge_one(a.renewed, a.renewed + a.lost, b.renewed, b.renewed + b.lost)
     return BeforeAfterReport(as_of=s.as_of, date=on, grace_days=s.grace, plan_id=s.plan_id,
                              items=rows, difference=j.raw.difference, ci_low=j.raw.ci_low,
-                             ci_high=j.raw.ci_high, verdict=j.verdict, method=METHOD,
-                             adjusted_low=j.adjusted_low, adjusted_high=j.adjusted_high)
+                             ci_high=j.raw.ci_high, verdict=j.verdict,
+                             method=verdicts.METHOD_ONE, adjusted_low=j.adjusted_low,
+                             adjusted_high=j.adjusted_high)
 
 
 # --- touchpoint effectiveness --------------------------------------------------------------------
-
-METHOD = ("always-valid 95 % interval (normal-mixture sequential test), a family of one; raw "
-          "95 % Newcombe hybrid score interval (Wilson-based) shown alongside")
-
 
 def touchpoint_effectiveness(session: Session, *, club_id: int, as_of: date | None = None,
                              date_from: date | None = None, date_to: date | None = None,
@@ -465,16 +462,16 @@ def touchpoint_effectiveness(session: Session, *, club_id: int, as_of: date | No
         select(d.c.id, d.c.key, d.c.name, d.c.stage, d.c.channel, d.c.enabled, agg)
         .outerjoin(agg, agg.c.definition_id == d.c.id)
         .where(d.c.club_id == s.club_id).order_by(d.c.stage, d.c.key)).all()
-    counts_ = [{k: int(getattr(r, k) or 0) for k in (
+    tallies = [{k: int(getattr(r, k) or 0) for k in (
         "exposed", "exposed_won", "held", "held_won", "assigned", "assigned_won", "in_grace",
         "mixed")} for r in rows]
     family = verdicts.judge(  # one family: both verdicts of every definition
-        [p for v in counts_ for p in ((v["exposed_won"], v["exposed"], v["held_won"], v["held"]),
+        [p for v in tallies for p in ((v["exposed_won"], v["exposed"], v["held_won"], v["held"]),
                                       (v["assigned_won"], v["assigned"], v["held_won"],
                                        v["held"]))],
         months=verdicts.months_between(s.date_from, s.date_to))
     items = []
-    for r, v, pp, itt in zip(rows, counts_, family.items[::2], family.items[1::2], strict=True):
+    for r, v, pp, itt in zip(rows, tallies, family.items[::2], family.items[1::2], strict=True):
         items.append(TouchpointRow(
             definition_id=r.id, key=r.key, name=r.name, stage=r.stage, channel=r.channel,
             enabled=r.enabled, exposed=v["exposed"], exposed_renewed=v["exposed_won"],

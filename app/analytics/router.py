@@ -224,9 +224,10 @@ def retention_survival(session: SessionDep, actor: ManagerActor,
                         "those on or after it (defaults: six months either side, never after "
                         "today), the difference (after − before) with a 95 % Newcombe interval "
                         "(ci_low, ci_high) and a verdict read from an always-valid 95 % "
-                        "interval (adjusted_low, adjusted_high; a family of one). Not a controlled comparison: seasons, prices and the "
-                        "members themselves change too — the touchpoint holdout is the fair "
-                        "test.\n" + RENEWAL_RULES)
+                        "interval (adjusted_low, adjusted_high; a family of one). Not a "
+                        "controlled comparison: seasons, prices and the members themselves "
+                        "change too — the touchpoint holdout is the fair test.\n"
+                        + RENEWAL_RULES)
 def before_after(session: SessionDep, actor: ManagerActor,
                           on: Annotated[Day, Query(alias="date", description="the day of the "
                                                    "change: 'after' starts here")],

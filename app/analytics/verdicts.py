@@ -16,8 +16,9 @@ d = p1 − p2 of the two renewal rates and its variance V = p̃1(1−p̃1)/n1 + 
 
 with a normal mixing distribution of standard deviation τ = 0.20: its interval is within about 5 %
 of its narrowest for every standard error of d between 2 and 10 points (held-out groups of about
-30 to 600), where the decisions of a club are made. Under δ it is (asymptotically) a nonnegative martingale with mean 1, so by
-Ville's inequality it ever reaches 1/a with probability at most a, however often it is looked at.
+30 to 600), where the decisions of a club are made. Under δ it is (asymptotically) a
+nonnegative martingale with mean 1, so by Ville's inequality it ever reaches 1/a with probability
+at most a, however often it is looked at.
 The interval {δ : E(δ) < 1/a} is d ± r(V, a),
 
     r(V, a) = sqrt(V (V + τ²) / τ² · (2 ln(1/a) + ln((V + τ²) / V))).
@@ -43,6 +44,7 @@ tests/analytics/test_verdicts.py measures the false-verdict rates and the power 
 """
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import date
 from math import log, sqrt
 
 from app.analytics import stats
@@ -53,10 +55,13 @@ Z80 = 0.8416212335729143  # 80th percentile of the standard normal: 80 % power
 TARGET = 0.05  # the lift the "needs about N more" line is about: five points
 DAYS_PER_MONTH = 365.2425 / 12
 
-METHOD = ("always-valid 95 % family-wise verdicts: normal-mixture sequential test (mSPRT) for "
-          "the difference of two proportions, e-Benjamini-Hochberg over the report's comparisons,"
-          " intervals at level alpha*R/m (e-BY); raw 95 % Newcombe hybrid score interval shown "
-          "alongside")
+METHOD = ("always-valid verdicts at a 5 % false discovery rate over the report's comparisons: "
+          "normal-mixture sequential test (mSPRT) for the difference of two proportions, "
+          "e-Benjamini-Hochberg, intervals at level alpha*R/m (e-BY); raw 95 % Newcombe hybrid "
+          "score interval shown alongside")
+
+METHOD_ONE = ("always-valid 95 % interval (normal-mixture sequential test), a family of one; raw "
+              "95 % Newcombe hybrid score interval (Wilson-based) shown alongside")
 
 
 @dataclass(frozen=True)
@@ -171,7 +176,7 @@ def judge(pairs: Sequence[tuple[int, int, int, int]], *, alpha: float = ALPHA,
     return Family(alpha=alpha, size=m, discoveries=discoveries, level=level, items=items)
 
 
-def months_between(first, last) -> float:
+def months_between(first: date, last: date) -> float:
     """The length of a period of days (inclusive) in months."""
     return ((last - first).days + 1) / DAYS_PER_MONTH
 
