@@ -25,7 +25,7 @@ from sqlalchemy import and_, case, exists, func, literal, or_, select, union_all
 from sqlalchemy.orm import Session
 
 from app.access.models import Visit
-from app.analytics import stats
+from app.analytics import stats, verdicts
 from app.analytics.common import EARLY_DAYS, Scope, last_day, month_label, not_void, scope
 from app.analytics.retention import facts
 from app.analytics.schemas import (
@@ -403,16 +403,15 @@ def before_after(session: Session, *, club_id: int, on: date, as_of: date | None
         rows.append(BeforeAfterRow(key=key, date_from=bounds[key][0], date_to=bounds[key][1],
                                    **values.model_dump()))
     b, a = rows
-    cmp = stats.compare(a.renewed, a.renewed + a.lost, b.renewed, b.renewed + b.lost)
+    j = verdicts.judge_one(a.renewed, a.renewed + a.lost, b.renewed, b.renewed + b.lost)
     return BeforeAfterReport(as_of=s.as_of, date=on, grace_days=s.grace, plan_id=s.plan_id,
-                             items=rows, difference=cmp.difference, ci_low=cmp.ci_low,
-                             ci_high=cmp.ci_high, verdict=cmp.verdict, method=METHOD)
+                             items=rows, difference=j.raw.difference, ci_low=j.raw.ci_low,
+                             ci_high=j.raw.ci_high, verdict=j.verdict,
+                             method=verdicts.METHOD_ONE, adjusted_low=j.adjusted_low,
+                             adjusted_high=j.adjusted_high)
 
 
 # --- touchpoint effectiveness --------------------------------------------------------------------
-
-METHOD = "difference of two proportions, 95 % Newcombe hybrid score interval (Wilson-based)"
-
 
 def touchpoint_effectiveness(session: Session, *, club_id: int, as_of: date | None = None,
                              date_from: date | None = None, date_to: date | None = None,
@@ -463,19 +462,34 @@ def touchpoint_effectiveness(session: Session, *, club_id: int, as_of: date | No
         select(d.c.id, d.c.key, d.c.name, d.c.stage, d.c.channel, d.c.enabled, agg)
         .outerjoin(agg, agg.c.definition_id == d.c.id)
         .where(d.c.club_id == s.club_id).order_by(d.c.stage, d.c.key)).all()
+    tallies = [{k: int(getattr(r, k) or 0) for k in (
+        "exposed", "exposed_won", "held", "held_won", "assigned", "assigned_won", "in_grace",
+        "mixed")} for r in rows]
+    family = verdicts.judge(  # one family: both verdicts of every definition
+        [p for v in tallies for p in ((v["exposed_won"], v["exposed"], v["held_won"], v["held"]),
+                                      (v["assigned_won"], v["assigned"], v["held_won"],
+                                       v["held"]))],
+        months=verdicts.months_between(s.date_from, s.date_to))
     items = []
-    for r in rows:
-        v = {k: int(getattr(r, k) or 0) for k in ("exposed", "exposed_won", "held", "held_won",
-                                                 "assigned", "assigned_won", "in_grace", "mixed")}
-        pp = stats.compare(v["exposed_won"], v["exposed"], v["held_won"], v["held"])
-        itt = stats.compare(v["assigned_won"], v["assigned"], v["held_won"], v["held"])
+    for r, v, pp, itt in zip(rows, tallies, family.items[::2], family.items[1::2], strict=True):
         items.append(TouchpointRow(
             definition_id=r.id, key=r.key, name=r.name, stage=r.stage, channel=r.channel,
             enabled=r.enabled, exposed=v["exposed"], exposed_renewed=v["exposed_won"],
-            exposed_rate=pp.rate1, held_out=v["held"], held_out_renewed=v["held_won"],
-            held_out_rate=pp.rate2, difference=pp.difference, ci_low=pp.ci_low,
-            ci_high=pp.ci_high, verdict=pp.verdict, assigned=v["assigned"],
-            assigned_renewed=v["assigned_won"], assigned_rate=itt.rate1,
-            itt_difference=itt.difference, itt_ci_low=itt.ci_low, itt_ci_high=itt.ci_high,
-            itt_verdict=itt.verdict, in_grace=v["in_grace"], mixed=v["mixed"]))
-    return TouchpointReport(**_period(s), method=METHOD, min_group=stats.MIN_GROUP, items=items)
+            exposed_rate=pp.raw.rate1, held_out=v["held"], held_out_renewed=v["held_won"],
+            held_out_rate=pp.raw.rate2, difference=pp.raw.difference, ci_low=pp.raw.ci_low,
+            ci_high=pp.raw.ci_high, verdict=pp.verdict, assigned=v["assigned"],
+            assigned_renewed=v["assigned_won"], assigned_rate=itt.raw.rate1,
+            itt_difference=itt.raw.difference, itt_ci_low=itt.raw.ci_low,
+            itt_ci_high=itt.raw.ci_high, itt_verdict=itt.verdict, in_grace=v["in_grace"],
+            mixed=v["mixed"], **_judged(pp, ""), **_judged(itt, "itt_")))
+    return TouchpointReport(**_period(s), method=verdicts.METHOD, min_group=stats.MIN_GROUP,
+                            alpha=family.alpha, family_size=family.size,
+                            discoveries=family.discoveries, adjusted_level=family.level,
+                            items=items)
+
+
+def _judged(j: verdicts.Judged, prefix: str) -> dict:
+    """The new fields of a judged comparison (the corrected interval, power) for a report row."""
+    return {f"{prefix}adjusted_low": j.adjusted_low, f"{prefix}adjusted_high": j.adjusted_high,
+            f"{prefix}detectable": j.detectable, f"{prefix}more_needed": j.more_needed,
+            f"{prefix}months_needed": j.months_needed}

@@ -117,13 +117,25 @@ def renewals_breakdown(session: SessionDep, actor: ManagerActor, by: service.By,
 For each playbook definition, among the memberships that ended in the period (see `/renewals`)
 and were decided (not in grace): the renewal rate of those **exposed** (a touchpoint of this
 definition planned for the membership was sent) against those **held out** (status `held_out`),
-the difference exposed − held out, its **95 % confidence interval (Newcombe's hybrid score
-interval for a difference of two proportions, from Wilson intervals)**, and a verdict:
+the difference exposed − held out, its raw **95 % confidence interval (Newcombe's hybrid score
+interval for a difference of two proportions, from Wilson intervals)** in `ci_low`/`ci_high`,
+its **corrected interval** in `adjusted_low`/`adjusted_high`, and a verdict read from the
+corrected one:
 
 - "too few members to tell" — either group has fewer than 30 decided memberships;
-- "lifts renewals" — the whole interval is above 0;
-- "lowers renewals" — the whole interval is below 0;
-- "no measurable effect" — the interval contains 0.
+- "lifts renewals" — the whole corrected interval is above 0;
+- "lowers renewals" — the whole corrected interval is below 0;
+- "no measurable effect" — the corrected interval contains 0 (not shown yet, which is not
+  shown to do nothing: see `detectable`).
+
+The corrected interval stays valid however often the report is looked at (an always-valid
+normal-mixture sequential test) and is corrected for all the report's comparisons judged
+together (e-Benjamini–Hochberg, `family_size`, `discoveries`, `adjusted_level`): in a club where
+no touchpoint makes a difference, a report shows a false verdict at most 5 % of the time, at any
+look, with a fixed `from`. Power: `detectable` is the smallest difference the verdict finds with
+80 % power at the current sizes; `more_needed` about how many more decided memberships (split as
+now) it needs to find 5 points, `months_needed` how long that takes at the period's pace.
+`method` names the method; docs/analytics.md ("Verdicts") explains it.
 
 A touchpoint counts for the membership it was planned for (`membership_id`: the membership in
 context — win-back messages after an end count for the membership that ended). The holdout is
@@ -211,9 +223,11 @@ def retention_survival(session: SessionDep, actor: ManagerActor,
             description="Renewal rate of memberships whose last day is before `date` against "
                         "those on or after it (defaults: six months either side, never after "
                         "today), the difference (after − before) with a 95 % Newcombe interval "
-                        "and a verdict. Not a controlled comparison: seasons, prices and the "
-                        "members themselves change too — the touchpoint holdout is the fair "
-                        "test.\n" + RENEWAL_RULES)
+                        "(ci_low, ci_high) and a verdict read from an always-valid 95 % "
+                        "interval (adjusted_low, adjusted_high; a family of one). Not a "
+                        "controlled comparison: seasons, prices and the members themselves "
+                        "change too — the touchpoint holdout is the fair test.\n"
+                        + RENEWAL_RULES)
 def before_after(session: SessionDep, actor: ManagerActor,
                           on: Annotated[Day, Query(alias="date", description="the day of the "
                                                    "change: 'after' starts here")],

@@ -68,8 +68,13 @@ class BeforeAfterReport(Out):
     difference: float | None = Field(description="after rate minus before rate")
     ci_low: float | None
     ci_high: float | None
-    verdict: str
+    verdict: str = Field(description="read from the always-valid interval (adjusted_low, "
+                                     "adjusted_high): a family of one")
     method: str
+    adjusted_low: float | None = Field(
+        None, description="always-valid 95 % interval of the difference (valid however often "
+                          "the report is looked at); ci_low/ci_high stay the raw 95 % interval")
+    adjusted_high: float | None = None
 
 
 # --- touchpoints ------------------------------------------------------------------------------------
@@ -90,7 +95,7 @@ class TouchpointRow(Out):
     difference: float | None = Field(description="exposed_rate − held_out_rate")
     ci_low: float | None = Field(description="95 % interval of the difference (Newcombe)")
     ci_high: float | None
-    verdict: str
+    verdict: str = Field(description="read from the adjusted interval, not the raw one")
     assigned: int = Field(description="intention to treat: every membership planned for it and "
                                       "not held out, sent or not (skipped, cancelled, failed)")
     assigned_renewed: int
@@ -98,15 +103,42 @@ class TouchpointRow(Out):
     itt_difference: float | None
     itt_ci_low: float | None
     itt_ci_high: float | None
-    itt_verdict: str
+    itt_verdict: str = Field(description="read from itt_adjusted_low/itt_adjusted_high")
     in_grace: int = Field(description="memberships it was planned for that are still undecided")
     mixed: int = Field(description="memberships with both held-out and planned rows (left out)")
+    adjusted_low: float | None = Field(
+        None, description="the interval the verdict reads: always-valid (any number of looks) "
+                          "and corrected for the report's family of comparisons (level "
+                          "adjusted_level); ci_low/ci_high stay the raw 95 % interval")
+    adjusted_high: float | None = None
+    detectable: float | None = Field(
+        None, description="smallest true difference the verdict would find with 80 % power at "
+                          "the current group sizes (capped at 1)")
+    more_needed: int | None = Field(
+        None, description="about how many more decided memberships (split as now) are needed "
+                          "to find a 5-point difference")
+    months_needed: float | None = Field(
+        None, description="about how many months that takes at the pace of the report period")
+    itt_adjusted_low: float | None = None
+    itt_adjusted_high: float | None = None
+    itt_detectable: float | None = None
+    itt_more_needed: int | None = None
+    itt_months_needed: float | None = None
 
 
 class TouchpointReport(Period):
     method: str
     min_group: int
     items: list[TouchpointRow]
+    alpha: float | None = Field(
+        None, description="the chance of any false verdict in a report without true effects, "
+                          "at any look (and the false discovery rate otherwise)")
+    family_size: int | None = Field(
+        None, description="m: the comparisons judged together (two per definition)")
+    discoveries: int | None = Field(
+        None, description="R: the verdicts other than 'no measurable effect'/'too few' (e-BH)")
+    adjusted_level: float | None = Field(
+        None, description="error level of each adjusted interval: alpha · max(R, 1) / m")
 
 
 # --- retention over time ----------------------------------------------------------------------------

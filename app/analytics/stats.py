@@ -10,6 +10,10 @@ it is what statistics packages call the "Newcombe" or "score" interval for a ris
     Wilson (p = x/n, z = 1.959964):  centre = (p + z²/2n) / (1 + z²/n)
                                     half   = z / (1 + z²/n) · sqrt(p(1-p)/n + z²/4n²)
     d = p1 - p2;  lower = d - sqrt((p1 - l1)² + (u2 - p2)²);  upper = d + sqrt((u1 - p1)² + (p2 - l2)²)
+
+This is the *raw* interval of one comparison looked at once. The verdicts the reports show read
+the corrected interval of `app.analytics.verdicts` (many comparisons, repeated looks), which
+calls `compare` for the raw figures and `verdict` on its own interval.
 """
 from dataclasses import dataclass
 from math import sqrt

@@ -345,9 +345,11 @@ VERDICT_TEXT = {"lifts renewals": GREEN, "lowers renewals": RED}  # others: MUTE
 
 def interval_chart(*, chart_id: str, title: str, description: str, rows: Sequence[Interval],
                    value_format: Fmt = points, width: int = 720,
-                   empty_message: str = "No touchpoints to compare yet") -> Markup:
-    """One row per item: the estimate as a dot, its 95 % interval as a bar, a zero line; the
-    verdict in words at the right. Rows without an estimate show their verdict only."""
+                   empty_message: str = "No touchpoints to compare yet",
+                   interval_name: str = "95% interval") -> Markup:
+    """One row per item: the estimate as a dot, its interval (95 % unless `interval_name` says
+    otherwise) as a bar, a zero line; the verdict in words at the right. Rows without an
+    estimate show their verdict only."""
     if not rows:
         return _empty(chart_id, title, empty_message, width)
     label_w = min(max(int(width * 0.3), 170), 320)
@@ -381,7 +383,7 @@ def interval_chart(*, chart_id: str, title: str, description: str, rows: Sequenc
                   f'data-low="{"" if r.low is None else repr(float(r.low))}" '
                   f'data-high="{"" if r.high is None else repr(float(r.high))}" '
                   f'data-verdict="{escape(r.verdict)}">')]
-        tip = (f"{r.label}: {value_format(r.estimate)} (95% interval "
+        tip = (f"{r.label}: {value_format(r.estimate)} ({interval_name} "
                f"{value_format(r.low)} to {value_format(r.high)}) — {r.verdict}")
         parts.append(f"<title>{escape(tip)}</title>")
         label = r.label if len(r.label) <= max_chars else r.label[:max_chars - 1] + "…"

@@ -143,10 +143,12 @@ def dashboard_charts(data: dict) -> dict:
     out["touchpoints"] = charts.interval_chart(
         chart_id="chart-touchpoints", title="Touchpoint effectiveness",
         description=("Renewal rate of members who got each touchpoint minus the rate of the "
-                     "held-out control group, with its 95% interval."),
-        rows=[charts.Interval(key=i.key, label=i.name, estimate=i.difference, low=i.ci_low,
-                              high=i.ci_high, verdict=i.verdict) for i in t.items],
-        width=WIDE)
+                     "held-out control group, with the interval its verdict reads (corrected "
+                     "for the many touchpoints and for weekly looks)."),
+        rows=[charts.Interval(key=i.key, label=i.name, estimate=i.difference,
+                              low=i.adjusted_low, high=i.adjusted_high, verdict=i.verdict)
+              for i in t.items],
+        width=WIDE, interval_name="corrected interval")
     k = data["kpis"]
     out["frequency"] = charts.bar_chart(
         chart_id="chart-frequency", title="Visits per week",

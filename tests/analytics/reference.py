@@ -7,7 +7,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import ROUND_HALF_UP, Decimal
-from math import sqrt
+from math import log, sqrt
+from statistics import NormalDist
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
@@ -246,7 +247,87 @@ def verdict(n1, n2, lo, hi):
     return "no measurable effect"
 
 
-def comparison(x1, n1, x2, n2) -> dict:
+# The corrected verdict (docs/analytics.md, "Verdicts"): a normal-mixture likelihood ratio per
+# comparison, e-BH over the report's comparisons, the interval {δ : E(δ) < 1/a} found by bisection.
+TAU, ALPHA, Z80 = 0.2, 0.05, NormalDist().inv_cdf(0.8)
+
+
+def _var(x1, n1, x2, n2):
+    q1, q2 = (x1 + 1) / (n1 + 2), (x2 + 1) / (n2 + 2)
+    return q1 * (1 - q1) / n1 + q2 * (1 - q2) / n2
+
+
+def _log_e(d, delta, v):
+    """ln of the mixture of N(δ + θ, v) likelihoods over θ ~ N(0, τ²), against θ = 0."""
+    return -0.5 * log(1 + TAU * TAU / v) + TAU * TAU * (d - delta) ** 2 / (2 * v * (v + TAU * TAU))
+
+
+def _always_valid(d, v, a):
+    def edge(far):  # the δ between d and far where E(δ) reaches 1/a
+        inside, outside = d, far
+        for _ in range(200):
+            mid = (inside + outside) / 2
+            inside, outside = (mid, outside) if _log_e(d, mid, v) < log(1 / a) else (inside, mid)
+        return (inside + outside) / 2
+    return max(edge(d - 3), -1.0), min(edge(d + 3), 1.0)
+
+
+def _detectable(g1, g2, p, a):
+    v = p * (1 - p) * (1 / g1 + 1 / g2)
+    low, _ = _always_valid(0.0, v, a)
+    return -low + Z80 * sqrt(v) if low > -1 else float("inf")
+
+
+def _needed(n1, n2, p, a):
+    share = n2 / (n1 + n2)
+
+    def ok(total):
+        g1, g2 = total * (1 - share), total * share
+        return min(g1, g2) >= 30 and _detectable(g1, g2, p, a) <= 0.05
+
+    below, step = n1 + n2 - 1, 1 << 24  # `below` is not ok (or before the start)
+    while step:  # the smallest total that is ok, in binary steps from far above
+        if not ok(below + step):
+            below += step
+        step //= 2
+    return below + 1
+
+
+def _power(x1, n1, x2, n2, a, months):
+    if not (n1 and n2):
+        return {"detectable": None, "more_needed": None, "months_needed": None}
+    p = (x1 + x2 + 1) / (n1 + n2 + 2)
+    more = _needed(n1, n2, p, a) - n1 - n2
+    return {"detectable": round(min(_detectable(n1, n2, p, a), 1.0), 4), "more_needed": more,
+            "months_needed": round(more / ((n1 + n2) / months), 1)}
+
+
+def family(pairs, months=None) -> list[dict]:
+    """Each (x1, n1, x2, n2) judged with all the others; the raw interval, the corrected one."""
+    m = len(pairs)
+    e = sorted((_log_e(x1 / n1 - x2 / n2, 0.0, _var(x1, n1, x2, n2))
+                for x1, n1, x2, n2 in pairs if n1 >= 30 and n2 >= 30), reverse=True)
+    found = [k for k in range(1, len(e) + 1) if sum(v >= log(m / (ALPHA * k)) for v in e) >= k]
+    a = ALPHA * max(found + [1]) / m
+    out = []
+    for x1, n1, x2, n2 in pairs:
+        raw = comparison(x1, n1, x2, n2, judge=False)
+        if n1 >= 30 and n2 >= 30:
+            lo, hi = _always_valid(x1 / n1 - x2 / n2, _var(x1, n1, x2, n2), a)
+            raw.update(verdict=verdict(n1, n2, lo, hi), adjusted_low=round(lo, 4),
+                       adjusted_high=round(hi, 4))
+        else:
+            raw.update(verdict="too few members to tell", adjusted_low=None, adjusted_high=None)
+        if months is not None:
+            raw.update(_power(x1, n1, x2, n2, ALPHA / m, months))
+        out.append(raw)
+    return out
+
+
+def comparison(x1, n1, x2, n2, judge=True) -> dict:
+    """The raw 95 % interval; with `judge`, the verdict of a family of one."""
+    if judge:
+        return family([(x1, n1, x2, n2)])[0]
     if not (n1 and n2):
         return {"difference": None, "ci_low": None, "ci_high": None,
                 "verdict": "too few members to tell"}
@@ -257,7 +338,7 @@ def comparison(x1, n1, x2, n2) -> dict:
 
 def touchpoints(raw: Raw, as_of: date, lo: date, hi: date, plan_id=None) -> dict:
     pairs = ended(raw, as_of, lo, hi, plan_id)
-    out = {}
+    out, tallies = {}, []
     for d in raw.definitions:
         v = defaultdict(int)
         for m, o in pairs:
@@ -284,8 +365,12 @@ def touchpoints(raw: Raw, as_of: date, lo: date, hi: date, plan_id=None) -> dict
                 if sent:
                     v["exposed"] += 1
                     v["exposed_won"] += won
-        pp = comparison(v["exposed_won"], v["exposed"], v["held_won"], v["held"])
-        itt = comparison(v["assigned_won"], v["assigned"], v["held_won"], v["held"])
+        tallies.append((d, v))
+    months = ((hi - lo).days + 1) / (365.2425 / 12)
+    judged = family([p for _, v in tallies for p in (
+        (v["exposed_won"], v["exposed"], v["held_won"], v["held"]),
+        (v["assigned_won"], v["assigned"], v["held_won"], v["held"]))], months)
+    for (d, v), pp, itt in zip(tallies, judged[::2], judged[1::2], strict=True):
         out[d.key] = {
             "exposed": v["exposed"], "exposed_renewed": v["exposed_won"],
             "exposed_rate": rate(v["exposed_won"], v["exposed"]),
@@ -295,7 +380,9 @@ def touchpoints(raw: Raw, as_of: date, lo: date, hi: date, plan_id=None) -> dict
             "assigned_rate": rate(v["assigned_won"], v["assigned"]),
             "itt_difference": itt["difference"], "itt_ci_low": itt["ci_low"],
             "itt_ci_high": itt["ci_high"], "itt_verdict": itt["verdict"],
-            "in_grace": v["in_grace"], "mixed": v["mixed"]}
+            "in_grace": v["in_grace"], "mixed": v["mixed"],
+            **{f"itt_{k}": itt[k] for k in ("adjusted_low", "adjusted_high", "detectable",
+                                             "more_needed", "months_needed")}}
     return out
 
 
