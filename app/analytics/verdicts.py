@@ -138,6 +138,19 @@ def needed(n1: int, n2: int, p: float, a: float, target: float = TARGET,
     return high
 
 
+def _bound(value: float | None) -> float | None:
+    """An interval end rounded to 4 places on its own side of 0 (never 0.0 or -0.0 for a nonzero
+    end), so that the rounded interval excludes 0 exactly when the exact one does."""
+    if value is None:
+        return None
+    rounded = round(value, 4) + 0.0  # + 0.0: no -0.0
+    if value > 0 >= rounded:
+        return 0.0001
+    if value < 0 <= rounded:
+        return -0.0001
+    return rounded
+
+
 def _power(x1: int, n1: int, x2: int, n2: int, a: float,
            months: float | None) -> tuple[float | None, int | None, float | None]:
     if not (n1 and n2) or months is None:
@@ -168,8 +181,7 @@ def judge(pairs: Sequence[tuple[int, int, int, int]], *, alpha: float = ALPHA,
             d, r = x1 / n1 - x2 / n2, radius(variance(x1, n1, x2, n2), level)
             low, high = max(d - r, -1.0), min(d + r, 1.0)
         items.append(Judged(
-            raw=raw, adjusted_low=None if low is None else round(low, 4),
-            adjusted_high=None if high is None else round(high, 4),
+            raw=raw, adjusted_low=_bound(low), adjusted_high=_bound(high),
             verdict=stats.verdict(n1, n2, low, high, min_group),
             **dict(zip(("detectable", "more_needed", "months_needed"),
                        _power(x1, n1, x2, n2, alpha / max(m, 1), months), strict=True))))
