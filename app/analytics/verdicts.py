@@ -151,12 +151,12 @@ def _bound(value: float | None) -> float | None:
     return rounded
 
 
-def _power(x1: int, n1: int, x2: int, n2: int, a: float,
-           months: float | None) -> tuple[float | None, int | None, float | None]:
+def _power(x1: int, n1: int, x2: int, n2: int, a: float, months: float | None,
+           min_group: int = stats.MIN_GROUP) -> tuple[float | None, int | None, float | None]:
     if not (n1 and n2) or months is None:
         return None, None, None
     p = (x1 + x2 + 1) / (n1 + n2 + 2)
-    total = needed(n1, n2, p, a)
+    total = needed(n1, n2, p, a, min_group=min_group)
     more = None if total is None else total - n1 - n2
     pace = (n1 + n2) / months if months else 0
     when = None if more is None or not pace else round(more / pace, 1)
@@ -184,7 +184,8 @@ def judge(pairs: Sequence[tuple[int, int, int, int]], *, alpha: float = ALPHA,
             raw=raw, adjusted_low=_bound(low), adjusted_high=_bound(high),
             verdict=stats.verdict(n1, n2, low, high, min_group),
             **dict(zip(("detectable", "more_needed", "months_needed"),
-                       _power(x1, n1, x2, n2, alpha / max(m, 1), months), strict=True))))
+                       _power(x1, n1, x2, n2, alpha / max(m, 1), months, min_group),
+                       strict=True))))
     return Family(alpha=alpha, size=m, discoveries=discoveries, level=level, items=items)
 
 
