@@ -29,7 +29,8 @@ KPI_SECTIONS = ["leads", "average_check", "average_check_by_kind", "member_base"
 LEAD_SECTIONS = ["created", "contacted", "won", "lost", "open", "conversion_rate",
                  "first_contact", "by_source", "lost_by_reason"]
 BEFORE_AFTER_COLUMNS = ["key", "date_from", "date_to", "ended", "renewed", "in_grace", "lost",
-                        "renewal_rate", "ci_low", "ci_high", "verdict"]
+                        "renewal_rate", "ci_low", "ci_high", "verdict", "adjusted_low",
+                        "adjusted_high"]  # the verdict reads adjusted_low/high (issue 24)
 
 
 def _as_dict(item) -> dict:
@@ -65,7 +66,8 @@ def cohorts_csv(report: CohortReport) -> Response:
 def before_after_csv(report: BeforeAfterReport) -> Response:
     """Before and after, then the difference with its interval."""
     diff = {"key": "after - before", "renewal_rate": report.difference,
-            "ci_low": report.ci_low, "ci_high": report.ci_high, "verdict": report.verdict}
+            "ci_low": report.ci_low, "ci_high": report.ci_high, "verdict": report.verdict,
+            "adjusted_low": report.adjusted_low, "adjusted_high": report.adjusted_high}
     rows = [item.model_dump() for item in report.items] + [diff]
     return csv_response("renewals-before-after", BEFORE_AFTER_COLUMNS,
                         [[r.get(c) for c in BEFORE_AFTER_COLUMNS] for r in rows])

@@ -138,12 +138,25 @@ def needed(n1: int, n2: int, p: float, a: float, target: float = TARGET,
     return high
 
 
-def _power(x1: int, n1: int, x2: int, n2: int, a: float,
-           months: float | None) -> tuple[float | None, int | None, float | None]:
+def _bound(value: float | None) -> float | None:
+    """An interval end rounded to 4 places on its own side of 0 (never 0.0 or -0.0 for a nonzero
+    end), so that the rounded interval excludes 0 exactly when the exact one does."""
+    if value is None:
+        return None
+    rounded = round(value, 4) + 0.0  # + 0.0: no -0.0
+    if value > 0 >= rounded:
+        return 0.0001
+    if value < 0 <= rounded:
+        return -0.0001
+    return rounded
+
+
+def _power(x1: int, n1: int, x2: int, n2: int, a: float, months: float | None,
+           min_group: int = stats.MIN_GROUP) -> tuple[float | None, int | None, float | None]:
     if not (n1 and n2) or months is None:
         return None, None, None
     p = (x1 + x2 + 1) / (n1 + n2 + 2)
-    total = needed(n1, n2, p, a)
+    total = needed(n1, n2, p, a, min_group=min_group)
     more = None if total is None else total - n1 - n2
     pace = (n1 + n2) / months if months else 0
     when = None if more is None or not pace else round(more / pace, 1)
@@ -168,11 +181,11 @@ def judge(pairs: Sequence[tuple[int, int, int, int]], *, alpha: float = ALPHA,
             d, r = x1 / n1 - x2 / n2, radius(variance(x1, n1, x2, n2), level)
             low, high = max(d - r, -1.0), min(d + r, 1.0)
         items.append(Judged(
-            raw=raw, adjusted_low=None if low is None else round(low, 4),
-            adjusted_high=None if high is None else round(high, 4),
+            raw=raw, adjusted_low=_bound(low), adjusted_high=_bound(high),
             verdict=stats.verdict(n1, n2, low, high, min_group),
             **dict(zip(("detectable", "more_needed", "months_needed"),
-                       _power(x1, n1, x2, n2, alpha / max(m, 1), months), strict=True))))
+                       _power(x1, n1, x2, n2, alpha / max(m, 1), months, min_group),
+                       strict=True))))
     return Family(alpha=alpha, size=m, discoveries=discoveries, level=level, items=items)
 
 

@@ -8,6 +8,7 @@ panels agree; the CSV of an analytics figure is the file the analytics API gives
 """
 from collections import defaultdict
 from datetime import date
+from math import ceil
 from typing import Annotated, Any
 
 from fastapi import Form, Query, Request
@@ -168,6 +169,24 @@ def dashboard_charts(data: dict) -> dict:
     return out
 
 
+def power_text(more: int | None, months: float | None) -> str:
+    """The numbers table's "to find a 5-point lift": 'needs about 340 more; at this pace about 5
+    months' ('under a month', 'about 1 month', years beyond two years); '' without figures."""
+    if more is None:
+        return ""
+    if more == 0:
+        return "enough members"
+    text = f"needs about {more:,} more"
+    if months is None:
+        return text
+    if months < 1:
+        return f"{text}; at this pace under a month"
+    if months > 24:
+        return f"{text}; at this pace about {round(months / 12)} years"
+    whole = ceil(months)
+    return f"{text}; at this pace about {whole} month{'' if whole == 1 else 's'}"
+
+
 @router.get("/owner")
 def dashboard(request: Request, session: PageSession, actor: ManagerPage,
               date_from: FromQ = None, date_to: ToQ = None,
@@ -176,7 +195,7 @@ def dashboard(request: Request, session: PageSession, actor: ManagerPage,
     period = _period_query(date_from, date_to)
     return render(request, "owner.html", {
         "title": "Dashboard", "d": data, "charts": dashboard_charts(data), "by": by,
-        "breakdowns": BREAKDOWNS, "period": period,
+        "breakdowns": BREAKDOWNS, "period": period, "power_text": power_text,
         "q": ("?" + period) if period else "", "amp": ("&" + period) if period else ""})
 
 

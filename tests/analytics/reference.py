@@ -302,6 +302,12 @@ def _power(x1, n1, x2, n2, a, months):
             "months_needed": round(more / ((n1 + n2) / months), 1)}
 
 
+def _bound(x):
+    """Rounded to 4 places, kept on its side of 0: ±0.0001 rather than 0 (or -0.0)."""
+    r = round(x, 4) + 0.0
+    return (0.0001 if x > 0 else -0.0001) if r == 0 and x != 0 else r
+
+
 def family(pairs, months=None) -> list[dict]:
     """Each (x1, n1, x2, n2) judged with all the others; the raw interval, the corrected one."""
     m = len(pairs)
@@ -314,8 +320,8 @@ def family(pairs, months=None) -> list[dict]:
         raw = comparison(x1, n1, x2, n2, judge=False)
         if n1 >= 30 and n2 >= 30:
             lo, hi = _always_valid(x1 / n1 - x2 / n2, _var(x1, n1, x2, n2), a)
-            raw.update(verdict=verdict(n1, n2, lo, hi), adjusted_low=round(lo, 4),
-                       adjusted_high=round(hi, 4))
+            raw.update(verdict=verdict(n1, n2, lo, hi), adjusted_low=_bound(lo),
+                       adjusted_high=_bound(hi))
         else:
             raw.update(verdict="too few members to tell", adjusted_low=None, adjusted_high=None)
         if months is not None:

@@ -152,3 +152,19 @@ def test_every_endpoint_is_documented(client):
         route = "/api/v1/analytics" + path.split("?")[0]
         description = spec["paths"][route]["get"].get("description", "")
         assert len(description) > 200, route
+
+
+def test_before_after_csv_has_the_interval_its_verdict_reads(client, world, club_with_data,
+                                                               db):
+    """The verdict reads the always-valid interval (issue 24): the CSV's difference row carries
+    it beside the raw one, as the JSON does."""
+    owner = world.staff(club_with_data, "owner")
+    on = (_today(db, club_with_data) - days(75)).isoformat()
+    path = f"/api/v1/analytics/retention/before-after?date={on}"
+    report = client.get(path, headers=owner.headers).json()
+    rows = list(csv.DictReader(io.StringIO(
+        client.get(path + "&format=csv", headers=owner.headers).text)))
+    diff = rows[-1]
+    assert diff["key"] == "after - before" and diff["verdict"] == report["verdict"]
+    assert {k: diff[k] for k in ("adjusted_low", "adjusted_high")} == {
+        k: "" if report[k] is None else str(report[k]) for k in ("adjusted_low", "adjusted_high")}

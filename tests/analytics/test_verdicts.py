@@ -223,3 +223,26 @@ def test_the_report_shows_the_corrected_verdict_and_power(client, world, hand, d
     birthday = {r["key"]: r for r in report["items"]}["birthday"]
     assert (birthday["verdict"], birthday["adjusted_low"], birthday["detectable"]) == (
         "too few members to tell", None, None)
+
+
+@pytest.mark.parametrize("pair, expected", [
+    ((23, 30, 48, 100), stats.LIFTS),  # exact low 0.0000105: rounds to 0 at 4 places
+    ((23, 31, 28, 65), stats.NO_EFFECT),  # exact low -0.0000186: rounds to -0.0
+])
+def test_the_rounded_corrected_interval_agrees_with_the_verdict(pair, expected):
+    """The reported (rounded) interval excludes 0 exactly when the verdict says so, and never
+    shows -0.0: an end just beside 0 is reported as ±0.0001, on its own side."""
+    item = verdicts.judge_one(*pair)
+    assert item.verdict == expected
+    assert (item.adjusted_low > 0 or item.adjusted_high < 0) == (item.verdict in FOUND)
+    assert str(item.adjusted_low) in ("0.0001", "-0.0001")
+
+
+def test_more_needed_counts_with_the_family_s_min_group():
+    """`judge(min_group=…)` judges and plans with the same smallest group: 'more needed' brings
+    both groups up to it (with 200 in each group a 5-point lift is far off either way, so the
+    check is on a split where the small group decides: 1 held out in 20)."""
+    pair = (540, 1000, 27, 50)
+    default = verdicts.judge([pair], months=12).items[0].more_needed
+    strict = verdicts.judge([pair], months=12, min_group=2000).items[0].more_needed
+    assert strict >= 2000 * 21 - 1050 > default
