@@ -29,7 +29,7 @@ from app.core.sql import dialect_insert, is_postgres, local_at, unprepared
 from app.crm.models import Task
 from app.members import service as members_service
 from app.memberships.models import Membership, Plan
-from app.retention import playbook, scheduling, stages, templates, unsubscribe
+from app.retention import facts, playbook, scheduling, stages, templates, unsubscribe
 from app.retention.channels import Channels, recording
 from app.retention.dispatch import DispatchStats, dispatch_due
 from app.retention.models import (
@@ -57,6 +57,7 @@ class RunReport:
     cancelled: dict[str, int] = field(default_factory=dict)  # reason: n
     seconds: float = 0.0
     phases: dict[str, float] = field(default_factory=dict)  # seconds per phase
+    facts_recomputed: int = 0  # members whose membership facts were recomputed (-1: all)
 
     def as_dict(self) -> dict:
         return {"club_id": self.club_id, "as_of": self.as_of.isoformat(),
@@ -126,6 +127,9 @@ def _run_club(session: Session, *, club_id: int, as_of: date | None, now: dateti
         report.phases[name] = _clock.perf_counter() - mark
         mark = _clock.perf_counter()
 
+    refreshed = facts.refresh(session, club_id=club_id, as_of=as_of, settings=s, zone=zone)
+    report.facts_recomputed = refreshed
+    phase("facts")
     run = stages.compute_and_apply(
         session, club_id=club_id, as_of=as_of, now=now, settings=s, zone=zone,
         source="simulate" if source == "simulate" else "daily_run",
