@@ -79,14 +79,16 @@ def _recompute(postgres: bool, full: bool):
     far = literal(FAR, Date())
     epoch = literal(EPOCH, Date())
 
-    # the members to compute, with the seq their facts will be computed under
-    if full:
-        todo = (select(m.c.member_id, literal(0, BigInteger()).label("seq"))
-                .where(m.c.club_id == club_id).distinct().cte("todo"))
-    else:
+    # the members to compute (`full`: every member with a membership, found by the GROUP BY
+    # below), with the seq their facts are computed under
+    todo = None
+    if not full:
         stale = or_(t.c.computed_seq.is_(None), t.c.computed_seq != t.c.seq,
                     t.c.computed_on > d, t.c.valid_until <= d, t.c.known_next_at < known_until)
         todo = select(t.c.member_id, t.c.seq).where(t.c.club_id == club_id, stale).cte("todo")
+
+    def only_todo(query, member_id):
+        return query if todo is None else query.join(todo, todo.c.member_id == member_id)
 
     # memberships: known on d (started, or sold by then), not cancelled before their start;
     # cancelled ones end the day before
@@ -103,7 +105,8 @@ def _recompute(postgres: bool, full: bool):
     q_end = case((and_(q_gone, q.c.cancelled_on <= q.c.end_date),
                   add_days(q.c.cancelled_on, -1)), else_=q.c.end_date)
     continues = exists(select(q.c.id).where(
-        q.c.member_id == m.c.member_id,
+        # (the range first, so one index range scan serves it rather than two OR-ed ones)
+        q.c.member_id == m.c.member_id, q.c.start_date <= m.c.start_date,
         or_(q.c.start_date < m.c.start_date,
             and_(q.c.start_date == m.c.start_date, q.c.id < m.c.id)),
         not_(and_(q_gone, q.c.cancelled_on <= q.c.start_date)),
@@ -127,7 +130,8 @@ def _recompute(postgres: bool, full: bool):
                  func.max(case((kept, start_days))).label("latest_start_days"),
                  func.min(changes).label("next_day"),
                  func.min(case((not_(known), m.c.created_at))).label("known_next_at"))
-          .join_from(m, todo, todo.c.member_id == m.c.member_id)
+          .select_from(m))
+    mm = (only_todo(mm, m.c.member_id)
           .where(m.c.club_id == club_id).group_by(m.c.member_id).subquery("mm"))
 
     # freezes of memberships not cancelled by their start: the one covering d, the last end
@@ -144,26 +148,32 @@ def _recompute(postgres: bool, full: bool):
                  func.max(case((and_(counted, f.c.end_date < d), f.c.end_date)))
                  .label("freeze_end"),
                  func.min(fchanges).label("next_day"))
-          .join_from(f, fm, fm.c.id == f.c.membership_id)
-          .join(todo, todo.c.member_id == fm.c.member_id)
+          .join_from(f, fm, fm.c.id == f.c.membership_id))
+    fz = (only_todo(fz, fm.c.member_id)
           .where(f.c.club_id == club_id).group_by(fm.c.member_id).subquery("fz"))
 
     top = m.alias("top")
     top_id = mm.c.key_id % literal(ID_SPAN, BigInteger())
-    values = (select(club_id, todo.c.member_id, todo.c.seq, todo.c.seq, d,
+    # `full`: the members are those of the GROUP BY, their rows new (seq 0)
+    base = mm if todo is None else todo
+    seq = literal(0, BigInteger()) if todo is None else todo.c.seq
+    values = (select(club_id, base.c.member_id, seq, seq, d,
                      least(func.coalesce(mm.c.next_day, far), func.coalesce(fz.c.next_day, far)),
                      mm.c.known_next_at, mm.c.started, mm.c.tenure_start, mm.c.top_end, top_id,
                      top.c.plan_id, mm.c.key_start, mm.c.latest_start_days, fz.c.freeze_id,
                      fz.c.freeze_start, fz.c.freeze_end)
-              .select_from(todo)
-              .outerjoin(mm, mm.c.member_id == todo.c.member_id)
-              .outerjoin(fz, fz.c.member_id == todo.c.member_id)
+              .select_from(base))
+    if todo is not None:
+        values = values.outerjoin(mm, mm.c.member_id == todo.c.member_id)
+    values = (values.outerjoin(fz, fz.c.member_id == base.c.member_id)
               .outerjoin(top, top.c.id == top_id)
               # SQLite: an INSERT … SELECT with ON CONFLICT needs a WHERE in its SELECT
-              .where(todo.c.member_id.is_not(None)))
+              .where(base.c.member_id.is_not(None)))
     columns = ["club_id", "member_id", "seq", "computed_seq", "computed_on", "valid_until",
                "known_next_at", "started", "tenure_start", "top_end", "top_id", "top_plan_id",
                "key_start", "latest_start_days", "freeze_id", "freeze_start", "freeze_end"]
+    if full:  # the club's rows were deleted first: a plain INSERT (no speculative insertion)
+        return t.insert().from_select(columns, values)
     stmt = insert_for(postgres, t).from_select(columns, values)
     # seq stays: a trigger that bumped it meanwhile leaves the row stale for the next run
     return stmt.on_conflict_do_update(
@@ -172,9 +182,9 @@ def _recompute(postgres: bool, full: bool):
 
 
 def refresh(session: Session, *, club_id: int, as_of: date, settings: ClubSettings,
-            zone: ZoneInfo) -> int:
-    """Bring the club's member facts to `as_of` (see the module docstring); returns how many
-    members' facts were recomputed (-1: all of the club's, rebuilt)."""
+            zone: ZoneInfo) -> bool:
+    """Bring the club's member facts to `as_of` (see the module docstring); True when all of
+    the club's were rebuilt."""
     state = session.scalar(select(RetentionState).where(RetentionState.club_id == club_id))
     if state is None:
         state = RetentionState(club_id=club_id, visits_counted_until=None)
@@ -190,5 +200,5 @@ def refresh(session: Session, *, club_id: int, as_of: date, settings: ClubSettin
               "known_until": local_day_start(zone, as_of + timedelta(days=1)),
               "window_from": as_of - timedelta(days=window), "window": window,
               "grace_plus": settings.grace_days + 1}
-    done = session.execute(_recompute(is_postgres(session), full), params).rowcount
-    return -1 if full else done
+    session.execute(_recompute(is_postgres(session), full), params)
+    return full

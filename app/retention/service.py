@@ -57,7 +57,7 @@ class RunReport:
     cancelled: dict[str, int] = field(default_factory=dict)  # reason: n
     seconds: float = 0.0
     phases: dict[str, float] = field(default_factory=dict)  # seconds per phase
-    facts_recomputed: int = 0  # members whose membership facts were recomputed (-1: all)
+    facts_rebuilt: bool = False  # all of the club's membership facts were (re)built
 
     def as_dict(self) -> dict:
         return {"club_id": self.club_id, "as_of": self.as_of.isoformat(),
@@ -127,8 +127,8 @@ def _run_club(session: Session, *, club_id: int, as_of: date | None, now: dateti
         report.phases[name] = _clock.perf_counter() - mark
         mark = _clock.perf_counter()
 
-    refreshed = facts.refresh(session, club_id=club_id, as_of=as_of, settings=s, zone=zone)
-    report.facts_recomputed = refreshed
+    report.facts_rebuilt = facts.refresh(session, club_id=club_id, as_of=as_of, settings=s,
+                                         zone=zone)
     phase("facts")
     run = stages.compute_and_apply(
         session, club_id=club_id, as_of=as_of, now=now, settings=s, zone=zone,

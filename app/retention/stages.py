@@ -83,6 +83,8 @@ TENURE_MARGIN = 30  # tenure starts are looked up this far beyond establishing_d
 RECENT_DAYS = 28  # "visits in the last 28 days ..."
 PRIOR_DAYS = 56  # "... below half of the member's own average over the 8 weeks before"
 WINDOW_DAYS = RECENT_DAYS + PRIOR_DAYS
+# stages that only a change of the member's facts can end (`retention_member_facts`)
+STABLE = (Stage.lost.value, Stage.prospect.value)
 
 
 @dataclass
@@ -194,6 +196,11 @@ def _statement(filtered: bool):
                 or_(k.started.is_not(None), mb.c.created_at < known_until)]
     if filtered:
         mb_where.append(mb.c.id.in_(ids))
+    else:
+        # lost and prospect are stable while the member's facts are: with facts not
+        # recomputed today, such a member's stage, cycle and membership cannot have changed
+        mb_where.append(or_(ms.c.stage.is_(None), ms.c.stage.not_in(STABLE),
+                            k.computed_on >= d))
     inner = (select(mb.c.id.label("member_id"), k.tenure_start, k.top_id.label("top_id"),
                     add_days(literal(EPOCH, Date()), k.top_start_days).label("top_start"),
                     k.top_end, k.freeze_id, k.freeze_start, k.freeze_end,
@@ -233,7 +240,7 @@ def _statement(filtered: bool):
 
 
 def _keys(started, tenure_start, top_end, top_id, top_auto, key_start, latest_start_days,
-          freeze_id, freeze_start, freeze_end, source, on) -> SimpleNamespace:
+          freeze_id, freeze_start, freeze_end, source, on, computed_on=None) -> SimpleNamespace:
     """The facts the stage expression reads, and how to join their source to the members."""
     return SimpleNamespace(
         started=started, tenure_start=tenure_start, top_end=top_end, top_id=top_id,
@@ -241,7 +248,7 @@ def _keys(started, tenure_start, top_end, top_id, top_auto, key_start, latest_st
         top_start_days=key_start % literal(DAY_SPAN, BigInteger()),
         top_end_days=key_start // literal(DAY_SPAN, BigInteger()),
         freeze_id=freeze_id, freeze_start=freeze_start, freeze_end=freeze_end,
-        source=source, on=on)
+        source=source, on=on, computed_on=computed_on)
 
 
 def _stored() -> SimpleNamespace:
@@ -252,7 +259,8 @@ def _stored() -> SimpleNamespace:
     return _keys(t.c.started, t.c.tenure_start, t.c.top_end, t.c.top_id,
                  case((p.c.auto_renew, 1), else_=0), t.c.key_start, t.c.latest_start_days,
                  t.c.freeze_id, t.c.freeze_start, t.c.freeze_end, source,
-                 lambda member_id: and_(t.c.club_id == club_id, t.c.member_id == member_id))
+                 lambda member_id: and_(t.c.club_id == club_id, t.c.member_id == member_id),
+                 t.c.computed_on)
 
 
 # long: the membership and freeze reductions for a few members (an event), in SQL; the
