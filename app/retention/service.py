@@ -41,6 +41,7 @@ from app.retention.models import (
 )
 
 DAILY_RUN_AT = time(5, 0)
+ANALYZED = ("member_stages", "retention_member_facts", "stage_changes", "scheduled_touchpoints")
 
 
 @dataclass
@@ -150,6 +151,12 @@ def _run_club(session: Session, *, club_id: int, as_of: date | None, now: dateti
     phase("planning")
     report.stage_counts = stages.stage_counts(session, club_id=club_id)
     phase("counts")
+    if report.facts_rebuilt and is_postgres(session):
+        # a club's first run writes a row per member into tables that may have been empty:
+        # fresh statistics, so the next runs are not planned for empty tables (autovacuum may
+        # be late, or off)
+        session.execute(text(f"ANALYZE {', '.join(ANALYZED)}"))
+        phase("analyze")
     report.members = sum(report.stage_counts.values())
     report.seconds = _clock.perf_counter() - started
     session.execute(update(RetentionRun).where(RetentionRun.club_id == club_id,
