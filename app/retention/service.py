@@ -135,7 +135,8 @@ def _run_club(session: Session, *, club_id: int, as_of: date | None, now: dateti
         session, club_id=club_id, as_of=as_of, now=now, settings=s, zone=zone,
         source="simulate" if source == "simulate" else "daily_run",
         visits_before=scheduling.visits_cutoff(session, club_id=club_id, zone=zone,
-                                               as_of=as_of, now=now))
+                                               as_of=as_of, now=now),
+        many_new=report.facts_rebuilt)
     report.transitions = dict(Counter(f"{a or 'new'}->{b}" for _m, a, b in run.changes))
     phase("stages")
     counted = scheduling.count_new_visits(session, club_id=club_id, zone=zone, as_of=as_of,

@@ -434,7 +434,8 @@ FRESH_IN_BULK = 2000  # more members new to the engine than this: count their vi
 def compute_and_apply(session: Session, *, club_id: int, as_of: date, now: datetime,
                       settings: ClubSettings, zone: ZoneInfo, source: str = "daily_run",
                       member_ids: list[int] | None = None,
-                      visits_before: datetime | None = None) -> StageRun:
+                      visits_before: datetime | None = None,
+                      many_new: bool = True) -> StageRun:
     """Recompute stages `as_of` a day and write what changed (stage rows and history).
 
     On PostgreSQL the rows stream from a server-side cursor in batches (its snapshot does not
@@ -444,12 +445,15 @@ def compute_and_apply(session: Session, *, club_id: int, as_of: date, now: datet
     new to the engine gets the count of their visits before it, so the visit count that follows
     only adds the visits since (None: the total is left at -1, counted by the next daily run).
     A few new members are counted in the statement (by index); many (the first run) by one
-    GROUP BY over the club's visits.
+    GROUP BY over the club's visits. `many_new=False` (the daily run when the club's facts
+    were not rebuilt, so this is not its first run) skips counting the new members first and
+    counts any in the statement.
     """
     run = StageRun()
     params = _params(club_id=club_id, as_of=as_of, s=settings, zone=zone, member_ids=member_ids,
                      visits_before=visits_before)
-    totals = None if visits_before is None else _fresh_totals(session, club_id, visits_before)
+    totals = (None if visits_before is None or not many_new
+              else _fresh_totals(session, club_id, visits_before))
     if totals is not None:
         params["count_each"] = False
     stmt = _statement(member_ids is not None)
