@@ -42,7 +42,15 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from app.clubs.schemas import ClubSettings
-from app.core.sql import add_days, days_between, insert_for, is_postgres, least, local_day_start
+from app.core.sql import (
+    add_days,
+    days_between,
+    in_list,
+    insert_for,
+    is_postgres,
+    least,
+    local_day_start,
+)
 from app.core.types import BigId, UTCDateTime
 from app.memberships.models import Freeze, Membership
 from app.retention.models import MemberFacts, RetentionState
@@ -50,6 +58,7 @@ from app.retention.models import MemberFacts, RetentionState
 EPOCH = date(1900, 1, 1)  # day numbers for packed keys (as in stages.py)
 ID_SPAN = 2**40
 DAY_SPAN = 2**20
+LISTED_MAX = 5000  # more stale members than this: one statement planned for many
 FAR = date(9999, 12, 31)  # valid_until when nothing ahead can change the facts
 TENURE_MARGIN = 30  # as stages.TENURE_MARGIN
 WINDOW_DAYS = 84  # as stages.WINDOW_DAYS
@@ -66,10 +75,17 @@ def facts_key(s: ClubSettings) -> str:
 
 # long: one SQL statement (the facts of a set of members, set-based), built once per dialect
 # and mode; its parts mirror stages._statement's "mm" and "fz" and are commented in order
-@lru_cache(maxsize=4)
-def _recompute(postgres: bool, full: bool):
-    """INSERT … SELECT … ON CONFLICT DO UPDATE of the facts of the stale members (or, `full`,
-    of every member of the club with a membership) as of the day `d`."""
+def _stale(d, known_until):
+    t = MemberFacts.__table__
+    return or_(t.c.computed_seq.is_(None), t.c.computed_seq != t.c.seq, t.c.computed_on > d,
+               t.c.valid_until <= d, t.c.known_next_at < known_until)
+
+
+@lru_cache(maxsize=8)
+def _recompute(postgres: bool, full: bool, listed: bool = False):
+    """INSERT … SELECT … ON CONFLICT DO UPDATE of the facts of the stale members (`listed`:
+    those of the id list `ids`, so the plan is made for a few members), or (`full`) INSERT of
+    every member of the club with a membership, as of the day `d`."""
     m, f, t = Membership.__table__, Freeze.__table__, MemberFacts.__table__
     P = bindparam
     d = P("d", type_=Date())
@@ -83,9 +99,9 @@ def _recompute(postgres: bool, full: bool):
     # below), with the seq their facts are computed under
     todo = None
     if not full:
-        stale = or_(t.c.computed_seq.is_(None), t.c.computed_seq != t.c.seq,
-                    t.c.computed_on > d, t.c.valid_until <= d, t.c.known_next_at < known_until)
-        todo = select(t.c.member_id, t.c.seq).where(t.c.club_id == club_id, stale).cte("todo")
+        which = (in_list(t.c.member_id, "ids", postgres) if listed
+                 else _stale(d, known_until))
+        todo = select(t.c.member_id, t.c.seq).where(t.c.club_id == club_id, which).cte("todo")
 
     def only_todo(query, member_id):
         return query if todo is None else query.join(todo, todo.c.member_id == member_id)
@@ -160,13 +176,14 @@ def _recompute(postgres: bool, full: bool):
     values = (select(club_id, base.c.member_id, seq, seq, d,
                      least(func.coalesce(mm.c.next_day, far), func.coalesce(fz.c.next_day, far)),
                      mm.c.known_next_at, mm.c.started, mm.c.tenure_start, mm.c.top_end, top_id,
-                     top.c.plan_id, mm.c.key_start, mm.c.latest_start_days, fz.c.freeze_id,
+                     # by primary key, one look-up per member (a join would hash them all)
+                     select(top.c.plan_id).where(top.c.id == top_id).scalar_subquery(),
+                     mm.c.key_start, mm.c.latest_start_days, fz.c.freeze_id,
                      fz.c.freeze_start, fz.c.freeze_end)
               .select_from(base))
     if todo is not None:
         values = values.outerjoin(mm, mm.c.member_id == todo.c.member_id)
     values = (values.outerjoin(fz, fz.c.member_id == base.c.member_id)
-              .outerjoin(top, top.c.id == top_id)
               # SQLite: an INSERT … SELECT with ON CONFLICT needs a WHERE in its SELECT
               .where(base.c.member_id.is_not(None)))
     columns = ["club_id", "member_id", "seq", "computed_seq", "computed_on", "valid_until",
@@ -200,5 +217,19 @@ def refresh(session: Session, *, club_id: int, as_of: date, settings: ClubSettin
               "known_until": local_day_start(zone, as_of + timedelta(days=1)),
               "window_from": as_of - timedelta(days=window), "window": window,
               "grace_plus": settings.grace_days + 1}
-    session.execute(_recompute(is_postgres(session), full), params)
-    return full
+    pg = is_postgres(session)
+    if full:
+        session.execute(_recompute(pg, True), params)
+        return True
+    # the stale members first (a scan of the club's rows): for the usual few, the statement is
+    # then planned for the id list (index look-ups), not for as many as the table holds
+    t = MemberFacts.__table__
+    ids = list(session.scalars(select(t.c.member_id).where(
+        t.c.club_id == club_id, _stale(bindparam("d", type_=Date()),
+                                       bindparam("known_until", type_=UTCDateTime()))),
+        params))
+    if not ids:
+        return False
+    listed = len(ids) <= LISTED_MAX
+    session.execute(_recompute(pg, False, listed), {**params, "ids": ids} if listed else params)
+    return False

@@ -41,7 +41,8 @@ from app.retention.models import (
 )
 
 DAILY_RUN_AT = time(5, 0)
-ANALYZED = ("member_stages", "retention_member_facts", "stage_changes", "scheduled_touchpoints")
+ANALYZED = ("member_stages", "retention_member_facts", "scheduled_touchpoints")  # what the
+# daily statements read
 
 
 @dataclass
