@@ -73,14 +73,15 @@ def facts_key(s: ClubSettings) -> str:
     return f"g{s.grace_days}w{tenure_window(s)}"
 
 
-# long: one SQL statement (the facts of a set of members, set-based), built once per dialect
-# and mode; its parts mirror stages._statement's "mm" and "fz" and are commented in order
 def _stale(d, known_until):
+    """A member's stored facts do not hold for the day: changed since, or out of their days."""
     t = MemberFacts.__table__
     return or_(t.c.computed_seq.is_(None), t.c.computed_seq != t.c.seq, t.c.computed_on > d,
                t.c.valid_until <= d, t.c.known_next_at < known_until)
 
 
+# long: one SQL statement (the facts of a set of members, set-based), built once per dialect
+# and mode; its parts mirror stages._statement's "mm" and "fz" and are commented in order
 @lru_cache(maxsize=8)
 def _recompute(postgres: bool, full: bool, listed: bool = False):
     """INSERT … SELECT … ON CONFLICT DO UPDATE of the facts of the stale members (`listed`:
