@@ -115,7 +115,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 ENGINE_TABLES = ("touchpoint_attempts", "interactions", "tasks", "scheduled_touchpoints",
-                 "stage_changes", "member_stages", "retention_runs", "retention_state")
+                 "stage_changes", "member_stages", "retention_runs", "retention_state",
+                 "retention_member_facts")
 
 
 def _reset(url: str) -> None:

@@ -9,12 +9,17 @@
   (pending → sending → sent | skipped | held_out | cancelled | failed);
 - `touchpoint_attempts`: one row per delivery attempt (success or error);
 - `retention_runs`: one row per club and day, so the daily run happens once;
-- `retention_state`: per-club bookkeeping (how far visits have been counted for milestones).
+- `retention_state`: per-club bookkeeping (how far visits have been counted for milestones,
+  which settings the member facts were built under);
+- `retention_member_facts`: per member, what the stages need from their memberships and
+  freezes (tenure start, current membership, freeze), valid until a stored day; marked stale by
+  database triggers on `memberships` and `freezes` (migration 0014_retention_state).
 """
 from datetime import date, datetime
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Date,
     Float,
@@ -177,3 +182,41 @@ class RetentionState(IdMixin, Base):
 
     club_id: Mapped[int] = mapped_column(BigId, ForeignKey("clubs.id", ondelete="CASCADE"))
     visits_counted_until: Mapped[datetime | None]
+    # the settings `retention_member_facts` were built under ("g<grace>w<tenure window>");
+    # None or different: the next run rebuilds the club's facts
+    facts_key: Mapped[str | None] = mapped_column(String(40))
+
+
+class MemberFacts(Base):
+    """One member's membership facts as the stages see them on `computed_on`, unchanged for
+    every day before `valid_until` (and before `known_next_at` in instants).
+
+    Stale when `seq` (bumped by the triggers on `memberships` and `freezes` of migration
+    0014_retention_state) differs from `computed_seq`, or the day is outside
+    [`computed_on`, `valid_until`). No foreign keys: the triggers also fire while a club's or
+    member's memberships are deleted with it. Written only by `app.retention.facts`.
+    """
+
+    __tablename__ = "retention_member_facts"
+
+    club_id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=False)
+    member_id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=False)
+    seq: Mapped[int] = mapped_column(BigInteger, default=0)
+    computed_seq: Mapped[int | None] = mapped_column(BigInteger)
+    computed_on: Mapped[date | None] = mapped_column(Date)
+    valid_until: Mapped[date | None] = mapped_column(Date)  # None: no change ahead
+    known_next_at: Mapped[datetime | None]  # the next membership sold for a later start
+    # the memberships known on the day (stages.py, "mm"): started (1 or None), the start of a
+    # tenure begun in the look-back window, the current (last-ending started) membership, and
+    # (end day, start day) packed as in stages.py
+    started: Mapped[int | None] = mapped_column(Integer)
+    tenure_start: Mapped[date | None] = mapped_column(Date)
+    top_end: Mapped[date | None] = mapped_column(Date)
+    top_id: Mapped[int | None] = mapped_column(BigInteger)
+    top_plan_id: Mapped[int | None] = mapped_column(BigInteger)
+    key_start: Mapped[int | None] = mapped_column(BigInteger)
+    latest_start_days: Mapped[int | None] = mapped_column(Integer)
+    # the freezes ("fz"): the one covering the day, and the last end before it
+    freeze_id: Mapped[int | None] = mapped_column(BigInteger)
+    freeze_start: Mapped[date | None] = mapped_column(Date)
+    freeze_end: Mapped[date | None] = mapped_column(Date)

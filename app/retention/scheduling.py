@@ -175,9 +175,8 @@ def _stage_entry_candidates(session, club_id, defs, d: date, zone: ZoneInfo) -> 
     if not defs:
         return []
     lb = LOOKBACK_DAYS
-    windows = tuple(sorted({(x.stage, x.days) for x in defs}))
-    params = {"cid": club_id}
-    for i, (_stage, n) in enumerate(windows):
+    windows, params = _windows(defs, club_id)
+    for i, (_stage, n, _k) in enumerate(windows):
         params[f"lo{i}"], params[f"hi{i}"] = d - timedelta(days=lb + n), d - timedelta(days=n)
     rows = session.execute(_stage_entry_statement(windows), params).all()
     out: list[Candidate] = []
@@ -219,12 +218,36 @@ def _stage_entry_candidates(session, club_id, defs, d: date, zone: ZoneInfo) -> 
     return kept
 
 
+def _windows(defs, club_id: int) -> tuple[tuple[tuple[str, int, int], ...], dict]:
+    """The (stage, days) windows of these definitions, each with how many definitions share
+    it (the statements' cache key), and their ids as parameters (`def<window>_<n>`)."""
+    ids: dict[tuple[str, int], list[int]] = defaultdict(list)
+    for x in defs:
+        ids[(x.stage, x.days)].append(x.id)
+    windows = tuple((stage, n, len(ids[(stage, n)])) for stage, n in sorted(ids))
+    params: dict = {"cid": club_id}
+    for i, (stage, n, _k) in enumerate(windows):
+        for j, definition_id in enumerate(sorted(ids[(stage, n)])):
+            params[f"def{i}_{j}"] = definition_id
+    return windows, params
+
+
+def _unplanned(i: int, count: int):
+    """A member's stage row (its cycle) still lacks a touchpoint of one of window i's
+    definitions: what is planned already is left out in SQL, not fetched and dropped."""
+    st = ScheduledTouchpoint.__table__
+    return or_(*[~exists(select(st.c.id).where(
+        st.c.member_id == MemberStage.member_id, st.c.cycle == MemberStage.cycle,
+        st.c.definition_id == bindparam(f"def{i}_{j}", type_=BigId))) for j in range(count)])
+
+
 @lru_cache(maxsize=64)
-def _stage_entry_statement(windows: tuple[tuple[str, int], ...]):
+def _stage_entry_statement(windows: tuple[tuple[str, int, int], ...]):
     cond = or_(*[and_(MemberStage.stage == stage,
                       MemberStage.since > bindparam(f"lo{i}", type_=Date()),
-                      MemberStage.since <= bindparam(f"hi{i}", type_=Date()))
-                 for i, (stage, _n) in enumerate(windows)])
+                      MemberStage.since <= bindparam(f"hi{i}", type_=Date()),
+                      _unplanned(i, count))
+                 for i, (stage, _n, count) in enumerate(windows)])
     return (select(MemberStage.member_id, MemberStage.stage, MemberStage.since,
                    MemberStage.cycle, MemberStage.membership_id)
             .where(MemberStage.club_id == bindparam("cid", type_=BigId), cond))
@@ -239,11 +262,12 @@ def _visits_of_statement(pg: bool):
 
 
 @lru_cache(maxsize=64)
-def _before_end_statement(windows: tuple[tuple[str, int], ...]):
+def _before_end_statement(windows: tuple[tuple[str, int, int], ...]):
     cond = or_(*[and_(MemberStage.stage == stage,
                       Membership.end_date > bindparam(f"lo{i}", type_=Date()),
-                      Membership.end_date <= bindparam(f"hi{i}", type_=Date()))
-                 for i, (stage, _n) in enumerate(windows)])
+                      Membership.end_date <= bindparam(f"hi{i}", type_=Date()),
+                      _unplanned(i, count))
+                 for i, (stage, _n, count) in enumerate(windows)])
     return (select(MemberStage.member_id, MemberStage.stage, MemberStage.cycle,
                    MemberStage.membership_id, MemberStage.since, Membership.end_date)
             .join(Membership, Membership.id == MemberStage.membership_id)
@@ -281,9 +305,9 @@ def _before_end_candidates(session, club_id, defs, d: date) -> list[Candidate]:
     if not defs:
         return []
     lb = LOOKBACK_DAYS
-    windows = tuple(sorted({(x.stage, x.days) for x in defs}))
-    params = {"cid": club_id, "d": d}
-    for i, (_stage, n) in enumerate(windows):
+    windows, params = _windows(defs, club_id)
+    params["d"] = d
+    for i, (_stage, n, _k) in enumerate(windows):
         params[f"lo{i}"] = d - timedelta(days=lb) + timedelta(days=n)
         params[f"hi{i}"] = d + timedelta(days=n)
     rows = session.execute(_before_end_statement(windows), params).all()

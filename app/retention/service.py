@@ -29,7 +29,7 @@ from app.core.sql import dialect_insert, is_postgres, local_at, unprepared
 from app.crm.models import Task
 from app.members import service as members_service
 from app.memberships.models import Membership, Plan
-from app.retention import playbook, scheduling, stages, templates, unsubscribe
+from app.retention import facts, playbook, scheduling, stages, templates, unsubscribe
 from app.retention.channels import Channels, recording
 from app.retention.dispatch import DispatchStats, dispatch_due
 from app.retention.models import (
@@ -41,6 +41,8 @@ from app.retention.models import (
 )
 
 DAILY_RUN_AT = time(5, 0)
+ANALYZED = ("member_stages", "retention_member_facts", "scheduled_touchpoints")  # what the
+# daily statements read
 
 
 @dataclass
@@ -57,6 +59,7 @@ class RunReport:
     cancelled: dict[str, int] = field(default_factory=dict)  # reason: n
     seconds: float = 0.0
     phases: dict[str, float] = field(default_factory=dict)  # seconds per phase
+    facts_rebuilt: bool = False  # all of the club's membership facts were (re)built
 
     def as_dict(self) -> dict:
         return {"club_id": self.club_id, "as_of": self.as_of.isoformat(),
@@ -126,11 +129,15 @@ def _run_club(session: Session, *, club_id: int, as_of: date | None, now: dateti
         report.phases[name] = _clock.perf_counter() - mark
         mark = _clock.perf_counter()
 
+    report.facts_rebuilt = facts.refresh(session, club_id=club_id, as_of=as_of, settings=s,
+                                         zone=zone)
+    phase("facts")
     run = stages.compute_and_apply(
         session, club_id=club_id, as_of=as_of, now=now, settings=s, zone=zone,
         source="simulate" if source == "simulate" else "daily_run",
         visits_before=scheduling.visits_cutoff(session, club_id=club_id, zone=zone,
-                                               as_of=as_of, now=now))
+                                               as_of=as_of, now=now),
+        many_new=report.facts_rebuilt)
     report.transitions = dict(Counter(f"{a or 'new'}->{b}" for _m, a, b in run.changes))
     phase("stages")
     counted = scheduling.count_new_visits(session, club_id=club_id, zone=zone, as_of=as_of,
@@ -146,6 +153,12 @@ def _run_club(session: Session, *, club_id: int, as_of: date | None, now: dateti
     phase("planning")
     report.stage_counts = stages.stage_counts(session, club_id=club_id)
     phase("counts")
+    if report.facts_rebuilt and is_postgres(session):
+        # a club's first run writes a row per member into tables that may have been empty:
+        # fresh statistics, so the next runs are not planned for empty tables (autovacuum may
+        # be late, or off)
+        session.execute(text(f"ANALYZE {', '.join(ANALYZED)}"))
+        phase("analyze")
     report.members = sum(report.stage_counts.values())
     report.seconds = _clock.perf_counter() - started
     session.execute(update(RetentionRun).where(RetentionRun.club_id == club_id,

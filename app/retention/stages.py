@@ -30,6 +30,7 @@ import time as _clock
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
+from types import SimpleNamespace
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
@@ -72,7 +73,7 @@ from app.core.sql import (
 from app.core.types import BigId, UTCDateTime
 from app.members.models import Member
 from app.memberships.models import Freeze, Membership, Plan
-from app.retention.models import MemberStage, StageChange
+from app.retention.models import MemberFacts, MemberStage, StageChange
 from app.retention.playbook import Stage
 
 EPOCH = date(1900, 1, 1)  # day numbers for packed keys
@@ -82,6 +83,8 @@ TENURE_MARGIN = 30  # tenure starts are looked up this far beyond establishing_d
 RECENT_DAYS = 28  # "visits in the last 28 days ..."
 PRIOR_DAYS = 56  # "... below half of the member's own average over the 8 weeks before"
 WINDOW_DAYS = RECENT_DAYS + PRIOR_DAYS
+# stages that only a change of the member's facts can end (`retention_member_facts`)
+STABLE = (Stage.lost.value, Stage.prospect.value)
 
 
 @dataclass
@@ -128,7 +131,6 @@ def _params(*, club_id: int, as_of: date, s: ClubSettings, zone: ZoneInfo,
 @lru_cache(maxsize=4)
 def _statement(filtered: bool):
     """The stage statement (built once; see `_params` for the values it takes)."""
-    m, p, f = Membership.__table__, Plan.__table__, Freeze.__table__
     v, mb, ms = Visit.__table__, Member.__table__, MemberStage.__table__
     P = bindparam
     d = P("d", type_=Date())
@@ -139,7 +141,141 @@ def _statement(filtered: bool):
     def dp(name):
         return P(name, type_=Date())
 
-    # memberships known on `as_of` (started, or sold by then), cancelled ones end the day before
+    # the membership and freeze facts: reduced from the member's rows (one member, for an
+    # event), or stored per member and kept up to date by `facts.refresh` (the daily run)
+    k = _reduced(ids) if filtered else _stored()
+
+    # visits: one pass over the last 84 days
+    v_where = [v.c.club_id == club_id,
+               v.c.occurred_at >= P("window_from", type_=UTCDateTime()),
+               v.c.occurred_at < known_until]
+    if filtered:
+        v_where.append(v.c.member_id.in_(ids))
+    recent_from = P("recent_from", type_=UTCDateTime())
+    va = (select(v.c.member_id,
+                 func.sum(case((v.c.occurred_at >= recent_from, 1), else_=0)).label("recent"),
+                 func.count().label("in_window"),
+                 func.max(v.c.occurred_at).label("last_visit"))
+          .where(*v_where).group_by(v.c.member_id).cte("va"))
+
+    no_visit = and_(or_(va.c.last_visit.is_(None),
+                        va.c.last_visit < P("nv_from", type_=UTCDateTime())),
+                    or_(k.tenure_start.is_(None), k.tenure_start <= dp("nv_tenure")),
+                    or_(k.freeze_end.is_(None), k.freeze_end <= dp("nv_freeze")))
+    recent = func.coalesce(va.c.recent, 0)
+    prior = func.coalesce(va.c.in_window, 0) - recent
+    history_from = dp("history_from")
+    below_usual = and_(or_(k.tenure_start.is_(None), k.tenure_start <= history_from),
+                       or_(k.freeze_end.is_(None), k.freeze_end < history_from),
+                       or_(ms.c.risk_cleared_on.is_(None),
+                           ms.c.risk_cleared_on <= dp("cleared_before")),
+                       recent * 2 < P("ratio", type_=Float()) * prior)
+
+    stage = case(
+        (k.started.is_(None), Stage.prospect.value),
+        (and_(k.top_end >= d, k.freeze_id.is_not(None)), Stage.frozen.value),
+        (k.top_end < dp("lost_before"), Stage.lost.value),
+        (k.top_end < d, Stage.lapsed.value),
+        (k.tenure_start > dp("onboarding_after"), Stage.onboarding.value),
+        (and_(k.top_auto == 0, k.latest_start_days <= k.top_start_days,
+              k.top_end <= dp("notice_until"),
+              # and in the second half of the membership: a monthly plan is not "due" all month
+              (k.top_end_days - P("d_days", type_=Integer())) * 2 <
+              k.top_end_days - k.top_start_days + 1),
+         Stage.renewal_due.value),
+        (or_(no_visit, below_usual), Stage.at_risk.value),
+        (k.tenure_start > dp("establishing_after"), Stage.establishing.value),
+        else_=Stage.active.value)
+
+    vb = v.alias("vb")
+    visits_before = (select(func.count()).select_from(vb)
+                     .where(vb.c.member_id == mb.c.id,
+                            vb.c.occurred_at < P("visits_before", type_=UTCDateTime()))
+                     .scalar_subquery())
+    mb_where = [mb.c.club_id == club_id, mb.c.erased_at.is_(None),
+                or_(k.started.is_not(None), mb.c.created_at < known_until)]
+    if filtered:
+        mb_where.append(mb.c.id.in_(ids))
+    else:
+        # lost and prospect are stable while the member's facts are: with facts not
+        # recomputed today, such a member's stage, cycle and membership cannot have changed
+        mb_where.append(or_(ms.c.stage.is_(None), ms.c.stage.not_in(STABLE),
+                            k.computed_on >= d))
+    inner = (select(mb.c.id.label("member_id"), k.tenure_start, k.top_id.label("top_id"),
+                    add_days(literal(EPOCH, Date()), k.top_start_days).label("top_start"),
+                    k.top_end, k.freeze_id, k.freeze_start, k.freeze_end,
+                    recent.label("recent"), prior.label("prior"), va.c.last_visit,
+                    ms.c.id.label("row_id"), ms.c.stage.label("old_stage"),
+                    ms.c.cycle.label("old_cycle"),
+                    ms.c.membership_id.label("old_membership_id"),
+                    ms.c.recover_visits.label("old_recover"),
+                    ms.c.base_stage.label("old_base_stage"),
+                    stage.label("stage"),
+                    case((no_visit, 1), else_=0).label("no_visit"),
+                    # a member new to the engine: their visit total (milestones), counted once
+                    case((and_(ms.c.id.is_(None), P("count_each", type_=Boolean())),
+                          visits_before)).label("visits_before"),
+                    case((below_usual, 1), else_=0).label("below_usual"))
+             .select_from(mb)
+             .outerjoin(k.source, k.on(mb.c.id))
+             .outerjoin(va, va.c.member_id == mb.c.id)
+             .outerjoin(ms, ms.c.member_id == mb.c.id)
+             .where(*mb_where)
+             # materialized: flattened, PostgreSQL would evaluate the stage CASE once per use
+             .cte("s").prefix_with("MATERIALIZED", dialect="postgresql"))
+    c = inner.c
+    cycle = case(
+        (c.stage == Stage.prospect.value, literal("prospect", String)),
+        (c.stage == Stage.frozen.value, literal("f", String) + cast(c.freeze_id, String)),
+        (c.stage.in_((Stage.lost.value, Stage.lapsed.value, Stage.renewal_due.value)),
+         literal("m", String) + cast(c.top_id, String)),
+        (c.stage.in_((Stage.onboarding.value, Stage.establishing.value)),
+         literal("t", String) + cast(c.tenure_start, String)),
+        else_=null())
+    changed = or_(c.old_stage.is_(None), c.stage != c.old_stage,
+                  and_(cycle.is_not(None), cycle != c.old_cycle),
+                  c.stage == Stage.at_risk.value,
+                  func.coalesce(c.top_id, 0) != func.coalesce(c.old_membership_id, 0))
+    return select(inner, cycle.label("cycle")).where(changed)
+
+
+def _keys(started, tenure_start, top_end, top_id, top_auto, key_start, latest_start_days,
+          freeze_id, freeze_start, freeze_end, source, on, computed_on=None) -> SimpleNamespace:
+    """The facts the stage expression reads, and how to join their source to the members."""
+    return SimpleNamespace(
+        started=started, tenure_start=tenure_start, top_end=top_end, top_id=top_id,
+        top_auto=top_auto, latest_start_days=latest_start_days,
+        top_start_days=key_start % literal(DAY_SPAN, BigInteger()),
+        top_end_days=key_start // literal(DAY_SPAN, BigInteger()),
+        freeze_id=freeze_id, freeze_start=freeze_start, freeze_end=freeze_end,
+        source=source, on=on, computed_on=computed_on)
+
+
+def _stored() -> SimpleNamespace:
+    """The facts from `retention_member_facts` (brought to the day by `facts.refresh`)."""
+    t, p = MemberFacts.__table__, Plan.__table__
+    source = t.outerjoin(p, p.c.id == t.c.top_plan_id)
+    club_id = bindparam("club_id", type_=BigId)
+    return _keys(t.c.started, t.c.tenure_start, t.c.top_end, t.c.top_id,
+                 case((p.c.auto_renew, 1), else_=0), t.c.key_start, t.c.latest_start_days,
+                 t.c.freeze_id, t.c.freeze_start, t.c.freeze_end, source,
+                 lambda member_id: and_(t.c.club_id == club_id, t.c.member_id == member_id),
+                 t.c.computed_on)
+
+
+# long: the membership and freeze reductions for a few members (an event), in SQL; the
+# statement's "mm" and "fz" parts, kept whole as `facts._recompute` mirrors them
+def _reduced(ids) -> SimpleNamespace:
+    """The facts reduced from the members' memberships and freezes as of the day."""
+    m, p, f = Membership.__table__, Plan.__table__, Freeze.__table__
+    P = bindparam
+    d = P("d", type_=Date())
+    club_id = P("club_id", type_=BigId)
+    known_until = P("known_until", type_=UTCDateTime())
+
+    def dp(name):
+        return P(name, type_=Date())
+
     def effective_end(t):
         gone = and_(t.c.cancelled_on.is_not(None), t.c.cancelled_on <= d)
         return gone, case((and_(gone, t.c.cancelled_on <= t.c.end_date),
@@ -148,9 +284,8 @@ def _statement(filtered: bool):
     cancelled, eff_end = effective_end(m)
     km_where = [m.c.club_id == club_id,
                 or_(m.c.start_date <= d, m.c.created_at < known_until),
-                not_(and_(cancelled, m.c.cancelled_on <= m.c.start_date))]
-    if filtered:
-        km_where.append(m.c.member_id.in_(ids))
+                not_(and_(cancelled, m.c.cancelled_on <= m.c.start_date)),
+                m.c.member_id.in_(ids)]
     started = m.c.start_date <= d
     started_end = case((started, eff_end))
     epoch = literal(EPOCH, Date())
@@ -158,7 +293,8 @@ def _statement(filtered: bool):
     start_days = days_between(m.c.start_date, epoch)
     # the started membership that ends last (ties: the higher id), packed into numbers so one
     # GROUP BY finds it without sorting: (end day, id, auto-renew) and (end day, start day)
-    key_id = end_days * literal(2 * ID_SPAN, BigInteger()) + m.c.id * 2 + case((p.c.auto_renew, 1), else_=0)
+    key_id = (end_days * literal(2 * ID_SPAN, BigInteger()) + m.c.id * 2
+              + case((p.c.auto_renew, 1), else_=0))
     key_start = end_days * literal(DAY_SPAN, BigInteger()) + start_days
     # a recent membership starts a tenure unless an earlier one ran until within the grace days
     # of its start (older tenures only matter as "older than establishing_days")
@@ -179,16 +315,11 @@ def _statement(filtered: bool):
                  func.max(start_days).label("latest_start_days"))
           .join_from(m, p, p.c.id == m.c.plan_id).where(*km_where)
           .group_by(m.c.member_id).subquery("mm"))
-    top_id = (mm.c.key_id // 2) % literal(ID_SPAN, BigInteger())
-    top_auto = mm.c.key_id % 2
-    top_start_days = mm.c.key_start % literal(DAY_SPAN, BigInteger())
-    top_end_days = mm.c.key_start // literal(DAY_SPAN, BigInteger())
 
     covering = and_(f.c.start_date <= d, f.c.end_date >= d)
     fz_where = [f.c.club_id == club_id, f.c.start_date <= d,
-                or_(m.c.cancelled_on.is_(None), m.c.cancelled_on > f.c.start_date)]
-    if filtered:
-        fz_where.append(m.c.member_id.in_(ids))
+                or_(m.c.cancelled_on.is_(None), m.c.cancelled_on > f.c.start_date),
+                m.c.member_id.in_(ids)]
     fz = (select(m.c.member_id,
                  func.max(case((covering, f.c.id))).label("freeze_id"),
                  func.max(case((covering, f.c.start_date))).label("freeze_start"),
@@ -196,93 +327,11 @@ def _statement(filtered: bool):
           .join_from(f, m, m.c.id == f.c.membership_id)
           .where(*fz_where).group_by(m.c.member_id).subquery("fz"))
 
-    # visits: one pass over the last 84 days
-    v_where = [v.c.club_id == club_id,
-               v.c.occurred_at >= P("window_from", type_=UTCDateTime()),
-               v.c.occurred_at < known_until]
-    if filtered:
-        v_where.append(v.c.member_id.in_(ids))
-    recent_from = P("recent_from", type_=UTCDateTime())
-    va = (select(v.c.member_id,
-                 func.sum(case((v.c.occurred_at >= recent_from, 1), else_=0)).label("recent"),
-                 func.count().label("in_window"),
-                 func.max(v.c.occurred_at).label("last_visit"))
-          .where(*v_where).group_by(v.c.member_id).cte("va"))
-
-    no_visit = and_(or_(va.c.last_visit.is_(None),
-                        va.c.last_visit < P("nv_from", type_=UTCDateTime())),
-                    or_(mm.c.tenure_start.is_(None), mm.c.tenure_start <= dp("nv_tenure")),
-                    or_(fz.c.freeze_end.is_(None), fz.c.freeze_end <= dp("nv_freeze")))
-    recent = func.coalesce(va.c.recent, 0)
-    prior = func.coalesce(va.c.in_window, 0) - recent
-    history_from = dp("history_from")
-    below_usual = and_(or_(mm.c.tenure_start.is_(None), mm.c.tenure_start <= history_from),
-                       or_(fz.c.freeze_end.is_(None), fz.c.freeze_end < history_from),
-                       or_(ms.c.risk_cleared_on.is_(None),
-                           ms.c.risk_cleared_on <= dp("cleared_before")),
-                       recent * 2 < P("ratio", type_=Float()) * prior)
-
-    stage = case(
-        (mm.c.started.is_(None), Stage.prospect.value),
-        (and_(mm.c.top_end >= d, fz.c.freeze_id.is_not(None)), Stage.frozen.value),
-        (mm.c.top_end < dp("lost_before"), Stage.lost.value),
-        (mm.c.top_end < d, Stage.lapsed.value),
-        (mm.c.tenure_start > dp("onboarding_after"), Stage.onboarding.value),
-        (and_(top_auto == 0, mm.c.latest_start_days <= top_start_days,
-              mm.c.top_end <= dp("notice_until"),
-              # and in the second half of the membership: a monthly plan is not "due" all month
-              (top_end_days - P("d_days", type_=Integer())) * 2 <
-              top_end_days - top_start_days + 1),
-         Stage.renewal_due.value),
-        (or_(no_visit, below_usual), Stage.at_risk.value),
-        (mm.c.tenure_start > dp("establishing_after"), Stage.establishing.value),
-        else_=Stage.active.value)
-
-    vb = v.alias("vb")
-    visits_before = (select(func.count()).select_from(vb)
-                     .where(vb.c.member_id == mb.c.id,
-                            vb.c.occurred_at < P("visits_before", type_=UTCDateTime()))
-                     .scalar_subquery())
-    mb_where = [mb.c.club_id == club_id, mb.c.erased_at.is_(None),
-                or_(mm.c.started.is_not(None), mb.c.created_at < known_until)]
-    if filtered:
-        mb_where.append(mb.c.id.in_(ids))
-    inner = (select(mb.c.id.label("member_id"), mm.c.tenure_start, top_id.label("top_id"),
-                    add_days(epoch, top_start_days).label("top_start"), mm.c.top_end, fz.c.freeze_id, fz.c.freeze_start, fz.c.freeze_end,
-                    recent.label("recent"), prior.label("prior"), va.c.last_visit,
-                    ms.c.id.label("row_id"), ms.c.stage.label("old_stage"),
-                    ms.c.cycle.label("old_cycle"),
-                    ms.c.membership_id.label("old_membership_id"),
-                    ms.c.recover_visits.label("old_recover"),
-                    ms.c.base_stage.label("old_base_stage"),
-                    stage.label("stage"),
-                    case((no_visit, 1), else_=0).label("no_visit"),
-                    # a member new to the engine: their visit total (milestones), counted once
-                    case((and_(ms.c.id.is_(None), P("count_each", type_=Boolean())),
-                          visits_before)).label("visits_before"),
-                    case((below_usual, 1), else_=0).label("below_usual"))
-             .select_from(mb)
-             .outerjoin(mm, mm.c.member_id == mb.c.id)
-             .outerjoin(fz, fz.c.member_id == mb.c.id)
-             .outerjoin(va, va.c.member_id == mb.c.id)
-             .outerjoin(ms, ms.c.member_id == mb.c.id)
-             .where(*mb_where)
-             # materialized: flattened, PostgreSQL would evaluate the stage CASE once per use
-             .cte("s").prefix_with("MATERIALIZED", dialect="postgresql"))
-    c = inner.c
-    cycle = case(
-        (c.stage == Stage.prospect.value, literal("prospect", String)),
-        (c.stage == Stage.frozen.value, literal("f", String) + cast(c.freeze_id, String)),
-        (c.stage.in_((Stage.lost.value, Stage.lapsed.value, Stage.renewal_due.value)),
-         literal("m", String) + cast(c.top_id, String)),
-        (c.stage.in_((Stage.onboarding.value, Stage.establishing.value)),
-         literal("t", String) + cast(c.tenure_start, String)),
-        else_=null())
-    changed = or_(c.old_stage.is_(None), c.stage != c.old_stage,
-                  and_(cycle.is_not(None), cycle != c.old_cycle),
-                  c.stage == Stage.at_risk.value,
-                  func.coalesce(c.top_id, 0) != func.coalesce(c.old_membership_id, 0))
-    return select(inner, cycle.label("cycle")).where(changed)
+    source = mm.outerjoin(fz, fz.c.member_id == mm.c.member_id)
+    return _keys(mm.c.started, mm.c.tenure_start, mm.c.top_end,
+                 (mm.c.key_id // 2) % literal(ID_SPAN, BigInteger()), mm.c.key_id % 2,
+                 mm.c.key_start, mm.c.latest_start_days, fz.c.freeze_id, fz.c.freeze_start,
+                 fz.c.freeze_end, source, lambda member_id: mm.c.member_id == member_id)
 
 
 def _since(stage: str, r, d: date, s: ClubSettings) -> date:
@@ -385,7 +434,8 @@ FRESH_IN_BULK = 2000  # more members new to the engine than this: count their vi
 def compute_and_apply(session: Session, *, club_id: int, as_of: date, now: datetime,
                       settings: ClubSettings, zone: ZoneInfo, source: str = "daily_run",
                       member_ids: list[int] | None = None,
-                      visits_before: datetime | None = None) -> StageRun:
+                      visits_before: datetime | None = None,
+                      many_new: bool = True) -> StageRun:
     """Recompute stages `as_of` a day and write what changed (stage rows and history).
 
     On PostgreSQL the rows stream from a server-side cursor in batches (its snapshot does not
@@ -395,12 +445,15 @@ def compute_and_apply(session: Session, *, club_id: int, as_of: date, now: datet
     new to the engine gets the count of their visits before it, so the visit count that follows
     only adds the visits since (None: the total is left at -1, counted by the next daily run).
     A few new members are counted in the statement (by index); many (the first run) by one
-    GROUP BY over the club's visits.
+    GROUP BY over the club's visits. `many_new=False` (the daily run when the club's facts
+    were not rebuilt, so this is not its first run) skips counting the new members first and
+    counts any in the statement.
     """
     run = StageRun()
     params = _params(club_id=club_id, as_of=as_of, s=settings, zone=zone, member_ids=member_ids,
                      visits_before=visits_before)
-    totals = None if visits_before is None else _fresh_totals(session, club_id, visits_before)
+    totals = (None if visits_before is None or not many_new
+              else _fresh_totals(session, club_id, visits_before))
     if totals is not None:
         params["count_each"] = False
     stmt = _statement(member_ids is not None)
