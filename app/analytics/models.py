@@ -11,7 +11,9 @@ on every call (issue 19; docs/analytics.md, "Membership facts").
 - `analytics_membership_facts`: each running (not void) membership of the club with what
   `app.analytics.retention.sequenced` derives from its member's other memberships. Written only
   by `app.analytics.retention.ensure_facts`, which recomputes the dirty members' rows (all of
-  the club's when the grace window changed).
+  the club's when the grace window changed). With them, each membership's renewal outcome
+  (`renewed`, and `grace_end` = last day + grace; migration 0015_analytics_outcomes): it too
+  depends only on the member's memberships in the club and on grace.
 """
 from datetime import date
 
@@ -40,7 +42,8 @@ class FactBuild(Base):
 
 class MembershipFact(Base):
     __tablename__ = "analytics_membership_facts"
-    __table_args__ = (Index("ix_analytics_membership_facts_member", "club_id", "member_id"),)
+    __table_args__ = (Index("ix_analytics_membership_facts_member", "club_id", "member_id"),
+                      Index("ix_analytics_membership_facts_last_day", "club_id", "last_day"))
 
     club_id: Mapped[int] = mapped_column(
         BigId, ForeignKey("clubs.id", ondelete="CASCADE"), primary_key=True, autoincrement=False)
@@ -60,3 +63,5 @@ class MembershipFact(Base):
     last_month: Mapped[date] = mapped_column(Date)
     spell_end_month: Mapped[date] = mapped_column(Date)
     start_month: Mapped[date] = mapped_column(Date)
+    renewed: Mapped[int] = mapped_column(Integer)  # the renewal outcome (migration 0015)
+    grace_end: Mapped[date] = mapped_column(Date)  # last_day + grace: undecided until then

@@ -38,7 +38,15 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from app.analytics import stats
-from app.analytics.common import Scope, last_day, month_end, month_label, not_void, scope
+from app.analytics.common import (
+    Scope,
+    last_day,
+    month_end,
+    month_label,
+    not_void,
+    renewed,
+    scope,
+)
 from app.analytics.models import FactBuild, FactDirty, MembershipFact
 from app.analytics.schemas import (
     CohortReport,
@@ -60,6 +68,7 @@ D = FactDirty.__table__
 FACT_COLUMNS = ("member_id", "plan_id", "start_date", "last_day", "prev_end", "next_start",
                 "first_start", "entry_plan", "new_spell", "cov_from", "spell_end")
 MONTH_COLUMNS = ("before_month", "last_month", "spell_end_month", "start_month")
+OUTCOME_COLUMNS = ("renewed", "grace_end")  # the renewal outcome (`common.renewed`)
 FACTS_LOCK = 0x46414354 << 32  # "FACT": pg_advisory_xact_lock key space of facts rebuilds
 SURVIVAL_MARKS = (30, 90, 180, 365, 730)
 
@@ -215,9 +224,10 @@ def ensure_facts(session: Session, s: Scope) -> None:
                   firsts=True)
     months = _month_columns(g, g.c.cov_from)
     session.execute(insert(F).from_select(
-        ["club_id", "membership_id", *FACT_COLUMNS, *MONTH_COLUMNS],
+        ["club_id", "membership_id", *FACT_COLUMNS, *MONTH_COLUMNS, *OUTCOME_COLUMNS],
         select(literal(s.club_id), g.c.id, *(g.c[c] for c in FACT_COLUMNS),
-               *(months[c] for c in MONTH_COLUMNS))))
+               *(months[c] for c in MONTH_COLUMNS), renewed(s, g),
+               sql.add_days(g.c.last_day, s.grace))))
     session.execute(delete(D).where(D.c.club_id == s.club_id, select(TODO.c.member_id).where(
         TODO.c.member_id == D.c.member_id, TODO.c.seq == D.c.seq).exists()))
     if full:
@@ -229,10 +239,10 @@ def ensure_facts(session: Session, s: Scope) -> None:
 
 def facts(session: Session, s: Scope, *, name: str = "seq"):
     """Subquery: the club's stored sequence (`sequenced(s, memberships(s), firsts=True)`'s
-    columns), brought up to date first."""
+    columns) and renewal outcomes, brought up to date first."""
     ensure_facts(session, s)
     return (select(F.c.membership_id.label("id"),
-                   *(F.c[c] for c in (*FACT_COLUMNS, *MONTH_COLUMNS)))
+                   *(F.c[c] for c in (*FACT_COLUMNS, *MONTH_COLUMNS, *OUTCOME_COLUMNS)))
             .where(F.c.club_id == s.club_id).subquery(name))
 
 
