@@ -60,7 +60,8 @@ def leads(session: Session, s: Scope) -> Leads:
     r = session.execute(
         select(func.count().label("leads"),
                func.coalesce(func.sum(case((converted, 1), else_=0)), 0).label("converted"),
-               func.coalesce(func.sum(case((and_(~converted, deadline > end_of_today), 1),
+               # the deadline first: the EXISTS runs again only for the last 30 days' leads
+               func.coalesce(func.sum(case((and_(deadline > end_of_today, ~converted), 1),
                                            else_=0)), 0).label("open"))
         .where(mem.c.club_id == s.club_id, mem.c.created_at >= lo, mem.c.created_at < hi)).one()
     total, won, open_ = int(r.leads), int(r.converted), int(r.open)

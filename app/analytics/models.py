@@ -65,3 +65,22 @@ class MembershipFact(Base):
     start_month: Mapped[date] = mapped_column(Date)
     renewed: Mapped[int] = mapped_column(Integer)  # the renewal outcome (migration 0015)
     grace_end: Mapped[date] = mapped_column(Date)  # last_day + grace: undecided until then
+
+
+class TouchpointPair(Base):
+    """Per membership and touchpoint definition, how many of the touchpoints planned for that
+    membership (`scheduled_touchpoints.membership_id`) are sent, held out, and planned at all —
+    kept exact by triggers on `scheduled_touchpoints` (migration 0015_analytics_outcomes) on
+    every insert, delete and change of its club, membership, definition or status, whatever
+    path writes it. The touchpoint report counts these pairs instead of grouping every
+    touchpoint row by (definition, membership) on each call. A pair whose counts reach 0 is
+    deleted. No foreign keys: the triggers also run while a club's or membership's rows go."""
+
+    __tablename__ = "analytics_touchpoint_pairs"
+
+    club_id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=False)
+    membership_id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=False)
+    definition_id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=False)
+    sent: Mapped[int] = mapped_column(Integer)  # rows with status `sent`
+    held: Mapped[int] = mapped_column(Integer)  # rows with status `held_out`
+    planned: Mapped[int] = mapped_column(Integer)  # all rows

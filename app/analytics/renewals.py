@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 from app.access.models import Visit
 from app.analytics import stats
 from app.analytics.common import Scope, month_label, scope
+from app.analytics.models import TouchpointPair
 from app.analytics.retention import facts
 from app.analytics.schemas import (
     BeforeAfterReport,
@@ -392,17 +393,20 @@ def touchpoint_effectiveness(session: Session, *, club_id: int, as_of: date | No
     s = scope(session, club_id=club_id, as_of=as_of, date_from=date_from, date_to=date_to,
               plan_id=plan_id)
     e = ended(session, s, s.date_from, s.date_to)
-    t, d = ScheduledTouchpoint.__table__, TouchpointDefinition.__table__
+    p, d = TouchpointPair.__table__, TouchpointDefinition.__table__
 
     def flag(condition):
-        return func.max(case((condition, 1), else_=0))
+        return case((condition, 1), else_=0)
 
-    pairs = (select(t.c.definition_id, e.c.id, e.c.outcome,
-                    flag(t.c.status == SENT).label("sent"),
-                    flag(t.c.status == HELD_OUT).label("held"),
-                    flag(t.c.status != HELD_OUT).label("assigned"))
-             .join(t, and_(t.c.membership_id == e.c.id, t.c.club_id == s.club_id))
-             .group_by(t.c.definition_id, e.c.id, e.c.outcome)
+    # the (definition, membership) pairs with their touchpoints' counts, kept by triggers
+    # (migration 0015_analytics_outcomes) instead of grouping every touchpoint row each time;
+    # counted per combination of flags first (a few dozen rows), then summed per definition
+    sent, held = flag(p.c.sent > 0), flag(p.c.held > 0)
+    assigned = flag(p.c.planned > p.c.held)
+    pairs = (select(p.c.definition_id, e.c.outcome, sent.label("sent"), held.label("held"),
+                    assigned.label("assigned"), func.count().label("pairs"))
+             .join(p, and_(p.c.membership_id == e.c.id, p.c.club_id == s.club_id))
+             .group_by(p.c.definition_id, e.c.outcome, sent, held, assigned)
              .subquery())
     decided = pairs.c.outcome != IN_GRACE
     won = pairs.c.outcome == RENEWED
@@ -411,7 +415,7 @@ def touchpoint_effectiveness(session: Session, *, club_id: int, as_of: date | No
     assigned_only = and_(pairs.c.assigned == 1, pairs.c.held == 0)
 
     def n(*conditions):
-        return func.coalesce(func.sum(case((and_(*conditions), 1), else_=0)), 0)
+        return func.coalesce(func.sum(case((and_(*conditions), pairs.c.pairs), else_=0)), 0)
 
     agg = (select(pairs.c.definition_id,
                   n(sent_only, decided).label("exposed"), n(sent_only, won).label("exposed_won"),

@@ -1,0 +1,76 @@
+"""The stored touchpoint pairs stay exact: after every kind of change to `scheduled_touchpoints`
+(insert, status, membership, definition, club, delete, and the `SET NULL` when a membership is
+deleted) the triggers (migration 0015_analytics_outcomes) leave per (club, membership,
+definition) exactly the counts of sent, held-out and planned rows computed afresh."""
+from datetime import date
+
+from sqlalchemy import case, delete, func, insert, select, update
+
+from app.analytics.models import TouchpointPair
+from app.core.db import transaction
+from app.memberships.models import Membership
+from app.retention.models import ScheduledTouchpoint
+
+T, P, M = ScheduledTouchpoint.__table__, TouchpointPair.__table__, Membership.__table__
+JAN, MAR = date(2026, 1, 1), date(2026, 3, 31)
+
+
+def _stored_equals_computed(db) -> int:
+    with transaction(db.sessionmaker) as s:
+        got = set(s.execute(select(P.c.club_id, P.c.membership_id, P.c.definition_id,
+                                   P.c.sent, P.c.held, P.c.planned)).all())
+        want = set(s.execute(
+            select(T.c.club_id, T.c.membership_id, T.c.definition_id,
+                   func.sum(case((T.c.status == "sent", 1), else_=0)),
+                   func.sum(case((T.c.status == "held_out", 1), else_=0)), func.count())
+            .where(T.c.membership_id.is_not(None))
+            .group_by(T.c.club_id, T.c.membership_id, T.c.definition_id)).all())
+    assert {tuple(int(v) for v in row) for row in got} == \
+        {tuple(int(v) for v in row) for row in want}
+    return len(got)
+
+
+def _change(db, statement) -> None:
+    with transaction(db.sessionmaker) as s:
+        s.execute(statement)
+
+
+def test_pairs_follow_every_change(db, hand):
+    club, other = hand.club(), hand.club("Other")
+    plan = hand.plan(club)
+    a, b = hand.member(club), hand.member(club)
+    ma = hand.membership(club, a, plan, JAN, MAR)
+    mb = hand.membership(club, b, plan, JAN, MAR)
+    ma2 = hand.membership(club, a, plan, MAR, date(2026, 6, 30))
+    x, y = hand.definition(club, "x"), hand.definition(club, "y", channel="sms")
+    t1 = hand.touchpoint(club, a, x, ma, "sent", cycle="1")
+    t2 = hand.touchpoint(club, a, x, ma, "held_out", cycle="2")  # the same pair: mixed
+    t3 = hand.touchpoint(club, b, y, mb, "pending")
+    hand.touchpoint(club, b, x, None, "sent")  # planned for no membership: no pair
+    assert _stored_equals_computed(db) == 2
+
+    with transaction(db.sessionmaker) as s:  # several rows in one statement
+        s.execute(insert(T), [
+            {c: v for c, v in s.execute(select(T).where(T.c.id == t3)).one()._mapping.items()
+             if c != "id"} | {"cycle": f"bulk{i}", "status": status}
+            for i, status in enumerate(("sent", "held_out", "skipped"))])
+    assert _stored_equals_computed(db) == 2
+    changes = [
+        update(T).where(T.c.id == t3).values(status="sending"),  # no count changes
+        update(T).where(T.c.id == t3).values(status="sent"),
+        update(T).where(T.c.id == t2).values(status="sent"),
+        update(T).where(T.c.id == t1).values(status="held_out"),
+        update(T).where(T.c.id == t1).values(membership_id=ma2),
+        update(T).where(T.c.id == t1).values(definition_id=y),
+        update(T).where(T.c.membership_id == mb).values(status="cancelled"),  # several rows
+        update(T).where(T.c.id == t2).values(club_id=other.id),
+        update(T).where(T.c.id == t2).values(club_id=club.id, membership_id=None),
+        update(T).where(T.c.id == t2).values(membership_id=ma),
+        delete(T).where(T.c.id == t3),
+        delete(M).where(M.c.id == ma2),  # its touchpoints' membership becomes NULL
+        delete(T).where(T.c.membership_id == mb),
+    ]
+    for change in changes:
+        _change(db, change)
+        _stored_equals_computed(db)
+    assert _stored_equals_computed(db) == 1
