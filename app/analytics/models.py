@@ -17,7 +17,7 @@ on every call (issue 19; docs/analytics.md, "Membership facts").
 """
 from datetime import date
 
-from sqlalchemy import BigInteger, Date, ForeignKey, Index, Integer
+from sqlalchemy import BigInteger, Date, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.core.db import Base
@@ -84,3 +84,17 @@ class TouchpointPair(Base):
     sent: Mapped[int] = mapped_column(Integer)  # rows with status `sent`
     held: Mapped[int] = mapped_column(Integer)  # rows with status `held_out`
     planned: Mapped[int] = mapped_column(Integer)  # all rows
+
+
+class ChannelSend(Base):
+    """Per membership and channel, how many of the touchpoints planned for that membership were
+    delivered (status `sent`) on that channel — kept exact by the same triggers as
+    `TouchpointPair` (migration 0015_analytics_outcomes); the renewal breakdown by channel reads
+    these instead of grouping every delivered touchpoint per membership. Rows at 0 are deleted."""
+
+    __tablename__ = "analytics_channel_sends"
+
+    club_id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=False)
+    membership_id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=False)
+    channel: Mapped[str] = mapped_column(String(20), primary_key=True)
+    sent: Mapped[int] = mapped_column(Integer)

@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 from app.access.models import Visit
 from app.analytics import stats
 from app.analytics.common import Scope, month_label, scope
-from app.analytics.models import TouchpointPair
+from app.analytics.models import ChannelSend, TouchpointPair
 from app.analytics.retention import facts
 from app.analytics.schemas import (
     BeforeAfterReport,
@@ -47,7 +47,7 @@ from app.core import sql
 from app.core.errors import Invalid
 from app.memberships.models import Plan
 from app.memberships.rules import add_months
-from app.retention.models import ScheduledTouchpoint, StageChange, TouchpointDefinition
+from app.retention.models import StageChange, TouchpointDefinition
 from app.trainers.models import PtPackage, PtSession, TrainerProfile
 
 RENEWED, IN_GRACE, LOST = "renewed", "in_grace", "lost"
@@ -288,28 +288,21 @@ def _by_attendance(session: Session, s: Scope) -> dict:
 
 
 def _by_channel(session: Session, s: Scope) -> dict:
-    """Per membership, the channels of the touchpoints delivered for it (one pass over them)."""
+    """Per membership, the channels of the touchpoints delivered for it: the stored
+    (membership, channel) rows with a sent count (`analytics_channel_sends`, kept by triggers,
+    migration 0015_analytics_outcomes) — one row per membership and channel, so each named
+    channel's rows count memberships; `other` (any other channel) counts distinct memberships;
+    `none` those without a row."""
     e = ended(session, s, s.date_from, s.date_to)
-    t = ScheduledTouchpoint.__table__
-    sent = (select(t.c.membership_id, t.c.channel)
-            .where(t.c.club_id == s.club_id, t.c.status == SENT, t.c.membership_id.is_not(None))
-            .subquery("sent"))
-    flags = [func.max(case((sent.c.channel == ch, 1), else_=0)).label(ch) for ch in CHANNELS]
-    flags.append(func.max(case((sent.c.channel.not_in(CHANNELS), 1), else_=0)).label("other"))
-    per = (select(e.c.outcome, *flags, func.count(sent.c.channel).label("n"))
-           .select_from(e.outerjoin(sent, sent.c.membership_id == e.c.id))
-           .group_by(e.c.id, e.c.outcome).subquery("per"))
-    keys = [*CHANNELS, "other"]
-    found: dict = {}
-    for row in session.execute(
-            select(per.c.outcome, *[func.sum(per.c[k]) for k in keys],
-                   func.sum(case((per.c.n == 0, 1), else_=0)))
-            .group_by(per.c.outcome)):
-        outcome, *values = row
-        for key, n in zip([*keys, "none"], values, strict=True):
-            if n:
-                found.setdefault(key, {RENEWED: 0, IN_GRACE: 0, LOST: 0})[outcome] += int(n)
-    return found
+    c = ChannelSend.__table__
+    on = and_(c.c.membership_id == e.c.id, c.c.club_id == s.club_id, c.c.sent > 0)
+    named = (select(c.c.channel.label("k"), e.c.outcome, func.count())
+             .join(c, on).where(c.c.channel.in_(CHANNELS)).group_by(c.c.channel, e.c.outcome))
+    other = (select(literal("other").label("k"), e.c.outcome, func.count(func.distinct(e.c.id)))
+             .join(c, on).where(c.c.channel.not_in(CHANNELS)).group_by(e.c.outcome))
+    none = (select(literal("none").label("k"), e.c.outcome, func.count())
+            .where(~exists().where(on)).group_by(e.c.outcome))
+    return _pivot(session.execute(union_all(named, other, none)))
 
 
 def _label(session: Session, s: Scope, by: By, found: dict) -> list[RenewalRow]:

@@ -41,116 +41,137 @@ depends_on: str | Sequence[str] | None = None
 
 PAIR_KEY = ("club_id", "membership_id", "definition_id")
 PAIR_COLUMNS = (*PAIR_KEY, "sent", "held", "planned")
+SEND_KEY = ("club_id", "membership_id", "channel")
+SEND_COLUMNS = (*SEND_KEY, "sent")
 
 
-def _counts(row: str, sign: str = "") -> str:
+def _pair_counts(row: str, sign: str = "") -> str:
     """A touchpoint row's contribution to its pair: sent, held out, planned."""
     return (f"{row}.club_id, {row}.membership_id, {row}.definition_id, "
             f"{sign}CASE WHEN {row}.status = 'sent' THEN 1 ELSE 0 END, "
             f"{sign}CASE WHEN {row}.status = 'held_out' THEN 1 ELSE 0 END, {sign}1")
 
 
-def _apply_pg(rows: str, zeros: str | None) -> str:
-    """PL/pgSQL: add the summed per-pair deltas of `rows`; drop the pairs `zeros` touched that
-    reached 0. Upserts in key order, so concurrent statements lock pairs in the same order."""
-    cols = ", ".join(PAIR_COLUMNS)
-    key = ", ".join(PAIR_KEY)
+def _send_counts(row: str, sign: str = "") -> str:
+    """A sent touchpoint row's contribution to its (membership, channel)."""
+    return f"{row}.club_id, {row}.membership_id, {row}.channel, {sign}1"
+
+
+def _apply_pg(table: str, key: tuple, columns: tuple, rows: str, zeros: str | None) -> str:
+    """PL/pgSQL: add the summed per-key deltas of `rows` to `table`; drop the rows of the keys
+    `zeros` touched whose counts reached 0 (the last count column is the total). Upserts in key
+    order, so concurrent statements lock the same rows in the same order."""
+    counts = columns[len(key):]
+    keys = ", ".join(key)
     body = f"""
-    INSERT INTO analytics_touchpoint_pairs ({cols})
-    SELECT {key}, sum(sent), sum(held), sum(planned)
-    FROM ({rows}) AS delta ({cols})
+    INSERT INTO {table} ({", ".join(columns)})
+    SELECT {keys}, {", ".join(f"sum({c})" for c in counts)}
+    FROM ({rows}) AS delta ({", ".join(columns)})
     WHERE membership_id IS NOT NULL
-    GROUP BY {key} HAVING sum(sent) <> 0 OR sum(held) <> 0 OR sum(planned) <> 0
-    ORDER BY {key}
-    ON CONFLICT ({key}) DO UPDATE SET
-        sent = analytics_touchpoint_pairs.sent + EXCLUDED.sent,
-        held = analytics_touchpoint_pairs.held + EXCLUDED.held,
-        planned = analytics_touchpoint_pairs.planned + EXCLUDED.planned;"""
+    GROUP BY {keys} HAVING {" OR ".join(f"sum({c}) <> 0" for c in counts)}
+    ORDER BY {keys}
+    ON CONFLICT ({keys}) DO UPDATE SET
+        {", ".join(f"{c} = {table}.{c} + EXCLUDED.{c}" for c in counts)};"""
     if zeros:
         body += f"""
-    DELETE FROM analytics_touchpoint_pairs p USING ({zeros}) AS z ({key})
-    WHERE p.club_id = z.club_id AND p.membership_id = z.membership_id
-      AND p.definition_id = z.definition_id AND p.planned = 0;"""
+    DELETE FROM {table} p USING ({zeros}) AS z ({keys})
+    WHERE {" AND ".join(f"p.{c} = z.{c}" for c in key)} AND p.{counts[-1]} = 0;"""
     return body
 
 
-PAIR_CHANGED_PG = ("o.club_id IS DISTINCT FROM n.club_id "
-                   "OR o.membership_id IS DISTINCT FROM n.membership_id "
-                   "OR o.definition_id IS DISTINCT FROM n.definition_id "
-                   "OR (o.status = 'sent') <> (n.status = 'sent') "
-                   "OR (o.status = 'held_out') <> (n.status = 'held_out')")
-MOVED_PAIRS = f"old_rows o JOIN new_rows n ON n.id = o.id WHERE {PAIR_CHANGED_PG}"
+def _changed_pg(key: tuple, *flags: str) -> str:
+    return " OR ".join([*(f"o.{c} IS DISTINCT FROM n.{c}" for c in key),
+                        *(f"(o.status = '{f}') <> (n.status = '{f}')" for f in flags)])
+
+
+def _moved(key: tuple, *flags: str) -> str:
+    return f"old_rows o JOIN new_rows n ON n.id = o.id WHERE ({_changed_pg(key, *flags)})"
+
+
+PAIRS = ("analytics_touchpoint_pairs", PAIR_KEY, PAIR_COLUMNS)
+SENDS = ("analytics_channel_sends", SEND_KEY, SEND_COLUMNS)
+MOVED_PAIR = _moved(PAIR_KEY, "sent", "held_out")
+MOVED_SEND = _moved(SEND_KEY, "sent")
+SENT = "status = 'sent'"
+PG_BODIES = {
+    "insert": _apply_pg(*PAIRS, f"SELECT {_pair_counts('r')} FROM new_rows r", None)
+    + _apply_pg(*SENDS, f"SELECT {_send_counts('r')} FROM new_rows r WHERE r.{SENT}", None),
+    "delete": _apply_pg(*PAIRS, f"SELECT {_pair_counts('r', '-')} FROM old_rows r",
+                        f"SELECT DISTINCT {', '.join(PAIR_KEY)} FROM old_rows")
+    + _apply_pg(*SENDS, f"SELECT {_send_counts('r', '-')} FROM old_rows r WHERE r.{SENT}",
+                f"SELECT DISTINCT {', '.join(SEND_KEY)} FROM old_rows WHERE {SENT}"),
+    "update": _apply_pg(*PAIRS, f"SELECT {_pair_counts('o', '-')} FROM {MOVED_PAIR} "
+                        f"UNION ALL SELECT {_pair_counts('n')} FROM {MOVED_PAIR}",
+                        f"SELECT DISTINCT {', '.join('o.' + c for c in PAIR_KEY)} "
+                        f"FROM {MOVED_PAIR}")
+    + _apply_pg(*SENDS, f"SELECT {_send_counts('o', '-')} FROM {MOVED_SEND} AND o.{SENT} "
+                f"UNION ALL SELECT {_send_counts('n')} FROM {MOVED_SEND} AND n.{SENT}",
+                f"SELECT DISTINCT {', '.join('o.' + c for c in SEND_KEY)} "
+                f"FROM {MOVED_SEND} AND o.{SENT}"),
+}
+TRANSITIONS = {"insert": "NEW TABLE AS new_rows", "delete": "OLD TABLE AS old_rows",
+               "update": "OLD TABLE AS old_rows NEW TABLE AS new_rows"}
 
 PAIRS_PG = [
-    f"""CREATE FUNCTION analytics_pairs_insert() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN{_apply_pg(f"SELECT {_counts('r')} FROM new_rows r", None)}
+    *(f"""CREATE FUNCTION analytics_pairs_{op_}() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN{body}
     RETURN NULL;
-END $$""",
-    f"""CREATE FUNCTION analytics_pairs_delete() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN{_apply_pg(f"SELECT {_counts('r', '-')} FROM old_rows r",
-                "SELECT DISTINCT club_id, membership_id, definition_id FROM old_rows")}
-    RETURN NULL;
-END $$""",
-    f"""CREATE FUNCTION analytics_pairs_update() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN{_apply_pg(f"SELECT {_counts('o', '-')} FROM {MOVED_PAIRS} "
-                f"UNION ALL SELECT {_counts('n')} FROM {MOVED_PAIRS}",
-                f"SELECT DISTINCT o.club_id, o.membership_id, o.definition_id FROM {MOVED_PAIRS}")}
-    RETURN NULL;
-END $$""",
-    """CREATE TRIGGER analytics_pairs_insert AFTER INSERT ON scheduled_touchpoints
-    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT
-    EXECUTE FUNCTION analytics_pairs_insert()""",
-    """CREATE TRIGGER analytics_pairs_delete AFTER DELETE ON scheduled_touchpoints
-    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT
-    EXECUTE FUNCTION analytics_pairs_delete()""",
-    """CREATE TRIGGER analytics_pairs_update AFTER UPDATE ON scheduled_touchpoints
-    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT
-    EXECUTE FUNCTION analytics_pairs_update()""",
+END $$""" for op_, body in PG_BODIES.items()),
+    *(f"""CREATE TRIGGER analytics_pairs_{op_} AFTER {op_.upper()} ON scheduled_touchpoints
+    REFERENCING {TRANSITIONS[op_]} FOR EACH STATEMENT
+    EXECUTE FUNCTION analytics_pairs_{op_}()""" for op_ in PG_BODIES),
 ]
 
 PAIRS_PG_DROP = [
-    "DROP TRIGGER IF EXISTS analytics_pairs_update ON scheduled_touchpoints",
-    "DROP TRIGGER IF EXISTS analytics_pairs_delete ON scheduled_touchpoints",
-    "DROP TRIGGER IF EXISTS analytics_pairs_insert ON scheduled_touchpoints",
-    "DROP FUNCTION IF EXISTS analytics_pairs_update()",
-    "DROP FUNCTION IF EXISTS analytics_pairs_delete()",
-    "DROP FUNCTION IF EXISTS analytics_pairs_insert()",
+    *(f"DROP TRIGGER IF EXISTS analytics_pairs_{op_} ON scheduled_touchpoints"
+      for op_ in PG_BODIES),
+    *(f"DROP FUNCTION IF EXISTS analytics_pairs_{op_}()" for op_ in PG_BODIES),
 ]
 
 
+def _where(key: tuple, row: str) -> str:
+    return " AND ".join(f"{c} = {row}.{c}" for c in key)
+
+
 def _add_sqlite(row: str) -> str:
+    sends = ", ".join(SEND_COLUMNS)
     return (f"INSERT OR IGNORE INTO analytics_touchpoint_pairs ({', '.join(PAIR_COLUMNS)}) "
             f"SELECT {row}.club_id, {row}.membership_id, {row}.definition_id, 0, 0, 0 "
             f"WHERE {row}.membership_id IS NOT NULL;\n"
             f"    UPDATE analytics_touchpoint_pairs SET "
             f"sent = sent + ({row}.status = 'sent'), held = held + ({row}.status = 'held_out'), "
-            f"planned = planned + 1 WHERE {_pair_sqlite(row)};\n")
+            f"planned = planned + 1 WHERE {_where(PAIR_KEY, row)};\n"
+            f"    INSERT OR IGNORE INTO analytics_channel_sends ({sends}) "
+            f"SELECT {row}.club_id, {row}.membership_id, {row}.channel, 0 "
+            f"WHERE {row}.membership_id IS NOT NULL AND {row}.{SENT};\n"
+            f"    UPDATE analytics_channel_sends SET sent = sent + 1 "
+            f"WHERE {_where(SEND_KEY, row)} AND {row}.{SENT};\n")
 
 
 def _remove_sqlite(row: str) -> str:
     return (f"UPDATE analytics_touchpoint_pairs SET "
             f"sent = sent - ({row}.status = 'sent'), held = held - ({row}.status = 'held_out'), "
-            f"planned = planned - 1 WHERE {_pair_sqlite(row)};\n"
-            f"    DELETE FROM analytics_touchpoint_pairs WHERE {_pair_sqlite(row)} "
-            f"AND planned = 0;\n")
+            f"planned = planned - 1 WHERE {_where(PAIR_KEY, row)};\n"
+            f"    DELETE FROM analytics_touchpoint_pairs WHERE {_where(PAIR_KEY, row)} "
+            f"AND planned = 0;\n"
+            f"    UPDATE analytics_channel_sends SET sent = sent - 1 "
+            f"WHERE {_where(SEND_KEY, row)} AND {row}.{SENT};\n"
+            f"    DELETE FROM analytics_channel_sends WHERE {_where(SEND_KEY, row)} "
+            f"AND sent = 0;\n")
 
 
-def _pair_sqlite(row: str) -> str:
-    return " AND ".join(f"{c} = {row}.{c}" for c in PAIR_KEY)
-
-
-PAIR_CHANGED_SQLITE = ("OLD.club_id IS NOT NEW.club_id OR OLD.membership_id IS NOT NEW.membership_id "
-                       "OR OLD.definition_id IS NOT NEW.definition_id "
-                       "OR (OLD.status = 'sent') IS NOT (NEW.status = 'sent') "
-                       "OR (OLD.status = 'held_out') IS NOT (NEW.status = 'held_out')")
+PAIR_CHANGED_SQLITE = " OR ".join([
+    *(f"OLD.{c} IS NOT NEW.{c}" for c in ("club_id", "membership_id", "definition_id",
+                                          "channel")),
+    *(f"(OLD.status = '{f}') IS NOT (NEW.status = '{f}')" for f in ("sent", "held_out"))])
 PAIRS_SQLITE = [
     f"""CREATE TRIGGER analytics_pairs_insert AFTER INSERT ON scheduled_touchpoints BEGIN
     {_add_sqlite("NEW")}END""",
     f"""CREATE TRIGGER analytics_pairs_delete AFTER DELETE ON scheduled_touchpoints BEGIN
     {_remove_sqlite("OLD")}END""",
     f"""CREATE TRIGGER analytics_pairs_update
-    AFTER UPDATE OF club_id, membership_id, definition_id, status ON scheduled_touchpoints
-    WHEN {PAIR_CHANGED_SQLITE} BEGIN
+    AFTER UPDATE OF club_id, membership_id, definition_id, channel, status
+    ON scheduled_touchpoints WHEN {PAIR_CHANGED_SQLITE} BEGIN
     {_remove_sqlite("OLD")}    {_add_sqlite("NEW")}END""",
 ]
 
@@ -199,6 +220,17 @@ def upgrade() -> None:
         sa.Column("planned", sa.Integer(), nullable=False),
         sa.PrimaryKeyConstraint(*PAIR_KEY, name=op.f("pk_analytics_touchpoint_pairs")),
     )
+    op.create_table(
+        "analytics_channel_sends",
+        sa.Column("club_id", big_id, autoincrement=False, nullable=False),
+        sa.Column("membership_id", big_id, autoincrement=False, nullable=False),
+        sa.Column("channel", sa.String(20), nullable=False),
+        sa.Column("sent", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint(*SEND_KEY, name=op.f("pk_analytics_channel_sends")),
+    )
+    op.execute(f"INSERT INTO analytics_channel_sends ({', '.join(SEND_COLUMNS)}) "
+               f"SELECT {', '.join(SEND_KEY)}, count(*) FROM scheduled_touchpoints "
+               f"WHERE membership_id IS NOT NULL AND {SENT} GROUP BY {', '.join(SEND_KEY)}")
     op.execute(f"INSERT INTO analytics_touchpoint_pairs ({', '.join(PAIR_COLUMNS)}) "
                f"SELECT {', '.join(PAIR_KEY)}, "
                "sum(CASE WHEN status = 'sent' THEN 1 ELSE 0 END), "
@@ -211,6 +243,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     for statement in PAIRS_PG_DROP if _is_pg() else PAIRS_SQLITE_DROP:
         op.execute(statement)
+    op.drop_table("analytics_channel_sends")
     op.drop_table("analytics_touchpoint_pairs")
     _empty()
     with _batch() as batch:

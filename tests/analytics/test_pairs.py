@@ -1,17 +1,19 @@
-"""The stored touchpoint pairs stay exact: after every kind of change to `scheduled_touchpoints`
-(insert, status, membership, definition, club, delete, and the `SET NULL` when a membership is
-deleted) the triggers (migration 0015_analytics_outcomes) leave per (club, membership,
-definition) exactly the counts of sent, held-out and planned rows computed afresh."""
+"""The stored touchpoint pairs and channel sends stay exact: after every kind of change to
+`scheduled_touchpoints` (insert, status, membership, definition, channel, club, delete, and the
+`SET NULL` when a membership is deleted) the triggers (migration 0015_analytics_outcomes) leave
+per (club, membership, definition) exactly the counts of sent, held-out and planned rows, and
+per (club, membership, channel) the count of sent rows, computed afresh."""
 from datetime import date
 
 from sqlalchemy import case, delete, func, insert, select, update
 
-from app.analytics.models import TouchpointPair
+from app.analytics.models import ChannelSend, TouchpointPair
 from app.core.db import transaction
 from app.memberships.models import Membership
 from app.retention.models import ScheduledTouchpoint
 
 T, P, M = ScheduledTouchpoint.__table__, TouchpointPair.__table__, Membership.__table__
+C = ChannelSend.__table__
 JAN, MAR = date(2026, 1, 1), date(2026, 3, 31)
 
 
@@ -25,8 +27,16 @@ def _stored_equals_computed(db) -> int:
                    func.sum(case((T.c.status == "held_out", 1), else_=0)), func.count())
             .where(T.c.membership_id.is_not(None))
             .group_by(T.c.club_id, T.c.membership_id, T.c.definition_id)).all())
+        got_sends = set(s.execute(select(C.c.club_id, C.c.membership_id, C.c.channel,
+                                         C.c.sent)).all())
+        want_sends = set(s.execute(
+            select(T.c.club_id, T.c.membership_id, T.c.channel, func.count())
+            .where(T.c.membership_id.is_not(None), T.c.status == "sent")
+            .group_by(T.c.club_id, T.c.membership_id, T.c.channel)).all())
     assert {tuple(int(v) for v in row) for row in got} == \
         {tuple(int(v) for v in row) for row in want}
+    assert {(a, b, c, int(n)) for a, b, c, n in got_sends} == \
+        {(a, b, c, int(n)) for a, b, c, n in want_sends}
     return len(got)
 
 
@@ -62,6 +72,9 @@ def test_pairs_follow_every_change(db, hand):
         update(T).where(T.c.id == t1).values(status="held_out"),
         update(T).where(T.c.id == t1).values(membership_id=ma2),
         update(T).where(T.c.id == t1).values(definition_id=y),
+        update(T).where(T.c.id == t1).values(status="sent"),
+        update(T).where(T.c.id == t1).values(channel="sms"),
+        update(T).where(T.c.id == t1).values(channel="call_task", status="failed"),
         update(T).where(T.c.membership_id == mb).values(status="cancelled"),  # several rows
         update(T).where(T.c.id == t2).values(club_id=other.id),
         update(T).where(T.c.id == t2).values(club_id=club.id, membership_id=None),
