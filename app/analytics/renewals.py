@@ -290,19 +290,21 @@ def _by_attendance(session: Session, s: Scope) -> dict:
 def _by_channel(session: Session, s: Scope) -> dict:
     """Per membership, the channels of the touchpoints delivered for it: the stored
     (membership, channel) rows with a sent count (`analytics_channel_sends`, kept by triggers,
-    migration 0015_analytics_outcomes) — one row per membership and channel, so each named
-    channel's rows count memberships; `other` (any other channel) counts distinct memberships;
-    `none` those without a row."""
+    migration 0015_analytics_outcomes), one pass. A row per membership and channel, so each
+    named channel's rows count memberships; of a membership's other channels only the first
+    counts (`other`); a membership without a row is `none`."""
     e = ended(session, s, s.date_from, s.date_to)
-    c = ChannelSend.__table__
-    on = and_(c.c.membership_id == e.c.id, c.c.club_id == s.club_id, c.c.sent > 0)
-    named = (select(c.c.channel.label("k"), e.c.outcome, func.count())
-             .join(c, on).where(c.c.channel.in_(CHANNELS)).group_by(c.c.channel, e.c.outcome))
-    other = (select(literal("other").label("k"), e.c.outcome, func.count(func.distinct(e.c.id)))
-             .join(c, on).where(c.c.channel.not_in(CHANNELS)).group_by(e.c.outcome))
-    none = (select(literal("none").label("k"), e.c.outcome, func.count())
-            .where(~exists().where(on)).group_by(e.c.outcome))
-    return _pivot(session.execute(union_all(named, other, none)))
+    c, c2 = ChannelSend.__table__, ChannelSend.__table__.alias("c2")
+    earlier_other = exists().where(c2.c.club_id == c.c.club_id,
+                                   c2.c.membership_id == c.c.membership_id,
+                                   c2.c.channel < c.c.channel, c2.c.channel.not_in(CHANNELS))
+    key = case((c.c.channel.is_(None), "none"), (c.c.channel.in_(CHANNELS), c.c.channel),
+               (~earlier_other, "other"))
+    per = (select(key.label("k"), e.c.outcome)
+           .select_from(e.outerjoin(c, and_(c.c.membership_id == e.c.id,
+                                            c.c.club_id == s.club_id, c.c.sent > 0)))
+           .subquery("per"))
+    return _grouped(session, per.c.k, per.c.outcome, per.c.k.is_not(None))
 
 
 def _label(session: Session, s: Scope, by: By, found: dict) -> list[RenewalRow]:

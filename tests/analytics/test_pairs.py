@@ -7,10 +7,12 @@ from datetime import date
 
 from sqlalchemy import case, delete, func, insert, select, update
 
+from app.analytics import service
 from app.analytics.models import ChannelSend, TouchpointPair
 from app.core.db import transaction
 from app.memberships.models import Membership
 from app.retention.models import ScheduledTouchpoint
+from tests.analytics.conftest import AS_OF
 
 T, P, M = ScheduledTouchpoint.__table__, TouchpointPair.__table__, Membership.__table__
 C = ChannelSend.__table__
@@ -87,3 +89,24 @@ def test_pairs_follow_every_change(db, hand):
         _change(db, change)
         _stored_equals_computed(db)
     assert _stored_equals_computed(db) == 1
+
+
+def test_channel_breakdown_counts_memberships_once_per_channel(db, hand):
+    """Two other channels for one membership count it once under `other`; a named channel's
+    several sends count once; a touchpoint not delivered puts nobody in its channel."""
+    club = hand.club()
+    plan = hand.plan(club)
+    x = hand.definition(club, "x")
+    ends = []
+    for channels in (["push", "whatsapp", "email", "email"], ["push"], ["sms"], []):
+        member = hand.member(club)
+        mid = hand.membership(club, member, plan, JAN, MAR)
+        ends.append(mid)
+        for channel in channels:
+            hand.touchpoint(club, member, x, mid, "sent", channel=channel)
+    hand.touchpoint(club, hand.member(club), x, ends[3], "skipped", channel="sms")
+    with transaction(db.sessionmaker) as s:
+        report = service.renewal_breakdown(s, club_id=club.id, by="channel", as_of=AS_OF)
+    assert {r.key: r.ended for r in report.items} == {"email": 1, "sms": 1, "other": 2,
+                                                      "none": 1}
+    assert report.totals.ended == 4
