@@ -91,7 +91,7 @@ def average_check(session: Session, s: Scope) -> tuple[CheckRow, list[CheckRow]]
                 .outerjoin(line, line.c.sale_id == sale.c.id)
                 .where(sale.c.club_id == s.club_id, sale.c.created_at >= lo,
                        sale.c.created_at < hi)
-                .group_by(sale.c.id, sale.c.total).subquery())
+                .group_by(sale.c.id).subquery())  # the total: one per sale (its key)
     rows = session.execute(select(per_sale.c.kind, func.count(), func.sum(per_sale.c.cents))
                            .group_by(per_sale.c.kind).order_by(per_sale.c.kind)).all()
     by_kind = [_check(kind, int(count), int(cents or 0)) for kind, count, cents in rows]
