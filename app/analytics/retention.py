@@ -57,7 +57,7 @@ from app.analytics.schemas import (
     SurvivalReport,
     SurvivalRow,
 )
-from app.analytics.sql import LATER_ROWS, not_indexed, window
+from app.analytics.sql import LATER_ROWS, window
 from app.core import sql
 from app.memberships.models import Membership
 from app.memberships.rules import add_months
@@ -91,21 +91,18 @@ def memberships(s: Scope, *, since: date | None = None, until: date | None = Non
             .where(*where).subquery(name))
 
 
-def first_memberships(s: Scope, date_from: date, date_to: date, *, name: str = "first"):
+def first_memberships(session: Session, s: Scope, date_from: date, date_to: date, *,
+                      name: str = "first"):
     """CTE: each member's first membership (earliest start, then lowest id; not void) when it
-    started in [date_from, date_to] — the members who *joined* then (of the plan, if asked)."""
-    f, n = M.alias("f"), M.alias("n")
-    earlier = (select(n.c.id)
-               .where(n.c.member_id == f.c.member_id, not_indexed(n.c.club_id) == s.club_id,
-                      not_void(n),
-                      or_(n.c.start_date < f.c.start_date,
-                          and_(n.c.start_date == f.c.start_date, n.c.id < f.c.id)))
-               .exists())
-    where = [f.c.club_id == s.club_id, not_void(f), f.c.start_date >= date_from,
-             f.c.start_date <= date_to, f.c.end_date >= date_from, ~earlier]
+    started in [date_from, date_to] — the members who *joined* then (of the plan, if asked).
+    From the stored facts: the first is the one without an earlier membership (`prev_end`
+    null); a membership that started in the period and ran has its last day in it or later."""
+    g = facts(session, s, name="g")
+    where = [g.c.prev_end.is_(None), g.c.start_date >= date_from, g.c.start_date <= date_to,
+             g.c.last_day >= date_from]
     if s.plan_id is not None:
-        where.append(f.c.plan_id == s.plan_id)
-    return select(f.c.id, f.c.member_id, f.c.plan_id, f.c.start_date).where(*where).cte(name)
+        where.append(g.c.plan_id == s.plan_id)
+    return select(g.c.id, g.c.member_id, g.c.plan_id, g.c.start_date).where(*where).cte(name)
 
 
 def sequenced(s: Scope, ms, *, plan_id: int | None = None, spells: bool = True,
