@@ -14,6 +14,9 @@ on every call (issue 19; docs/analytics.md, "Membership facts").
   the club's when the grace window changed). With them, each membership's renewal outcome
   (`renewed`, and `grace_end` = last day + grace; migration 0015_analytics_outcomes): it too
   depends only on the member's memberships in the club and on grace.
+- `analytics_touchpoint_pairs`, `analytics_channel_sends`: touchpoint counts per (membership,
+  definition) and per (membership, channel), kept by triggers on `scheduled_touchpoints`
+  (migration 0015_analytics_outcomes).
 """
 from datetime import date
 

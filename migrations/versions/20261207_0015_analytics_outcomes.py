@@ -14,13 +14,18 @@ each club's facts with the new columns. The 0013 triggers on `memberships` stay 
 (this migration does not rebuild that table).
 
 `analytics_touchpoint_pairs`: per (club, membership, touchpoint definition) the number of the
-membership's touchpoints of that definition that are sent, held out, and planned at all, filled
-from the existing rows and kept exact by triggers on `scheduled_touchpoints`: every insert and
-delete, and every update that changes a row's club, membership, definition or whether it is
-sent or held out (the `ON DELETE SET NULL` from `memberships` is such an update). A pair whose
+membership's touchpoints of that definition that are sent, held out, and planned at all; and
+`analytics_channel_sends`: per (club, membership, channel) the number sent on that channel.
+Both are filled from the existing rows and kept exact by triggers on `scheduled_touchpoints`:
+every insert and delete, and every update that changes a row's club, membership, definition,
+channel or whether it is sent or held out (the `ON DELETE SET NULL` from `memberships` is such
+an update). A pair whose
 count reaches 0 is deleted. PostgreSQL: once per statement (transition tables; an update
 statement compares old and new rows by id), SQLite: once per row. The touchpoint report counts
-these pairs instead of grouping every touchpoint row by (definition, membership).
+these pairs instead of grouping every touchpoint row by (definition, membership); the channel
+breakdown reads the channel sends instead of grouping the delivered touchpoints per membership.
+
+`down_revision` is 0013: a 0014 written in parallel re-chains this revision when merged.
 
 Note for later migrations: a SQLite batch rebuild of `scheduled_touchpoints` drops its
 triggers — recreate them (`_create_pair_triggers`) after any such batch operation.
