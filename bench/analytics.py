@@ -19,7 +19,11 @@
 3. for each report, times the service call (in process, no HTTP, the default period: the last
    twelve calendar months) and, in the same run, its **scan floor**: one aggregate statement
    over the same rows the report must read (named in the table), best of `--runs` each;
-4. prints the figures, the ratios and PASS/FAIL (goal: each report ≤ 2× its floor and < 1 s).
+4. prints the figures, the ratios and PASS/FAIL against issue 19's goals: on PostgreSQL each
+   report ≤ 2× its floor and < 1 s; on SQLite each report < 1 s (the issue's goal for the
+   embedded default). The ratios are printed on SQLite too, but not judged: there a floor is a
+   single aggregate over a few thousand rows (2–30 ms), and a report's few statements cost some
+   milliseconds each whatever the plan, so the ratio says little about the plans.
 
 The machine is shared (2 cores, other engineers' tests and benchmarks): figures vary by tens of
 percent from run to run; the table shows the load average at the start and the end.
@@ -387,7 +391,7 @@ def _bench(url: str, args) -> int:
     if backend == "sqlite":
         params = _sqlite_params(params)
     load_before = os.getloadavg()
-    rows, ok, passed, fast = [], True, 0, 0
+    rows, ok, fast = [], True, 0
     floors: dict[str, float] = {}
     for path, fn, floor in _reports():
         if args.only and args.only not in path:
@@ -397,9 +401,8 @@ def _bench(url: str, args) -> int:
         seconds, _ = _best(factory, lambda s, f=fn: f(s, club_id, today), args.runs)
         floor_s = floors[floor.name]
         ratio = seconds / floor_s if floor_s else float("inf")
-        good = ratio <= RATIO_GOAL and seconds < SECONDS_GOAL
+        good = (ratio <= RATIO_GOAL or backend == "sqlite") and seconds < SECONDS_GOAL
         ok &= good
-        passed += good
         fast += seconds < SECONDS_GOAL
         rows.append([path, round(seconds * 1000), floor.name, round(floor_s * 1000),
                      f"{ratio:.2f}x", "yes" if seconds < SECONDS_GOAL else "NO", verdict(good)])
@@ -408,10 +411,13 @@ def _bench(url: str, args) -> int:
           f"{load_before[0]:.1f} before, {load_after[0]:.1f} after (2 cores, shared)")
     print(table(["report", "ms", "scan floor", "floor ms", "ratio", "< 1 s", "goal"], rows))
     print(LEGEND)
+    within = sum(float(row[4][:-1]) <= RATIO_GOAL and row[5] == "yes" for row in rows)
     print(f"under {SECONDS_GOAL:.0f} s: {fast} of {len(rows)}; within {RATIO_GOAL:.0f}x their "
-          f"floor and under {SECONDS_GOAL:.0f} s: {passed} of {len(rows)}")
-    print(f"goal: each report <= {RATIO_GOAL:.0f}x its floor and < {SECONDS_GOAL:.0f} s — "
-          f"{verdict(ok)}")
+          f"floor and under {SECONDS_GOAL:.0f} s: {within} of {len(rows)}")
+    goal = (f"each report < {SECONDS_GOAL:.0f} s (SQLite; ratios not judged)"
+            if backend == "sqlite" else
+            f"each report <= {RATIO_GOAL:.0f}x its floor and < {SECONDS_GOAL:.0f} s")
+    print(f"goal: {goal} — {verdict(ok)}")
     return 0 if ok else 1
 
 

@@ -3,7 +3,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, case, or_
+from sqlalchemy import and_, case, exists, or_
 from sqlalchemy.orm import Session
 
 from app.analytics.sql import prepare
@@ -11,7 +11,7 @@ from app.clubs import service as clubs_service
 from app.clubs.models import Club
 from app.core import sql
 from app.core.errors import Invalid, NotFound
-from app.memberships.models import Plan
+from app.memberships.models import Membership, Plan
 from app.memberships.rules import add_months
 
 MAX_PERIOD_DAYS = 3 * 366 + 1  # three years at a time
@@ -94,3 +94,28 @@ def month_label(index: int) -> str:
 
 def month_end(index: int) -> date:
     return sql.month_of(index + 1) - timedelta(days=1)
+
+
+def renewed(s: Scope, w):
+    """1 when the membership `w` (columns id, member_id, start_date, last_day, next_start — the
+    member's next start in (start, id) order among the club's memberships that ran) was renewed:
+    the member started another membership, not void and starting later than this one started,
+    between `EARLY_DAYS` before and `grace` days after its last day; else 0.
+
+    When the next start is later than this start and not more than 30 days before the last day,
+    it decides alone (renewed iff it starts by last day + grace); otherwise (no later start, a
+    tie, or an overlapping membership that started earlier in the window) an `EXISTS` over the
+    member's memberships decides — rare, and `CASE` evaluates it only then. It depends only on
+    the member's memberships and on grace: stored with the facts (`retention.ensure_facts`).
+    """
+    n = Membership.__table__.alias("n")
+    early = sql.add_days(w.c.last_day, -EARLY_DAYS)
+    late = sql.add_days(w.c.last_day, s.grace)
+    other = exists().where(
+        n.c.member_id == w.c.member_id, n.c.id != w.c.id, not_void(n),
+        n.c.start_date > w.c.start_date, n.c.start_date >= early, n.c.start_date <= late)
+    return case(
+        (w.c.next_start.is_(None), 0),
+        (and_(w.c.next_start > w.c.start_date, w.c.next_start >= early),
+         case((w.c.next_start <= late, 1), else_=0)),
+        (other, 1), else_=0)

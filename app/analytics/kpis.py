@@ -60,7 +60,8 @@ def leads(session: Session, s: Scope) -> Leads:
     r = session.execute(
         select(func.count().label("leads"),
                func.coalesce(func.sum(case((converted, 1), else_=0)), 0).label("converted"),
-               func.coalesce(func.sum(case((and_(~converted, deadline > end_of_today), 1),
+               # the deadline first: the EXISTS runs again only for the last 30 days' leads
+               func.coalesce(func.sum(case((and_(deadline > end_of_today, ~converted), 1),
                                            else_=0)), 0).label("open"))
         .where(mem.c.club_id == s.club_id, mem.c.created_at >= lo, mem.c.created_at < hi)).one()
     total, won, open_ = int(r.leads), int(r.converted), int(r.open)
@@ -90,7 +91,7 @@ def average_check(session: Session, s: Scope) -> tuple[CheckRow, list[CheckRow]]
                 .outerjoin(line, line.c.sale_id == sale.c.id)
                 .where(sale.c.club_id == s.club_id, sale.c.created_at >= lo,
                        sale.c.created_at < hi)
-                .group_by(sale.c.id, sale.c.total).subquery())
+                .group_by(sale.c.id).subquery())  # the total: one per sale (its key)
     rows = session.execute(select(per_sale.c.kind, func.count(), func.sum(per_sale.c.cents))
                            .group_by(per_sale.c.kind).order_by(per_sale.c.kind)).all()
     by_kind = [_check(kind, int(count), int(cents or 0)) for kind, count, cents in rows]

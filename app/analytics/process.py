@@ -60,7 +60,7 @@ def _sum(condition, value=1):
 
 
 def joiner_measures(session: Session, s: Scope) -> dict[str, int]:
-    f = first_memberships(s, s.date_from, s.date_to)
+    f = first_memberships(session, s, s.date_from, s.date_to)
     v, i = Visit.__table__, Interaction.__table__
     join = f.c.start_date
 
@@ -75,14 +75,18 @@ def joiner_measures(session: Session, s: Scope) -> dict[str, int]:
                     i.c.occurred_at >= sql.day_start(join, s.tz),
                     i.c.occurred_at < sql.day_start(sql.add_days(join, 30), s.tz))
              .scalar_subquery())
+    # a probe runs only for the joiners whose window is over (the only ones it is summed for)
+    obs14, obs3 = sql.add_days(join, 13) < s.as_of, m3 <= s.as_of
+    obs30 = sql.add_days(join, 29) < s.as_of
     per = select(
-        case((sql.add_days(join, 13) < s.as_of, 1), else_=0).label("obs14"),
-        case((visited(join, sql.add_days(join, 14)), 1), else_=0).label("first14"),
-        case((m3 <= s.as_of, 1), else_=0).label("obs3"),
-        case((or_(~visited(join, m1), ~visited(m1, m2), ~visited(m2, m3)), 1),
+        case((obs14, 1), else_=0).label("obs14"),
+        case((and_(obs14, visited(join, sql.add_days(join, 14))), 1), else_=0).label("first14"),
+        case((obs3, 1), else_=0).label("obs3"),
+        case((and_(obs3, or_(~visited(join, m1), ~visited(m1, m2), ~visited(m2, m3))), 1),
              else_=0).label("gap"),
-        case((sql.add_days(join, 29) < s.as_of, 1), else_=0).label("obs30"),
-        staff.label("staff")).cte("per").prefix_with("MATERIALIZED", dialect="postgresql")
+        case((obs30, 1), else_=0).label("obs30"),
+        case((obs30, staff), else_=0).label("staff")
+    ).cte("per").prefix_with("MATERIALIZED", dialect="postgresql")
     # materialised: each probe runs once per joiner though `staff` is summed twice
     r = session.execute(select(
         func.count().label("joiners"),

@@ -15,18 +15,20 @@ may still come. **Lost**: not renewed and the window has closed. The renewal rat
 renewed / (renewed + lost) — undecided memberships are left out, so a recent period shows a
 provisional rate until `in_grace` reaches 0.
 
-Each figure is one set-based statement: the ended memberships of the period with a correlated
-`EXISTS` for the renewal (an index range on `memberships(member_id, start_date)`), grouped.
+Each figure is one set-based statement over the ended memberships of the period, read with their
+outcome from the stored facts (`retention.facts`: the renewal is decided when the facts are
+built, `common.renewed`), grouped.
 """
 from datetime import date, timedelta
 from enum import StrEnum
 
-from sqlalchemy import and_, case, exists, func, literal, or_, select, union_all
+from sqlalchemy import and_, case, exists, func, literal, select, union_all
 from sqlalchemy.orm import Session
 
 from app.access.models import Visit
 from app.analytics import stats, verdicts
-from app.analytics.common import EARLY_DAYS, Scope, last_day, month_label, not_void, scope
+from app.analytics.common import Scope, month_label, scope
+from app.analytics.models import ChannelSend, TouchpointPair
 from app.analytics.retention import facts
 from app.analytics.schemas import (
     BeforeAfterReport,
@@ -39,13 +41,13 @@ from app.analytics.schemas import (
     TouchpointReport,
     TouchpointRow,
 )
-from app.analytics.sql import not_indexed, window
+from app.analytics.sql import not_indexed
 from app.clubs.models import StaffUser
 from app.core import sql
 from app.core.errors import Invalid
-from app.memberships.models import Membership, Plan
+from app.memberships.models import Plan
 from app.memberships.rules import add_months
-from app.retention.models import ScheduledTouchpoint, StageChange, TouchpointDefinition
+from app.retention.models import StageChange, TouchpointDefinition
 from app.trainers.models import PtPackage, PtSession, TrainerProfile
 
 RENEWED, IN_GRACE, LOST = "renewed", "in_grace", "lost"
@@ -54,7 +56,6 @@ ATTENDANCE_BANDS = (("0-1", "under 1 visit a week"), ("1-2", "1 to under 2 a wee
                     ("2-3", "2 to under 3 a week"), ("3+", "3 or more a week"))
 CHANNELS = ("email", "sms", "call_task", "trainer_task")
 
-M = Membership.__table__
 SENT, HELD_OUT = "sent", "held_out"
 
 
@@ -68,61 +69,24 @@ class By(StrEnum):
     channel = "channel"
 
 
-def ended(s: Scope, date_from: date, date_to: date, *, name: str = "ended",
-          cohort: bool = False, instants: bool = False, materialized: bool = False,
-          stored=None):
+def ended(session: Session, s: Scope, date_from: date, date_to: date, *, name: str = "ended",
+          cohort: bool = False, instants: bool = False, materialized: bool = False):
     """CTE: the memberships whose last day is in [date_from, date_to] and their outcome.
 
-    One window pass over the member's memberships ordered by start gives the next start
-    (`LEAD`): when it is later than this start and not more than 30 days before the last day,
-    it decides alone (renewed iff it starts by last day + grace); otherwise (no later start,
-    a tie, or an overlapping membership that started earlier in the window) an `EXISTS` over
-    the member's memberships decides — rare, and `CASE` evaluates it only then.
+    Read from the club's stored facts (`retention.facts`, brought up to date first): each
+    running membership's last day and renewal outcome (`common.renewed`, stored with the facts
+    because it depends only on the member's memberships and on grace) — renewed, else in grace
+    while today is not past `grace_end` (last day + grace), else lost.
 
-    `cohort` adds the member's first start, which only the stored facts carry (so it needs
-    `stored`); `instants` adds the UTC instants of the
+    `cohort` adds the member's first start; `instants` adds the UTC instants of the
     membership's first day, of the start of its attendance window and of the day after its last
     day, and materialises the CTE on PostgreSQL so they are computed once per membership;
-    `materialized` materialises it without them (for a CTE read several times). `stored`: the
-    club's stored facts (`retention.facts`) instead of the window pass — the same next start
-    and first start (the same window over the same memberships); the last day picks the period.
+    `materialized` materialises it without them (for a CTE read several times).
     """
-    if cohort and stored is None:
-        raise ValueError("the first start comes from the stored facts: pass `stored`")
-    m, n = M.alias("m"), M.alias("n")
-    if stored is None:
-        # a renewal starts at most 30 days before the end, so never earlier than this
-        next_start = window(func.lead(m.c.start_date), partition_by=m.c.member_id,
-                            order_by=(m.c.start_date, m.c.id))
-        w = (select(m.c.id, m.c.member_id, m.c.plan_id, m.c.start_date, m.c.end_date,
-                    m.c.cancelled_on, last_day(m).label("last_day"),
-                    next_start.label("next_start"))
-             .where(m.c.club_id == s.club_id, not_void(m),
-                    m.c.end_date >= date_from - timedelta(days=EARLY_DAYS))
-             .subquery("w"))
-    else:
-        w = stored
-    early = sql.add_days(w.c.last_day, -EARLY_DAYS)
-    late = sql.add_days(w.c.last_day, s.grace)
-    other = exists().where(
-        n.c.member_id == w.c.member_id, n.c.id != w.c.id, not_void(n),
-        n.c.start_date > w.c.start_date, n.c.start_date >= early, n.c.start_date <= late)
-    renewed = case(
-        (w.c.next_start.is_(None), 0),
-        (and_(w.c.next_start > w.c.start_date, w.c.next_start >= early),
-         case((w.c.next_start <= late, 1), else_=0)),
-        (other, 1), else_=0)
-    outcome = case((renewed == 1, RENEWED), (late >= s.as_of, IN_GRACE), else_=LOST)
-    # last_day in [date_from, hi], written on the table's own columns so that PostgreSQL
-    # estimates it from their statistics (an expression would be guessed at 0.5 %)
-    hi = min(date_to, s.as_of)
-    if stored is None:
-        cut_short = and_(w.c.cancelled_on.is_not(None), w.c.cancelled_on <= w.c.end_date)
-        period = [or_(and_(~cut_short, w.c.end_date >= date_from, w.c.end_date <= hi),
-                      and_(cut_short, w.c.cancelled_on >= date_from + timedelta(days=1),
-                           w.c.cancelled_on <= hi + timedelta(days=1)))]
-    else:
-        period = [w.c.last_day >= date_from, w.c.last_day <= hi]
+    w = facts(session, s, name="w")
+    outcome = case((w.c.renewed == 1, RENEWED), (w.c.grace_end >= s.as_of, IN_GRACE),
+                   else_=LOST)
+    period = [w.c.last_day >= date_from, w.c.last_day <= min(date_to, s.as_of)]
     if s.plan_id is not None:
         period.append(w.c.plan_id == s.plan_id)
     out = [w.c.id, w.c.member_id, w.c.plan_id, w.c.start_date, w.c.last_day,
@@ -180,7 +144,7 @@ def outcomes(session: Session, *, club_id: int, as_of: date | None = None,
     """Each membership that ended in the period with its outcome (renewed, in_grace, lost)."""
     s = scope(session, club_id=club_id, as_of=as_of, date_from=date_from, date_to=date_to,
               plan_id=plan_id)
-    e = ended(s, s.date_from, s.date_to)
+    e = ended(session, s, s.date_from, s.date_to)
     rows = session.execute(select(e).order_by(e.c.last_day, e.c.id)).all()
     return [MembershipOutcome(membership_id=r.id, member_id=r.member_id, plan_id=r.plan_id,
                               start_date=r.start_date, last_day=r.last_day, outcome=r.outcome)
@@ -216,7 +180,7 @@ def renewal_breakdown(session: Session, *, club_id: int, by: By | str, as_of: da
 
 
 def _overall(session: Session, s: Scope) -> RenewalCounts:
-    e = ended(s, s.date_from, s.date_to)
+    e = ended(session, s, s.date_from, s.date_to)
     found = _pivot(session.execute(select(literal("all"), e.c.outcome, func.count())
                                    .group_by(e.c.outcome)))
     c = found.get("all", {RENEWED: 0, IN_GRACE: 0, LOST: 0})
@@ -232,13 +196,13 @@ def _grouped(session: Session, key, outcome, *where, select_from=None) -> dict:
 
 def _breakdown_rows(session: Session, s: Scope, by: By) -> list[RenewalRow]:
     if by is By.month:
-        e = ended(s, s.date_from, s.date_to)
+        e = ended(session, s, s.date_from, s.date_to)
         found = _grouped(session, sql.month_start(e.c.last_day), e.c.outcome)
     elif by is By.plan:
-        e = ended(s, s.date_from, s.date_to)
+        e = ended(session, s, s.date_from, s.date_to)
         found = _grouped(session, e.c.plan_id, e.c.outcome)
     elif by is By.cohort:
-        e = ended(s, s.date_from, s.date_to, cohort=True, stored=facts(session, s, name="w"))
+        e = ended(session, s, s.date_from, s.date_to, cohort=True)
         found = _grouped(session, sql.month_start(e.c.first_start), e.c.outcome)
     elif by is By.trainer:
         found = _by_trainer(session, s)
@@ -255,7 +219,7 @@ def _breakdown_rows(session: Session, s: Scope, by: By) -> list[RenewalRow]:
 
 def _by_stage(session: Session, s: Scope) -> dict:
     """Ever at risk during the membership: an `at_risk` stage change dated in it."""
-    e = ended(s, s.date_from, s.date_to)
+    e = ended(session, s, s.date_from, s.date_to)
     c = StageChange.__table__
     at_risk = exists().where(c.c.member_id == e.c.member_id, not_indexed(c.c.club_id) == s.club_id,
                              c.c.to_stage == "at_risk", c.c.on_date >= e.c.start_date,
@@ -299,7 +263,7 @@ def home_trainer(s: Scope, e):
 
 def _by_trainer(session: Session, s: Scope) -> dict:
     # the session bounds are computed per candidate session in the join, not per membership
-    e = ended(s, s.date_from, s.date_to, materialized=True)
+    e = ended(session, s, s.date_from, s.date_to, materialized=True)
     joined, key = home_trainer(s, e)
     return _grouped(session, key, e.c.outcome, select_from=joined)
 
@@ -307,7 +271,7 @@ def _by_trainer(session: Session, s: Scope) -> dict:
 def _by_attendance(session: Session, s: Scope) -> dict:
     """Visits per week over the membership's last 8 weeks (its whole length when shorter),
     counted on club-local days; half-open bands [0, 1), [1, 2), [2, 3), [3, ∞)."""
-    e = ended(s, s.date_from, s.date_to, instants=True)
+    e = ended(session, s, s.date_from, s.date_to, instants=True)
     v = Visit.__table__
     # the member's visits in the window: an index-only range scan of (member_id, occurred_at)
     # per membership (a member's visits are all in the member's club)
@@ -324,28 +288,23 @@ def _by_attendance(session: Session, s: Scope) -> dict:
 
 
 def _by_channel(session: Session, s: Scope) -> dict:
-    """Per membership, the channels of the touchpoints delivered for it (one pass over them)."""
-    e = ended(s, s.date_from, s.date_to)
-    t = ScheduledTouchpoint.__table__
-    sent = (select(t.c.membership_id, t.c.channel)
-            .where(t.c.club_id == s.club_id, t.c.status == SENT, t.c.membership_id.is_not(None))
-            .subquery("sent"))
-    flags = [func.max(case((sent.c.channel == ch, 1), else_=0)).label(ch) for ch in CHANNELS]
-    flags.append(func.max(case((sent.c.channel.not_in(CHANNELS), 1), else_=0)).label("other"))
-    per = (select(e.c.outcome, *flags, func.count(sent.c.channel).label("n"))
-           .select_from(e.outerjoin(sent, sent.c.membership_id == e.c.id))
-           .group_by(e.c.id, e.c.outcome).subquery("per"))
-    keys = [*CHANNELS, "other"]
-    found: dict = {}
-    for row in session.execute(
-            select(per.c.outcome, *[func.sum(per.c[k]) for k in keys],
-                   func.sum(case((per.c.n == 0, 1), else_=0)))
-            .group_by(per.c.outcome)):
-        outcome, *values = row
-        for key, n in zip([*keys, "none"], values, strict=True):
-            if n:
-                found.setdefault(key, {RENEWED: 0, IN_GRACE: 0, LOST: 0})[outcome] += int(n)
-    return found
+    """Per membership, the channels of the touchpoints delivered for it: the stored
+    (membership, channel) rows with a sent count (`analytics_channel_sends`, kept by triggers,
+    migration 0015_analytics_outcomes), one pass. A row per membership and channel, so each
+    named channel's rows count memberships; of a membership's other channels only the first
+    counts (`other`); a membership without a row is `none`."""
+    e = ended(session, s, s.date_from, s.date_to)
+    c, c2 = ChannelSend.__table__, ChannelSend.__table__.alias("c2")
+    earlier_other = exists().where(c2.c.club_id == c.c.club_id,
+                                   c2.c.membership_id == c.c.membership_id,
+                                   c2.c.channel < c.c.channel, c2.c.channel.not_in(CHANNELS))
+    key = case((c.c.channel.is_(None), "none"), (c.c.channel.in_(CHANNELS), c.c.channel),
+               (~earlier_other, "other"))
+    per = (select(key.label("k"), e.c.outcome)
+           .select_from(e.outerjoin(c, and_(c.c.membership_id == e.c.id,
+                                            c.c.club_id == s.club_id, c.c.sent > 0)))
+           .subquery("per"))
+    return _grouped(session, per.c.k, per.c.outcome, per.c.k.is_not(None))
 
 
 def _label(session: Session, s: Scope, by: By, found: dict) -> list[RenewalRow]:
@@ -393,7 +352,7 @@ def before_after(session: Session, *, club_id: int, on: date, as_of: date | None
     if not s.date_from < on <= s.date_to:
         raise Invalid(f"The date ({on}) must fall after 'from' ({s.date_from}) and by 'to' "
                       f"({s.date_to}, never after today)", code="invalid_period")
-    e = ended(s, s.date_from, s.date_to)
+    e = ended(session, s, s.date_from, s.date_to)
     found = _grouped(session, case((e.c.last_day < on, "before"), else_="after"), e.c.outcome)
     bounds = {"before": (s.date_from, on - timedelta(days=1)), "after": (on, s.date_to)}
     rows = []
@@ -427,18 +386,21 @@ def touchpoint_effectiveness(session: Session, *, club_id: int, as_of: date | No
     """
     s = scope(session, club_id=club_id, as_of=as_of, date_from=date_from, date_to=date_to,
               plan_id=plan_id)
-    e = ended(s, s.date_from, s.date_to)
-    t, d = ScheduledTouchpoint.__table__, TouchpointDefinition.__table__
+    e = ended(session, s, s.date_from, s.date_to)
+    p, d = TouchpointPair.__table__, TouchpointDefinition.__table__
 
     def flag(condition):
-        return func.max(case((condition, 1), else_=0))
+        return case((condition, 1), else_=0)
 
-    pairs = (select(t.c.definition_id, e.c.id, e.c.outcome,
-                    flag(t.c.status == SENT).label("sent"),
-                    flag(t.c.status == HELD_OUT).label("held"),
-                    flag(t.c.status != HELD_OUT).label("assigned"))
-             .join(t, and_(t.c.membership_id == e.c.id, t.c.club_id == s.club_id))
-             .group_by(t.c.definition_id, e.c.id, e.c.outcome)
+    # the (definition, membership) pairs with their touchpoints' counts, kept by triggers
+    # (migration 0015_analytics_outcomes) instead of grouping every touchpoint row each time;
+    # counted per combination of flags first (a few dozen rows), then summed per definition
+    sent, held = flag(p.c.sent > 0), flag(p.c.held > 0)
+    assigned = flag(p.c.planned > p.c.held)
+    pairs = (select(p.c.definition_id, e.c.outcome, sent.label("sent"), held.label("held"),
+                    assigned.label("assigned"), func.count().label("pairs"))
+             .join(p, and_(p.c.membership_id == e.c.id, p.c.club_id == s.club_id))
+             .group_by(p.c.definition_id, e.c.outcome, sent, held, assigned)
              .subquery())
     decided = pairs.c.outcome != IN_GRACE
     won = pairs.c.outcome == RENEWED
@@ -447,7 +409,7 @@ def touchpoint_effectiveness(session: Session, *, club_id: int, as_of: date | No
     assigned_only = and_(pairs.c.assigned == 1, pairs.c.held == 0)
 
     def n(*conditions):
-        return func.coalesce(func.sum(case((and_(*conditions), 1), else_=0)), 0)
+        return func.coalesce(func.sum(case((and_(*conditions), pairs.c.pairs), else_=0)), 0)
 
     agg = (select(pairs.c.definition_id,
                   n(sent_only, decided).label("exposed"), n(sent_only, won).label("exposed_won"),

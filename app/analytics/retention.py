@@ -38,7 +38,15 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from app.analytics import stats
-from app.analytics.common import Scope, last_day, month_end, month_label, not_void, scope
+from app.analytics.common import (
+    Scope,
+    last_day,
+    month_end,
+    month_label,
+    not_void,
+    renewed,
+    scope,
+)
 from app.analytics.models import FactBuild, FactDirty, MembershipFact
 from app.analytics.schemas import (
     CohortReport,
@@ -49,7 +57,7 @@ from app.analytics.schemas import (
     SurvivalReport,
     SurvivalRow,
 )
-from app.analytics.sql import LATER_ROWS, not_indexed, window
+from app.analytics.sql import LATER_ROWS, window
 from app.core import sql
 from app.memberships.models import Membership
 from app.memberships.rules import add_months
@@ -60,6 +68,7 @@ D = FactDirty.__table__
 FACT_COLUMNS = ("member_id", "plan_id", "start_date", "last_day", "prev_end", "next_start",
                 "first_start", "entry_plan", "new_spell", "cov_from", "spell_end")
 MONTH_COLUMNS = ("before_month", "last_month", "spell_end_month", "start_month")
+OUTCOME_COLUMNS = ("renewed", "grace_end")  # the renewal outcome (`common.renewed`)
 FACTS_LOCK = 0x46414354 << 32  # "FACT": pg_advisory_xact_lock key space of facts rebuilds
 SURVIVAL_MARKS = (30, 90, 180, 365, 730)
 
@@ -82,21 +91,18 @@ def memberships(s: Scope, *, since: date | None = None, until: date | None = Non
             .where(*where).subquery(name))
 
 
-def first_memberships(s: Scope, date_from: date, date_to: date, *, name: str = "first"):
+def first_memberships(session: Session, s: Scope, date_from: date, date_to: date, *,
+                      name: str = "first"):
     """CTE: each member's first membership (earliest start, then lowest id; not void) when it
-    started in [date_from, date_to] — the members who *joined* then (of the plan, if asked)."""
-    f, n = M.alias("f"), M.alias("n")
-    earlier = (select(n.c.id)
-               .where(n.c.member_id == f.c.member_id, not_indexed(n.c.club_id) == s.club_id,
-                      not_void(n),
-                      or_(n.c.start_date < f.c.start_date,
-                          and_(n.c.start_date == f.c.start_date, n.c.id < f.c.id)))
-               .exists())
-    where = [f.c.club_id == s.club_id, not_void(f), f.c.start_date >= date_from,
-             f.c.start_date <= date_to, f.c.end_date >= date_from, ~earlier]
+    started in [date_from, date_to] — the members who *joined* then (of the plan, if asked).
+    From the stored facts: the first is the one without an earlier membership (`prev_end`
+    null); a membership that started in the period and ran has its last day in it or later."""
+    g = facts(session, s, name="g")
+    where = [g.c.prev_end.is_(None), g.c.start_date >= date_from, g.c.start_date <= date_to,
+             g.c.last_day >= date_from]
     if s.plan_id is not None:
-        where.append(f.c.plan_id == s.plan_id)
-    return select(f.c.id, f.c.member_id, f.c.plan_id, f.c.start_date).where(*where).cte(name)
+        where.append(g.c.plan_id == s.plan_id)
+    return select(g.c.id, g.c.member_id, g.c.plan_id, g.c.start_date).where(*where).cte(name)
 
 
 def sequenced(s: Scope, ms, *, plan_id: int | None = None, spells: bool = True,
@@ -215,9 +221,10 @@ def ensure_facts(session: Session, s: Scope) -> None:
                   firsts=True)
     months = _month_columns(g, g.c.cov_from)
     session.execute(insert(F).from_select(
-        ["club_id", "membership_id", *FACT_COLUMNS, *MONTH_COLUMNS],
+        ["club_id", "membership_id", *FACT_COLUMNS, *MONTH_COLUMNS, *OUTCOME_COLUMNS],
         select(literal(s.club_id), g.c.id, *(g.c[c] for c in FACT_COLUMNS),
-               *(months[c] for c in MONTH_COLUMNS))))
+               *(months[c] for c in MONTH_COLUMNS), renewed(s, g),
+               sql.add_days(g.c.last_day, s.grace))))
     session.execute(delete(D).where(D.c.club_id == s.club_id, select(TODO.c.member_id).where(
         TODO.c.member_id == D.c.member_id, TODO.c.seq == D.c.seq).exists()))
     if full:
@@ -229,10 +236,10 @@ def ensure_facts(session: Session, s: Scope) -> None:
 
 def facts(session: Session, s: Scope, *, name: str = "seq"):
     """Subquery: the club's stored sequence (`sequenced(s, memberships(s), firsts=True)`'s
-    columns), brought up to date first."""
+    columns) and renewal outcomes, brought up to date first."""
     ensure_facts(session, s)
     return (select(F.c.membership_id.label("id"),
-                   *(F.c[c] for c in (*FACT_COLUMNS, *MONTH_COLUMNS)))
+                   *(F.c[c] for c in (*FACT_COLUMNS, *MONTH_COLUMNS, *OUTCOME_COLUMNS)))
             .where(F.c.club_id == s.club_id).subquery(name))
 
 

@@ -8,9 +8,10 @@ from functools import partial
 
 from sqlalchemy import delete, select, update
 
-from app.analytics import retention
+from app.analytics import common, retention
 from app.analytics.common import scope
 from app.analytics.models import FactDirty
+from app.core import sql
 from app.core.db import transaction
 from app.memberships.models import Membership
 from tests.analytics.conftest import AS_OF
@@ -42,7 +43,13 @@ def _stored_equals_computed(db, club_id: int, grace: int | None = None) -> int:
         cols = ("id", *retention.FACT_COLUMNS)
         got = _rows(s.execute(select(*(stored.c[c] for c in cols))))
         want = _rows(s.execute(select(*(g.c[c] for c in cols))))
+        # the renewal outcome stored with them (migration 0015) == computed afresh
+        got_outcomes = _rows(s.execute(select(stored.c.id, stored.c.renewed,
+                                              stored.c.grace_end)))
+        want_outcomes = _rows(s.execute(select(g.c.id, common.renewed(sc, g),
+                                               sql.add_days(g.c.last_day, sc.grace))))
     assert got == want
+    assert got_outcomes == want_outcomes
     assert _marked(db, club_id) == set()
     return len(got)
 

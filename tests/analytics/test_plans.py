@@ -71,7 +71,9 @@ def test_lookups_per_row_use_the_rows_own_index(db, hand, name):
     for text, per_row in lines:
         assert not (per_row and CLUB_INDEX.search(text)), (name, text)
     text = "\n".join(text for text, _ in lines)
-    if name in ("touchpoints", "channel"):  # joined to the ending memberships, per membership
-        assert "SEARCH scheduled_touchpoints USING INDEX ix_scheduled_touchpoints_membership" \
-            in text, text
-        assert "ix_scheduled_touchpoints_club_status" not in text, text
+    # the stored pairs and channel sends (migration 0015), per ending membership
+    stored = {"touchpoints": "analytics_touchpoint_pairs", "channel": "analytics_channel_sends"}
+    if name in stored:
+        assert f"SEARCH {stored[name]} USING INDEX sqlite_autoindex_{stored[name]}_1 " \
+            "(club_id=? AND membership_id=?)" in text, text
+        assert "scheduled_touchpoints" not in text, text
