@@ -86,6 +86,7 @@ class DemoOptions:
     batch_size: int = 2000  # members per write batch
     password: str = DEMO_PASSWORD
     club_name: str = DEMO_CLUB
+    staff_domain: str = DEMO_DOMAIN  # staff emails are unique in a database: one per club
     progress: Callable[[str], None] | None = None
 
 
@@ -159,8 +160,8 @@ def _build(session: Session, options: DemoOptions) -> DemoResult:
     staff: list[StaffLogin] = []
     staff_ids: dict[str, int] = {}
     for local, role, name in STAFF:
-        user = clubs_service.create_user(session, email=f"{local}@{DEMO_DOMAIN}", name=name,
-                                         password=options.password)
+        user = clubs_service.create_user(session, email=f"{local}@{options.staff_domain}",
+                                         name=name, password=options.password)
         clubs_service.grant_role(session, by=None, user=user, club=club, role=role)
         staff.append(StaffLogin(user.email, role.value, name))
         staff_ids[local] = user.id

@@ -396,3 +396,16 @@ def test_rows_added_after_the_demo_get_new_ids(db, session):
     session.flush()
     assert member.id > last_member and event.id > last_event
     session.rollback()
+
+
+def test_several_demo_clubs_share_one_database(db, session):
+    """A chain for the benchmarks (bench.chain): each club with its own staff domain."""
+    first = _build(db, members=30, months=2, club_name="Club A", staff_domain="a.demo.fitclub")
+    second = _build(db, members=30, months=2, seed=12, club_name="Club B",
+                    staff_domain="b.demo.fitclub")
+    assert first.club_id != second.club_id
+    assert {s.email for s in second.staff} == {s.email.replace("@a.", "@b.")
+                                               for s in first.staff}
+    per_club = dict(session.execute(select(Member.club_id, func.count())
+                                    .group_by(Member.club_id)).all())
+    assert per_club == {first.club_id: 30, second.club_id: 30}
