@@ -69,6 +69,20 @@ class Hand(World):
                             sent_at=at if status == "sent" else None, updated_at=at)
 
 
+    def offer_results(self, club, plan: int, definition: int, end: date,
+                      groups=(("sent", 40, 32), ("held_out", 40, 12))) -> None:
+        """Per (status, members, renewed): members whose membership ends on `end`, each with
+        the touchpoint `definition` two weeks before, the first `renewed` renewing next day."""
+        for status, n, renewed in groups:
+            for i in range(n):
+                member = self.member(club)
+                mid = self.membership(club, member, plan, end - timedelta(days=30), end)
+                if i < renewed:
+                    self.membership(club, member, plan, end + timedelta(days=1),
+                                    end + timedelta(days=30))
+                self.touchpoint(club, member, definition, mid, status,
+                                on=end - timedelta(days=14))
+
 @pytest.fixture
 def hand(db) -> Hand:
     return Hand(db)

@@ -201,15 +201,7 @@ def test_the_report_shows_the_corrected_verdict_and_power(client, world, hand, d
     plan = hand.plan(club)
     offer = hand.definition(club, "renewal_offer")
     hand.definition(club, "birthday", stage=None)  # planned for nobody: still in the family
-    end = today - timedelta(days=120)
-    for status, n, renewed in (("sent", 40, 32), ("held_out", 40, 12)):
-        for i in range(n):
-            member = hand.member(club)
-            mid = hand.membership(club, member, plan, end - timedelta(days=30), end)
-            if i < renewed:
-                hand.membership(club, member, plan, end + timedelta(days=1),
-                                end + timedelta(days=30))
-            hand.touchpoint(club, member, offer, mid, status, on=end - timedelta(days=14))
+    hand.offer_results(club, plan, offer, today - timedelta(days=120))
     owner = world.staff(club, "owner")
     report = client.get("/api/v1/analytics/touchpoints", headers=owner.headers).json()
     assert "always-valid" in report["method"] and "Newcombe" in report["method"]

@@ -355,15 +355,7 @@ def test_the_touchpoint_numbers_show_the_corrected_interval_and_power(web, db):
         today = club_today(s.get(Club, club.id))
     plan = hand.plan(club)
     offer = hand.definition(club, "renewal_offer")
-    end = today - timedelta(days=60)
-    for status, n, renewed in (("sent", 40, 32), ("held_out", 40, 12)):
-        for i in range(n):
-            member = hand.member(club)
-            mid = hand.membership(club, member, plan, end - timedelta(days=30), end)
-            if i < renewed:
-                hand.membership(club, member, plan, end + timedelta(days=1),
-                                end + timedelta(days=30))
-            hand.touchpoint(club, member, offer, mid, status, on=end - timedelta(days=14))
+    hand.offer_results(club, plan, offer, today - timedelta(days=60))
     owner = hand.staff(club, "owner")
     sign_in(web, owner.email)
     page = web.get("/owner")
