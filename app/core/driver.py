@@ -71,10 +71,16 @@ def _lookup(statement, dialect) -> _Compiled:
 
 
 def first(conn: Connection, statement, params: dict[str, Any]):
-    """`conn.execute(statement, params).first()`, on the driver's cursor on PostgreSQL."""
+    """`conn.execute(statement, params).first()`, on the driver's cursor on PostgreSQL.
+
+    For statements built once (module constants, or cached as the check-in's grant is): each
+    is compiled on first use and kept. A NULL is returned as None without its type's result
+    processor (none of SQLAlchemy's or ours turns NULL into anything else)."""
     if conn.dialect.name != "postgresql" or conn._echo:
         return conn.execute(statement, params).first()
     c = _lookup(statement, conn.dialect)
+    if not conn.in_transaction():  # as `execute` would: the driver's implicit BEGIN is tracked
+        conn.begin()
     values = c.defaults | params
     for name, process in c.bind_processors:
         if name in values:
