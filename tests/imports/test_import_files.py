@@ -20,6 +20,7 @@ from app.core.db import transaction
 from app.core.errors import NotFound
 from app.imports import cli as imports_cli
 from app.imports import storage
+from app.imports.history import jobs
 from app.imports.history.models import ImportJob
 from app.imports.models import ImportFile, ImportFilePart
 from app.main import create_app
@@ -41,6 +42,24 @@ def second_worker(settings):
     with TestClient(create_app(settings)) as other:
         yield other
 
+
+def test_a_finished_job_keeps_its_last_progress_whoever_reads_it(client, second_worker, db,
+                                                                  world, club):
+    """Done means done on every read: the row keeps the last progress with the outcome (a
+    worker that did not run the job reads the row; the running one's live copy is gone)."""
+    manager = world.staff(club, "manager")
+    add_members(db, club.id, ["M001", "M002", "M003"])
+    started = upload(client, manager.headers, DATA / "messy", dry_run=True, skip_bad=True)
+    job = wait(second_worker, manager.headers, started.json()["id"])
+    thread = jobs._threads.get(job["id"])
+    if thread is not None:
+        thread.join(timeout=30)
+    with transaction(db.sessionmaker) as s:
+        row = s.get(ImportJob, job["id"])
+        kept = dict(row.progress)
+    assert kept["done"] == kept["total"] and kept["file"] == job["progress"]["file"]
+    again = second_worker.get(f"{URL}/{job['id']}", headers=manager.headers).json()
+    assert again["progress"] == job["progress"]
 
 def stored(session, **where) -> list[ImportFile]:
     """The kept files (read in a transaction of its own: on SQLite it holds the write lock)."""

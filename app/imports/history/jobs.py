@@ -157,8 +157,11 @@ def _finish(factory: sessionmaker[Session], job_id: int, status: str, *,
                                       purpose=storage.REJECTS, name=path.name, job_id=job_id,
                                       chunks=iter(lambda s=source: s.read(storage.PART), b""))
             storage.discard(session, club_id=club_id, bundle=files, purpose=storage.UPLOAD)
+        with _lock:  # the last progress is kept with the outcome: the row is exact once done
+            last = _progress.get(job_id)
+        final = {"progress": last} if last is not None else {}
         session.execute(update(ImportJob).where(ImportJob.id == job_id).values(
-            status=status, report=report, error=error, finished_at=clock.now()))
+            status=status, report=report, error=error, finished_at=clock.now(), **final))
 
 
 def _alive(job: ImportJob) -> bool:
@@ -193,8 +196,9 @@ def read_job(session: Session, *, club_id: int, job_id: int) -> dict:
                      "of it was written — upload the files again")
         session.flush()
     progress = dict(job.progress or {})
-    with _lock:
-        progress = dict(_progress.get(job.id) or progress)
+    if job.status in ACTIVE:  # this process's fresher copy, while it runs the job
+        with _lock:
+            progress = dict(_progress.get(job.id) or progress)
     if progress.get("total"):
         progress["percent"] = round(100 * progress["done"] / progress["total"], 1)
     rejects = []
