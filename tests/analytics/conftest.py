@@ -51,6 +51,11 @@ class Hand(World):
             return s.execute(insert(model.__table__).returning(model.__table__.c.id),
                              values).scalar_one()
 
+    def change(self, statement) -> None:
+        """Run one statement in a transaction of its own (a change the tests follow)."""
+        with transaction(self.db.sessionmaker) as s:
+            s.execute(statement)
+
     def definition(self, club, key: str, channel: str = "email",
                    stage: str = "renewal_due") -> int:
         return self._insert(TouchpointDefinition, club_id=club.id, key=key, name=key.title(),

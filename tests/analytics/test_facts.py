@@ -54,11 +54,6 @@ def _stored_equals_computed(db, club_id: int, grace: int | None = None) -> int:
     return len(got)
 
 
-def _change(db, statement) -> None:
-    with transaction(db.sessionmaker) as s:
-        s.execute(statement)
-
-
 def test_facts_follow_every_change_and_ignore_check_ins(db, hand):
     club, other = hand.club(), hand.club("Other")
     plan, plan2 = hand.plan(club), hand.plan(club)
@@ -70,7 +65,7 @@ def test_facts_follow_every_change_and_ignore_check_ins(db, hand):
     assert _marked(db, club.id) == {a, b}
     assert _stored_equals_computed(db, club.id) == 3
 
-    _change(db, update(M).where(M.c.id == second).values(visits_used=3))  # a check-in
+    hand.change(update(M).where(M.c.id == second).values(visits_used=3))  # a check-in
     assert _marked(db, club.id) == set()
     changes = [
         update(M).where(M.c.id == first).values(end_date=date(2026, 1, 10)),  # a gap > grace
@@ -82,14 +77,14 @@ def test_facts_follow_every_change_and_ignore_check_ins(db, hand):
         delete(M).where(M.c.id == second),
     ]
     for change in changes:
-        _change(db, change)
+        hand.change(change)
         assert _marked(db, club.id)
         _stored_equals_computed(db, club.id)
     hand.membership(club, a, plan, date(2026, 4, 1), date(2026, 4, 30))
     assert _marked(db, club.id) == {a}
     assert _stored_equals_computed(db, club.id) == 3
 
-    _change(db, update(M).where(M.c.id == first).values(club_id=other.id))  # moved: both marked
+    hand.change(update(M).where(M.c.id == first).values(club_id=other.id))  # moved: both marked
     assert _marked(db, club.id) == {b} and _marked(db, other.id) == {b}
     assert _stored_equals_computed(db, club.id) == 2
     assert _stored_equals_computed(db, other.id) == 1

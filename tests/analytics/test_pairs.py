@@ -42,11 +42,6 @@ def _stored_equals_computed(db) -> int:
     return len(got)
 
 
-def _change(db, statement) -> None:
-    with transaction(db.sessionmaker) as s:
-        s.execute(statement)
-
-
 def test_pairs_follow_every_change(db, hand):
     club, other = hand.club(), hand.club("Other")
     plan = hand.plan(club)
@@ -86,7 +81,7 @@ def test_pairs_follow_every_change(db, hand):
         delete(T).where(T.c.membership_id == mb),
     ]
     for change in changes:
-        _change(db, change)
+        hand.change(change)
         _stored_equals_computed(db)
     assert _stored_equals_computed(db) == 1
 
