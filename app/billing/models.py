@@ -1,7 +1,7 @@
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import ForeignKey, Index, Integer, String, Text
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.core.db import Base, IdMixin
@@ -20,6 +20,8 @@ class Sale(IdMixin, Base):
     staff_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("staff_users.id", ondelete="SET NULL"))
     total: Mapped[Decimal] = mapped_column(Money)
     note: Mapped[str | None] = mapped_column(Text)
+    to_account: Mapped[bool] = mapped_column(Boolean, default=False)
+    """Charged to the member's account: the payer's next dues invoice collects it."""
     created_at: Mapped[datetime]
 
 

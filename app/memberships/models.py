@@ -7,6 +7,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    Numeric,
     String,
     Text,
     Time,
@@ -35,6 +36,24 @@ class Plan(IdMixin, TimestampMixin, Base):
     access_end: Mapped[time | None] = mapped_column(Time)
     freeze_days: Mapped[int] = mapped_column(Integer, default=0)
     auto_renew: Mapped[bool] = mapped_column(Boolean, default=False)
+    billing: Mapped[str] = mapped_column(String(10), default="prepaid")
+    """prepaid (sold and paid once) or recurring (a contract billed each period: the terms
+    below; app.dues)."""
+    billing_period: Mapped[str | None] = mapped_column(String(10))
+    """month, 4weeks or year (recurring plans)."""
+    minimum_months: Mapped[int | None] = mapped_column(Integer)
+    notice_value: Mapped[int | None] = mapped_column(Integer)
+    notice_unit: Mapped[str | None] = mapped_column(String(10))
+    """days, weeks or months."""
+    renewal: Mapped[str | None] = mapped_column(String(10))
+    """After the minimum term: term (renews for renewal_months) or monthly (one month's
+    notice)."""
+    renewal_months: Mapped[int | None] = mapped_column(Integer)
+    joining_fee: Mapped[Decimal | None] = mapped_column(Money)
+    tax_rate: Mapped[Decimal | None] = mapped_column(Numeric(5, 2))
+    next_price: Mapped[Decimal | None] = mapped_column(Money)
+    next_price_from: Mapped[date | None] = mapped_column(Date)
+    """A price change for running contracts, announced with notice, from this day."""
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     external_ref: Mapped[str | None] = mapped_column(String(100))
     """The plan's id in the club's previous system (history import re-runs on it)."""

@@ -19,7 +19,7 @@ import ast
 from pathlib import Path
 
 APP = Path(__file__).resolve().parents[2] / "app"
-DOMAINS = ("clubs", "customfields", "billing", "memberships", "members", "access", "crm",
+DOMAINS = ("clubs", "customfields", "billing", "memberships", "members", "dues", "access", "crm",
            "trainers", "inventory", "retention", "imports", "privacy", "analytics")
 INTERFACE_PACKAGES = ("web", "ops")
 TOP = ("app.wiring", "app.demo", "app.main", "app.cli", "app.asgi")
