@@ -1,0 +1,189 @@
+"""Invoices and the money ledger: gap-free numbers, unchangeable invoices, idempotent payments.
+
+- **Numbers** come from one counter row per club and series (the year when the club's format
+  names `{year}`, else `all`), moved on by one guarded `UPDATE ... RETURNING` in the invoice's
+  own transaction: a rolled-back invoice gives its number back, so numbers have no gaps, and two
+  writers queue on the row instead of taking the same number.
+- **Issuing** writes the invoice and its lines once: a line whose `charge_key` is already
+  invoiced in the club is left out (a re-run charges nothing twice); with no new line no
+  invoice is written. The payer's and the club's details are copied onto the invoice as issued.
+- **Payments** (`record_payment`) are the ledger: an invoice's open amount is its gross minus
+  the sum of its payments. A payment given an `event_key` is written once per club — the same
+  webhook, bank entry or file line again writes nothing.
+"""
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from app.clubs.models import Club
+from app.core import clock
+from app.core.errors import Invalid, NotFound
+from app.dues import terms
+from app.dues.models import DuesPayment, Invoice, InvoiceCounter, InvoiceLine, Payer
+
+ALL_YEARS = "all"
+
+
+@dataclass(frozen=True)
+class LineIn:
+    """A charge to put on an invoice; `gross` is unit price × quantity (what the payer pays)."""
+
+    charge_key: str
+    kind: str
+    description: str
+    gross: Decimal
+    quantity: int = 1
+    tax_rate: Decimal = terms.ZERO
+    contract_id: int | None = None
+    member_id: int | None = None
+    sale_id: int | None = None
+    period_start: date | None = None
+    period_end: date | None = None
+
+
+def series_for(number_format: str, issued_on: date) -> str:
+    return str(issued_on.year) if "{year" in number_format else ALL_YEARS
+
+
+def format_number(number_format: str, issued_on: date, seq: int) -> str:
+    return number_format.format(year=issued_on.year, seq=seq)
+
+
+def next_numbers(session: Session, *, club_id: int, issued_on: date, count: int = 1) -> list[str]:
+    """`count` consecutive invoice numbers for the club, taken in the caller's transaction."""
+    if count < 1:
+        return []
+    number_format = terms.settings_for(session, club_id).invoice_number_format
+    series = series_for(number_format, issued_on)
+    bump = (update(InvoiceCounter)
+            .where(InvoiceCounter.club_id == club_id, InvoiceCounter.series == series)
+            .values(last_number=InvoiceCounter.last_number + count)
+            .returning(InvoiceCounter.last_number))
+    last = session.execute(bump).scalar()
+    if last is None:
+        try:
+            with session.begin_nested():
+                session.execute(insert(InvoiceCounter).values(
+                    club_id=club_id, series=series, last_number=0))
+        except IntegrityError:  # a concurrent writer created the counter first
+            pass
+        last = session.execute(bump).scalar_one()
+    first = last - count + 1
+    return [format_number(number_format, issued_on, seq) for seq in range(first, last + 1)]
+
+
+def payer_snapshot(payer: Payer) -> dict:
+    return {"name": payer.name, "email": payer.email, "address": payer.address,
+            "member_id": payer.member_id}
+
+
+def seller_snapshot(session: Session, club_id: int) -> dict:
+    club = session.get(Club, club_id)
+    settings = terms.settings_for(session, club_id)
+    return {"name": settings.legal_name or (club.name if club else ""),
+            "address": settings.legal_address, "vat_id": settings.vat_id,
+            "vat_registered": bool(settings.vat_registered),
+            "creditor_id": settings.creditor_id}
+
+
+def invoiced_keys(session: Session, *, club_id: int, keys: Iterable[str]) -> set[str]:
+    keys = list(keys)
+    if not keys:
+        return set()
+    return set(session.scalars(select(InvoiceLine.charge_key).where(
+        InvoiceLine.club_id == club_id, InvoiceLine.charge_key.in_(keys))))
+
+
+def issue_invoice(session: Session, *, club_id: int, payer_id: int, lines: Sequence[LineIn],
+                  issued_on: date, due_on: date, method: str, kind: str = "invoice",
+                  corrects_id: int | None = None) -> Invoice | None:
+    """Issue one invoice (or credit note) of the lines not invoiced yet; None when none is new.
+
+    Lines are rounded one by one (`terms.split_gross`); the totals are the sums of the lines.
+    Runs in a SAVEPOINT: a concurrent writer that invoiced one of the keys first makes this
+    call write nothing and return None.
+    """
+    payer = session.get(Payer, payer_id)
+    if payer is None or payer.club_id != club_id:
+        raise NotFound("Payer not found", code="payer_not_found")
+    if kind not in ("invoice", "credit_note"):
+        raise Invalid(f"Unknown invoice kind {kind!r}", code="invalid_invoice_kind")
+    known = invoiced_keys(session, club_id=club_id, keys=(line.charge_key for line in lines))
+    fresh = [line for line in lines if line.charge_key not in known]
+    if not fresh:
+        return None
+    amounts = [terms.split_gross(line.gross, line.tax_rate) for line in fresh]
+    try:
+        with session.begin_nested():
+            number, = next_numbers(session, club_id=club_id, issued_on=issued_on)
+            invoice = Invoice(
+                club_id=club_id, payer_id=payer_id, number=number, kind=kind,
+                corrects_id=corrects_id, issued_on=issued_on, due_on=due_on, method=method,
+                currency=_currency(session, club_id),
+                net=sum((a.net for a in amounts), terms.ZERO),
+                tax=sum((a.tax for a in amounts), terms.ZERO),
+                gross=sum((a.gross for a in amounts), terms.ZERO),
+                payer_snapshot=payer_snapshot(payer),
+                seller_snapshot=seller_snapshot(session, club_id), created_at=clock.now())
+            session.add(invoice)
+            session.flush()
+            session.add_all(InvoiceLine(
+                club_id=club_id, invoice_id=invoice.id, charge_key=line.charge_key,
+                kind=line.kind, contract_id=line.contract_id, member_id=line.member_id,
+                sale_id=line.sale_id, description=line.description[:200],
+                period_start=line.period_start, period_end=line.period_end,
+                quantity=line.quantity,
+                unit_price=terms.cents(Decimal(line.gross) / max(line.quantity, 1)),
+                tax_rate=line.tax_rate, net=a.net, tax=a.tax, gross=a.gross)
+                for line, a in zip(fresh, amounts, strict=True))
+            session.flush()
+    except IntegrityError:
+        return None
+    return invoice
+
+
+def _currency(session: Session, club_id: int) -> str:
+    club = session.get(Club, club_id)
+    return club.currency if club is not None else "EUR"
+
+
+def paid_amount(session: Session, invoice_id: int) -> Decimal:
+    total = session.scalar(select(func.coalesce(func.sum(DuesPayment.amount), 0))
+                           .where(DuesPayment.invoice_id == invoice_id))
+    return terms.cents(total or 0)
+
+
+def open_amount(session: Session, invoice: Invoice) -> Decimal:
+    """What is still owed on the invoice: its gross minus its payments (returns add back)."""
+    return terms.cents(invoice.gross - paid_amount(session, invoice.id))
+
+
+def record_payment(session: Session, *, club_id: int, invoice_id: int, amount: Decimal,
+                   method: str, occurred_on: date, kind: str = "payment",
+                   event_key: str | None = None, collection_id: int | None = None,
+                   reference: str | None = None, desk: str | None = None,
+                   staff_id: int | None = None) -> DuesPayment | None:
+    """Write one ledger entry; None when `event_key` was already recorded for the club."""
+    invoice = session.get(Invoice, invoice_id)
+    if invoice is None or invoice.club_id != club_id:
+        raise NotFound("Invoice not found", code="invoice_not_found")
+    if event_key is not None and session.scalar(select(DuesPayment.id).where(
+            DuesPayment.club_id == club_id, DuesPayment.event_key == event_key)) is not None:
+        return None
+    payment = DuesPayment(
+        club_id=club_id, invoice_id=invoice_id, payer_id=invoice.payer_id,
+        collection_id=collection_id, kind=kind, method=method, amount=terms.cents(amount),
+        occurred_on=occurred_on, reference=reference, event_key=event_key, desk=desk,
+        staff_id=staff_id, created_at=clock.now())
+    try:
+        with session.begin_nested():
+            session.add(payment)
+            session.flush()
+    except IntegrityError:  # the same event recorded by a concurrent delivery
+        return None
+    return payment
