@@ -23,7 +23,9 @@ run: setup
 	mkdir -p var
 	DATABASE_URL=$(DB) $(BIN)/fitclub migrate
 	DATABASE_URL=$(DB) $(BIN)/fitclub demo --if-empty
-	DATABASE_URL=$(DB) $(BIN)/fitclub serve --host $(HOST) --port $(PORT)
+	@echo "serving on http://$(HOST):$(PORT) (make run PORT=8080 for another port; Ctrl-C stops)"
+	DATABASE_URL=$(DB) $(BIN)/fitclub serve --host $(HOST) --port $(PORT); \
+	  status=$$?; [ $$status -eq 0 ] || [ $$status -eq 130 ] || [ $$status -eq 143 ]
 
 # Browser tests drive Debian's Chromium through Playwright; never a downloaded browser.
 browser:

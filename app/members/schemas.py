@@ -183,6 +183,8 @@ class MembershipStatus(Out):
     end_date: date | None = None
     visits_left: int | None = None
     days_left: int | None = None
+    frozen_until: date | None = Field(
+        default=None, description="the last day of today's freeze, when frozen")
 
 
 class MemberRead(Out):

@@ -72,6 +72,7 @@ class MembershipSummary:
     __slots__ = (
         "days_left",
         "end_date",
+        "frozen_until",
         "member_id",
         "membership_id",
         "plan_name",
@@ -83,7 +84,7 @@ class MembershipSummary:
     def __init__(self, member_id: int, status: str, membership_id: int | None = None,
                  plan_name: str | None = None, start_date: date | None = None,
                  end_date: date | None = None, visits_left: int | None = None,
-                 days_left: int | None = None):
+                 days_left: int | None = None, frozen_until: date | None = None):
         self.member_id = member_id
         self.status = status
         self.membership_id = membership_id
@@ -92,6 +93,8 @@ class MembershipSummary:
         self.end_date = end_date
         self.visits_left = visits_left
         self.days_left = days_left
+        self.frozen_until = frozen_until
+        """The last day of the freeze the member is in today (None when not frozen)."""
 
     def as_dict(self) -> dict:
         return {k: getattr(self, k) for k in self.__slots__}
@@ -129,8 +132,11 @@ def summaries(session, member_ids: list[int], as_of: date) -> dict[int, Membersh
     for member_id, (_key, m, plan_name, status) in best.items():
         visits_left = None if m.visit_limit is None else max(m.visit_limit - m.visits_used, 0)
         days_left = (m.end_date - as_of).days + 1 if m.end_date >= as_of else 0
+        frozen_until = max((f.end_date for f in freezes if f.membership_id == m.id
+                            and f.start_date <= as_of <= f.end_date), default=None)
         result[member_id] = MembershipSummary(member_id, status.value, m.id, plan_name,
-                                              m.start_date, m.end_date, visits_left, days_left)
+                                              m.start_date, m.end_date, visits_left, days_left,
+                                              frozen_until)
     return result
 
 

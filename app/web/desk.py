@@ -79,7 +79,9 @@ def membership_badges(summary: dict, debt: Decimal | None = None,
         if summary.get("visits_left") is not None:
             badges.append({"kind": "info", "text": f"{summary['visits_left']} visits left"})
     elif status == "frozen":
-        badges.append({"kind": "frozen", "text": f"Frozen (ends {fmt_day(end)})"})
+        until = summary.get("frozen_until")
+        text = f"Frozen until {fmt_day(until)}" if until else "Frozen"
+        badges.append({"kind": "frozen", "text": f"{text}; membership ends {fmt_day(end)}"})
     elif status == "pending":
         badges.append({"kind": "pending",
                        "text": f"Starts {fmt_day(summary.get('start_date'))}"})
@@ -169,8 +171,20 @@ def member_card(request: Request, session: PageSession, actor: DeskPage, member_
         "notes": members_service.list_notes(session, club_id=club_id, member_id=member_id,
                                             limit=5)["items"],
         "stage": stage, "outcomes": OUTCOMES, "default_outcomes": DEFAULT_OUTCOMES,
-        "key": form_key(), "freeze_start": today, "freeze_end": today + timedelta(days=13),
+        "key": form_key(), "as_of": today, **_freeze_form(current, today),
         "lead": _lead(session, actor, member_id)})
+
+
+def _freeze_form(current, today: date) -> dict:
+    """The freeze form's defaults (two weeks, or what is left of the allowance, within the
+    membership) and the freezes still to come or running, each of which can be ended early."""
+    if current is None:
+        return {"freeze_start": today, "freeze_end": today, "freezes": []}
+    start = max(today, current.start_date)
+    days = max(min(14, current.freeze_days_left), 1)
+    end = min(start + timedelta(days=days - 1), current.end_date)
+    return {"freeze_start": start, "freeze_end": end,
+            "freezes": [f for f in current.freezes if f.end_date >= today]}
 
 
 # --- at the desk: check in, sell, freeze, note ---------------------------------------------------
@@ -251,6 +265,20 @@ def freeze_membership(request: Request, session: PageSession, actor: DeskPage,
     return done(request, url, f"Frozen {outcome.days_returned} days from {fmt_day(start_date)}; "
                               f"the membership now ends on {fmt_day(outcome.membership.end_date)}.",
                 "ok", "Membership frozen")
+
+
+@router.post("/desk/freezes/{freeze_id}/end")
+def end_freeze(request: Request, session: PageSession, actor: DeskPage,
+               freeze_id: IdPath("freeze id"), back: Back = None):
+    outcome = memberships_service.end_freeze(session, actor=actor, freeze_id=freeze_id)
+    url = back_to(request, back, f"/desk/members/{outcome.membership.member_id}")
+    if outcome.freeze is None:
+        text = f"The freeze is cancelled; {outcome.days_returned} freeze days are back"
+    else:
+        text = (f"The freeze ended on {fmt_day(outcome.freeze.end_date)}; "
+                f"{outcome.days_returned} freeze days are back")
+    return done(request, url, f"{text} and the membership now ends on "
+                              f"{fmt_day(outcome.membership.end_date)}.", "ok", "Freeze ended")
 
 
 @router.post("/desk/members/{member_id}/cafe")
