@@ -8,8 +8,8 @@ from app.core import idempotency as idempotency_models  # noqa: F401
 from app.core import ratelimit as ratelimit_models  # noqa: F401
 from app.core.db import Base
 from app.crm import models as crm_models  # noqa: F401
-from app.dues import models as dues_models  # noqa: F401
 from app.customfields import models as customfields_models  # noqa: F401
+from app.dues import models as dues_models  # noqa: F401
 from app.imports import models as import_file_models  # noqa: F401
 from app.imports.history import models as history_import_models  # noqa: F401
 from app.inventory import models as inventory_models  # noqa: F401
