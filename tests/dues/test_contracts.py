@@ -6,7 +6,7 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import select
 
-from app.billing.models import Sale, SaleLine
+from app.billing.models import Sale
 from app.core.actors import Role
 from app.core.config import Settings
 from app.dues import notices
