@@ -4,7 +4,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import AfterValidator, Field, field_validator
 
 from app.billing.schemas import PriceIn, RefId
 from app.core.schemas import In, Out
@@ -14,8 +14,11 @@ from app.memberships.schemas import Day
 Relation = Literal["self", "parent", "guardian", "partner", "other"]
 Method = Literal["sepa", "card", "desk"]
 Channel = Literal["desk", "letter", "email", "online"]
-Percent = Annotated[Decimal, Field(ge=0, le=100, max_digits=5, decimal_places=2)]
-TaxRate = Annotated[Decimal, Field(ge=0, le=99, max_digits=4, decimal_places=2)]
+CENT = Decimal("0.01")
+Percent = Annotated[Decimal, Field(ge=0, le=100, max_digits=5, decimal_places=2),
+                    AfterValidator(lambda v: v.quantize(CENT))]
+TaxRate = Annotated[Decimal, Field(ge=0, le=99, max_digits=4, decimal_places=2),
+                    AfterValidator(lambda v: v.quantize(CENT))]
 
 
 class PayerCreate(In):

@@ -4,6 +4,7 @@ from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BeforeValidator,
     Field,
     PlainSerializer,
@@ -45,7 +46,8 @@ Billing = Literal["prepaid", "recurring"]
 BillingPeriod = Literal["month", "4weeks", "year"]
 NoticeUnit = Literal["days", "weeks", "months"]
 Renewal = Literal["term", "monthly"]
-TaxRate = Annotated[Decimal, Field(ge=0, le=99, max_digits=4, decimal_places=2)]
+TaxRate = Annotated[Decimal, Field(ge=0, le=99, max_digits=4, decimal_places=2),
+                    AfterValidator(lambda v: v.quantize(Decimal("0.01")))]
 RECURRING_TERMS = ("billing_period", "minimum_months", "notice_value", "notice_unit", "renewal",
                    "renewal_months", "joining_fee", "tax_rate", "next_price", "next_price_from")
 """The fields only a recurring plan has (a prepaid plan leaves them empty)."""
