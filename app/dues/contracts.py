@@ -230,14 +230,19 @@ def change_payment(session: Session, *, actor: Actor, contract_id: int, method: 
 
 def on_member_changed(session: Session, event: MemberChanged) -> None:
     """A membership's end moved (a freeze, an early unfreeze): the contract's term (and its end,
-    once cancelled) moves with it, so `term_end` stays the membership's end."""
+    once cancelled) moves with it, so `term_end` stays the membership's end. A membership
+    cancelled outright (memberships' cancel, with a refund) ends its contract the day before."""
     rows = session.execute(
-        select(Contract, Membership.end_date)
+        select(Contract, Membership.end_date, Membership.cancelled_on)
         .join(Membership, Membership.id == Contract.membership_id)
-        .where(Contract.club_id == event.club_id, Contract.member_id == event.member_id,
-               Membership.cancelled_on.is_(None))).all()
-    for contract, end in rows:
-        if contract.ends_on is None:
+        .where(Contract.club_id == event.club_id, Contract.member_id == event.member_id)).all()
+    for contract, end, cancelled_on in rows:
+        if cancelled_on is not None:  # cancelled as a membership (a refund): it ends there
+            last = cancelled_on - timedelta(days=1)
+            if contract.ends_on is None or contract.ends_on > last:
+                contract.ends_on = last
+                contract.cancel_received_on = contract.cancel_received_on or cancelled_on
+        elif contract.ends_on is None:
             if contract.term_end != end:
                 contract.term_end = end
         elif contract.ends_on != end:
@@ -296,7 +301,8 @@ def cancel_contract(session: Session, *, actor: Actor, contract_id: int,
         raise Conflict(f"This contract was already cancelled; it ends on {contract.ends_on}",
                        code="already_cancelled",
                        details={"ends_on": contract.ends_on.isoformat(),
-                                "cancel_received_on": contract.cancel_received_on.isoformat()})
+                                "cancel_received_on": contract.cancel_received_on
+                                and contract.cancel_received_on.isoformat()})
     membership = session.get(Membership, contract.membership_id)
     if membership.cancelled_on is not None:
         raise Conflict(f"The membership was cancelled on {membership.cancelled_on}; there is "

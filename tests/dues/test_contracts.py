@@ -428,3 +428,19 @@ def test_the_desk_manages_payers(shop):
                               headers=shop.desk.headers).status_code == 204
     trainer = shop.world.staff(shop.club, Role.trainer)
     assert shop.client.get("/api/v1/payers", headers=trainer.headers).status_code == 403
+
+
+def test_a_membership_cancelled_outright_ends_its_contract_the_day_before(shop):
+    plan = _plan(shop)
+    sold = _sold(shop, shop.member(), plan["id"])
+    contract = sold["contract"]
+    effective = shop.day(20)
+    r = shop.client.post(f"/api/v1/memberships/{contract['membership_id']}/cancel",
+                         json={"reason": "moved_away", "effective_on": effective.isoformat()},
+                         headers=shop.manager.headers)
+    assert r.status_code == 200, r.text
+    after = shop.client.get(f"/api/v1/contracts/{contract['id']}", headers=shop.desk.headers)
+    assert after.json()["ends_on"] == (effective - timedelta(days=1)).isoformat()
+    r = shop.client.post(f"/api/v1/contracts/{contract['id']}/cancel", json={},
+                         headers=shop.desk.headers)
+    assert r.status_code == 409 and r.json()["error"] == "already_cancelled"
