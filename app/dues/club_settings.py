@@ -15,6 +15,8 @@ from app.dues import terms
 from app.dues.models import DuesSettings
 
 CREDITOR_ID = re.compile(r"^[A-Z]{2}\d{2}[A-Z0-9]{3}[A-Z0-9]{1,28}$")
+WIDE_FIELD = re.compile(r"\{[^}]*\d{3,}[^}]*\}")
+"""A replacement field with a width of 100 or more (it could ask for a gigabyte of padding)."""
 SECRETS = ("stripe_secret_key", "stripe_webhook_secret")
 
 
@@ -41,9 +43,12 @@ def _check_format(fmt: str) -> None:
         raise Invalid("The invoice number format must contain {seq} (the running number), e.g. "
                       "{year}-{seq:05d}", code="invoice_format_invalid",
                       details={"field": "invoice_number_format"})
+    if WIDE_FIELD.search(fmt):
+        raise Invalid("Invoice numbers of this format are too long (at most 40 characters)",
+                      code="invoice_format_invalid", details={"field": "invoice_number_format"})
     try:
         sample = fmt.format(year=2026, seq=1)
-    except (KeyError, IndexError, ValueError) as exc:
+    except (KeyError, IndexError, ValueError, TypeError, AttributeError) as exc:
         raise Invalid(f"The invoice number format cannot be used ({exc}); name only {{year}} "
                       "and {seq}", code="invoice_format_invalid",
                       details={"field": "invoice_number_format"}) from exc

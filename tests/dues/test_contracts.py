@@ -399,6 +399,8 @@ def test_dues_settings_are_for_managers_and_owners_and_never_show_secrets(shop, 
     assert body["invoice_number_format"] == "FC-{year}-{seq:06d}"
     for bad, code in (({"invoice_number_format": "FC-{year}"}, "invoice_format_invalid"),
                       ({"invoice_number_format": "FC-{seq}-{month}"}, "invoice_format_invalid"),
+                      ({"invoice_number_format": "FC-{seq[0]}"}, "invoice_format_invalid"),
+                      ({"invoice_number_format": "{seq:>999999999}"}, "invoice_format_invalid"),
                       ({"creditor_id": "12345"}, "creditor_id_invalid"),
                       ({"household_discount": "101"}, "validation_error"),
                       ({"prenotice_days": None}, "setting_required")):
