@@ -8,6 +8,8 @@ name `{seq}` and may name `{year}`.
 import re
 from dataclasses import dataclass
 
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.core.errors import Invalid
@@ -57,6 +59,21 @@ def _check_format(fmt: str) -> None:
                       code="invoice_format_invalid", details={"field": "invoice_number_format"})
 
 
+def _settings_row(session: Session, club_id: int) -> DuesSettings:
+    """The club's stored settings row, locked; made from the defaults when there is none (two
+    managers saving the first settings at once: the second one reads the first one's row)."""
+    query = (select(DuesSettings).where(DuesSettings.club_id == club_id)
+             .with_for_update().execution_options(populate_existing=True))
+    row = session.scalars(query).first()
+    if row is not None:
+        return row
+    try:
+        with session.begin_nested():
+            return terms.settings_for(session, club_id, create=True)
+    except IntegrityError:
+        return session.scalars(query).one()
+
+
 def read_settings(session: Session, *, club_id: int) -> SettingsView:
     """The club's dues settings (the defaults when none were saved)."""
     return SettingsView(terms.settings_for(session, club_id))
@@ -78,7 +95,7 @@ def update_settings(session: Session, *, club_id: int, changes: dict) -> Setting
         if name in changes and changes[name] is None:
             raise Invalid(f"{name} cannot be empty", code="setting_required",
                           details={"field": name})
-    row = terms.settings_for(session, club_id, create=True)
+    row = _settings_row(session, club_id)
     for name, value in changes.items():
         if name in SECRETS and value == "":
             value = None

@@ -9,7 +9,7 @@ from app.billing import service as billing_service
 from app.core.actors import Actor, Role
 from app.core.db import transaction
 from app.core.errors import DomainError
-from app.dues import contracts
+from app.dues import club_settings, contracts
 from app.dues.models import Contract, Notice
 from tests.dues.test_contracts import _payer, _plan, _sold
 
@@ -73,3 +73,19 @@ def test_two_contracts_for_one_payer_at_once_get_one_discount(shop, db, desk):
     assert all(isinstance(o, int) for o in outcomes), outcomes
     prices = sorted(shop.scalars(select(Contract.price)))
     assert prices == [Decimal("39.20"), Decimal("49.00")]
+
+
+def test_two_managers_saving_the_first_settings_at_once_both_land(shop, db):
+    if not db.is_postgres:
+        pytest.skip("row locks are a PostgreSQL matter (SQLite has one writer at a time)")
+    changes = iter([{"prenotice_days": 7}, {"household_discount": Decimal("5")}])
+    lock = threading.Lock()
+
+    def save(s):
+        with lock:
+            change = next(changes)
+        return club_settings.update_settings(s, club_id=shop.club.id, changes=change).club_id
+
+    assert _both(db, save) == [shop.club.id, shop.club.id]
+    body = shop.client.get("/api/v1/dues/settings", headers=shop.manager.headers).json()
+    assert body["prenotice_days"] == 7 and Decimal(body["household_discount"]) == 5
