@@ -78,7 +78,7 @@ def test_two_contracts_for_one_payer_at_once_get_one_discount(shop, db, desk):
 def test_two_managers_saving_the_first_settings_at_once_both_land(shop, db):
     if not db.is_postgres:
         pytest.skip("row locks are a PostgreSQL matter (SQLite has one writer at a time)")
-    changes = iter([{"prenotice_days": 7}, {"household_discount": Decimal("5")}])
+    changes = iter([{"prenotice_days": 7}, {"household_discount": Decimal(5)}])
     lock = threading.Lock()
 
     def save(s):
