@@ -22,6 +22,7 @@ from app.core.events import (
     VisitGranted,
 )
 from app.crm import leads
+from app.dues import contracts as dues_contracts
 from app.inventory import service as inventory
 from app.memberships import service as memberships
 from app.retention import service as retention
@@ -37,6 +38,9 @@ def install() -> None:
     # a membership sold: the lead is won (required); the turnstiles learn the new validity
     events.subscribe(MembershipSold, leads.on_membership_sold)
     events.subscribe(MembershipSold, allowlist.on_member_changed, best_effort=True)
+
+    # a membership's end moved (a freeze): a contract's term follows it (required)
+    events.subscribe(MemberChanged, dues_contracts.on_member_changed)
 
     # who may pass changed: ZKTeco devices keep an offline allow-list
     events.subscribe(MemberChanged, allowlist.on_member_changed, best_effort=True)
@@ -62,6 +66,8 @@ def install() -> None:
     # what a sale can hold
     register_line_kind(memberships.MEMBERSHIP, memberships.fulfil_membership_line,
                        spec=memberships.MembershipLine)
+    register_line_kind(dues_contracts.CONTRACT, dues_contracts.fulfil_contract_line,
+                       spec=dues_contracts.ContractLine)
     register_line_kind(pt_packages.PT_PACKAGE, pt_packages.fulfil_pt_package_line,
                        spec=pt_packages.PtPackageLine)
     register_line_kind(inventory.PRODUCT, inventory.fulfil_product_line,

@@ -4,6 +4,7 @@ from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BeforeValidator,
     Field,
     PlainSerializer,
@@ -41,6 +42,44 @@ def field_error(model: str, field: str, message: str, value: Any) -> ValidationE
         type=PydanticCustomError("value_error", message), loc=(field,), input=value)])
 
 
+Billing = Literal["prepaid", "recurring"]
+BillingPeriod = Literal["month", "4weeks", "year"]
+NoticeUnit = Literal["days", "weeks", "months"]
+Renewal = Literal["term", "monthly"]
+TaxRate = Annotated[Decimal, Field(ge=0, le=99, max_digits=4, decimal_places=2),
+                    AfterValidator(lambda v: v.quantize(Decimal("0.01")))]
+RECURRING_TERMS = ("billing_period", "minimum_months", "notice_value", "notice_unit", "renewal",
+                   "renewal_months", "joining_fee", "tax_rate", "next_price", "next_price_from")
+"""The fields only a recurring plan has (a prepaid plan leaves them empty)."""
+RECURRING_DEFAULTS = {"minimum_months": 0, "notice_value": 1, "notice_unit": "months",
+                      "renewal": "monthly", "renewal_months": 1, "joining_fee": Decimal("0.00")}
+"""What a recurring plan gets for the terms it does not give."""
+
+
+def _check_recurring(model: str, plan: Any) -> None:
+    """The recurring terms of a plan (create or the merged update) are complete and consistent;
+    fills the defaults of the terms not given."""
+    if plan.billing == "prepaid":
+        given = [name for name in RECURRING_TERMS if getattr(plan, name) is not None]
+        if given:
+            raise field_error(model, given[0], f"{given[0]} is only for recurring plans "
+                              "(billing: recurring)", getattr(plan, given[0]))
+        return
+    if plan.billing_period is None:
+        raise field_error(model, "billing_period", "a recurring plan needs a billing_period "
+                          "(month, 4weeks or year)", None)
+    for name, value in RECURRING_DEFAULTS.items():
+        if getattr(plan, name) is None:
+            setattr(plan, name, value)
+    if plan.renewal == "monthly" and plan.renewal_months != 1:
+        raise field_error(model, "renewal_months", "renewal_months is 1 when the contract runs "
+                          "monthly after the minimum term (renewal: monthly)", plan.renewal_months)
+    if (plan.next_price is None) != (plan.next_price_from is None):
+        missing = "next_price_from" if plan.next_price_from is None else "next_price"
+        raise field_error(model, missing, "a price change needs both next_price and "
+                          "next_price_from", None)
+
+
 class PlanCreate(In):
     name: str = Field(min_length=1, max_length=100)
     category: str | None = Field(None, max_length=50)
@@ -54,10 +93,32 @@ class PlanCreate(In):
     freeze_days: int = Field(0, ge=0, le=366, description="freeze allowance per membership")
     auto_renew: bool = False
     active: bool = True
+    billing: Billing = Field("prepaid", description="prepaid: sold and paid once; recurring: "
+                                                    "a contract billed each period")
+    billing_period: BillingPeriod | None = Field(None, description="recurring: month, 4weeks "
+                                                                   "or year")
+    minimum_months: int | None = Field(None, ge=0, le=120, description="recurring: the minimum "
+                                                                       "term (0: none)")
+    notice_value: int | None = Field(None, ge=0, le=365)
+    notice_unit: NoticeUnit | None = None
+    renewal: Renewal | None = Field(None, description="after the minimum term: term (renews for "
+                                                      "renewal_months) or monthly")
+    renewal_months: int | None = Field(None, ge=1, le=60)
+    joining_fee: PriceIn | None = None
+    tax_rate: TaxRate | None = Field(None, description="VAT percent in the price; None: the "
+                                                       "club's default")
+    next_price: PriceIn | None = Field(None, description="a new price for running contracts")
+    next_price_from: Day | None = Field(None, description="from this day (in the future)")
 
     @model_validator(mode="after")
     def _consistent(self) -> "PlanCreate":
-        if (self.duration_days is None) == (self.duration_months is None):
+        _check_recurring("PlanCreate", self)
+        if self.billing == "recurring":
+            if self.duration_days is not None and self.duration_months is not None:
+                raise field_error("PlanCreate", "duration_days",
+                                  "give at most one of duration_days or duration_months",
+                                  self.duration_days)
+        elif (self.duration_days is None) == (self.duration_months is None):
             raise field_error("PlanCreate", "duration_days",
                               "give exactly one of duration_days or duration_months",
                               self.duration_days)
@@ -86,6 +147,17 @@ class PlanUpdate(In):
     freeze_days: int | None = Field(None, ge=0, le=366)
     auto_renew: bool | None = None
     active: bool | None = None
+    billing: Billing | None = None
+    billing_period: BillingPeriod | None = None
+    minimum_months: int | None = Field(None, ge=0, le=120)
+    notice_value: int | None = Field(None, ge=0, le=365)
+    notice_unit: NoticeUnit | None = None
+    renewal: Renewal | None = None
+    renewal_months: int | None = Field(None, ge=1, le=60)
+    joining_fee: PriceIn | None = None
+    tax_rate: TaxRate | None = None
+    next_price: PriceIn | None = None
+    next_price_from: Day | None = None
 
 
 class PlanRead(Out):
@@ -101,6 +173,17 @@ class PlanRead(Out):
     freeze_days: int
     auto_renew: bool
     active: bool
+    billing: str
+    billing_period: str | None
+    minimum_months: int | None
+    notice_value: int | None
+    notice_unit: str | None
+    renewal: str | None
+    renewal_months: int | None
+    joining_fee: Decimal | None
+    tax_rate: Decimal | None
+    next_price: Decimal | None
+    next_price_from: date | None
 
 
 class MembershipLine(In):

@@ -22,7 +22,7 @@ from app.core.events import MemberChanged, MembershipSold
 from app.core.types import money
 from app.memberships import rules
 from app.memberships.models import Freeze, Membership, Plan
-from app.memberships.schemas import MembershipLine, PlanCreate
+from app.memberships.schemas import RECURRING_TERMS, MembershipLine, PlanCreate
 
 MEMBERSHIP = "membership"
 
@@ -31,6 +31,7 @@ MEMBERSHIP = "membership"
 
 def create_plan(session: Session, *, actor: Actor, data: PlanCreate) -> Plan:
     """Add a plan to the actor's club."""
+    _refuse_past_price_change(session, club_id=actor.club_id, day=data.next_price_from)
     plan = Plan(club_id=actor.club_id, **data.model_dump())
     session.add(plan)
     session.flush()
@@ -46,6 +47,16 @@ def get_plan(session: Session, *, club_id: int, plan_id: int, for_update: bool =
 _PLAN_FIELDS = tuple(PlanCreate.model_fields)
 
 
+def _refuse_past_price_change(session: Session, *, club_id: int, day: date | None) -> None:
+    if day is None:
+        return
+    today = clubs_service.club_today_by_id(session, club_id)
+    if day <= today:
+        raise Invalid(f"A price change is announced for a day in the future (after {today}), "
+                      f"not {day}", code="price_change_not_future",
+                      details={"field": "next_price_from"})
+
+
 def update_plan(session: Session, *, actor: Actor, plan_id: int, changes: dict) -> Plan:
     """Change some of a plan's fields; memberships already sold keep their terms."""
     plan = get_plan(session, club_id=actor.club_id, plan_id=plan_id, for_update=True)
@@ -53,6 +64,10 @@ def update_plan(session: Session, *, actor: Actor, plan_id: int, changes: dict) 
     for one, other in (("duration_days", "duration_months"), ("duration_months", "duration_days")):
         if changes.get(one) is not None and other not in changes:
             changes[other] = None
+    if changes.get("billing") == "prepaid":  # a prepaid plan has no recurring terms
+        changes |= {name: None for name in RECURRING_TERMS if name not in changes}
+    if "next_price_from" in changes:
+        _refuse_past_price_change(session, club_id=actor.club_id, day=changes["next_price_from"])
     merged = {name: getattr(plan, name) for name in _PLAN_FIELDS} | changes
     try:
         values = PlanCreate.model_validate(merged)
@@ -200,6 +215,10 @@ def fulfil_membership_line(session: Session, *, actor: Actor, sale: Sale,
     if not plan.active:
         raise Invalid(f"The plan {plan.name!r} is no longer sold; choose an active plan",
                       code="plan_inactive", details={"field": "plan_id"})
+    if plan.billing == "recurring":
+        raise Invalid(f"The plan {plan.name!r} is paid by recurring dues: sell it as a contract "
+                      "(a sale line of kind \"contract\")", code="plan_recurring",
+                      details={"field": "plan_id"})
     if line_spec.price is not None and actor.role not in MANAGERS:
         raise Forbidden("Only a manager may change the price of a plan",
                         code="price_override_forbidden")
@@ -245,6 +264,63 @@ def fulfil_membership_line(session: Session, *, actor: Actor, sale: Sale,
     kind = "Renewal" if renews_id else "Membership"
     return LineValues(description=f"{kind}: {plan.name} {start.isoformat()}–{end.isoformat()}",
                       unit_price=price, item_id=membership.id)
+
+
+def open_recurring_membership(session: Session, *, actor: Actor, sale: Sale, plan_id: int,
+                              start_date: date, end_date: date, price: Decimal) -> Membership:
+    """The membership of a recurring contract sold on `sale` (app.dues): the member locked, the
+    plan active and recurring, no backdating below managers, no overlap; MembershipSold."""
+    if sale.member_id is None:
+        raise Invalid("A contract is sold to a member: give member_id", code="member_required")
+    club_id = actor.club_id
+    billing_service.require_member(session, club_id=club_id, member_id=sale.member_id,
+                                   for_update=True)  # one sale per member at a time
+    plan = get_plan(session, club_id=club_id, plan_id=plan_id)
+    if not plan.active:
+        raise Invalid(f"The plan {plan.name!r} is no longer sold; choose an active plan",
+                      code="plan_inactive", details={"field": "plan_id"})
+    if plan.billing != "recurring":
+        raise Invalid(f"The plan {plan.name!r} is prepaid: sell it as a membership, not a "
+                      "contract", code="plan_not_recurring", details={"field": "plan_id"})
+    today = clubs_service.club_today_by_id(session, club_id)
+    if start_date < today and actor.role not in MANAGERS:
+        raise Forbidden(f"A contract cannot start in the past ({start_date}); only a manager "
+                        "may backdate it", code="start_in_past")
+    _refuse_overlap(session, club_id=club_id, member_id=sale.member_id, start=start_date,
+                    end=end_date)
+    membership = Membership(club_id=club_id, member_id=sale.member_id, plan_id=plan.id,
+                            start_date=start_date, end_date=end_date, original_end_date=end_date,
+                            price=money(price), visit_limit=plan.visit_limit, visits_used=0,
+                            sale_id=sale.id)
+    session.add(membership)
+    session.flush()
+    events.publish(session, MembershipSold(club_id, sale.member_id, membership.id, sale.id,
+                                           sold_by=actor.user_id))
+    return membership
+
+
+def set_membership_end(session: Session, *, actor: Actor, membership_id: int,
+                       end_date: date) -> Membership:
+    """Move a membership's last day (a contract cancelled or renewed, app.dues): the original end
+    moves with it (freezes keep their days), a later end must not overlap; MemberChanged."""
+    membership = _locked_membership(session, club_id=actor.club_id, membership_id=membership_id)
+    if membership.cancelled_on is not None:
+        raise Conflict("The membership is cancelled", code="membership_cancelled")
+    if end_date < membership.start_date:
+        raise Invalid(f"A membership cannot end ({end_date}) before it starts "
+                      f"({membership.start_date})", code="end_before_start")
+    old_end = membership.end_date
+    if end_date == old_end:
+        return membership
+    if end_date > old_end:
+        _refuse_overlap(session, club_id=actor.club_id, member_id=membership.member_id,
+                        start=old_end + timedelta(days=1), end=end_date,
+                        exclude=[membership.id])
+    membership.original_end_date += end_date - old_end
+    membership.end_date = end_date
+    session.flush()
+    events.publish(session, MemberChanged(actor.club_id, membership.member_id))
+    return membership
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """Outgoing channels behind one small interface: `send(message) -> Result`.
 
-- `SmtpEmail`: smtplib (plain, STARTTLS or implicit TLS; optional login), one connection per
-  message, a `List-Unsubscribe` header and a stable Message-ID per touchpoint;
+- `SmtpEmail`: `app.core.mail` (smtplib: plain, STARTTLS or implicit TLS; optional login), one
+  connection per message, a `List-Unsubscribe` header and a stable Message-ID per touchpoint;
 - `HttpSms`: an HTTP gateway called with httpx — `POST {"to", "text"}` with
   `Authorization: Bearer <token>` and an `Idempotency-Key` per touchpoint; 2xx means accepted;
 - `Recording`: keeps messages in memory (simulations and tests).
@@ -10,16 +10,14 @@ A `Result` says whether the channel accepted the message and, if not, whether tr
 help (a timeout or a 5xx may; a refused address or a 4xx will not). Call and trainer tasks are
 not channels: they are rows in the CRM, written in the dispatcher's transaction.
 """
-import smtplib
-import ssl
 from dataclasses import dataclass, field
 from email.message import EmailMessage
-from email.utils import formataddr, parseaddr
 from typing import Protocol, Self
 
 import httpx
 
 from app.core.config import Settings
+from app.core.mail import Email, Mailer
 
 
 @dataclass
@@ -48,50 +46,30 @@ class Channel(Protocol):
 
 
 class SmtpEmail:
+    """Email through `app.core.mail` (the one way the application sends email), with a
+    `List-Unsubscribe` header and a stable Message-ID per touchpoint."""
+
     def __init__(self, settings: Settings):
-        self.host, self.port = settings.smtp_host, settings.smtp_port
-        self.user, self.password = settings.smtp_user, settings.smtp_password
-        self.starttls, self.implicit_tls = settings.smtp_starttls, settings.smtp_ssl
-        self.sender = settings.smtp_from
-        self.timeout = settings.smtp_timeout
+        self.mailer = Mailer(settings)
 
     def build(self, message: Message) -> EmailMessage:
-        name, address = parseaddr(self.sender)
-        domain = address.rpartition("@")[2] or "fitclub.local"
-        email = EmailMessage()
-        email["From"] = formataddr((message.sender_name or name, address))
-        email["To"] = message.to
-        email["Subject"] = message.subject
-        email["Message-ID"] = f"<touchpoint-{message.touchpoint_id}@{domain}>"
+        return self.mailer.build(self._email(message))
+
+    @staticmethod
+    def _email(message: Message) -> Email:
+        headers = {}
         if message.unsubscribe_url:
-            email["List-Unsubscribe"] = f"<{message.unsubscribe_url}>"
-            email["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-        email.set_content(message.body)
-        return email
+            headers["List-Unsubscribe"] = f"<{message.unsubscribe_url}>"
+            headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+        return Email(to=message.to, subject=message.subject, body=message.body,
+                     message_key=f"touchpoint-{message.touchpoint_id}",
+                     sender_name=message.sender_name, headers=headers)
 
     def send(self, message: Message) -> Result:
-        email = self.build(message)
-        try:
-            if self.implicit_tls:
-                smtp = smtplib.SMTP_SSL(self.host, self.port, timeout=self.timeout,
-                                        context=ssl.create_default_context())
-            else:
-                smtp = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
-            with smtp:
-                if self.starttls and not self.implicit_tls:
-                    smtp.starttls(context=ssl.create_default_context())
-                if self.user:
-                    smtp.login(self.user, self.password or "")
-                smtp.send_message(email)
-        except smtplib.SMTPRecipientsRefused as exc:
-            return Result(False, f"recipient refused: {exc.recipients}", retryable=False)
-        except smtplib.SMTPResponseException as exc:
-            text = exc.smtp_error.decode(errors="replace") if isinstance(
-                exc.smtp_error, bytes) else str(exc.smtp_error)
-            return Result(False, f"SMTP {exc.smtp_code}: {text}", retryable=exc.smtp_code < 500)
-        except (smtplib.SMTPException, OSError) as exc:
-            return Result(False, f"SMTP: {exc.__class__.__name__}: {exc}", retryable=True)
-        return Result(True, provider_ref=email["Message-ID"])
+        sent = self.mailer.send(self._email(message))
+        if sent.ok:
+            return Result(True, provider_ref=sent.message_id)
+        return Result(False, sent.error, retryable=sent.retryable)
 
 
 class HttpSms:
