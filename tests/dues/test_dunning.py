@@ -10,6 +10,8 @@ from sqlalchemy import select
 from app.core import clock as app_clock
 from app.core.actors import Role
 from app.core.db import transaction
+from app.crm.models import Task
+from app.retention.models import TouchpointDefinition
 from app.dues import dunning, invoicing
 from app.dues.models import (
     Collection,
@@ -19,7 +21,7 @@ from app.dues.models import (
     InvoiceLine,
     Notice,
 )
-from tests.builders import Profile, World
+from tests.builders import Profile, Retention, World, local
 
 D = Decimal
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -217,3 +219,72 @@ def test_write_off_is_for_managers_and_another_club_sees_no_case(db, client, wor
     twice = client.post(f"/api/v1/dunning/{case.id}/write-off", headers=manager.headers)
     assert twice.status_code == 409 and twice.json()["error"] == "dunning_case_closed"
     assert client.get("/api/v1/dunning", headers=desk.headers).json()["total"] == 0
+
+
+# --- the retention engine's payment problem -------------------------------------------------
+
+PAYMENT_PLAYS = ("payment_failed", "payment_call", "payment_still_open")
+
+
+def test_a_payment_problem_plans_its_touchpoints_and_settling_it_stops_them(db, rw, session):
+    d = Retention.D
+    club = rw.club(holdout_share=0)
+    rw.only(club, *PAYMENT_PLAYS)
+    member = rw.member(club, "Paula")
+    rw.membership(club, member, rw.plan(club), d - timedelta(days=100))
+    invoice_id = rw.failed_dues(club, member, failed_on=d)
+    advance(db, club.id, d)
+    case = case_of(session, invoice_id)
+
+    rw.run(club, d)
+    rw.run(club, d)  # planned once
+    [(tp, key)] = rw.touchpoints(member)
+    assert (key, tp.cycle, tp.stage, tp.trigger_on, tp.due_at) == (
+        "payment_failed", f"d{case.id}", None, d, local(d, 9))
+    assert rw.dispatch(local(d, 9)).outcomes["sent"] == 1
+    [mail] = rw.channels.email.messages
+    assert mail.subject == "Paula, your payment didn't go through"
+    assert "update your payment details" in mail.body
+
+    rw.run(club, d + timedelta(days=3))
+    rw.dispatch(local(d + timedelta(days=3), 9))
+    call = session.scalar(select(Task).where(Task.member_id == int(member)))
+    assert (call.status, call.title) == ("open", "Call Paula Test: dues payment failed")
+    session.rollback()
+
+    with transaction(db.sessionmaker) as s:  # paid at the desk
+        invoicing.record_payment(s, club_id=club.id, invoice_id=invoice_id, amount=D("49.00"),
+                                 method="cash", occurred_on=d + timedelta(days=5))
+        assert dunning.close_paid_cases(s, club_id=club.id, day=d + timedelta(days=5)) == 1
+    rw.run(club, d + timedelta(days=10))
+    assert [k for _tp, k in rw.touchpoints(member)] == ["payment_failed", "payment_call"]
+    call = session.scalar(select(Task).where(Task.member_id == int(member)))
+    assert (call.status, call.outcome) == ("cancelled", "paid")
+
+
+def test_payment_touchpoints_follow_consent_and_holdout(db, rw):
+    d = Retention.D
+    club = rw.club(holdout_share=0)
+    rw.only(club, "payment_failed")
+    quiet = rw.member(club, "Quentin", email_consent=False)
+    rw.membership(club, quiet, rw.plan(club), d - timedelta(days=100))
+    rw.failed_dues(club, quiet, failed_on=d - timedelta(days=2))
+    advance(db, club.id, d)
+    rw.run(club, d)  # within the look-back window: still planned, on the day it fell due
+    [(tp, _key)] = rw.touchpoints(quiet)
+    assert tp.trigger_on == d - timedelta(days=2)
+    rw.dispatch(local(d, 9))
+    [(tp, _key)] = rw.touchpoints(quiet)
+    assert (tp.status, tp.reason) == ("skipped", "no_consent")
+
+    held = rw.club("Held Out Gym")
+    rw.only(held, "payment_failed")
+    with transaction(db.sessionmaker) as s:  # every member in the control group of this play
+        s.get(TouchpointDefinition, rw.definition(held, "payment_failed").id).holdout_share = 1.0
+    m = rw.member(held)
+    rw.membership(held, m, rw.plan(held), d - timedelta(days=100))
+    rw.failed_dues(held, m, failed_on=d)
+    advance(db, held.id, d)
+    rw.run(held, d)
+    [(tp, _key)] = rw.touchpoints(m)
+    assert tp.status == "held_out"
