@@ -11,7 +11,6 @@ from app.core import clock as app_clock
 from app.core.actors import Role
 from app.core.db import transaction
 from app.crm.models import Task
-from app.retention.models import TouchpointDefinition
 from app.dues import dunning, invoicing
 from app.dues.models import (
     Collection,
@@ -21,6 +20,7 @@ from app.dues.models import (
     InvoiceLine,
     Notice,
 )
+from app.retention.models import TouchpointDefinition
 from tests.builders import Profile, Retention, World, local
 
 D = Decimal
