@@ -31,6 +31,7 @@ from app.dues import dunning, invoicing, terms
 from app.dues.models import DeskCloseout, DuesPayment, Invoice
 
 DESK_METHODS = ("cash", "card_terminal", "transfer")
+MAX_DAYS_BACK = 366
 SALE_METHODS = {"cash": "cash", "card": "card_terminal", "transfer": "transfer"}
 """How a desk sale's payment method (billing) is counted in a close-out."""
 
@@ -126,6 +127,9 @@ def _check_day(session: Session, actor: Actor, business_day: date | None) -> dat
     if day > today:
         raise Invalid("A business day in the future cannot be closed", code="invalid_date",
                       details={"field": "business_day"})
+    if day < today - timedelta(days=MAX_DAYS_BACK):
+        raise Invalid(f"A business day more than {MAX_DAYS_BACK} days ago cannot be closed",
+                      code="invalid_date", details={"field": "business_day"})
     return day
 
 

@@ -124,6 +124,9 @@ def test_close_out_input_is_checked_and_another_club_sees_none(shop, world):
     tomorrow = (clock.today(BERLIN) + timedelta(days=1)).isoformat()
     assert _close(shop, business_day=tomorrow, opening_float="0",
                   counted_cash="0").status_code == 422
+    assert _close(shop, business_day="0001-01-01", opening_float="0",
+                  counted_cash="0").status_code == 422
+    assert _preview(shop, business_day="1999-12-31").status_code == 422
     assert _close(shop, opening_float="-1", counted_cash="0").status_code == 422
     assert _close(shop, opening_float="0").status_code == 422
     assert _preview(shop, desk="a/b").status_code == 422
