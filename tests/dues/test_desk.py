@@ -1,12 +1,17 @@
 """Paying invoices at the desk (part payments, too much, twice) and each desk's daily close-out."""
+import threading
 from datetime import timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
+import pytest
 from sqlalchemy import func, select
 
 from app.core import clock
-from app.core.actors import Role
+from app.core.actors import Actor, Role
+from app.core.db import transaction
+from app.core.errors import Conflict
+from app.dues import desk as desk_service
 from app.dues.models import DeskCloseout, DuesPayment
 
 D = Decimal
@@ -136,3 +141,32 @@ def test_close_out_input_is_checked_and_another_club_sees_none(shop, world):
     assert _preview(shop, stranger, desk="front").json()["closed"] is None
     trainer = world.staff(shop.club, Role.trainer)
     assert _preview(shop, trainer).status_code == 403
+
+
+@pytest.mark.postgres_only
+def test_two_desks_paying_the_whole_invoice_at_once_take_the_money_once(db, shop, session):
+    """The invoice row is locked while its open amount is read: the second payment waits and
+    then finds the invoice paid."""
+    invoice_id = _invoice(shop)
+    actors = [Actor(user_id=s.user_id, name="desk", club_id=shop.club.id, role=Role.front_desk)
+              for s in (shop.desk, shop.manager)]
+    barrier, outcomes = threading.Barrier(2), []
+
+    def pay(actor, desk):
+        try:
+            with transaction(db.sessionmaker) as s:
+                barrier.wait()
+                desk_service.pay_invoice(s, actor=actor, invoice_id=invoice_id,
+                                         amount=D("49.00"), method="cash", desk=desk)
+            outcomes.append("paid")
+        except Conflict as error:
+            outcomes.append(error.code)
+
+    threads = [threading.Thread(target=pay, args=(a, d)) for a, d in zip(actors, ("a", "b"))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(outcomes) == ["invoice_paid", "paid"]
+    assert session.scalar(select(func.sum(DuesPayment.amount)).where(
+        DuesPayment.invoice_id == invoice_id, DuesPayment.desk.is_not(None))) == D("49.00")
