@@ -1,11 +1,12 @@
 """Failed payments: a returned debit opens a case that retries, reminds, charges a fee, refuses
 entry, and closes when the money comes in at the desk."""
+import threading
 from datetime import date, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from app.core import clock as app_clock
 from app.core.actors import Role
@@ -288,3 +289,35 @@ def test_payment_touchpoints_follow_consent_and_holdout(db, rw):
     rw.run(held, d)
     [(tp, _key)] = rw.touchpoints(m)
     assert tp.status == "held_out"
+
+
+def test_two_runs_at_once_take_each_step_once(db, world, gym, session):
+    club = world.club()
+    m = gym.member(club)
+    f = today() - timedelta(days=20)
+    invoice_id = gym.failed_dues(club, m, failed_on=f, **SEQUENCE)
+    barrier, errors = threading.Barrier(2), []
+
+    def run():
+        try:
+            barrier.wait()
+            advance(db, club.id, f + timedelta(days=15))
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    case = case_of(session, invoice_id)
+    assert (case.retries, case.reminders, case.fee_charged) == (1, 3, True)
+    assert case.blocks_entry_from == f + timedelta(days=15)
+    assert sorted(steps(session, case.id)) == [
+        ("block", 1), ("failed", 1), ("fee", 1), ("reminder", 1), ("reminder", 2),
+        ("reminder", 3), ("retry", 1)]
+    assert session.scalar(select(func.count()).select_from(Collection).where(
+        Collection.invoice_id == invoice_id)) == 2
+    assert session.scalar(select(func.count()).select_from(Notice).where(
+        Notice.club_id == club.id, Notice.kind == "reminder")) == 3
