@@ -121,8 +121,7 @@ class Decision:
     visit_id: int | None = None
     access_event_id: int | None = None
     replayed: bool = False
-    payment_problem: dict | None = None
-    """At the desk: the member's unpaid dues (`dues.dunning.payment_problem`), else None."""
+    payment_problem: dict | None = None  # at the desk: `dues.dunning.payment_problem`
 
 
 # --- prebuilt statements (compiled once, cached by SQLAlchemy) ----------------------------------
