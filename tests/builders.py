@@ -282,6 +282,51 @@ class World:
             s.flush()
             return freeze.id
 
+    def failed_dues(self, club, member: int, *, failed_on: date, amount: str = "49.00",
+                    method: str = "sepa", status: str = "returned", **settings) -> int:
+        """An invoice of `amount` for the member (who pays for themselves) whose collection
+        failed (card) or was returned (SEPA) on `failed_on`, as the collectors leave it: the
+        debit's money in and the return's out for SEPA. `settings` are the club's
+        `DuesSettings` (dunning sequence). Returns the invoice id."""
+        from app.dues import invoicing
+        from app.dues.models import Collection, DuesSettings, Payer
+
+        club_id = _id(club)
+        with transaction(self.db.sessionmaker) as s:
+            if settings:
+                row = s.scalars(select(DuesSettings).where(DuesSettings.club_id == club_id)).first()
+                if row is None:
+                    row = DuesSettings(club_id=club_id)
+                    s.add(row)
+                for key, value in settings.items():
+                    setattr(row, key, value)
+                s.flush()
+            member_row = s.get(Member, int(member))
+            payer = Payer(club_id=club_id, member_id=int(member), name=member_row.first_name,
+                          email=member_row.email or f"payer{int(member)}@example.test")
+            s.add(payer)
+            s.flush()
+            due = failed_on - timedelta(days=2)
+            invoice = invoicing.issue_invoice(
+                s, club_id=club_id, payer_id=payer.id, issued_on=due - timedelta(days=5),
+                due_on=due, method=method, lines=[invoicing.LineIn(
+                    charge_key=f"dues:test:{int(member)}:{due.isoformat()}", kind="dues",
+                    description="Monthly dues", gross=Decimal(amount), member_id=int(member))])
+            collection = Collection(club_id=club_id, invoice_id=invoice.id, payer_id=payer.id,
+                                    attempt=1, method=method, amount=Decimal(amount), due_on=due,
+                                    status=status, failed_on=failed_on,
+                                    failure_code="AM04" if method == "sepa" else "card_declined")
+            s.add(collection)
+            s.flush()
+            if status == "returned":
+                invoicing.record_payment(s, club_id=club_id, invoice_id=invoice.id,
+                                         amount=Decimal(amount), method="sepa", occurred_on=due,
+                                         collection_id=collection.id)
+                invoicing.record_payment(s, club_id=club_id, invoice_id=invoice.id,
+                                         amount=-Decimal(amount), method="sepa", kind="return",
+                                         occurred_on=failed_on, collection_id=collection.id)
+            return invoice.id
+
     def visits(self, club, member: int, days, hour: int = 18,
                membership: int | None = None) -> None:
         """Visits on these days (at `hour`, Berlin) or at these instants."""

@@ -38,7 +38,8 @@ def _answer(decision: service.Decision, response: Response) -> dict:
               if decision.member_id is not None else None)
     return {"allow": decision.allow, "reason": decision.reason, "message": decision.message,
             "member": member, "visit_id": decision.visit_id,
-            "access_event_id": decision.access_event_id}
+            "access_event_id": decision.access_event_id,
+            "payment_problem": decision.payment_problem}
 
 
 def _device_answer(decision: service.Decision) -> Response:

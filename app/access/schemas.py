@@ -59,8 +59,19 @@ class DecisionRead(BaseModel):
     visit_id: int | None
 
 
+class PaymentProblem(BaseModel):
+    """The member's unpaid dues as the desk sees them at check-in."""
+
+    owed: str
+    since: str
+    reminders: int
+    blocked: bool
+    text: str
+
+
 class DeskDecisionRead(DecisionRead):
     access_event_id: int
+    payment_problem: PaymentProblem | None = None
 
 
 class AccessEventRead(Out):

@@ -7,8 +7,9 @@ prebuilt statements:
 
 1. resolve club settings + card + member, and the device row when a device calls (one SELECT);
 2. the membership that counts on the club-local day, its plan's hours and freeze, the last
-   entry inside the anti-passback window and, if the club blocks on debt, the member's debt
-   (one SELECT; skipped when there is no member);
+   entry inside the anti-passback window, whether an open dunning case refuses entry
+   (`payment_overdue`: a correlated EXISTS on the member's index) and, if the club blocks on
+   debt, the member's debt (one SELECT; skipped when there is no member);
 3. record the attempt: `INSERT ... ON CONFLICT (club_id, dedup_key) DO NOTHING RETURNING id`;
    on conflict the stored answer is read back and returned instead (nothing else is written);
 4. for a granted entry: the guarded `UPDATE memberships SET visits_used = visits_used + 1`
@@ -35,7 +36,7 @@ next event; at most once a minute per device and process it adds a guarded
 import hmac
 import logging
 import time as _clock
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from enum import StrEnum
@@ -74,6 +75,8 @@ from app.core.events import VisitGranted
 from app.core.schemas import Page
 from app.core.security import digest
 from app.core.sql import local_day_start
+from app.dues import dunning
+from app.dues.models import DunningCase
 from app.members import service as members_service
 from app.members.models import Card, Member
 from app.memberships.models import Freeze, Membership, Plan
@@ -100,6 +103,7 @@ class Reason(StrEnum):
     visit_limit_reached = "visit_limit_reached"
     anti_passback = "anti_passback"
     debt = "debt"
+    payment_overdue = "payment_overdue"
     override = "override"
     device_granted = "device_granted"
     device_refused = "device_refused"
@@ -117,6 +121,7 @@ class Decision:
     visit_id: int | None = None
     access_event_id: int | None = None
     replayed: bool = False
+    payment_problem: dict | None = None  # at the desk: `dues.dunning.payment_problem`
 
 
 # --- prebuilt statements (compiled once, cached by SQLAlchemy) ----------------------------------
@@ -124,6 +129,7 @@ class Decision:
 _clubs, _cards, _members = Club.__table__, Card.__table__, Member.__table__
 _ms, _plans, _freezes = Membership.__table__, Plan.__table__, Freeze.__table__
 _events, _visits, _devices = AccessEvent.__table__, Visit.__table__, Device.__table__
+_dunning = DunningCase.__table__
 
 _DEVICE_COLUMNS = (_devices.c.direction.label("device_direction"),
                    _devices.c.active.label("device_active"),
@@ -196,8 +202,13 @@ def _membership_statement(with_debt: bool, member=None):
                _visits.c.occurred_at <= bindparam("at"))
         .scalar_subquery()
     )
+    # an open dunning case whose entry block has begun (ix_dues_dunning_member)
+    overdue = exists(select(_dunning.c.id).where(
+        _dunning.c.member_id == member, _dunning.c.club_id == bindparam("club_id"),
+        _dunning.c.closed_on.is_(None), _dunning.c.blocks_entry_from <= day))
     columns = [c.id, c.start_date, c.end_date, c.cancelled_on, c.visit_limit, c.visits_used,
-               c.access_start, c.access_end, c.frozen_until, c.rank, last_entry.label("last_entry")]
+               c.access_start, c.access_end, c.frozen_until, c.rank, last_entry.label("last_entry"),
+               overdue.label("overdue")]
     if with_debt:
         columns.append(billing_service.debt_expression(bindparam("club_id"), member)
                        .label("debt"))
@@ -630,6 +641,8 @@ def _judge(m, settings: ClubSettings, day: date, local: datetime, zone: ZoneInfo
             return (False, Reason.membership_cancelled,
                     f"Membership cancelled on {_day(m.cancelled_on, day)}")
         return False, Reason.membership_expired, f"Membership expired on {_day(m.end_date, day)}"
+    if m.overdue:
+        return False, Reason.payment_overdue, "Please see the front desk about your payment"
     if settings.block_on_debt and Decimal(str(m.debt)) > Decimal("0.005"):
         return False, Reason.debt, "Please settle your balance at the front desk"
     hours = _outside_hours(m.access_start, m.access_end, local.time())
@@ -700,10 +713,14 @@ def desk_check_in(session: Session, *, actor: Actor, member_id: int,
     if override_reason is not None and actor.role not in MANAGERS:
         raise Forbidden("Only a manager or owner can let a member in despite a denial",
                         code="override_forbidden")
-    return check_in(
+    decision = check_in(
         session, club_id=actor.club_id, occurred_at=clock.now(), member_id=member_id,
         dedup_key=f"desk:{actor.user_id}:{idempotency_key}" if idempotency_key else None,
         source="desk", direction="in", staff_id=actor.user_id, override_reason=override_reason)
+    problem = dunning.payment_problem(
+        session, club_id=actor.club_id, member_id=member_id,
+        today=clubs_service.club_today_by_id(session, actor.club_id))
+    return replace(decision, payment_problem=problem) if problem else decision
 
 
 # --- the logs --------------------------------------------------------------------------------

@@ -36,6 +36,7 @@ from app.core.db import transaction
 from app.core.sql import local_at, local_date
 from app.core.types import BigId, UTCDateTime
 from app.crm.models import Interaction, Task
+from app.dues.models import DunningCase
 from app.members.models import Member
 from app.memberships.models import Membership, Plan
 from app.retention import templates, unsubscribe
@@ -257,6 +258,8 @@ class _Facts:
     memberships: dict[int, tuple[Membership, str]]
     cap_used: Counter = field(default_factory=Counter)
     clubs: dict = field(default_factory=dict)
+    settled: set[int] = field(default_factory=set)
+    """Touchpoints (stop `payment_settled`) whose member has no open dunning case now."""
 
     def club(self, club: Club):
         if club.id not in self.clubs:
@@ -290,7 +293,13 @@ def _facts(session: Session, items: list[_Item], now: datetime) -> _Facts:
                 select(Membership, Plan.name).join(Plan, Plan.id == Membership.plan_id)
                 .where(Membership.id.in_(membership_ids))):
             memberships[m.id] = (m, plan_name)
-    return _Facts(renewed, visited, sent, memberships)
+    about_payment = {i.tp.member_id for i in items
+                     if i.definition.stop_condition == StopCondition.payment_settled}
+    owing = set(session.scalars(select(DunningCase.member_id).where(
+        DunningCase.member_id.in_(about_payment), DunningCase.closed_on.is_(None)))) \
+        if about_payment else set()
+    settled = {i.tp.id for i in items if i.tp.member_id in about_payment - owing}
+    return _Facts(renewed, visited, sent, memberships, settled=settled)
 
 
 def _decide(session: Session, item: _Item, facts: _Facts, *, now: datetime, channels: Channels,
@@ -303,6 +312,8 @@ def _decide(session: Session, item: _Item, facts: _Facts, *, now: datetime, chan
         return _Decision("cancel", "renewed")
     if x.stop_condition == StopCondition.visited_since_scheduled and tp.id in facts.visited:
         return _Decision("cancel", "visited")
+    if x.stop_condition == StopCondition.payment_settled and tp.id in facts.settled:
+        return _Decision("cancel", "settled")
     if tp.stage is not None and (item.stage is None or item.stage.stage != tp.stage
                                  or item.stage.cycle != tp.cycle):
         return _Decision("cancel", "stage_left")

@@ -36,6 +36,8 @@ class Trigger(StrEnum):
     no_visit_days = "no_visit_days"  # days = N days in the stage without any visit
     birthday = "birthday"
     visits_below_by_day = "visits_below_by_day"  # fewer than `visits` visits by stage day `days`
+    payment_problem = "payment_problem"  # days = N days after the member's dues payment failed
+    # (an open dunning case, `dues_dunning_cases`; any stage unless one is chosen)
 
 
 class Channel(StrEnum):
@@ -53,6 +55,7 @@ class StopCondition(StrEnum):
     none = "none"
     visited_since_scheduled = "visited_since_scheduled"
     renewed = "renewed"
+    payment_settled = "payment_settled"  # the member has no open dunning case any more
 
 
 STAGE_TRIGGERS = (Trigger.days_after_stage_entry, Trigger.no_visit_days,
@@ -64,7 +67,8 @@ def check_definition(*, stage: str | None, trigger: str, days: int | None, visit
     """Refuse incoherent triggers and broken templates (422 with the reason)."""
     trig = Trigger(trigger)
     needs_days = trig in (Trigger.days_after_stage_entry, Trigger.days_before_end,
-                          Trigger.no_visit_days, Trigger.visits_below_by_day)
+                          Trigger.no_visit_days, Trigger.visits_below_by_day,
+                          Trigger.payment_problem)
     needs_visits = trig in (Trigger.visit_milestone, Trigger.visits_below_by_day)
     if needs_days and days is None:
         raise Invalid(f"Trigger {trig.value} needs 'days'", code="invalid_trigger",
@@ -209,6 +213,24 @@ DEFAULT_PLAYBOOK: tuple[Play, ...] = (
          "{{ member.first_name }}, your {{ club.name }} membership ends tomorrow. Renew at the "
          "desk to keep access.",
          days=1, stop=StopCondition.renewed, priority=90),
+    # a payment problem: the member's dues could not be collected (a dunning case is open)
+    Play("payment_failed", "Payment failed: update your details", None,
+         Trigger.payment_problem, Channel.email,
+         "{{ member.first_name }}, your payment didn't go through",
+         "Hello {{ member.first_name }},\n\nyour last membership payment to {{ club.name }} "
+         "didn't go through. Please update your payment details or pay at the desk on your "
+         "next visit - it only takes a minute." + _SIGN,
+         days=0, stop=StopCondition.payment_settled, priority=88),
+    Play("payment_call", "Payment problem: call (day 3)", None, Trigger.payment_problem,
+         Channel.call_task, "Call {{ member.name }}: dues payment failed",
+         "{{ member.first_name }}'s dues could not be collected. Call kindly, offer to take the "
+         "payment at the desk or to update the bank or card details.",
+         days=3, stop=StopCondition.payment_settled, priority=80),
+    Play("payment_still_open", "Payment still open (day 10)", None, Trigger.payment_problem,
+         Channel.email, "{{ member.first_name }}, your payment is still open",
+         "Hello {{ member.first_name }},\n\nyour membership payment is still open. Settle it "
+         "at the desk or update your payment details, so your access keeps working." + _SIGN,
+         days=10, stop=StopCondition.payment_settled, priority=85),
     # lapsed / lost: win back
     Play("winback", "Win-back message (day 3)", Stage.lapsed, Trigger.days_after_stage_entry,
          Channel.email, "Come back to {{ club.name }}, {{ member.first_name }}",

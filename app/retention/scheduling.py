@@ -32,6 +32,7 @@ from app.core.sql import (
 )
 from app.core.types import BigId, UTCDateTime
 from app.crm.models import Interaction, Task
+from app.dues.models import DunningCase
 from app.members.models import Member
 from app.memberships.models import Membership
 from app.retention.models import (
@@ -344,6 +345,38 @@ def _birthday_candidates(session, club_id, defs, d: date) -> list[Candidate]:
     return out
 
 
+@lru_cache(maxsize=1)
+def _payment_problem_statement():
+    return (select(DunningCase.id, DunningCase.member_id, DunningCase.opened_on,
+                   MemberStage.stage, MemberStage.membership_id)
+            .join(Member, Member.id == DunningCase.member_id)
+            .outerjoin(MemberStage, MemberStage.member_id == DunningCase.member_id)
+            .where(DunningCase.club_id == bindparam("cid", type_=BigId),
+                   DunningCase.closed_on.is_(None), Member.erased_at.is_(None),
+                   DunningCase.opened_on > bindparam("lo", type_=Date()),
+                   DunningCase.opened_on <= bindparam("hi", type_=Date())))
+
+
+def _payment_problem_candidates(session, club_id, defs, d: date) -> list[Candidate]:
+    """payment_problem: T = the day the member's dues payment failed (the dunning case opened)
+    + days, while the case is open. One cycle per case ("d<case id>"), and no stage of its own:
+    leaving a lifecycle stage does not cancel it, settling the payment does."""
+    if not defs:
+        return []
+    lb = LOOKBACK_DAYS
+    longest, shortest = max(x.days for x in defs), min(x.days for x in defs)
+    rows = session.execute(_payment_problem_statement(), {
+        "cid": club_id, "lo": d - timedelta(days=lb + longest),
+        "hi": d - timedelta(days=shortest)}).all()
+    out = []
+    for x in defs:
+        for r in rows:
+            t = r.opened_on + timedelta(days=x.days)
+            if d - timedelta(days=lb) < t <= d and (x.stage is None or r.stage == x.stage):
+                out.append(Candidate(x, r.member_id, f"d{r.id}", None, r.membership_id, t))
+    return out
+
+
 def _leap(year: int) -> bool:
     return year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
 
@@ -420,7 +453,9 @@ def plan(session: Session, *, club_id: int, settings: ClubSettings, zone: ZoneIn
                                 + by_trigger[Trigger.visits_below_by_day], as_of, zone)
         + _before_end_candidates(session, club_id, by_trigger[Trigger.days_before_end], as_of)
         + _birthday_candidates(session, club_id, by_trigger[Trigger.birthday], as_of)
-        + _milestone_candidates(session, by_trigger[Trigger.visit_milestone], as_of, counted))
+        + _milestone_candidates(session, by_trigger[Trigger.visit_milestone], as_of, counted)
+        + _payment_problem_candidates(session, club_id, by_trigger[Trigger.payment_problem],
+                                      as_of))
     result.candidates = len(candidates)
     if not candidates:
         return result
@@ -496,7 +531,19 @@ def _cancel_statements() -> dict:
                                                ms.c.stage == st.c.stage,
                                                ms.c.cycle == st.c.cycle))
     off = select(td.c.id).where(td.c.club_id == club_id, td.c.enabled.is_(False))
+    dc = DunningCase.__table__
+    settled = ~exists(select(dc.c.id).where(dc.c.member_id == st.c.member_id,
+                                            dc.c.closed_on.is_(None)))
     return {
+        "settled": st.update().where(
+            pending, st.c.definition_id.in_(defs_with(StopCondition.payment_settled)), settled)
+                   .values(status="cancelled", reason="settled", updated_at=now),
+        "settled_tasks": tk.update().where(
+            tk.c.club_id == club_id, tk.c.status == "open",
+            tk.c.touchpoint_id.in_(select(st.c.id).where(
+                st.c.club_id == club_id,
+                st.c.definition_id.in_(defs_with(StopCondition.payment_settled)), settled)))
+                         .values(status="cancelled", outcome="paid", updated_at=now),
         "renewed": st.update().where(pending,
                                      st.c.definition_id.in_(defs_with(StopCondition.renewed)),
                                      renewed)
@@ -521,7 +568,8 @@ def cancel_obsolete(session: Session, *, club_id: int, now: datetime, today: dat
                     definitions: list[TouchpointDefinition] | None = None) -> dict[str, int]:
     """Cancel pending touchpoints whose stop condition holds or whose stage has passed.
 
-    renewed → the member has a later membership; visited → a visit after planning; stage_left →
+    renewed → the member has a later membership; visited → a visit after planning; settled →
+    the member has no open dunning case (its open call tasks close too); stage_left →
     the member is no longer in the stage (and cycle) the touchpoint was planned for; disabled →
     the definition was switched off. Open tasks of renewal plays whose member renewed are
     cancelled too.
@@ -529,9 +577,12 @@ def cancel_obsolete(session: Session, *, club_id: int, now: datetime, today: dat
     sql = _cancel_statements()
     params = {"cid": club_id, "now": now, "today": today}
     # with the club's definitions at hand, a statement that cannot match is not run
-    needed = {"renewed", "renewal_tasks", "visited", "stage_left", "disabled"}
+    needed = {"renewed", "renewal_tasks", "visited", "stage_left", "disabled", "settled",
+              "settled_tasks"}
     if definitions is not None:
         stops = {x.stop_condition for x in definitions}
+        if StopCondition.payment_settled not in stops:
+            needed -= {"settled", "settled_tasks"}
         if StopCondition.renewed not in stops:
             needed -= {"renewed", "renewal_tasks"}
         if StopCondition.visited_since_scheduled not in stops:
@@ -539,8 +590,9 @@ def cancel_obsolete(session: Session, *, club_id: int, now: datetime, today: dat
         if all(x.enabled for x in definitions):
             needed.discard("disabled")
     counts = {}
-    for name in ("renewed", "renewal_tasks", "visited", "stage_left", "disabled"):
+    for name in ("renewed", "renewal_tasks", "settled", "settled_tasks", "visited",
+                 "stage_left", "disabled"):
         n = session.execute(sql[name], params).rowcount if name in needed else 0
-        if name != "renewal_tasks":
+        if name not in ("renewal_tasks", "settled_tasks"):
             counts[name] = n
     return counts

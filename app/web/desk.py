@@ -21,6 +21,7 @@ from app.core.types import MAX_ID
 from app.crm import leads as leads_service
 from app.crm import service as crm_service
 from app.crm.schemas import InteractionCreate, InteractionKind
+from app.dues import dunning
 from app.inventory import service as inventory_service
 from app.inventory.schemas import ProductLine
 from app.members import service as members_service
@@ -159,9 +160,12 @@ def member_card(request: Request, session: PageSession, actor: DeskPage, member_
     timeline, _ = crm_service.timeline(session, club_id=club_id, member_id=member_id, limit=20)
     stage = retention_service.member_retention(session, club_id=club_id,
                                                member_id=member_id)["stage"]
+    badges = membership_badges(detail["membership"], balance.debt, club.currency)
+    problem = dunning.payment_problem(session, club_id=club_id, member_id=member_id, today=today)
+    if problem:  # "owes 49.00 since 3 March, 2nd reminder sent"
+        badges.append({"kind": "debt", "text": "O" + problem["text"][1:]})
     return render(request, "member.html", {
-        "title": detail["name"], "m": detail,
-        "badges": membership_badges(detail["membership"], balance.debt, club.currency),
+        "title": detail["name"], "m": detail, "badges": badges, "payment_problem": problem,
         "balance": balance, "memberships": memberships, "current": current, "plans": plans,
         "products": [p for p in products if p.on_hand > 0],
         "packages": pt_packages.member_packages(session, club_id=club_id, member_id=member_id),

@@ -88,6 +88,7 @@ REASON_TITLES = {
     "membership_frozen": "Membership frozen", "membership_cancelled": "Membership cancelled",
     "outside_access_hours": "Outside the plan's hours", "visit_limit_reached": "No visits left",
     "anti_passback": "Already checked in", "debt": "Unpaid balance",
+    "payment_overdue": "Payment overdue",
 }
 
 STAGE_LABELS = {"prospect": "prospect", "onboarding": "onboarding", "establishing": "establishing",
