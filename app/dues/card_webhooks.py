@@ -39,7 +39,7 @@ def _signed_at(header: str) -> datetime:
         name, _, value = item.strip().partition("=")
         if name == "t" and value.isdigit():
             return datetime.fromtimestamp(int(value), UTC)
-    raise Invalid("The Stripe-Signature header carries no timestamp", code="bad_signature")
+    raise Invalid("The Stripe-Signature header carries no timestamp", code="bad_signature", status_code=400)
 
 
 def verify(payload: bytes, signature: str | None, secret: str) -> dict:
@@ -48,13 +48,13 @@ def verify(payload: bytes, signature: str | None, secret: str) -> dict:
         stripe.Webhook.construct_event(payload, signature, secret, tolerance=None)
     except (stripe.SignatureVerificationError, ValueError, UnicodeDecodeError) as error:
         raise Invalid("The webhook's signature does not match this club's endpoint secret",
-                      code="bad_signature") from error
+                      code="bad_signature", status_code=400) from error
     if _signed_at(signature or "") < clock.now() - TOLERANCE:
         raise Invalid("The webhook's signature is older than five minutes (a replay?)",
-                      code="stale_signature")
+                      code="stale_signature", status_code=400)
     event = json.loads(payload)
     if not isinstance(event, dict) or not event.get("id") or not event.get("type"):
-        raise Invalid("The webhook carries no event", code="invalid_event")
+        raise Invalid("The webhook carries no event", code="invalid_event", status_code=400)
     return event
 
 

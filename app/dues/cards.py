@@ -18,7 +18,7 @@
 """
 import io
 import logging
-from collections.abc import Callable
+from contextlib import nullcontext
 from datetime import date
 
 import segno
@@ -230,7 +230,7 @@ def idempotency_key(collection: Collection) -> str:
 
 
 def _charge_one(session: Session, *, collection_id: int, day: date,
-                provider: Callable[[], CardProvider]) -> bool:
+                provider: CardProvider) -> bool:
     """Claim one planned collection and charge it; False when it was not ours to charge."""
     claimed = session.execute(
         update(Collection)
@@ -253,7 +253,7 @@ def _charge_one(session: Session, *, collection_id: int, day: date,
                      result=ChargeResult(status="failed", ref=None, failure_code="no_card",
                                          failure_reason=why))
         return True
-    result = provider().charge(
+    result = provider.charge(
         customer_ref=card.customer_ref or "", method_ref=card.method_ref,
         amount=collection.amount, currency=invoice.currency,
         idempotency_key=idempotency_key(collection),
@@ -272,51 +272,28 @@ def charge_due_cards(session_or_factory: Session | sessionmaker, *, club_id: int
     Given a sessionmaker, each collection is its own transaction (the scheduler's way); given a
     session, each is a savepoint in it (a request's way). A provider that cannot be reached
     leaves its collection planned for the next run; when it fails before anything was charged,
-    the error is raised."""
-    if isinstance(session_or_factory, sessionmaker):
-        with transaction(session_or_factory) as session:
-            ids = _due_ids(session, club_id=club_id, day=day)
-            if not ids:
-                return 0
-            provider_for(session, club_id=club_id, settings=settings)  # configured at all?
-
-        def run(collection_id: int, charge: Callable[[], CardProvider]) -> bool:
-            with transaction(session_or_factory) as session:
-                return _charge_one(session, collection_id=collection_id, day=day,
-                                   provider=charge)
-    else:
-        session = session_or_factory
+    the error is raised. A club without a Stripe key but with card collections due: 409."""
+    factory = session_or_factory if isinstance(session_or_factory, sessionmaker) else None
+    with (transaction(factory) if factory else nullcontext(session_or_factory)) as session:
         ids = _due_ids(session, club_id=club_id, day=day)
-        if not ids:
-            return 0
+        provider = provider_for(session, club_id=club_id, settings=settings) if ids else None
 
-        def run(collection_id: int, charge: Callable[[], CardProvider]) -> bool:
-            with session.begin_nested():
-                return _charge_one(session, collection_id=collection_id, day=day,
-                                   provider=charge)
-    return _charge_all(session_or_factory, ids, run, club_id=club_id, settings=settings)
-
-
-def _charge_all(source, ids: list[int], run, *, club_id: int,
-                settings: Settings | None) -> int:
-    cache: list[CardProvider] = []
-
-    def provider() -> CardProvider:
-        if not cache:
-            if isinstance(source, sessionmaker):
-                with source() as session:
-                    cache.append(provider_for(session, club_id=club_id, settings=settings))
-            else:
-                cache.append(provider_for(source, club_id=club_id, settings=settings))
-        return cache[0]
+    def run(collection_id: int) -> bool:
+        if factory is not None:
+            with transaction(factory) as own:
+                return _charge_one(own, collection_id=collection_id, day=day,
+                                   provider=provider)
+        with session_or_factory.begin_nested():
+            return _charge_one(session_or_factory, collection_id=collection_id, day=day,
+                               provider=provider)
 
     charged = 0
     for collection_id in ids:
         try:
-            charged += run(collection_id, provider)
+            charged += run(collection_id)
         except ProviderUnavailable:
-            log.warning("club %s: the card provider is unavailable; %s card collection(s) "
-                        "left for the next run", club_id, len(ids) - charged)
+            log.warning("club %s: the card provider is unavailable; card collections left "
+                        "for the next run", club_id)
             if not charged:
                 raise
             break
