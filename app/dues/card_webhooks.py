@@ -34,27 +34,42 @@ TOLERANCE = timedelta(minutes=5)
 PROVIDER = "stripe"
 
 
+MAX_UNIX = 2**31 - 1
+
+
 def _signed_at(header: str) -> datetime:
     for item in header.split(","):
         name, _, value = item.strip().partition("=")
-        if name == "t" and value.isdigit():
+        if name == "t" and value.isdigit() and int(value) <= MAX_UNIX:
             return datetime.fromtimestamp(int(value), UTC)
-    raise Invalid("The Stripe-Signature header carries no timestamp", code="bad_signature", status_code=400)
+    raise Invalid("The Stripe-Signature header carries no usable timestamp",
+                  code="bad_signature", status_code=400)
 
 
 def verify(payload: bytes, signature: str | None, secret: str) -> dict:
     """The event in a delivery whose signature is good and fresh; 400 otherwise."""
     try:
-        stripe.Webhook.construct_event(payload, signature, secret, tolerance=None)
-    except (stripe.SignatureVerificationError, ValueError, UnicodeDecodeError) as error:
+        stripe.WebhookSignature.verify_header(payload, signature, secret, tolerance=None)
+    except (stripe.SignatureVerificationError, ValueError) as error:
         raise Invalid("The webhook's signature does not match this club's endpoint secret",
                       code="bad_signature", status_code=400) from error
     if _signed_at(signature or "") < clock.now() - TOLERANCE:
         raise Invalid("The webhook's signature is older than five minutes (a replay?)",
                       code="stale_signature", status_code=400)
-    event = json.loads(payload)
-    if not isinstance(event, dict) or not event.get("id") or not event.get("type"):
-        raise Invalid("The webhook carries no event", code="invalid_event", status_code=400)
+    try:
+        event = json.loads(payload)
+    except ValueError:
+        event = None
+    if not isinstance(event, dict) or not isinstance(event.get("id"), str) \
+            or not 0 < len(event["id"]) <= 100 or not isinstance(event.get("type"), str):
+        raise Invalid("The webhook carries no Stripe event", code="invalid_event",
+                      status_code=400)
+    created = event.get("created")
+    if not isinstance(created, int) or isinstance(created, bool) or not 0 < created <= MAX_UNIX:
+        event["created"] = None
+    data = event.get("data")
+    obj = data.get("object") if isinstance(data, dict) else None
+    event["data"] = {"object": obj if isinstance(obj, dict) else {}}
     return event
 
 
@@ -62,14 +77,12 @@ def _remember(session: Session, *, club_id: int, event: dict) -> bool:
     """Keep the event once; False when it was received before."""
     known = session.scalar(select(ProviderEvent.id).where(
         ProviderEvent.club_id == club_id, ProviderEvent.provider == PROVIDER,
-        ProviderEvent.event_id == str(event["id"])))
+        ProviderEvent.event_id == event["id"]))
     if known is not None:
         return False
     created = event.get("created")
-    row = ProviderEvent(club_id=club_id, provider=PROVIDER, event_id=str(event["id"])[:100],
-                        type=str(event["type"])[:60],
-                        created=created if isinstance(created, int) else None,
-                        received_at=clock.now())
+    row = ProviderEvent(club_id=club_id, provider=PROVIDER, event_id=event["id"],
+                        type=event["type"][:60], created=created, received_at=clock.now())
     try:
         with session.begin_nested():
             session.add(row)
@@ -91,10 +104,10 @@ def handle_stripe_webhook(session: Session, *, club_id: int, payload: bytes,
     event = verify(payload, signature, secret)
     if not _remember(session, club_id=club_id, event=event):
         return "duplicate"
-    created = event.get("created")
-    at = datetime.fromtimestamp(created, UTC) if isinstance(created, int) else clock.now()
+    created = event["created"]
+    at = datetime.fromtimestamp(created, UTC) if created is not None else clock.now()
     day = clubs_service.club_today(club, at)
-    obj = (event.get("data") or {}).get("object") or {}
+    obj = event["data"]["object"]
     kind = event["type"]
     if kind == "checkout.session.completed":
         if obj.get("mode") != "setup" or not obj.get("id"):
@@ -125,7 +138,8 @@ def _collection_for(session: Session, *, club_id: int, intent: dict) -> Collecti
         Collection.club_id == club_id, Collection.provider_ref == ref)).first()
     if found is not None:
         return found
-    wanted = str((intent.get("metadata") or {}).get("collection_id") or "")
+    metadata = intent.get("metadata")
+    wanted = str(metadata.get("collection_id") or "") if isinstance(metadata, dict) else ""
     if not wanted.isdigit() or len(wanted) > 18:
         return None
     found = session.get(Collection, int(wanted))

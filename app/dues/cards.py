@@ -9,8 +9,9 @@
 - **Charging** (`charge_due_cards`): each planned card collection due on or before the day is
   claimed (planned → pending, one guarded UPDATE, so two runs at once charge it once) and
   charged off-session under the idempotency key `fitclub-<club>-collection-<id>-attempt-<n>`:
-  a retried or re-run call gets the provider's first answer back and never charges twice. An
-  immediate success or decline is applied at once (`apply_charge`), exactly as its webhook
+  a retried or re-run call gets the provider's first answer back and never charges twice. The
+  card charged is the collection's while it is saved, else the payer's newest saved card (none:
+  the collection fails with `no_card`, for dunning). An immediate success or decline is applied at once (`apply_charge`), exactly as its webhook
   would be; the webhook repeating it changes nothing.
 - **Outcomes only move forward**: pending → failed → paid. A success is money received and
   always wins (a failure reported after it changes nothing); the payment is recorded once, under
@@ -229,6 +230,19 @@ def idempotency_key(collection: Collection) -> str:
             f"-attempt-{collection.attempt}")
 
 
+def _card_to_charge(session: Session, collection: Collection) -> StoredCard | None:
+    """The collection's card while it is saved, else the payer's newest saved card."""
+    card = session.get(StoredCard, collection.card_id) if collection.card_id else None
+    if card is not None and card.club_id == collection.club_id and card_status(card) == "saved":
+        return card
+    return session.scalars(
+        select(StoredCard)
+        .where(StoredCard.club_id == collection.club_id,
+               StoredCard.payer_id == collection.payer_id,
+               StoredCard.method_ref.is_not(None), StoredCard.removed_on.is_(None))
+        .order_by(StoredCard.id.desc()).limit(1)).first()
+
+
 def _charge_one(session: Session, *, collection_id: int, day: date,
                 provider: CardProvider) -> bool:
     """Claim one planned collection and charge it; False when it was not ours to charge."""
@@ -245,14 +259,13 @@ def _charge_one(session: Session, *, collection_id: int, day: date,
         collection.status = "cancelled"
         session.flush()
         return False
-    card = session.get(StoredCard, collection.card_id) if collection.card_id else None
-    if card is None or card.club_id != collection.club_id or card_status(card) != "saved":
-        why = ("The card was removed" if card is not None and card.removed_on
-               else "No saved card to charge")
+    card = _card_to_charge(session, collection)
+    if card is None:
         apply_charge(session, collection=collection, occurred_on=day,
                      result=ChargeResult(status="failed", ref=None, failure_code="no_card",
-                                         failure_reason=why))
+                                         failure_reason="The payer has no saved card"))
         return True
+    collection.card_id = card.id
     result = provider.charge(
         customer_ref=card.customer_ref or "", method_ref=card.method_ref,
         amount=collection.amount, currency=invoice.currency,

@@ -22,6 +22,9 @@ from app.dues.card_schemas import (
 )
 from app.dues.models import StoredCard
 
+STRIPE_DOWN = {502: {"description": "Stripe could not be reached; try again",
+                     "content": {"application/json": {
+                         "schema": {"$ref": "#/components/schemas/Error"}}}}}
 router = APIRouter(prefix="/api/v1", tags=["cards on file"])
 webhook_router = APIRouter(prefix="/api/v1", tags=["cards on file"])
 
@@ -31,7 +34,8 @@ def _read(card: StoredCard) -> CardRead:
                                        if k != "status"}, "status": cards.card_status(card)})
 
 
-@router.post("/payers/{payer_id}/cards", response_model=CardSetupRead, status_code=201)
+@router.post("/payers/{payer_id}/cards", response_model=CardSetupRead, status_code=201,
+             responses=STRIPE_DOWN)
 def start_card_setup(session: SessionDep, actor: DeskActor, settings: SettingsDep,
                      payer_id: IdPath("payer id"), body: CardSetupCreate, idem: Idempotency):
     """Open Stripe's page where the payer saves a card: emailed as a link, or shown as a QR code
@@ -53,7 +57,7 @@ def get_card(session: SessionDep, actor: DeskActor, card_id: IdPath("card id")):
 
 
 @router.get("/cards/{card_id}/qr.svg", response_class=Response,
-            responses={200: {"content": {"image/svg+xml": {}}}})
+            responses={200: {"content": {"image/svg+xml": {}}}} | STRIPE_DOWN)
 def card_qr(session: SessionDep, actor: DeskActor, settings: SettingsDep,
             card_id: IdPath("card id")):
     """The open set-up page's link as a QR code, for the payer to scan at the desk."""
@@ -68,7 +72,7 @@ def remove_card(session: SessionDep, actor: DeskActor, card_id: IdPath("card id"
     return _read(cards.remove_card(session, actor=actor, card_id=card_id))
 
 
-@router.post("/dues/cards/charge", response_model=CardsCharged)
+@router.post("/dues/cards/charge", response_model=CardsCharged, responses=STRIPE_DOWN)
 def charge_cards(session: SessionDep, actor: ManagerActor, settings: SettingsDep):
     """Charge the card collections due today now (the daily run does it too); a repeat charges
     nothing twice."""
@@ -81,7 +85,8 @@ async def _raw_body(request: Request) -> bytes:
     return await request.body()
 
 
-@webhook_router.post("/dues/stripe/webhook/{club_id}", response_model=WebhookAnswer)
+@webhook_router.post("/dues/stripe/webhook/{club_id}", response_model=WebhookAnswer,
+                     responses=STRIPE_DOWN)
 def stripe_webhook(session: SessionDep, settings: SettingsDep, club_id: IdPath("club id"),
                    payload: Annotated[bytes, Depends(_raw_body)],
                    stripe_signature: Annotated[str | None, Header()] = None):

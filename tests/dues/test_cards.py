@@ -1,5 +1,6 @@
 """Cards on file through Stripe: the real `stripe` library against a local stand-in of Stripe's
 API (tests/dues/stripe_standin.py), webhooks signed with Stripe's documented scheme."""
+import threading
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
@@ -206,6 +207,17 @@ def test_a_due_collection_is_charged_off_session_and_paid_once(cc, standin):
     assert cc.charge().json()["charged"] == 0
 
 
+def test_a_collection_without_a_card_is_charged_to_the_payers_newest_saved_card(cc, standin):
+    older, newer = cc.saved("pm_card_chargeDeclined"), cc.saved("pm_card_mastercard")
+    collection_id = cc.due(None, "20.00")
+    assert cc.charge().json()["charged"] == 1
+    row = cc.collection(collection_id)
+    assert (row.status, row.card_id) == ("paid", newer["id"]) and older["id"] != newer["id"]
+    [post] = standin.posts("/v1/payment_intents")
+    with cc.db.sessionmaker() as s:
+        assert post["params"]["payment_method"] == s.get(StoredCard, newer["id"]).method_ref
+
+
 def test_a_declined_card_fails_its_collection_with_the_decline_code(cc, standin):
     card = cc.saved("pm_card_chargeDeclinedInsufficientFunds")
     collection_id = cc.due(card["id"], "29.00", days_ago=1)
@@ -401,3 +413,47 @@ def test_a_refused_secret_key_is_a_clear_409(client, db, world, standin):
 def test_the_return_page_thanks_the_payer(client):
     page = client.get("/api/v1/dues/stripe/return/1?result=saved")
     assert page.status_code == 200 and "card is saved" in page.text
+
+
+def test_two_charge_runs_at_once_charge_each_collection_once(cc, standin, settings):
+    card = cc.saved()
+    collection_ids = [cc.due(card["id"], "12.00"), cc.due(card["id"], "13.00", days_ago=2)]
+    results, errors = [], []
+
+    def run():
+        try:
+            results.append(cards.charge_due_cards(cc.db.sessionmaker, club_id=cc.club.id,
+                                                  day=cc.today(), settings=settings))
+        except Exception as error:  # noqa: BLE001 - reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert errors == [] and sorted(results) in ([0, 2], [1, 1])
+    assert len(standin.posts("/v1/payment_intents")) == 2
+    for collection_id in collection_ids:
+        assert cc.collection(collection_id).status == "paid"
+        assert len(cc.payments(collection_id)) == 1
+
+
+def test_signed_deliveries_that_are_no_event_are_refused_and_other_types_kept_once(cc, db):
+    for body in ("[]", "not json", '{"type": "payment_intent.succeeded"}',
+                 '{"id": "' + "e" * 101 + '", "type": "x"}'):
+        answer = cc.client.post(f"/api/v1/dues/stripe/webhook/{cc.club.id}",
+                                content=body.encode(), headers={"Stripe-Signature": sign(body, WH)})
+        assert answer.status_code == 400, body
+    other = {"id": "evt_other", "object": "event", "type": "customer.updated",
+             "created": "yesterday", "data": {"object": []}}
+    for _ in range(2):
+        answer = deliver(cc.client, cc.club.id, other, WH)
+        assert answer.status_code == 200
+    assert answer.json()["outcome"] == "duplicate"
+    with db.sessionmaker() as s:
+        [kept] = s.scalars(select(ProviderEvent)).all()
+        assert (kept.event_id, kept.type, kept.created) == ("evt_other", "customer.updated", None)
+    missing = cc.client.post("/api/v1/dues/stripe/webhook/999999", content=b"{}",
+                             headers={"Stripe-Signature": sign("{}", WH)})
+    assert missing.status_code == 404
