@@ -120,6 +120,14 @@ def get_card(session: Session, *, club_id: int, card_id: int) -> StoredCard:
     return card
 
 
+def payer_cards(session: Session, *, club_id: int, payer_id: int) -> list[StoredCard]:
+    """The payer's cards, newest first (removed ones too, for history)."""
+    payer = _payer(session, club_id=club_id, payer_id=payer_id)
+    return list(session.scalars(select(StoredCard).where(
+        StoredCard.club_id == club_id, StoredCard.payer_id == payer.id)
+        .order_by(StoredCard.id.desc())))
+
+
 def card_link(session: Session, *, club_id: int, card_id: int,
               settings: Settings | None = None, provider: CardProvider | None = None) -> str:
     """The link of the card's set-up page while it is open (asked of the provider)."""

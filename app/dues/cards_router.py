@@ -51,6 +51,13 @@ def start_card_setup(session: SessionDep, actor: DeskActor, settings: SettingsDe
                     action=action)
 
 
+@router.get("/payers/{payer_id}/cards", response_model=list[CardRead])
+def payer_cards(session: SessionDep, actor: DeskActor, payer_id: IdPath("payer id")):
+    """The payer's cards, newest first (removed ones too)."""
+    return [_read(card) for card in cards.payer_cards(session, club_id=actor.club_id,
+                                                       payer_id=payer_id)]
+
+
 @router.get("/cards/{card_id}", response_model=CardRead)
 def get_card(session: SessionDep, actor: DeskActor, card_id: IdPath("card id")):
     return _read(cards.get_card(session, club_id=actor.club_id, card_id=card_id))

@@ -457,3 +457,20 @@ def test_signed_deliveries_that_are_no_event_are_refused_and_other_types_kept_on
     missing = cc.client.post("/api/v1/dues/stripe/webhook/999999", content=b"{}",
                              headers={"Stripe-Signature": sign("{}", WH)})
     assert missing.status_code == 404
+
+
+def test_a_repeated_card_set_up_request_opens_one_page_and_the_payer_lists_the_cards(
+        cc, other, standin):
+    key = {"Idempotency-Key": "desk-click-1"}
+    first = cc.client.post(f"/api/v1/payers/{cc.payer_id}/cards", json={"send_email": False},
+                           headers=cc.desk.headers | key)
+    again = cc.client.post(f"/api/v1/payers/{cc.payer_id}/cards", json={"send_email": False},
+                           headers=cc.desk.headers | key)
+    assert first.status_code == again.status_code == 201
+    assert first.json()["id"] == again.json()["id"] and standin.count("checkout.session") == 1
+    saved = cc.saved()
+    listed = cc.client.get(f"/api/v1/payers/{cc.payer_id}/cards", headers=cc.desk.headers)
+    assert [(c["id"], c["status"]) for c in listed.json()] == \
+        [(saved["id"], "saved"), (first.json()["id"], "pending")]
+    assert other.client.get(f"/api/v1/payers/{cc.payer_id}/cards",
+                            headers=other.desk.headers).status_code == 404
