@@ -135,13 +135,27 @@ class StripeProvider:
     def create_setup(self, *, payer_ref: str, name: str, email: str | None,
                      customer_ref: str | None, success_url: str, cancel_url: str,
                      metadata: dict[str, str]) -> SetupStart:
-        if customer_ref is None:
-            params = {"name": name, "metadata": metadata}
-            if email:
-                params["email"] = email
-            customer = self._call("create the customer", lambda: self.client.v1.customers.create(
-                params, {"idempotency_key": f"fitclub-customer-{payer_ref}"}))
-            customer_ref = customer["id"]
+        """A Checkout Session in setup mode for the payer's customer (created when None, or
+        when Stripe knows it no more: a club that moved from its test key to its live key)."""
+        if customer_ref is not None:
+            try:
+                return self._session(customer_ref, payer_ref=payer_ref, metadata=metadata,
+                                     success_url=success_url, cancel_url=cancel_url)
+            except ProviderRefused as refused:
+                cause = refused.__cause__
+                if getattr(cause, "code", None) != "resource_missing" \
+                        or getattr(cause, "param", None) != "customer":
+                    raise
+        params = {"name": name, "metadata": metadata}
+        if email:
+            params["email"] = email
+        customer = self._call("create the customer", lambda: self.client.v1.customers.create(
+            params, {"idempotency_key": f"fitclub-customer-{payer_ref}"}))
+        return self._session(customer["id"], payer_ref=payer_ref, metadata=metadata,
+                             success_url=success_url, cancel_url=cancel_url)
+
+    def _session(self, customer_ref: str, *, payer_ref: str, metadata: dict[str, str],
+                 success_url: str, cancel_url: str) -> SetupStart:
         session = self._call("open the card page", lambda: self.client.v1.checkout.sessions.create({
             "mode": "setup", "customer": customer_ref, "payment_method_types": ["card"],
             "success_url": success_url, "cancel_url": cancel_url,

@@ -210,10 +210,10 @@ class StripeStandin:
         raise StripeError(404, {"type": "invalid_request_error",
                                 "message": f"Unrecognized request URL ({method}: {path})."})
 
-    def _get(self, objects: dict, kind: str, ref: str) -> dict:
+    def _get(self, objects: dict, kind: str, ref: str, param: str = "id") -> dict:
         found = objects.get(ref)
         if found is None or found["object"] != kind:
-            raise _missing(kind, ref)
+            raise _missing(kind, ref, param)
         return found
 
     def _store(self, objects: dict, obj: dict) -> dict:
@@ -241,7 +241,7 @@ class StripeStandin:
                            "payment methods.", "currency")
         customer = params.get("customer")
         if customer is not None:
-            self._get(objects, "customer", customer)
+            self._get(objects, "customer", customer, "customer")
         intent = self._store(objects, {
             "id": self._id("seti"), "object": "setup_intent", "created": self._now(),
             "customer": customer, "payment_method": None, "status": "requires_payment_method",
@@ -267,7 +267,7 @@ class StripeStandin:
             raise _invalid("Missing required param: currency.", "currency")
         customer = params.get("customer")
         if customer is not None:
-            self._get(objects, "customer", customer)
+            self._get(objects, "customer", customer, "customer")
         method_ref = params.get("payment_method") or ""
         if method_ref in TEST_CARDS:
             method = self._payment_method(objects, method_ref, customer)

@@ -474,3 +474,17 @@ def test_a_repeated_card_set_up_request_opens_one_page_and_the_payer_lists_the_c
         [(saved["id"], "saved"), (first.json()["id"], "pending")]
     assert other.client.get(f"/api/v1/payers/{cc.payer_id}/cards",
                             headers=other.desk.headers).status_code == 404
+
+
+def test_a_customer_stripe_no_longer_knows_is_made_again(cc, db, standin):
+    """The club moved from its test key to its live key: the payer's old customer is gone."""
+    first = cc.start().json()
+    with transaction(db.sessionmaker) as s:
+        s.scalars(select(DuesSettings).where(DuesSettings.club_id == cc.club.id)).one() \
+            .stripe_secret_key = SK_B  # another Stripe account
+    second = cc.start()
+    assert second.status_code == 201, second.text
+    assert standin.count("customer") == 2
+    with db.sessionmaker() as s:
+        old, new = (s.get(StoredCard, c["id"]).customer_ref for c in (first, second.json()))
+        assert old != new and new in standin.accounts[SK_B]
