@@ -17,6 +17,7 @@ from app.core.db import make_engine, make_sessionmaker
 from app.crm import leads_router as crm_leads
 from app.crm import router as crm
 from app.customfields import router as customfields
+from app.dues import cards_router as dues_cards
 from app.dues import contracts_router as dues_contracts
 from app.dues import desk_router as dues_desk
 from app.imports import router as imports
@@ -30,11 +31,11 @@ from app.retention.scheduler import start_scheduler
 from app.trainers import router as trainers
 from app.web import router as pages
 
-ROUTERS = (access.devices_router, protocols.router,
+ROUTERS = (access.devices_router, protocols.router, dues_cards.webhook_router,
            clubs.router, staff_router.router, privacy.router, members.router,
            memberships.router, billing.router, access.router, crm.router, retention.router,
            inventory.router, trainers.router, analytics.router, customfields.router,
-           crm_leads.router, imports.router, history_import.router, dues_contracts.router, dues_desk.router)
+           crm_leads.router, imports.router, history_import.router, dues_contracts.router, dues_desk.router, dues_cards.router)
 """The API's routers in the order they are matched. Devices' routes come first: a request is
 matched against the routes one by one, and the turnstiles call many times a minute (#19: ~0.5
 ms of CPU per check-in when the device route sat behind ~50 staff routes). Privacy before

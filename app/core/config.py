@@ -14,7 +14,7 @@ import stat
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import field_validator, model_validator
+from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_SECRET = "dev-secret-change-me"
@@ -88,6 +88,18 @@ class Settings(BaseSettings):
     sms_timeout: float = 10.0
 
     public_base_url: str = "http://127.0.0.1:8000"
+    """Where people reach this instance: links in emails, the card set-up page's return URLs."""
+
+    stripe_api_base: str = Field(
+        "https://api.stripe.com",
+        validation_alias=AliasChoices("stripe_api_base", "FITCLUB_STRIPE_API_BASE",
+                                      "STRIPE_API_BASE"))
+    """Stripe's API (env FITCLUB_STRIPE_API_BASE); tests point it at a local stand-in."""
+    stripe_timeout: float = 20.0
+    stripe_network_retries: int = Field(
+        2, validation_alias=AliasChoices("stripe_network_retries",
+                                         "FITCLUB_STRIPE_NETWORK_RETRIES"))
+    """The stripe library's own retries of a failed request (same idempotency key)."""
 
     @field_validator("environment")
     @classmethod
