@@ -174,6 +174,11 @@ def create_mandate(session: Session, *, actor: Actor, payer_id: int, iban: str,
                    reference: str | None = None) -> Mandate:
     """Record a signed SEPA mandate for a payer of the actor's club."""
     payer = _payer(session, actor.club_id, payer_id)
+    club = session.get(Club, actor.club_id)
+    if signed_on > clock.today(club.timezone or "UTC"):
+        raise Invalid("A mandate cannot be signed in the future: give the day the payer "
+                      "signed it", code="invalid_signature_date",
+                      details={"field": "signed_on"})
     checked = normalise_iban(iban)
     bic_value = resolve_bic(checked, bic)
     holder = _account_holder(account_holder)
