@@ -6,13 +6,16 @@ of `BkToCstmrDbtCdtNtfctn` / `BkToCstmrStmt`, `ReportEntry2` / `ReportEntry10`,
 `EntryTransaction2` / `EntryTransaction10`). No camt XSD ships with an installed package, so they
 are not validated against one here.
 """
+import threading
 from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 from sqlalchemy import func, select
 
-from app.dues import invoicing
+from app.core.actors import Actor, Role
+from app.core.db import transaction
+from app.dues import invoicing, sepa_returns
 from app.dues.models import Collection, DuesPayment, Invoice, InvoiceLine, Mandate
 from tests.dues.sepa_world import CREDITOR_IBAN, SepaClub
 
@@ -300,3 +303,33 @@ def test_returns_are_for_managers_and_match_only_the_clubs_own_debits(sc, client
     other = SepaClub(client, world, club=world.club("Hilltop Gym"))
     assert _upload(other, content).json()["counts"] == {"unknown": 1}
     assert sc.collection(anna.id).status == "submitted"
+
+
+@pytest.mark.postgres_only
+def test_two_imports_of_the_same_file_at_once_return_the_debit_once(sc, db):
+    if not db.is_postgres:
+        pytest.skip("concurrent writers: PostgreSQL")
+    anna, = _submitted(sc, "49.90")
+    content = camt054_02(_entry_02(anna.end_to_end_id, "49.90", "AM04", "2027-03-10"))
+    actor = Actor(sc.manager.user_id, "m", sc.club.id, Role.manager)
+    start, reports, errors = threading.Barrier(3), [], []
+
+    def upload() -> None:
+        try:
+            start.wait()
+            with transaction(db.sessionmaker) as s:
+                reports.append(sepa_returns.import_returns(
+                    s, actor=actor, content=content, filename="r.xml", dry_run=False))
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=upload) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert sorted(r["rows"][0]["status"] for r in reports) == [
+        "already_imported", "already_imported", "matched"]
+    assert _count(db, DuesPayment, kind="return") == 1
+    assert _count(db, InvoiceLine, kind="return_fee") == 1
