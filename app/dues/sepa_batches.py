@@ -162,6 +162,10 @@ def prepare_batch(session: Session, *, actor: Actor, collection_date: date) -> C
                          else ": no planned SEPA debit is due that day"),
                       code="nothing_due", details={"blocked": len(found.blocked)})
     club = session.get(Club, club_id)
+    if collection_date < clock.today(sepa_zone(club)):
+        raise Invalid(f"The collection date {collection_date.isoformat()} is in the past: the "
+                      "bank would refuse the file. Choose a day at least one bank business day "
+                      "ahead", code="collection_date_past")
     created = clock.now().astimezone(sepa_zone(club)).replace(tzinfo=None)
     message_id = f"FC{club_id}-{collection_date:%Y%m%d}-{found.ready[0].collection.id}"
     debits = [_debit(club_id, d) for d in found.ready]

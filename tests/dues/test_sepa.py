@@ -187,6 +187,10 @@ def test_the_same_date_twice_gives_the_same_file_and_a_charge_is_never_in_two_fi
     assert listed["total"] == 2 and [b["id"] for b in listed["items"]] == [two["id"], one["id"]]
     nothing = sc.prepare(day + timedelta(days=1))
     assert (nothing.status_code, nothing.json()["error"]) == (422, "nothing_due")
+    missed = sc.today - timedelta(days=1)
+    sc.add_debit(sc.debtor("Dora Late"), missed)
+    late = sc.prepare(missed)
+    assert (late.status_code, late.json()["error"]) == (422, "collection_date_past")
 
 
 def _stored_xml(db, batch_id: int) -> str:
