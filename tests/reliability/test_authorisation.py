@@ -258,6 +258,19 @@ TABLE = [
     R("POST", "/api/v1/devices/{device_id}/rotate-key", MANAGERS, None),
     R("POST", "/api/v1/devices/{device_id}/revoke", MANAGERS, None),
     R("GET", "/api/v1/analytics/leads", MANAGERS, ok="2xx"),
+    # SEPA direct debit: mandates at the desk, collection files and returns for managers
+    R("POST", "/api/v1/payers/{payer_id}/mandates", DESK, {}),
+    R("GET", "/api/v1/mandates/{mandate_id}", DESK),
+    R("GET", "/api/v1/mandates/{mandate_id}/form", DESK),
+    R("POST", "/api/v1/mandates/{mandate_id}/revoke", DESK, {}),
+    R("POST", "/api/v1/mandates/{mandate_id}/iban", DESK, {}),
+    R("GET", "/api/v1/sepa/due", MANAGERS, ok="2xx", query="date=2026-01-05"),
+    R("POST", "/api/v1/sepa/batches", MANAGERS, {}),
+    R("GET", "/api/v1/sepa/batches", MANAGERS, ok="2xx"),
+    R("GET", "/api/v1/sepa/batches/{batch_id}", MANAGERS),
+    R("GET", "/api/v1/sepa/batches/{batch_id}/file", MANAGERS),
+    R("POST", "/api/v1/sepa/batches/{batch_id}/submitted", MANAGERS, None),
+    R("POST", "/api/v1/sepa/returns", MANAGERS, None),
 ]
 
 # Routes without a row yet: packages still in progress, and the public/self-authenticating ones
