@@ -6,6 +6,7 @@ from fastapi import FastAPI
 from app import wiring
 from app.access import router as access
 from app.access.protocols import router as protocols
+from app.analytics import money_router
 from app.analytics import router as analytics
 from app.billing import router as billing
 from app.clubs import router as clubs
@@ -31,7 +32,8 @@ from app.web import router as pages
 ROUTERS = (access.devices_router, protocols.router,
            clubs.router, staff_router.router, privacy.router, members.router,
            memberships.router, billing.router, access.router, crm.router, retention.router,
-           inventory.router, trainers.router, analytics.router, customfields.router,
+           inventory.router, trainers.router, analytics.router, money_router.router,
+           customfields.router,
            crm_leads.router, imports.router, history_import.router)
 """The API's routers in the order they are matched. Devices' routes come first: a request is
 matched against the routes one by one, and the turnstiles call many times a minute (#19: ~0.5
