@@ -372,27 +372,36 @@ def contract_end(c, m):
                 (c.c.ends_on <= cut, c.c.ends_on), else_=cut)
 
 
-def unpaid_on(c, day):
-    """The member (or the contract's payer) had unpaid dues on `day`: a dunning case opened by
-    then and not closed before it, or written off."""
+def unpaid_on(club_id, member_id, payer_ids, day):
+    """The member (or one of `payer_ids`, a select) had unpaid dues on `day`: a dunning case
+    opened by then and not closed before it, or written off."""
     d = DunningCase.__table__
     return exists().where(
-        d.c.club_id == c.c.club_id, or_(d.c.member_id == c.c.member_id,
-                                        d.c.payer_id == c.c.payer_id),
+        d.c.club_id == club_id, or_(d.c.member_id == member_id, d.c.payer_id.in_(payer_ids)),
         d.c.opened_on <= day,
         or_(d.c.closed_on.is_(None), d.c.closed_on >= day, d.c.outcome == "written_off"))
 
 
+def ending_kind(club_id, membership_id, member_id, day):
+    """How a membership that ended on `day` ended: `involuntary` (unpaid dues that day, of the
+    member or of its contract's payer), `voluntary` (its contract's cancellation was received),
+    else `other` — the split of the renewal breakdown `by=dues` and of `churn`."""
+    c = Contract.__table__
+    payers = (select(c.c.payer_id).where(c.c.membership_id == membership_id)
+              .correlate_except(c))  # two levels down: auto-correlation stops at one
+    received = exists().where(c.c.membership_id == membership_id,
+                              c.c.cancel_received_on.is_not(None))
+    return case((unpaid_on(club_id, member_id, payers, day), "involuntary"),
+                (received, "voluntary"), else_="other")
+
+
 def churn(session: Session, s: Scope) -> list[ChurnMonth]:
     c, m = Contract.__table__, Membership.__table__
-    ended = (select(c.c.club_id, c.c.member_id, c.c.payer_id, c.c.cancel_received_on,
-                    contract_end(c, m).label("last"))
+    ended = (select(c.c.membership_id, c.c.member_id, contract_end(c, m).label("last"))
              .select_from(c.join(m, m.c.id == c.c.membership_id))
              .where(c.c.club_id == s.club_id, not_void(m)).subquery("ended"))
-    involuntary = unpaid_on(ended, ended.c.last)
-    kind = case((involuntary, "involuntary"),
-                (ended.c.cancel_received_on.is_not(None), "voluntary"),
-                else_="other").label("kind")
+    kind = ending_kind(s.club_id, ended.c.membership_id, ended.c.member_id,
+                       ended.c.last).label("kind")
     month = sql.month_start(ended.c.last).label("month")
     found: dict[tuple[int, str], int] = {}
     for k, kind_, n in session.execute(

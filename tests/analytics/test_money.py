@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
-from app.analytics import money, money_export
+from app.analytics import money, money_export, service
 from app.billing.models import Sale, SaleLine
 from app.core.db import transaction
 from app.dues.models import (
@@ -679,3 +679,21 @@ def test_month_days_are_the_last_day_or_to(db, history):
                                                 ("2026-03", date(2026, 3, 31)),
                                                 ("2026-04", date(2026, 4, 10))]
     assert items[0].starting == D("49.00") + D("59.00") + D("39.00")
+
+
+def test_the_renewal_breakdown_by_dues_splits_involuntary_from_voluntary(db, history, client,
+                                                                         world):
+    """`/renewals/breakdown?by=dues`: the memberships that ended, by how they ended — the same
+    rule as the churn split (Ben and Finn cancelled, Dan ended with dues written off)."""
+    with transaction(db.sessionmaker) as s:
+        report = service.renewal_breakdown(s, club_id=history["club"].id, as_of=AS_OF,
+                                           by="dues", date_from=FROM, date_to=TO)
+    got = {r.key: r.ended for r in report.items}
+    expected = {k: sum(v[k] for v in ref_churn(_rows(db, history["club"].id)).values())
+                for k in ("involuntary", "voluntary", "other")}
+    assert got == {k: n for k, n in expected.items() if n} == {"involuntary": 1, "voluntary": 2}
+    assert sum(r.ended for r in report.items) == report.totals.ended
+    owner = world.staff(history["club"], "owner")
+    r = client.get(f"/api/v1/analytics/renewals/breakdown?by=dues&{PERIOD}&format=csv",
+                   headers=owner.headers)
+    assert r.status_code == 200 and "ended with unpaid dues" in r.text
