@@ -79,11 +79,12 @@ def _documents(session: Session, club_id: int, first: date, last: date) -> list[
     out = []
     for kind, issued, number, corrects, payer_id, name, method, rate, net, tax, gross, cur, due \
             in rows:
-        sign = -1 if kind == "credit_note" else 1  # a credit note's amounts: −|x|
+        credit = kind == "credit_note"  # a credit note's amounts: −|x| (and 0, not −0)
+        net, tax, gross = (-abs(Decimal(v)) + 0 if credit else Decimal(v)
+                           for v in (net, tax, gross))
         out.append(Record(kind, issued, number, corrects, payer_id, name, method,
-                          Decimal(rate).quantize(Decimal("0.01")), sign * abs(Decimal(net)),
-                          sign * abs(Decimal(tax)), sign * abs(Decimal(gross)), cur, due, None,
-                          None))
+                          Decimal(rate).quantize(Decimal("0.01")), net, tax, gross, cur, due,
+                          None, None))
     return out
 
 

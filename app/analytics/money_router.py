@@ -148,7 +148,8 @@ class ExportFormat(StrEnum):
     datev = "datev"
 
 
-Month = Annotated[str, Query(pattern=r"^\d{4}-(0[1-9]|1[0-2])$", description="YYYY-MM")]
+Month = Annotated[str, Query(pattern=r"^20\d\d-(0[1-9]|1[0-2])$",
+                             description="YYYY-MM (2000-01 to 2099-12)")]
 
 
 @router.get("/export", responses={200: {"content": {"text/csv": {}}}},

@@ -589,6 +589,8 @@ def test_bad_input_is_refused(client, world, history):
                  "/api/v1/analytics/money/mrr?from=2020-01-01&to=2026-01-01",
                  "/api/v1/analytics/money/mrr?format=pdf",
                  "/api/v1/analytics/money/export?month=2026-13",
+                 "/api/v1/analytics/money/export?month=0000-01",
+                 "/api/v1/analytics/money/export?month=9999-12",
                  "/api/v1/analytics/money/export?month=May",
                  "/api/v1/analytics/money/export",
                  "/api/v1/analytics/money/export?month=2026-05&format=xls",
@@ -697,3 +699,22 @@ def test_the_renewal_breakdown_by_dues_splits_involuntary_from_voluntary(db, his
     r = client.get(f"/api/v1/analytics/renewals/breakdown?by=dues&{PERIOD}&format=csv",
                    headers=owner.headers)
     assert r.status_code == 200 and "ended with unpaid dues" in r.text
+
+
+def test_the_export_is_inert_in_a_spreadsheet_and_datev_text_is_quoted(client, world, history,
+                                                                        db):
+    with transaction(db.sessionmaker) as s:
+        s.execute(Payer.__table__.update().where(Payer.club_id == history["club"].id,
+                                                 Payer.name == "Dan")
+                  .values(name='=HYPERLINK("x");Jürgen'))
+    owner = world.staff(history["club"], "owner")
+    text = client.get("/api/v1/analytics/money/export?month=2026-05",
+                      headers=owner.headers).text
+    payers = {row["payer"] for row in csv.DictReader(io.StringIO(text))}
+    assert '\'=HYPERLINK("x");Jürgen' in payers
+    datev = client.get("/api/v1/analytics/money/export?month=2026-05&format=datev",
+                       headers=owner.headers).content.decode("cp1252")
+    assert '"Rücklastschrift =HYPERLINK(""x"");Jürgen"' in datev  # one quoted field
+    row = next(line for line in datev.split("\r\n") if "Rücklastschrift" in line)
+    # 14 columns (13 separators) plus the name's own ';', inside the quotes
+    assert row.count(";") == len(money_export.DATEV_COLUMNS) - 1 + 1
