@@ -293,14 +293,29 @@ def revenue(session: Session, s: Scope) -> tuple[list[RevenueRow], list[RevenueM
 
 # --- receivables by age ------------------------------------------------------------------------
 
+def _candidates(s: Scope):
+    """The invoices that can be open on a day of the period: issued by `to`, and either not
+    paid in full yet or with a payment (or none) on or after `from` — one settled in full
+    before the period stays settled, and is not joined to every month."""
+    i, p = Invoice.__table__, DuesPayment.__table__
+    paid = func.coalesce(func.sum(sql.cents(p.c.amount)), 0)
+    return (select(i.c.id, i.c.gross, i.c.due_on, i.c.issued_on)
+            .select_from(i.outerjoin(p, p.c.invoice_id == i.c.id))
+            .where(i.c.club_id == s.club_id, i.c.kind == "invoice", i.c.issued_on <= s.date_to)
+            .group_by(i.c.id, i.c.gross, i.c.due_on, i.c.issued_on)
+            .having(or_(paid < sql.cents(i.c.gross),
+                        func.coalesce(func.max(p.c.occurred_on), s.date_from) >= s.date_from))
+            .subquery("candidates"))
+
+
 def receivables(session: Session, s: Scope) -> list[AgeRow]:
-    g, i, p = _grid(s), Invoice.__table__, DuesPayment.__table__
+    g, i, p = _grid(s), _candidates(s), DuesPayment.__table__
     paid = func.coalesce(func.sum(sql.cents(p.c.amount)), 0)
     per_invoice = (
         select(g.c.m, sql.days_between(g.c.day, i.c.due_on).label("late"),
                (sql.cents(i.c.gross) - paid).label("open"))
         .select_from(g)
-        .join(i, and_(i.c.club_id == s.club_id, i.c.kind == "invoice", i.c.issued_on <= g.c.day))
+        .join(i, i.c.issued_on <= g.c.day)
         .outerjoin(p, and_(p.c.invoice_id == i.c.id, p.c.occurred_on <= g.c.day))
         .group_by(g.c.m, g.c.day, i.c.id, i.c.gross, i.c.due_on).subquery("open_invoices"))
     late = per_invoice.c.late

@@ -352,9 +352,9 @@ def ref_revenue(r):
     return out
 
 
-def ref_receivables(r):
+def ref_receivables(r, date_from=FROM):
     out = {}
-    for label, day, _ in _month_days():
+    for label, day, _ in _month_days(date_from):
         for i in r["Invoice"]:
             if i.kind != "invoice" or i.issued_on > day:
                 continue
@@ -480,6 +480,15 @@ def test_receivables_by_age_match_the_reference(db, history):
     for i in items:
         assert (i.invoices, i.amount) == expected.get((i.month, i.band), (0, D(0))), i
     assert sum(n for n, _ in expected.values()) > 0
+    later = date(2026, 6, 1)  # what was settled before then is not joined to every month
+    with transaction(db.sessionmaker) as s:
+        june_on = money.receivables_report(s, club_id=history["club"].id, as_of=AS_OF,
+                                           date_from=later, date_to=TO).items
+    expected_later = ref_receivables(r, later)
+    assert [(i.month, i.band, i.invoices, i.amount) for i in june_on] == [
+        (i.month, i.band, *expected_later.get((i.month, i.band), (0, D(0))))
+        for i in june_on]
+    assert {i.month for i in june_on} == {"2026-06", "2026-07", "2026-08"}
     aug = {i.band: i for i in items if i.month == "2026-08"}
     # Dan's May invoice (returned, 108 days late on 31 Aug) and June's (77 days)
     assert aug["90+"].amount == D("59.00") and aug["61-90"].amount == D("62.00")
