@@ -293,31 +293,48 @@ def revenue(session: Session, s: Scope) -> tuple[list[RevenueRow], list[RevenueM
 
 # --- receivables by age ------------------------------------------------------------------------
 
-def _candidates(s: Scope):
-    """The invoices that can be open on a day of the period: issued by `to`, and either not
-    paid in full yet or with a payment (or none) on or after `from` — one settled in full
-    before the period stays settled, and is not joined to every month."""
+def _settled_from(s: Scope):
+    """(invoice_id, settled_from): the day from which an invoice's payments stay at or above its
+    gross — the first payment day after the last day its running total was short (returns make
+    it short again). No row: no payment; settled_from null: short at its last payment."""
     i, p = Invoice.__table__, DuesPayment.__table__
-    paid = func.coalesce(func.sum(sql.cents(p.c.amount)), 0)
-    return (select(i.c.id, i.c.gross, i.c.due_on, i.c.issued_on)
-            .select_from(i.outerjoin(p, p.c.invoice_id == i.c.id))
-            .where(i.c.club_id == s.club_id, i.c.kind == "invoice", i.c.issued_on <= s.date_to)
-            .group_by(i.c.id, i.c.gross, i.c.due_on, i.c.issued_on)
-            .having(or_(paid < sql.cents(i.c.gross),
-                        func.coalesce(func.max(p.c.occurred_on), s.date_from) >= s.date_from))
-            .subquery("candidates"))
+    daily = (select(p.c.invoice_id, p.c.occurred_on.label("day"),
+                    func.sum(sql.cents(p.c.amount)).label("amount"))
+             .where(p.c.club_id == s.club_id, p.c.occurred_on <= s.date_to)
+             .group_by(p.c.invoice_id, p.c.occurred_on).subquery("daily"))
+    running = func.sum(daily.c.amount).over(partition_by=daily.c.invoice_id,
+                                            order_by=daily.c.day)
+    run = (select(daily.c.invoice_id, daily.c.day, running.label("paid"))
+           .subquery("running"))
+    short = (select(run.c.invoice_id,
+                    func.max(case((run.c.paid < sql.cents(i.c.gross), run.c.day))).label("last"))
+             .select_from(run.join(i, i.c.id == run.c.invoice_id))
+             .group_by(run.c.invoice_id).subquery("short"))
+    after = or_(short.c.last.is_(None), run.c.day > short.c.last)
+    return (select(run.c.invoice_id, func.min(case((after, run.c.day))).label("settled_from"))
+            .select_from(run.join(short, short.c.invoice_id == run.c.invoice_id))
+            .group_by(run.c.invoice_id).subquery("settled"))
 
 
 def receivables(session: Session, s: Scope) -> list[AgeRow]:
-    g, i, p = _grid(s), _candidates(s), DuesPayment.__table__
+    """Set-based: only the (month, invoice) pairs where the invoice is open on the month's day
+    (issued by then, not settled from then on) are joined to its payments."""
+    g, i, p, st = _grid(s), Invoice.__table__, DuesPayment.__table__, _settled_from(s)
+    pairs = (select(g.c.m, g.c.day, i.c.id, i.c.gross, i.c.due_on)
+             .select_from(g)
+             .join(i, and_(i.c.club_id == s.club_id, i.c.kind == "invoice",
+                           i.c.issued_on <= g.c.day))
+             .outerjoin(st, st.c.invoice_id == i.c.id)
+             .where(or_(st.c.settled_from.is_(None), st.c.settled_from > g.c.day))
+             .subquery("pairs"))
     paid = func.coalesce(func.sum(sql.cents(p.c.amount)), 0)
     per_invoice = (
-        select(g.c.m, sql.days_between(g.c.day, i.c.due_on).label("late"),
-               (sql.cents(i.c.gross) - paid).label("open"))
-        .select_from(g)
-        .join(i, i.c.issued_on <= g.c.day)
-        .outerjoin(p, and_(p.c.invoice_id == i.c.id, p.c.occurred_on <= g.c.day))
-        .group_by(g.c.m, g.c.day, i.c.id, i.c.gross, i.c.due_on).subquery("open_invoices"))
+        select(pairs.c.m, sql.days_between(pairs.c.day, pairs.c.due_on).label("late"),
+               (sql.cents(pairs.c.gross) - paid).label("open"))
+        .select_from(pairs.outerjoin(p, and_(p.c.invoice_id == pairs.c.id,
+                                             p.c.occurred_on <= pairs.c.day)))
+        .group_by(pairs.c.m, pairs.c.day, pairs.c.id, pairs.c.gross, pairs.c.due_on)
+        .subquery("open_invoices"))
     late = per_invoice.c.late
     band = case((late < 0, "not_due"), (late <= 30, "0-30"), (late <= 60, "31-60"),
                 (late <= 90, "61-90"), else_="90+").label("band")
