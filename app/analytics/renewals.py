@@ -26,7 +26,7 @@ from sqlalchemy import and_, case, exists, func, literal, select, union_all
 from sqlalchemy.orm import Session
 
 from app.access.models import Visit
-from app.analytics import stats, verdicts
+from app.analytics import money, stats, verdicts
 from app.analytics.common import Scope, month_label, scope
 from app.analytics.models import ChannelSend, TouchpointPair
 from app.analytics.retention import facts
@@ -67,6 +67,7 @@ class By(StrEnum):
     attendance = "attendance"
     stage = "stage"
     channel = "channel"
+    dues = "dues"
 
 
 def ended(session: Session, s: Scope, date_from: date, date_to: date, *, name: str = "ended",
@@ -212,6 +213,10 @@ def _breakdown_rows(session: Session, s: Scope, by: By) -> list[RenewalRow]:
         found = _by_stage(session, s)
     elif by is By.channel:
         found = _by_channel(session, s)
+    elif by is By.dues:
+        e = ended(session, s, s.date_from, s.date_to)
+        found = _grouped(session, money.ending_kind(s.club_id, e.c.id, e.c.member_id,
+                                                    e.c.last_day), e.c.outcome)
     else:
         raise ValueError(by)
     return _label(session, s, by, found)
@@ -333,6 +338,10 @@ def _label(session: Session, s: Scope, by: By, found: dict) -> list[RenewalRow]:
         order = {c: i for i, c in enumerate((*CHANNELS, "none"))}
         out = [_row(k, k.replace("_", " "), c) for k, c in found.items()]
         return sorted(out, key=lambda row: (order.get(row.key, len(order)), row.key))
+    if by is By.dues:
+        labels = {"involuntary": "ended with unpaid dues", "voluntary": "cancelled by notice",
+                  "other": "other"}
+        return [_row(k, labels[k], found[k]) for k in labels if k in found]
     raise ValueError(by)
 
 

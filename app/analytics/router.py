@@ -93,6 +93,9 @@ BREAKDOWN_RULES = """
   planned with it as the membership in context, win-back messages after the end included;
   a membership with several channels is in several rows ("none": nothing delivered), so rows
   overlap and `totals` is the period's.
+- `dues`: how it ended (issue 20): `involuntary` — the member (or its contract's payer) had
+  unpaid dues on the last day (a dunning case opened by then and not closed before it, or
+  written off); `voluntary` — its recurring contract's cancellation was received; `other`.
 """
 
 

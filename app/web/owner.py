@@ -35,7 +35,7 @@ router = page_router()
 
 FromQ = Annotated[date | None, Query(alias="from", ge=date(2000, 1, 1), le=date(2100, 12, 31))]
 ToQ = Annotated[date | None, Query(alias="to", ge=date(2000, 1, 1), le=date(2100, 12, 31))]
-ByQ = Annotated[str, Query(pattern=r"^(plan|attendance|trainer|cohort|stage|channel)$")]
+ByQ = Annotated[str, Query(pattern=r"^(plan|attendance|trainer|cohort|stage|channel|dues)$")]
 DefinitionId = IdPath("definition id")
 
 
@@ -43,7 +43,7 @@ DefinitionId = IdPath("definition id")
 
 BREAKDOWNS = [("plan", "plan"), ("attendance", "attendance band"), ("trainer", "home trainer"),
               ("cohort", "join cohort"), ("stage", "at-risk history"),
-              ("channel", "touchpoint channel")]
+              ("channel", "touchpoint channel"), ("dues", "how it ended (unpaid dues)")]
 
 
 def _period_query(date_from: date | None, date_to: date | None) -> str:

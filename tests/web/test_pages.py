@@ -296,6 +296,8 @@ def test_dashboard_renders_for_managers(web, club_world):
     assert "<details><summary>Numbers</summary>" in page.text
     by_plan = web.get("/owner", params={"by": "attendance"})
     assert by_plan.status_code == 200 and "Renewals by attendance band" in by_plan.text
+    by_dues = web.get("/owner", params={"by": "dues"})
+    assert by_dues.status_code == 200 and "Renewals by how it ended (unpaid dues)" in by_dues.text
     assert web.get("/owner", params={"by": "nonsense"}).status_code == 422
 
 
