@@ -140,6 +140,8 @@ class MemberImportReport:
     references: dict[str, int | None] | None = None
     """With `reference=...`: each imported or matched row's key (normalised as stored) → member
     id (None: would be created, on a dry run). For the history import's member look-ups."""
+    cards: dict[str, tuple[str | None, int | None]] = field(default_factory=dict)
+    """With `reference=...` other than card: each row's card → (its reference key, member id)."""
 
     def add(self, problem: Problem) -> None:
         self.problems_total += 1
@@ -604,9 +606,13 @@ def _remember_references(report: MemberImportReport, reference: Reference, creat
     for row, member_id in zip(creates, ids, strict=True):
         if key := _reference_key(row, reference):
             report.references[key] = member_id
+        if row.card and reference != "card":
+            report.cards[row.card] = (_reference_key(row, reference), member_id)
     for row in parsed:
         if row.ok and row.match and (key := _reference_key(row, reference)):
             report.references[key] = row.match[0]
+        if row.ok and row.match and row.card and reference != "card":
+            report.cards[row.card] = (_reference_key(row, reference), row.match[0])
 
 
 def _report_refused(report: MemberImportReport, problems: list[Problem]) -> None:
@@ -634,6 +640,7 @@ def _keep_or_undo(session: Session, savepoint, *, keep: bool, report: MemberImpo
         report.written = False
         if forget_references:
             report.references = {}
+            report.cards = {}
 
 
 def import_members(session: Session, *, club_id: int, csv: CsvFile,

@@ -268,6 +268,20 @@ class Row:
         return not self.errors
 
 
+def resolve_member(ctx: Context, row: Row) -> int | None:
+    """The row's member key: by the chosen reference (`member`), else by its `card`."""
+    member_raw, card = row.text("member"), row.text("card")
+    name, raw = ("member", member_raw) if member_raw or not card else ("card", card)
+    if not raw:
+        row.problem("member", "member reference is required")
+        return None
+    try:
+        return ctx.refs.resolve(raw) if name == "member" else ctx.refs.resolve_card(raw)
+    except ValueError as exc:
+        row.problem(name, str(exc), raw)
+        return None
+
+
 def header_key(name: str) -> str:
     return normalise_header(name)
 

@@ -183,6 +183,12 @@ def _members(ctx: Context, csv: CsvFile, fr: FileReport, *, check: bool, rejects
         for ref, member_id in (result.references or {}).items():
             if member_id is None:
                 ctx.refs.add_pending(ref)
+        for card, (ref, member_id) in result.cards.items():
+            if member_id is None:
+                ctx.refs.add_pending(ref, card)
+            else:
+                ctx.refs.add_card(card, member_id)
     else:
         fr.created = result.created
-        ctx.refs.settle(result.references or {})
+        ctx.refs.settle(result.references or {},
+                        {card: member_id for card, (_ref, member_id) in result.cards.items()})

@@ -23,15 +23,11 @@ from app.clubs.models import Device
 from app.core.sql import is_postgres
 from app.imports.csvfile import CsvFile, Problem, parse_datetime
 from app.imports.history.common import Columns, Context
-from app.imports.history.memberships import MEMBER_FIELD, REFERENCE_COLUMNS
-from app.imports.history.references import CardRefs
+from app.imports.history.memberships import MEMBER_OR_CARD, member_fields
 from app.imports.history.report import MAX_PROBLEMS_PER_FILE, FileReport
 
 KIND = "visits"
 FIELDS: dict[str, tuple[str, ...]] = {
-    "member": MEMBER_FIELD,
-    "card": ("card_code", "card_number", "card_no", "karte", "kartennummer", "chip", "badge",
-             "rfid", "transponder"),
     "occurred_at": ("timestamp", "time", "datetime", "date_time", "visited_at", "visit_time",
                     "checked_in_at", "check_in", "checkin", "entry", "entered_at", "zeitpunkt",
                     "zeit", "datum_uhrzeit", "eintritt", "besuch"),
@@ -48,17 +44,14 @@ _LOCAL = re.compile(r"\d{4}-\d\d-\d\d[ T]\d\d:\d\d(?::\d\d)?")
 
 
 def _fields(reference: str) -> dict[str, tuple[str, ...]]:
-    fields = {**FIELDS, "member": (*MEMBER_FIELD, *REFERENCE_COLUMNS[reference])}
-    if reference == "card":
-        fields["card"] = ()
-    return fields
+    return {**member_fields(reference), **FIELDS}
 
 
 # long: the per-row loop of the largest import file (millions of visits): lookups are hoisted into
 # locals and the row is checked inline, because a call per row and column doubles its time
 def check(ctx: Context, csv: CsvFile, report: FileReport) -> None:
     cols = Columns(csv, _fields(ctx.options.reference), REQUIRED, report,
-                   one_of=(("member", "card"),))
+                   one_of=MEMBER_OR_CARD)
     if report.file_errors:
         return
     ctx.book.load(ctx.session, ctx.club_id)
@@ -68,8 +61,7 @@ def check(ctx: Context, csv: CsvFile, report: FileReport) -> None:
     at_col, device_col = cols.name("occurred_at"), cols.name("device")
     devices = ({" ".join(n.casefold().split()) for n in ctx.session.scalars(
         select(Device.name).where(Device.club_id == ctx.club_id))} if device_h else set())
-    cards = CardRefs(ctx.session, ctx.club_id) if card_h else None
-    resolve, zone = ctx.refs.resolve, ctx.zone
+    resolve, resolve_card, zone = ctx.refs.resolve, ctx.refs.resolve_card, ctx.zone
     now_utc = ctx.now.astimezone(UTC).replace(tzinfo=None)
     offsets: dict[str, timedelta] = {}  # "YYYY-MM-DD HH" (club time) → its UTC offset
     day_first = ctx.options.day_first
@@ -99,7 +91,7 @@ def check(ctx: Context, csv: CsvFile, report: FileReport) -> None:
             if ref:
                 key = resolve(ref)
             elif card_h and (code := values.get(card_h, "")):
-                key = cards.resolve(code)
+                key = resolve_card(code)
             else:
                 errors = [Problem(name, row.number, member_col if member_h else card_col,
                                   "member reference is required")]
