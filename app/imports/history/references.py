@@ -99,6 +99,8 @@ class MemberRefs:
             key = self.keys.get(ref)
             if key is None:
                 key = self._new_pending(self.keys, ref)
+            elif key == AMBIGUOUS:  # shared by several people: the card names one of them
+                key = None
         if card and card not in self.cards:
             if key is None:
                 self._new_pending(self.cards, card)
@@ -106,6 +108,13 @@ class MemberRefs:
                 self.cards[card] = key
         self._raw.clear()
         self._raw_cards.clear()
+
+    def mark_shared(self, ref: str) -> None:
+        """A reference (an email, a phone) several people of members.csv share: ambiguous."""
+        if self.keys.get(ref) != AMBIGUOUS:
+            self.shared[ref] = self.shared.get(ref, 1) + 1
+        self.keys[ref] = AMBIGUOUS
+        self._raw.clear()
 
     def add_card(self, card: str, member_id: int) -> None:
         """A card members.csv issues to a member already in the club (or just matched)."""

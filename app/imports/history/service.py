@@ -181,7 +181,12 @@ def _members(ctx: Context, csv: CsvFile, fr: FileReport, *, check: bool, rejects
         if rejects is not None and result.errors:
             fr.rejects = rejects.name
         for ref, member_id in (result.references or {}).items():
-            if member_id is None:
+            if member_id is None and (ctx.refs.keys.get(ref) or 0) > 0:
+                result.shared_references.add(ref)  # a new person with a member's email/phone
+        for ref in result.shared_references:
+            ctx.refs.mark_shared(ref)
+        for ref, member_id in (result.references or {}).items():
+            if member_id is None and ref not in result.shared_references:
                 ctx.refs.add_pending(ref)
         for card, (ref, member_id) in result.cards.items():
             if member_id is None:

@@ -10,6 +10,7 @@ from app.members.models import Member, MemberNote
 from app.memberships.models import Membership
 from app.privacy import duplicates
 from app.trainers.models import PtPackage
+from tests.imports.history.conftest import add_members
 from tests.imports.history.test_history_checks import errors, write
 
 MEMBERS = ("external_id,first_name,last_name,email,phone,card\n"
@@ -66,9 +67,24 @@ def test_a_shared_phone_and_email_is_a_warning_both_are_imported_and_noted(
     pair = found["items"][0]
     assert {pair["member"]["id"], pair["other"]["id"]} == {members["Anna"].id, members["Ben"].id}
 
+    session.rollback()
     again = run(directory)  # a re-run creates nothing twice
     assert again.files["members.csv"].created == 0
     assert session.scalar(select(func.count()).select_from(Member)) == 3
+
+
+def test_a_member_of_the_club_with_another_old_id_and_the_same_email_is_another_person(
+        db, session, club, run, tmp_path):
+    old = add_members(db, club.id, ["X0"])["X0"]  # email x0@example.com
+    directory = write(tmp_path / "set", members=(
+        "external_id,first_name,last_name,email\nM9,Ida,Ex,X0@example.com\n"))
+    report = run(directory)
+    assert errors(report) == [] and report.files["members.csv"].created == 1
+    assert any(p.severity == "warning" and f"member #{old} has this email too" in p.message
+               for p in report.problems)
+    ida = session.scalar(select(Member.id).where(Member.external_ref == "M9"))
+    noted = set(session.scalars(select(MemberNote.member_id)))
+    assert noted == {old, ida}
 
 
 def test_the_external_id_and_the_card_must_still_be_unique(session, club, run, tmp_path):
