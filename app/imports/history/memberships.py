@@ -36,7 +36,9 @@ KIND = "memberships"
 BATCH = 5000
 MEMBER_FIELD: tuple[str, ...] = (
     "member_ref", "member_reference", "member_id", "member_number", "member_no", "customer",
-    "customer_id", "customer_number", "mitglied", "mitgliedsnummer", "kunde", "kundennummer")
+    "customer_id", "customer_number", "customer_external_id", "client", "client_id",
+    "client_number", "client_external_id", "mitglied", "mitgliedsnummer", "kunde",
+    "kundennummer")
 REFERENCE_COLUMNS = {
     "external_id": ("external_id", "old_id", "legacy_id"),
     "card": ("card", "card_code", "card_number", "karte", "kartennummer"),
@@ -56,7 +58,8 @@ def member_fields(reference: str) -> dict[str, tuple[str, ...]]:
 
 
 FIELDS: dict[str, tuple[str, ...]] = {
-    "membership_id": ("id", "external_id", "old_id", "contract_id", "contract_number",
+    "membership_id": ("id", "external_id", "old_id", "contract", "contract_id",
+                      "contract_number",
                       "vertrag", "vertragsnummer", "vertrags_id"),
     "member": MEMBER_FIELD,
     "plan": ("plan_id", "plan_name", "tariff", "tarif", "product", "produkt"),
@@ -199,7 +202,7 @@ def _describe(e: Entry) -> str:
 
 def check(ctx: Context, csv: CsvFile, report: FileReport) -> None:
     cols = Columns(csv, fields_for(ctx.options.reference), REQUIRED, report,
-                   one_of=MEMBER_OR_CARD)
+                   one_of=MEMBER_OR_CARD, mapping=ctx.options.mapping.get(KIND))
     if report.file_errors:
         return
     ctx.book.load(ctx.session, ctx.club_id)
@@ -290,7 +293,8 @@ def _check_members(ctx: Context, cols: Columns, report: FileReport) -> None:
 
 
 def write(ctx: Context, csv: CsvFile, report: FileReport) -> None:
-    cols = Columns(csv, fields_for(ctx.options.reference), REQUIRED, FileReport(csv.name, KIND))
+    cols = Columns(csv, fields_for(ctx.options.reference), REQUIRED, FileReport(csv.name, KIND),
+                   mapping=ctx.options.mapping.get(KIND))
     table = Membership.__table__
     batch: list[dict] = []
     connection = ctx.session.connection()

@@ -58,12 +58,13 @@ def _parse(ctx: Context, row: Row) -> dict | None:
         return None
     return {"key": key, "product": product, "trainer": trainer or None, "total": total,
             "left": left, "price": price, "start": start, "until": until,
-            "ref": ref or derived_ref((row.text("member") or row.text("card")).strip(), fold(product), start.isoformat())}
+            "ref": ref or derived_ref((row.text("member") or row.text("card")).strip(),
+                                      fold(product), start.isoformat())}
 
 
 def check(ctx: Context, csv: CsvFile, report: FileReport) -> None:
     cols = Columns(csv, _fields(ctx.options.reference), REQUIRED, report,
-                   one_of=MEMBER_OR_CARD)
+                   one_of=MEMBER_OR_CARD, mapping=ctx.options.mapping.get(KIND))
     if report.file_errors:
         return
     load_trainers(ctx)
@@ -99,7 +100,8 @@ def check(ctx: Context, csv: CsvFile, report: FileReport) -> None:
 
 
 def write(ctx: Context, csv: CsvFile, report: FileReport) -> None:
-    cols = Columns(csv, _fields(ctx.options.reference), REQUIRED, FileReport(csv.name, KIND))
+    cols = Columns(csv, _fields(ctx.options.reference), REQUIRED, FileReport(csv.name, KIND),
+                   mapping=ctx.options.mapping.get(KIND))
     new_rows: set[int] = ctx.state.get("pt_new", set())
     products: dict[str, int] = ctx.state.get("pt_products", {})
     batch = []

@@ -9,6 +9,7 @@ a row has an error, each file is read again and written in set-based batches.
 The caller owns the transaction: the CLI's unit of work or the job's session commits; any error
 rolls everything back. On PostgreSQL an advisory lock keeps two imports of one club apart.
 """
+import json
 import time
 from collections.abc import Callable
 from contextlib import ExitStack
@@ -38,6 +39,7 @@ FILE_NAMES = {
     "visits": ("visits", "checkins", "check_ins", "besuche"),
 }
 _KIND_OF = {name: kind for kind, names in FILE_NAMES.items() for name in names}
+FUTURE_VISITS = ("skip", "refuse")
 LOCK_BASE = 0x48495354 << 32  # "HIST": pg_advisory_xact_lock key space of history imports
 
 
@@ -47,6 +49,45 @@ def kind_of(filename: str) -> str | None:
     if path.suffix.lower() not in (".csv", ".txt"):
         return None
     return _KIND_OF.get(normalise_header(path.stem))
+
+
+def parse_mapping(text: str | None) -> dict[str, dict[str, str]]:
+    """The API's mapping JSON {"visits": {"member": "Kunde"}, …} → per file kind (422 if not)."""
+    if not text:
+        return {}
+    try:
+        raw = json.loads(text)
+    except ValueError:
+        raw = None
+    if not isinstance(raw, dict) or not all(
+            isinstance(fields, dict) and all(isinstance(k, str) and isinstance(v, str)
+                                             for k, v in fields.items())
+            for fields in raw.values()):
+        raise Invalid('mapping must be a JSON object {"file": {"field": "column"}}, e.g. '
+                      '{"visits": {"member": "Kunde"}}', code="invalid_mapping")
+    mapping: dict[str, dict[str, str]] = {}
+    for name, fields in raw.items():
+        kind = name if name in KINDS else kind_of(name if "." in name else f"{name}.csv")
+        if kind is None:
+            raise Invalid(f"the mapping names {name!r}, which is not a history file; map the "
+                          "columns of " + ", ".join(KINDS), code="invalid_mapping")
+        mapping.setdefault(kind, {}).update(fields)
+    return mapping
+
+
+def parse_mapping_pairs(pairs: list[str]) -> dict[str, dict[str, str]]:
+    """The command line's ["visits:member=Kunde", …] → per file kind; ValueError if not."""
+    mapping: dict[str, dict[str, str]] = {}
+    for pair in pairs:
+        name, colon, rest = pair.partition(":")
+        target, equals, column = rest.partition("=")
+        kind = name.strip() if name.strip() in KINDS else kind_of(
+            name.strip() if "." in name else f"{name.strip()}.csv")
+        if not colon or not equals or not target.strip() or not column.strip() or kind is None:
+            raise ValueError(f"{pair!r}: write FILE:FIELD=COLUMN, e.g. visits:member=Kunde "
+                             f"(files: {', '.join(KINDS)})")
+        mapping.setdefault(kind, {})[target.strip()] = column.strip()
+    return mapping
 
 
 def find_files(directory: Path) -> tuple[dict[str, Path], list[str]]:
@@ -71,6 +112,11 @@ def import_history(session: Session, *, club_id: int, files: dict[str, Path],
     """Check (and unless a dry run, import) a club's history files; flushes, never commits."""
     options = options or Options()
     unknown = set(files) - set(KINDS)
+    if bad := set(options.mapping) - set(KINDS):
+        raise Invalid(f"the mapping names {', '.join(sorted(bad))}: map the columns of "
+                      + ", ".join(KINDS), code="invalid_mapping")
+    if options.future_visits not in FUTURE_VISITS:
+        raise Invalid("future_visits must be skip or refuse", code="invalid_future_visits")
     if unknown or not files:
         raise Invalid("No history files: name them " + ", ".join(f"{k}.csv" for k in KINDS),
                       code="no_history_files")
@@ -168,6 +214,7 @@ def _members(ctx: Context, csv: CsvFile, fr: FileReport, *, check: bool, rejects
         def tick(position: int) -> None:
             ctx.progress("checking" if check else "importing", csv.name, position, csv.size)
     result = import_members(ctx.session, club_id=ctx.club_id, csv=csv, mode=options.mode,
+                            mapping=options.mapping.get("members"),
                             dry_run=check, day_first=options.day_first,
                             reference=options.reference, rejects=rejects, progress=tick,
                             actor_label="history import")

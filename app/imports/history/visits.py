@@ -4,7 +4,8 @@ The check pass parses each row (member by the chosen reference or by card, the i
 offset or in the club's time zone), finds the membership it falls in, and appends the good rows
 to a spool file (member key, membership, UTC instant). A visit outside every membership of its
 member is a *warning*: it is imported (a day pass, a trial, a gap in the old data — it still
-happened) without a membership. A visit in the future is an error.
+happened) without a membership. Visits later than now (an export taken during the day) are
+skipped with one warning giving their number, or (`future_visits="refuse"`) each is an error.
 
 The write pass streams the spool into a temporary staging table (PostgreSQL: `COPY`; SQLite:
 batched inserts) and moves each chunk with one `INSERT … SELECT DISTINCT … WHERE NOT EXISTS`:
@@ -51,7 +52,7 @@ def _fields(reference: str) -> dict[str, tuple[str, ...]]:
 # locals and the row is checked inline, because a call per row and column doubles its time
 def check(ctx: Context, csv: CsvFile, report: FileReport) -> None:
     cols = Columns(csv, _fields(ctx.options.reference), REQUIRED, report,
-                   one_of=MEMBER_OR_CARD)
+                   one_of=MEMBER_OR_CARD, mapping=ctx.options.mapping.get(KIND))
     if report.file_errors:
         return
     ctx.book.load(ctx.session, ctx.club_id)
@@ -71,7 +72,8 @@ def check(ctx: Context, csv: CsvFile, report: FileReport) -> None:
     spool = tempfile.TemporaryFile("w+", encoding="ascii", newline="\n")  # noqa: SIM115
     ctx.state["visits_spool"] = spool
     out: list[str] = []
-    rows = warnings = 0
+    rows = warnings = future = 0
+    refuse_future = ctx.options.future_visits == "refuse"
     read_problems: list[Problem] = []
 
     def warn(number: int, column: str, message: str, value: str) -> None:
@@ -124,8 +126,12 @@ def check(ctx: Context, csv: CsvFile, report: FileReport) -> None:
                     local = at.astimezone(zone).replace(tzinfo=None)
                     utc = at.astimezone(UTC).replace(tzinfo=None)
         if utc is not None and utc > now_utc:
-            errors = (errors or []) + [Problem(name, row.number, at_col,
-                                               "a visit cannot be in the future", raw_at)]
+            if refuse_future:
+                errors = (errors or []) + [Problem(name, row.number, at_col,
+                                                   "a visit cannot be in the future", raw_at)]
+            elif not errors:
+                future += 1
+                continue
         if errors:
             for problem in errors:
                 report.reject(problem)
@@ -154,7 +160,13 @@ def check(ctx: Context, csv: CsvFile, report: FileReport) -> None:
     for problem in read_problems:
         report.reject(problem)
     report.rows = rows + len(read_problems)
-    report.new = rows - len(rejected)
+    report.new = rows - len(rejected) - future
+    report.skipped = future
+    if future:
+        report.add(Problem(name, None, at_col, f"{future} visits are later than now "
+                           f"({ctx.now.astimezone(zone):%Y-%m-%d %H:%M} club time) — an export "
+                           "taken today? They are skipped (refuse them instead with "
+                           "--refuse-future, API future_visits=refuse)", severity="warning"))
     ctx.state["visits_outside"] = warnings
     ctx.tick("checking", csv)
 

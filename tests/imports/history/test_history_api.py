@@ -39,9 +39,13 @@ def test_a_dry_run_with_skip_bad_offers_the_rejects_and_writes_nothing(
 
     r = upload(client, manager.headers, DATA / "messy", dry_run=True, skip_bad=True)
     job = wait(client, manager.headers, r.json()["id"])
+    refused = upload(client, manager.headers, DATA / "messy", dry_run=True,
+                     future_visits="refuse", mapping='{"visits": {"occurred_at": "occurred_at"}}')
+    refused = wait(client, manager.headers, refused.json()["id"])
+    assert refused["report"]["errors"] == 10, refused  # … or refused, as asked
 
     assert job["status"] == "done" and job["report"]["status"] == "checked"
-    assert job["report"]["errors"] == 10
+    assert job["report"]["errors"] == 9  # the future visit is skipped with a warning
     assert sorted(job["rejects"]) == ["memberships.rejects.csv", "plans.rejects.csv",
                                       "visits.rejects.csv"]
     csv = client.get(f"{URL}/{job['id']}/rejects/visits.rejects.csv", headers=manager.headers)
