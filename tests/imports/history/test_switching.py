@@ -3,7 +3,6 @@ export with its own column names, and a same-day export with visits later "today
 from datetime import timedelta
 
 from sqlalchemy import func, select
-from typer.testing import CliRunner
 
 from app.access.models import Visit
 from app.core import clock
@@ -13,7 +12,6 @@ from app.privacy import duplicates
 from app.trainers.models import PtPackage
 from tests.imports.history.conftest import add_members
 from tests.imports.history.test_history_checks import errors, write
-from tests.imports.history.test_history_cli import cli  # noqa: F401 - the fixture
 
 MEMBERS = ("external_id,first_name,last_name,email,phone,card\n"
            "M1,Anna,Schmidt,family@example.com,030 1234567,CARD1\n"
@@ -144,15 +142,3 @@ def test_future_visits_of_a_same_day_export_are_one_warning_and_skipped(
     refused = run(directory, dry_run=True, future_visits="refuse")
     assert [r for _, r, _, m in errors(refused) if "future" in m] == [3, 4]
 
-
-def test_the_command_line_takes_a_mapping_per_file_and_refuses_a_bad_one(
-        cli, session, club, tmp_path):
-    directory = write(tmp_path / "set", members=CARDS,
-                      visits="Wer,Wann\nM1,2025-01-05 18:00\n")
-    base = ["import", "history", str(directory), "--club", str(club.id)]
-    bad = CliRunner().invoke(cli, [*base, "--mapping", "visits=member"])
-    assert bad.exit_code == 2 and "FILE:FIELD=COLUMN" in bad.output
-    done = CliRunner().invoke(cli, [*base, "--mapping", "visits:member=Wer",
-                                    "--mapping", "visits.csv:occurred_at=Wann"])
-    assert done.exit_code == 0, done.output
-    assert session.scalar(select(func.count()).select_from(Visit)) == 1
