@@ -113,6 +113,12 @@ def history(
         if f.rejects:
             typer.echo(f"rows not imported from {f.file}: {f.rejects} (fix them there and "
                        "import that file)")
+    if report.comparison:
+        club = "club after import" if report.written else "club now"
+        typer.echo(f"check against the old system: {'':<24} {'files':>12} {club:>18}")
+        for what, in_files, in_club in report.comparison:
+            mark = "" if in_files == in_club else "  ≠"
+            typer.echo(f"  {what:<50} {in_files:>12} {in_club:>18}{mark}")
     if report.rates:
         typer.echo("rows per second: " + ", ".join(f"{k} {v:,.0f}"
                                                    for k, v in report.rates.items()))

@@ -214,6 +214,8 @@ def check(ctx: Context, csv: CsvFile, report: FileReport) -> None:
         values = _parse(ctx, row)
         known = None
         if values is not None:
+            ctx.state["figures"].membership(values["start"], values["end"],
+                                            values["cancelled_on"], values["price"])
             known = ctx.book.by_ref.get(values["ref"])
             if known is not None and ctx.book.entries[known].row:
                 row.problem("membership_id", "the same membership id as row "

@@ -84,6 +84,8 @@ def check(ctx: Context, csv: CsvFile, report: FileReport) -> None:
         if values and values["ref"] in seen:
             row.problem("package_id", f"the same package as row {seen[values['ref']]}",
                         values["ref"])
+        if values:
+            ctx.state["figures"].paid(values["start"], values["price"])
         if not row.settle(report):
             continue
         seen[values["ref"]] = row.number

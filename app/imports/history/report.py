@@ -78,6 +78,11 @@ class HistoryReport:
     rates: dict[str, float] = field(default_factory=dict)
     """rows per second of the write phase, per kind (memberships, visits)."""
     notes: list[str] = field(default_factory=list)
+    figures: dict | None = None
+    """The check report: {"files": totals of the files, "club": the club's figures,
+    "club_after_import": bool} (see app.imports.history.figures)."""
+    comparison: list[tuple[str, str, str]] = field(default_factory=list)
+    """(what, the files' figure, the club's) rows, for people."""
 
     def file(self, name: str, kind: str) -> FileReport:
         if name not in self.files:
@@ -147,4 +152,5 @@ class HistoryReport:
                 "problems": problems,
                 "problems_total": sum(f.problems_total for f in self.files.values()),
                 "message": self.summary(), "seconds": round(self.seconds, 2),
-                "rates": {k: round(v) for k, v in self.rates.items()}, "notes": self.notes}
+                "rates": {k: round(v) for k, v in self.rates.items()}, "notes": self.notes,
+                "figures": self.figures}

@@ -23,6 +23,7 @@ from app.core.sql import is_postgres
 from app.imports.csvfile import CsvFile, FileProblem, Problem, normalise_header
 from app.imports.history import freezes, memberships, plans, pt_packages, staff, visits
 from app.imports.history.common import Context, Options, Progress, write_rejects
+from app.imports.history.figures import Figures, club_figures, comparison
 from app.imports.history.report import FileReport, HistoryReport
 from app.imports.members import import_members
 
@@ -125,6 +126,7 @@ def import_history(session: Session, *, club_id: int, files: dict[str, Path],
     ctx = Context.create(session, club_id=club_id, options=options, report=report,
                          progress=progress)
     ctx.state["staff_id"] = staff_id  # who grants staff.csv's roles (None: the operator)
+    ctx.state["figures"] = Figures(ctx.today)  # the files' own totals, for the check report
     try:
         return _run(ctx, files, ignored or [], started)
     finally:
@@ -171,6 +173,7 @@ def _run(ctx: Context, files: dict[str, Path], ignored: list[str],
 
     # 2. write, when allowed
     if options.dry_run or report.file_errors or (report.errors and not options.skip_bad):
+        _check_report(ctx)
         report.seconds = time.perf_counter() - started
         return report
     for kind, path in ordered:
@@ -186,12 +189,23 @@ def _run(ctx: Context, files: dict[str, Path], ignored: list[str],
             memberships.count_visits(ctx)
     session.flush()
     report.written = True
+    _check_report(ctx)
     for kind in ("memberships", "visits"):
         fr = next((f for f in report.files.values() if f.kind == kind), None)
         if fr and fr.seconds:
             report.rates[kind] = fr.rows / fr.seconds
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _check_report(ctx: Context) -> None:
+    """The files' totals beside the club's (after the import; before it, when nothing was
+    written) — what the owner compares with the old system."""
+    files = ctx.state["figures"]
+    club = club_figures(ctx.session, club_id=ctx.club_id, today=ctx.today, zone=ctx.zone)
+    ctx.report.figures = {"files": files.as_dict(), "club": club.as_dict(),
+                          "club_after_import": ctx.report.written}
+    ctx.report.comparison = comparison(files, club)
 
 
 def _rejects_path(options: Options, path: Path) -> Path:
@@ -220,6 +234,7 @@ def _members(ctx: Context, csv: CsvFile, fr: FileReport, *, check: bool, rejects
                             actor_label="history import")
     if check:
         fr.rows, fr.errors = result.rows, result.errors
+        ctx.state["figures"].members = result.rows - result.errors
         fr.new, fr.existing = result.created, result.duplicates
         fr.columns = dict(result.columns)
         for problem in result.problems:

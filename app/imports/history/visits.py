@@ -16,6 +16,7 @@ table records who came and when; devices belong to the live access log.
 """
 import re
 import tempfile
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select, text
@@ -73,6 +74,7 @@ def check(ctx: Context, csv: CsvFile, report: FileReport) -> None:
     ctx.state["visits_spool"] = spool
     out: list[str] = []
     rows = warnings = future = 0
+    months: Counter = Counter()  # yyyymm (club time) → visits, for the check report
     refuse_future = ctx.options.future_visits == "refuse"
     read_problems: list[Problem] = []
 
@@ -140,6 +142,7 @@ def check(ctx: Context, csv: CsvFile, report: FileReport) -> None:
                 " ".join(device.casefold().split()) not in devices:
             warn(row.number, device_col, "no device of this name in the club (the visit is "
                  "imported; devices are not stored for imported visits)", device)
+        months[local.year * 100 + local.month] += 1
         day = local.toordinal()
         best = -1
         for index in by_member.get(key, ()):
@@ -162,6 +165,8 @@ def check(ctx: Context, csv: CsvFile, report: FileReport) -> None:
     report.rows = rows + len(read_problems)
     report.new = rows - len(rejected) - future
     report.skipped = future
+    for key, count in months.items():
+        ctx.state["figures"].visits[f"{key // 100:04d}-{key % 100:02d}"] += count
     if future:
         report.add(Problem(name, None, at_col, f"{future} visits are later than now "
                            f"({ctx.now.astimezone(zone):%Y-%m-%d %H:%M} club time) — an export "

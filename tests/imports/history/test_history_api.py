@@ -28,6 +28,9 @@ def test_an_owner_uploads_the_history_and_polls_until_it_is_imported(
     report = job["report"]
     assert report["status"] == "imported" and report["written"]
     assert {f["kind"]: f["created"] for f in report["files"]}["visits"] == 16
+    figures = report["figures"]  # the check report: the files' totals beside the club's
+    assert figures["club_after_import"] and figures["files"]["members"] == 6
+    assert figures["files"]["visits_per_month"] == figures["club"]["visits_per_month"]
     assert job["progress"] == {} or job["progress"]["file"]
     assert session.scalar(select(func.count()).select_from(Membership)) == 10
 

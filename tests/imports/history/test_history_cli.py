@@ -40,6 +40,8 @@ def test_import_then_again_exits_0_and_creates_nothing_twice(cli, session, club)
     assert first.exit_code == 0, first.output
     assert "memberships.csv (memberships): 10 rows — created 10" in first.output
     assert "rows per second: memberships" in first.output
+    assert "check against the old system" in first.output and "club after import" in first.output
+    assert "≠" not in first.output  # every figure of the files is the club's
     second = CliRunner().invoke(cli, args)
     assert second.exit_code == 0, second.output
     assert "created 0, already imported 10" in second.output

@@ -10,7 +10,7 @@ from app.members.models import Member, MemberNote
 from app.memberships.models import Membership
 from app.privacy import duplicates
 from app.trainers.models import PtPackage
-from tests.imports.history.conftest import add_members
+from tests.imports.history.conftest import DATA, add_members
 from tests.imports.history.test_history_checks import errors, write
 
 MEMBERS = ("external_id,first_name,last_name,email,phone,card\n"
@@ -142,3 +142,16 @@ def test_future_visits_of_a_same_day_export_are_one_warning_and_skipped(
     refused = run(directory, dry_run=True, future_visits="refuse")
     assert [r for _, r, _, m in errors(refused) if "future" in m] == [3, 4]
 
+
+
+def test_the_check_report_puts_the_files_totals_beside_the_clubs(session, club, run):
+    dry = run(DATA / "clean", dry_run=True)
+    assert not dry.figures["club_after_import"] and dry.figures["club"]["members"] == 0
+    report = run(DATA / "clean")
+    files, in_club = report.figures["files"], report.figures["club"]
+    assert report.figures["club_after_import"]
+    assert files == in_club
+    assert files["members"] == 6 and sum(files["visits_per_month"].values()) == 16
+    assert files["revenue_per_month"]["2024-06"] == "499.00"
+    assert ("members", "6", "6") in report.comparison
+    assert "figures" in report.as_dict()
