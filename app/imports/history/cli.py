@@ -18,6 +18,7 @@ from app.core.db import unit_of_work
 from app.core.errors import DomainError
 from app.imports.history.common import Options
 from app.imports.history.references import REFERENCES
+from app.imports.history.report import HistoryReport
 from app.imports.history.service import find_files, import_history, parse_mapping_pairs
 
 SHOW_PROBLEMS = 20
@@ -100,6 +101,13 @@ def history(
     except DomainError as exc:
         typer.echo(f"error: {exc.message}", err=True)
         raise typer.Exit(2) from None
+    _show(report)
+    failed = bool(report.file_errors) or (report.errors and (dry_run or not report.written))
+    raise typer.Exit(1 if failed else 0)
+
+
+def _show(report: HistoryReport) -> None:
+    """The summary, the first problems, the rejects, the check report and the speed."""
     typer.echo(report.summary())
     problems = report.problems
     for problem in problems[:SHOW_PROBLEMS]:
@@ -122,5 +130,3 @@ def history(
     if report.rates:
         typer.echo("rows per second: " + ", ".join(f"{k} {v:,.0f}"
                                                    for k, v in report.rates.items()))
-    failed = bool(report.file_errors) or (report.errors and (dry_run or not report.written))
-    raise typer.Exit(1 if failed else 0)
