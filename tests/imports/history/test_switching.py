@@ -155,3 +155,20 @@ def test_the_check_report_puts_the_files_totals_beside_the_clubs(session, club, 
     assert files["revenue_per_month"]["2024-06"] == "499.00"
     assert ("members", "6", "6") in report.comparison
     assert "figures" in report.as_dict()
+
+
+def test_cards_families_and_a_mapped_export_in_one_run(session, club, run, tmp_path):
+    """The issue's "done when": visits by card, a family sharing a phone and an email, and an
+    export with its own column names, imported in one run."""
+    directory = write(
+        tmp_path / "set", members=MEMBERS,
+        plans="plan_code,plan_name,duration_months,price\nP1,Monthly,1,49.90\n",
+        memberships=("contract,customer,Tarif,Ab,price_paid\n"
+                     "A1,M1,P1,2025-01-01,45.00\nA2,M2,P1,2025-01-01,45.00\n"),
+        visits="card,occurred_at\nCARD1,2025-01-05 18:00\nCARD2,2025-01-06 18:00\n")
+    report = run(directory, mapping={"memberships": {"plan": "Tarif", "start_date": "Ab"}})
+    assert errors(report) == [] and report.written, report.problems
+    assert session.scalar(select(func.count()).select_from(Member)) == 3
+    assert session.scalar(select(func.count()).select_from(Visit).where(
+        Visit.membership_id.is_not(None))) == 2
+    assert report.figures["files"] == report.figures["club"]
