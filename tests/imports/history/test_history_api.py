@@ -69,6 +69,9 @@ def test_front_desk_may_not_and_bad_uploads_are_refused(client, world, club):
                                 ("files", ("Visits.CSV", b"a\n", "text/csv"))],
                     headers=manager.headers)
     assert r.status_code == 422 and r.json()["error"] == "duplicate_history_file"
+    for mapping in ("not json", '{"visits": "member"}', '{"contacts": {"member": "Kunde"}}'):
+        r = upload(client, manager.headers, DATA / "clean", mapping=mapping)
+        assert r.status_code == 422 and r.json()["error"] == "invalid_mapping", r.text
     other = world.club(name="Elsewhere")
     stranger = world.staff(other, "manager")
     job = wait(client, manager.headers, upload(client, manager.headers, DATA / "clean",
