@@ -13,7 +13,9 @@ from app.core.db import unit_of_work
 from app.core.errors import DomainError
 from app.imports import storage
 from app.imports.csvfile import CsvFile, FileProblem
+from app.imports.export_all import export_all
 from app.imports.history.cli import history as _history  # `fitclub import history DIR`
+from app.imports.members import audit_export
 from app.imports.members import import_members as run
 
 import_app = typer.Typer(help="Import members and history from CSV files (see docs/import.md)",
@@ -22,8 +24,33 @@ import_app = typer.Typer(help="Import members and history from CSV files (see do
 SHOW_PROBLEMS = 20
 
 
+export_app = typer.Typer(help="Export everything the club holds as CSV (see docs/import.md)",
+                         no_args_is_help=True)
+
+
 def register(cli: typer.Typer) -> None:
     cli.add_typer(import_app, name="import")
+    cli.add_typer(export_app, name="export")
+
+
+@export_app.command("all")
+def export_everything(
+    directory: Annotated[Path, typer.Argument(file_okay=False, help=(
+        "where to write members.csv, staff.csv, plans.csv, memberships.csv, freezes.csv, "
+        "pt_packages.csv and visits.csv (created if missing)"))],
+    club_id: Annotated[int, typer.Option("--club", help="club id")],
+) -> None:
+    """Write the club's members, staff, plans, memberships, freezes, PT packages and visits in
+    the layout `fitclub import history DIR` reads. Exit code 2 when the club does not exist."""
+    try:
+        with unit_of_work() as session:
+            counts = export_all(session, club_id=club_id, directory=directory)
+            audit_export(session, club_id=club_id, staff_id=None, what="everything")
+    except DomainError as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        raise typer.Exit(2) from None
+    for name, rows in counts.items():
+        typer.echo(f"{directory / (name + '.csv')}: {rows} rows")
 
 
 def parse_mapping(pairs: list[str] | None) -> dict[str, str]:

@@ -4,8 +4,9 @@
 
 1. each row's cells are parsed and checked (names, email, phone, birth date, card code, consents,
    custom fields) → problems naming row and column;
-2. within the file, a second row with an external id, email, phone or card already used by an
-   earlier good row is an error (only those keys are remembered, not the rows);
+2. within the file, a second row with an external id or card already used by an earlier good
+   row is an error; a shared email or phone is a warning, and both people are imported and
+   noted (see `shared_contacts`; only the keys and names are remembered, not the rows);
 3. the batch is matched against the club's members (external id first, then email, then phone):
    a match is a *duplicate* — skipped and reported with the member's id and what matched — or,
    with `update_existing`, the member is updated (non-empty cells only);
@@ -48,6 +49,7 @@ from app.imports.csvfile import (
     parse_bool,
     parse_date,
 )
+from app.imports.shared_contacts import SeenKeys
 from app.members import service as members_service
 from app.members.models import (
     Card,
@@ -140,6 +142,10 @@ class MemberImportReport:
     references: dict[str, int | None] | None = None
     """With `reference=...`: each imported or matched row's key (normalised as stored) → member
     id (None: would be created, on a dry run). For the history import's member look-ups."""
+    shared_references: set[str] = field(default_factory=set)
+    """References (an email, a phone) that rows of different people share."""
+    cards: dict[str, tuple[str | None, int | None]] = field(default_factory=dict)
+    """With `reference=...` other than card: each row's card → (its reference key, member id)."""
 
     def add(self, problem: Problem) -> None:
         self.problems_total += 1
@@ -196,6 +202,7 @@ class _Row:
     consents: dict[str, bool] = field(default_factory=dict)
     custom: dict[int, Any] = field(default_factory=dict)
     errors: list[Problem] = field(default_factory=list)
+    warnings: list[Problem] = field(default_factory=list)
     match: tuple[int, str] | None = None  # (member id, "external id" | "email" | "phone")
 
     @property
@@ -342,33 +349,8 @@ def _problem(ctx: _Context, row: _Row, name: str, message: str,
                    severity)
 
 
-class _Seen:
-    """Keys of the good rows so far (normalised), to find a second row with the same one."""
-
-    KINDS = (("external_ref", "external_id", "external id"), ("email", "email", "email"),
-             ("phone", "phone", "phone"))
-
-    def __init__(self) -> None:
-        self.keys: dict[str, dict[str, int]] = {"external_ref": {}, "email": {}, "phone": {},
-                                                "card": {}}
-
-    def check(self, row: _Row, ctx: _Context) -> None:
-        for attr, name, label in self.KINDS:
-            value = row.member.get(attr)
-            if value and (first := self.keys[attr].get(value)):
-                row.errors.append(_problem(ctx, row, name, f"the same {label} as row {first}"))
-        if row.card and (first := self.keys["card"].get(row.card)):
-            row.errors.append(_problem(ctx, row, "card", f"the same card as row {first}"))
-
-    def remember(self, row: _Row) -> None:
-        for attr, _name, _label in self.KINDS:
-            if value := row.member.get(attr):
-                self.keys[attr].setdefault(value, row.number)
-        if row.card:
-            self.keys["card"].setdefault(row.card, row.number)
-
-
-def _match(session: Session, club_id: int, rows: list[_Row], ctx: _Context) -> None:
+def _match(session: Session, club_id: int, rows: list[_Row], ctx: _Context,
+           seen: SeenKeys) -> None:
     """Find each good row's existing member (external id, then email, then phone) and check its
     card against the club's cards — two queries for the batch."""
     refs = {r.member["external_ref"] for r in rows if r.member.get("external_ref")}
@@ -398,11 +380,13 @@ def _match(session: Session, club_id: int, rows: list[_Row], ctx: _Context) -> N
             if value and value in by[attr]:
                 member_id, their_ref = by[attr][value]
                 if attr != "external_ref" and ref and their_ref and their_ref != ref:
-                    row.errors.append(_problem(
-                        ctx, row, attr, f"member #{member_id} has this {label} but another "
-                                        f"external id ({their_ref}); check which person this is"))
-                else:
-                    row.match = (member_id, label)
+                    row.warnings.append(_problem(
+                        ctx, row, attr, f"member #{member_id} has this {label} too, under "
+                        f"another external id ({their_ref}): imported as another person",
+                        "warning"))
+                    seen.with_members.append((label, member_id, row.number))
+                    continue
+                row.match = (member_id, label)
                 break
         owner = owners.get(row.card) if row.card else None
         if owner is not None and (row.match is None or owner != row.match[0]):
@@ -577,6 +561,9 @@ def _sort_rows(parsed: list[_Row], ctx: _Context, report: MemberImportReport, ou
     """A batch's rows to create and to update; bad rows and skipped duplicates are reported."""
     creates, updates = [], []
     for row in parsed:
+        if row.ok:
+            for problem in row.warnings:
+                report.add(problem)
         if not row.ok:
             report.errors += 1
             for problem in row.errors:
@@ -603,10 +590,18 @@ def _remember_references(report: MemberImportReport, reference: Reference, creat
     """For a history import: each row's reference (external id, card) → its member id."""
     for row, member_id in zip(creates, ids, strict=True):
         if key := _reference_key(row, reference):
+            if key in report.references and report.references[key] in (None, member_id):
+                report.shared_references.add(key)  # two new people with one email or phone
             report.references[key] = member_id
+        if row.card and reference != "card":
+            report.cards[row.card] = (_reference_key(row, reference), member_id)
     for row in parsed:
         if row.ok and row.match and (key := _reference_key(row, reference)):
+            if report.references.get(key, row.match[0]) != row.match[0]:
+                report.shared_references.add(key)
             report.references[key] = row.match[0]
+        if row.ok and row.match and row.card and reference != "card":
+            report.cards[row.card] = (_reference_key(row, reference), row.match[0])
 
 
 def _report_refused(report: MemberImportReport, problems: list[Problem]) -> None:
@@ -634,6 +629,7 @@ def _keep_or_undo(session: Session, savepoint, *, keep: bool, report: MemberImpo
         report.written = False
         if forget_references:
             report.references = {}
+            report.cards = {}
 
 
 def import_members(session: Session, *, club_id: int, csv: CsvFile,
@@ -665,7 +661,7 @@ def import_members(session: Session, *, club_id: int, csv: CsvFile,
                    clubs_service.club_today(club), day_first)
     by_id = {f.id: f for f in custom_defs}
     out = _Rejects(rejects, csv.original_headers)
-    seen = _Seen()
+    seen = SeenKeys()
     write = not dry_run
     read_problems: list[Problem] = []
     savepoint = session.begin_nested() if write else None
@@ -676,12 +672,12 @@ def import_members(session: Session, *, club_id: int, csv: CsvFile,
             parsed = [_parse_row(row, ctx) for row in batch]
             for row in parsed:
                 if row.ok:
-                    seen.check(row, ctx)
+                    seen.check(row, lambda *a, **k: _problem(ctx, *a, **k))
                 if row.ok:
                     seen.remember(row)
             good = [row for row in parsed if row.ok]
             if good:
-                _match(session, club_id, good, ctx)
+                _match(session, club_id, good, ctx, seen)
             creates, updates = _sort_rows(parsed, ctx, report, out, update_existing)
             report.created += len(creates)
             report.updated += len(updates)
@@ -690,6 +686,7 @@ def import_members(session: Session, *, club_id: int, csv: CsvFile,
             ids: list[int | None] = [None] * len(creates)
             if write and creates:
                 ids = _insert_new(session, club_id, creates, staff_id, by_id)
+                seen.created(creates, ids)
             if write and updates:
                 _update_existing(session, club_id, updates, staff_id)
             if reference:
@@ -705,8 +702,10 @@ def import_members(session: Session, *, club_id: int, csv: CsvFile,
             savepoint.rollback()
         raise
     if savepoint is not None:
-        _keep_or_undo(session, savepoint, keep=write and not (mode == "all_or_nothing"
-                                                                and not report.ok),
+        keep = write and not (mode == "all_or_nothing" and not report.ok)
+        if keep:
+            seen.write_notes(session, club_id=club_id, staff_id=staff_id)
+        _keep_or_undo(session, savepoint, keep=keep,
                       report=report, club_id=club_id, staff_id=staff_id,
                       actor_label=actor_label, forget_references=bool(reference))
     if progress:

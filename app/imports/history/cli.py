@@ -18,7 +18,8 @@ from app.core.db import unit_of_work
 from app.core.errors import DomainError
 from app.imports.history.common import Options
 from app.imports.history.references import REFERENCES
-from app.imports.history.service import find_files, import_history
+from app.imports.history.report import HistoryReport
+from app.imports.history.service import find_files, import_history, parse_mapping_pairs
 
 SHOW_PROBLEMS = 20
 
@@ -56,11 +57,21 @@ def history(
     renewal_gap: Annotated[int, typer.Option(
         help="a membership starting at most this many days after the previous one ended "
              "renews it")] = 31,
+    mapping: Annotated[list[str] | None, typer.Option(
+        "--mapping", help="FILE:FIELD=COLUMN, repeatable, e.g. --mapping visits:member=Kunde "
+                          "--mapping memberships:plan=Tarifcode")] = None,
+    refuse_future: Annotated[bool, typer.Option(
+        "--refuse-future", help="refuse visits after now, each as an error (default: skip "
+                                "them with one warning — an export taken today)")] = False,
 ) -> None:
     """Import a club's history from its previous system. Exit code 1 when rows have errors and
     nothing was written (or a dry run finds errors), 2 when the import cannot start."""
     if reference not in REFERENCES:
         raise typer.BadParameter(f"one of {', '.join(REFERENCES)}", param_hint="--reference")
+    try:
+        columns = parse_mapping_pairs(mapping or [])
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--mapping") from None
     files, ignored = find_files(directory)
     if not files:
         typer.echo(f"error: no history files in {directory} (members.csv, plans.csv, "
@@ -70,7 +81,8 @@ def history(
         rejects_dir = directory / "rejects"
     options = Options(reference=reference, dry_run=dry_run, skip_bad=skip_bad,
                       day_first=day_first, rejects_dir=rejects_dir,
-                      renewal_gap_days=renewal_gap)
+                      renewal_gap_days=renewal_gap, mapping=columns,
+                      future_visits="refuse" if refuse_future else "skip")
     club = _club(club_id)
     try:
         with unit_of_work() as session, Progress(
@@ -89,6 +101,13 @@ def history(
     except DomainError as exc:
         typer.echo(f"error: {exc.message}", err=True)
         raise typer.Exit(2) from None
+    _show(report)
+    failed = bool(report.file_errors) or (report.errors and (dry_run or not report.written))
+    raise typer.Exit(1 if failed else 0)
+
+
+def _show(report: HistoryReport) -> None:
+    """The summary, the first problems, the rejects, the check report and the speed."""
     typer.echo(report.summary())
     problems = report.problems
     for problem in problems[:SHOW_PROBLEMS]:
@@ -102,8 +121,12 @@ def history(
         if f.rejects:
             typer.echo(f"rows not imported from {f.file}: {f.rejects} (fix them there and "
                        "import that file)")
+    if report.comparison:
+        club = "club after import" if report.written else "club now"
+        typer.echo(f"check against the old system: {'':<24} {'files':>12} {club:>18}")
+        for what, in_files, in_club in report.comparison:
+            mark = "" if in_files == in_club else "  ≠"
+            typer.echo(f"  {what:<50} {in_files:>12} {in_club:>18}{mark}")
     if report.rates:
         typer.echo("rows per second: " + ", ".join(f"{k} {v:,.0f}"
                                                    for k, v in report.rates.items()))
-    failed = bool(report.file_errors) or (report.errors and (dry_run or not report.written))
-    raise typer.Exit(1 if failed else 0)

@@ -47,6 +47,11 @@ class Options:
     """A membership starting at most this many days after the member's previous one ended
     renews it (unless the file names what it renews)."""
     rejects_dir: Path | None = None
+    mapping: dict[str, dict[str, str]] = field(default_factory=dict)
+    """file kind → {field: the file's column}; wins over the recognised names."""
+    future_visits: str = "skip"
+    """visits after the import's instant (a same-day export): "skip" them with one warning, or
+    "refuse" them, each an error."""
 
     @property
     def mode(self) -> str:
@@ -188,14 +193,42 @@ def fold(text: str) -> str:
 
 # --- columns and rows ---------------------------------------------------------------------------
 
+# fields naming another row by its id: an export's "<field>_external_id", "<field>_code" (…) is
+# recognised as the field without a mapping ("member_external_id", "plan_code", …)
+REFERENCE_FIELDS = frozenset({"member", "plan", "plan_id", "membership", "membership_id",
+                              "package_id", "visit_id", "freeze_id", "renews"})
+REFERENCE_SUFFIXES = ("_external_id", "_external_ref", "_ext_id", "_legacy_id", "_code",
+                      "_number", "_no", "_ref")
+
+
+def _by_suffix(headers: list[str], fields: dict[str, tuple[str, ...]],
+               chosen: dict[str, str], mapping: dict[str, str]) -> None:
+    """Unmatched "<field>_external_id"-style headers → their reference field (in place)."""
+    taken = set(chosen.values())
+    for header in headers:
+        if header in taken:
+            continue
+        for suffix in REFERENCE_SUFFIXES:
+            if header.endswith(suffix):
+                base = header[:-len(suffix)]
+                target = next((t for t in (base, f"{base}_id") if t in REFERENCE_FIELDS
+                               and t in fields and t not in chosen and t not in mapping), None)
+                if target:
+                    chosen[target] = header
+                    taken.add(header)
+                break
+
+
 class Columns:
-    """Which column of the file feeds which field; missing required columns are file errors."""
+    """Which column of the file feeds which field; missing required columns are file errors.
+    The import's mapping for this kind of file (`Options.mapping`) wins."""
 
     def __init__(self, csv: CsvFile, fields: dict[str, tuple[str, ...]],
                  required: tuple[str, ...], report: FileReport,
-                 one_of: tuple[tuple[str, ...], ...] = ()):
+                 one_of: tuple[tuple[str, ...], ...] = (), mapping: dict[str, str] | None = None):
         self.file = csv.name
-        self.header, errors = match_columns(csv.headers, fields)
+        self.header, errors = match_columns(csv.headers, fields, mapping)
+        _by_suffix(csv.headers, fields, self.header, mapping or {})
         self.shown = dict(zip(csv.headers, csv.original_headers, strict=True))
         report.columns = {f: self.shown[h] for f, h in self.header.items()}
         for message in errors:
@@ -266,6 +299,20 @@ class Row:
         for problem in self.warnings:
             report.add(problem)
         return not self.errors
+
+
+def resolve_member(ctx: Context, row: Row) -> int | None:
+    """The row's member key: by the chosen reference (`member`), else by its `card`."""
+    member_raw, card = row.text("member"), row.text("card")
+    name, raw = ("member", member_raw) if member_raw or not card else ("card", card)
+    if not raw:
+        row.problem("member", "member reference is required")
+        return None
+    try:
+        return ctx.refs.resolve(raw) if name == "member" else ctx.refs.resolve_card(raw)
+    except ValueError as exc:
+        row.problem(name, str(exc), raw)
+        return None
 
 
 def header_key(name: str) -> str:

@@ -55,7 +55,8 @@ def _parse(ctx: Context, row: Row) -> dict | None:
 
 
 def check(ctx: Context, csv: CsvFile, report: FileReport) -> None:
-    cols = Columns(csv, FIELDS, REQUIRED, report)
+    cols = Columns(csv, FIELDS, REQUIRED, report,
+                   mapping=ctx.options.mapping.get(KIND))
     if report.file_errors:
         return
     ctx.book.load(ctx.session, ctx.club_id)
@@ -98,7 +99,8 @@ def check(ctx: Context, csv: CsvFile, report: FileReport) -> None:
 
 
 def write(ctx: Context, csv: CsvFile, report: FileReport) -> None:
-    cols = Columns(csv, FIELDS, REQUIRED, FileReport(csv.name, KIND))
+    cols = Columns(csv, FIELDS, REQUIRED, FileReport(csv.name, KIND),
+                   mapping=ctx.options.mapping.get(KIND))
     new_rows: set[int] = ctx.state.get("freezes_new", set())
     batch = []
     for raw in csv.rows():

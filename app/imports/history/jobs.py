@@ -59,6 +59,7 @@ def create_job(session: Session, *, club_id: int, staff_id: int | None, options:
                     options={"reference": options.reference, "skip_bad": options.skip_bad,
                              "day_first": options.day_first, "dry_run": options.dry_run,
                              "renewal_gap_days": options.renewal_gap_days,
+                             "mapping": options.mapping, "future_visits": options.future_visits,
                              "dir": uuid.uuid4().hex},
                     files=names, progress={}, runner=RUNNER, created_at=clock.now())
     session.add(job)
@@ -110,6 +111,8 @@ def _run(factory: sessionmaker[Session], job_id: int) -> None:
             options = Options(reference=settings["reference"], dry_run=settings["dry_run"],
                               skip_bad=settings["skip_bad"], day_first=settings["day_first"],
                               renewal_gap_days=settings["renewal_gap_days"],
+                              mapping=settings.get("mapping") or {},
+                              future_visits=settings.get("future_visits", "skip"),
                               rejects_dir=rejects_dir)
             pg = factory.kw["bind"].dialect.name == "postgresql"
             last = [0.0]

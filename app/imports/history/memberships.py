@@ -18,7 +18,16 @@ from sqlalchemy import bindparam, case, func, insert, select, update
 from app.access.models import Visit
 from app.imports.csvfile import CsvFile, Problem, parse_date, parse_int, parse_money
 from app.imports.history import plans
-from app.imports.history.common import Columns, Context, Entry, Row, derived_ref, fold, last_ordinal
+from app.imports.history.common import (
+    Columns,
+    Context,
+    Entry,
+    Row,
+    derived_ref,
+    fold,
+    last_ordinal,
+    resolve_member,
+)
 from app.imports.history.report import FileReport
 from app.memberships.models import Membership
 from app.memberships.rules import end_date_for
@@ -27,15 +36,30 @@ KIND = "memberships"
 BATCH = 5000
 MEMBER_FIELD: tuple[str, ...] = (
     "member_ref", "member_reference", "member_id", "member_number", "member_no", "customer",
-    "customer_id", "customer_number", "mitglied", "mitgliedsnummer", "kunde", "kundennummer")
+    "customer_id", "customer_number", "customer_external_id", "client", "client_id",
+    "client_number", "client_external_id", "mitglied", "mitgliedsnummer", "kunde",
+    "kundennummer")
 REFERENCE_COLUMNS = {
     "external_id": ("external_id", "old_id", "legacy_id"),
     "card": ("card", "card_code", "card_number", "karte", "kartennummer"),
     "email": ("email", "e_mail", "mail"),
     "phone": ("phone", "mobile", "telefon", "handy"),
 }
+CARD_FIELD: tuple[str, ...] = ("card_code", "card_number", "card_no", "karte", "kartennummer",
+                              "chip", "badge", "rfid", "transponder")
+MEMBER_OR_CARD = (("member", "card"),)
+
+
+def member_fields(reference: str) -> dict[str, tuple[str, ...]]:
+    """The member column (which also answers to the chosen reference's own name: card, email…)
+    and, unless cards are the reference, a card column that may name the member instead."""
+    return {"member": (*MEMBER_FIELD, *REFERENCE_COLUMNS[reference]),
+            "card": () if reference == "card" else CARD_FIELD}
+
+
 FIELDS: dict[str, tuple[str, ...]] = {
-    "membership_id": ("id", "external_id", "old_id", "contract_id", "contract_number",
+    "membership_id": ("id", "external_id", "old_id", "contract", "contract_id",
+                      "contract_number",
                       "vertrag", "vertragsnummer", "vertrags_id"),
     "member": MEMBER_FIELD,
     "plan": ("plan_id", "plan_name", "tariff", "tarif", "product", "produkt"),
@@ -53,7 +77,7 @@ FIELDS: dict[str, tuple[str, ...]] = {
     "visits_left": ("remaining_visits", "visits_remaining", "restbesuche"),
     "original_end_date": ("original_end",),
 }
-REQUIRED = ("member", "plan", "start_date")
+REQUIRED = ("plan", "start_date")
 CANCELLED = {"cancelled", "canceled", "cancel", "terminated", "gekundigt", "gekuendigt",
              "storniert", "kundigung", "kuendigung"}
 NOT_CANCELLED = {"active", "aktiv", "current", "running", "laufend", "valid", "frozen", "paused",
@@ -63,8 +87,8 @@ COUNT_LATER = -1  # visits_used while the import's visits are still to be counte
 
 
 def fields_for(reference: str) -> dict[str, tuple[str, ...]]:
-    """The member column also answers to the chosen reference's own name (card, email…)."""
-    return {**FIELDS, "member": (*MEMBER_FIELD, *REFERENCE_COLUMNS[reference])}
+    """The file's fields for this reference (see `member_fields`)."""
+    return {**FIELDS, **member_fields(reference)}
 
 
 def _word(text: str) -> str:
@@ -93,15 +117,7 @@ def _reason(ctx: Context, text: str) -> tuple[str, str | None]:
 def _parse(ctx: Context, row: Row) -> dict | None:
     """The row → the membership's columns (without member and ids), or None with errors."""
     day_first = ctx.options.day_first
-    member_raw = row.text("member")
-    key = None
-    if not member_raw:
-        row.problem("member", "member reference is required")
-    else:
-        try:
-            key = ctx.refs.resolve(member_raw)
-        except ValueError as exc:
-            row.problem("member", str(exc), member_raw)
+    key = resolve_member(ctx, row)
     plan_text = row.text("plan")
     plan = None
     if not plan_text:
@@ -158,11 +174,12 @@ def _parse(ctx: Context, row: Row) -> dict | None:
     renews = row.string("renews", 100)
     if row.errors:
         return None
-    return {"key": key, "member_raw": member_raw.strip(), "plan": plan, "start": start,
+    member_raw = (row.text("member") or row.text("card")).strip()
+    return {"key": key, "member_raw": member_raw, "plan": plan, "start": start,
             "end": end, "price": plan.price if price is None else price,
             "cancelled_on": cancelled_on, "reason": reason, "note": note, "limit": limit,
             "used": used, "original_end": original_end or end,
-            "ref": ref or derived_ref(member_raw.strip(), fold(plan_text), start.isoformat()),
+            "ref": ref or derived_ref(member_raw, fold(plan_text), start.isoformat()),
             "renews": renews}
 
 
@@ -184,7 +201,8 @@ def _describe(e: Entry) -> str:
 
 
 def check(ctx: Context, csv: CsvFile, report: FileReport) -> None:
-    cols = Columns(csv, fields_for(ctx.options.reference), REQUIRED, report)
+    cols = Columns(csv, fields_for(ctx.options.reference), REQUIRED, report,
+                   one_of=MEMBER_OR_CARD, mapping=ctx.options.mapping.get(KIND))
     if report.file_errors:
         return
     ctx.book.load(ctx.session, ctx.club_id)
@@ -196,6 +214,8 @@ def check(ctx: Context, csv: CsvFile, report: FileReport) -> None:
         values = _parse(ctx, row)
         known = None
         if values is not None:
+            ctx.state["figures"].membership(values["start"], values["end"],
+                                            values["cancelled_on"], values["price"])
             known = ctx.book.by_ref.get(values["ref"])
             if known is not None and ctx.book.entries[known].row:
                 row.problem("membership_id", "the same membership id as row "
@@ -275,7 +295,8 @@ def _check_members(ctx: Context, cols: Columns, report: FileReport) -> None:
 
 
 def write(ctx: Context, csv: CsvFile, report: FileReport) -> None:
-    cols = Columns(csv, fields_for(ctx.options.reference), REQUIRED, FileReport(csv.name, KIND))
+    cols = Columns(csv, fields_for(ctx.options.reference), REQUIRED, FileReport(csv.name, KIND),
+                   mapping=ctx.options.mapping.get(KIND))
     table = Membership.__table__
     batch: list[dict] = []
     connection = ctx.session.connection()

@@ -62,7 +62,8 @@ def _key(values: dict) -> str:
 
 
 def check(ctx: Context, csv: CsvFile, report: FileReport) -> None:
-    cols = Columns(csv, FIELDS, REQUIRED, report)
+    cols = Columns(csv, FIELDS, REQUIRED, report,
+                   mapping=ctx.options.mapping.get(KIND))
     if report.file_errors:
         return
     load_existing(ctx)
@@ -101,7 +102,8 @@ def check(ctx: Context, csv: CsvFile, report: FileReport) -> None:
 
 
 def write(ctx: Context, csv: CsvFile, report: FileReport) -> None:
-    cols = Columns(csv, FIELDS, REQUIRED, FileReport(csv.name, KIND))
+    cols = Columns(csv, FIELDS, REQUIRED, FileReport(csv.name, KIND),
+                   mapping=ctx.options.mapping.get(KIND))
     for raw in csv.rows():
         if raw.number in report.rejected:
             continue

@@ -7,8 +7,8 @@ staff email with a trainer profile in the club or in staff.csv.
 from sqlalchemy import insert, select
 
 from app.imports.csvfile import CsvFile, Problem, parse_date, parse_int, parse_money
-from app.imports.history.common import Columns, Context, Row, derived_ref, fold
-from app.imports.history.memberships import MEMBER_FIELD, REFERENCE_COLUMNS
+from app.imports.history.common import Columns, Context, Row, derived_ref, fold, resolve_member
+from app.imports.history.memberships import MEMBER_FIELD, MEMBER_OR_CARD, member_fields
 from app.imports.history.report import FileReport
 from app.imports.history.staff import load_trainers
 from app.trainers.models import PtPackage, PtProduct
@@ -25,23 +25,16 @@ FIELDS: dict[str, tuple[str, ...]] = {
     "valid_from": ("start", "start_date", "from", "gueltig_ab"),
     "valid_until": ("end", "end_date", "until", "expires", "gueltig_bis"),
 }
-REQUIRED = ("member", "product", "sessions_total", "sessions_left", "valid_from", "valid_until")
+REQUIRED = ("product", "sessions_total", "sessions_left", "valid_from", "valid_until")
 
 
 def _fields(reference: str) -> dict[str, tuple[str, ...]]:
-    return {**FIELDS, "member": (*MEMBER_FIELD, *REFERENCE_COLUMNS[reference])}
+    return {**FIELDS, **member_fields(reference)}
 
 
 def _parse(ctx: Context, row: Row) -> dict | None:
     day_first = ctx.options.day_first
-    member_raw, key = row.text("member"), None
-    if not member_raw:
-        row.problem("member", "member reference is required")
-    else:
-        try:
-            key = ctx.refs.resolve(member_raw)
-        except ValueError as exc:
-            row.problem("member", str(exc), member_raw)
+    key = resolve_member(ctx, row)
     product = row.string("product", 100, required=True)
     trainer = row.text("trainer").lower()
     if trainer and trainer not in ctx.trainers:
@@ -65,11 +58,13 @@ def _parse(ctx: Context, row: Row) -> dict | None:
         return None
     return {"key": key, "product": product, "trainer": trainer or None, "total": total,
             "left": left, "price": price, "start": start, "until": until,
-            "ref": ref or derived_ref(member_raw.strip(), fold(product), start.isoformat())}
+            "ref": ref or derived_ref((row.text("member") or row.text("card")).strip(),
+                                      fold(product), start.isoformat())}
 
 
 def check(ctx: Context, csv: CsvFile, report: FileReport) -> None:
-    cols = Columns(csv, _fields(ctx.options.reference), REQUIRED, report)
+    cols = Columns(csv, _fields(ctx.options.reference), REQUIRED, report,
+                   one_of=MEMBER_OR_CARD, mapping=ctx.options.mapping.get(KIND))
     if report.file_errors:
         return
     load_trainers(ctx)
@@ -89,6 +84,8 @@ def check(ctx: Context, csv: CsvFile, report: FileReport) -> None:
         if values and values["ref"] in seen:
             row.problem("package_id", f"the same package as row {seen[values['ref']]}",
                         values["ref"])
+        if values:
+            ctx.state["figures"].paid(values["start"], values["price"])
         if not row.settle(report):
             continue
         seen[values["ref"]] = row.number
@@ -105,7 +102,8 @@ def check(ctx: Context, csv: CsvFile, report: FileReport) -> None:
 
 
 def write(ctx: Context, csv: CsvFile, report: FileReport) -> None:
-    cols = Columns(csv, _fields(ctx.options.reference), REQUIRED, FileReport(csv.name, KIND))
+    cols = Columns(csv, _fields(ctx.options.reference), REQUIRED, FileReport(csv.name, KIND),
+                   mapping=ctx.options.mapping.get(KIND))
     new_rows: set[int] = ctx.state.get("pt_new", set())
     products: dict[str, int] = ctx.state.get("pt_products", {})
     batch = []

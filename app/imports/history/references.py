@@ -4,7 +4,8 @@ The club's members are read once into a dict (normalised reference → member id
 is a few megabytes. A reference two members share (an email used by a couple, say) is
 *ambiguous*: rows using it are reported, never guessed. Members that `members.csv` in the same
 import would create are *pending*: they get a negative key until the write phase knows their
-ids (`settle`).
+ids (`settle`). Cards are known the same way (the club's, and those `members.csv` issues), so a
+file may name the card instead of the member.
 """
 from collections.abc import Iterable
 
@@ -30,9 +31,13 @@ class MemberRefs:
         self.kind = kind
         self.region = region
         self.keys: dict[str, int] = {}
+        self.cards: dict[str, int] = self.keys if kind == "card" else {}
+        """card code → member key, for rows that name the card rather than the member."""
         self.shared: dict[str, int] = {}  # ambiguous reference → how many members
-        self.pending: list[str] = []  # pending key -n ↔ self.pending[n - 1]
+        self.pending: list[tuple[dict[str, int], str]] = []
+        """pending key -n ↔ self.pending[n - 1]: (self.keys or self.cards, the reference)."""
         self._raw: dict[str, int | str] = {}  # cell as written → key, or the error message
+        self._raw_cards: dict[str, int | str] = {}
 
     # --- building ---------------------------------------------------------------------------
 
@@ -74,27 +79,63 @@ class MemberRefs:
                 Member.club_id == club_id, column.is_not(None), Member.erased_at.is_(None)))
         for ref, member_id in rows:
             self._put(ref.lower() if self.kind == "email" else ref, member_id)
+        if self.kind != "card":
+            self.cards.update(session.execute(
+                select(Card.code, Card.member_id).join(Member, Member.id == Card.member_id)
+                .where(Card.club_id == club_id, Member.erased_at.is_(None))).all())
+        self._raw.clear()
+        self._raw_cards.clear()
+
+    def _new_pending(self, where: dict[str, int], ref: str) -> int:
+        self.pending.append((where, ref))
+        where[ref] = -len(self.pending)
+        return where[ref]
+
+    def add_pending(self, ref: str | None, card: str | None = None) -> None:
+        """A member the import's members.csv would create (dry run: no id yet), under the chosen
+        reference and, when the row issues one, its card (the same member key)."""
+        key = None
+        if ref:
+            key = self.keys.get(ref)
+            if key is None:
+                key = self._new_pending(self.keys, ref)
+            elif key == AMBIGUOUS:  # shared by several people: the card names one of them
+                key = None
+        if card and card not in self.cards:
+            if key is None:
+                self._new_pending(self.cards, card)
+            else:
+                self.cards[card] = key
+        self._raw.clear()
+        self._raw_cards.clear()
+
+    def mark_shared(self, ref: str) -> None:
+        """A reference (an email, a phone) several people of members.csv share: ambiguous."""
+        if self.keys.get(ref) != AMBIGUOUS:
+            self.shared[ref] = self.shared.get(ref, 1) + 1
+        self.keys[ref] = AMBIGUOUS
         self._raw.clear()
 
-    def add_pending(self, ref: str) -> None:
-        """A member the import's members.csv would create (dry run: no id yet)."""
-        if ref not in self.keys:
-            self.pending.append(ref)
-            self.keys[ref] = -len(self.pending)
-            self._raw.clear()
+    def add_card(self, card: str, member_id: int) -> None:
+        """A card members.csv issues to a member already in the club (or just matched)."""
+        self.cards.setdefault(card, member_id)
+        self._raw_cards.clear()
 
-    def settle(self, found: dict[str, int]) -> None:
-        """After members.csv was written: each reference → its member id."""
-        for ref, member_id in found.items():
-            if member_id is not None and self.keys.get(ref, -1) < 0:
-                self.keys[ref] = member_id
+    def settle(self, found: dict[str, int], cards: dict[str, int | None] | None = None) -> None:
+        """After members.csv was written: each reference (and card) → its member id."""
+        for where, pairs in ((self.keys, found), (self.cards, cards or {})):
+            for ref, member_id in pairs.items():
+                if member_id is not None and where.get(ref, -1) < 0:
+                    where[ref] = member_id
         self._raw.clear()
+        self._raw_cards.clear()
 
     def real(self, key: int) -> int | None:
         """A key from the check phase → the member id now (pending ones after `settle`)."""
         if key > 0:
             return key
-        member_id = self.keys.get(self.pending[-key - 1])
+        where, ref = self.pending[-key - 1]
+        member_id = where.get(ref)
         return member_id if member_id and member_id > 0 else None
 
     # --- looking up -------------------------------------------------------------------------
@@ -126,25 +167,17 @@ class MemberRefs:
         return key
 
 
-class CardRefs:
-    """Card code → member id, for a visits file that names the card rather than the member."""
-
-    def __init__(self, session: Session, club_id: int):
-        self.keys = dict(session.execute(
-            select(Card.code, Card.member_id).join(Member, Member.id == Card.member_id)
-            .where(Card.club_id == club_id, Member.erased_at.is_(None))).all())
-        self._raw: dict[str, int | str] = {}
-
-    def resolve(self, raw: str) -> int:
-        hit = self._raw.get(raw)
+    def resolve_card(self, raw: str) -> int:
+        """The member key for a card cell (the club's cards and those members.csv issues)."""
+        hit = self._raw_cards.get(raw)
         if hit is None:
             try:
                 code = members_service.normalise_card_code(raw, field="card")
-                hit = self.keys.get(code) or "no member has this card"
+                hit = self.cards.get(code) or "no member has this card"
             except Invalid as exc:
                 hit = exc.details[0]["message"] if exc.details else exc.message
-            if len(self._raw) < 500_000:
-                self._raw[raw] = hit
+            if len(self._raw_cards) < 500_000:
+                self._raw_cards[raw] = hit
         if isinstance(hit, str):
             raise ValueError(hit)  # noqa: TRY004 - a cached "not found"
         return hit

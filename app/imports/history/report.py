@@ -19,6 +19,8 @@ class FileReport:
     new: int = 0
     existing: int = 0
     created: int = 0
+    skipped: int = 0
+    """rows left out without an error (visits later than now, a same-day export)."""
     rejects: str | None = None
     seconds: float = 0.0
     check_seconds: float = 0.0
@@ -53,7 +55,7 @@ class FileReport:
     def as_dict(self) -> dict:
         return {"file": self.file, "kind": self.kind, "rows": self.rows, "errors": self.errors,
                 "warnings": self.warnings, "new": self.new, "existing": self.existing,
-                "created": self.created, "rejects": self.rejects, "columns": self.columns,
+                "created": self.created, "skipped": self.skipped, "rejects": self.rejects, "columns": self.columns,
                 "seconds": round(self.seconds, 2), "check_seconds": round(self.check_seconds, 2),
                 "problems_total": self.problems_total}
 
@@ -76,6 +78,11 @@ class HistoryReport:
     rates: dict[str, float] = field(default_factory=dict)
     """rows per second of the write phase, per kind (memberships, visits)."""
     notes: list[str] = field(default_factory=list)
+    figures: dict | None = None
+    """The check report: {"files": totals of the files, "club": the club's figures,
+    "club_after_import": bool} (see app.imports.history.figures)."""
+    comparison: list[tuple[str, str, str]] = field(default_factory=list)
+    """(what, the files' figure, the club's) rows, for people."""
 
     def file(self, name: str, kind: str) -> FileReport:
         if name not in self.files:
@@ -115,10 +122,11 @@ class HistoryReport:
         for f in self.files.values():
             made = (f"created {f.created}" if done else f"would create {f.new}")
             if f.kind == "visits" and not done:
-                made = f"would import {f.rows - f.errors} (duplicates of visits already in the " \
+                made = f"would import {f.rows - f.errors - f.skipped} (duplicates of visits already in the " \
                        "club are skipped)"
+            skipped = f", skipped {f.skipped}" if f.skipped else ""
             lines.append(f"{f.file} ({f.kind}): {f.rows} rows — {made}, already imported "
-                         f"{f.existing}, errors {f.errors}, warnings {f.warnings}")
+                         f"{f.existing}, errors {f.errors}, warnings {f.warnings}{skipped}")
         if self.file_errors:
             verdict = "a file cannot be read or lacks a required column — nothing was written"
         elif self.dry_run:
@@ -144,4 +152,5 @@ class HistoryReport:
                 "problems": problems,
                 "problems_total": sum(f.problems_total for f in self.files.values()),
                 "message": self.summary(), "seconds": round(self.seconds, 2),
-                "rates": {k: round(v) for k, v in self.rates.items()}, "notes": self.notes}
+                "rates": {k: round(v) for k, v in self.rates.items()}, "notes": self.notes,
+                "figures": self.figures}

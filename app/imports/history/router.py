@@ -11,8 +11,8 @@ from app.core.schemas import IdPath
 from app.imports import storage
 from app.imports.history import jobs
 from app.imports.history.common import Options
-from app.imports.history.schemas import HistoryJobRead, Reference
-from app.imports.history.service import KINDS, kind_of
+from app.imports.history.schemas import FutureVisits, HistoryJobRead, Reference
+from app.imports.history.service import KINDS, kind_of, parse_mapping
 
 router = APIRouter(prefix="/api/v1", tags=["imports"])
 
@@ -49,6 +49,12 @@ def upload_history(
     renewal_gap_days: Annotated[int, Form(ge=0, le=366, description=(
         "a membership starting at most this many days after the previous one ended renews "
         "it"))] = 31,
+    mapping: Annotated[str | None, Form(max_length=10_000, description=(
+        'per file, which column feeds which field: JSON {"visits": {"member": "Kunde"}, '
+        '"memberships": {"plan": "Tarifcode"}}'))] = None,
+    future_visits: Annotated[FutureVisits, Form(description=(
+        "visits after now (an export taken today): skip them with one warning, or refuse "
+        "each as an error"))] = FutureVisits.skip,
 ):
     """Start a history import (or its dry run) in the background; poll
     `GET /api/v1/imports/history/{job_id}` for progress and the report. Importing the same files
@@ -64,7 +70,8 @@ def upload_history(
                           f"{upload.filename!r}", code="duplicate_history_file")
         kinds[kind] = upload
     options = Options(reference=reference.value, dry_run=dry_run, skip_bad=skip_bad,
-                      day_first=day_first, renewal_gap_days=renewal_gap_days)
+                      day_first=day_first, renewal_gap_days=renewal_gap_days,
+                      mapping=parse_mapping(mapping), future_visits=future_visits.value)
     job = jobs.create_job(session, club_id=actor.club_id, staff_id=actor.user_id,
                           options=options, names=[u.filename for u in kinds.values()])
     budget = [MAX_UPLOAD]  # too large: the request's transaction (job and files) rolls back

@@ -13,6 +13,11 @@ class Reference(StrEnum):
     phone = "phone"
 
 
+class FutureVisits(StrEnum):
+    skip = "skip"
+    refuse = "refuse"
+
+
 class HistoryJobRead(Out):
     """An import job: its state, progress while it runs, and its report when done.
 

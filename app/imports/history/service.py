@@ -9,6 +9,7 @@ a row has an error, each file is read again and written in set-based batches.
 The caller owns the transaction: the CLI's unit of work or the job's session commits; any error
 rolls everything back. On PostgreSQL an advisory lock keeps two imports of one club apart.
 """
+import json
 import time
 from collections.abc import Callable
 from contextlib import ExitStack
@@ -22,6 +23,7 @@ from app.core.sql import is_postgres
 from app.imports.csvfile import CsvFile, FileProblem, Problem, normalise_header
 from app.imports.history import freezes, memberships, plans, pt_packages, staff, visits
 from app.imports.history.common import Context, Options, Progress, write_rejects
+from app.imports.history.figures import Figures, club_figures, comparison
 from app.imports.history.report import FileReport, HistoryReport
 from app.imports.members import import_members
 
@@ -38,6 +40,7 @@ FILE_NAMES = {
     "visits": ("visits", "checkins", "check_ins", "besuche"),
 }
 _KIND_OF = {name: kind for kind, names in FILE_NAMES.items() for name in names}
+FUTURE_VISITS = ("skip", "refuse")
 LOCK_BASE = 0x48495354 << 32  # "HIST": pg_advisory_xact_lock key space of history imports
 
 
@@ -47,6 +50,45 @@ def kind_of(filename: str) -> str | None:
     if path.suffix.lower() not in (".csv", ".txt"):
         return None
     return _KIND_OF.get(normalise_header(path.stem))
+
+
+def parse_mapping(text: str | None) -> dict[str, dict[str, str]]:
+    """The API's mapping JSON {"visits": {"member": "Kunde"}, …} → per file kind (422 if not)."""
+    if not text:
+        return {}
+    try:
+        raw = json.loads(text)
+    except ValueError:
+        raw = None
+    if not isinstance(raw, dict) or not all(
+            isinstance(fields, dict) and all(isinstance(k, str) and isinstance(v, str)
+                                             for k, v in fields.items())
+            for fields in raw.values()):
+        raise Invalid('mapping must be a JSON object {"file": {"field": "column"}}, e.g. '
+                      '{"visits": {"member": "Kunde"}}', code="invalid_mapping")
+    mapping: dict[str, dict[str, str]] = {}
+    for name, fields in raw.items():
+        kind = name if name in KINDS else kind_of(name if "." in name else f"{name}.csv")
+        if kind is None:
+            raise Invalid(f"the mapping names {name!r}, which is not a history file; map the "
+                          "columns of " + ", ".join(KINDS), code="invalid_mapping")
+        mapping.setdefault(kind, {}).update(fields)
+    return mapping
+
+
+def parse_mapping_pairs(pairs: list[str]) -> dict[str, dict[str, str]]:
+    """The command line's ["visits:member=Kunde", …] → per file kind; ValueError if not."""
+    mapping: dict[str, dict[str, str]] = {}
+    for pair in pairs:
+        name, colon, rest = pair.partition(":")
+        target, equals, column = rest.partition("=")
+        kind = name.strip() if name.strip() in KINDS else kind_of(
+            name.strip() if "." in name else f"{name.strip()}.csv")
+        if not colon or not equals or not target.strip() or not column.strip() or kind is None:
+            raise ValueError(f"{pair!r}: write FILE:FIELD=COLUMN, e.g. visits:member=Kunde "
+                             f"(files: {', '.join(KINDS)})")
+        mapping.setdefault(kind, {})[target.strip()] = column.strip()
+    return mapping
 
 
 def find_files(directory: Path) -> tuple[dict[str, Path], list[str]]:
@@ -71,6 +113,11 @@ def import_history(session: Session, *, club_id: int, files: dict[str, Path],
     """Check (and unless a dry run, import) a club's history files; flushes, never commits."""
     options = options or Options()
     unknown = set(files) - set(KINDS)
+    if bad := set(options.mapping) - set(KINDS):
+        raise Invalid(f"the mapping names {', '.join(sorted(bad))}: map the columns of "
+                      + ", ".join(KINDS), code="invalid_mapping")
+    if options.future_visits not in FUTURE_VISITS:
+        raise Invalid("future_visits must be skip or refuse", code="invalid_future_visits")
     if unknown or not files:
         raise Invalid("No history files: name them " + ", ".join(f"{k}.csv" for k in KINDS),
                       code="no_history_files")
@@ -79,6 +126,7 @@ def import_history(session: Session, *, club_id: int, files: dict[str, Path],
     ctx = Context.create(session, club_id=club_id, options=options, report=report,
                          progress=progress)
     ctx.state["staff_id"] = staff_id  # who grants staff.csv's roles (None: the operator)
+    ctx.state["figures"] = Figures(ctx.today)  # the files' own totals, for the check report
     try:
         return _run(ctx, files, ignored or [], started)
     finally:
@@ -125,6 +173,7 @@ def _run(ctx: Context, files: dict[str, Path], ignored: list[str],
 
     # 2. write, when allowed
     if options.dry_run or report.file_errors or (report.errors and not options.skip_bad):
+        _check_report(ctx)
         report.seconds = time.perf_counter() - started
         return report
     for kind, path in ordered:
@@ -140,12 +189,23 @@ def _run(ctx: Context, files: dict[str, Path], ignored: list[str],
             memberships.count_visits(ctx)
     session.flush()
     report.written = True
+    _check_report(ctx)
     for kind in ("memberships", "visits"):
         fr = next((f for f in report.files.values() if f.kind == kind), None)
         if fr and fr.seconds:
             report.rates[kind] = fr.rows / fr.seconds
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _check_report(ctx: Context) -> None:
+    """The files' totals beside the club's (after the import; before it, when nothing was
+    written) — what the owner compares with the old system."""
+    files = ctx.state["figures"]
+    club = club_figures(ctx.session, club_id=ctx.club_id, today=ctx.today, zone=ctx.zone)
+    ctx.report.figures = {"files": files.as_dict(), "club": club.as_dict(),
+                          "club_after_import": ctx.report.written}
+    ctx.report.comparison = comparison(files, club)
 
 
 def _rejects_path(options: Options, path: Path) -> Path:
@@ -168,11 +228,13 @@ def _members(ctx: Context, csv: CsvFile, fr: FileReport, *, check: bool, rejects
         def tick(position: int) -> None:
             ctx.progress("checking" if check else "importing", csv.name, position, csv.size)
     result = import_members(ctx.session, club_id=ctx.club_id, csv=csv, mode=options.mode,
+                            mapping=options.mapping.get("members"),
                             dry_run=check, day_first=options.day_first,
                             reference=options.reference, rejects=rejects, progress=tick,
                             actor_label="history import")
     if check:
         fr.rows, fr.errors = result.rows, result.errors
+        ctx.state["figures"].members = result.rows - result.errors
         fr.new, fr.existing = result.created, result.duplicates
         fr.columns = dict(result.columns)
         for problem in result.problems:
@@ -181,8 +243,19 @@ def _members(ctx: Context, csv: CsvFile, fr: FileReport, *, check: bool, rejects
         if rejects is not None and result.errors:
             fr.rejects = rejects.name
         for ref, member_id in (result.references or {}).items():
-            if member_id is None:
+            if member_id is None and (ctx.refs.keys.get(ref) or 0) > 0:
+                result.shared_references.add(ref)  # a new person with a member's email/phone
+        for ref in result.shared_references:
+            ctx.refs.mark_shared(ref)
+        for ref, member_id in (result.references or {}).items():
+            if member_id is None and ref not in result.shared_references:
                 ctx.refs.add_pending(ref)
+        for card, (ref, member_id) in result.cards.items():
+            if member_id is None:
+                ctx.refs.add_pending(ref, card)
+            else:
+                ctx.refs.add_card(card, member_id)
     else:
         fr.created = result.created
-        ctx.refs.settle(result.references or {})
+        ctx.refs.settle(result.references or {},
+                        {card: member_id for card, (_ref, member_id) in result.cards.items()})

@@ -85,7 +85,8 @@ def importer(ctx: Context) -> Actor | None:
 
 
 def check(ctx: Context, csv: CsvFile, report: FileReport) -> None:
-    cols = Columns(csv, FIELDS, REQUIRED, report)
+    cols = Columns(csv, FIELDS, REQUIRED, report,
+                   mapping=ctx.options.mapping.get(KIND))
     if report.file_errors:
         return
     load_trainers(ctx)
@@ -130,7 +131,8 @@ def check(ctx: Context, csv: CsvFile, report: FileReport) -> None:
 
 
 def write(ctx: Context, csv: CsvFile, report: FileReport) -> None:
-    cols = Columns(csv, FIELDS, REQUIRED, FileReport(csv.name, KIND))
+    cols = Columns(csv, FIELDS, REQUIRED, FileReport(csv.name, KIND),
+                   mapping=ctx.options.mapping.get(KIND))
     new_rows: set[int] = ctx.state.get("staff_new", set())
     club = clubs_service.get_club(ctx.session, ctx.club_id)
     by = importer(ctx)

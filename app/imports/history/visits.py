@@ -4,7 +4,8 @@ The check pass parses each row (member by the chosen reference or by card, the i
 offset or in the club's time zone), finds the membership it falls in, and appends the good rows
 to a spool file (member key, membership, UTC instant). A visit outside every membership of its
 member is a *warning*: it is imported (a day pass, a trial, a gap in the old data — it still
-happened) without a membership. A visit in the future is an error.
+happened) without a membership. Visits later than now (an export taken during the day) are
+skipped with one warning giving their number, or (`future_visits="refuse"`) each is an error.
 
 The write pass streams the spool into a temporary staging table (PostgreSQL: `COPY`; SQLite:
 batched inserts) and moves each chunk with one `INSERT … SELECT DISTINCT … WHERE NOT EXISTS`:
@@ -15,6 +16,7 @@ table records who came and when; devices belong to the live access log.
 """
 import re
 import tempfile
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select, text
@@ -23,15 +25,11 @@ from app.clubs.models import Device
 from app.core.sql import is_postgres
 from app.imports.csvfile import CsvFile, Problem, parse_datetime
 from app.imports.history.common import Columns, Context
-from app.imports.history.memberships import MEMBER_FIELD, REFERENCE_COLUMNS
-from app.imports.history.references import CardRefs
+from app.imports.history.memberships import MEMBER_OR_CARD, member_fields
 from app.imports.history.report import MAX_PROBLEMS_PER_FILE, FileReport
 
 KIND = "visits"
 FIELDS: dict[str, tuple[str, ...]] = {
-    "member": MEMBER_FIELD,
-    "card": ("card_code", "card_number", "card_no", "karte", "kartennummer", "chip", "badge",
-             "rfid", "transponder"),
     "occurred_at": ("timestamp", "time", "datetime", "date_time", "visited_at", "visit_time",
                     "checked_in_at", "check_in", "checkin", "entry", "entered_at", "zeitpunkt",
                     "zeit", "datum_uhrzeit", "eintritt", "besuch"),
@@ -48,17 +46,14 @@ _LOCAL = re.compile(r"\d{4}-\d\d-\d\d[ T]\d\d:\d\d(?::\d\d)?")
 
 
 def _fields(reference: str) -> dict[str, tuple[str, ...]]:
-    fields = {**FIELDS, "member": (*MEMBER_FIELD, *REFERENCE_COLUMNS[reference])}
-    if reference == "card":
-        fields["card"] = ()
-    return fields
+    return {**member_fields(reference), **FIELDS}
 
 
 # long: the per-row loop of the largest import file (millions of visits): lookups are hoisted into
 # locals and the row is checked inline, because a call per row and column doubles its time
 def check(ctx: Context, csv: CsvFile, report: FileReport) -> None:
     cols = Columns(csv, _fields(ctx.options.reference), REQUIRED, report,
-                   one_of=(("member", "card"),))
+                   one_of=MEMBER_OR_CARD, mapping=ctx.options.mapping.get(KIND))
     if report.file_errors:
         return
     ctx.book.load(ctx.session, ctx.club_id)
@@ -68,8 +63,7 @@ def check(ctx: Context, csv: CsvFile, report: FileReport) -> None:
     at_col, device_col = cols.name("occurred_at"), cols.name("device")
     devices = ({" ".join(n.casefold().split()) for n in ctx.session.scalars(
         select(Device.name).where(Device.club_id == ctx.club_id))} if device_h else set())
-    cards = CardRefs(ctx.session, ctx.club_id) if card_h else None
-    resolve, zone = ctx.refs.resolve, ctx.zone
+    resolve, resolve_card, zone = ctx.refs.resolve, ctx.refs.resolve_card, ctx.zone
     now_utc = ctx.now.astimezone(UTC).replace(tzinfo=None)
     offsets: dict[str, timedelta] = {}  # "YYYY-MM-DD HH" (club time) → its UTC offset
     day_first = ctx.options.day_first
@@ -79,7 +73,9 @@ def check(ctx: Context, csv: CsvFile, report: FileReport) -> None:
     spool = tempfile.TemporaryFile("w+", encoding="ascii", newline="\n")  # noqa: SIM115
     ctx.state["visits_spool"] = spool
     out: list[str] = []
-    rows = warnings = 0
+    rows = warnings = future = 0
+    months: Counter = Counter()  # yyyymm (club time) → visits, for the check report
+    refuse_future = ctx.options.future_visits == "refuse"
     read_problems: list[Problem] = []
 
     def warn(number: int, column: str, message: str, value: str) -> None:
@@ -99,7 +95,7 @@ def check(ctx: Context, csv: CsvFile, report: FileReport) -> None:
             if ref:
                 key = resolve(ref)
             elif card_h and (code := values.get(card_h, "")):
-                key = cards.resolve(code)
+                key = resolve_card(code)
             else:
                 errors = [Problem(name, row.number, member_col if member_h else card_col,
                                   "member reference is required")]
@@ -132,8 +128,12 @@ def check(ctx: Context, csv: CsvFile, report: FileReport) -> None:
                     local = at.astimezone(zone).replace(tzinfo=None)
                     utc = at.astimezone(UTC).replace(tzinfo=None)
         if utc is not None and utc > now_utc:
-            errors = (errors or []) + [Problem(name, row.number, at_col,
-                                               "a visit cannot be in the future", raw_at)]
+            if refuse_future:
+                errors = (errors or []) + [Problem(name, row.number, at_col,
+                                                   "a visit cannot be in the future", raw_at)]
+            elif not errors:
+                future += 1
+                continue
         if errors:
             for problem in errors:
                 report.reject(problem)
@@ -142,6 +142,7 @@ def check(ctx: Context, csv: CsvFile, report: FileReport) -> None:
                 " ".join(device.casefold().split()) not in devices:
             warn(row.number, device_col, "no device of this name in the club (the visit is "
                  "imported; devices are not stored for imported visits)", device)
+        months[local.year * 100 + local.month] += 1
         day = local.toordinal()
         best = -1
         for index in by_member.get(key, ()):
@@ -162,7 +163,15 @@ def check(ctx: Context, csv: CsvFile, report: FileReport) -> None:
     for problem in read_problems:
         report.reject(problem)
     report.rows = rows + len(read_problems)
-    report.new = rows - len(rejected)
+    report.new = rows - len(rejected) - future
+    report.skipped = future
+    for key, count in months.items():
+        ctx.state["figures"].visits[f"{key // 100:04d}-{key % 100:02d}"] += count
+    if future:
+        report.add(Problem(name, None, at_col, f"{future} visits are later than now "
+                           f"({ctx.now.astimezone(zone):%Y-%m-%d %H:%M} club time) — an export "
+                           "taken today? They are skipped (refuse them instead with "
+                           "--refuse-future, API future_visits=refuse)", severity="warning"))
     ctx.state["visits_outside"] = warnings
     ctx.tick("checking", csv)
 

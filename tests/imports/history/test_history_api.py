@@ -28,6 +28,9 @@ def test_an_owner_uploads_the_history_and_polls_until_it_is_imported(
     report = job["report"]
     assert report["status"] == "imported" and report["written"]
     assert {f["kind"]: f["created"] for f in report["files"]}["visits"] == 16
+    figures = report["figures"]  # the check report: the files' totals beside the club's
+    assert figures["club_after_import"] and figures["files"]["members"] == 6
+    assert figures["files"]["visits_per_month"] == figures["club"]["visits_per_month"]
     assert job["progress"] == {} or job["progress"]["file"]
     assert session.scalar(select(func.count()).select_from(Membership)) == 10
 
@@ -39,9 +42,13 @@ def test_a_dry_run_with_skip_bad_offers_the_rejects_and_writes_nothing(
 
     r = upload(client, manager.headers, DATA / "messy", dry_run=True, skip_bad=True)
     job = wait(client, manager.headers, r.json()["id"])
+    refused = upload(client, manager.headers, DATA / "messy", dry_run=True,
+                     future_visits="refuse", mapping='{"visits": {"occurred_at": "occurred_at"}}')
+    refused = wait(client, manager.headers, refused.json()["id"])
+    assert refused["report"]["errors"] == 10, refused  # … or refused, as asked
 
     assert job["status"] == "done" and job["report"]["status"] == "checked"
-    assert job["report"]["errors"] == 10
+    assert job["report"]["errors"] == 9  # the future visit is skipped with a warning
     assert sorted(job["rejects"]) == ["memberships.rejects.csv", "plans.rejects.csv",
                                       "visits.rejects.csv"]
     csv = client.get(f"{URL}/{job['id']}/rejects/visits.rejects.csv", headers=manager.headers)
@@ -62,6 +69,9 @@ def test_front_desk_may_not_and_bad_uploads_are_refused(client, world, club):
                                 ("files", ("Visits.CSV", b"a\n", "text/csv"))],
                     headers=manager.headers)
     assert r.status_code == 422 and r.json()["error"] == "duplicate_history_file"
+    for mapping in ("not json", '{"visits": "member"}', '{"contacts": {"member": "Kunde"}}'):
+        r = upload(client, manager.headers, DATA / "clean", mapping=mapping)
+        assert r.status_code == 422 and r.json()["error"] == "invalid_mapping", r.text
     other = world.club(name="Elsewhere")
     stranger = world.staff(other, "manager")
     job = wait(client, manager.headers, upload(client, manager.headers, DATA / "clean",

@@ -9,6 +9,7 @@ from app.core.config import get_settings
 from app.imports import cli as imports_cli
 from app.memberships.models import Membership
 from tests.imports.history.conftest import DATA, add_members
+from tests.imports.history.test_history_checks import write
 
 
 @pytest.fixture
@@ -39,6 +40,8 @@ def test_import_then_again_exits_0_and_creates_nothing_twice(cli, session, club)
     assert first.exit_code == 0, first.output
     assert "memberships.csv (memberships): 10 rows — created 10" in first.output
     assert "rows per second: memberships" in first.output
+    assert "check against the old system" in first.output and "club after import" in first.output
+    assert "≠" not in first.output  # every figure of the files is the club's
     second = CliRunner().invoke(cli, args)
     assert second.exit_code == 0, second.output
     assert "created 0, already imported 10" in second.output
@@ -63,3 +66,16 @@ def test_a_directory_without_history_files_or_a_bad_reference_is_refused(cli, cl
     result = CliRunner().invoke(cli, ["import", "history", str(DATA / "clean"), "--club",
                                       str(club.id), "--reference", "name"])
     assert result.exit_code == 2
+
+
+def test_the_command_line_takes_a_mapping_per_file_and_refuses_a_bad_one(
+        cli, session, club, tmp_path):
+    directory = write(tmp_path / "set", members="external_id,first_name,last_name\nM1,Anna,A\n",
+                      visits="Wer,Wann\nM1,2025-01-05 18:00\n")
+    base = ["import", "history", str(directory), "--club", str(club.id)]
+    bad = CliRunner().invoke(cli, [*base, "--mapping", "visits=member"])
+    assert bad.exit_code == 2 and "FILE:FIELD=COLUMN" in bad.output
+    done = CliRunner().invoke(cli, [*base, "--mapping", "visits:member=Wer",
+                                    "--mapping", "visits.csv:occurred_at=Wann"])
+    assert done.exit_code == 0, done.output
+    assert session.scalar(select(func.count()).select_from(Visit)) == 1

@@ -20,7 +20,8 @@ from tests.imports.history.conftest import AS_OF, DATA, add_members, counts
 
 
 def problems_of(report, severity="error"):
-    return sorted((p.file, p.row, p.column) for p in report.problems if p.severity == severity)
+    return sorted((p.file, p.row or 0, p.column) for p in report.problems
+                  if p.severity == severity)
 
 
 # --- the messy set ------------------------------------------------------------------------------
@@ -35,8 +36,7 @@ MESSY_ERRORS = [
     ("plans.csv", 4, "Tarif-ID"),  # P2 twice (semicolons, German headers, decimal commas)
     ("visits.csv", 4, "member"),  # M999
     ("visits.csv", 5, "occurred_at"),  # "yesterday"
-    ("visits.csv", 7, "occurred_at"),  # in the future
-]
+]  # visits.csv row 7 is in the future: skipped with one warning (refused with future_visits)
 
 
 def test_a_messy_set_is_checked_in_a_dry_run_every_problem_named_and_nothing_written(
@@ -48,13 +48,15 @@ def test_a_messy_set_is_checked_in_a_dry_run_every_problem_named_and_nothing_wri
     report = run(DATA / "messy", dry_run=True)
 
     assert problems_of(report) == sorted(MESSY_ERRORS)
-    assert problems_of(report, "warning") == [("visits.csv", 6, "occurred_at")]  # no membership
+    assert problems_of(report, "warning") == [("visits.csv", 0, "occurred_at"),  # 1 future
+                                              ("visits.csv", 6, "occurred_at")]  # no membership
     overlap = next(p for p in report.problems if p.row == 4 and p.file == "memberships.csv")
     assert "overlaps membership X2" in overlap.message and "row 3" in overlap.message
     files = {f.file: f for f in report.files.values()}
     assert (files["plans.csv"].rows, files["plans.csv"].new, files["plans.csv"].errors) == (3, 2, 1)
     assert (files["memberships.csv"].new, files["memberships.csv"].errors) == (2, 6)
-    assert (files["visits.csv"].rows, files["visits.csv"].errors) == (6, 3)
+    assert (files["visits.csv"].rows, files["visits.csv"].errors) == (6, 2)
+    assert files["visits.csv"].skipped == 1
     assert report.status == "checked" and not report.written
     assert "dry run: nothing was written" in report.summary()
     assert counts(session) == before
