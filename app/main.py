@@ -37,7 +37,8 @@ ROUTERS = (access.devices_router, protocols.router, dues_cards.webhook_router,
            clubs.router, staff_router.router, privacy.router, members.router,
            memberships.router, billing.router, access.router, crm.router, retention.router,
            inventory.router, trainers.router, analytics.router, customfields.router,
-           crm_leads.router, imports.router, history_import.router, dues_contracts.router, dues_desk.router, dues_cards.router, dues_sepa.router, money_router.router)
+           crm_leads.router, imports.router, history_import.router, dues_contracts.router,
+           dues_desk.router, dues_cards.router, dues_sepa.router, money_router.router)
 """The API's routers in the order they are matched. Devices' routes come first: a request is
 matched against the routes one by one, and the turnstiles call many times a minute (#19: ~0.5
 ms of CPU per check-in when the device route sat behind ~50 staff routes). Privacy before
