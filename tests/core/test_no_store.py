@@ -34,6 +34,7 @@ def _csv_routes(app) -> list[tuple[str, dict]]:
                         schema = schemas[schema["$ref"].rsplit("/", 1)[-1]]
                     query[p["name"]] = (schema["enum"][0] if "enum" in schema
                                         else "2026-01-01" if schema.get("format") == "date"
+                                        else "2026-01" if p["name"] == "month"
                                         else "1")
             routes.append((path, query))
     return routes

@@ -271,6 +271,30 @@ TABLE = [
     R("GET", "/api/v1/sepa/batches/{batch_id}/file", MANAGERS),
     R("POST", "/api/v1/sepa/batches/{batch_id}/submitted", MANAGERS, None),
     R("POST", "/api/v1/sepa/returns", MANAGERS, None),
+    # cards on file: set up at the desk, charged by managers; Stripe's webhook and the payer's
+    # return page authenticate by signature / show nothing private (tests/dues/test_cards.py)
+    R("POST", "/api/v1/payers/{payer_id}/cards", DESK, {}),
+    R("GET", "/api/v1/payers/{payer_id}/cards", DESK),
+    R("GET", "/api/v1/cards/{card_id}", DESK),
+    R("GET", "/api/v1/cards/{card_id}/qr.svg", DESK),
+    R("DELETE", "/api/v1/cards/{card_id}", DESK),
+    R("POST", "/api/v1/dues/cards/charge", MANAGERS, None),
+    R("POST", "/api/v1/dues/stripe/webhook/{club_id}", PUBLIC, {}),
+    R("GET", "/api/v1/dues/stripe/return/{club_id}", PUBLIC),
+    # failed payments and the desk's money
+    R("POST", "/api/v1/invoices/{invoice_id}/payments", DESK, {}),
+    R("GET", "/api/v1/dunning", DESK, ok="2xx"),
+    R("POST", "/api/v1/dunning/{case_id}/write-off", MANAGERS, None),
+    R("GET", "/api/v1/desk/closeouts/preview", DESK, query="desk=front"),
+    R("GET", "/api/v1/desk/closeouts", DESK, ok="2xx"),
+    R("POST", "/api/v1/desk/closeouts", DESK, {}),
+    # the owner's money figures and the accounting export
+    R("GET", "/api/v1/analytics/money/mrr", MANAGERS, ok="2xx"),
+    R("GET", "/api/v1/analytics/money/revenue", MANAGERS, ok="2xx"),
+    R("GET", "/api/v1/analytics/money/receivables", MANAGERS, ok="2xx"),
+    R("GET", "/api/v1/analytics/money/collections", MANAGERS, ok="2xx"),
+    R("GET", "/api/v1/analytics/money/churn", MANAGERS, ok="2xx"),
+    R("GET", "/api/v1/analytics/money/export", MANAGERS, ok="2xx", query="month=2026-01"),
 ]
 
 # Routes without a row yet: packages still in progress, and the public/self-authenticating ones
