@@ -5,7 +5,7 @@ A notice is written by `queue` in the transaction that decides it (so a rolled-b
 sends nothing) under a key unique per club (so deciding twice queues once); the dispatcher sends
 what is unsent.
 """
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -31,3 +31,17 @@ def queue(session: Session, *, club_id: int, kind: str, key: str, to: str | None
         return session.scalars(select(Notice).where(Notice.club_id == club_id,
                                                     Notice.key == key)).one()
     return notice
+
+
+def queue_fresh(session: Session, *, club_id: int, rows: list[dict]) -> int:
+    """Queue many emails at once under keys nothing queued yet (the billing run's invoices: the
+    keys name invoices written in the same transaction); a key taken already fails the whole
+    transaction, as a second writer of the same rows would. Each row: kind, key, to, subject,
+    body, and optionally html, payer_id, member_id."""
+    if not rows:
+        return 0
+    now = clock.now()
+    session.execute(insert(Notice), [{"club_id": club_id, "html": None, "payer_id": None,
+                                      "member_id": None, **row, "created_at": now}
+                                     for row in rows])
+    return len(rows)
