@@ -17,6 +17,7 @@ from app.core.db import make_engine, make_sessionmaker
 from app.crm import leads_router as crm_leads
 from app.crm import router as crm
 from app.customfields import router as customfields
+from app.dues import invoices_router as dues_invoices
 from app.imports import router as imports
 from app.imports.history import router as history_import
 from app.inventory import router as inventory
@@ -32,7 +33,7 @@ ROUTERS = (access.devices_router, protocols.router,
            clubs.router, staff_router.router, privacy.router, members.router,
            memberships.router, billing.router, access.router, crm.router, retention.router,
            inventory.router, trainers.router, analytics.router, customfields.router,
-           crm_leads.router, imports.router, history_import.router)
+           crm_leads.router, imports.router, history_import.router, dues_invoices.router)
 """The API's routers in the order they are matched. Devices' routes come first: a request is
 matched against the routes one by one, and the turnstiles call many times a minute (#19: ~0.5
 ms of CPU per check-in when the device route sat behind ~50 staff routes). Privacy before
