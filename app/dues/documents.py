@@ -112,7 +112,12 @@ def _lines_to_credit(session: Session, invoice: Invoice,
         lines = [line for line in lines if line.id in set(line_ids)]
     credited = invoicing.invoiced_keys(session, club_id=invoice.club_id,
                                        keys=(f"credit:{line.id}" for line in lines))
-    if credited:
+    if not line_ids:  # the whole invoice: what is not credited yet
+        lines = [line for line in lines if f"credit:{line.id}" not in credited]
+        if not lines:
+            raise Conflict("Every line of this invoice was credited already",
+                           code="already_credited")
+    elif credited:
         raise Conflict("A line of this invoice was credited already; each line is credited "
                        "once only", code="already_credited",
                        details={"line_ids": sorted(int(k.split(":")[1]) for k in credited)})
@@ -121,7 +126,8 @@ def _lines_to_credit(session: Session, invoice: Invoice,
 
 def credit_note(session: Session, *, actor: Actor, invoice_id: int,
                 line_ids: list[int] | None, reason: str) -> Invoice:
-    """Credit a whole invoice (no `line_ids`) or some of its lines with a credit note."""
+    """Credit a whole invoice (no `line_ids`: every line not credited yet) or the lines named
+    (each once only) with a credit note."""
     invoice = _invoice(session, club_id=actor.club_id, invoice_id=invoice_id, for_update=True)
     if invoice.kind != "invoice":
         raise Invalid("A credit note cannot be credited", code="not_an_invoice")

@@ -2,7 +2,7 @@
 households on one invoice, terms rolled, cancelled contracts stopped, collections and emails,
 exactly once per club and day, and the same outcome after a failure at any chunk."""
 import threading
-from datetime import date
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import pytest
@@ -428,3 +428,123 @@ def test_the_numbers_have_no_gap_after_failures(db, club, book):
     with db.sessionmaker() as s:
         numbers = sorted(int(n.rsplit("-", 1)[1]) for n in s.scalars(select(Invoice.number)))
     assert numbers == list(range(1, len(numbers) + 1)) and len(numbers) > 5
+
+
+# --- invoices as documents, through the API ------------------------------------------------
+
+
+@pytest.fixture
+def billed(db, club, book, world, clock):
+    """Today's billing run of a household (two contracts, one SEPA mandate) through the API."""
+    clock.set(datetime(2027, 2, 1, 9, 0, tzinfo=UTC))
+    payer = book.payer("Maria Koch", "maria@example.test")
+    mandate = book.mandate(payer)
+    member = world.member(club)
+    book.contract(payer, date(2027, 2, 1), mandate_id=mandate, price="29.90", member=member)
+    book.contract(payer, date(2027, 2, 1), mandate_id=mandate, price="24.90")
+    return payer, member
+
+
+def test_the_run_now_endpoint_runs_today_once_and_managers_only(client, world, club, billed):
+    manager, desk = world.staff(club, "manager"), world.staff(club, "front_desk")
+    assert client.post("/api/v1/dues/run", headers=desk.headers).status_code == 403
+    first = client.post("/api/v1/dues/run", headers=manager.headers)
+    assert first.status_code == 200, first.text
+    assert first.json() | {"day": None} == {
+        "club_id": club.id, "day": None, "invoices": 1, "lines": 2, "renewed": 0,
+        "collections": 1, "notices": 1, "done_before": False}
+    assert first.json()["day"] == "2027-02-01"
+    again = client.post("/api/v1/dues/run", headers=manager.headers).json()
+    assert again["done_before"] is True and again["invoices"] == 0
+
+
+def test_invoices_are_listed_shown_and_printed_and_never_changed(client, db, world, club,
+                                                                  billed):
+    payer, member = billed
+    _run(db, club, date(2027, 2, 1))
+    desk = world.staff(club, "front_desk")
+    page = client.get("/api/v1/invoices", headers=desk.headers).json()
+    assert page["total"] == 1
+    invoice = page["items"][0]
+    assert (invoice["payer_id"], invoice["payer_name"], invoice["gross"], invoice["open"],
+            invoice["number"]) == (payer, "Maria Koch", "54.80", "54.80", "R2027-0001")
+    for query, total in ((f"payer_id={payer}", 1), (f"payer_id={payer + 99}", 0),
+                         (f"member_id={int(member)}", 1), ("member_id=999999", 0),
+                         ("open=true", 1)):
+        assert client.get(f"/api/v1/invoices?{query}", headers=desk.headers).json()[
+            "total"] == total, query
+    detail = client.get(f"/api/v1/invoices/{invoice['id']}", headers=desk.headers).json()
+    assert [line["gross"] for line in detail["lines"]] == ["29.90", "24.90"]
+    assert detail["payments"] == [] and detail["seller"]["name"] == "Riverside Fitness GmbH"
+    printed = client.get(f"/api/v1/invoices/{invoice['id']}/print", headers=desk.headers)
+    assert printed.status_code == 200 and printed.headers["content-type"].startswith("text/html")
+    for text in ("Invoice R2027-0001", "Riverside Fitness GmbH", "Maria Koch", "01.02.2027",
+                 "25.13", "4.77", "54.80", "Net total", "DE98ZZZ09999999999"):
+        assert text in printed.text, text
+    for method in ("patch", "delete", "put"):
+        assert getattr(client, method)(f"/api/v1/invoices/{invoice['id']}",
+                                       headers=desk.headers).status_code == 405
+    other = world.club("Other Gym")
+    stranger = world.staff(other, "owner")
+    for path in (f"/api/v1/invoices/{invoice['id']}", f"/api/v1/invoices/{invoice['id']}/print"):
+        assert client.get(path, headers=stranger.headers).status_code == 404
+    assert client.get("/api/v1/invoices", headers=stranger.headers).json()["total"] == 0
+    trainer = world.staff(club, "trainer")
+    assert client.get("/api/v1/invoices", headers=trainer.headers).status_code == 403
+
+
+@pytest.fixture
+def credit_notes_first(db):
+    """Emptying the tables after the test deletes the credit notes before what they correct
+    (`corrects_id` is RESTRICT, and SQLite checks it row by row)."""
+    yield
+    with db.engine.begin() as conn:
+        conn.execute(Invoice.__table__.delete().where(Invoice.corrects_id.is_not(None)))
+
+
+def test_a_credit_note_credits_lines_once_and_settles_the_original(
+        client, db, world, club, billed, credit_notes_first):
+    _run(db, club, date(2027, 2, 1))
+    manager, desk = world.staff(club, "manager"), world.staff(club, "front_desk")
+    with db.sessionmaker() as s:
+        invoice = s.scalars(select(Invoice)).one()
+        first, second = s.scalars(select(InvoiceLine.id).order_by(InvoiceLine.id)).all()
+    url = f"/api/v1/invoices/{invoice.id}/credit-note"
+    assert client.post(url, json={"reason": "x"}, headers=desk.headers).status_code == 403
+    bad = client.post(url, json={"reason": "x", "line_ids": [999]}, headers=manager.headers)
+    assert bad.status_code == 422 and bad.json()["error"] == "unknown_invoice_line"
+    assert client.post(url, json={"line_ids": [first]}, headers=manager.headers
+                       ).status_code == 422
+    note = client.post(url, json={"reason": "Moved away", "line_ids": [second]},
+                       headers=manager.headers)
+    assert note.status_code == 201, note.text
+    note = note.json()
+    assert (note["kind"], note["corrects_id"], note["gross"], note["number"]) == (
+        "credit_note", invoice.id, "-24.90", "R2027-0002")
+    assert [(line["charge_key"], line["gross"]) for line in note["lines"]] == [
+        (f"credit:{second}", "-24.90")]
+    assert note["open"] == "0.00"
+    again = client.post(url, json={"reason": "twice", "line_ids": [second]},
+                        headers=manager.headers)
+    assert again.status_code == 409 and again.json()["error"] == "already_credited"
+    original = client.get(f"/api/v1/invoices/{invoice.id}", headers=desk.headers).json()
+    assert (original["open"], original["credited_line_ids"]) == ("29.90", [second])
+    assert [(p["kind"], p["method"], p["amount"]) for p in original["payments"]] == [
+        ("credit", "credit_note", "24.90")]
+    with db.sessionmaker() as s:
+        assert [(c.status, c.amount) for c in s.scalars(select(Collection))] == [
+            ("planned", D("29.90"))]
+    rest = client.post(url, json={"reason": "Contract voided"}, headers=manager.headers)
+    assert rest.status_code == 201 and rest.json()["gross"] == "-29.90"
+    assert client.get(f"/api/v1/invoices/{invoice.id}", headers=desk.headers).json()[
+        "open"] == "0.00"
+    with db.sessionmaker() as s:
+        assert [c.status for c in s.scalars(select(Collection))] == ["cancelled"]
+    credit = client.post(f"/api/v1/invoices/{note['id']}/credit-note", json={"reason": "x"},
+                         headers=manager.headers)
+    assert credit.status_code == 422 and credit.json()["error"] == "not_an_invoice"
+    stranger = world.staff(world.club("Other Gym"), "owner")
+    assert client.post(url, json={"reason": "x"}, headers=stranger.headers).status_code == 404
+    assert client.get("/api/v1/invoices?open=true", headers=desk.headers).json()["total"] == 0
+    whole = client.post(url, json={"reason": "again"}, headers=manager.headers)
+    assert whole.status_code == 409 and whole.json()["error"] == "already_credited"
