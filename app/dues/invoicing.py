@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from app.clubs.models import Club
 from app.core import clock
 from app.core.errors import Invalid, NotFound
-from app.dues import terms
+from app.dues import bulk, terms
 from app.dues.models import DuesPayment, Invoice, InvoiceCounter, InvoiceLine, Payer
 
 ALL_YEARS = "all"
@@ -204,9 +204,8 @@ def issue_invoices(session: Session, *, club_id: int, drafts: Sequence[Draft],
              "gross": sum((a.gross for a in amts), terms.ZERO),
              "payer_snapshot": payers[d.payer_id], "seller_snapshot": seller, "created_at": now}
             for d, number, amts in zip(fresh, numbers, amounts, strict=True)]
-    ids = session.scalars(insert(Invoice).returning(Invoice.id, sort_by_parameter_order=True),
-                          rows).all()
-    session.execute(insert(InvoiceLine), [
+    ids = bulk.insert_rows(session, Invoice, rows, ids=True)
+    bulk.insert_rows(session, InvoiceLine, [
         {"club_id": club_id, "invoice_id": invoice_id, "charge_key": line.charge_key,
          "kind": line.kind, "contract_id": line.contract_id, "member_id": line.member_id,
          "sale_id": line.sale_id, "description": line.description[:200],

@@ -5,11 +5,12 @@ A notice is written by `queue` in the transaction that decides it (so a rolled-b
 sends nothing) under a key unique per club (so deciding twice queues once); the dispatcher sends
 what is unsent.
 """
-from sqlalchemy import insert, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.core import clock
+from app.dues import bulk
 from app.dues.models import Notice
 
 
@@ -41,7 +42,7 @@ def queue_fresh(session: Session, *, club_id: int, rows: list[dict]) -> int:
     if not rows:
         return 0
     now = clock.now()
-    session.execute(insert(Notice), [{"club_id": club_id, "html": None, "payer_id": None,
-                                      "member_id": None, **row, "created_at": now}
-                                     for row in rows])
+    bulk.insert_rows(session, Notice, [
+        {"club_id": club_id, "html": None, "payer_id": None, "member_id": None, **row,
+         "created_at": now} for row in rows])
     return len(rows)

@@ -26,14 +26,14 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
 
-from sqlalchemy import and_, bindparam, func, insert, or_, select, update
+from sqlalchemy import and_, bindparam, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.billing.models import Payment, Sale, SaleLine
 from app.core import clock
 from app.core.db import transaction
-from app.dues import invoicing, notices, terms
+from app.dues import bulk, invoicing, notices, terms
 from app.dues.invoicing import Draft, Issued, LineIn
 from app.dues.models import BillingRun, Collection, Contract, Mandate, Payer
 from app.memberships.models import Freeze, Membership, Plan
@@ -340,7 +340,7 @@ def _settle_sales(session: Session, ctx: _Context, issued: list[Issued]) -> None
              "kind": "payment", "amount": line.gross, "created_at": now}
             for i in issued for line in i.draft.lines if line.sale_id is not None]
     if rows:
-        session.execute(insert(Payment), rows)
+        bulk.insert_rows(session, Payment, rows)
 
 
 def _masked(iban: str | None) -> str:
@@ -378,7 +378,7 @@ def _collections_and_notices(session: Session, ctx: _Context, issued: list[Issue
                       "subject": subject, "body": body, "payer_id": payer.id,
                       "member_id": i.draft.lines[0].member_id})
     if collections:
-        session.execute(insert(Collection), collections)
+        bulk.insert_rows(session, Collection, collections)
     notices.queue_fresh(session, club_id=ctx.club_id, rows=mails)
     ctx.result.collections += len(collections)
     ctx.result.notices += len(mails)
