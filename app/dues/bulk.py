@@ -10,7 +10,8 @@ are filled in as an INSERT would.
 from collections.abc import Sequence
 
 from psycopg.types.json import Json
-from sqlalchemy import JSON, insert, text
+from sqlalchemy import JSON, BigInteger, Integer, any_, bindparam, insert, text
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 
@@ -53,3 +54,13 @@ def insert_rows(session: Session, model, rows: Sequence[dict], *,
             copy.write_row([Json(row[c]) if c in json and row[c] is not None else row[c]
                             for c in columns])
     return new
+
+
+def among(session: Session, column, values):
+    """`column IN values` for long lists: on PostgreSQL one array parameter (`= ANY(:values)`),
+    which the driver neither renders nor parses value by value; elsewhere `IN (...)`."""
+    values = list(values)
+    if session.get_bind().dialect.name != "postgresql":
+        return column.in_(values)
+    item = column.type if not isinstance(column.type, BigInteger | Integer) else BigInteger()
+    return column == any_(bindparam(None, values, type_=ARRAY(item)))

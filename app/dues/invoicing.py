@@ -96,7 +96,7 @@ def invoiced_keys(session: Session, *, club_id: int, keys: Iterable[str]) -> set
     if not keys:
         return set()
     return set(session.scalars(select(InvoiceLine.charge_key).where(
-        InvoiceLine.club_id == club_id, InvoiceLine.charge_key.in_(keys))))
+        InvoiceLine.club_id == club_id, bulk.among(session, InvoiceLine.charge_key, keys))))
 
 
 def issue_invoice(session: Session, *, club_id: int, payer_id: int, lines: Sequence[LineIn],
@@ -190,7 +190,7 @@ def issue_invoices(session: Session, *, club_id: int, drafts: Sequence[Draft],
     if not fresh:
         return []
     payers = {p.id: payer_snapshot(p) for p in session.scalars(select(Payer).where(
-        Payer.club_id == club_id, Payer.id.in_({d.payer_id for d in fresh})))}
+        Payer.club_id == club_id, bulk.among(session, Payer.id, {d.payer_id for d in fresh})))}
     if len(payers) != len({d.payer_id for d in fresh}):
         raise NotFound("Payer not found", code="payer_not_found")
     numbers = next_numbers(session, club_id=club_id, issued_on=issued_on, count=len(fresh))

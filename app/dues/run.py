@@ -219,7 +219,7 @@ def _freezes(session: Session, membership_ids: set[int]) -> dict[int, list[tuple
     if membership_ids:
         for mid, start, end in session.execute(
                 select(Freeze.membership_id, Freeze.start_date, Freeze.end_date)
-                .where(Freeze.membership_id.in_(membership_ids))):
+                .where(bulk.among(session, Freeze.membership_id, membership_ids))):
             found[mid].append((start, end))
     return found
 
@@ -311,13 +311,14 @@ def _add_sales(session: Session, ctx: _Context, rows, groups) -> None:
         select(Sale.id, Sale.member_id, Sale.total, Sale.created_at, (Sale.total - paid)
                .label("open"))
         .where(Sale.club_id == ctx.club_id, Sale.to_account.is_(True),
-               Sale.member_id.in_(list(payer_of)), Sale.total - paid > 0)
+               bulk.among(session, Sale.member_id, payer_of), Sale.total - paid > 0)
         .order_by(Sale.id)).all()
     if not sales:
         return
     kinds: dict[int, set[str]] = defaultdict(set)
     for sale_id, kind in session.execute(select(SaleLine.sale_id, SaleLine.kind)
-                                         .where(SaleLine.sale_id.in_([s.id for s in sales]))):
+                                         .where(bulk.among(session, SaleLine.sale_id,
+                                                                     [s.id for s in sales]))):
         kinds[sale_id].add(SALE_KINDS.get(kind, "cafe"))
     first: dict[int, tuple] = {}
     for key in sorted(groups, key=lambda k: _order((k, None))):
@@ -355,10 +356,10 @@ def _collections_and_notices(session: Session, ctx: _Context, issued: list[Issue
     mandate_ids = {i.draft.tag[0] for i in issued if i.draft.method == "sepa" and i.draft.tag[0]}
     mandates = {m.id: m for m in session.execute(
         select(Mandate.id, Mandate.reference, Mandate.iban)
-        .where(Mandate.id.in_(mandate_ids)))} if mandate_ids else {}
+        .where(bulk.among(session, Mandate.id, mandate_ids)))} if mandate_ids else {}
     payers = {p.id: p for p in session.execute(
         select(Payer.id, Payer.name, Payer.email)
-        .where(Payer.id.in_({i.draft.payer_id for i in issued})))} if issued else {}
+        .where(bulk.among(session, Payer.id, {i.draft.payer_id for i in issued})))} if issued else {}
     collections, mails = [], []
     for i in issued:
         method, (mandate_id, card_id) = i.draft.method, i.draft.tag
