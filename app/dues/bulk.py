@@ -10,7 +10,7 @@ are filled in as an INSERT would.
 from collections.abc import Sequence
 
 from psycopg.types.json import Json
-from sqlalchemy import JSON, BigInteger, Integer, any_, bindparam, insert, text
+from sqlalchemy import JSON, BigInteger, Integer, any_, bindparam, insert, text, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
@@ -64,3 +64,26 @@ def among(session: Session, column, values):
         return column.in_(values)
     item = column.type if not isinstance(column.type, BigInteger | Integer) else BigInteger()
     return column == any_(bindparam(None, values, type_=ARRAY(item)))
+
+
+def update_rows(session: Session, model, rows: Sequence[dict], *, key: str,
+                columns: dict[str, str]) -> None:
+    """Set `columns` (column name → the rows' key holding its value) on the rows of the model's
+    table whose id is `row[key]`: on PostgreSQL one UPDATE ... FROM unnest(arrays), elsewhere
+    an executemany UPDATE."""
+    if not rows:
+        return
+    table = model.__table__
+    if session.get_bind().dialect.name != "postgresql":
+        session.execute(update(table).where(table.c.id == bindparam(key)).values(
+            {name: bindparam(source) for name, source in columns.items()}), list(rows))
+        return
+    casts = {name: table.c[name].type.compile(session.get_bind().dialect) for name in columns}
+    sets = ", ".join(f'"{name}" = v."{name}"' for name in columns)
+    unnest = ", ".join(["CAST(:ids AS BIGINT[])"] + [
+        f"CAST(:{name} AS {casts[name]}[])" for name in columns])
+    names = ", ".join(["id"] + [f'"{name}"' for name in columns])
+    params = {"ids": [row[key] for row in rows]}
+    params.update({name: [row[source] for row in rows] for name, source in columns.items()})
+    session.execute(text(f'UPDATE "{table.name}" AS t SET {sets} FROM unnest({unnest}) '
+                         f"AS v({names}) WHERE t.id = v.id"), params)

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
 
-from sqlalchemy import and_, bindparam, func, or_, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -180,19 +180,17 @@ def _roll_terms(session: Session, ctx: _Context) -> int:
         .join(Membership, Membership.id == Contract.membership_id)
         .where(*_running(ctx.club_id), or_(*conditions))
         .order_by(Contract.id).limit(ROLL_CHUNK)).all()
-    changes = []
+    changes, now = [], clock.now()
     for row in rows:
         step = (row.renewal_months or 1) if row.renewal == "term" else 1
         end = row.term_end
         while terms.renews_by(ctx.day, end, row.notice_value, row.notice_unit):
             end = terms.next_term_end(row.starts_on, end, step)
-        changes.append({"cid": row.id, "mid": row.membership_id, "end": end})
-    if changes:
-        contracts, memberships = Contract.__table__, Membership.__table__
-        session.execute(update(contracts).where(contracts.c.id == bindparam("cid"))
-                        .values(term_end=bindparam("end"), updated_at=clock.now()), changes)
-        session.execute(update(memberships).where(memberships.c.id == bindparam("mid"))
-                        .values(end_date=bindparam("end"), updated_at=clock.now()), changes)
+        changes.append({"cid": row.id, "mid": row.membership_id, "end": end, "at": now})
+    bulk.update_rows(session, Contract, changes, key="cid",
+                     columns={"term_end": "end", "updated_at": "at"})
+    bulk.update_rows(session, Membership, changes, key="mid",
+                     columns={"end_date": "end", "updated_at": "at"})
     return len(changes)
 
 
@@ -265,10 +263,10 @@ def _charge(session: Session, ctx: _Context, *, lo: int, hi: int) -> None:
         return
     frozen = _freezes(session, {row.membership_id for row in rows})
     groups: dict[tuple, list[LineIn]] = defaultdict(list)
-    moves = []
+    moves, now = [], clock.now()
     for row in rows:
         lines, next_due = _period_lines(ctx, row, frozen.get(row.membership_id, []))
-        moves.append({"cid": row.id, "due": next_due})
+        moves.append({"cid": row.id, "due": next_due, "at": now})
         for n, (due_on, line) in enumerate(lines):
             key = (row.payer_id, due_on, row.method, row.mandate_id, row.card_id)
             groups[key].append(line)
@@ -282,9 +280,8 @@ def _charge(session: Session, ctx: _Context, *, lo: int, hi: int) -> None:
                     tag=(k[3], k[4])) for k, lines in sorted(groups.items(), key=_order)]
     issued = invoicing.issue_invoices(session, club_id=ctx.club_id, drafts=drafts,
                                       issued_on=ctx.day)
-    contracts = Contract.__table__
-    session.execute(update(contracts).where(contracts.c.id == bindparam("cid"))
-                    .values(next_due=bindparam("due"), updated_at=clock.now()), moves)
+    bulk.update_rows(session, Contract, moves, key="cid",
+                     columns={"next_due": "due", "updated_at": "at"})
     _settle_sales(session, ctx, issued)
     _collections_and_notices(session, ctx, issued)
     lines = sum(len(i.line_keys) for i in issued)
