@@ -9,6 +9,10 @@ from app.core.db import make_engine, make_sessionmaker
 from app.dues import jobs
 
 
+def _factory():
+    return make_sessionmaker(make_engine(get_settings().database_url))
+
+
 def register(cli: typer.Typer) -> None:
     dues = typer.Typer(help="Recurring dues: the billing run", no_args_is_help=True)
 
@@ -22,11 +26,7 @@ def register(cli: typer.Typer) -> None:
             as_day = date.fromisoformat(day) if day else None
         except ValueError:
             raise typer.BadParameter("--day must be a date like 2027-01-31") from None
-        engine = make_engine(get_settings().database_url)
-        try:
-            results = jobs.daily(make_sessionmaker(engine), day=as_day, club_id=club)
-        finally:
-            engine.dispose()
+        results = jobs.daily(_factory(), day=as_day, club_id=club)
         if club is not None and not results:
             raise typer.BadParameter(f"no club {club} (or its run failed: see the log)")
         for r in results:

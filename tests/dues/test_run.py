@@ -6,11 +6,15 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import pytest
+import typer
 from sqlalchemy import func, select
+from typer.testing import CliRunner
 
 from app.billing.models import Payment, Sale, SaleLine
 from app.core import clock
 from app.core.db import transaction
+from app.dues import cli as dues_cli
+from app.dues import jobs as billing_jobs
 from app.dues import run as billing
 from app.dues.models import (
     BillingRun,
@@ -548,3 +552,34 @@ def test_a_credit_note_credits_lines_once_and_settles_the_original(
     assert client.get("/api/v1/invoices?open=true", headers=desk.headers).json()["total"] == 0
     whole = client.post(url, json={"reason": "again"}, headers=manager.headers)
     assert whole.status_code == 409 and whole.json()["error"] == "already_credited"
+
+
+# --- the scheduler's job and the command ----------------------------------------------------
+
+
+def test_the_daily_job_runs_each_club_for_its_own_today_once(db, club, book, world):
+    book.contract(book.payer(), date(2027, 2, 1))
+    far = world.club("Far East Gym", timezone="Pacific/Auckland")
+    at = datetime(2027, 1, 26, 12, 0, tzinfo=UTC)  # 27 January in Auckland already
+    results = {r.club_id: r for r in billing_jobs.daily(db.sessionmaker, now=at)}
+    assert (results[club.id].day, results[club.id].invoices) == (date(2027, 1, 26), 0)
+    assert results[far.id].day == date(2027, 1, 27)
+    at = datetime(2027, 1, 27, 9, 0, tzinfo=UTC)
+    assert {r.club_id: r.invoices for r in billing_jobs.daily(db.sessionmaker, now=at)}[
+        club.id] == 1  # 1 February is within the five days' pre-notification
+    assert all(r.done_before for r in billing_jobs.daily(db.sessionmaker, now=at))
+
+
+def test_the_dues_run_command(monkeypatch, db, club, book):
+    book.contract(book.payer(), date(2027, 2, 1))
+    monkeypatch.setattr(dues_cli, "_factory", lambda: db.sessionmaker)
+    app = typer.Typer()
+    dues_cli.register(app)
+    runner = CliRunner()
+    r = runner.invoke(app, ["dues", "run", "--club", str(club.id), "--day", "2027-02-01"])
+    assert r.exit_code == 0, r.output
+    assert f"club {club.id} 2027-02-01: 1 invoices, 1 lines, 0 renewed, 1 collections" in r.output
+    r = runner.invoke(app, ["dues", "run", "--club", str(club.id), "--day", "2027-02-01"])
+    assert "done before" in r.output
+    assert runner.invoke(app, ["dues", "run", "--day", "yesterday"]).exit_code != 0
+    assert runner.invoke(app, ["dues", "run", "--club", "99999"]).exit_code != 0
