@@ -182,7 +182,7 @@ def _bench(url: str) -> int:
     rss = peak_rss_mb()
     print(f"run time goal: < {SECONDS_GOAL:.0f} s; ratio goal <= {RATIO_GOAL:.0f}x the floor")
     print(f"peak RSS {rss:.0f} MB (goal < {MEMORY_GOAL_MB:.0f} MB) {verdict(rss < MEMORY_GOAL_MB)}")
-    return 0
+    return 0 if ok and rss < MEMORY_GOAL_MB else 1
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,20 +12,24 @@ from typer.testing import CliRunner
 
 from app.billing.models import Payment, Sale, SaleLine
 from app.core import clock
+from app.core.actors import Actor, Role
 from app.core.db import transaction
 from app.dues import cli as dues_cli
+from app.dues import documents, terms
 from app.dues import jobs as billing_jobs
 from app.dues import run as billing
 from app.dues.models import (
     BillingRun,
     Collection,
     Contract,
+    DuesPayment,
     DuesSettings,
     Invoice,
     InvoiceLine,
     Mandate,
     Notice,
     Payer,
+    StoredCard,
 )
 from app.memberships.models import Membership
 
@@ -71,8 +75,6 @@ class Book:
                  renewal="monthly", renewal_months=1, joining_fee="0.00", next_due=None,
                  term_end=None, member=None, **extra) -> int:
         """A contract sold from `start`: term to the minimum's end, nothing paid yet."""
-        from app.dues import terms
-
         member = member or self.world.member(self.club)
         term_end = term_end or terms.minimum_end(start, minimum) or terms.period_end(
             start, period, 0)
@@ -239,7 +241,6 @@ def test_desk_and_card_invoices(db, club, book):
     desk = book.contract(book.payer("Desk Payer", None), date(2027, 2, 1), method="desk")
     payer = book.payer("Card Payer", "card@example.test")
     with transaction(db.sessionmaker) as s:
-        from app.dues.models import StoredCard
         card = StoredCard(club_id=club.id, payer_id=payer, setup_ref="cs_1", method_ref="pm_1")
         s.add(card)
         s.flush()
@@ -583,3 +584,52 @@ def test_the_dues_run_command(monkeypatch, db, club, book):
     assert "done before" in r.output
     assert runner.invoke(app, ["dues", "run", "--day", "yesterday"]).exit_code != 0
     assert runner.invoke(app, ["dues", "run", "--club", "99999"]).exit_code != 0
+
+
+def test_bad_input_to_the_invoice_endpoints_is_refused_clearly(client, db, world, club, billed):
+    _run(db, club, date(2027, 2, 1))
+    manager = world.staff(club, "manager")
+    with db.sessionmaker() as s:
+        invoice_id = s.scalars(select(Invoice.id)).one()
+    url = f"/api/v1/invoices/{invoice_id}/credit-note"
+    for body in ({"reason": ""}, {"reason": "x", "line_ids": [0]}, {"reason": "x", "extra": 1},
+                 {"reason": "x", "line_ids": "all"}, {}):
+        assert client.post(url, json=body, headers=manager.headers).status_code == 422, body
+    for path in ("/api/v1/invoices/0", "/api/v1/invoices?payer_id=abc",
+                 "/api/v1/invoices?limit=0", "/api/v1/invoices/99999999999999999999"):
+        assert client.get(path, headers=manager.headers).status_code == 422, path
+    assert client.get("/api/v1/invoices/424242", headers=manager.headers).status_code == 404
+    with db.sessionmaker() as s:
+        assert s.scalar(select(func.count()).select_from(Invoice)) == 1
+
+
+@pytest.mark.postgres_only
+def test_two_credit_notes_at_once_credit_a_line_once(db, world, club, billed,
+                                                     credit_notes_first):
+    _run(db, club, date(2027, 2, 1))
+    manager = world.staff(club, "manager")
+    actor = Actor(user_id=manager.user_id, name="m", club_id=club.id, role=Role.manager)
+    with db.sessionmaker() as s:
+        invoice_id = s.scalars(select(Invoice.id)).one()
+    outcomes, barrier = [], threading.Barrier(2)
+
+    def credit():
+        barrier.wait()
+        try:
+            with transaction(db.sessionmaker) as s:
+                documents.credit_note(s, actor=actor, invoice_id=invoice_id, line_ids=None,
+                                      reason="at once")
+            outcomes.append("issued")
+        except Exception as exc:  # noqa: BLE001 - the loser's error is the outcome
+            outcomes.append(getattr(exc, "code", repr(exc)))
+
+    threads = [threading.Thread(target=credit) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert sorted(outcomes) == ["already_credited", "issued"]
+    with db.sessionmaker() as s:
+        assert s.scalar(select(func.count()).select_from(Invoice)
+                        .where(Invoice.kind == "credit_note")) == 1
+        assert s.scalar(select(func.sum(DuesPayment.amount))) == 0  # +54.80 and -54.80
