@@ -245,6 +245,12 @@ TABLE = [
     R("POST", "/api/v1/devices/{device_id}/rotate-key", MANAGERS, None),
     R("POST", "/api/v1/devices/{device_id}/revoke", MANAGERS, None),
     R("GET", "/api/v1/analytics/leads", MANAGERS, ok="2xx"),
+    # recurring dues: invoices as documents, the billing run now
+    R("GET", "/api/v1/invoices", DESK, ok="2xx"),
+    R("GET", "/api/v1/invoices/{invoice_id}", DESK),
+    R("GET", "/api/v1/invoices/{invoice_id}/print", DESK),
+    R("POST", "/api/v1/invoices/{invoice_id}/credit-note", MANAGERS, {"reason": "wrong"}),
+    R("POST", "/api/v1/dues/run", MANAGERS, None, ok="2xx"),
 ]
 
 # Routes without a row yet: packages still in progress, and the public/self-authenticating ones
