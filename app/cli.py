@@ -20,6 +20,7 @@ from app.core.config import get_settings
 from app.core.db import unit_of_work
 from app.core.errors import DomainError
 from app.demo import cli as demo_cli
+from app.dues import cli as dues_cli
 from app.imports import cli as imports_cli
 from app.ops import cli as ops_cli
 from app.retention import cli as retention_cli
@@ -140,7 +141,8 @@ def revoke_device(device_id: int) -> None:
 
 def _register_domain_commands() -> None:
     """Domains add their own commands: each of these modules has `register(cli)`."""
-    for module in (demo_cli, retention_cli, access_protocols_cli, ops_cli, imports_cli):
+    for module in (demo_cli, retention_cli, access_protocols_cli, ops_cli, imports_cli,
+                   dues_cli):
         module.register(cli)
 
 

@@ -21,6 +21,7 @@ from app.customfields import router as customfields
 from app.dues import cards_router as dues_cards
 from app.dues import contracts_router as dues_contracts
 from app.dues import desk_router as dues_desk
+from app.dues import invoices_router as dues_invoices
 from app.dues import sepa_router as dues_sepa
 from app.imports import router as imports
 from app.imports.history import router as history_import
@@ -38,7 +39,8 @@ ROUTERS = (access.devices_router, protocols.router, dues_cards.webhook_router,
            memberships.router, billing.router, access.router, crm.router, retention.router,
            inventory.router, trainers.router, analytics.router, customfields.router,
            crm_leads.router, imports.router, history_import.router, dues_contracts.router,
-           dues_desk.router, dues_cards.router, dues_sepa.router, money_router.router)
+           dues_desk.router, dues_cards.router, dues_sepa.router, dues_invoices.router,
+           money_router.router)
 """The API's routers in the order they are matched. Devices' routes come first: a request is
 matched against the routes one by one, and the turnstiles call many times a minute (#19: ~0.5
 ms of CPU per check-in when the device route sat behind ~50 staff routes). Privacy before

@@ -121,6 +121,12 @@ def _empty_all_tables(db: Database) -> None:
                               + " RESTART IDENTITY CASCADE"))
         else:
             for table in tables:
+                # rows naming another row of their table (a credit note its invoice) go first:
+                # SQLite checks a RESTRICT row by row
+                for fk in metadata.tables[table].foreign_keys:
+                    if fk.column.table.name == table:
+                        conn.execute(text(
+                            f'DELETE FROM "{table}" WHERE "{fk.parent.name}" IS NOT NULL'))
                 conn.execute(text(f'DELETE FROM "{table}"'))
             conn.execute(text("DELETE FROM sqlite_sequence")) if conn.execute(
                 text("SELECT 1 FROM sqlite_master WHERE name='sqlite_sequence'")).first() else None

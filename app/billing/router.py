@@ -21,7 +21,8 @@ def create_sale(session: SessionDep, actor: DeskActor, body: SaleCreate, idem: I
     def action() -> SaleRead:
         sale = service.create_sale(session, actor=actor, member_id=body.member_id,
                                    lines=[line.model_dump() for line in body.lines],
-                                   payments=body.payments, note=body.note)
+                                   payments=body.payments, note=body.note,
+                                   to_account=body.to_account)
         return SaleRead.model_validate(service.get_sale(session, club_id=actor.club_id,
                                                         sale_id=sale.id))
 

@@ -49,6 +49,10 @@ class SaleCreate(In):
     lines: list[SaleLineIn] = Field(min_length=1, max_length=50)
     payments: Payments = Field(default_factory=list)
     note: str | None = Field(None, max_length=1000)
+    to_account: bool = Field(False, description=(
+        "charge what is not paid now to the member's account: the payer of the member's "
+        "recurring contract gets it on the next dues invoice (without a contract it stays a "
+        "debt to settle at the desk)"))
 
 
 class SalePaymentCreate(In):
@@ -86,6 +90,8 @@ class SaleRead(Out):
     refunded: Decimal = Field(description="sum of refunds, as a positive amount")
     debt: Decimal = Field(description="total - paid: what the member still owes on this sale")
     note: str | None
+    to_account: bool = Field(False, description="charged to the member's account (next dues "
+                                                "invoice)")
     created_at: datetime
     lines: list[SaleLineRead]
     payments: list[PaymentRead]

@@ -155,10 +155,14 @@ def _lock_order(specs: list[tuple[LineKind, Any]]) -> list[int]:
 
 def create_sale(session: Session, *, actor: Actor, member_id: int | None,
                 lines: Sequence[BaseModel | Mapping], payments: Sequence[PaymentIn | Mapping] = (),
-                note: str | None = None) -> Sale:
-    """Sell lines of registered kinds with payments (less than the total leaves a debt)."""
+                note: str | None = None, to_account: bool = False) -> Sale:
+    """Sell lines of registered kinds with payments (less than the total leaves a debt, or —
+    `to_account` — a charge for the member's next dues invoice)."""
     if not lines:
         raise Invalid("A sale needs at least one line", code="empty_sale")
+    if to_account and member_id is None:
+        raise Invalid("Only a member's sale can be charged to their account",
+                      code="account_needs_member")
     specs = [_as_line(line, i) for i, line in enumerate(lines)]
     paid_in = [_as_payment(p, i) for i, p in enumerate(payments)]
     paid = money(sum((p.amount for p in paid_in), ZERO))
@@ -170,7 +174,7 @@ def create_sale(session: Session, *, actor: Actor, member_id: int | None,
                                code="member_erased")
         now = clock.now()
         sale = Sale(club_id=actor.club_id, member_id=member_id, staff_id=actor.user_id,
-                    total=ZERO, note=note, created_at=now)
+                    total=ZERO, note=note, to_account=to_account, created_at=now)
         session.add(sale)
         session.flush()
         total = ZERO
@@ -278,6 +282,7 @@ class SaleView:
     created_at: datetime
     lines: list[SaleLine] = field(default_factory=list)
     payments: list[Payment] = field(default_factory=list)
+    to_account: bool = False
 
     @property
     def paid(self) -> Decimal:
@@ -293,7 +298,8 @@ class SaleView:
 
 
 def _views(session: Session, sales: list[Sale]) -> list[SaleView]:
-    views = {s.id: SaleView(s.id, s.member_id, s.staff_id, money(s.total), s.note, s.created_at)
+    views = {s.id: SaleView(s.id, s.member_id, s.staff_id, money(s.total), s.note, s.created_at,
+                            to_account=bool(s.to_account))
              for s in sales}
     if views:
         ids = list(views)

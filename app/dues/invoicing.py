@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from app.clubs.models import Club
 from app.core import clock
 from app.core.errors import Invalid, NotFound
-from app.dues import terms
+from app.dues import bulk, terms
 from app.dues.models import DuesPayment, Invoice, InvoiceCounter, InvoiceLine, Payer
 
 ALL_YEARS = "all"
@@ -96,7 +96,7 @@ def invoiced_keys(session: Session, *, club_id: int, keys: Iterable[str]) -> set
     if not keys:
         return set()
     return set(session.scalars(select(InvoiceLine.charge_key).where(
-        InvoiceLine.club_id == club_id, InvoiceLine.charge_key.in_(keys))))
+        InvoiceLine.club_id == club_id, bulk.among(session, InvoiceLine.charge_key, keys))))
 
 
 def issue_invoice(session: Session, *, club_id: int, payer_id: int, lines: Sequence[LineIn],
@@ -145,6 +145,79 @@ def issue_invoice(session: Session, *, club_id: int, payer_id: int, lines: Seque
     except IntegrityError:
         return None
     return invoice
+
+
+@dataclass(frozen=True)
+class Draft:
+    """One invoice to issue in a batch: whom, when due, how collected, its lines."""
+
+    payer_id: int
+    due_on: date
+    method: str
+    lines: Sequence[LineIn]
+    tag: object = None
+    """The caller's own data, handed back on `Issued.draft` (the billing run: mandate, card)."""
+
+
+@dataclass(frozen=True)
+class Issued:
+    """An invoice a batch wrote: its draft (with only the fresh lines), id, number and gross."""
+
+    draft: Draft
+    invoice_id: int
+    number: str
+    gross: Decimal
+    line_keys: tuple[str, ...]
+
+
+def issue_invoices(session: Session, *, club_id: int, drafts: Sequence[Draft],
+                   issued_on: date) -> list[Issued]:
+    """Issue many invoices at once (the billing run): the same rules as `issue_invoice` —
+    lines already invoiced are left out, a draft with no fresh line writes nothing, numbers
+    come from `next_numbers` in the caller's transaction — in a few statements.
+
+    No savepoint: a concurrent writer of the same charge key makes the caller's transaction
+    fail (the billing run's chunk rolls back whole and its next try skips the key).
+    """
+    known = invoiced_keys(session, club_id=club_id,
+                          keys=(line.charge_key for d in drafts for line in d.lines))
+    fresh: list[Draft] = []
+    for d in drafts:
+        lines = [line for line in d.lines if line.charge_key not in known]
+        known.update(line.charge_key for line in lines)
+        if lines:
+            fresh.append(Draft(d.payer_id, d.due_on, d.method, lines, d.tag))
+    if not fresh:
+        return []
+    payers = {p.id: payer_snapshot(p) for p in session.scalars(select(Payer).where(
+        Payer.club_id == club_id, bulk.among(session, Payer.id, {d.payer_id for d in fresh})))}
+    if len(payers) != len({d.payer_id for d in fresh}):
+        raise NotFound("Payer not found", code="payer_not_found")
+    numbers = next_numbers(session, club_id=club_id, issued_on=issued_on, count=len(fresh))
+    seller, currency, now = seller_snapshot(session, club_id), _currency(session, club_id), \
+        clock.now()
+    amounts = [[terms.split_gross(line.gross, line.tax_rate) for line in d.lines] for d in fresh]
+    rows = [{"club_id": club_id, "payer_id": d.payer_id, "number": number, "kind": "invoice",
+             "issued_on": issued_on, "due_on": d.due_on, "method": d.method,
+             "currency": currency, "net": sum((a.net for a in amts), terms.ZERO),
+             "tax": sum((a.tax for a in amts), terms.ZERO),
+             "gross": sum((a.gross for a in amts), terms.ZERO),
+             "payer_snapshot": payers[d.payer_id], "seller_snapshot": seller, "created_at": now}
+            for d, number, amts in zip(fresh, numbers, amounts, strict=True)]
+    ids = bulk.insert_rows(session, Invoice, rows, ids=True)
+    bulk.insert_rows(session, InvoiceLine, [
+        {"club_id": club_id, "invoice_id": invoice_id, "charge_key": line.charge_key,
+         "kind": line.kind, "contract_id": line.contract_id, "member_id": line.member_id,
+         "sale_id": line.sale_id, "description": line.description[:200],
+         "period_start": line.period_start, "period_end": line.period_end,
+         "quantity": line.quantity,
+         "unit_price": terms.cents(Decimal(line.gross) / max(line.quantity, 1)),
+         "tax_rate": line.tax_rate, "net": a.net, "tax": a.tax, "gross": a.gross}
+        for d, invoice_id, amts in zip(fresh, ids, amounts, strict=True)
+        for line, a in zip(d.lines, amts, strict=True)])
+    return [Issued(d, invoice_id, row["number"], row["gross"],
+                   tuple(line.charge_key for line in d.lines))
+            for d, invoice_id, row in zip(fresh, ids, rows, strict=True)]
 
 
 def _currency(session: Session, club_id: int) -> str:

@@ -20,6 +20,7 @@ from app.clubs.models import Club
 from app.core import clock
 from app.core.config import Settings
 from app.core.mail import Email, Mailer
+from app.dues import bulk
 from app.dues.models import Notice
 
 MAX_ATTEMPTS = 5
@@ -71,3 +72,17 @@ def send_pending(session: Session, *, settings: Settings, limit: int = 100,
             notice.error = (result.error or "failed")[:300]
     session.flush()
     return sent
+
+
+def queue_fresh(session: Session, *, club_id: int, rows: list[dict]) -> int:
+    """Queue many emails at once under keys nothing queued yet (the billing run's invoices: the
+    keys name invoices written in the same transaction); a key taken already fails the whole
+    transaction, as a second writer of the same rows would. Each row: kind, key, to, subject,
+    body, and optionally html, payer_id, member_id."""
+    if not rows:
+        return 0
+    now = clock.now()
+    bulk.insert_rows(session, Notice, [
+        {"club_id": club_id, "html": None, "payer_id": None, "member_id": None, **row,
+         "created_at": now} for row in rows])
+    return len(rows)

@@ -115,3 +115,18 @@ def settings_for(session: Session, club_id: int, *, create: bool = False) -> Due
         session.add(row)
         session.flush()
     return row
+
+
+def next_term_end(starts_on: date, term_end: date, months: int) -> date:
+    """The last day of the term after the one ending `term_end`, `months` long, anchored on the
+    contract's start when the term is (a contract from 31 January renews to 30 March, not 27)."""
+    start = term_end + timedelta(days=1)
+    n = (start.year - starts_on.year) * 12 + start.month - starts_on.month
+    if n >= 0 and add_months(starts_on, n) == start:
+        return add_months(starts_on, n + months) - timedelta(days=1)
+    return add_months(start, months) - timedelta(days=1)
+
+
+def renews_by(day: date, term_end: date, value: int, unit: str) -> bool:
+    """Has the last day to give notice for the term ending `term_end` passed on `day`?"""
+    return after_notice(day, value, unit) > term_end

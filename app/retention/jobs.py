@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.core import clock
 from app.core.config import Settings
+from app.dues import jobs as dues_jobs
 from app.retention import channels as channels_mod
 from app.retention.dispatch import dispatch_due
 from app.retention.service import run_due_clubs
@@ -53,13 +54,15 @@ def daily_job(factory: sessionmaker[Session], lock, settings: Settings) -> None:
     """Hourly check: run every club whose local 05:00 has passed and whose run is not done yet.
 
     The daily run includes membership expiry: members whose membership ended move to lapsed,
-    then lost; pending touchpoints of a stage they left are cancelled.
+    then lost; pending touchpoints of a stage they left are cancelled. The dues billing run of
+    each club's today goes first (once per club and day: `app.dues.jobs.daily`).
     """
     if not lock.ensure():
         return
     now = job_now(settings)
     if now is None:
         return
+    dues_jobs.daily(factory, now=now, settings=settings)
     for report in run_due_clubs(factory, now=now):
         log.info("retention run club %s for %s: %s changes, %s planned, %.2fs", report.club_id,
                  report.as_of, sum(report.transitions.values()),
@@ -67,7 +70,7 @@ def daily_job(factory: sessionmaker[Session], lock, settings: Settings) -> None:
 
 
 def dispatch_job(factory: sessionmaker[Session], lock, settings: Settings) -> None:
-    """Every minute: deliver due touchpoints."""
+    """Every minute: deliver due touchpoints, then the dues emails waiting in the outbox."""
     if not lock.ensure():
         return
     now = job_now(settings)
@@ -75,5 +78,9 @@ def dispatch_job(factory: sessionmaker[Session], lock, settings: Settings) -> No
         return
     with channels_mod.from_settings(settings) as channels:
         stats = dispatch_due(factory, channels=channels, settings=settings, now=now)
+    try:
+        dues_jobs.send_notices(factory, settings=settings)
+    except Exception:  # the touchpoints went out; the dues emails wait for the next minute
+        log.exception("sending the dues notices failed")
     if stats.claimed:
         log.info("dispatched %s touchpoints: %s", stats.claimed, dict(stats.outcomes))

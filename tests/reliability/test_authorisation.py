@@ -295,6 +295,12 @@ TABLE = [
     R("GET", "/api/v1/analytics/money/collections", MANAGERS, ok="2xx"),
     R("GET", "/api/v1/analytics/money/churn", MANAGERS, ok="2xx"),
     R("GET", "/api/v1/analytics/money/export", MANAGERS, ok="2xx", query="month=2026-01"),
+    # recurring dues: invoices as documents, the billing run now
+    R("GET", "/api/v1/invoices", DESK, ok="2xx"),
+    R("GET", "/api/v1/invoices/{invoice_id}", DESK),
+    R("GET", "/api/v1/invoices/{invoice_id}/print", DESK),
+    R("POST", "/api/v1/invoices/{invoice_id}/credit-note", MANAGERS, {"reason": "wrong"}),
+    R("POST", "/api/v1/dues/run", MANAGERS, None, ok="2xx"),
 ]
 
 # Routes without a row yet: packages still in progress, and the public/self-authenticating ones
