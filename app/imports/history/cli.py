@@ -20,6 +20,7 @@ from app.imports.history.common import Options
 from app.imports.history.references import REFERENCES
 from app.imports.history.report import HistoryReport
 from app.imports.history.service import find_files, import_history, parse_mapping_pairs
+from app.imports.history.sources import SOURCES, source_layout
 
 SHOW_PROBLEMS = 20
 
@@ -63,6 +64,9 @@ def history(
     refuse_future: Annotated[bool, typer.Option(
         "--refuse-future", help="refuse visits after now, each as an error (default: skip "
                                 "them with one warning — an export taken today)")] = False,
+    source: Annotated[str | None, typer.Option(
+        "--from", help="the system the files were exported from, to read its reports' names "
+                       f"and columns with no mapping: {', '.join(sorted(SOURCES))}")] = None,
 ) -> None:
     """Import a club's history from its previous system. Exit code 1 when rows have errors and
     nothing was written (or a dry run finds errors), 2 when the import cannot start."""
@@ -72,7 +76,11 @@ def history(
         columns = parse_mapping_pairs(mapping or [])
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--mapping") from None
-    files, ignored = find_files(directory)
+    try:
+        layout = source_layout(source)
+    except DomainError as exc:
+        raise typer.BadParameter(exc.message, param_hint="--from") from None
+    files, ignored = find_files(directory, layout)
     if not files:
         typer.echo(f"error: no history files in {directory} (members.csv, plans.csv, "
                    "memberships.csv, visits.csv, …)", err=True)
@@ -82,7 +90,8 @@ def history(
     options = Options(reference=reference, dry_run=dry_run, skip_bad=skip_bad,
                       day_first=day_first, rejects_dir=rejects_dir,
                       renewal_gap_days=renewal_gap, mapping=columns,
-                      future_visits="refuse" if refuse_future else "skip")
+                      future_visits="refuse" if refuse_future else "skip",
+                      source=layout.name if layout else None)
     club = _club(club_id)
     try:
         with unit_of_work() as session, Progress(

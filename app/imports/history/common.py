@@ -52,6 +52,8 @@ class Options:
     future_visits: str = "skip"
     """visits after the import's instant (a same-day export): "skip" them with one warning, or
     "refuse" them, each an error."""
+    source: str | None = None
+    """a named source layout (`app.imports.history.sources`): its report names and columns."""
 
     @property
     def mode(self) -> str:

@@ -60,7 +60,7 @@ def create_job(session: Session, *, club_id: int, staff_id: int | None, options:
                              "day_first": options.day_first, "dry_run": options.dry_run,
                              "renewal_gap_days": options.renewal_gap_days,
                              "mapping": options.mapping, "future_visits": options.future_visits,
-                             "dir": uuid.uuid4().hex},
+                             "source": options.source, "dir": uuid.uuid4().hex},
                     files=names, progress={}, runner=RUNNER, created_at=clock.now())
     session.add(job)
     session.flush()
@@ -113,7 +113,7 @@ def _run(factory: sessionmaker[Session], job_id: int) -> None:
                               renewal_gap_days=settings["renewal_gap_days"],
                               mapping=settings.get("mapping") or {},
                               future_visits=settings.get("future_visits", "skip"),
-                              rejects_dir=rejects_dir)
+                              source=settings.get("source"), rejects_dir=rejects_dir)
             pg = factory.kw["bind"].dialect.name == "postgresql"
             last = [0.0]
 

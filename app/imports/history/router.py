@@ -13,6 +13,7 @@ from app.imports.history import jobs
 from app.imports.history.common import Options
 from app.imports.history.schemas import FutureVisits, HistoryJobRead, Reference
 from app.imports.history.service import KINDS, kind_of, parse_mapping
+from app.imports.history.sources import SOURCES, source_layout
 
 router = APIRouter(prefix="/api/v1", tags=["imports"])
 
@@ -55,13 +56,17 @@ def upload_history(
     future_visits: Annotated[FutureVisits, Form(description=(
         "visits after now (an export taken today): skip them with one warning, or refuse "
         "each as an error"))] = FutureVisits.skip,
+    source: Annotated[str | None, Form(alias="from", max_length=50, description=(
+        "the system the files were exported from (its report names and columns are read "
+        f"with no mapping): {', '.join(sorted(SOURCES))}"))] = None,
 ):
     """Start a history import (or its dry run) in the background; poll
     `GET /api/v1/imports/history/{job_id}` for progress and the report. Importing the same files
     again creates nothing twice."""
+    layout = source_layout(source)
     kinds: dict[str, UploadFile] = {}
     for upload in files:
-        kind = kind_of(upload.filename or "")
+        kind = kind_of(upload.filename or "", layout)
         if kind is None:
             raise Invalid(f"{upload.filename!r} is not a history file; name the files "
                           + ", ".join(f"{k}.csv" for k in KINDS), code="not_a_history_file")
@@ -71,7 +76,8 @@ def upload_history(
         kinds[kind] = upload
     options = Options(reference=reference.value, dry_run=dry_run, skip_bad=skip_bad,
                       day_first=day_first, renewal_gap_days=renewal_gap_days,
-                      mapping=parse_mapping(mapping), future_visits=future_visits.value)
+                      mapping=parse_mapping(mapping), future_visits=future_visits.value,
+                      source=layout.name if layout else None)
     job = jobs.create_job(session, club_id=actor.club_id, staff_id=actor.user_id,
                           options=options, names=[u.filename for u in kinds.values()])
     budget = [MAX_UPLOAD]  # too large: the request's transaction (job and files) rolls back

@@ -13,6 +13,7 @@ import json
 import time
 from collections.abc import Callable
 from contextlib import ExitStack
+from dataclasses import replace
 from pathlib import Path
 
 from sqlalchemy import text
@@ -25,6 +26,7 @@ from app.imports.history import freezes, memberships, plans, pt_packages, staff,
 from app.imports.history.common import Context, Options, Progress, write_rejects
 from app.imports.history.figures import Figures, club_figures, comparison
 from app.imports.history.report import FileReport, HistoryReport
+from app.imports.history.sources import SourceLayout, kind_in_layout, source_layout, with_layout
 from app.imports.members import import_members
 
 KINDS = ("members", "staff", "plans", "memberships", "freezes", "pt_packages", "visits")
@@ -44,12 +46,13 @@ FUTURE_VISITS = ("skip", "refuse")
 LOCK_BASE = 0x48495354 << 32  # "HIST": pg_advisory_xact_lock key space of history imports
 
 
-def kind_of(filename: str) -> str | None:
-    """'Memberships.csv' → 'memberships'; None for a name no kind answers to."""
+def kind_of(filename: str, layout: SourceLayout | None = None) -> str | None:
+    """'Memberships.csv' → 'memberships' (and a source's report names, e.g. 'Visits in
+    club.csv' → 'visits' with `--from perfectgym`); None for a name no kind answers to."""
     path = Path(filename)
     if path.suffix.lower() not in (".csv", ".txt"):
         return None
-    return _KIND_OF.get(normalise_header(path.stem))
+    return _KIND_OF.get(normalise_header(path.stem)) or kind_in_layout(layout, path.stem)
 
 
 def parse_mapping(text: str | None) -> dict[str, dict[str, str]]:
@@ -91,14 +94,15 @@ def parse_mapping_pairs(pairs: list[str]) -> dict[str, dict[str, str]]:
     return mapping
 
 
-def find_files(directory: Path) -> tuple[dict[str, Path], list[str]]:
+def find_files(directory: Path, layout: SourceLayout | None = None
+               ) -> tuple[dict[str, Path], list[str]]:
     """The directory's history files by kind, and the names of files that are not one."""
     found: dict[str, Path] = {}
     ignored: list[str] = []
     for path in sorted(directory.iterdir()):
         if not path.is_file() or path.name.startswith("."):
             continue
-        kind = kind_of(path.name)
+        kind = kind_of(path.name, layout)
         if kind is None or kind in found:
             ignored.append(path.name)
         else:
@@ -121,6 +125,9 @@ def import_history(session: Session, *, club_id: int, files: dict[str, Path],
     if unknown or not files:
         raise Invalid("No history files: name them " + ", ".join(f"{k}.csv" for k in KINDS),
                       code="no_history_files")
+    layout = source_layout(options.source)
+    if layout is not None:
+        options = replace(options, mapping=with_layout(layout, files, options.mapping))
     started = time.perf_counter()
     report = HistoryReport(options.dry_run, options.mode, options.reference)
     ctx = Context.create(session, club_id=club_id, options=options, report=report,
