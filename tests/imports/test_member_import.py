@@ -5,12 +5,9 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-import typer
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
-from app.core.config import get_settings
-from app.imports import cli as imports_cli
 from app.imports.csvfile import CsvFile
 from app.imports.members import import_members
 from app.members import service as members_service
@@ -228,17 +225,6 @@ def test_a_file_without_name_columns_or_with_a_bad_mapping_is_refused_whole(sess
 
 
 # --- CLI ---------------------------------------------------------------------------------------
-
-@pytest.fixture
-def cli(db, monkeypatch):
-    """`fitclub import …` on the test database."""
-    monkeypatch.setenv("DATABASE_URL", db.url)
-    get_settings.cache_clear()
-    app = typer.Typer()
-    imports_cli.register(app)
-    yield app
-    get_settings.cache_clear()
-
 
 def test_cli_dry_run_reports_problems_and_exits_1(cli, session, club, existing):
     result = CliRunner().invoke(cli, ["import", "members", str(MESSY), "--club", str(club.id),

@@ -6,15 +6,12 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-import typer
 from sqlalchemy import select
 from typer.testing import CliRunner
 
 from app.access.models import Visit
-from app.core.config import get_settings
 from app.core.db import transaction
 from app.core.errors import Invalid
-from app.imports import cli as imports_cli
 from app.imports.history.common import Options
 from app.imports.history.service import find_files, import_history
 from app.imports.history.sources import SOURCES, source_layout
@@ -22,16 +19,6 @@ from app.members.models import Member, MemberNote
 from tests.imports.history.conftest import upload, wait
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "docs" / "examples"
-
-
-@pytest.fixture
-def cli(db, monkeypatch):
-    monkeypatch.setenv("DATABASE_URL", db.url)
-    get_settings.cache_clear()
-    app = typer.Typer()
-    imports_cli.register(app)
-    yield app
-    get_settings.cache_clear()
 
 
 @pytest.fixture

@@ -2,29 +2,15 @@
 the same figures (members, active memberships, visits and revenue per month)."""
 from datetime import timedelta
 
-import pytest
-import typer
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
 from app.clubs import service as clubs_service
 from app.clubs.models import Club
-from app.core.config import get_settings
-from app.imports import cli as imports_cli
 from app.imports.history.figures import club_figures
 from app.memberships.models import Freeze, Membership
 from app.trainers.models import PtPackage
 from tests.imports.history.conftest import DATA
-
-
-@pytest.fixture
-def cli(db, monkeypatch):
-    monkeypatch.setenv("DATABASE_URL", db.url)
-    get_settings.cache_clear()
-    app = typer.Typer()
-    imports_cli.register(app)
-    yield app
-    get_settings.cache_clear()
 
 
 def figures(session, club_id):

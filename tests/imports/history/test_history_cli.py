@@ -1,25 +1,11 @@
 """`fitclub import history DIR` through typer's CliRunner."""
-import pytest
-import typer
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
 from app.access.models import Visit
-from app.core.config import get_settings
-from app.imports import cli as imports_cli
 from app.memberships.models import Membership
 from tests.imports.history.conftest import DATA, add_members
 from tests.imports.history.test_history_checks import write
-
-
-@pytest.fixture
-def cli(db, monkeypatch):
-    monkeypatch.setenv("DATABASE_URL", db.url)
-    get_settings.cache_clear()
-    app = typer.Typer()
-    imports_cli.register(app)
-    yield app
-    get_settings.cache_clear()
 
 
 def test_dry_run_prints_the_problems_and_exits_1_writing_nothing(cli, db, session, club):
