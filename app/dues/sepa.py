@@ -321,3 +321,11 @@ def mandate_form(session: Session, *, actor: Actor, mandate_id: int) -> str:
                                                               or ""),
         iban=escape(iban), bic=escape(mandate.bic or ""),
         signed_on=escape(mandate.signed_on.isoformat()))
+
+
+def payer_mandates(session: Session, *, club_id: int, payer_id: int) -> list[Mandate]:
+    """The payer's mandates in this club, newest first (revoked ones too, for history)."""
+    payer = _payer(session, club_id, payer_id)
+    return list(session.scalars(select(Mandate).where(
+        Mandate.club_id == club_id, Mandate.payer_id == payer.id)
+        .order_by(Mandate.signed_on.desc(), Mandate.id.desc())))
