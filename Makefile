@@ -62,6 +62,8 @@ bench: setup
 	$(BIN)/python -m bench.analytics
 	$(BIN)/python -m bench.peak
 	$(BIN)/python -m bench.import
+	$(BIN)/python -m bench.billing
+	$(BIN)/python -m bench.sepa_file
 
 clean:
 	rm -rf $(VENV) var .pytest_cache
