@@ -85,7 +85,9 @@ def _plain(exc: Invalid, labels: dict[str, str]) -> Invalid:
     """The validation message with the form's labels instead of field names."""
     message = exc.message
     for name, label in labels.items():
-        message = re.sub(rf"\b{name}\b", label, message)
+        message = message.replace(f"{name.replace('_', ' ')}:", f"{label}:")
+        if "_" in name:
+            message = re.sub(rf"\b{name}\b", label, message)
     return Invalid(message, code=exc.code)
 
 
@@ -102,24 +104,28 @@ def settings_page(request: Request, session: PageSession, actor: ManagerPage):
 
 
 @router.post(SETTINGS_PAGE)
-async def save_settings(request: Request, session: PageSession, actor: ManagerPage):
+def save_settings(request: Request, session: PageSession, actor: ManagerPage,
+                  legal_name: Field = None, legal_address: Field = None, vat_id: Field = None,
+                  creditor_id: Field = None, creditor_name: Field = None,
+                  creditor_iban: Field = None, creditor_bic: Field = None,
+                  default_tax_rate: Field = None, invoice_number_format: Field = None,
+                  prenotice_days: Field = None, return_fee: Field = None,
+                  household_discount: Field = None, card_retry_days: Field = None,
+                  sepa_retry_days: Field = None, max_retries: Field = None,
+                  reminder_days: Field = None, dunning_fee: Field = None,
+                  dunning_fee_after_days: Field = None, block_entry_after_days: Field = None,
+                  vat_registered: Tick = None, freeze_moves_billing: Tick = None):
     back_to(request, None, SETTINGS_PAGE)
-    form = await request.form()
-
-    def value(name: str) -> str | None:
-        raw = form.get(name)
-        return raw[:1000] if isinstance(raw, str) else None
-
-    data: dict[str, Any] = {}
-    for name in TEXT_SETTINGS:
-        data[name] = clean(value(name))
+    given = locals()
+    data: dict[str, Any] = {name: clean(given[name]) for name in TEXT_SETTINGS}
     for name in NUMBER_SETTINGS:
-        given = _number(value(name)) if name != "invoice_number_format" else clean(value(name))
-        if given is not None:
-            data[name] = given
-    data["block_entry_after_days"] = _number(value("block_entry_after_days"))
-    data["vat_registered"] = ticked(value("vat_registered"))
-    data["freeze_moves_billing"] = ticked(value("freeze_moves_billing"))
+        value = (clean(given[name]) if name == "invoice_number_format"
+                 else _number(given[name]))
+        if value is not None:  # empty: left as it is
+            data[name] = value
+    data["block_entry_after_days"] = _number(block_entry_after_days)  # empty: never
+    data["vat_registered"] = ticked(vat_registered)
+    data["freeze_moves_billing"] = ticked(freeze_moves_billing)
     try:
         changes = build(DuesSettingsUpdate, **data).model_dump(exclude_unset=True)
     except Invalid as exc:
@@ -169,6 +175,14 @@ def _plan_form(session: Session, actor: Actor) -> dict:
             "units": UNITS, "renewals": RENEWALS, "period_titles": dict(PERIODS)}
 
 
+def _recurring_plan(session: Session, actor: Actor, plan_id: int):
+    plan = memberships_service.get_plan(session, club_id=actor.club_id, plan_id=plan_id)
+    if plan.billing != "recurring":
+        raise NotFound(f"{plan.name} is a prepaid plan: this page sets up recurring plans",
+                       code="plan_not_recurring")
+    return plan
+
+
 @router.get(PLANS_PAGE)
 def plans_page(request: Request, session: PageSession, actor: ManagerPage):
     return render(request, "money_plans.html", {"title": "Recurring plans", "edit": None,
@@ -177,7 +191,7 @@ def plans_page(request: Request, session: PageSession, actor: ManagerPage):
 
 @router.get(PLANS_PAGE + "/{plan_id}")
 def plan_page(request: Request, session: PageSession, actor: ManagerPage, plan_id: PlanId):
-    plan = memberships_service.get_plan(session, club_id=actor.club_id, plan_id=plan_id)
+    plan = _recurring_plan(session, actor, plan_id)
     return render(request, "money_plans.html", {"title": f"Edit {plan.name}", "edit": plan,
                                                 **_plan_form(session, actor)})
 
@@ -216,7 +230,7 @@ def update_plan(request: Request, session: PageSession, actor: ManagerPage, plan
                         next_price_from, freeze_days)
     data["active"] = ticked(active)
     data["duration_days"] = data["duration_months"] = None
-    plan = memberships_service.get_plan(session, club_id=actor.club_id, plan_id=plan_id)
+    plan = _recurring_plan(session, actor, plan_id)
     if data["next_price_from"] and plan.next_price_from and (
             data["next_price_from"] == plan.next_price_from.isoformat()):
         del data["next_price_from"]  # unchanged: a day already reached is no new change
