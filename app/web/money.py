@@ -475,7 +475,9 @@ def money_csv(session: PageSession, actor: ManagerPage, report: str, date_from: 
 @router.get(MONEY_PAGE + "/export.csv")
 def accounting_export(session: PageSession, actor: ManagerPage, month: MonthQ = None,
                       fmt: Annotated[str, Query(alias="format", pattern=r"^(csv|datev)$")]
-                      = "csv"):
+                      = "csv",
+                      consultant: Annotated[int, Query(ge=1001, le=9999999)] = 1001,
+                      client: Annotated[int, Query(ge=1, le=99999)] = 1):
     if month is None:
         raise Invalid("Choose a month (YYYY-MM) for the accounting export",
                       code="month_required")
@@ -485,6 +487,7 @@ def accounting_export(session: PageSession, actor: ManagerPage, month: MonthQ = 
     if fmt == "csv":
         return csv_response(f"accounting-{month}", money_export.COLUMNS,
                             [r.values() for r in records])
-    body = money_export.datev(records, first=first, last=last, consultant=1001, client=1)
+    body = money_export.datev(records, first=first, last=last, consultant=consultant,
+                              client=client)
     return Response(body, media_type="text/csv; charset=windows-1252", headers={
         "Content-Disposition": f'attachment; filename="EXTF_Buchungsstapel_{month}.csv"'})
