@@ -9,18 +9,19 @@ The package, bottom up:
 * the pages by audience, each importing only the modules above and the domain services:
   `account` (sign in, my password, club switcher, invitations), `desk` (search, member card,
   check-in, sales, notes, calls), `tasks`, `leads` (the pipeline), `owner` (dashboard, CSV,
-  playbook), `data` (import, export, custom fields, duplicates) and `manage` (stock, trainers,
-  staff, turnstiles);
+  playbook), `data` (import, export, custom fields, duplicates), `manage` (stock, trainers,
+  staff, turnstiles) and `money` (billing settings, recurring plans, SEPA collections and
+  returns, the owner's money figures);
 * this module, on top: `install` puts the page routers and `/static` on the app.
 
 The routes are listed in docs/pages.md.
 """
 from fastapi import FastAPI
 
-from app.web import account, data, desk, kit, leads, manage, owner, tasks
+from app.web import account, data, desk, kit, leads, manage, money, owner, tasks
 from app.web.auth import WebStatic
 
-PAGES = (account, desk, tasks, owner, manage, leads, data)
+PAGES = (account, desk, tasks, owner, manage, leads, data, money)
 
 
 def install(app: FastAPI) -> None:
