@@ -38,7 +38,8 @@ test: setup browser
 # the eve of the spring-forward night, 00:30 on 1 March of a leap year east of UTC (29 February
 # in UTC), five to midnight on New Year's Eve, and 21:30 in the club's quiet hours (Berlin).
 CLOCK_TESTS ?= tests/core/test_clock.py tests/privacy tests/retention tests/analytics \
-	tests/memberships tests/trainers tests/access tests/billing tests/crm
+	tests/memberships tests/trainers tests/access tests/billing tests/crm \
+	tests/dues/test_contracts.py tests/dues/test_run.py tests/dues/test_dunning.py
 HOSTILE_INSTANTS ?= 2027-03-27T23:40:00+01:00 2028-03-01T00:30:00+01:00 \
 	2027-12-31T23:55:00+01:00 2026-12-06T21:30:00+01:00
 
@@ -62,6 +63,8 @@ bench: setup
 	$(BIN)/python -m bench.analytics
 	$(BIN)/python -m bench.peak
 	$(BIN)/python -m bench.import
+	$(BIN)/python -m bench.billing
+	$(BIN)/python -m bench.sepa_file
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

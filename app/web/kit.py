@@ -7,7 +7,7 @@ the annotated types of page parameters, and the page actors (`DeskPage`, `StaffP
 `ManagerPage`, `PageActor`: the signed-in staff member, checked against the roles).
 
 It sits below the page modules (`account`, `desk`, `tasks`, `leads`, `owner`, `data`,
-`manage`): they import it, it imports none of them. Sessions, CSRF and the error handling of
+`manage`, `money`): they import it, it imports none of them. Sessions, CSRF and the error handling of
 the route class are `app.web.auth`'s.
 """
 import secrets
@@ -178,11 +178,12 @@ class NavItem:
 
 
 NAV = (NavItem("/desk", "Front desk", DESK), NavItem("/tasks", "Tasks", STAFF),
-       NavItem("/owner", "Dashboard", MANAGERS), NavItem("/owner/playbook", "Playbook", MANAGERS),
+       NavItem("/owner", "Dashboard", MANAGERS), NavItem("/owner/money", "Money", MANAGERS),
+       NavItem("/owner/playbook", "Playbook", MANAGERS),
        NavItem("/manage/stock", "Stock", MANAGERS),
        NavItem("/manage/trainers", "Trainers", MANAGERS),
        NavItem("/crm/leads", "Leads", DESK), NavItem("/manage/import", "Member data", MANAGERS),
-       NavItem("/manage/staff", "Staff", MANAGERS),
+       NavItem("/manage/billing", "Billing", MANAGERS), NavItem("/manage/staff", "Staff", MANAGERS),
        NavItem("/manage/devices", "Turnstiles", MANAGERS))
 
 

@@ -10,18 +10,19 @@ The package, bottom up:
   `account` (sign in, my password, club switcher, invitations), `desk` (search, member card,
   check-in, sales, notes, calls), `dues_desk` (the member's contract and payments: contracts,
   mandates, card links, desk payments, cancellations), `tasks`, `leads` (the pipeline),
-  `owner` (dashboard, CSV, playbook), `data` (import, export, custom fields, duplicates) and
-  `manage` (stock, trainers, staff, turnstiles);
+  `owner` (dashboard, CSV, playbook), `data` (import, export, custom fields, duplicates),
+  `manage` (stock, trainers, staff, turnstiles) and `money` (billing settings, recurring plans,
+  SEPA collections and returns, the owner's money figures);
 * this module, on top: `install` puts the page routers and `/static` on the app.
 
 The routes are listed in docs/pages.md.
 """
 from fastapi import FastAPI
 
-from app.web import account, data, desk, dues_desk, kit, leads, manage, owner, tasks
+from app.web import account, data, desk, dues_desk, kit, leads, manage, money, owner, tasks
 from app.web.auth import WebStatic
 
-PAGES = (account, desk, dues_desk, tasks, owner, manage, leads, data)
+PAGES = (account, desk, dues_desk, tasks, owner, manage, leads, data, money)
 
 
 def install(app: FastAPI) -> None:

@@ -23,7 +23,7 @@ MESSY_CSV = (
     "Jürgen;Groß;juergen@example.de;0151 23456789;05.03.1980\n"
     "Mia;;mia@example.de;0151 23456781;01.01.1990\n"              # row 3: no last name
     "Lena;Berg;lena(at)example;0151 23456782;02.02.1992\n"       # row 4: bad email
-    "Tom;Kurz;tom@example.de;0151 23456789;03.03.1993\n"        # row 5: phone of row 2
+    "Tom;Kurz;tom@example.de;0151 23;03.03.1993\n"              # row 5: not a phone number
     "Ute;Lang;ute@example.de;;31.02.1970\n"                     # row 6: no such day
     "Pia;Hof;pia@example.de;0151 23456785;\n"
 ).encode("cp1252")  # what Excel saves on a German Windows machine
