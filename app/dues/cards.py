@@ -59,6 +59,7 @@ the provider's answer never came): the next run looks its charge up at the provi
 LOOKUP_MARGIN = timedelta(days=1)
 """How much earlier than the collection's own creation a charge of it is looked for (clocks)."""
 
+
 def provider_for(session: Session, *, club_id: int, settings: Settings | None = None
                  ) -> CardProvider:
     """The club's card provider (Stripe with the club's secret key); 409 when it has none."""
