@@ -7,7 +7,12 @@
   the PaymentMethod) and the page's link while it is open;
 - `charge` takes money off-session from a saved card (Stripe: a PaymentIntent with
   `off_session=true, confirm=true`), under an idempotency key: the same key again answers the
-  first result and never charges twice.
+  first result and never charges twice — for 24 hours, as long as Stripe keeps keys;
+- `find_charge` looks a charge up by the metadata fitclub sent with it, for a run that died
+  between asking and recording the answer (Stripe: the customer's PaymentIntents listed since
+  the collection was planned — a list is read-after-write consistent, the search API is not);
+- `detach` takes a removed card off the provider's customer, so it can never be charged again
+  (Stripe: `POST /v1/payment_methods/{id}/detach`).
 A decline is a result (`ChargeResult.status == "failed"` with the provider's codes), not an
 error; `ProviderUnavailable` / `ProviderRefused` are for a provider that cannot be reached or
 refuses the club's key.
@@ -16,6 +21,7 @@ refuses the club's key.
 `Settings.stripe_api_base` (https://api.stripe.com, or a local stand-in in the tests).
 """
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Protocol
 
@@ -68,6 +74,8 @@ class ChargeResult:
     amount: Decimal | None = None
     failure_code: str | None = None
     failure_reason: str | None = None
+    created: datetime | None = None
+    """When the provider made the charge (from a looked-up or reported charge)."""
 
 
 class CardProvider(Protocol):
@@ -82,6 +90,16 @@ class CardProvider(Protocol):
     def charge(self, *, customer_ref: str, method_ref: str, amount: Decimal, currency: str,
                idempotency_key: str, description: str,
                metadata: dict[str, str]) -> ChargeResult: ...
+
+    def find_charge(self, *, ref: str | None, customer_ref: str | None,
+                    created_since: datetime, metadata: dict[str, str]) -> ChargeResult | None:
+        """The charge `ref`, else the one whose metadata holds all of `metadata`; None when the
+        provider has none."""
+        ...
+
+    def detach(self, method_ref: str) -> bool:
+        """Take the saved method off its customer; False when it was attached to none."""
+        ...
 
 
 def minor_units(amount: Decimal, currency: str) -> int:
@@ -208,6 +226,46 @@ class StripeProvider:
             return card_failure(error)
         return charge_result(intent)
 
+    def find_charge(self, *, ref: str | None, customer_ref: str | None,
+                    created_since: datetime, metadata: dict[str, str]) -> ChargeResult | None:
+        """`GET /v1/payment_intents/{ref}`, else `GET /v1/payment_intents?customer=…&created[gte]=…`
+        page by page, matched on the metadata; a success wins over a failed try."""
+        intents = self.client.v1.payment_intents
+        if ref:
+            return charge_result(self._call("read the payment", lambda: intents.retrieve(ref)))
+        params: dict = {"limit": 100, "created": {"gte": int(created_since.timestamp())}}
+        if customer_ref:
+            params["customer"] = customer_ref
+        found = None
+        while True:
+            page = self._call("look up the payment", lambda: intents.list(dict(params)))
+            data = page.get("data") or []
+            for intent in data:
+                have = intent.get("metadata") or {}
+                if all(have.get(k) == v for k, v in metadata.items()):
+                    result = charge_result(intent)
+                    if result.status == "succeeded":
+                        return result
+                    found = found or result
+            if not page.get("has_more") or not data:
+                return found
+            params["starting_after"] = data[-1]["id"]
+
+    def detach(self, method_ref: str) -> bool:
+        """`POST /v1/payment_methods/{id}/detach` when the method is still on a customer (read
+        first: detaching a detached method is an error at Stripe, so a repeat asks nothing)."""
+        methods = self.client.v1.payment_methods
+        try:
+            method = self._call("read the card", lambda: methods.retrieve(method_ref))
+        except ProviderRefused as refused:
+            if getattr(refused.__cause__, "code", None) == "resource_missing":
+                return False
+            raise
+        if method.get("customer") is None:
+            return False
+        self._call("detach the card", lambda: methods.detach(method_ref))
+        return True
+
 
 def card_failure(error: "stripe.CardError") -> ChargeResult:
     """A 402 from Stripe (declined, authentication required ...) as a failed charge."""
@@ -226,13 +284,19 @@ def charge_result(intent: dict) -> ChargeResult:
     currency = intent.get("currency") or "eur"
     received = intent.get("amount_received")
     amount = from_minor_units(received if received else intent.get("amount") or 0, currency)
+    stamp = intent.get("created")
+    created = datetime.fromtimestamp(stamp, UTC) if isinstance(stamp, int) and not isinstance(
+        stamp, bool) and 0 < stamp < 2**31 else None
     if status == "succeeded":
-        return ChargeResult(status="succeeded", ref=intent.get("id"), amount=amount)
+        return ChargeResult(status="succeeded", ref=intent.get("id"), amount=amount,
+                            created=created)
     if status in ("processing", "requires_capture"):
-        return ChargeResult(status="pending", ref=intent.get("id"), amount=amount)
+        return ChargeResult(status="pending", ref=intent.get("id"), amount=amount,
+                            created=created)
     error = intent.get("last_payment_error") or {}
     code = error.get("decline_code") or error.get("code") or status or "failed"
     reason = error.get("message") or ("The bank asks the payer to confirm the payment"
                                       if status == "requires_action" else "The charge failed")
     return ChargeResult(status="failed", ref=intent.get("id"), amount=amount,
-                        failure_code=str(code)[:30], failure_reason=str(reason)[:200])
+                        failure_code=str(code)[:30], failure_reason=str(reason)[:200],
+                        created=created)

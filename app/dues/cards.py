@@ -7,26 +7,36 @@
   complete (`complete_card_setup`, from the webhook) the saved method and its brand, last four
   digits and expiry are filled in.
 - **Charging** (`charge_due_cards`): each planned card collection due on or before the day is
-  claimed (planned → pending, one guarded UPDATE, so two runs at once charge it once) and
-  charged off-session under the idempotency key `fitclub-<club>-collection-<id>-attempt-<n>`:
-  a retried or re-run call gets the provider's first answer back and never charges twice. The
-  card charged is the collection's while it is saved, else the payer's newest saved card (none:
-  the collection fails with `no_card`, for dunning). An immediate success or decline is applied at once (`apply_charge`), exactly as its webhook
-  would be; the webhook repeating it changes nothing.
+  claimed (planned → pending, one guarded UPDATE, so two runs at once charge it once) in a
+  transaction that **commits before the provider is asked**; the charge goes off-session under
+  the idempotency key `fitclub-<club>-collection-<id>-attempt-<n>` (a repeat within 24 hours
+  gets the provider's first answer back) for what is still open on the invoice, and its answer
+  is applied (`apply_charge`) in a second transaction, exactly as its webhook would be; the
+  webhook repeating it changes nothing. The card charged is the collection's while it is saved,
+  else the payer's newest saved card (none: the collection fails with `no_card`, for dunning).
+- **A run that died** between the two (or never got the answer) leaves the collection
+  `pending`. The next run, once it has been pending `RECONCILE_AFTER`, looks the charge up at the
+  provider by the metadata sent with it and applies what it finds; only when the provider has
+  none does it charge again. So a kill never charges twice, even after the provider has
+  forgotten the idempotency key (Stripe: 24 hours).
+- **Removing a card** marks it removed (never charged again) and detaches it at the provider.
 - **Outcomes only move forward**: pending → failed → paid. A success is money received and
   always wins (a failure reported after it changes nothing); the payment is recorded once, under
   the event key `card:<payment intent id>`.
 """
 import io
 import logging
-from contextlib import nullcontext
-from datetime import date
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from functools import partial
 
 import segno
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.clubs import service as clubs_service
+from app.core import clock
 from app.core.actors import Actor
 from app.core.config import Settings, get_settings
 from app.core.db import transaction
@@ -43,6 +53,11 @@ from app.dues.models import Collection, Invoice, Payer, StoredCard
 
 log = logging.getLogger("fitclub.dues.cards")
 
+RECONCILE_AFTER = timedelta(minutes=5)
+"""A card collection `pending` this long since its claim (`updated_at`) lost its run (killed, or
+the provider's answer never came): the next run looks its charge up at the provider."""
+LOOKUP_MARGIN = timedelta(days=1)
+"""How much earlier than the collection's own creation a charge of it is looked for (clocks)."""
 
 
 def provider_for(session: Session, *, club_id: int, settings: Settings | None = None
@@ -154,12 +169,29 @@ def qr_svg(url: str) -> bytes:
     return out.getvalue()
 
 
-def remove_card(session: Session, *, actor: Actor, card_id: int) -> StoredCard:
-    """Stop using the card (kept for history); removing it again changes nothing."""
+def remove_card(session: Session, *, actor: Actor, card_id: int,
+                settings: Settings | None = None,
+                provider: CardProvider | None = None) -> StoredCard:
+    """Stop using the card (kept for history) and detach it at the provider.
+
+    The card is removed here first, whatever the provider says: it is never charged again. A
+    provider that cannot be reached (or a club without its key) leaves the card attached there,
+    logged as a warning; removing it again retries the detach (a detached card asks nothing)."""
     card = get_card(session, club_id=actor.club_id, card_id=card_id)
     if card.removed_on is None:
         card.removed_on = clubs_service.club_today_by_id(session, actor.club_id)
         session.flush()
+    if card.method_ref:
+        try:
+            provider = provider or provider_for(session, club_id=actor.club_id,
+                                                settings=settings)
+            if provider.detach(card.method_ref):
+                log.info("club %s: card %s detached at %s", card.club_id, card.id,
+                         provider.name)
+        except (ProviderUnavailable, Conflict) as error:
+            log.warning("club %s: card %s is removed and will not be charged, but it could not "
+                        "be detached at the card provider (%s); remove it again to retry",
+                        card.club_id, card.id, error.message)
     return card
 
 
@@ -233,9 +265,24 @@ def _due_ids(session: Session, *, club_id: int, day: date) -> list[int]:
         .order_by(Collection.due_on, Collection.id)))
 
 
+def _stale_ids(session: Session, *, club_id: int, before: datetime) -> list[int]:
+    """Card collections claimed (`pending`) before `before` and still without an outcome."""
+    return list(session.scalars(
+        select(Collection.id)
+        .where(Collection.club_id == club_id, Collection.method == "card",
+               Collection.status == "pending", Collection.updated_at <= before)
+        .order_by(Collection.id)))
+
+
 def idempotency_key(collection: Collection) -> str:
     return (f"fitclub-{collection.club_id}-collection-{collection.id}"
             f"-attempt-{collection.attempt}")
+
+
+def _identity(collection: Collection) -> dict[str, str]:
+    """The metadata that names a collection's charge at the provider (for looking it up)."""
+    return {"fitclub_club_id": str(collection.club_id), "collection_id": str(collection.id),
+            "attempt": str(collection.attempt)}
 
 
 def _card_to_charge(session: Session, collection: Collection) -> StoredCard | None:
@@ -251,67 +298,141 @@ def _card_to_charge(session: Session, collection: Collection) -> StoredCard | No
         .order_by(StoredCard.id.desc()).limit(1)).first()
 
 
-def _charge_one(session: Session, *, collection_id: int, day: date,
-                provider: CardProvider) -> bool:
-    """Claim one planned collection and charge it; False when it was not ours to charge."""
-    claimed = session.execute(
-        update(Collection)
-        .where(Collection.id == collection_id, Collection.status == "planned")
-        .values(status="pending")
-        .execution_options(synchronize_session=False)).rowcount
-    if not claimed:
-        return False
-    collection = session.get(Collection, collection_id, populate_existing=True)
+@dataclass(frozen=True)
+class _Charge:
+    """One charge to ask of the provider: decided and committed before it is asked."""
+
+    collection_id: int
+    customer_ref: str
+    method_ref: str
+    amount: Decimal
+    currency: str
+    idempotency_key: str
+    description: str
+    metadata: dict[str, str]
+
+
+def _prepare(session: Session, collection: Collection, day: date) -> tuple[_Charge | None, bool]:
+    """What to charge for a claimed collection: (the charge, True); or (None, True) when it
+    failed at once (no card), (None, False) when its invoice is settled (cancelled)."""
     invoice = session.get(Invoice, collection.invoice_id)
-    if invoicing.open_amount(session, invoice) <= 0:
+    owed = invoicing.open_amount(session, invoice)
+    if owed <= 0:
         collection.status = "cancelled"
         session.flush()
-        return False
+        return None, False
+    collection.amount = min(collection.amount, owed)
     card = _card_to_charge(session, collection)
     if card is None:
         apply_charge(session, collection=collection, occurred_on=day,
                      result=ChargeResult(status="failed", ref=None, failure_code="no_card",
                                          failure_reason="The payer has no saved card"))
-        return True
+        return None, True
     collection.card_id = card.id
+    session.flush()
+    return _Charge(
+        collection_id=collection.id, customer_ref=card.customer_ref or "",
+        method_ref=card.method_ref, amount=collection.amount, currency=invoice.currency,
+        idempotency_key=idempotency_key(collection), description=f"Invoice {invoice.number}",
+        metadata={**_identity(collection), "invoice_id": str(invoice.id),
+                  "invoice_number": invoice.number}), True
+
+
+def _ask(factory: sessionmaker, charge: _Charge, *, day: date, provider: CardProvider) -> bool:
+    """Ask the provider (no transaction open meanwhile), then record its answer in a second
+    transaction. A kill in between leaves the collection `pending`: the next run looks it up."""
     result = provider.charge(
-        customer_ref=card.customer_ref or "", method_ref=card.method_ref,
-        amount=collection.amount, currency=invoice.currency,
-        idempotency_key=idempotency_key(collection),
-        description=f"Invoice {invoice.number}",
-        metadata={"fitclub_club_id": str(collection.club_id),
-                  "collection_id": str(collection.id), "invoice_id": str(invoice.id),
-                  "invoice_number": invoice.number, "attempt": str(collection.attempt)})
-    apply_charge(session, collection=collection, result=result, occurred_on=day)
+        customer_ref=charge.customer_ref, method_ref=charge.method_ref, amount=charge.amount,
+        currency=charge.currency, idempotency_key=charge.idempotency_key,
+        description=charge.description, metadata=charge.metadata)
+    with transaction(factory) as session:
+        collection = session.get(Collection, charge.collection_id)
+        apply_charge(session, collection=collection, result=result, occurred_on=day)
     return True
 
 
-def charge_due_cards(session_or_factory: Session | sessionmaker, *, club_id: int, day: date,
-                     settings: Settings | None = None) -> int:
-    """Charge the club's planned card collections due on or before `day`; how many were charged.
+def _charge_one(factory: sessionmaker, *, collection_id: int, day: date,
+                provider: CardProvider) -> bool:
+    """Claim one planned collection (committed: `pending`, claimed at `updated_at`), then charge
+    it; False when it was not ours to charge or its invoice was settled."""
+    with transaction(factory) as session:
+        claimed = session.execute(
+            update(Collection)
+            .where(Collection.id == collection_id, Collection.status == "planned")
+            .values(status="pending", updated_at=clock.now())
+            .execution_options(synchronize_session=False)).rowcount
+        if not claimed:
+            return False
+        collection = session.get(Collection, collection_id, populate_existing=True)
+        charge, counted = _prepare(session, collection, day)
+    if charge is None:
+        return counted
+    return _ask(factory, charge, day=day, provider=provider)
 
-    Given a sessionmaker, each collection is its own transaction (the scheduler's way); given a
-    session, each is a savepoint in it (a request's way). A provider that cannot be reached
-    leaves its collection planned for the next run; when it fails before anything was charged,
-    the error is raised. A club without a Stripe key but with card collections due: 409."""
-    factory = session_or_factory if isinstance(session_or_factory, sessionmaker) else None
-    with (transaction(factory) if factory else nullcontext(session_or_factory)) as session:
+
+def _reconcile_one(factory: sessionmaker, *, collection_id: int, day: date,
+                   provider: CardProvider, stale_before: datetime) -> bool:
+    """A collection left `pending` (a run died after claiming it, or lost the provider's
+    answer): apply what the provider has for it; only when it has nothing, charge it now (the
+    same idempotency key). False when nothing changed."""
+    with transaction(factory) as session:
+        taken = session.execute(  # one runner at a time: the claim moves on to now
+            update(Collection)
+            .where(Collection.id == collection_id, Collection.status == "pending",
+                   Collection.updated_at <= stale_before)
+            .values(updated_at=clock.now())
+            .execution_options(synchronize_session=False)).rowcount
+        if not taken:
+            return False
+        collection = session.get(Collection, collection_id, populate_existing=True)
+        card = session.get(StoredCard, collection.card_id) if collection.card_id else None
+        club = clubs_service.get_club(session, collection.club_id)
+        lookup = {"ref": collection.provider_ref,
+                  "customer_ref": card.customer_ref if card is not None else None,
+                  "created_since": collection.created_at - LOOKUP_MARGIN,
+                  "metadata": _identity(collection)}
+    found = provider.find_charge(**lookup)
+    with transaction(factory) as session:
+        collection = session.get(Collection, collection_id)
+        if collection.status != "pending":  # a webhook applied the outcome meanwhile
+            return False
+        if found is not None:
+            on = clubs_service.club_today(club, found.created) if found.created else day
+            log.info("club %s: collection %s was charged before the run died (%s, %s); "
+                     "applied now", collection.club_id, collection.id, found.ref, found.status)
+            apply_charge(session, collection=collection, result=found, occurred_on=on)
+            return found.status != "pending"
+        charge, counted = _prepare(session, collection, day)
+    if charge is None:
+        return counted
+    return _ask(factory, charge, day=day, provider=provider)
+
+
+def charge_due_cards(factory: sessionmaker, *, club_id: int, day: date,
+                     settings: Settings | None = None,
+                     provider: CardProvider | None = None) -> int:
+    """Charge the club's planned card collections due on or before `day`, after settling those
+    left `pending` by an earlier run (`RECONCILE_AFTER`); how many were charged or settled.
+
+    Each collection is claimed in a transaction of its own that commits before the provider is
+    asked, and the answer is recorded in another. A provider that cannot be reached leaves its
+    collection pending for a later run to look up; when that happens before anything was
+    charged, the error is raised. A club without a Stripe key but with card collections due: 409.
+    """
+    stale_before = clock.now() - RECONCILE_AFTER
+    with transaction(factory) as session:
+        stale = _stale_ids(session, club_id=club_id, before=stale_before)
         ids = _due_ids(session, club_id=club_id, day=day)
-        provider = provider_for(session, club_id=club_id, settings=settings) if ids else None
-
-    def run(collection_id: int) -> bool:
-        if factory is not None:
-            with transaction(factory) as own:
-                return _charge_one(own, collection_id=collection_id, day=day,
-                                   provider=provider)
-        with session_or_factory.begin_nested():
-            return _charge_one(session_or_factory, collection_id=collection_id, day=day,
-                               provider=provider)
-
+        if provider is None and (stale or ids):
+            provider = provider_for(session, club_id=club_id, settings=settings)
+    jobs = [partial(_reconcile_one, factory, collection_id=collection_id, day=day,
+                    provider=provider, stale_before=stale_before) for collection_id in stale]
+    jobs += [partial(_charge_one, factory, collection_id=collection_id, day=day,
+                     provider=provider) for collection_id in ids]
     charged = 0
-    for collection_id in ids:
+    for job in jobs:
         try:
-            charged += run(collection_id)
+            charged += job()
         except ProviderUnavailable:
             log.warning("club %s: the card provider is unavailable; card collections left "
                         "for the next run", club_id)

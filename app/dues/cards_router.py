@@ -74,17 +74,24 @@ def card_qr(session: SessionDep, actor: DeskActor, settings: SettingsDep,
 
 
 @router.delete("/cards/{card_id}", response_model=CardRead)
-def remove_card(session: SessionDep, actor: DeskActor, card_id: IdPath("card id")):
-    """Stop charging the card (it stays on record with `removed_on`)."""
-    return _read(cards.remove_card(session, actor=actor, card_id=card_id))
+def remove_card(session: SessionDep, actor: DeskActor, settings: SettingsDep,
+                card_id: IdPath("card id")):
+    """Stop charging the card (it stays on record with `removed_on`) and detach it at Stripe
+    (Stripe unreachable: removed here all the same; removing it again retries the detach)."""
+    return _read(cards.remove_card(session, actor=actor, card_id=card_id, settings=settings))
 
 
 @router.post("/dues/cards/charge", response_model=CardsCharged, responses=STRIPE_DOWN)
-def charge_cards(session: SessionDep, actor: ManagerActor, settings: SettingsDep):
+def charge_cards(request: Request, session: SessionDep, actor: ManagerActor,
+                 settings: SettingsDep):
     """Charge the card collections due today now (the daily run does it too); a repeat charges
     nothing twice."""
     day = clubs_service.club_today_by_id(session, actor.club_id)
-    charged = cards.charge_due_cards(session, club_id=actor.club_id, day=day, settings=settings)
+    # each charge commits its claim before Stripe is asked, in transactions of its own: end
+    # this request's first (SQLite has one writer)
+    session.commit()
+    charged = cards.charge_due_cards(request.app.state.sessionmaker, club_id=actor.club_id,
+                                     day=day, settings=settings)
     return CardsCharged(charged=charged, day=day)
 
 

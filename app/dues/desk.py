@@ -2,7 +2,10 @@
 
 - **Paying** an invoice at the desk (cash, card terminal, transfer) writes one `dues_payments`
   row with the desk's name and the staff member; part payments are fine, more than the open
-  amount is refused. A payment that settles an invoice closes its dunning case (`recovered`).
+  amount is refused. The invoice's planned SEPA debits and card charges follow
+  (`invoicing.follow_open_amount`): cancelled once it is settled, lowered to what is still open
+  after a part payment, so no file or card run takes the money a second time. A payment that
+  settles an invoice closes its dunning case (`recovered`).
 - **Close-out** of a desk and business day (club-local): takings per method are
   1. the dues payments recorded at that desk that day, and
   2. the desk sales' payments (`billing.Payment`) of that day, which carry no desk: a sale's

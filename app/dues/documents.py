@@ -6,8 +6,8 @@ key `credit:<line id>`): it is an invoice of kind `credit_note` with the negativ
 `corrects_id` naming the original. What is still open on the original is settled by it (a
 payment of kind `credit`, method `credit_note`, recorded on both documents, so the ledger adds
 up); credit beyond the open part stays open on the credit note (money the club owes back).
-Planned collections of the original follow: their amount becomes the new open amount, or they
-are cancelled when nothing is left to collect.
+Planned collections of the original follow (`invoicing.follow_open_amount`): lowered to the new
+open amount, or cancelled when nothing is left to collect.
 """
 from dataclasses import dataclass, field
 from datetime import date
@@ -15,7 +15,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
-from sqlalchemy import exists, func, select, update
+from sqlalchemy import exists, func, select
 from sqlalchemy.orm import Session
 
 from app.clubs import service as clubs_service
@@ -23,7 +23,7 @@ from app.core.actors import Actor
 from app.core.errors import Conflict, Invalid, NotFound
 from app.dues import invoicing, terms
 from app.dues.invoicing import LineIn
-from app.dues.models import Collection, DuesPayment, Invoice, InvoiceLine
+from app.dues.models import DuesPayment, Invoice, InvoiceLine
 
 TEMPLATES = Environment(loader=FileSystemLoader(str(Path(__file__).parent / "templates")),
                         autoescape=select_autoescape(["html"]))
@@ -160,11 +160,5 @@ def _settle(session: Session, *, invoice: Invoice, note: Invoice, today: date, r
                 session, club_id=invoice.club_id, invoice_id=target.id, amount=amount,
                 method="credit_note", kind="credit", occurred_on=today,
                 event_key=f"credit:{note.id}:{target.id}", reference=f"{note.number}: "
-                f"{reason}"[:140], staff_id=staff_id)
-    left = terms.cents(still_open - settled)
-    planned = (update(Collection).where(Collection.invoice_id == invoice.id,
-                                        Collection.status == "planned"))
-    if left > 0:
-        session.execute(planned.values(amount=left))
-    else:
-        session.execute(planned.values(status="cancelled"))
+                f"{reason}"[:140], staff_id=staff_id, follow=False)
+    invoicing.follow_open_amount(session, club_id=invoice.club_id, invoice_ids=[invoice.id])

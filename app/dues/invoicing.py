@@ -10,24 +10,30 @@
 - **Payments** (`record_payment`) are the ledger: an invoice's open amount is its gross minus
   the sum of its payments. A payment given an `event_key` is written once per club — the same
   webhook, bank entry or file line again writes nothing.
+- **Planned collections follow the ledger** (`follow_open_amount`, called by `record_payment`
+  for every payment path — desk, credit note, card, SEPA): a planned debit or card charge is
+  cancelled when nothing is open on its invoice any more, and lowered to what is still open
+  after a part payment (never raised: the payer was told the amount). Collections already in a
+  file or at the provider are not touched.
 """
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 
-from sqlalchemy import String, bindparam, func, insert, select, update
+from sqlalchemy import String, bindparam, func, insert, literal, select, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from app.clubs.models import Club
-from app.core import clock
+from app.core import clock, sql
 from app.core.errors import Invalid, NotFound
 from app.dues import bulk, terms
-from app.dues.models import DuesPayment, Invoice, InvoiceCounter, InvoiceLine, Payer
+from app.dues.models import Collection, DuesPayment, Invoice, InvoiceCounter, InvoiceLine, Payer
 
 ALL_YEARS = "all"
+CHUNK = 1000
 
 
 @dataclass(frozen=True)
@@ -254,8 +260,11 @@ def record_payment(session: Session, *, club_id: int, invoice_id: int, amount: D
                    method: str, occurred_on: date, kind: str = "payment",
                    event_key: str | None = None, collection_id: int | None = None,
                    reference: str | None = None, desk: str | None = None,
-                   staff_id: int | None = None) -> DuesPayment | None:
-    """Write one ledger entry; None when `event_key` was already recorded for the club."""
+                   staff_id: int | None = None, follow: bool = True) -> DuesPayment | None:
+    """Write one ledger entry; None when `event_key` was already recorded for the club.
+
+    The invoice's planned collections then follow its open amount (`follow_open_amount`);
+    `follow=False` is for a caller that does that itself afterwards (many payments at once)."""
     invoice = session.get(Invoice, invoice_id)
     if invoice is None or invoice.club_id != club_id:
         raise NotFound("Invoice not found", code="invoice_not_found")
@@ -273,4 +282,40 @@ def record_payment(session: Session, *, club_id: int, invoice_id: int, amount: D
             session.flush()
     except IntegrityError:  # the same event recorded by a concurrent delivery
         return None
+    if follow:
+        follow_open_amount(session, club_id=club_id, invoice_ids=[invoice_id])
     return payment
+
+
+def open_cents_of(invoice_id) -> object:
+    """What is open on the invoice `invoice_id` (a column or value), in whole cents, as SQL:
+    its gross minus its payments (exact on both backends)."""
+    invoice, payment = aliased(Invoice), aliased(DuesPayment)  # never correlated away
+    gross = select(sql.cents(invoice.gross)).where(invoice.id == invoice_id).scalar_subquery()
+    paid = (select(func.coalesce(func.sum(sql.cents(payment.amount)), 0))
+            .where(payment.invoice_id == invoice_id).scalar_subquery())
+    return gross - paid
+
+
+def follow_open_amount(session: Session, *, club_id: int,
+                       invoice_ids: Iterable[int] | None = None, where: Sequence = ()) -> None:
+    """The planned collections of these invoices (or those matching `where`) follow what is
+    still open on their invoice: cancelled when nothing is, lowered to the open amount when it
+    is less than planned. Two set-based UPDATEs (per 1,000 invoices)."""
+    open_cents = open_cents_of(Collection.invoice_id)
+    base = [Collection.club_id == club_id, Collection.status == "planned", *where]
+    if invoice_ids is None:
+        parts = [base]
+    else:
+        ids = sorted(set(invoice_ids))
+        parts = [[*base, bulk.among(session, Collection.invoice_id, ids[i:i + CHUNK])]
+                 for i in range(0, len(ids), CHUNK)]
+    now = clock.now()
+    for part in parts:
+        session.execute(update(Collection).where(*part, open_cents <= 0)
+                        .values(status="cancelled", updated_at=now)
+                        .execution_options(synchronize_session="fetch"))
+        session.execute(update(Collection)
+                        .where(*part, open_cents > 0, sql.cents(Collection.amount) > open_cents)
+                        .values(amount=open_cents / literal(100.0), updated_at=now)
+                        .execution_options(synchronize_session="fetch"))

@@ -1,10 +1,14 @@
 """SEPA collection files: what is due on a date, the file prepared once, submitted, downloaded.
 
-- **Due** are the planned SEPA collections of the club on the collection date that are in no file.
-  A debit whose mandate is revoked, expired (36 months unused) or missing is **blocked** and stays
-  planned, listed with the reason; when the payer has signed a newer mandate that can be
-  collected, the debit is collected on that one.
-- **Prepare** (`prepare_batch`) locks the due collections (`SELECT ... FOR UPDATE` on PostgreSQL;
+- **Due** are the planned SEPA collections of the club on the collection date that are in no file
+  and whose invoice still has money open; each debits its planned amount, or what is open when
+  that is less (an invoice paid at the desk, by transfer or a credit note meanwhile is not debited
+  again). A debit whose mandate is revoked, expired (36 months unused) or missing is **blocked**
+  and stays planned, listed with the reason; when the payer has signed a newer mandate that can
+  be collected, the debit is collected on that one.
+- **Prepare** (`prepare_batch`) first lets the date's planned debits follow their invoices
+  (`invoicing.follow_open_amount`: cancelled when settled, lowered to the open amount), then locks
+  the due collections (`SELECT ... FOR UPDATE` on PostgreSQL;
   SQLite has one writer at a time), builds the pain.008 file, validates it, and only then writes:
   the batch (with the XML, kept byte for byte), each collection `in_file` with its batch and
   sequence (one guarded `UPDATE ... WHERE status = 'planned'`), the mandates' first/last
@@ -15,7 +19,8 @@
 - **Sequence**: FRST for a mandate never collected, RCUR after (FRST again when a first debit came
   back before any other was collected).
 - **Submitted** (`mark_submitted`, idempotent): the collections are `submitted` and the money is
-  recorded as paid (`sepa:<collection id>`): a debit counts as paid unless it comes back.
+  recorded as paid (`sepa:<collection id>`): a debit counts as paid unless it comes back. Other
+  planned collections of those invoices follow the ledger as after any payment.
 """
 from dataclasses import dataclass, field
 from datetime import date
@@ -42,6 +47,8 @@ class DueDebit:
     invoice_number: str
     payer_name: str
     mandate: Mandate | None
+    amount: Decimal
+    """What is debited: the planned amount, or what is open on the invoice when that is less."""
     sequence: str | None = None
     blocked: str | None = None
 
@@ -54,7 +61,7 @@ class Due:
 
     @property
     def total(self) -> Decimal:
-        return sum((d.collection.amount for d in self.ready), terms.ZERO)
+        return sum((d.amount for d in self.ready), terms.ZERO)
 
 
 def creditor_for(session: Session, club_id: int) -> Creditor:
@@ -89,19 +96,26 @@ def _collectable_mandates(session: Session, club_id: int, payer_ids: set[int]) -
     return found
 
 
+def _due_where(club_id: int, collection_date: date) -> list:
+    return [Collection.club_id == club_id, Collection.method == "sepa",
+            Collection.status == "planned", Collection.due_on == collection_date,
+            Collection.batch_id.is_(None)]
+
+
 def due(session: Session, *, club_id: int, collection_date: date, lock: bool = False) -> Due:
-    """The SEPA debits due on the date in no file yet: ready (with their sequence) and blocked."""
-    stmt = (select(Collection, Invoice.number, Payer.name, Mandate)
+    """The SEPA debits due on the date in no file yet whose invoice has money open: ready (with
+    their sequence and amount) and blocked."""
+    open_cents = invoicing.open_cents_of(Collection.invoice_id)
+    stmt = (select(Collection, Invoice.number, Payer.name, Mandate, open_cents.label("open"))
             .join(Invoice, Invoice.id == Collection.invoice_id)
             .join(Payer, Payer.id == Collection.payer_id)
             .outerjoin(Mandate, Mandate.id == Collection.mandate_id)
-            .where(Collection.club_id == club_id, Collection.method == "sepa",
-                   Collection.status == "planned", Collection.due_on == collection_date,
-                   Collection.batch_id.is_(None))
+            .where(*_due_where(club_id, collection_date), open_cents > 0)
             .order_by(Collection.id))
     if lock:
         stmt = stmt.with_for_update(of=Collection)
-    rows = [DueDebit(c, number, name, mandate) for c, number, name, mandate in session.execute(stmt)]
+    rows = [DueDebit(c, number, name, mandate, min(c.amount, terms.cents(Decimal(cents) / 100)))
+            for c, number, name, mandate, cents in session.execute(stmt)]
     result = Due(collection_date)
     unusable = [d for d in rows if sepa.unusable_reason(d.mandate, collection_date)]
     others = _collectable_mandates(session, club_id, {d.collection.payer_id for d in unusable})
@@ -131,7 +145,7 @@ def end_to_end_id(club_id: int, collection: Collection) -> str:
 def _debit(club_id: int, d: DueDebit) -> Debit:
     mandate = d.mandate
     original = mandate.previous_iban
-    return Debit(end_to_end_id=end_to_end_id(club_id, d.collection), amount=d.collection.amount,
+    return Debit(end_to_end_id=end_to_end_id(club_id, d.collection), amount=d.amount,
                  sequence=d.sequence, mandate_reference=mandate.reference,
                  mandate_signed_on=mandate.signed_on, name=mandate.account_holder,
                  iban=mandate.iban, bic=mandate.bic,
@@ -151,6 +165,9 @@ def prepare_batch(session: Session, *, actor: Actor, collection_date: date) -> C
     is due (a second manager at once gets the first one's file)."""
     club_id = actor.club_id
     creditor = creditor_for(session, club_id)
+    # settled invoices are not debited again; part-paid ones only for what is open
+    invoicing.follow_open_amount(session, club_id=club_id,
+                                 where=_due_where(club_id, collection_date))
     found = due(session, club_id=club_id, collection_date=collection_date, lock=True)
     if not found.ready:
         existing = _latest_batch(session, club_id, collection_date)
@@ -204,7 +221,8 @@ def _claim(session: Session, club_id: int, batch: CollectionBatch, ready: list[D
                        "prepare again", code="collections_taken")
     session.execute(update(Collection), [
         {"id": d.collection.id, "sequence": debit.sequence, "end_to_end_id": debit.end_to_end_id,
-         "mandate_id": d.mandate.id} for d, debit in zip(ready, debits, strict=True)])
+         "mandate_id": d.mandate.id, "amount": debit.amount}
+        for d, debit in zip(ready, debits, strict=True)])
     session.expire_all()
 
 
@@ -267,7 +285,10 @@ def mark_submitted(session: Session, *, actor: Actor, batch_id: int) -> Collecti
                                  amount=amount, method="sepa", kind="payment",
                                  occurred_on=batch.collection_date,
                                  event_key=f"sepa:{collection_id}", collection_id=collection_id,
-                                 reference=batch.message_id, staff_id=actor.user_id)
+                                 reference=batch.message_id, staff_id=actor.user_id,
+                                 follow=False)
+    invoicing.follow_open_amount(session, club_id=actor.club_id,
+                                 invoice_ids=[invoice_id for _, invoice_id, _ in rows])
     if batch.submitted_at is None:
         batch.submitted_at = clock.now()
         batch.submitted_by = actor.user_id

@@ -305,7 +305,8 @@ def _apply(session: Session, actor: Actor, row: ReturnRow, collection: Collectio
         session, club_id=club_id, invoice_id=collection.invoice_id, amount=collection.amount,
         method="sepa", occurred_on=batch.collection_date if batch else collection.due_on,
         event_key=f"sepa:{collection.id}", collection_id=collection.id,
-        reference=batch.message_id if batch else None, staff_id=actor.user_id)
+        reference=batch.message_id if batch else None, staff_id=actor.user_id,
+        follow=False)  # the return below takes it back at once
     changed = session.execute(
         update(Collection).where(Collection.id == collection.id,
                                  Collection.status.in_(RETURNABLE))

@@ -86,7 +86,7 @@ def change_iban(session: SessionDep, actor: DeskActor, mandate_id: IdPath("manda
 def _due_item(d: sepa_batches.DueDebit) -> DueItem:
     c = d.collection
     return DueItem(collection_id=c.id, invoice_id=c.invoice_id, invoice_number=d.invoice_number,
-                   payer_id=c.payer_id, payer_name=d.payer_name, amount=c.amount,
+                   payer_id=c.payer_id, payer_name=d.payer_name, amount=d.amount,
                    mandate_id=d.mandate.id if d.mandate else None,
                    mandate_reference=d.mandate.reference if d.mandate else None,
                    sequence=d.sequence, blocked=d.blocked)

@@ -3,13 +3,17 @@
 It speaks the subset fitclub uses, as Stripe documents it: form-encoded bodies with bracket keys
 (`metadata[collection_id]=7`, `payment_method_types[0]=card`), `Authorization: Bearer <secret
 key>` (each key its own account: another key's objects are "No such ..."), `Idempotency-Key`
-honoured (the same key answers the first response again, with `Idempotent-Replayed: true`;
-other parameters under the same key are refused), JSON objects with Stripe's id prefixes,
+honoured for 24 hours by the app's clock, as Stripe keeps keys (the same key answers the first
+response again, with `Idempotent-Replayed: true`; other parameters under the same key are
+refused; after 24 hours the key is new again), JSON objects with Stripe's id prefixes,
 `object` and `livemode`, and errors in Stripe's envelope (`{"error": {"type", "code",
 "decline_code", "message", ...}}`; a declined card is HTTP 402 `card_error`).
 
 Endpoints: POST /v1/customers, POST /v1/checkout/sessions, GET /v1/checkout/sessions/{id},
-GET /v1/setup_intents/{id}, GET /v1/payment_methods/{id}, POST /v1/payment_intents.
+GET /v1/setup_intents/{id}, GET /v1/payment_methods/{id}, POST /v1/payment_methods/{id}/detach,
+POST /v1/payment_intents, GET /v1/payment_intents/{id}, GET /v1/payment_intents (a list, newest
+first: `customer`, `created[gte|gt|lte|lt]`, `limit` 1-100 (10), `starting_after`; `{"object":
+"list", "data", "has_more", "url"}`).
 
 The payer's side of the hosted page is `complete_setup(session_id, card)`: the card is one of
 Stripe's test payment methods below. Whatever Stripe would announce is kept as an event in
@@ -31,6 +35,8 @@ from urllib.parse import parse_qsl, urlsplit
 from app.core import clock
 
 API_VERSION = "2025-09-30.clover"
+KEY_TTL = 24 * 3600
+"""How long Stripe keeps an idempotency key (seconds)."""
 
 TEST_CARDS = {
     # name: (brand, last4, outcome, decline code, message)
@@ -98,7 +104,7 @@ class StripeStandin:
         self.keys = set(keys)
         self.accounts: dict[str, dict[str, dict]] = {key: {} for key in keys}
         self.behaviour: dict[str, str] = {}
-        self.replies: dict[tuple[str, str], tuple[dict, int, dict]] = {}
+        self.replies: dict[tuple[str, str], tuple[dict, int, dict, int]] = {}
         self.requests: list[dict] = []
         self.events: list[dict] = []
         self.created: Counter = Counter()
@@ -175,8 +181,10 @@ class StripeStandin:
                                    "message": f"Invalid API Key provided: {key[:8]}***"}}, False
         if method == "POST" and idem:
             known = self.replies.get((key, idem))
+            if known is not None and known[3] <= self._now() - KEY_TTL:
+                known = None  # Stripe forgets a key after 24 hours
             if known is not None:
-                first_params, status, reply = known
+                first_params, status, reply, _at = known
                 if first_params != params:
                     return 400, {"error": {
                         "type": "idempotency_error",
@@ -188,7 +196,7 @@ class StripeStandin:
         except StripeError as error:
             status, reply = error.status, {"error": error.error}
         if method == "POST" and idem and status < 500:
-            self.replies[(key, idem)] = (params, status, reply)
+            self.replies[(key, idem)] = (params, status, reply, self._now())
         return status, reply, False
 
     def _route(self, method: str, path: str, params: dict, objects: dict, key: str,
@@ -200,6 +208,11 @@ class StripeStandin:
             return self._checkout_session(params, objects)
         if method == "POST" and path == "/v1/payment_intents":
             return self._payment_intent(params, objects, key, idem)
+        if method == "GET" and path == "/v1/payment_intents":
+            return self._list(objects, "payment_intent", params, path)
+        if method == "POST" and len(segments) == 4 and segments[1] == "payment_methods" \
+                and segments[3] == "detach":
+            return self._detach(objects, segments[2], key)
         if method == "GET" and len(segments) == 4 and segments[1:3] == ["checkout", "sessions"]:
             return self._get(objects, "checkout.session", segments[3])
         if method == "GET" and len(segments) == 3 and segments[1] in (
@@ -215,6 +228,38 @@ class StripeStandin:
         if found is None or found["object"] != kind:
             raise _missing(kind, ref, param)
         return found
+
+    def _list(self, objects: dict, kind: str, params: dict, path: str) -> dict:
+        limit = params.get("limit") or "10"
+        if not limit.isdigit() or not 1 <= int(limit) <= 100:
+            raise _invalid("Invalid integer: limit must be between 1 and 100.", "limit")
+        created = params.get("created") or {}
+        if not isinstance(created, dict):
+            created = {"eq": created}
+        tests = {"gte": int.__ge__, "gt": int.__gt__, "lte": int.__le__, "lt": int.__lt__,
+                 "eq": int.__eq__}
+        found = [o for o in objects.values() if o["object"] == kind
+                 and (not params.get("customer") or o.get("customer") == params["customer"])
+                 and all(tests[op](o["created"], int(v)) for op, v in created.items())]
+        found.sort(key=lambda o: (o["created"], o["id"]), reverse=True)  # newest first
+        after = params.get("starting_after")
+        if after:
+            ids = [o["id"] for o in found]
+            if after not in ids:
+                raise _missing(kind, after, "starting_after")
+            found = found[ids.index(after) + 1:]
+        page = found[:int(limit)]
+        return {"object": "list", "data": page, "has_more": len(found) > len(page), "url": path}
+
+    def _detach(self, objects: dict, ref: str, key: str) -> dict:
+        method = self._get(objects, "payment_method", ref)
+        if method["customer"] is None:
+            raise StripeError(400, {"type": "invalid_request_error", "message":
+                                    "The payment method you provided is not attached to a "
+                                    "customer so detachment is impossible."})
+        method["customer"] = None
+        self._event("payment_method.detached", method, key)
+        return method
 
     def _store(self, objects: dict, obj: dict) -> dict:
         objects[obj["id"]] = obj
@@ -368,6 +413,16 @@ class StripeStandin:
 
     def posts(self, path: str) -> list[dict]:
         return [r for r in self.requests if r["method"] == "POST" and r["path"] == path]
+
+    def gets(self, path: str) -> list[dict]:
+        return [r for r in self.requests if r["method"] == "GET" and r["path"] == path]
+
+    def charges(self, collection_id: int) -> list[dict]:
+        """Every PaymentIntent made for the collection (by the metadata fitclub sent)."""
+        with self.lock:
+            return [o for objects in self.accounts.values() for o in objects.values()
+                    if o["object"] == "payment_intent"
+                    and o["metadata"].get("collection_id") == str(collection_id)]
 
 
 def event_body(event: dict) -> str:

@@ -1,5 +1,6 @@
 """Cards on file through Stripe: the real `stripe` library against a local stand-in of Stripe's
 API (tests/dues/stripe_standin.py), webhooks signed with Stripe's documented scheme."""
+import logging
 import threading
 from dataclasses import dataclass
 from datetime import timedelta
@@ -18,6 +19,7 @@ from app.dues.models import (
     Collection,
     DuesPayment,
     DuesSettings,
+    Invoice,
     Notice,
     Payer,
     ProviderEvent,
@@ -277,53 +279,161 @@ def test_a_payment_delivered_three_times_out_of_order_changes_once(cc, standin, 
         assert s.scalar(select(func.count(ProviderEvent.id))) == 3  # + the card page
 
 
-def test_a_success_found_by_metadata_before_the_charge_was_recorded(cc, standin, settings):
+class Killed(BaseException):
+    """The process dies: nothing in the app catches it (it is no Exception)."""
+
+
+class KilledAtTheCharge:
+    """The club's real Stripe provider (talking to the stand-in), with the process killed right
+    after its charge call returned (`after=True`: Stripe charged, nobody recorded it) or just
+    before it (`after=False`: Stripe never heard of it)."""
+
+    def __init__(self, cc: CardClub, settings: Settings, *, after: bool = True):
+        with cc.db.sessionmaker() as s:
+            self.real = cards.provider_for(s, club_id=cc.club.id, settings=settings)
+        self.name, self.after = self.real.name, after
+
+    def charge(self, **params):
+        if self.after:
+            self.real.charge(**params)
+        raise Killed
+
+    def __getattr__(self, name):
+        return getattr(self.real, name)
+
+
+def _run(cc: CardClub, settings: Settings, provider=None) -> int:
+    return cards.charge_due_cards(cc.db.sessionmaker, club_id=cc.club.id, day=cc.today(),
+                                  settings=settings, provider=provider)
+
+
+def test_a_run_killed_after_stripe_charged_does_not_charge_again_a_day_later(
+        cc, standin, settings, clock):
+    """Stripe took the money, then the run was killed before it wrote the answer; the next run
+    comes after Stripe forgot the idempotency key (24 hours): it finds the charge by the
+    metadata fitclub sent and records it. One charge, one payment; the webhook changes nothing."""
+    card = cc.saved()
+    collection_id = cc.due(card["id"], "49.90")
+    with pytest.raises(Killed):
+        _run(cc, settings, KilledAtTheCharge(cc, settings))
+    assert len(standin.charges(collection_id)) == 1
+    assert cc.collection(collection_id).status == "pending"  # claimed, committed
+    assert cc.payments(collection_id) == []
+
+    clock.advance(timedelta(hours=25))
+    assert _run(cc, settings) == 1
+    [intent] = standin.charges(collection_id)
+    assert len(standin.posts("/v1/payment_intents")) == 1
+    [listed] = standin.gets("/v1/payment_intents")
+    assert listed["params"]["customer"] == intent["customer"]
+    row = cc.collection(collection_id)
+    assert (row.status, row.provider_ref) == ("paid", intent["id"])
+    [payment] = cc.payments(collection_id)
+    assert (payment.amount, payment.event_key) == (Decimal("49.90"), f"card:{intent['id']}")
+    with cc.db.sessionmaker() as s:
+        invoice = s.get(Invoice, row.invoice_id)
+        assert invoicing.open_amount(s, invoice) == Decimal("0.00")
+    late = deliver(cc.client, cc.club.id, standin.last_event("payment_intent.succeeded"), WH)
+    assert late.status_code == 200 and late.json()["outcome"] == "unchanged"
+    assert len(cc.payments(collection_id)) == 1
+    assert _run(cc, settings) == 0 and len(standin.charges(collection_id)) == 1
+
+
+def test_a_run_killed_before_stripe_was_asked_charges_on_the_next_run(cc, standin, settings,
+                                                                      clock):
+    card = cc.saved("pm_card_chargeDeclinedInsufficientFunds")
+    collection_id = cc.due(card["id"], "20.00")
+    with pytest.raises(Killed):
+        _run(cc, settings, KilledAtTheCharge(cc, settings, after=False))
+    assert cc.collection(collection_id).status == "pending" and standin.charges(collection_id) == []
+    assert _run(cc, settings) == 0  # just claimed: maybe still at Stripe, left alone
+    assert standin.gets("/v1/payment_intents") == []
+    clock.advance(cards.RECONCILE_AFTER)
+    assert _run(cc, settings) == 1
+    assert len(standin.gets("/v1/payment_intents")) == 1
+    [intent] = standin.charges(collection_id)
+    row = cc.collection(collection_id)
+    assert (row.status, row.failure_code, row.provider_ref) == (
+        "failed", "insufficient_funds", intent["id"])
+    assert cc.payments(collection_id) == []
+
+
+def test_the_webhook_settles_a_killed_charge_and_the_next_run_charges_nothing(
+        cc, standin, settings, clock):
     """The charge call died after Stripe took the money: the webhook finds the collection by
-    the metadata fitclub sent, and the re-run gets Stripe's first answer (no second charge)."""
+    the metadata fitclub sent; the next run has nothing to look up or charge."""
     card = cc.saved()
     collection_id = cc.due(card["id"], "10.00")
-    with pytest.raises(RuntimeError), transaction(cc.db.sessionmaker) as s:
-        assert cards.charge_due_cards(s, club_id=cc.club.id, day=cc.today(),
-                                      settings=settings) == 1
-        raise RuntimeError("killed before the commit")
-    assert cc.collection(collection_id).status == "planned"
+    with pytest.raises(Killed):
+        _run(cc, settings, KilledAtTheCharge(cc, settings))
     answer = deliver(cc.client, cc.club.id, standin.last_event("payment_intent.succeeded"), WH)
     assert answer.json()["outcome"] == "applied"
     assert cc.collection(collection_id).status == "paid"
-    assert cards.charge_due_cards(cc.db.sessionmaker, club_id=cc.club.id, day=cc.today(),
-                                  settings=settings) == 0
-    assert standin.count("payment_intent") == 1 and len(cc.payments(collection_id)) == 1
+    clock.advance(timedelta(hours=25))
+    assert _run(cc, settings) == 0
+    assert standin.gets("/v1/payment_intents") == []
+    assert len(standin.charges(collection_id)) == 1 and len(cc.payments(collection_id)) == 1
 
 
-def test_a_retried_charge_run_creates_one_payment_intent(cc, standin, settings):
+def test_runs_killed_after_each_charge_are_settled_within_the_day_without_new_charges(
+        cc, standin, settings, clock):
     card = cc.saved()
     first, second = cc.due(card["id"], "49.90"), cc.due(card["id"], "5.00", days_ago=3)
-    with pytest.raises(RuntimeError), transaction(cc.db.sessionmaker) as s:
-        cards.charge_due_cards(s, club_id=cc.club.id, day=cc.today(), settings=settings)
-        raise RuntimeError("killed before the commit")
+    for _ in range(2):
+        with pytest.raises(Killed):
+            _run(cc, settings, KilledAtTheCharge(cc, settings))
     assert standin.count("payment_intent") == 2
-    charged = cards.charge_due_cards(cc.db.sessionmaker, club_id=cc.club.id, day=cc.today(),
-                                     settings=settings)
-    assert charged == 2 and standin.count("payment_intent") == 2
-    assert len(standin.posts("/v1/payment_intents")) == 4
+    clock.advance(timedelta(minutes=10))
+    assert _run(cc, settings) == 2
+    assert standin.count("payment_intent") == 2 and len(standin.posts("/v1/payment_intents")) == 2
     for collection_id in (first, second):
         assert cc.collection(collection_id).status == "paid"
         assert len(cc.payments(collection_id)) == 1
-    assert cards.charge_due_cards(cc.db.sessionmaker, club_id=cc.club.id, day=cc.today(),
-                                  settings=settings) == 0
+    assert _run(cc, settings) == 0
 
 
-def test_a_removed_card_is_not_charged_and_its_collection_fails(cc, standin):
+def test_a_removed_card_is_detached_at_stripe_and_never_charged(cc, standin):
     card = cc.saved()
+    with cc.db.sessionmaker() as s:
+        method_ref = s.get(StoredCard, card["id"]).method_ref
     removed = cc.client.delete(f"/api/v1/cards/{card['id']}", headers=cc.desk.headers)
     assert removed.status_code == 200 and removed.json()["status"] == "removed"
     assert removed.json()["removed_on"] == cc.today().isoformat()
+    [detach] = standin.posts(f"/v1/payment_methods/{method_ref}/detach")
+    assert detach["key"] == SK
+    assert standin.accounts[SK][method_ref]["customer"] is None
     assert cc.client.delete(f"/api/v1/cards/{card['id']}",
                             headers=cc.desk.headers).status_code == 200
+    assert len(standin.posts(f"/v1/payment_methods/{method_ref}/detach")) == 1
     collection_id = cc.due(card["id"])
     assert cc.charge().json()["charged"] == 1
     row = cc.collection(collection_id)
     assert (row.status, row.failure_code) == ("failed", "no_card")
+    assert standin.count("payment_intent") == 0
+
+
+def test_a_card_removed_while_stripe_is_down_is_removed_here_and_detached_later(
+        cc, standin, caplog):
+    card = cc.saved()
+    with cc.db.sessionmaker() as s:
+        method_ref = s.get(StoredCard, card["id"]).method_ref
+    standin.down = True
+    with caplog.at_level(logging.WARNING, logger="fitclub.dues.cards"):
+        removed = cc.client.delete(f"/api/v1/cards/{card['id']}", headers=cc.desk.headers)
+    assert removed.status_code == 200 and removed.json()["status"] == "removed"
+    [warning] = [r for r in caplog.records if r.name == "fitclub.dues.cards"]
+    assert warning.levelno == logging.WARNING
+    assert f"card {card['id']} is removed" in warning.getMessage()
+    assert "could not be detached" in warning.getMessage()
+    collection_id = cc.due(card["id"])
+    assert cc.charge().json()["charged"] == 1  # no saved card: failed without asking Stripe
+    assert cc.collection(collection_id).failure_code == "no_card"
+    standin.down = False
+    assert standin.accounts[SK][method_ref]["customer"] is not None
+    again = cc.client.delete(f"/api/v1/cards/{card['id']}", headers=cc.desk.headers)
+    assert again.status_code == 200
+    [detach] = standin.posts(f"/v1/payment_methods/{method_ref}/detach")
+    assert detach["key"] == SK and standin.accounts[SK][method_ref]["customer"] is None
     assert standin.count("payment_intent") == 0
 
 
@@ -386,7 +496,7 @@ def test_bad_input_is_refused_before_stripe_is_asked(client, db, world, standin)
     assert standin.requests == []
 
 
-def test_stripe_down_answers_502_and_keeps_nothing(cc, standin, db):
+def test_stripe_down_answers_502_and_keeps_nothing(cc, standin, db, clock):
     standin.down = True
     answer = cc.start()
     assert answer.status_code == 502 and answer.json()["error"] == "stripe_unavailable"
@@ -397,10 +507,13 @@ def test_stripe_down_answers_502_and_keeps_nothing(cc, standin, db):
     collection_id = cc.due(card["id"])
     standin.down = True
     assert cc.charge().status_code == 502
-    assert cc.collection(collection_id).status == "planned"
+    assert cc.collection(collection_id).status == "pending"  # did Stripe take it? ask later
     standin.down = False
+    assert cc.charge().json()["charged"] == 0
+    clock.advance(cards.RECONCILE_AFTER)
     assert cc.charge().json()["charged"] == 1
     assert cc.collection(collection_id).status == "paid"
+    assert len(standin.charges(collection_id)) == 1
 
 
 def test_a_refused_secret_key_is_a_clear_409(client, db, world, standin):

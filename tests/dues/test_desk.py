@@ -12,7 +12,9 @@ from app.core.actors import Actor, Role
 from app.core.db import transaction
 from app.core.errors import Conflict
 from app.dues import desk as desk_service
-from app.dues.models import DeskCloseout, DuesPayment
+from app.dues import invoicing
+from app.dues.models import Collection, CollectionBatch, DeskCloseout, DuesPayment
+from tests.dues.sepa_world import SepaClub, read_pain
 
 D = Decimal
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -170,3 +172,68 @@ def test_two_desks_paying_the_whole_invoice_at_once_take_the_money_once(db, shop
     assert sorted(outcomes) == ["invoice_paid", "paid"]
     assert session.scalar(select(func.sum(DuesPayment.amount)).where(
         DuesPayment.invoice_id == invoice_id, DuesPayment.desk.is_not(None))) == D("49.00")
+
+
+# --- a payment at the desk and the collections planned for the invoice -------------------------
+
+def _card_charge_planned(sc: SepaClub, debtor, due_on, amount: str) -> int:
+    """A planned card collection as the billing run leaves it (card invoices are charged by the
+    card run, which takes planned collections only)."""
+    with transaction(sc.world.db.sessionmaker) as s:
+        invoice = invoicing.issue_invoice(
+            s, club_id=sc.club.id, payer_id=debtor.payer_id, issued_on=due_on, due_on=due_on,
+            method="card", lines=[invoicing.LineIn(charge_key=f"dues:card:{due_on}",
+                                                   kind="dues", description="Monthly dues",
+                                                   gross=D(amount))])
+        row = Collection(club_id=sc.club.id, invoice_id=invoice.id, payer_id=debtor.payer_id,
+                         attempt=1, method="card", amount=D(amount), due_on=due_on,
+                         status="planned")
+        s.add(row)
+        s.flush()
+        return row.id
+
+
+def test_an_invoice_paid_in_full_at_the_desk_is_not_debited_by_the_next_file(client, world):
+    sc = SepaClub(client, world)
+    day = sc.today + timedelta(days=5)
+    debtor = sc.debtor("Anna Berg")
+    debit = sc.add_debit(debtor, day, "49.90")
+    card = _card_charge_planned(sc, debtor, day, "19.90")
+    for collection_id, amount in ((debit, "49.90"), (card, "19.90")):
+        paid = sc.api("POST", f"/invoices/{sc.collection(collection_id).invoice_id}/payments",
+                      staff=sc.desk, json={"amount": amount, "method": "cash", "desk": "front"})
+        assert paid.status_code == 201 and paid.json()["open_after"] == "0.00"
+        assert sc.collection(collection_id).status == "cancelled"
+
+    due = sc.api("GET", "/sepa/due", params={"date": day.isoformat()}).json()
+    assert (due["count"], due["total"], due["blocked"]) == (0, "0.00", [])
+    r = sc.prepare(day)
+    assert (r.status_code, r.json()["error"]) == (422, "nothing_due")
+    with sc.world.db.sessionmaker() as s:
+        assert s.scalar(select(func.count()).select_from(CollectionBatch)) == 0
+
+
+def test_a_part_payment_at_the_desk_leaves_only_the_rest_to_debit(client, world):
+    sc = SepaClub(client, world)
+    day = sc.today + timedelta(days=5)
+    debtor = sc.debtor("Ben Hill")
+    debit = sc.add_debit(debtor, day, "49.90")
+    card = _card_charge_planned(sc, debtor, day, "19.90")
+    invoice_id = sc.collection(debit).invoice_id
+    paid = sc.api("POST", f"/invoices/{invoice_id}/payments", staff=sc.desk,
+                  json={"amount": "20.00", "method": "card_terminal", "desk": "front"})
+    assert paid.status_code == 201 and paid.json()["open_after"] == "29.90"
+    assert (sc.collection(debit).status, sc.collection(debit).amount) == ("planned", D("29.90"))
+    sc.api("POST", f"/invoices/{sc.collection(card).invoice_id}/payments", staff=sc.desk,
+           json={"amount": "4.90", "method": "cash", "desk": "front"})
+    assert (sc.collection(card).status, sc.collection(card).amount) == ("planned", D("15.00"))
+
+    due = sc.api("GET", "/sepa/due", params={"date": day.isoformat()}).json()
+    assert [(i["collection_id"], i["amount"]) for i in due["items"]] == [(debit, "29.90")]
+    batch = sc.prepare(day).json()
+    assert (batch["count"], batch["total"]) == (1, "29.90")
+    pain = read_pain(sc.file(batch["id"]).content)
+    assert [d["amount"] for d in pain["debits"].values()] == [D("29.90")]
+    assert sc.api("POST", f"/sepa/batches/{batch['id']}/submitted").status_code == 200
+    invoice = sc.api("GET", f"/invoices/{invoice_id}", staff=sc.desk).json()
+    assert (invoice["paid"], invoice["open"]) == ("49.90", "0.00")

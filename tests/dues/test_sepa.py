@@ -7,6 +7,7 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import func, select, update
 
+from app.core import clock
 from app.core.actors import Actor, Role
 from app.core.db import transaction
 from app.core.errors import Invalid
@@ -286,6 +287,40 @@ def test_submitted_debits_count_as_paid_once(sc, db):
         assert [(p.event_key, p.kind, p.method, p.amount, p.occurred_on) for p in payments] == [
             (f"sepa:{ids[0]}", "payment", "sepa", Decimal("49.90"), day),
             (f"sepa:{ids[1]}", "payment", "sepa", Decimal("10.00"), day)]
+        for invoice in s.scalars(select(Invoice)):
+            assert invoicing.open_amount(s, invoice) == Decimal("0.00")
+
+
+def test_a_file_debits_only_what_is_open_and_never_an_invoice_settled_meanwhile(sc, db):
+    """Payments left in the ledger without their planned debits following (as this version's
+    predecessors wrote them): the file still takes only what is open."""
+    day = sc.today + timedelta(days=5)
+    paid, part, untouched = (sc.add_debit(sc.debtor(name), day, "49.90")
+                             for name in ("Anna Berg", "Ben Hill", "Carla Diaz"))
+    with transaction(db.sessionmaker) as s:
+        for collection_id, amount in ((paid, "49.90"), (part, "20.00")):
+            c = s.get(Collection, collection_id)
+            s.add(DuesPayment(club_id=c.club_id, invoice_id=c.invoice_id, payer_id=c.payer_id,
+                              kind="payment", method="transfer", amount=Decimal(amount),
+                              occurred_on=sc.today, created_at=clock.now()))
+    due = sc.api("GET", "/sepa/due", params={"date": day.isoformat()}).json()
+    assert [(i["collection_id"], i["amount"]) for i in due["items"]] == [
+        (part, "29.90"), (untouched, "49.90")]
+    assert (due["count"], due["total"]) == (2, "79.80")
+
+    batch = sc.prepare(day).json()
+    assert (batch["count"], batch["total"]) == (2, "79.80")
+    pain = read_pain(sc.file(batch["id"]).content)["debits"]
+    assert {sc.collection(c).end_to_end_id: pain[sc.collection(c).end_to_end_id]["amount"]
+            for c in (part, untouched)} == {sc.collection(part).end_to_end_id: Decimal("29.90"),
+                                            sc.collection(untouched).end_to_end_id:
+                                                Decimal("49.90")}
+    assert sc.collection(paid).end_to_end_id not in pain
+    assert (sc.collection(paid).status, sc.collection(paid).batch_id) == ("cancelled", None)
+    assert (sc.collection(part).status, sc.collection(part).amount) == ("in_file",
+                                                                        Decimal("29.90"))
+    sc.api("POST", f"/sepa/batches/{batch['id']}/submitted")
+    with db.sessionmaker() as s:
         for invoice in s.scalars(select(Invoice)):
             assert invoicing.open_amount(s, invoice) == Decimal("0.00")
 
