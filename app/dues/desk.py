@@ -2,7 +2,9 @@
 
 - **Paying** an invoice at the desk (cash, card terminal, transfer) writes one `dues_payments`
   row with the desk's name and the staff member; part payments are fine, more than the open
-  amount is refused. The invoice's planned SEPA debits and card charges follow
+  amount is refused, and so is a payment while a debit of the invoice is in a collection file
+  not yet submitted or its card charge is at the provider (409 `collection_under_way`). The
+  invoice's planned SEPA debits and card charges follow
   (`invoicing.follow_open_amount`): cancelled once it is settled, lowered to what is still open
   after a part payment, so no file or card run takes the money a second time. A payment that
   settles an invoice closes its dunning case (`recovered`).
@@ -31,7 +33,7 @@ from app.core.actors import Actor
 from app.core.errors import Conflict, Invalid, NotFound
 from app.core.sql import local_day_start
 from app.dues import dunning, invoicing, terms
-from app.dues.models import DeskCloseout, DuesPayment, Invoice
+from app.dues.models import Collection, DeskCloseout, DuesPayment, Invoice
 
 DESK_METHODS = ("cash", "card_terminal", "transfer")
 MAX_DAYS_BACK = 366
@@ -61,6 +63,7 @@ def pay_invoice(session: Session, *, actor: Actor, invoice_id: int, amount: Deci
     if amount > owed:
         raise Invalid(f"Only {owed} is open on invoice {invoice.number}; {amount} is too much",
                       code="amount_exceeds_open", details={"field": "amount", "open": str(owed)})
+    _refuse_while_collecting(session, invoice)
     day = clubs_service.club_today_by_id(session, actor.club_id)
     payment = invoicing.record_payment(
         session, club_id=actor.club_id, invoice_id=invoice.id, amount=amount, method=method,
@@ -69,6 +72,24 @@ def pay_invoice(session: Session, *, actor: Actor, invoice_id: int, amount: Deci
         dunning.close_paid_cases(session, club_id=actor.club_id, day=day, invoice_id=invoice.id)
     session.flush()
     return payment
+
+
+def _refuse_while_collecting(session: Session, invoice: Invoice) -> None:
+    """409 while a debit of the invoice is in a collection file not yet submitted, or a card
+    charge is at the provider: the money may be on its way, and taking it at the desk too would
+    charge the payer twice. Once the debit comes back (returned, failed) the desk takes it."""
+    under_way = session.execute(
+        select(Collection.method, Collection.amount, Collection.due_on)
+        .where(Collection.invoice_id == invoice.id, Collection.status.in_(("in_file", "pending")))
+        .limit(1)).first()
+    if under_way is None:
+        return
+    what = ("a direct debit of {} is in the collection file for {:%d.%m.%Y}"
+            if under_way.method == "sepa" else "a card charge of {} due {:%d.%m.%Y} is under way")
+    raise Conflict(f"Invoice {invoice.number}: " + what.format(under_way.amount, under_way.due_on)
+                   + "; take the money at the desk only if it comes back",
+                   code="collection_under_way",
+                   details={"method": under_way.method, "amount": str(under_way.amount)})
 
 
 @dataclass(frozen=True)

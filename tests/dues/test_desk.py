@@ -237,3 +237,21 @@ def test_a_part_payment_at_the_desk_leaves_only_the_rest_to_debit(client, world)
     assert sc.api("POST", f"/sepa/batches/{batch['id']}/submitted").status_code == 200
     invoice = sc.api("GET", f"/invoices/{invoice_id}", staff=sc.desk).json()
     assert (invoice["paid"], invoice["open"]) == ("49.90", "0.00")
+
+
+def test_the_desk_refuses_money_for_a_debit_already_in_the_file(client, world):
+    """Anna comes to the desk to pay while her debit sits in the file the manager downloaded:
+    the desk is told so, and takes the money only once the debit comes back."""
+    sc = SepaClub(client, world)
+    day = sc.today + timedelta(days=5)
+    debit = sc.add_debit(sc.debtor("Anna Berg"), day, "49.90")
+    invoice_id = sc.collection(debit).invoice_id
+    assert sc.prepare(day).status_code == 201
+    assert sc.collection(debit).status == "in_file"
+
+    r = sc.api("POST", f"/invoices/{invoice_id}/payments", staff=sc.desk,
+               json={"amount": "49.90", "method": "cash", "desk": "front"})
+    assert r.status_code == 409 and r.json()["error"] == "collection_under_way"
+    assert "in the collection file" in r.json()["message"]
+    with sc.world.db.sessionmaker() as s:
+        assert s.scalar(select(func.count()).select_from(DuesPayment)) == 0
