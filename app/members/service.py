@@ -472,6 +472,18 @@ def search_members(session: Session, *, club_id: int, q: str | None, limit: int 
                          offset=offset, as_of=as_of)
 
 
+def member_hits(session: Session, *, club_id: int, member_ids: list[int],
+                as_of: date | None = None) -> dict:
+    """These members of the club as a page of search hits (as `search_members` answers), by
+    name — for a search answered elsewhere (a scanned member app code at the desk)."""
+    club = _club(session, club_id)
+    rows = session.execute(
+        select(*_PAGE_COLUMNS).where(Member.club_id == club_id, Member.id.in_(member_ids))
+        .order_by(Member.search_name, Member.id)).all()
+    return _summary_page(session, club=club, rows=rows, total=len(rows), limit=len(rows),
+                         offset=0, as_of=as_of)
+
+
 def members_with_custom_value(session: Session, *, club_id: int, key: str | None,
                               value: str | None, q: str | None = None, limit: int = 20,
                               offset: int = 0, as_of: date | None = None) -> dict:
