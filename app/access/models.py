@@ -38,6 +38,9 @@ class AccessEvent(IdMixin, Base):
     received_at: Mapped[datetime]
     staff_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("staff_users.id", ondelete="SET NULL"))
     override_reason: Mapped[str | None] = mapped_column(Text)
+    identified_by: Mapped[str | None] = mapped_column(String(10))
+    """How the person was named: `card`, `app_code` (the member app's rotating code, kept in
+    `card_code`) or `member` (a device PIN / employee number, or the desk); NULL before 0017."""
 
 
 class Visit(IdMixin, Base):
@@ -56,6 +59,28 @@ class Visit(IdMixin, Base):
     access_event_id: Mapped[int | None] = mapped_column(
         BigId, ForeignKey("access_events.id", ondelete="SET NULL"), unique=True)
     occurred_at: Mapped[datetime]
+
+
+class MemberAppCode(IdMixin, Base):
+    """A member's secret for the rotating "get in" code of the member app (`member_codes`).
+
+    `key` (8 digits, unique per club) is the fixed part of every code and names the member;
+    `secret` makes the changing part. Created on first use; staff replace the secret when a
+    phone is lost (`reset_at`, `reset_by`), which refuses every code made from the old one.
+    """
+
+    __tablename__ = "member_app_codes"
+    __table_args__ = (UniqueConstraint("club_id", "key"),)
+
+    club_id: Mapped[int] = mapped_column(BigId, ForeignKey("clubs.id", ondelete="CASCADE"))
+    member_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("members.id", ondelete="CASCADE"), unique=True)
+    key: Mapped[str] = mapped_column(String(8))
+    secret: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+    reset_at: Mapped[datetime | None]
+    reset_by: Mapped[int | None] = mapped_column(
+        BigId, ForeignKey("staff_users.id", ondelete="SET NULL"))
 
 
 # the device-protocol tables (device_commands, device_protocol_settings) join the schema here

@@ -4,10 +4,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request, Response
 
-from app.access import devices, service
+from app.access import devices, member_codes, service
 from app.access.schemas import (
     IDEMPOTENCY_KEY_MAX,
     AccessEventRead,
+    AppCodeResetRead,
     CheckInCreate,
     DecisionRead,
     DeskDecisionRead,
@@ -76,6 +77,14 @@ def desk_check_in(session: SessionDep, actor: DeskActor, member_id: IdPath("memb
         session, actor=actor, member_id=member_id,
         override_reason=body.override_reason if body else None, idempotency_key=idempotency_key)
     return _answer(decision, response)
+
+
+@router.post("/members/{member_id}/app-code/reset", response_model=AppCodeResetRead)
+def reset_app_code(session: SessionDep, actor: DeskActor, member_id: IdPath("member id")):
+    """A lost phone: the member app's code gets a new secret, and every code shown before is
+    refused at the door from now on (the member's app shows the new code)."""
+    row = member_codes.reset_code(session, actor=actor, member_id=member_id)
+    return {"member_id": row.member_id, "reset_at": row.reset_at}
 
 
 @router.get("/access/events", response_model=Page[AccessEventRead])

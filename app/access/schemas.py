@@ -90,6 +90,15 @@ class AccessEventRead(Out):
     membership_id: int | None
     staff_id: int | None
     override_reason: str | None
+    identified_by: str | None = Field(
+        None, description="card, app_code (the member app's code, in card_code) or member")
+
+
+class AppCodeResetRead(Out):
+    """A member app code's secret was replaced: codes made before are refused from now on."""
+
+    member_id: int
+    reset_at: datetime
 
 
 class VisitRead(Out):

@@ -6,6 +6,10 @@ hot path of a turnstile, so it speaks SQLAlchemy Core through the session's conn
 prebuilt statements:
 
 1. resolve club settings + card + member, and the device row when a device calls (one SELECT);
+   a card number in the member app's code form (16 digits starting with 98; no card is issued
+   in it) is read by its member key instead and checked against the member's secret
+   (`app.access.member_codes`: its own SELECT, then step 2 on its own; a key no member has
+   falls back to the card read) — a plain card's path is unchanged;
 2. the membership that counts on the club-local day, its plan's hours and freeze, the last
    entry inside the anti-passback window, whether an open dunning case refuses entry
    (`payment_overdue`: a correlated EXISTS on the member's index) and, if the club blocks on
@@ -62,7 +66,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from app.access.models import AccessEvent, Visit
+from app.access import member_codes
+from app.access.models import AccessEvent, MemberAppCode, Visit
 from app.access.schemas import AccessEventRead, VisitRead
 from app.billing import service as billing_service
 from app.clubs import service as clubs_service
@@ -93,6 +98,7 @@ DIRECTIONS = ("in", "out")
 class Reason(StrEnum):
     ok = "ok"
     unknown_card = "unknown_card"
+    code_expired = "code_expired"
     card_blocked = "card_blocked"
     no_membership = "no_membership"
     membership_not_started = "membership_not_started"
@@ -130,6 +136,7 @@ _clubs, _cards, _members = Club.__table__, Card.__table__, Member.__table__
 _ms, _plans, _freezes = Membership.__table__, Plan.__table__, Freeze.__table__
 _events, _visits, _devices = AccessEvent.__table__, Visit.__table__, Device.__table__
 _dunning = DunningCase.__table__
+_app_codes = MemberAppCode.__table__
 
 _DEVICE_COLUMNS = (_devices.c.direction.label("device_direction"),
                    _devices.c.active.label("device_active"),
@@ -146,6 +153,20 @@ _RESOLVE_CARD = (
         _clubs.outerjoin(_cards, and_(_cards.c.club_id == _clubs.c.id,
                                       _cards.c.code == bindparam("code")))
         .outerjoin(_members, _members.c.id == _cards.c.member_id)
+        .outerjoin(_devices, and_(_devices.c.id == bindparam("device_id"),
+                                  _devices.c.club_id == _clubs.c.id)))
+    .where(_clubs.c.id == bindparam("club_id"))
+)
+
+# a member app code (`member_codes`): the member its key names, with the secret to check it by
+_RESOLVE_APP_CODE = (
+    select(_clubs.c.timezone, _clubs.c.settings, literal(None).label("card_status"),
+           _members.c.id.label("member_id"), _members.c.first_name, _members.c.erased_at,
+           *_DEVICE_COLUMNS, _app_codes.c.secret)
+    .select_from(
+        _clubs.outerjoin(_app_codes, and_(_app_codes.c.club_id == _clubs.c.id,
+                                          _app_codes.c.key == bindparam("key")))
+        .outerjoin(_members, _members.c.id == _app_codes.c.member_id)
         .outerjoin(_devices, and_(_devices.c.id == bindparam("device_id"),
                                   _devices.c.club_id == _clubs.c.id)))
     .where(_clubs.c.id == bindparam("club_id"))
@@ -454,8 +475,21 @@ def check_in(session: Session, *, club_id: int, occurred_at: datetime,
     # 1. club settings, card, member (and the device). On PostgreSQL, for a club this process
     #    has seen, step 2 rides along, computed with the club's timezone and settings as seen
     #    last; it is used only if this same read shows them unchanged.
-    seen = _clubs_seen.get(club_id) if postgres and card_code is not None else None
-    if seen is not None:
+    #    A card number in the member app's code form whose key is a member's of this club is
+    #    that member's app code (`member_codes`); any other is a card.
+    app_code = None
+    if (card_code is not None and len(card_code) == member_codes.LENGTH
+            and member_codes.looks_like(card_code)):
+        app_code = conn.execute(_RESOLVE_APP_CODE, {
+            "club_id": club_id, "key": member_codes.key_of(card_code),
+            "device_id": device_id}).first()
+        if app_code is not None and app_code.secret is None:
+            app_code = None
+    seen = (_clubs_seen.get(club_id) if postgres and card_code is not None and app_code is None
+            else None)
+    if app_code is not None:
+        row = app_code
+    elif seen is not None:
         seen_zone, seen_raw, seen_settings = seen
         seen_at = occurred_at.astimezone(ZoneInfo(seen_zone))
         row = driver.first(conn, _CARD_AND_MEMBERSHIP[seen_settings.block_on_debt], {
@@ -495,6 +529,9 @@ def check_in(session: Session, *, club_id: int, occurred_at: datetime,
         allow, message = True, f"Goodbye, {first_name}!" if first_name else "Goodbye!"
     elif not known:
         reason, message = Reason.unknown_card, "Card not recognised, please see the front desk"
+    elif app_code is not None and not member_codes.verify(app_code.secret, card_code,
+                                                          occurred_at):
+        reason, message = Reason.code_expired, member_codes.EXPIRED_MESSAGE
     elif row.card_status is not None and row.card_status != "active":
         reason, message = Reason.card_blocked, "Card blocked, please see the front desk"
     else:
@@ -528,6 +565,8 @@ def check_in(session: Session, *, club_id: int, occurred_at: datetime,
         "direction": direction, "source": source, "allowed": allow, "reason": reason.value,
         "message": message, "occurred_at": occurred_at, "received_at": now,
         "staff_id": staff_id, "override_reason": override_reason if reason is Reason.override else None,
+        "identified_by": ("member" if card_code is None
+                          else "card" if app_code is None else "app_code"),
     }
     granted = allow and direction == "in"
     forced = reason in (Reason.override, Reason.device_granted)  # in even with no visits left

@@ -278,7 +278,8 @@ def _channel(text: str) -> str:
 
 def _card(text: str) -> str:
     try:
-        return members_service.normalise_card_code(text, field="card")
+        return members_service.check_issuable(
+            members_service.normalise_card_code(text, field="card"), field="card")
     except Invalid as exc:
         raise ValueError(exc.details[0]["message"] if exc.details else exc.message) from None
 

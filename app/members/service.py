@@ -50,6 +50,9 @@ from app.members.schemas import Channel, MemberCreate, MemberUpdate
 from app.memberships import rules
 
 CARD_CODE = re.compile(r"[A-Z0-9._:\-]{1,64}")
+APP_CODE_PREFIX = "98"
+APP_CODE = re.compile(APP_CODE_PREFIX + r"[0-9]{14}")
+"""The member app's rotating codes (`app.access.member_codes`): no card is issued in this form."""
 PHONE_LIKE = re.compile(r"\+?[\d\s()./\-]+")
 MIN_PHONE_DIGITS = 4
 MIN_EMAIL_PREFIX = 3
@@ -79,6 +82,14 @@ def normalise_card_code(code: str, *, field: str = "code") -> str:
         raise field_error(field, "a card code is 1-64 letters, digits or . _ : - "
                                  "(spaces are ignored)")
     return normalised
+
+
+def check_issuable(code: str, *, field: str = "code") -> str:
+    """A normalised card code that may be issued: not in the member app's code form."""
+    if APP_CODE.fullmatch(code):
+        raise field_error(field, "16 digits starting with 98 is the form of member app codes; "
+                                 "a card cannot have it")
+    return code
 
 
 def normalise_phone(phone: str, *, region: str, field: str = "phone") -> str:
@@ -159,6 +170,7 @@ def _card_taken(session: Session, *, club_id: int, code: str) -> Conflict | None
 
 def _insert_card(session: Session, *, club_id: int, member_id: int, code: str) -> Card:
     """Insert an active card; a code taken meanwhile is a 409, not a broken transaction."""
+    check_issuable(code)
     taken = _card_taken(session, club_id=club_id, code=code)
     if taken:
         raise taken
@@ -184,7 +196,8 @@ def create_member(session: Session, *, club_id: int, data: MemberCreate,
     phone = (normalise_phone(data.phone, region=clubs_service.club_settings(club).phone_region)
              if data.phone else None)
     _check_birth_date(club, data.birth_date)
-    card_code = normalise_card_code(data.card, field="card") if data.card else None
+    card_code = (check_issuable(normalise_card_code(data.card, field="card"), field="card")
+                 if data.card else None)
     if not data.different_person:
         _refuse_duplicate(session, club_id=club_id, email=data.email, phone=phone)
     if card_code:
@@ -459,6 +472,18 @@ def search_members(session: Session, *, club_id: int, q: str | None, limit: int 
                          offset=offset, as_of=as_of)
 
 
+def member_hits(session: Session, *, club_id: int, member_ids: list[int],
+                as_of: date | None = None) -> dict:
+    """These members of the club as a page of search hits (as `search_members` answers), by
+    name — for a search answered elsewhere (a scanned member app code at the desk)."""
+    club = _club(session, club_id)
+    rows = session.execute(
+        select(*_PAGE_COLUMNS).where(Member.club_id == club_id, Member.id.in_(member_ids))
+        .order_by(Member.search_name, Member.id)).all()
+    return _summary_page(session, club=club, rows=rows, total=len(rows), limit=len(rows),
+                         offset=0, as_of=as_of)
+
+
 def members_with_custom_value(session: Session, *, club_id: int, key: str | None,
                               value: str | None, q: str | None = None, limit: int = 20,
                               offset: int = 0, as_of: date | None = None) -> dict:
@@ -570,7 +595,7 @@ def replace_card(session: Session, *, club_id: int, card_id: int, new_code: str)
     An old card that is already blocked (say, "lost") keeps its status and reason.
     """
     old = _get_card(session, club_id=club_id, card_id=card_id)
-    code = normalise_card_code(new_code, field="new_code")
+    code = check_issuable(normalise_card_code(new_code, field="new_code"), field="new_code")
     new = _insert_card(session, club_id=club_id, member_id=old.member_id, code=code)
     if old.status != "blocked":
         old.status, old.blocked_at, old.block_reason = "blocked", clock.now(), "replaced"

@@ -36,7 +36,7 @@ SCRUBBED = "[erased]"
 
 # Rows that are only about the person: deleted on erasure (a table that is absent is skipped).
 ERASE_DELETES = ("member_notes", "trainer_client_notes", "member_search_terms",
-                 "custom_field_values")
+                 "custom_field_values", "member_app_codes")
 # Free-text columns written by the system, not typed about the person: kept on erasure (still
 # scrubbed of the person's identifiers). Every other free-text column of the person's rows is
 # blanked: see `graph.is_free_text`.
@@ -44,8 +44,9 @@ ERASE_KEEPS = {("sale_lines", "description"), ("stage_changes", "reason"),
                ("member_stages", "reason"), ("access_events", "message"),
                ("access_events", "dedup_key"), ("touchpoint_attempts", "provider_ref"),
                ("cards", "block_reason")}
-# Left out of an export: derived from the profile (search index) or bookkeeping of ours.
-EXPORT_SKIPS = ("member_search_terms",)
+# Left out of an export: derived from the profile (search index) or bookkeeping of ours, and
+# the member app code's secret (whoever read the export could make the member's door codes).
+EXPORT_SKIPS = ("member_search_terms", "member_app_codes")
 
 
 # --- audit log ---------------------------------------------------------------------------------

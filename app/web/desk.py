@@ -12,10 +12,12 @@ from typing import Annotated
 from fastapi import Form, Query, Request
 from sqlalchemy.orm import Session
 
+from app.access import member_codes
 from app.access import service as access_service
 from app.billing import service as billing_service
 from app.billing.schemas import PaymentMethod
 from app.core.actors import Actor
+from app.core.errors import Invalid
 from app.core.schemas import IdPath
 from app.core.types import MAX_ID
 from app.crm import leads as leads_service
@@ -99,11 +101,25 @@ def membership_badges(summary: dict, debt: Decimal | None = None,
 
 # --- search and today's check-ins ----------------------------------------------------------------
 
+def _by_app_code(session: Session, actor: Actor, q: str) -> dict | None:
+    """A scanned member app code finds its member as a scanned card does; an expired one says
+    so. None when `q` is no member's code here (it may be a card)."""
+    try:
+        member_id = member_codes.member_for_code(session, club_id=actor.club_id, code=q)
+    except Invalid as exc:
+        return {"items": [], "total": 0, "q": q, "problem": exc.message}
+    if member_id is None:
+        return None
+    return members_service.member_hits(session, club_id=actor.club_id, member_ids=[member_id])
+
+
 def _search(session: Session, actor: Actor, q: str | None) -> dict | None:
     q = " ".join((q or "").split())
     if not q:
         return None
-    result = members_service.search_members(session, club_id=actor.club_id, q=q, limit=12)
+    result = _by_app_code(session, actor, q) if member_codes.looks_like(q) else None
+    if result is None:
+        result = members_service.search_members(session, club_id=actor.club_id, q=q, limit=12)
     for item in result["items"]:
         item["badges"] = membership_badges(item["membership"])
     result["q"] = q

@@ -83,6 +83,7 @@ CURRENCY_SIGNS = {"EUR": "€", "USD": "$", "GBP": "£", "CHF": "CHF ", "PLN": "
 
 REASON_TITLES = {
     "ok": "Checked in", "override": "Let in by staff", "unknown_card": "Unknown card",
+    "code_expired": "App code expired",
     "card_blocked": "Card blocked", "no_membership": "No membership",
     "membership_not_started": "Membership not started", "membership_expired": "Membership expired",
     "membership_frozen": "Membership frozen", "membership_cancelled": "Membership cancelled",

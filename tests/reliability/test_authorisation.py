@@ -156,6 +156,7 @@ TABLE = [
     R("POST", "/api/v1/access/events", DEVICE, {"card": "{card}"}, ok="2xx"),
     R("GET", "/api/v1/access/events", STAFF, ok="2xx"),
     R("POST", "/api/v1/members/{member_id}/check-ins", DESK, None, ok="2xx"),
+    R("POST", "/api/v1/members/{member_id}/app-code/reset", DESK, None, ok="2xx"),
     R("GET", "/api/v1/visits", STAFF, ok="2xx"),
     R("GET", "/api/v1/members/{member_id}/visits", STAFF, ok="2xx"),
     # inventory
