@@ -504,6 +504,26 @@ def test_a_revocation_dated_in_the_future_or_before_the_signature_is_refused(sc,
     assert (r.status_code, r.json()["status"]) == (200, "revoked")
 
 
+def test_a_cancellation_received_before_the_contract_existed_is_refused(club_a, app, db):
+    """The API's schema stops at the year 2000; the desk's page passed any day it could parse,
+    and year 1 became the day the cancellation was received."""
+    a = club_a
+    before = _club_rows(db, a.shop.club.id)
+    web = _page_client(app, a.shop.desk)
+    token = csrf_of(web.get(f"/desk/members/{a.member}/payments").text)
+    answer = web.post(f"/desk/contracts/{a.contract}/cancel",
+                      data={"csrf_token": token, "received_on": "0001-01-01"})
+    assert "is received on" in answer.text and 'class="flash error"' in answer.text
+    web.close()
+    r = a.shop.client.post(f"/api/v1/contracts/{a.contract}/cancel", headers=a.shop.desk.headers,
+                           json={"received_on": (a.sc.today - timedelta(days=1)).isoformat()})
+    assert (r.status_code, r.json()["error"]) == (422, "received_before_contract")
+    assert _club_rows(db, a.shop.club.id) == before
+    r = a.shop.client.post(f"/api/v1/contracts/{a.contract}/cancel", headers=a.shop.desk.headers,
+                           json={})
+    assert r.status_code == 200 and r.json()["cancel_received_on"] == a.sc.today.isoformat()
+
+
 def test_the_accounting_export_neutralises_formulas_in_payer_names(shop, world, db):
     owner = world.staff(shop.club, Role.owner)
     with transaction(db.sessionmaker) as s:
