@@ -171,34 +171,36 @@ def test_another_clubs_staff_reach_nothing_of_the_clubs_dues(club_a, client, wor
     owner = world.staff(hilltop, Role.owner)
     iban = {"iban": "DE89370400440532013000", "account_holder": "Mallory",
             "signed_on": a.sc.today.isoformat()}
-    calls = [
-        ("GET", f"/payers/{a.payer}", None), ("PATCH", f"/payers/{a.payer}", {"name": "Mine"}),
-        ("DELETE", f"/payers/{a.payer}", None), ("POST", f"/payers/{a.payer}/mandates", iban),
-        ("GET", f"/payers/{a.payer}/cards", None),
-        ("POST", f"/payers/{a.payer}/cards", {"send_email": False}),
-        ("GET", f"/contracts/{a.contract}", None),
-        ("POST", f"/contracts/{a.contract}/cancel", {}),
-        ("POST", f"/contracts/{a.contract}/withdraw-cancellation", None),
-        ("PATCH", f"/contracts/{a.contract}/payment", {"method": "desk"}),
-        ("GET", f"/members/{a.member}/dues", None), ("GET", f"/members/{a.member}/balance", None),
-        ("GET", f"/mandates/{a.mandate}", None), ("GET", f"/mandates/{a.mandate}/form", None),
-        ("POST", f"/mandates/{a.mandate}/revoke", {}),
-        ("POST", f"/mandates/{a.mandate}/iban", {"iban": "DE02120300000000202051"}),
-        ("GET", f"/cards/{a.card}", None), ("GET", f"/cards/{a.card}/qr.svg", None),
-        ("DELETE", f"/cards/{a.card}", None),
-        ("GET", f"/invoices/{a.invoice}", None), ("GET", f"/invoices/{a.invoice}/print", None),
-        ("POST", f"/invoices/{a.invoice}/payments", {"amount": "1.00", "method": "cash"}),
-        ("POST", f"/invoices/{a.invoice}/credit-note", {"reason": "mine now"}),
-        ("POST", f"/dunning/{a.case}/write-off", None),
-        ("GET", f"/sepa/batches/{a.batch}", None), ("GET", f"/sepa/batches/{a.batch}/file", None),
-        ("POST", f"/sepa/batches/{a.batch}/submitted", None),
+    calls = [  # (method, path with {} for the id, Riverside's id, body)
+        ("GET", "/payers/{}", a.payer, None), ("PATCH", "/payers/{}", a.payer, {"name": "Mine"}),
+        ("DELETE", "/payers/{}", a.payer, None), ("POST", "/payers/{}/mandates", a.payer, iban),
+        ("GET", "/payers/{}/cards", a.payer, None),
+        ("POST", "/payers/{}/cards", a.payer, {"send_email": False}),
+        ("GET", "/contracts/{}", a.contract, None),
+        ("POST", "/contracts/{}/cancel", a.contract, {}),
+        ("POST", "/contracts/{}/withdraw-cancellation", a.contract, None),
+        ("PATCH", "/contracts/{}/payment", a.contract, {"method": "desk"}),
+        ("GET", "/members/{}/dues", a.member, None), ("GET", "/members/{}/balance", a.member, None),
+        ("GET", "/mandates/{}", a.mandate, None), ("GET", "/mandates/{}/form", a.mandate, None),
+        ("POST", "/mandates/{}/revoke", a.mandate, {}),
+        ("POST", "/mandates/{}/iban", a.mandate, {"iban": "DE02120300000000202051"}),
+        ("GET", "/cards/{}", a.card, None), ("GET", "/cards/{}/qr.svg", a.card, None),
+        ("DELETE", "/cards/{}", a.card, None),
+        ("GET", "/invoices/{}", a.invoice, None), ("GET", "/invoices/{}/print", a.invoice, None),
+        ("POST", "/invoices/{}/payments", a.invoice, {"amount": "1.00", "method": "cash"}),
+        ("POST", "/invoices/{}/credit-note", a.invoice, {"reason": "mine now"}),
+        ("POST", "/dunning/{}/write-off", a.case, None),
+        ("GET", "/sepa/batches/{}", a.batch, None), ("GET", "/sepa/batches/{}/file", a.batch, None),
+        ("POST", "/sepa/batches/{}/submitted", a.batch, None),
     ]
     wrong = []
-    for method, path, body in calls:
+    for method, path, row_id, body in calls:
         kwargs = {"json": body} if body is not None else {}
-        r = client.request(method, f"/api/v1{path}", headers=owner.headers, **kwargs)
-        if r.status_code != 404 or a.sc.today.isoformat() in r.text:
-            wrong.append(f"{method} {path}: {r.status_code} {r.text[:120]}")
+        theirs, nobodys = (client.request(method, f"/api/v1{path.format(i)}",
+                                          headers=owner.headers, **kwargs)
+                           for i in (row_id, 999_999))
+        if theirs.status_code != 404 or theirs.json() != nobodys.json():
+            wrong.append(f"{method} {path}: {theirs.status_code} {theirs.text[:120]}")
     assert not wrong, "\n".join(wrong)
 
     # lists, the due debits, close-outs and returns show nothing of Riverside's
@@ -452,6 +454,26 @@ def test_an_absurd_amount_typed_at_the_desk_page_is_refused_in_words(client, wor
     assert _count(db, DuesPayment, desk="main") == 0
 
 
+def test_absurd_amounts_through_the_api_are_422_and_write_nothing(club_a, db):
+    a = club_a
+    before = _club_rows(db, a.shop.club.id)
+    desk, manager = a.shop.desk.headers, a.shop.manager.headers
+    for amount in ("NaN", "Infinity", "-Infinity", "sNaN", "1e12", "1e999999", "49.001", -5, 0,
+                   1e12, 49.001, True, None, "", "49,00", "0x31"):
+        r = a.shop.client.post(f"/api/v1/invoices/{a.invoice}/payments", headers=desk,
+                               json={"amount": amount, "method": "cash"})
+        assert r.status_code == 422, (amount, r.text)
+        for money in ("return_fee", "dunning_fee") if amount != 0 else ():  # 0: no fee
+            r = a.shop.client.patch("/api/v1/dues/settings", headers=manager,
+                                    json={money: amount})
+            assert r.status_code == 422, (money, amount, r.text)
+    for query in ("opening_float=NaN", "counted_cash=Infinity", "opening_float=1e999999",
+                  "counted_cash=-0.01", "opening_float=0.001"):
+        r = a.shop.client.get(f"/api/v1/desk/closeouts/preview?{query}", headers=desk)
+        assert r.status_code == 422, (query, r.text)
+    assert _club_rows(db, a.shop.club.id) == before
+
+
 def test_the_settings_api_refuses_an_account_the_bank_would_refuse(shop, db):
     """The creditor's IBAN, BIC and identifier are checked when saved, by the API as by the
     billing page: a wrong one would otherwise block every collection file later."""
@@ -524,7 +546,7 @@ def test_a_cancellation_received_before_the_contract_existed_is_refused(club_a, 
     assert r.status_code == 200 and r.json()["cancel_received_on"] == a.sc.today.isoformat()
 
 
-def test_the_accounting_export_neutralises_formulas_in_payer_names(shop, world, db):
+def test_the_accounting_export_neutralises_formulas_in_payer_names(shop, world, db, app):
     owner = world.staff(shop.club, Role.owner)
     with transaction(db.sessionmaker) as s:
         payer = Payer(club_id=shop.club.id, name="=cmd|' /C calc'!A0", email="x@example.test")
@@ -533,11 +555,15 @@ def test_the_accounting_export_neutralises_formulas_in_payer_names(shop, world, 
         invoicing.issue_invoice(s, club_id=shop.club.id, payer_id=payer.id,
                                 issued_on=shop.today, due_on=shop.today, method="desk",
                                 lines=[LineIn(charge_key="fee:x", kind="fee",
-                                              description="@SUM(1+1)", gross=Decimal("5.00"))])
+                                              description="Late fee", gross=Decimal("5.00"))])
     month = shop.today.strftime("%Y-%m")
     r = shop.client.get(f"/api/v1/analytics/money/export?month={month}", headers=owner.headers)
-    assert r.status_code == 200
-    assert "\"'=cmd|' /C calc'!A0\"" in r.text and ",=cmd" not in r.text
+    page = _page_client(app, owner)
+    downloaded = page.get(f"/owner/money/export.csv?month={month}")
+    page.close()
+    for answer in (r, downloaded):
+        assert answer.status_code == 200
+        assert "\"'=cmd|' /C calc'!A0\"" in answer.text and ",=cmd" not in answer.text
 
 
 # --- two at once ----------------------------------------------------------------------------------
