@@ -38,10 +38,12 @@ MAX_UNIX = 2**31 - 1
 
 
 def _signed_at(header: str) -> datetime:
-    for item in header.split(","):
-        name, _, value = item.strip().partition("=")
-        if name == "t" and value.isdigit() and int(value) <= MAX_UNIX:
-            return datetime.fromtimestamp(int(value), UTC)
+    """The timestamp the signature was checked with: the first item named exactly `t`, as the
+    `stripe` library reads it (a second `t`, or one with a space before it, is not it)."""
+    items = [item.split("=", 2) for item in header.split(",")]
+    value = next((item[1] for item in items if item[0] == "t" and len(item) > 1), "").strip()
+    if value.isascii() and value.isdigit() and int(value) <= MAX_UNIX:
+        return datetime.fromtimestamp(int(value), UTC)
     raise Invalid("The Stripe-Signature header carries no usable timestamp",
                   code="bad_signature", status_code=400)
 

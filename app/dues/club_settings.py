@@ -1,9 +1,10 @@
 """A club's dues settings as managers read and change them: the secrets never leave.
 
 The Stripe keys are write-only (a read says only whether each is set); the SEPA creditor
-identifier is checked loosely (two letters, two check digits, three characters of business
-code, then up to 28 letters or digits: `DE98ZZZ09999999999`); an invoice number format must
-name `{seq}` and may name `{year}`.
+identifier is checked as the bank checks it (two letters, two check digits, three characters of
+business code, then up to 28 letters or digits: `DE98ZZZ09999999999`; the check digits by ISO
+7064 MOD 97-10), the creditor's IBAN and BIC too (and that they belong together); an invoice
+number format must name `{seq}` and may name `{year}`.
 """
 import re
 from dataclasses import dataclass
@@ -13,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.core.errors import Invalid
-from app.dues import terms
+from app.dues import sepa, terms
 from app.dues.models import DuesSettings
 
 CREDITOR_ID = re.compile(r"^[A-Z]{2}\d{2}[A-Z0-9]{3}[A-Z0-9]{1,28}$")
@@ -59,6 +60,28 @@ def _check_format(fmt: str) -> None:
                       code="invoice_format_invalid", details={"field": "invoice_number_format"})
 
 
+def _check_creditor(session: Session, club_id: int, changes: dict) -> None:
+    """The creditor identifier, IBAN and BIC as the bank reads them (compacted in `changes`):
+    a wrong one would only show when every collection file is refused."""
+    creditor = changes.get("creditor_id")
+    if creditor and not CREDITOR_ID.match(creditor):
+        raise Invalid(f"{creditor!r} does not look like a SEPA creditor identifier (e.g. "
+                      "DE98ZZZ09999999999)", code="creditor_id_invalid",
+                      details={"field": "creditor_id"})
+    if creditor:
+        changes["creditor_id"] = sepa.check_creditor_id(creditor)
+    if changes.get("creditor_iban"):
+        changes["creditor_iban"] = sepa.normalise_iban(changes["creditor_iban"]).compact
+    if changes.get("creditor_bic"):
+        changes["creditor_bic"] = sepa.check_bic(changes["creditor_bic"]).compact
+    if changes.get("creditor_iban") or changes.get("creditor_bic"):  # the pair
+        stored = terms.settings_for(session, club_id)
+        iban = changes.get("creditor_iban", stored.creditor_iban)
+        bic = changes.get("creditor_bic", stored.creditor_bic)
+        if iban and bic:
+            sepa.resolve_bic(sepa.normalise_iban(iban), bic)
+
+
 def _settings_row(session: Session, club_id: int) -> DuesSettings:
     """The club's stored settings row, locked; made from the defaults when there is none (two
     managers saving the first settings at once: the second one reads the first one's row)."""
@@ -83,11 +106,7 @@ def update_settings(session: Session, *, club_id: int, changes: dict) -> Setting
     """Change some settings; an empty Stripe key clears it."""
     if changes.get("invoice_number_format") is not None:
         _check_format(changes["invoice_number_format"])
-    creditor = changes.get("creditor_id")
-    if creditor and not CREDITOR_ID.match(creditor):
-        raise Invalid(f"{creditor!r} does not look like a SEPA creditor identifier (e.g. "
-                      "DE98ZZZ09999999999)", code="creditor_id_invalid",
-                      details={"field": "creditor_id"})
+    _check_creditor(session, club_id, changes)
     for name in ("invoice_number_format", "vat_registered", "default_tax_rate",
                  "prenotice_days", "return_fee", "household_discount", "freeze_moves_billing",
                  "card_retry_days", "sepa_retry_days", "max_retries", "reminder_days",

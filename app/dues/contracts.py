@@ -287,7 +287,8 @@ def _confirmation(session: Session, *, contract: Contract, club_name: str) -> No
 
 def cancel_contract(session: Session, *, actor: Actor, contract_id: int,
                     received_on: date | None = None, channel: str = "desk") -> Contract:
-    """Record a cancellation received on `received_on` (default today in the club): the contract
+    """Record a cancellation received on `received_on` (default today in the club; not in the
+    future, nor before the contract existed: its start or its sale, the earlier): the contract
     and its membership end on `cancel_end`; a confirmation email is queued."""
     club = clubs_service.get_club(session, actor.club_id)
     today = clubs_service.club_today(club)
@@ -307,6 +308,11 @@ def cancel_contract(session: Session, *, actor: Actor, contract_id: int,
     if membership.cancelled_on is not None:
         raise Conflict(f"The membership was cancelled on {membership.cancelled_on}; there is "
                        "nothing left to give notice on", code="membership_cancelled")
+    exists_from = min(contract.starts_on, clubs_service.club_today(club, contract.created_at))
+    if received_on < exists_from:
+        raise Invalid(f"A cancellation of this contract is received on {exists_from} or later, "
+                      f"not on {received_on}", code="received_before_contract",
+                      details={"field": "received_on"})
     ends_on = cancel_end(contract, received_on)
     contract.ends_on, contract.cancel_received_on = ends_on, received_on
     contract.cancelled_by, contract.cancel_channel = actor.user_id, channel

@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session
 from app.clubs.models import Club
 from app.core import clock
 from app.core.actors import Actor
+from app.core.db import club_row
 from app.core.errors import Conflict, Invalid, NotFound
 from app.dues import terms
 from app.dues.models import Mandate, Payer
@@ -51,14 +52,19 @@ def normalise_iban(iban: str) -> IBAN:
                       details={"field": "iban"}) from exc
 
 
+def check_bic(bic: str) -> BIC:
+    """The BIC, checked (length, structure, country) and compacted."""
+    try:
+        return BIC(bic)
+    except SchwiftyException as exc:
+        raise Invalid(f"The BIC {bic!r} is not valid: {exc}", code="invalid_bic",
+                      details={"field": "bic"}) from exc
+
+
 def resolve_bic(iban: IBAN, bic: str | None) -> str | None:
     """The BIC given (checked), else the one the IBAN's bank code is registered with, else None."""
     if bic:
-        try:
-            checked = BIC(bic)
-        except SchwiftyException as exc:
-            raise Invalid(f"The BIC {bic!r} is not valid: {exc}", code="invalid_bic",
-                          details={"field": "bic"}) from exc
+        checked = check_bic(bic)
         if checked.country_code != iban.country_code and iban.country_code not in (
                 "MC", "SM", "VA", "GF", "GP", "MQ", "RE", "PM", "BL", "MF", "YT"):
             raise Invalid(f"The BIC {bic} belongs to a bank in {checked.country_code}, the IBAN "
@@ -130,11 +136,9 @@ def unusable_reason(mandate: Mandate | None, on: date) -> str | None:
 
 # --- mandates -----------------------------------------------------------------------------------
 
-def _payer(session: Session, club_id: int, payer_id: int) -> Payer:
-    payer = session.get(Payer, payer_id)
-    if payer is None or payer.club_id != club_id:
-        raise NotFound("Payer not found", code="payer_not_found")
-    return payer
+def _payer(session: Session, club_id: int, payer_id: int, for_update: bool = False) -> Payer:
+    return club_row(session, Payer, club_id=club_id, row_id=payer_id, for_update=for_update,
+                    missing=NotFound("Payer not found", code="payer_not_found"))
 
 
 def get_mandate(session: Session, *, club_id: int, mandate_id: int) -> Mandate:
@@ -172,8 +176,9 @@ def _account_holder(name: str) -> str:
 def create_mandate(session: Session, *, actor: Actor, payer_id: int, iban: str,
                    bic: str | None = None, account_holder: str, signed_on: date,
                    reference: str | None = None) -> Mandate:
-    """Record a signed SEPA mandate for a payer of the actor's club."""
-    payer = _payer(session, actor.club_id, payer_id)
+    """Record a signed SEPA mandate for a payer of the actor's club. The payer is locked: two
+    desks at once get the payer's next generated references one after the other."""
+    payer = _payer(session, actor.club_id, payer_id, for_update=True)
     club = session.get(Club, actor.club_id)
     if signed_on > clock.today(club.timezone or "UTC"):
         raise Invalid("A mandate cannot be signed in the future: give the day the payer "
@@ -230,11 +235,19 @@ def change_iban(session: Session, *, actor: Actor, mandate_id: int, iban: str,
 
 def revoke_mandate(session: Session, *, actor: Actor, mandate_id: int,
                    revoked_on: date | None = None) -> Mandate:
-    """Revoke a mandate (idempotent: the first revocation date stays)."""
+    """Revoke a mandate (idempotent: the first revocation date stays), from today or a day
+    since its signature."""
     mandate = get_mandate(session, club_id=actor.club_id, mandate_id=mandate_id)
     if mandate.revoked_on is None:
         club = session.get(Club, actor.club_id)
-        mandate.revoked_on = revoked_on or clock.today(club.timezone or "UTC")
+        today = clock.today(club.timezone or "UTC")
+        day = revoked_on or today
+        if not mandate.signed_on <= day <= today:
+            raise Invalid(f"A mandate is revoked from a day between its signature "
+                          f"({mandate.signed_on.isoformat()}) and today, not from "
+                          f"{day.isoformat()}", code="invalid_revocation_date",
+                          details={"field": "revoked_on"})
+        mandate.revoked_on = day
         session.flush()
     return mandate
 

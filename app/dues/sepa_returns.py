@@ -69,6 +69,8 @@ REASONS = {
     "FOCR": "Return following a cancellation request",
 }
 CSV_COLUMNS = ("end_to_end_id", "amount", "reason_code", "date")
+BOOKED_FROM, BOOKED_TO = date(2000, 1, 1), date(2100, 12, 31)
+CHUNK = 1000
 RETURNABLE = ("in_file", "submitted", "paid")
 
 
@@ -127,26 +129,30 @@ def _money(text: str | None, where: str) -> Decimal | None:
         value = value.replace(",", ".")
     try:
         amount = Decimal(value)
+        if not amount.is_finite():
+            raise InvalidOperation
+        return terms.cents(abs(amount))  # 1e999999 has no cents: InvalidOperation too
     except InvalidOperation as exc:
         raise Invalid(f"{where}: {text!r} is not an amount", code="unreadable_returns_file") \
             from exc
-    if not amount.is_finite():
-        raise Invalid(f"{where}: {text!r} is not an amount", code="unreadable_returns_file")
-    return terms.cents(abs(amount))
 
 
 def _day(text: str | None, where: str) -> date:
     value = (text or "").strip()
     for fmt, size in (("%Y-%m-%d", 10), ("%d.%m.%Y", 10)):
         try:
-            return datetime.strptime(value[:size], fmt).date()
+            day = datetime.strptime(value[:size], fmt).date()
         except ValueError:
             continue
+        if not BOOKED_FROM <= day <= BOOKED_TO:  # a day the dunning sequence can count from
+            raise Invalid(f"{where}: {text!r} is not a booking day (the years 2000 to 2100)",
+                          code="unreadable_returns_file")
+        return day
     raise Invalid(f"{where}: {text!r} is not a date (YYYY-MM-DD or DD.MM.YYYY)",
                   code="unreadable_returns_file")
 
 
-def _charges(element) -> Decimal | None:
+def _charges(element, where: str) -> Decimal | None:
     total = None
     for charges in _kids(element, "Chrgs"):
         amounts = ([_find(charges, "TtlChrgsAndTaxAmt")] if _find(charges, "TtlChrgsAndTaxAmt")
@@ -154,7 +160,7 @@ def _charges(element) -> Decimal | None:
                    or [_find(charges, "Amt")])
         for amount in amounts:
             if amount is not None and amount.text:
-                total = (total or terms.ZERO) + terms.cents(abs(Decimal(amount.text.strip())))
+                total = (total or terms.ZERO) + _money(amount.text, f"{where}, charges")
     return total
 
 
@@ -182,8 +188,8 @@ def _entry_rows(entry, where: str) -> list[ReturnRow]:
         amount = (_text(tx, "AmtDtls", "InstdAmt", "Amt") or _text(tx, "AmtDtls", "TxAmt", "Amt")
                   or _text(tx, "Amt") or (_text(entry, "Amt") if len(txs) <= 1 else None))
         reason = _text(tx, "RtrInf", "Rsn", "Cd") or _text(tx, "RtrInf", "Rsn", "Prtry")
-        fee = (_charges(tx) if tx is not None else None) or (
-            _charges(entry) if len(txs) <= 1 else None)
+        fee = (_charges(tx, spot) if tx is not None else None) or (
+            _charges(entry, spot) if len(txs) <= 1 else None)
         rows.append(ReturnRow(
             end_to_end_id=_end_to_end(tx) if tx is not None else None,
             amount=_money(amount, spot) or terms.ZERO, reason_code=reason,
@@ -227,24 +233,28 @@ def parse_csv(content: bytes) -> list[ReturnRow]:
     first = text.splitlines()[0] if text.strip() else ""
     delimiter = ";" if first.count(";") > first.count(",") else ","
     reader = csv.DictReader(io.StringIO(text), delimiter=delimiter)
-    header = [(h or "").strip().lower() for h in (reader.fieldnames or [])]
-    missing = [c for c in CSV_COLUMNS if c not in header]
-    if missing:
-        raise Invalid("The returns file is neither camt XML nor the CSV return format: the CSV "
-                      "needs the columns end_to_end_id, amount, reason_code, date (and fee); "
-                      "missing: " + ", ".join(missing), code="unreadable_returns_file")
-    reader.fieldnames = header
-    rows = []
-    for row in reader:
-        line = f"line {reader.line_num}"
-        if not any((v or "").strip() for v in row.values() if isinstance(v, str)):
-            continue
-        rows.append(ReturnRow(
-            end_to_end_id=(row.get("end_to_end_id") or "").strip() or None,
-            amount=_money(row.get("amount") or "", line) or terms.ZERO,
-            reason_code=(row.get("reason_code") or "").strip().upper() or None,
-            booked_on=_day(row.get("date"), line),
-            fee=_money((row.get("fee") or "").strip() or None, line), source=line))
+    try:
+        header = [(h or "").strip().lower() for h in (reader.fieldnames or [])]
+        missing = [c for c in CSV_COLUMNS if c not in header]
+        if missing:
+            raise Invalid("The returns file is neither camt XML nor the CSV return format: the "
+                          "CSV needs the columns end_to_end_id, amount, reason_code, date (and "
+                          "fee); missing: " + ", ".join(missing), code="unreadable_returns_file")
+        reader.fieldnames = header
+        rows = []
+        for row in reader:
+            line = f"line {reader.line_num}"
+            if not any((v or "").strip() for v in row.values() if isinstance(v, str)):
+                continue
+            rows.append(ReturnRow(
+                end_to_end_id=(row.get("end_to_end_id") or "").strip() or None,
+                amount=_money(row.get("amount") or "", line) or terms.ZERO,
+                reason_code=(row.get("reason_code") or "").strip().upper() or None,
+                booked_on=_day(row.get("date"), line),
+                fee=_money((row.get("fee") or "").strip() or None, line), source=line))
+    except csv.Error as exc:  # a field over the size limit, a stray carriage return...
+        raise Invalid(f"line {reader.reader.line_num}: the CSV cannot be read ({exc})",
+                      code="unreadable_returns_file") from exc
     return rows
 
 
@@ -263,27 +273,47 @@ def parse_returns(content: bytes, filename: str = "") -> tuple[str, list[ReturnR
 
 # --- importing ----------------------------------------------------------------------------------
 
-def _return_recorded(session: Session, club_id: int, e2e: str) -> bool:
-    return session.scalar(select(DuesPayment.id).where(
-        DuesPayment.club_id == club_id, DuesPayment.event_key == f"return:{e2e}")) is not None
+@dataclass
+class Known:
+    """What the club has for a file's end-to-end ids: the collections, their payers' names and
+    the returns recorded already."""
+
+    collections: dict[str, Collection]
+    payer_names: dict[int, str]
+    recorded: set[str]
 
 
-def _classify(session: Session, club_id: int, row: ReturnRow, seen: set[str]):
+def _known(session: Session, club_id: int, rows: list[ReturnRow]) -> Known:
+    """Looked up a thousand ids at a time: a few queries per thousand rows, not a few per row."""
+    ids = sorted({row.end_to_end_id for row in rows if row.end_to_end_id})
+    known = Known({}, {}, set())
+    for start in range(0, len(ids), CHUNK):
+        chunk = ids[start:start + CHUNK]
+        known.collections.update((c.end_to_end_id, c) for c in session.scalars(
+            select(Collection).where(Collection.club_id == club_id,
+                                     Collection.end_to_end_id.in_(chunk))))
+        known.recorded.update(key.removeprefix("return:") for key in session.scalars(
+            select(DuesPayment.event_key).where(
+                DuesPayment.club_id == club_id,
+                DuesPayment.event_key.in_([f"return:{e2e}" for e2e in chunk]))))
+    payer_ids = sorted({c.payer_id for c in known.collections.values()})
+    for start in range(0, len(payer_ids), CHUNK):
+        known.payer_names.update((payer_id, name) for payer_id, name in session.execute(
+            select(Payer.id, Payer.name).where(Payer.id.in_(payer_ids[start:start + CHUNK]))))
+    return known
+
+
+def _classify(row: ReturnRow, known: Known, seen: set[str]) -> Collection | None:
     """The row's status and its collection (None unless it is to be imported)."""
     row.reason = reason_text(row.reason_code)
-    if not row.end_to_end_id:
-        row.status = "unknown"
-        return None
-    collection = session.scalars(select(Collection).where(
-        Collection.club_id == club_id, Collection.end_to_end_id == row.end_to_end_id)).first()
+    collection = known.collections.get(row.end_to_end_id) if row.end_to_end_id else None
     if collection is None:
         row.status = "unknown"
         return None
     row.collection_id, row.invoice_id = collection.id, collection.invoice_id
-    payer = session.get(Payer, collection.payer_id)
-    row.payer_name = payer.name if payer else None
-    if row.end_to_end_id in seen or collection.status == "returned" or _return_recorded(
-            session, club_id, row.end_to_end_id):
+    row.payer_name = known.payer_names.get(collection.payer_id)
+    if row.end_to_end_id in seen or collection.status == "returned" \
+            or row.end_to_end_id in known.recorded:
         row.status = "already_imported"
         return None
     if collection.status not in RETURNABLE:
@@ -352,8 +382,9 @@ def import_returns(session: Session, *, actor: Actor, content: bytes, filename: 
     today = clock.today(club.timezone or "UTC")
     fee = terms.cents(terms.settings_for(session, actor.club_id).return_fee or 0)
     seen: set[str] = set()
+    known = _known(session, actor.club_id, rows)
     for row in rows:
-        collection = _classify(session, actor.club_id, row, seen)
+        collection = _classify(row, known, seen)
         if collection is not None and not dry_run:
             _apply(session, actor, row, collection, fee, today)
     if not dry_run:

@@ -63,6 +63,8 @@ ContractMethod = Annotated[str, Form(pattern=r"^(sepa|card|desk)$")]
 Relation = Annotated[str | None, Form(pattern=r"^(parent|guardian|partner|other)?$")]
 DeskMethod = Annotated[str, Form(pattern=r"^(cash|card_terminal)$")]
 AmountText = Annotated[str, Form(min_length=1, max_length=20)]
+MAX_AMOUNT_DIGITS = 10
+"""Digits before the decimal point an amount may have (the ledger holds 12 digits, 2 after)."""
 
 
 def _payments_url(member_id: int) -> str:
@@ -88,7 +90,8 @@ def _amount(value: str) -> Decimal:
     except InvalidOperation:
         raise Invalid(f"Amount: {value!r} is not an amount of money", code="invalid_form",
                       details={"field": "amount"}) from None
-    if not amount.is_finite() or amount <= 0 or amount != amount.quantize(Decimal("0.01")):
+    if not amount.is_finite() or amount <= 0 or amount.adjusted() >= MAX_AMOUNT_DIGITS \
+            or amount != amount.quantize(Decimal("0.01")):  # (in that order: 1e999999 has no cents)
         raise Invalid(f"Amount: {value!r} must be more than 0 with at most two decimals",
                       code="invalid_form", details={"field": "amount"})
     return amount
