@@ -287,17 +287,20 @@ def _charge_one(session: Session, *, collection_id: int, day: date,
 
 
 def charge_due_cards(session_or_factory: Session | sessionmaker, *, club_id: int, day: date,
-                     settings: Settings | None = None) -> int:
+                     settings: Settings | None = None,
+                     provider: CardProvider | None = None) -> int:
     """Charge the club's planned card collections due on or before `day`; how many were charged.
 
     Given a sessionmaker, each collection is its own transaction (the scheduler's way); given a
     session, each is a savepoint in it (a request's way). A provider that cannot be reached
     leaves its collection planned for the next run; when it fails before anything was charged,
-    the error is raised. A club without a Stripe key but with card collections due: 409."""
+    the error is raised. A club without a Stripe key but with card collections due: 409.
+    `provider`: another than the club's Stripe (the demo club's stand-in card network)."""
     factory = session_or_factory if isinstance(session_or_factory, sessionmaker) else None
     with (transaction(factory) if factory else nullcontext(session_or_factory)) as session:
         ids = _due_ids(session, club_id=club_id, day=day)
-        provider = provider_for(session, club_id=club_id, settings=settings) if ids else None
+        if ids and provider is None:
+            provider = provider_for(session, club_id=club_id, settings=settings)
 
     def run(collection_id: int) -> bool:
         if factory is not None:
