@@ -9,12 +9,14 @@ from enum import StrEnum
 from typing import Annotated
 
 from fastapi import APIRouter, Query
+from fastapi.responses import Response
 
 from app.analytics import money, money_export
 from app.analytics.money_figures import FIGURES, Figure
 from app.analytics.router import From, To
 from app.clubs.deps import ManagerActor
 from app.core.deps import SessionDep
+from app.web import charts
 
 router = APIRouter(prefix="/api/v1/analytics/money", tags=["analytics"])
 
@@ -39,7 +41,8 @@ def _endpoint(figure: Figure):
         if fmt is ChartFormat.csv:
             return figure.csv(report)
         if fmt is ChartFormat.svg:
-            return figure.svg(report)
+            return Response(str(charts.from_spec(figure.charts[0], report)),
+                            media_type="image/svg+xml")
         return report
     endpoint.__name__ = figure.name
     return endpoint

@@ -31,6 +31,7 @@ from app.dues.contracts_schemas import DuesSettingsUpdate
 from app.imports import storage as import_storage
 from app.memberships import service as memberships_service
 from app.memberships.schemas import PlanCreate, PlanUpdate
+from app.web import charts
 from app.web.auth import PageSession, back_to
 from app.web.kit import ManagerPage, Tick, build, clean, done, page_router, render, ticked
 from app.web.owner import HALF, WIDE, resolve_period
@@ -372,7 +373,8 @@ def _reports(session: Session, actor: Actor, period: dict) -> dict:
 
 def money_charts(reports: dict) -> dict:
     """The SVG charts of the money page (`money_figures`, at the page's widths)."""
-    return {c.key: c.draw(reports[f.name], width=WIDE if c.key in WIDE_CHARTS else HALF)
+    return {c.key: charts.from_spec(c, reports[f.name],
+                                    width=WIDE if c.key in WIDE_CHARTS else HALF)
             for f in FIGURES for c in f.charts}
 
 
