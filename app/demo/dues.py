@@ -197,7 +197,8 @@ class _Bank:
     def submitted(self, payer_id: int, e2e: str, amount: Decimal, on: date,
                   attempt: int) -> None:
         habit, nth = self.habits.get(payer_id, ("good", 0))
-        self.debits[payer_id] += attempt == 1
+        if attempt == 1:  # a retry is the same debit again
+            self.debits[payer_id] += 1
         hit = attempt == 1 and self.debits[payer_id] == nth
         if habit == "returned_once" and hit:
             self.returns.append((on + timedelta(days=self.rng.randint(2, 4)), e2e, amount,
