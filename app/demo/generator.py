@@ -15,6 +15,10 @@ ends (after its freezes); a cancelled membership has no visits from `cancelled_o
 Who stays is driven by one latent "engagement" per member: it sets how often they come and how
 likely they renew, and the members who will not renew fade out over their last weeks — so
 attendance predicts renewal, the way the retention engine (RETENTION.md) expects.
+
+Then (`DemoOptions.dues`) `app.demo.dues` runs the club's recurring dues over the last months
+through the dues services, in transactions of their own, and the contract members' visits are
+written here by the same rules (`_History.write_stays`).
 """
 from __future__ import annotations
 
