@@ -95,7 +95,7 @@ def build_chain(url: str, *, clubs: int, members: int, months: int, as_of: date)
     visits = 0
     for i, size in enumerate(_sizes(clubs, members)):
         result = build_demo(factory, DemoOptions(
-            members=size, months=months, seed=7 + i, as_of=as_of,
+            members=size, months=months, seed=7 + i, as_of=as_of, dues=False,
             club_name=f"Chain club {i + 1:03d}", staff_domain=f"club{i + 1:03d}.demo.fitclub"))
         visits += result.counts["visits"]
         print(f"  club {i + 1}/{clubs} (id {result.club_id}): {size:,} people, "

@@ -84,7 +84,8 @@ def build_demo(url: str, *, members: int, visits: bool = True, months: int = 18,
     started = time.perf_counter()
     result = generate(make_sessionmaker(engine),
                       DemoOptions(members=members, months=months, seed=seed, as_of=as_of,
-                                  visits=visits, progress=print if progress else None))
+                                  visits=visits, dues=False,  # bench.billing has its own
+                                  progress=print if progress else None))
     seconds = time.perf_counter() - started
     engine.dispose()
     return Built(result, seconds, peak_rss_mb())

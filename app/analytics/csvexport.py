@@ -37,11 +37,13 @@ def _as_dict(item) -> dict:
     return item.model_dump() if isinstance(item, BaseModel) else dict(item)
 
 
-def rows_csv(name: str, items: list, extra: list[dict] | None = None) -> Response:
-    """A table: one row per item (pydantic models or dicts), then `extra`; the columns are the
-    first row's keys."""
+def rows_csv(name: str, items: list, extra: list[dict] | None = None,
+             columns: list[str] | None = None) -> Response:
+    """A table: one row per item (pydantic models or dicts), then `extra`; the columns are
+    `columns`, else the first row's keys."""
     rows = [_as_dict(i) for i in items] + list(extra or [])
-    columns = list(rows[0]) if rows else []
+    if columns is None:
+        columns = list(rows[0]) if rows else []
     return csv_response(name, columns, [[row.get(c) for c in columns] for row in rows])
 
 

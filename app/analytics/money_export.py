@@ -14,13 +14,15 @@ Two shapes of the same records (docs/billing.md, "Money figures"):
   DATEV reads; characters it cannot hold become "?").
 """
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
+from fastapi.responses import Response
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.core import clock
+from app.core import clock, sql
+from app.core.csvout import csv_response
 from app.dues.models import Collection, DuesPayment, Invoice, InvoiceLine, Payer
 
 COLUMNS = ["record", "date", "document", "corrects", "payer_id", "payer", "method", "tax_rate",
@@ -158,3 +160,20 @@ def datev(records: list[Record], *, first: date, last: date, consultant: int,
              ";".join(DATEV_COLUMNS)]
     lines += [";".join(booking(r)) for r in records if r.gross != 0]
     return ("\r\n".join(lines) + "\r\n").encode("cp1252", errors="replace")
+
+
+# --- the download ------------------------------------------------------------------------------
+
+def download(session: Session, *, club_id: int, month: str, datev_batch: bool = False,
+             consultant: int = 1001, client: int = 1) -> Response:
+    """The month (`YYYY-MM`) as fitclub's CSV (`accounting-<month>.csv`), or with
+    `datev_batch` as DATEV's booking batch (`EXTF_Buchungsstapel_<month>.csv`): the API's
+    `/money/export` and the money page's download."""
+    first = date(int(month[:4]), int(month[5:]), 1)
+    last = sql.month_of(sql.index_of(first) + 1) - timedelta(days=1)
+    records = rows(session, club_id=club_id, first=first, last=last)
+    if not datev_batch:
+        return csv_response(f"accounting-{month}", COLUMNS, [r.values() for r in records])
+    body = datev(records, first=first, last=last, consultant=consultant, client=client)
+    return Response(body, media_type="text/csv; charset=windows-1252", headers={
+        "Content-Disposition": f'attachment; filename="EXTF_Buchungsstapel_{month}.csv"'})

@@ -26,6 +26,8 @@ def demo(
     if_empty: Annotated[bool, typer.Option(
         "--if-empty", help="do nothing when the database already has a club")] = False,
     visits: Annotated[bool, typer.Option(help="generate visits and access events")] = True,
+    dues: Annotated[bool, typer.Option(
+        help="recurring contracts over the last months, billed day by day")] = True,
     quiet: Annotated[bool, typer.Option("--quiet", help="no progress lines")] = False,
     engine_days: Annotated[int, typer.Option(
         "--engine-days", help="replay the retention engine over the last N days of history "
@@ -40,11 +42,11 @@ def demo(
             raise typer.BadParameter("use YYYY-MM-DD", param_hint="--as-of") from None
     with session_factory() as factory:
         _run(factory, members=members, months=months, seed=seed, day=day, if_empty=if_empty,
-             visits=visits, quiet=quiet, engine_days=engine_days)
+             visits=visits, quiet=quiet, engine_days=engine_days, dues=dues)
 
 
 def _run(factory, *, members: int, months: int, seed: int, day: date | None, if_empty: bool,
-         visits: bool, quiet: bool, engine_days: int = 0) -> None:
+         visits: bool, quiet: bool, engine_days: int = 0, dues: bool = True) -> None:
     with factory() as session:
         clubs = generator.club_count(session)
         demo_staff = generator.demo_owner_exists(session)
@@ -63,7 +65,7 @@ def _run(factory, *, members: int, months: int, seed: int, day: date | None, if_
 
     typer.echo(f"Building the demo club: {members} people, {months} months, seed {seed} …")
     options = DemoOptions(members=members, months=months, seed=seed, as_of=day, visits=visits,
-                          progress=None if quiet or members < 5000 else typer.echo)
+                          dues=dues, progress=None if quiet or members < 5000 else typer.echo)
     result = generator.build_demo(factory, options)
     counts, stats = result.counts, result.stats
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -77,6 +79,13 @@ def _run(factory, *, members: int, months: int, seed: int, day: date | None, if_
         f"{stats['freezes']} freezes, {stats['cancellations']} cancellations\n"
         f"  {counts['sales']} sales, {counts['payments']} payments, "
         f"{counts['visits']} visits")
+    if "contracts" in stats:
+        typer.echo(
+            f"  {stats['contracts']} recurring contracts ({stats['contracts_running']} running, "
+            f"{stats['mandates']} SEPA mandates, {stats['cards_on_file']} cards on file): "
+            f"{stats['invoices']} invoices, {stats['sepa_files']} SEPA files, "
+            f"{stats['returned_debits']} returned debits, {stats['declined_cards']} declined "
+            f"cards, {stats['dunning_cases']} dunning cases ({stats['dunning_open']} open)")
     if engine_days > 0:
         start = result.as_of - timedelta(days=engine_days - 1)
         typer.echo(f"Replaying the retention engine from {start} to {result.as_of} …")

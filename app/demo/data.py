@@ -126,3 +126,59 @@ LAST = ("Müller", "Schmidt", "Schneider", "Fischer", "Weber", "Meyer", "Wagner"
 EMAIL_DOMAINS = ("example.com", "example.org", "example.net")  # reserved: never a real inbox
 MOBILE_PREFIXES = ("151", "152", "157", "159", "160", "162", "163", "170", "171", "172", "173",
                    "174", "175", "176", "177", "178", "179")
+
+# --- recurring dues (app.demo.dues) ------------------------------------------------------------
+# The club moved to direct-debit contracts DUES_MONTHS months before the demo's day: a share of
+# the members who came back after their prepaid membership ran out signed one.
+
+DUES_MONTHS = 6
+DUES_SHARE = 0.08  # of the members (prospects included), at most DUES_MAX contracts
+DUES_MAX = 150
+DUES_SETTINGS = {
+    "legal_name": "Riverside Fitness GmbH",
+    "legal_address": "Uferstraße 12, 50668 Köln",
+    "vat_registered": True,
+    "vat_id": "DE123456789",
+    "default_tax_rate": Decimal("19.00"),
+    "creditor_id": "DE98ZZZ09999999999",  # the Bundesbank's published test identifier
+    "creditor_name": "Riverside Fitness GmbH",
+    "return_fee": Decimal("4.50"),  # the bank's fee for a returned debit, passed on
+    "household_discount": Decimal(10),
+    "dunning_fee": Decimal("5.00"),
+}
+CLUB_BANK = ("37050198", "1900462117")  # Sparkasse KölnBonn: the club's account (IBAN derived)
+PAYER_BANKS = ("37040044", "50010517", "12030000", "37050198", "10010010", "20041155",
+               "76026000", "43060967")  # German bank codes schwifty knows: IBANs with BICs
+
+
+@dataclass(frozen=True)
+class ContractPlanSpec:
+    key: str
+    name: str
+    period: str  # month or year
+    price: Decimal
+    minimum_months: int
+    renewal: str  # monthly after the minimum term, or term (renews for renewal_months)
+    renewal_months: int
+    joining_fee: Decimal
+    weight: float  # share of the contracts sold
+    next_price: Decimal | None = None  # announced DUES_PRICE_CHANGE_MONTHS after the start
+
+
+CONTRACT_PLANS = (
+    ContractPlanSpec("smart12", "Smart 12 (direct debit)", "month", Decimal("39.90"), 12,
+                     "monthly", 1, Decimal("29.00"), 0.50),
+    ContractPlanSpec("flex", "Flex Monthly (direct debit)", "month", Decimal("54.90"), 0,
+                     "monthly", 1, Decimal("19.00"), 0.35, next_price=Decimal("59.90")),
+    ContractPlanSpec("year", "Annual Contract", "year", Decimal("429.00"), 12, "term", 12,
+                     Decimal("0.00"), 0.15),
+)
+DUES_PRICE_CHANGE_MONTHS = 3
+CONTRACT_METHODS = (("sepa", 80), ("card", 14), ("desk", 6))
+# What a payer's bank (or card) does, drawn once per payer: most debits go through.
+PAYER_HABITS = {
+    "sepa": (("good", 82), ("returned_once", 9), ("refund", 5), ("broke", 4)),
+    "card": (("good", 75), ("declined_once", 25)),
+    "desk": (("prompt", 70), ("late", 30)),
+}
+CANCEL_CONTRACT_P = {"flex": 0.3, "smart12": 0.08, "year": 0.0}

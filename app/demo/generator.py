@@ -15,11 +15,14 @@ ends (after its freezes); a cancelled membership has no visits from `cancelled_o
 Who stays is driven by one latent "engagement" per member: it sets how often they come and how
 likely they renew, and the members who will not renew fade out over their last weeks — so
 attendance predicts renewal, the way the retention engine (RETENTION.md) expects.
+
+Then (`DemoOptions.dues`) `app.demo.dues` runs the club's recurring dues over the last months
+through the dues services, in transactions of their own, and the contract members' visits are
+written here by the same rules (`_History.write_stays`).
 """
 from __future__ import annotations
 
 import random
-import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
@@ -27,7 +30,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from time import perf_counter
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.clubs import service as clubs_service
@@ -69,9 +72,18 @@ from app.demo.data import (
     WEEKDAY_ROUTINE,
     PlanSpec,
 )
+from app.demo.draw import ascii_name, weighted
+from app.demo.dues import Stay, add_dues
 from app.demo.writer import COLUMNS, BulkWriter
-from app.members.models import phone_rev_for, search_name_for, search_terms_for
+from app.members.models import (
+    Card,
+    Member,
+    phone_rev_for,
+    search_name_for,
+    search_terms_for,
+)
 from app.memberships import service as memberships_service
+from app.memberships.models import Membership
 from app.memberships.rules import add_months, end_date_for
 from app.memberships.schemas import PlanCreate
 
@@ -83,6 +95,7 @@ class DemoOptions:
     seed: int = 7
     as_of: date | None = None  # default: today in the club
     visits: bool = True  # False skips access events and visits (search benchmarks)
+    dues: bool = True  # recurring contracts over the last months, billed (app.demo.dues)
     batch_size: int = 2000  # members per write batch
     password: str = DEMO_PASSWORD
     club_name: str = DEMO_CLUB
@@ -140,8 +153,17 @@ def build_demo(factory: sessionmaker[Session], options: DemoOptions | None = Non
     options = options or DemoOptions()
     started = perf_counter()
     with transaction(factory) as session:
-        result = _build(session, options)
+        result, history = _build(session, options)
         engine = session.get_bind()
+    if options.dues:
+        dues = add_dues(factory, club_id=result.club_id, staff_ids=history.staff_ids,
+                        as_of=result.as_of, months=options.months, seed=options.seed,
+                        members=options.members)
+        result.stats.update(dues.stats)
+        if options.visits:
+            with transaction(factory) as session:
+                for table, n in history.write_stays(session, dues.stays).items():
+                    result.counts[table] += n
     if engine.dialect.name == "postgresql":  # fresh statistics for the first queries
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             for table in COLUMNS:
@@ -152,7 +174,7 @@ def build_demo(factory: sessionmaker[Session], options: DemoOptions | None = Non
 
 # --- set-up through the services ---------------------------------------------------------------
 
-def _build(session: Session, options: DemoOptions) -> DemoResult:
+def _build(session: Session, options: DemoOptions) -> tuple[DemoResult, _History]:
     if options.members < 1 or options.months < 1:
         raise ValueError("the demo needs at least one member and one month")
     club = clubs_service.create_club(session, name=options.club_name, timezone=DEMO_TIMEZONE,
@@ -186,7 +208,7 @@ def _build(session: Session, options: DemoOptions) -> DemoResult:
                       password=options.password, staff=staff, device_id=device.id,
                       device_name=device.name, device_key=key, counts=dict(history.writer.counts),
                       stats=dict(history.stats), write_seconds=history.writer.seconds,
-                      fk_checks=history.writer.fk_checks)
+                      fk_checks=history.writer.fk_checks), history
 
 
 class _Clock:
@@ -206,16 +228,6 @@ class _Clock:
             base = noon.astimezone(UTC) - timedelta(hours=12)
             self._midnight[ordinal] = base
         return base + timedelta(seconds=minute * 60 + second)
-
-
-def _weighted(rng: random.Random, pairs) -> str:
-    total = sum(w for _, w in pairs)
-    x = rng.random() * total
-    for value, weight in pairs:
-        x -= weight
-        if x < 0:
-            return value
-    return pairs[-1][0]
 
 
 def _money(value: Decimal) -> Decimal:
@@ -297,7 +309,7 @@ class _History:
         return sorted(self.rng.choices(days, weights=weights, k=n))
 
     def _staff(self) -> int:
-        return _weighted(self.rng, self.desk)
+        return weighted(self.rng, self.desk)
 
     def _at(self, ordinal: int, lo: int = 8 * 60, hi: int = 20 * 60) -> datetime:
         """A random moment of a working day, never after the cut-off."""
@@ -326,7 +338,7 @@ class _History:
     def _member(self, index: int, join_ord: int, *, prospect: bool) -> None:
         rng, w = self.rng, self.writer
         member_id = w.new_id("members")
-        gender = _weighted(rng, (("female", 49), ("male", 48), ("diverse", 1), (None, 2)))
+        gender = weighted(rng, (("female", 49), ("male", 48), ("diverse", 1), (None, 2)))
         first = rng.choice(FEMALE if gender == "female" else MALE if gender == "male"
                            else FEMALE + MALE)
         last = rng.choice(LAST)
@@ -335,7 +347,7 @@ class _History:
             email, phone = (email, None) if rng.random() < 0.5 else (None, phone)
         age = int(rng.triangular(16, 72, 29))
         birth = _birthday(rng, self.as_of.year - age)
-        source = _weighted(rng, SOURCES)
+        source = weighted(rng, SOURCES)
         # prospects, and a quarter of members, were known some days before they bought
         lead_days = rng.randint(1, 30) if prospect or rng.random() < 0.25 else 0
         created_ord = max(join_ord - lead_days, self.start.toordinal())
@@ -384,8 +396,33 @@ class _History:
         self._cards(person, join_ord, first_sale_at)
         self._life(person, join_ord, first_sale_at)
 
+    def write_stays(self, session: Session, stays: list[Stay]) -> dict[str, int]:
+        """The visits of the members on a contract (`app.demo.dues`), by the same routine rules
+        as a membership's, from its first day to its last (never after now), in a transaction
+        of their own; `visits_used` follows. The rows written per table."""
+        self.writer = BulkWriter(session)
+        ids = sorted({s.member_id for s in stays})
+        first_names = dict(session.execute(select(Member.id, Member.first_name)
+                                           .where(Member.id.in_(ids))).all())
+        codes = dict(session.execute(select(Card.member_id, Card.code).where(
+            Card.club_id == self.club_id, Card.status == "active", Card.member_id.in_(ids))
+            .order_by(Card.id)).all())
+        unlimited = PLAN_BY_KEY["monthly"]  # a contract's routine: any day, any hour
+        for stay in stays:
+            vrng = random.Random(self.options.seed * 1_000_003 + 10**9 + stay.membership_id)
+            person = _Person(0, stay.member_id, first_names[stay.member_id],
+                             [(codes[stay.member_id], None)],
+                             self.rng.betavariate(2.2, 1.7), vrng)
+            start = stay.first.toordinal()
+            used = self._visits(person, stay.membership_id, self._routine(person, unlimited),
+                                start, stay.last.toordinal(), [], None, None, start, None)
+            session.execute(update(Membership).where(Membership.id == stay.membership_id)
+                            .values(visits_used=used))
+        self.writer.finish()
+        return dict(self.writer.counts)
+
     def _email(self, first: str, last: str, index: int) -> str:
-        a, b = _ascii(first), _ascii(last)
+        a, b = ascii_name(first), ascii_name(last)
         domain = EMAIL_DOMAINS[index % len(EMAIL_DOMAINS)]
         for local in (f"{a}.{b}", f"{a[0]}{b}", f"{a}.{b}{index}"):
             email = f"{local}@{domain}"
@@ -446,7 +483,7 @@ class _History:
     def _life(self, person: _Person, join_ord: int, first_sale_at: datetime) -> None:
         """Memberships one after another: renewals, freezes, cancellations, lapses, returns."""
         rng = self.rng
-        plan = PLAN_BY_KEY[_weighted(rng, [(p.key, p.first_weight) for p in PLANS])]
+        plan = PLAN_BY_KEY[weighted(rng, [(p.key, p.first_weight) for p in PLANS])]
         routine = self._routine(person, plan)
         start_ord = sale_ord = join_ord
         sale_at = first_sale_at
@@ -465,7 +502,7 @@ class _History:
                 sale_at = self._at(sale_ord, 7 * 60, 20 * 60)
                 renews_id = membership_id
                 start_ord = end_ord + 1
-                next_key = _weighted(rng, SWITCH[plan.key])
+                next_key = weighted(rng, SWITCH[plan.key])
                 if next_key != plan.key:
                     plan = PLAN_BY_KEY[next_key]
                     routine = self._routine(person, plan)
@@ -489,7 +526,7 @@ class _History:
             term = 0
             returning = True
             person.engagement = rng.betavariate(2.0, 1.8)
-            plan = PLAN_BY_KEY[_weighted(rng, [(p.key, p.first_weight) for p in PLANS])]
+            plan = PLAN_BY_KEY[weighted(rng, [(p.key, p.first_weight) for p in PLANS])]
             routine = self._routine(person, plan)
             self.stats["returns"] += 1
 
@@ -559,7 +596,7 @@ class _History:
             price = _money(price * Decimal("0.9"))  # January / September offer
         staff_id = self._staff()
         sale_id = w.new_id("sales")
-        method = _weighted(rng, PAY_METHODS)
+        method = weighted(rng, PAY_METHODS)
         w.rows["sales"].append((sale_id, self.club_id, person.member_id, staff_id, price, None,
                                 sale_at))
         description = (f"{'Renewal' if renews_id else 'Membership'}: {plan.name} "
@@ -581,7 +618,7 @@ class _History:
 
         cancel_reason = cancel_note = refund = None
         if cancelled_ord is not None:
-            cancel_reason = _weighted(rng, self.reasons)
+            cancel_reason = weighted(rng, self.reasons)
             notes = CANCEL_NOTES.get(cancel_reason)
             cancel_note = rng.choice(notes) if notes and rng.random() < 0.6 else None
             cancelled_at = max(self._at(cancelled_ord - rng.randint(0, 3)),
@@ -696,14 +733,6 @@ class _History:
                     return count
             week += 7
         return count
-
-
-def _ascii(name: str) -> str:
-    folded = name.lower()
-    for a, b in (("ä", "ae"), ("ö", "oe"), ("ü", "ue"), ("ß", "ss")):
-        folded = folded.replace(a, b)
-    folded = unicodedata.normalize("NFKD", folded)
-    return "".join(ch for ch in folded if ch.isascii() and ch.isalnum())
 
 
 def _card_code(index: int, seed: int) -> str:

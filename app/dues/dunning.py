@@ -22,8 +22,9 @@ retries = n - 1`) and written once under the step's unique key (case, action, nu
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
+from functools import cache
 
-from sqlalchemy import and_, exists, func, or_, select, update
+from sqlalchemy import Date, and_, bindparam, exists, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
@@ -70,17 +71,28 @@ def open_amount_expression(invoice=Invoice):
     return invoice.gross - _paid(invoice.id)
 
 
-def _latest_collection(invoice_id):
+# The run's statements with ORM aliases are built once, their values bound when they run:
+# building them costs far more than running them.
+
+@cache
+def _latest_collection_query():
     c2 = aliased(Collection)
     return (select(Collection.status, Collection.failed_on, Collection.attempt)
-            .where(Collection.invoice_id == invoice_id,
+            .where(Collection.invoice_id == bindparam("invoice_id"),
                    ~exists(select(c2.id).where(c2.invoice_id == Collection.invoice_id,
                                                c2.attempt > Collection.attempt))))
 
 
-def _open_new_cases(session: Session, club_id: int, day: date,
-                    settings: DuesSettings) -> int:
-    """Set-based: the invoices that need a case and have none get one."""
+def _latest_collection(session: Session, invoice_id: int):
+    """The invoice's latest collection (status, failed_on, attempt), or None."""
+    return session.execute(_latest_collection_query(), {"invoice_id": invoice_id}).first()
+
+
+@cache
+def _needing_a_case():
+    """The invoices that need a case and have none (with the case's opening day, the amount
+    owed and the member); bound: `_case_params`."""
+    club_id, day = bindparam("club_id"), bindparam("day", type_=Date)
     c2 = aliased(Collection)
     latest = aliased(Collection)
     newest = ~exists(select(c2.id).where(c2.invoice_id == latest.invoice_id,
@@ -103,8 +115,20 @@ def _open_new_cases(session: Session, club_id: int, day: date,
                       Payer.member_id.label("payer_member"))
                .join(Payer, Payer.id == Invoice.payer_id)
                .where(*base, Invoice.method == "desk", ~any_collection,
-                      Invoice.due_on <= day - timedelta(days=settings.reminder_days)))
-    rows = session.execute(failed.union_all(at_desk)).all()
+                      Invoice.due_on <= bindparam("desk_due", type_=Date)))
+    return failed.union_all(at_desk)
+
+
+def _case_params(club_id: int, day: date, settings: DuesSettings) -> dict:
+    """A desk invoice needs a case once it is open `reminder_days` after its due day."""
+    return {"club_id": club_id, "day": day,
+            "desk_due": day - timedelta(days=settings.reminder_days)}
+
+
+def _open_new_cases(session: Session, club_id: int, day: date,
+                    settings: DuesSettings) -> int:
+    """Set-based: the invoices that need a case and have none get one."""
+    rows = session.execute(_needing_a_case(), _case_params(club_id, day, settings)).all()
     opened = 0
     for r in rows:
         case = DunningCase(club_id=club_id, invoice_id=r.id, payer_id=r.payer_id,
@@ -198,6 +222,25 @@ def advance_dunning(session: Session, *, club_id: int, day: date) -> DunningSumm
     return summary
 
 
+@cache
+def _work_query():
+    club_id, day = bindparam("club_id"), bindparam("day", type_=Date)
+    open_case = (DunningCase.club_id == club_id, DunningCase.closed_on.is_(None))
+    due = exists(select(DunningCase.id).where(
+        *open_case, or_(DunningCase.next_step_on.is_(None), DunningCase.next_step_on <= day)))
+    paid = exists(select(DunningCase.id).join(Invoice, Invoice.id == DunningCase.invoice_id)
+                  .where(*open_case, open_amount_expression() <= 0))
+    return select(or_(due, paid, _needing_a_case().exists()))
+
+
+def has_work(session: Session, *, club_id: int, day: date) -> bool:
+    """Whether `advance_dunning` would do anything on `day`: a case to open, a paid one to
+    close, an open one whose next step is due (or that has none left: its amount is kept
+    current). The demo's history runs only the days with work."""
+    settings = terms.settings_for(session, club_id)
+    return bool(session.scalar(_work_query(), _case_params(club_id, day, settings)))
+
+
 def _retry_days(settings: DuesSettings, method: str) -> int:
     return settings.card_retry_days if method == "card" else settings.sepa_retry_days
 
@@ -213,7 +256,7 @@ def _advance(session: Session, case: DunningCase, invoice: Invoice, settings: Du
     """Every step of one case that is due `day`, then the day of its next step."""
     upcoming: list[date] = []
     owed = invoicing.open_amount(session, invoice)
-    latest = session.execute(_latest_collection(invoice.id)).first()
+    latest = _latest_collection(session, invoice.id)
     # retry: only while the latest try failed (not while one is still under way)
     if latest is not None and case.retries < settings.max_retries and latest.status in FAILED:
         on = (latest.failed_on or case.opened_on) + timedelta(

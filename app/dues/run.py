@@ -162,15 +162,21 @@ def _running(club_id: int):
             Contract.ends_on.is_(None), Membership.cancelled_on.is_(None))
 
 
-def _roll_terms(session: Session, ctx: _Context) -> int:
-    """Renew up to ROLL_CHUNK contracts whose notice day for the term has passed; how many."""
+def _rolling(session: Session, club_id: int, day: date) -> list:
+    """Per notice period of the running contracts: its term ends before notice given on `day`
+    would run out (the notice day for the term has passed)."""
     pairs = session.execute(
         select(Contract.notice_value, Contract.notice_unit).distinct()
         .join(Membership, Membership.id == Contract.membership_id)
-        .where(*_running(ctx.club_id))).all()
-    conditions = [and_(Contract.notice_value == value, Contract.notice_unit == unit,
-                       Contract.term_end < terms.after_notice(ctx.day, value, unit))
-                  for value, unit in pairs]
+        .where(*_running(club_id))).all()
+    return [and_(Contract.notice_value == value, Contract.notice_unit == unit,
+                 Contract.term_end < terms.after_notice(day, value, unit))
+            for value, unit in pairs]
+
+
+def _roll_terms(session: Session, ctx: _Context) -> int:
+    """Renew up to ROLL_CHUNK contracts whose notice day for the term has passed; how many."""
+    conditions = _rolling(session, ctx.club_id, ctx.day)
     if not conditions:
         return 0
     rows = session.execute(
@@ -194,8 +200,8 @@ def _roll_terms(session: Session, ctx: _Context) -> int:
     return len(changes)
 
 
-def _due(ctx: _Context):
-    return (*_running_or_ending(ctx.club_id), Contract.next_due <= ctx.horizon,
+def _due(club_id: int, horizon: date):
+    return (*_running_or_ending(club_id), Contract.next_due <= horizon,
             Contract.next_due <= Membership.end_date,
             or_(Contract.ends_on.is_(None), Contract.next_due <= Contract.ends_on))
 
@@ -209,7 +215,19 @@ def _due_payers(session: Session, ctx: _Context) -> list[int]:
     return list(session.scalars(
         select(Contract.payer_id).distinct()
         .join(Membership, Membership.id == Contract.membership_id)
-        .where(*_due(ctx)).order_by(Contract.payer_id)))
+        .where(*_due(ctx.club_id, ctx.horizon)).order_by(Contract.payer_id)))
+
+
+def has_work(session: Session, *, club_id: int, day: date) -> bool:
+    """Whether the run of `day` would roll a term or charge a period; a run without work
+    changes nothing but its record (the demo's history runs only the days with work)."""
+    settings = terms.settings_for(session, club_id)
+    horizon = day + timedelta(days=settings.prenotice_days or 0)
+    contract = select(Contract.id).join(Membership, Membership.id == Contract.membership_id)
+    rolling = _rolling(session, club_id, day)
+    if rolling and session.scalar(contract.where(*_running(club_id), or_(*rolling)).limit(1)):
+        return True
+    return session.scalar(contract.where(*_due(club_id, horizon)).limit(1)) is not None
 
 
 def _freezes(session: Session, membership_ids: set[int]) -> dict[int, list[tuple[date, date]]]:
@@ -257,7 +275,7 @@ def _charge(session: Session, ctx: _Context, *, lo: int, hi: int) -> None:
                Contract.ends_on, Membership.end_date, Plan.name.label("plan_name"))
         .join(Membership, Membership.id == Contract.membership_id)
         .join(Plan, Plan.id == Membership.plan_id)
-        .where(*_due(ctx), Contract.payer_id >= lo, Contract.payer_id <= hi)
+        .where(*_due(ctx.club_id, ctx.horizon), Contract.payer_id >= lo, Contract.payer_id <= hi)
         .order_by(Contract.payer_id, Contract.id)).all()
     if not rows:
         return

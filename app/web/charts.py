@@ -12,6 +12,7 @@ The charts scale with their container (`viewBox`, no fixed width); the exact num
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 
 from markupsafe import Markup, escape
 
@@ -50,6 +51,11 @@ def plain(value: float | None) -> str:
     if float(value).is_integer():
         return f"{int(value):,}"
     return f"{value:,.1f}"
+
+
+def amount(value: float | None) -> str:
+    """A money amount to the cent with thousands separators; None → "–"."""
+    return "–" if value is None else f"{value:,.2f}"
 
 
 def nice_max(value: float) -> float:
@@ -406,3 +412,33 @@ def interval_chart(*, chart_id: str, title: str, description: str, rows: Sequenc
         parts.append("</g>")
         body.extend(parts)
     return _frame(chart_id, title, description, width, height, body, "interval")
+
+
+# --- a chart from a spec -----------------------------------------------------------------------------
+
+COLOURS = {"blue": BLUE, "teal": TEAL, "red": RED, "green": GREEN, "amber": AMBER, "grey": GREY}
+FORMATS: dict[str, Fmt] = {"plain": plain, "money": amount, "share": pct}
+
+
+def _number(value):
+    """Decimal → float for drawing; counts stay whole, None stays a gap."""
+    return float(value) if isinstance(value, Decimal) else value
+
+
+def from_spec(spec, report, **size) -> Markup:
+    """The chart a spec describes (`app.analytics.money_figures.Chart`: kind, title, the rows it
+    draws of `report`, their labels, its lines and how values read), drawn from `report`;
+    `size`: width and height as the charts take them."""
+    rows = spec.rows(report)
+    title = spec.title_of(rows) if spec.title_of and rows else spec.title
+    labels = [spec.label(row) for row in rows]
+    share = {"y_max": 1.0} if spec.values == "share" else {}
+    common = {"chart_id": spec.chart_id, "title": title, "description": spec.description,
+              "labels": labels, "value_format": FORMATS[spec.values], **share, **size}
+    if spec.kind == "bar":
+        line = spec.lines[0]
+        return bar_chart(values=[_number(line.value(row)) for row in rows],
+                         colour=COLOURS[line.colour], **common)
+    return line_chart(series=[Series(line.name, [_number(line.value(row)) for row in rows],
+                                     COLOURS[line.colour], line.dashed)
+                              for line in spec.lines], **common)

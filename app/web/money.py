@@ -4,7 +4,8 @@ submitted), the bank returns import with a dry run, and the owner's money figure
 charts, CSV downloads and the month's accounting export.
 
 Thin over `app.dues.club_settings`, `app.memberships.service`, `app.dues.sepa_batches`,
-`app.dues.sepa_returns`, `app.analytics.money` and `app.analytics.money_export` (docs/billing.md).
+`app.dues.sepa_returns`, `app.analytics.money_figures` and `app.analytics.money_export`
+(docs/billing.md).
 A returns file is kept server-side for an hour under a random token (`app.imports.storage`), so
 the dry run and the import read the same bytes.
 """
@@ -19,22 +20,21 @@ from fastapi import Path as PathParam
 from fastapi.responses import Response
 from sqlalchemy.orm import Session
 
-from app.analytics import money, money_export
+from app.analytics import money_export
+from app.analytics.money_figures import BY_NAME, FIGURES
 from app.clubs import service as clubs_service
-from app.core import sql
 from app.core.actors import Actor
-from app.core.csvout import csv_response
 from app.core.errors import DomainError, Invalid, NotFound
 from app.core.schemas import IdPath
 from app.dues import club_settings, sepa, sepa_batches, sepa_returns
 from app.dues.contracts_schemas import DuesSettingsUpdate
 from app.imports import storage as import_storage
 from app.memberships import service as memberships_service
-from app.memberships.rules import add_months
 from app.memberships.schemas import PlanCreate, PlanUpdate
 from app.web import charts
 from app.web.auth import PageSession, back_to
 from app.web.kit import ManagerPage, Tick, build, clean, done, page_router, render, ticked
+from app.web.owner import HALF, WIDE, resolve_period
 
 router = page_router()
 
@@ -364,84 +364,25 @@ def returns_import(request: Request, session: PageSession, actor: ManagerPage, t
 
 # --- the owner's money figures ------------------------------------------------------------------
 
-REPORTS = ("mrr", "revenue", "receivables", "collections", "churn")
-WIDE, HALF = 1160, 600
+WIDE_CHARTS = ("mrr", "movement")  # across the page; the others half of it
+
+
+def _reports(session: Session, actor: Actor, period: dict) -> dict:
+    return {f.name: f.compute(session, club_id=actor.club_id, **period) for f in FIGURES}
+
+
+def money_charts(reports: dict) -> dict:
+    """The SVG charts of the money page (`money_figures`, at the page's widths)."""
+    return {c.key: charts.from_spec(c, reports[f.name],
+                                    width=WIDE if c.key in WIDE_CHARTS else HALF)
+            for f in FIGURES for c in f.charts}
 
 
 def _period(session: Session, actor: Actor, date_from: date | None,
             date_to: date | None) -> dict:
     """Twelve calendar months to the club's today unless given (as the dashboard)."""
-    today = clubs_service.club_today_by_id(session, actor.club_id)
-    date_to = min(date_to or today, today)
-    date_from = date_from or add_months(date_to.replace(day=1), -11)
+    date_from, date_to = resolve_period(session, actor, date_from, date_to)
     return {"date_from": date_from, "date_to": date_to}
-
-
-def _reports(session: Session, actor: Actor, period: dict) -> dict:
-    club_id = actor.club_id
-    return {"mrr": money.mrr_report(session, club_id=club_id, **period),
-            "revenue": money.revenue_report(session, club_id=club_id, **period),
-            "receivables": money.receivables_report(session, club_id=club_id, **period),
-            "collections": money.collections_report(session, club_id=club_id, **period),
-            "churn": money.churn_report(session, club_id=club_id, **period)}
-
-
-def _amount(value: float | None) -> str:
-    return "–" if value is None else f"{value:,.2f}"
-
-
-def money_charts(r: dict) -> dict:
-    """The SVG charts of the money page (server-side, with data labels)."""
-    mrr = r["mrr"].items
-    months = [i.month for i in mrr]
-    out: dict[str, Any] = {}
-    out["mrr"] = charts.line_chart(
-        chart_id="chart-mrr", title="Recurring revenue (MRR) and revenue per member",
-        description="MRR on each month's last day and MRR per member with a contract",
-        labels=months, value_format=_amount, width=WIDE,
-        series=[charts.Series("MRR", [float(i.mrr) for i in mrr]),
-                charts.Series("per member", [None if i.arpm is None else float(i.arpm)
-                                             for i in mrr], charts.TEAL, True)])
-    out["movement"] = charts.line_chart(
-        chart_id="chart-mrr-movement", title="MRR movement",
-        description="New and reactivated MRR, expansion, contraction and churned MRR per month",
-        labels=months, value_format=_amount, width=WIDE,
-        series=[charts.Series("new", [float(i.new + i.reactivated) for i in mrr], charts.GREEN),
-                charts.Series("expansion", [float(i.expansion) for i in mrr], charts.TEAL, True),
-                charts.Series("contraction", [float(i.contraction) for i in mrr], charts.AMBER,
-                              True),
-                charts.Series("churned", [float(i.churned) for i in mrr], charts.RED, True)])
-    rev = r["revenue"].months
-    out["revenue"] = charts.bar_chart(
-        chart_id="chart-revenue", title="Revenue by month",
-        description="Invoiced (net of credit notes) plus desk sales, per month",
-        labels=[m.month for m in rev], values=[float(m.total) for m in rev],
-        value_format=_amount, width=HALF)
-    ages = r["receivables"].items
-    last = ages[-1].month if ages else None
-    rows = [a for a in ages if a.month == last]
-    out["receivables"] = charts.bar_chart(
-        chart_id="chart-receivables",
-        title=f"Receivables by age on {rows[0].day}" if rows else "Receivables by age",
-        description="Open invoice amounts by days past due", labels=[a.band for a in rows],
-        values=[float(a.amount) for a in rows], value_format=_amount, colour=charts.AMBER,
-        width=HALF)
-    col = r["collections"].items
-    out["collections"] = charts.line_chart(
-        chart_id="chart-collections", title="Failed payments and recovery",
-        description="Failed share of the collections due each month; share of the failed "
-                    "invoices paid within 30 days",
-        labels=[i.month for i in col], value_format=charts.pct, y_max=1.0, width=HALF,
-        series=[charts.Series("failed", [i.failed_rate for i in col], charts.RED),
-                charts.Series("recovered", [i.recovery_rate for i in col], charts.GREEN, True)])
-    churn = r["churn"].items
-    out["churn"] = charts.line_chart(
-        chart_id="chart-churn", title="Contracts ended: involuntary and voluntary",
-        description="Contracts ended after unpaid dues against cancellations received",
-        labels=[i.month for i in churn], width=HALF,
-        series=[charts.Series("involuntary", [i.involuntary for i in churn], charts.RED),
-                charts.Series("voluntary", [i.voluntary for i in churn], charts.BLUE, True)])
-    return out
 
 
 def _query(period: dict) -> str:
@@ -463,13 +404,11 @@ def money_page(request: Request, session: PageSession, actor: ManagerPage,
 @router.get(MONEY_PAGE + "/csv/{report}.csv")
 def money_csv(session: PageSession, actor: ManagerPage, report: str, date_from: FromQ = None,
               date_to: ToQ = None):
-    if report not in REPORTS:
+    figure = BY_NAME.get(report)
+    if figure is None:
         raise NotFound("No such report", code="report_not_found")
     period = _period(session, actor, date_from, date_to)
-    found = getattr(money, f"{report}_report")(session, club_id=actor.club_id, **period)
-    rows = [i.model_dump() for i in found.items]
-    columns = list(rows[0]) if rows else []
-    return csv_response(f"money-{report}", columns, [[r[c] for c in columns] for r in rows])
+    return figure.csv(figure.compute(session, club_id=actor.club_id, **period))
 
 
 @router.get(MONEY_PAGE + "/export.csv")
@@ -481,13 +420,6 @@ def accounting_export(session: PageSession, actor: ManagerPage, month: MonthQ = 
     if month is None:
         raise Invalid("Choose a month (YYYY-MM) for the accounting export",
                       code="month_required")
-    first = date(int(month[:4]), int(month[5:]), 1)
-    last = sql.month_of(sql.index_of(first) + 1) - timedelta(days=1)
-    records = money_export.rows(session, club_id=actor.club_id, first=first, last=last)
-    if fmt == "csv":
-        return csv_response(f"accounting-{month}", money_export.COLUMNS,
-                            [r.values() for r in records])
-    body = money_export.datev(records, first=first, last=last, consultant=consultant,
-                              client=client)
-    return Response(body, media_type="text/csv; charset=windows-1252", headers={
-        "Content-Disposition": f'attachment; filename="EXTF_Buchungsstapel_{month}.csv"'})
+    return money_export.download(session, club_id=actor.club_id, month=month,
+                                 datev_batch=fmt == "datev", consultant=consultant,
+                                 client=client)

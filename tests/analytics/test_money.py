@@ -725,3 +725,13 @@ def test_the_export_is_inert_in_a_spreadsheet_and_datev_text_is_quoted(client, w
     row = next(line for line in datev.split("\r\n") if "Rücklastschrift" in line)
     # 14 columns (13 separators) plus the name's own ';', inside the quotes
     assert row.count(";") == len(money_export.DATEV_COLUMNS) - 1 + 1
+
+
+def test_a_figure_without_rows_still_names_its_columns(client, world):
+    """A club with no dues: each CSV is its header alone, the columns of a figure's rows (the
+    same from the API and the money page, `app.analytics.money_figures`)."""
+    owner = world.staff(world.club(), "owner")
+    r = client.get(f"/api/v1/analytics/money/revenue?{PERIOD}&format=csv", headers=owner.headers)
+    assert r.status_code == 200 and r.text.splitlines() == ["month,source,kind,amount"]
+    assert client.get(f"/api/v1/analytics/money/revenue?{PERIOD}",
+                      headers=owner.headers).json()["items"] == []

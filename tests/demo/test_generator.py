@@ -2,20 +2,36 @@
 import hashlib
 from collections import Counter, defaultdict
 from datetime import date, datetime, time, timedelta
+from decimal import Decimal
 from itertools import pairwise
 from zoneinfo import ZoneInfo
 
 import pytest
 import typer
+from schwifty import IBAN
 from sqlalchemy import and_, func, select
 from typer.testing import CliRunner
 
 from app.access.models import AccessEvent, Visit
+from app.analytics import money
 from app.billing.models import Payment, Sale, SaleLine
 from app.clubs import service as clubs_service
 from app.clubs.models import Club, Device
 from app.demo.data import DEMO_PASSWORD, DEVICE_NAME
 from app.demo.generator import DemoOptions, build_demo
+from app.dues import invoicing, sepa_file
+from app.dues.models import (
+    Collection,
+    CollectionBatch,
+    Contract,
+    DuesPayment,
+    DuesSettings,
+    DunningCase,
+    Invoice,
+    Mandate,
+    Payer,
+    StoredCard,
+)
 from app.members.models import Card, Consent, Member, MemberSearchTerm
 from app.memberships import rules
 from app.memberships.models import Freeze, Membership, Plan
@@ -123,6 +139,8 @@ def test_freezes_cancellations_and_sales_are_consistent(db, session):
     reasons = clubs_service.club_settings(session.get(Club, result.club_id)).cancellation_reasons
     for m in session.scalars(select(Membership)):
         plan = plans[m.plan_id]
+        if plan.billing == "recurring":  # a contract's terms: test_the_demo_has_recurring_dues
+            continue
         frozen = sum(rules.freeze_days(f) for f in freezes[m.id])
         assert m.end_date - m.original_end_date == timedelta(days=frozen)
         assert frozen <= plan.freeze_days
@@ -151,8 +169,8 @@ def test_freezes_cancellations_and_sales_are_consistent(db, session):
         assert amount == total == price and sale_member == member
     paid = dict(session.execute(select(Payment.sale_id, func.sum(Payment.amount))
                                 .where(Payment.kind == "payment").group_by(Payment.sale_id)).all())
-    for sale in session.scalars(select(Sale)):
-        assert paid[sale.id] == sale.total
+    for sale in session.scalars(select(Sale)):  # a contract's receipt: 0.00, nothing paid
+        assert paid.get(sale.id, 0) == sale.total
     refunds = session.execute(select(Payment.amount, Membership.refund_amount)
                               .join(Membership, Membership.sale_id == Payment.sale_id)
                               .where(Payment.kind == "refund")).all()
@@ -287,6 +305,18 @@ def _fingerprint(session) -> tuple:
         digest.update(repr(tuple(row)).encode())
     for row in session.execute(select(Visit.occurred_at).order_by(Visit.id)):
         digest.update(repr(tuple(row)).encode())
+    for query in (  # the recurring dues
+            select(Contract.member_id, Contract.starts_on, Contract.price, Contract.method,
+                   Contract.payer_relation, Contract.ends_on).order_by(Contract.id),
+            select(Invoice.number, Invoice.issued_on, Invoice.due_on, Invoice.gross,
+                   Invoice.method).order_by(Invoice.id),
+            select(Collection.status, Collection.due_on, Collection.amount,
+                   Collection.failure_code).order_by(Collection.id),
+            select(Mandate.iban, Mandate.reference).order_by(Mandate.id),
+            select(DunningCase.opened_on, DunningCase.closed_on, DunningCase.outcome)
+            .order_by(DunningCase.id)):
+        for row in session.execute(query):
+            digest.update(repr(tuple(row)).encode())
     return digest.hexdigest()
 
 
@@ -409,3 +439,85 @@ def test_several_demo_clubs_share_one_database(db, session):
     per_club = dict(session.execute(select(Member.club_id, func.count())
                                     .group_by(Member.club_id)).all())
     assert per_club == {first.club_id: 30, second.club_id: 30}
+
+
+def test_the_demo_has_recurring_dues(db, session):
+    """The owner opens the demo: members on direct-debit contracts for the last months, a
+    household whose parent pays for two teenagers, mandates on valid IBANs and cards on file,
+    and the real billing behind it — invoices, SEPA files, returned debits, dunning cases paid
+    at the desk or written off — so the money figures have something to show."""
+    result = _build(db)
+    club = result.club_id
+    settings = session.scalars(select(DuesSettings).where(DuesSettings.club_id == club)).one()
+    assert settings.creditor_id == "DE98ZZZ09999999999" and IBAN(settings.creditor_iban)
+    contracts = session.scalars(select(Contract).where(Contract.club_id == club)).all()
+    assert len(contracts) == result.stats["contracts"] >= 10
+    plans = {p.id: p for p in session.scalars(select(Plan))}
+    memberships = {m.id: m for m in session.scalars(select(Membership))}
+    assert {plans[memberships[c.membership_id].plan_id].billing_period
+            for c in contracts} == {"month", "year"}
+    assert {c.method for c in contracts} == {"sepa", "card", "desk"}
+    for c in contracts:  # within the last six months, each a membership of its own
+        assert AS_OF - timedelta(days=190) < c.starts_on and c.starts_on.day in (1, 15)
+        assert memberships[c.membership_id].member_id == c.member_id
+
+    # the household: a parent (not a member) pays for two minors, the second 10 % off
+    households = [c for c in contracts if c.payer_relation == "parent"]
+    assert len(households) == 2 and len({c.payer_id for c in households}) == 1
+    parent = session.get(Payer, households[0].payer_id)
+    assert parent.member_id is None
+    for c in households:
+        member = session.get(Member, c.member_id)
+        assert rules.add_months(member.birth_date, 18 * 12) > c.starts_on  # under 18
+        assert parent.name.endswith(member.last_name)
+    first, second = sorted(households, key=lambda c: c.id)
+    assert second.price == (first.price * Decimal("0.9")).quantize(Decimal("0.01"))
+
+    # how they pay: mandates on valid IBANs, saved cards
+    mandates = session.scalars(select(Mandate).where(Mandate.club_id == club)).all()
+    assert mandates and all(IBAN(m.iban).bic for m in mandates)
+    saved = session.scalars(select(StoredCard).where(StoredCard.club_id == club)).all()
+    assert saved and all(card.method_ref and card.last4 for card in saved)
+
+    # the billing behind it: gap-free invoices, SEPA files that pass the schema, a return
+    invoices = session.scalars(select(Invoice).where(Invoice.club_id == club)
+                               .order_by(Invoice.id)).all()
+    assert len(invoices) == result.stats["invoices"] > 20
+    assert {i.issued_on for i in invoices} <= {AS_OF - timedelta(days=d) for d in range(190)}
+    batches = session.scalars(select(CollectionBatch).where(CollectionBatch.club_id == club)
+                              ).all()
+    assert batches and all(b.submitted_at for b in batches)
+    sepa_file.validate(batches[-1].xml.encode())
+    returned = session.scalars(select(Collection).where(
+        Collection.club_id == club, Collection.status == "returned")).all()
+    assert returned and {c.failure_code for c in returned} <= {"AM04", "MD06"}
+    for c in returned:
+        assert session.scalar(select(DuesPayment.amount).where(
+            DuesPayment.event_key == f"return:{c.end_to_end_id}")) == -c.amount
+    assert session.scalar(select(func.count()).select_from(Collection).where(
+        Collection.club_id == club, Collection.method == "card",
+        Collection.status == "failed")) >= 1
+
+    # dunning: every case's story told; some paid at the desk, one written off
+    cases = session.scalars(select(DunningCase).where(DunningCase.club_id == club)).all()
+    assert len(cases) == result.stats["dunning_cases"] >= 3
+    outcomes = {c.outcome for c in cases}
+    assert {"recovered", "written_off"} <= outcomes
+    desk_paid = session.scalars(select(DuesPayment.invoice_id).where(
+        DuesPayment.club_id == club, DuesPayment.desk.is_not(None))).all()
+    assert {c.invoice_id for c in cases if c.outcome == "recovered"} & set(desk_paid)
+    for c in cases:  # recovered: paid after it opened, at the desk or by a retry
+        if c.outcome == "recovered":
+            assert session.scalar(select(func.sum(DuesPayment.amount)).where(
+                DuesPayment.invoice_id == c.invoice_id, DuesPayment.kind == "payment",
+                DuesPayment.occurred_on >= c.opened_on)) > 0
+        elif c.outcome is None:
+            assert invoicing.open_amount(session, session.get(Invoice, c.invoice_id)) > 0
+
+    # and so the owner's money figures show MRR, its movement, receivables and failures
+    mrr = money.mrr_report(session, club_id=club, as_of=AS_OF).items
+    assert mrr[-1].mrr > 0 and sum(m.new for m in mrr) > 0 and sum(m.churned for m in mrr) > 0
+    ages = money.receivables_report(session, club_id=club, as_of=AS_OF).items
+    assert sum(a.amount for a in ages) > 0
+    rates = money.collections_report(session, club_id=club, as_of=AS_OF).items
+    assert any(r.failed for r in rates) and any(r.recovered for r in rates)
