@@ -68,6 +68,8 @@ NUMBER_SETTINGS = ("default_tax_rate", "invoice_number_format", "prenotice_days"
                    "household_discount", "card_retry_days", "sepa_retry_days", "max_retries",
                    "reminder_days", "dunning_fee", "dunning_fee_after_days")
 """Settings that cannot be empty: an empty field leaves them as they are."""
+STRIPE_SECRETS = ("stripe_secret_key", "stripe_webhook_secret")
+"""Write-only: the page says whether each is set, never what it is."""
 SETTING_LABELS = {
     "legal_name": "Legal name", "legal_address": "Legal address", "vat_id": "VAT id",
     "creditor_id": "Creditor identifier", "creditor_name": "Creditor name",
@@ -78,6 +80,7 @@ SETTING_LABELS = {
     "sepa_retry_days": "SEPA retry after days", "max_retries": "Retries at most",
     "reminder_days": "Reminder every days", "dunning_fee": "Dunning fee",
     "dunning_fee_after_days": "Fee after days", "block_entry_after_days": "Refuse entry after days",
+    "stripe_secret_key": "Stripe secret key", "stripe_webhook_secret": "Stripe webhook secret",
 }
 
 
@@ -99,7 +102,7 @@ def _number(value: str | None) -> str | None:
 @router.get(SETTINGS_PAGE)
 def settings_page(request: Request, session: PageSession, actor: ManagerPage):
     return render(request, "money_settings.html", {
-        "title": "Billing settings",
+        "title": "Billing settings", "club_id": actor.club_id,
         "s": club_settings.read_settings(session, club_id=actor.club_id)})
 
 
@@ -114,10 +117,17 @@ def save_settings(request: Request, session: PageSession, actor: ManagerPage,
                   sepa_retry_days: Field = None, max_retries: Field = None,
                   reminder_days: Field = None, dunning_fee: Field = None,
                   dunning_fee_after_days: Field = None, block_entry_after_days: Field = None,
-                  vat_registered: Tick = None, freeze_moves_billing: Tick = None):
+                  vat_registered: Tick = None, freeze_moves_billing: Tick = None,
+                  stripe_secret_key: Field = None, stripe_webhook_secret: Field = None,
+                  stripe_remove: Tick = None):
     back_to(request, None, SETTINGS_PAGE)
     given = locals()
     data: dict[str, Any] = {name: clean(given[name]) for name in TEXT_SETTINGS}
+    for name in STRIPE_SECRETS:  # never shown again: empty leaves it, "remove" clears both
+        if clean(given[name]):
+            data[name] = clean(given[name])
+        elif ticked(stripe_remove):
+            data[name] = None
     for name in NUMBER_SETTINGS:
         value = (clean(given[name]) if name == "invoice_number_format"
                  else _number(given[name]))

@@ -209,3 +209,27 @@ def test_money_downloads_are_csv_and_no_store(web, club_world, path):
     assert r.status_code == 200, (path, r.text[:300])
     assert r.headers["content-type"].startswith("text/csv")
     assert r.headers["cache-control"] == "no-store"
+
+
+def test_the_manager_sets_the_stripe_keys_which_are_never_shown_again(web, club_world, db):
+    from app.dues import terms
+
+    sign_in(web, club_world.manager.email)
+    page = web.get("/manage/billing").text
+    assert "Cards on file (Stripe)" in page and "not set" in page
+    assert f"/api/v1/dues/stripe/webhook/{club_world.club_id}" in page
+    _post(web, "/manage/billing", {"stripe_secret_key": "sk_test_abc123",
+                                   "stripe_webhook_secret": "whsec_xyz"})
+    page = web.get("/manage/billing").text
+    assert "sk_test_abc123" not in page and "whsec_xyz" not in page
+    assert "(set)" in page and "Remove both Stripe keys" in page
+    with db.sessionmaker() as s:
+        row = terms.settings_for(s, club_world.club_id)
+        assert (row.stripe_secret_key, row.stripe_webhook_secret) == ("sk_test_abc123", "whsec_xyz")
+    _post(web, "/manage/billing", {"legal_name": "Riverside GmbH"})  # empty key fields keep them
+    with db.sessionmaker() as s:
+        assert terms.settings_for(s, club_world.club_id).stripe_secret_key == "sk_test_abc123"
+    _post(web, "/manage/billing", {"stripe_remove": "on"})
+    with db.sessionmaker() as s:
+        row = terms.settings_for(s, club_world.club_id)
+        assert (row.stripe_secret_key, row.stripe_webhook_secret) == (None, None)
