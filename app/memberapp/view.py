@@ -10,7 +10,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.access.models import Visit
@@ -149,12 +149,23 @@ def visits_by_month(session: Session, *, club: Club, member_id: int, today: date
     return found
 
 
+def _since(session: Session, member: Member, club: Club) -> date:
+    """Since when the person is the club's: their first membership's start or their record's."""
+    first = session.scalar(select(func.min(Membership.start_date)).where(
+        Membership.club_id == club.id, Membership.member_id == member.id))
+    joined = member.created_at.astimezone(clubs_service.club_zone(club)).date()
+    return min(first, joined) if first else joined
+
+
 def overview(session: Session, *, actor: MemberActor) -> Overview:
-    """Everything the member's home page shows, for the signed-in member only."""
+    """Everything the member's home page shows, for the signed-in member only (visits by
+    month since they joined, at most `VISIT_MONTHS`)."""
     club = clubs_service.get_club(session, actor.club_id)
     member = session.get(Member, actor.member_id)
     now = clock.now()
     today = clubs_service.club_today(club, now)
+    since = _since(session, member, club)
+    months = visits_by_month(session, club=club, member_id=member.id, today=today)
     invoices = dues_panel.member_invoices(session, club_id=club.id, member_id=member.id,
                                           limit=INVOICES_SHOWN)
     return Overview(
@@ -168,4 +179,4 @@ def overview(session: Session, *, actor: MemberActor) -> Overview:
         packages=pt_packages.member_packages(session, club_id=club.id, member_id=member.id,
                                              as_of=today, now=now),
         upcoming=_upcoming(session, actor, now),
-        visits=visits_by_month(session, club=club, member_id=member.id, today=today))
+        visits=[m for m in months if (m[0], m[1]) >= (since.year, since.month)] or months[:1])
