@@ -39,7 +39,7 @@ test: setup browser
 # in UTC), five to midnight on New Year's Eve, and 21:30 in the club's quiet hours (Berlin).
 CLOCK_TESTS ?= tests/core/test_clock.py tests/privacy tests/retention tests/analytics \
 	tests/memberships tests/trainers tests/access tests/billing tests/crm \
-	tests/dues/test_contracts.py tests/dues/test_run.py tests/dues/test_dunning.py
+	tests/dues/test_contracts.py tests/dues/test_run.py tests/dues/test_dunning.py tests/memberapp
 HOSTILE_INSTANTS ?= 2027-03-27T23:40:00+01:00 2028-03-01T00:30:00+01:00 \
 	2027-12-31T23:55:00+01:00 2026-12-06T21:30:00+01:00
 
