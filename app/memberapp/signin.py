@@ -6,7 +6,8 @@
    channel (and are not erased) are looked up; a challenge row is written either way, and the
    answer is the same either way — nobody learns from it whether an address belongs to a member.
    The message goes out after the answer (`Requested.deliver`, run as a background task), so
-   even the answer's timing says nothing; a member gets at most `MEMBER_LIMIT` messages an hour.
+   the answer never waits for the mail server; a member gets at most `MEMBER_LIMIT` messages an
+   hour.
 2. The link (`verify_link`) or the code (`verify_code`, with the handle cookie of the browser
    that asked: a code typed into another browser does nothing) is checked: it works once, for
    `member_link_minutes` / `member_code_minutes` (settings); every wrong code uses up one of

@@ -24,6 +24,7 @@ from app.web.member_kit import (
     APP,
     CHOICE_COOKIE,
     CODE_COOKIE,
+    MEMBER_COOKIE,
     SIGN_IN,
     MaybeMember,
     MemberPage,
@@ -179,7 +180,7 @@ def choose_club(request: Request, session: PageSession,
 def sign_out(request: Request, session: PageSession, member: MemberPage):
     member_sessions.sign_out(session, actor=member)
     response = done(request, SIGN_IN, "flash.signed_out", "info")
-    forget_cookie(request, response, "fitclub_member")
+    forget_cookie(request, response, MEMBER_COOKIE)
     return response
 
 
@@ -265,7 +266,7 @@ def cancel_signed_in(request: Request, tasks: BackgroundTasks, session: PageSess
                      member: MemberPage,
                      contract_id: Annotated[int, Form(ge=1, le=2**63 - 1)],
                      kind: Kind = "ordinary", reason: Reason = None):
-    texts(request)
+    texts(request)  # the language, read before the request's transaction ends
     session.rollback()
     receipt = cancel.cancel_signed_in(_factory(request), settings=settings_of(request),
                                       actor=member, contract_id=contract_id, kind=kind,

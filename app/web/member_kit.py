@@ -46,6 +46,7 @@ from app.memberapp import sessions as member_sessions
 from app.web.auth import (
     SAFE_METHODS,
     add_security_headers,
+    clear_flash,
     cookie_secure,
     csrf_token,
     local_path,
@@ -222,7 +223,7 @@ def render(request: Request, name: str, context: dict | None = None, *,
     if new_nonce:
         _cookie(request, response, FORM_COOKIE, new_nonce, max_age=24 * 3600)
     if flash:
-        response.delete_cookie("fitclub_flash", path="/")
+        clear_flash(response)
     response.headers["Content-Language"] = t.lang
     return response
 

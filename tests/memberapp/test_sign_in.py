@@ -204,3 +204,10 @@ def test_expired_challenges_are_deleted_later(client, gym, smtp, clock):
     ask(client, "someone@example.org")
     with gym.db.sessionmaker() as s:
         assert s.scalar(select(func.count()).select_from(MemberSignIn)) == 1
+
+
+def test_the_links_token_never_reaches_the_access_log():
+    from app.core.logredact import redact
+
+    line = '"GET /app/sign-in/link?token=s3cr3t-T0ken HTTP/1.1" 200'
+    assert "s3cr3t" not in redact(line) and "token=[redacted]" in redact(line)

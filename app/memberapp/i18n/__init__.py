@@ -95,7 +95,7 @@ def month(lang: str, year: int, number: int) -> str:
 
 
 def money(lang: str, value: Decimal | int | None, currency: str = "EUR") -> str:
-    """€49.00 (en), 49,00 € (de, ru); a negative amount with a minus sign."""
+    """€1,234.50 (en), 1.234,50 € (de), 1 234,50 € (ru: no-break spaces); a minus sign."""
     if value is None:
         return "–"
     amount = Decimal(value).quantize(Decimal("0.01"))
@@ -103,8 +103,9 @@ def money(lang: str, value: Decimal | int | None, currency: str = "EUR") -> str:
     symbol = CURRENCY_SIGNS.get(currency, currency)
     if lang == "en":
         return f"{sign}{symbol}{abs(amount):,.2f}"
-    number = f"{abs(amount):,.2f}".replace(",", " ").replace(".", ",")
-    return f"{sign}{number} {symbol}"
+    thousands = "." if lang == "de" else "\u00a0"
+    number = f"{abs(amount):,.2f}".replace(",", "\0").replace(".", ",").replace("\0", thousands)
+    return f"{sign}{number}\u00a0{symbol}"
 
 
 class Texts:
