@@ -133,10 +133,22 @@ def test_requests_are_throttled_per_address_the_same_for_strangers(client, gym, 
     over = [ask(client, ANNA), ask(client, "nobody@example.org")]
     assert [a.status_code for a in over] == [429, 429]
     assert "Too many attempts" in over[0].text and "Too many attempts" in over[1].text
-    assert len(emails_to(smtp, ANNA)) == signin.MEMBER_LIMIT  # a member gets at most 5 an hour
+    assert len(emails_to(smtp, ANNA)) == signin.TO_LIMIT
     with db.sessionmaker() as s:  # the counters keep digests, not the addresses
         buckets = s.scalars(select(RateLimitBucket.bucket)).all()
     assert not any("example.org" in b for b in buckets)
+
+
+def test_a_member_gets_at_most_five_messages_an_hour_by_any_channel(client, gym, smtp, sms,
+                                                                    clock):
+    _anna(gym)
+    for _ in range(3):
+        assert ask(client, ANNA).status_code == 200
+        assert ask(client, ANNA_PHONE).status_code == 303  # the same answer as ever
+    assert len(emails_to(smtp, ANNA)) + len(sms.requests) == signin.MEMBER_LIMIT
+    clock.advance(signin.MEMBER_WINDOW)
+    assert ask(client, ANNA_PHONE).status_code == 303
+    assert len(sms.requests) == 3
 
 
 def test_requests_are_throttled_per_client_network(app, gym):
