@@ -41,7 +41,7 @@ test: setup browser
 # a night whose local date is not UTC's; the whole suite runs on both at the real time.
 CLOCK_TESTS ?= tests/core/test_clock.py tests/privacy tests/retention tests/analytics \
 	tests/memberships tests/trainers tests/access tests/billing tests/crm \
-	tests/dues/test_contracts.py tests/dues/test_run.py tests/dues/test_dunning.py
+	tests/dues/test_contracts.py tests/dues/test_run.py tests/dues/test_dunning.py tests/memberapp
 HOSTILE_INSTANTS ?= 2027-03-28T00:30:00+01:00@sqlite 2028-03-01T00:30:00+01:00@postgresql \
 	2027-12-31T23:55:00+01:00@sqlite 2026-12-06T21:30:00+01:00@postgresql
 

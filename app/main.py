@@ -26,6 +26,7 @@ from app.dues import sepa_router as dues_sepa
 from app.imports import router as imports
 from app.imports.history import router as history_import
 from app.inventory import router as inventory
+from app.memberapp import router as memberapp
 from app.members import router as members
 from app.memberships import router as memberships
 from app.privacy import router as privacy
@@ -40,7 +41,7 @@ ROUTERS = (access.devices_router, protocols.router, dues_cards.webhook_router,
            inventory.router, trainers.router, analytics.router, customfields.router,
            crm_leads.router, imports.router, history_import.router, dues_contracts.router,
            dues_desk.router, dues_cards.router, dues_sepa.router, dues_invoices.router,
-           money_router.router)
+           money_router.router, memberapp.router)
 """The API's routers in the order they are matched. Devices' routes come first: a request is
 matched against the routes one by one, and the turnstiles call many times a minute (#19: ~0.5
 ms of CPU per check-in when the device route sat behind ~50 staff routes). Privacy before

@@ -13,6 +13,7 @@ from app.dues import models as dues_models  # noqa: F401
 from app.imports import models as import_file_models  # noqa: F401
 from app.imports.history import models as history_import_models  # noqa: F401
 from app.inventory import models as inventory_models  # noqa: F401
+from app.memberapp import models as memberapp_models  # noqa: F401
 from app.members import models as members_models  # noqa: F401
 from app.memberships import models as memberships_models  # noqa: F401
 from app.privacy import models as privacy_models  # noqa: F401

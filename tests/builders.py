@@ -30,6 +30,7 @@ from app.core import clock
 from app.core.actors import Role
 from app.core.db import transaction
 from app.crm.models import Task
+from app.memberapp import sessions as member_sessions
 from app.members.models import Card, Member
 from app.memberships.models import Freeze, Membership, Plan
 from app.memberships.rules import end_date_for
@@ -176,6 +177,12 @@ class World:
         with transaction(self.db.sessionmaker) as s:
             return members_service.create_member(s, club_id=_id(club), data=MemberCreate(
                 first_name=first_name, last_name=last_name, **fields)).id
+
+    def app_session(self, member: int, device: str | None = "Test browser") -> str:
+        """A member signed in to the member app (as after an emailed link); the cookie's token."""
+        with transaction(self.db.sessionmaker) as s:
+            return member_sessions.start(s, member=s.get(Member, int(member)), channel="email",
+                                  device=device, ttl=timedelta(days=30))
 
     # --- rows written directly ------------------------------------------------------------------
 
@@ -582,6 +589,25 @@ class ClubApi:
             body.setdefault("start_date", self.day(start_offset).isoformat())
         return self._ok(self.sell_membership(member_id, plan_id or self.plan()["id"],
                                              staff=staff or self.manager, **body))
+
+    def recurring_plan(self, staff=None, **fields) -> dict:
+        """A recurring plan: 49.00 a month, 12 months minimum, 1 month's notice, then monthly
+        (`fields` change it); the answer."""
+        body = {"name": "Flex 12", "price": "49.00", "billing": "recurring",
+                "billing_period": "month", "minimum_months": 12, "notice_value": 1,
+                "notice_unit": "months", "renewal": "monthly"} | fields
+        return self._ok(self.client.post("/api/v1/plans", json=body,
+                                         headers=(staff or self.manager).headers))
+
+    def contract(self, member_id: int, plan_id: int, staff=None, **line) -> dict:
+        """A recurring contract sold by the desk (paid at the desk unless `line` says how);
+        the contract as the API reads it."""
+        sale = self._ok(self.client.post("/api/v1/sales", json={
+            "member_id": member_id,
+            "lines": [{"kind": "contract", "plan_id": plan_id, "method": "desk"} | line]},
+            headers=(staff or self.desk).headers))
+        return self._ok(self.client.get(f"/api/v1/contracts/{sale['lines'][0]['item_id']}",
+                                        headers=(staff or self.desk).headers), 200)
 
     # --- the café
 

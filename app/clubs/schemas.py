@@ -1,6 +1,6 @@
 import re
 from datetime import datetime, time
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, Field, StringConstraints
 from pydantic_core import PydanticCustomError
@@ -40,6 +40,9 @@ class ClubSettings(BaseModel):
     quiet_hours_start: LocalTime = time(21, 0)
     quiet_hours_end: LocalTime = time(9, 0)
     holdout_share: float = Field(0.10, ge=0, le=0.9)
+    member_language: Literal["de", "en", "ru"] = Field(
+        "en", description="the member app's language (and its emails and SMS) for members whose "
+                          "browser asks for none of de, en, ru")
 
 
 class ClubRead(Out):
@@ -67,6 +70,7 @@ class ClubSettingsUpdate(In):
     quiet_hours_start: LocalTime | None = None
     quiet_hours_end: LocalTime | None = None
     holdout_share: float | None = Field(None, ge=0, le=0.9)
+    member_language: Literal["de", "en", "ru"] | None = None
 
 
 class TokenOut(BaseModel):

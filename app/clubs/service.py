@@ -1,6 +1,5 @@
 """Clubs, staff users, login tokens and access devices."""
 import hashlib
-import ipaddress
 import math
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -13,6 +12,7 @@ from app.clubs.schemas import ClubSettings
 from app.core import clock
 from app.core.actors import Actor, DeviceActor, Role
 from app.core.errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized
+from app.core.ratelimit import client_network
 from app.core.security import digest, hash_password, new_secret, verify_password
 from app.core.sql import dialect_insert
 
@@ -168,25 +168,9 @@ _EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 BAD_CREDENTIALS = "Wrong email or password"
 
 
-def _network(address: str | None) -> str:
-    """The network a client address is counted as: IPv4 by the /32, IPv6 by its /64 (one
-    customer's allocation, so rotating addresses inside it does not give fresh counters)."""
-    if not address:
-        return "unknown"
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return address
-    if isinstance(ip, ipaddress.IPv6Address):
-        if ip.ipv4_mapped is not None:
-            return str(ip.ipv4_mapped)
-        return str(ipaddress.ip_network((ip, 64), strict=False))
-    return str(ip)
-
-
 def address_key(address: str | None) -> str:
     """A digest of the client address's network (personal data is not kept in clear)."""
-    return hashlib.sha256(f"login:{_network(address)}".encode()).hexdigest()
+    return hashlib.sha256(f"login:{client_network(address)}".encode()).hexdigest()
 
 
 def account_key(user_id: int) -> str:

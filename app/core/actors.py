@@ -38,3 +38,14 @@ class DeviceActor:
     direction: str
     protocol: str
     timezone: str | None
+
+
+@dataclass(frozen=True)
+class MemberActor:
+    """A member signed in to the member app (one device session), acting on their own data only.
+    Never an `Actor`: no staff endpoint accepts it."""
+
+    session_id: int
+    member_id: int
+    club_id: int
+    name: str

@@ -7,9 +7,12 @@ from sqlalchemy import JSON, ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from app.core import clock
-from app.core.actors import Actor, DeviceActor
+from app.core.actors import Actor, DeviceActor, MemberActor
 from app.core.db import Base, IdMixin
 from app.core.types import BigId
+
+MEMBER_LABEL = "member (app)"
+"""`actor_label` of what a member did to their own data in the member app."""
 
 
 class AuditEntry(IdMixin, Base):
@@ -36,9 +39,12 @@ class AuditEntry(IdMixin, Base):
     detail: Mapped[dict | None] = mapped_column(JSON)
 
 
-def _actor_columns(actor: Actor | DeviceActor | int | str | None) -> tuple[int | None, str | None]:
+def _actor_columns(actor: Actor | DeviceActor | MemberActor | int | str | None
+                   ) -> tuple[int | None, str | None]:
     if isinstance(actor, Actor):
         return actor.user_id, None
+    if isinstance(actor, MemberActor):
+        return None, MEMBER_LABEL
     if isinstance(actor, DeviceActor):
         return None, f"device:{actor.name}"[:100]
     if isinstance(actor, int):
@@ -48,11 +54,12 @@ def _actor_columns(actor: Actor | DeviceActor | int | str | None) -> tuple[int |
     return None, "system"
 
 
-def record(session: Session, *, club_id: int, actor: Actor | DeviceActor | int | str | None,
+def record(session: Session, *, club_id: int,
+           actor: Actor | DeviceActor | MemberActor | int | str | None,
            action: str, member_id: int, fields: tuple[str, ...] | list[str] = (),
            detail: dict | None = None) -> AuditEntry:
-    """Append one audit entry: `actor` a staff Actor or user id, a device, a label (an API key's
-    name, "import") or None for the system; `fields` are field NAMES, never values."""
+    """Append one audit entry: `actor` a staff Actor or user id, a device, the member themselves
+    (the member app), a label (an API key's name, "import") or None for the system; `fields` are field NAMES, never values."""
     staff_id, label = _actor_columns(actor)
     entry = AuditEntry(club_id=club_id, at=clock.now(), staff_id=staff_id, actor_label=label,
                        action=action, entity="member", entity_id=member_id,

@@ -90,6 +90,13 @@ class Settings(BaseSettings):
     public_base_url: str = "http://127.0.0.1:8000"
     """Where people reach this instance: links in emails, the card set-up page's return URLs."""
 
+    member_link_minutes: int = Field(15, ge=1, le=24 * 60)
+    """How long a member's emailed sign-in link works (once)."""
+    member_code_minutes: int = Field(10, ge=1, le=60)
+    """How long a member's SMS sign-in code works (once)."""
+    member_session_days: int = Field(30, ge=1, le=400)
+    """How long a member stays signed in on a device (the member app's cookie)."""
+
     stripe_api_base: str = Field(
         "https://api.stripe.com",
         validation_alias=AliasChoices("stripe_api_base", "FITCLUB_STRIPE_API_BASE",

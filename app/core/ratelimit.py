@@ -1,6 +1,10 @@
 """Requests counted per key and fixed time window in the database, so a limit holds across
-worker processes: the website form, the device endpoints (and anything else that must slow a
-caller down) count here."""
+worker processes: the website form, the device endpoints, the member app's sign-in and
+cancellation pages (and anything else that must slow a caller down) count here.
+
+`RateLimited` is the 429 a caller over a limit gets (with the seconds to wait);
+`client_network` is the network a client address is counted as."""
+import ipaddress
 import math
 from datetime import UTC, datetime, timedelta
 
@@ -8,6 +12,7 @@ from sqlalchemy import Index, Integer, String, UniqueConstraint, delete
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from app.core.db import Base, IdMixin
+from app.core.errors import DomainError
 from app.core.sql import dialect_insert
 
 _EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
@@ -53,3 +58,30 @@ def expire(session: Session, *, now: datetime) -> int:
     """Delete the counts of windows that have ended (one set-based statement); how many."""
     table = RateLimitBucket.__table__
     return session.execute(delete(table).where(table.c.expires_at <= now)).rowcount
+
+
+class RateLimited(DomainError):
+    """429 with the seconds to wait (rendered with a Retry-After header)."""
+
+    status_code = 429
+    code = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after: int):
+        super().__init__(message, details={"retry_after": retry_after})
+        self.retry_after = retry_after
+
+
+def client_network(address: str | None) -> str:
+    """The network a client address is counted as: IPv4 by the /32, IPv6 by its /64 (one
+    customer's allocation, so rotating addresses inside it does not give fresh counters)."""
+    if not address:
+        return "unknown"
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.ip_network((ip, 64), strict=False))
+    return str(ip)

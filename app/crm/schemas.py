@@ -141,7 +141,7 @@ class TimelineItem(Out):
     summary: str
     outcome: str | None
     next_step: str | None = None
-    by: str  # "engine" or the staff member's name
+    by: str  # the staff member's name, "member" (in the member app) or "engine"
     staff_id: int | None
     occurred_at: datetime
     touchpoint_id: int | None

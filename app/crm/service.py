@@ -16,6 +16,8 @@ from app.members import service as members_service
 from app.members.models import Member
 from app.retention.models import StageChange
 
+MEMBER_CHANNEL = "app"  # timeline entries of what a member did in the member app
+
 
 def _read(task: Task, member: tuple | None, today: date) -> TaskRead:
     data = {c: getattr(task, c) for c in TaskRead.model_fields if hasattr(task, c)}
@@ -248,6 +250,20 @@ def record(session: Session, *, club_id: int, member_id: int, kind: str, summary
                             occurred_at=occurred_at or clock.now(), touchpoint_id=touchpoint_id))
 
 
+def desk_task(session: Session, *, club_id: int, member_id: int | None, title: str,
+              details: str | None = None, due: date | None = None) -> Task:
+    """For other domains: a follow-up task for the club's front desk (something a person must
+    look at, such as an online cancellation that needs a decision)."""
+    now = clock.now()
+    task = Task(club_id=club_id, member_id=member_id, kind="follow_up", title=title[:200],
+                details=details, assignee_role=Role.front_desk.value,
+                due_date=due or clubs_service.club_today_by_id(session, club_id),
+                status="open", created_at=now, updated_at=now)
+    session.add(task)
+    session.flush()
+    return task
+
+
 def timeline(session: Session, *, club_id: int, member_id: int, limit: int = 50,
              offset: int = 0, kind: str | None = None,
              channel: str | None = None) -> tuple[list[TimelineItem], int]:
@@ -294,6 +310,8 @@ def timeline(session: Session, *, club_id: int, member_id: int, limit: int = 50,
         items.append(TimelineItem(
             source=r.source, kind=r.kind, channel=r.channel, summary=summary, outcome=r.outcome,
             next_step=r.next_step,
-            by=names.get(r.staff_id, "staff") if r.staff_id else "engine", staff_id=r.staff_id,
+            by=(names.get(r.staff_id, "staff") if r.staff_id
+                else "member" if r.channel == MEMBER_CHANNEL else "engine"),
+            staff_id=r.staff_id,
             occurred_at=occurred, touchpoint_id=r.touchpoint_id, task_id=r.task_id))
     return items, total

@@ -17,8 +17,8 @@ from app.clubs import service as clubs_service
 from app.core import clock
 from app.core.actors import Actor
 from app.core.db import transaction
-from app.core.errors import DomainError, NotFound, Unauthorized
-from app.core.ratelimit import hit
+from app.core.errors import NotFound, Unauthorized
+from app.core.ratelimit import RateLimited, hit
 from app.core.security import digest, new_secret
 from app.core.sql import dialect_insert
 from app.crm import leads
@@ -39,17 +39,6 @@ KEY_LIMIT, KEY_WINDOW = 300, timedelta(hours=1)
 CONSENT_SOURCE = "website_form"
 WEB_REQUEST_KIND = "follow_up"  # the desk's task for what a known person asked on the form
 CHANNEL_WORDS = {"email": "email", "sms": "SMS"}
-
-
-class RateLimited(DomainError):
-    """429 with the seconds to wait (rendered with a Retry-After header)."""
-
-    status_code = 429
-    code = "rate_limited"
-
-    def __init__(self, message: str, *, retry_after: int):
-        super().__init__(message, details={"retry_after": retry_after})
-        self.retry_after = retry_after
 
 
 @dataclass(frozen=True)

@@ -6,11 +6,14 @@ with the first period when there is none), the plan's terms are copied onto the 
 plan edits do not touch it) and the line goes on the receipt at 0.00 — the dues and the joining
 fee are invoiced by the daily billing run.
 
-Cancelling (`cancel_contract`) follows the notice period and the minimum term (`cancel_end`),
-moves the membership's end through the memberships service and queues a written confirmation.
+Cancelling (`cancel_contract` at the desk, `cancel_online` by the member in the member app)
+follows the notice period and the minimum term (`cancel_end`), moves the membership's end
+through the memberships service and queues a written confirmation (an online one names the day
+and time of receipt).
 `Contract.term_end` follows the membership's end when a freeze moves it (`on_member_changed`).
 """
-from datetime import date, timedelta
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from sqlalchemy import func, or_, select
@@ -262,7 +265,8 @@ def _locked(session: Session, *, club_id: int, contract_id: int) -> Contract:
     return get_contract(session, club_id=club_id, contract_id=contract_id, for_update=True)
 
 
-def _confirmation(session: Session, *, contract: Contract, club_name: str) -> None:
+def _confirmation(session: Session, *, contract: Contract, club_name: str,
+                  received: str) -> list[Notice]:
     """The written confirmation of a cancellation, to the payer and (if another) the member."""
     payer = session.get(Payer, contract.payer_id)
     member = session.get(Member, contract.member_id)
@@ -273,31 +277,37 @@ def _confirmation(session: Session, *, contract: Contract, club_name: str) -> No
         key = f"cancel:{contract.id}:{contract.cancel_received_on.isoformat()}"  # again, later
     subject = f"{club_name}: your membership ends on {contract.ends_on.isoformat()}"
     body = (f"Hello,\n\nwe received the cancellation of the membership of {name} on "
-            f"{contract.cancel_received_on.isoformat()}.\n\nThe contract ends on "
+            f"{received}.\n\nThe contract ends on "
             f"{contract.ends_on.isoformat()}; the membership can be used until then and the "
             f"dues are charged until then.\n\n{club_name}\n")
-    notices.queue(session, club_id=contract.club_id, kind="cancellation", key=key,
-                  to=payer.email, subject=subject, body=body, payer_id=payer.id,
-                  member_id=member.id)
+    queued = [notices.queue(session, club_id=contract.club_id, kind="cancellation", key=key,
+                            to=payer.email, subject=subject, body=body, payer_id=payer.id,
+                            member_id=member.id)]
     if payer.member_id != member.id and member.email and member.email != payer.email:
-        notices.queue(session, club_id=contract.club_id, kind="cancellation",
-                      key=f"{key}:member", to=member.email, subject=subject, body=body,
-                      member_id=member.id)
+        queued.append(notices.queue(session, club_id=contract.club_id, kind="cancellation",
+                                    key=f"{key}:member", to=member.email, subject=subject,
+                                    body=body, member_id=member.id))
+    return queued
 
 
-def cancel_contract(session: Session, *, actor: Actor, contract_id: int,
-                    received_on: date | None = None, channel: str = "desk") -> Contract:
-    """Record a cancellation received on `received_on` (default today in the club; not in the
-    future, nor before the contract existed: its start or its sale, the earlier): the contract
-    and its membership end on `cancel_end`; a confirmation email is queued."""
-    club = clubs_service.get_club(session, actor.club_id)
+@dataclass
+class Cancelled:
+    contract: Contract
+    notices: list[Notice]
+    """The confirmations queued (the member app sends them at once)."""
+
+
+def _cancel(session: Session, *, club_id: int, contract_id: int, received_on: date | None,
+            channel: str, cancelled_by: int | None, received_at: datetime | None = None
+            ) -> Cancelled:
+    club = clubs_service.get_club(session, club_id)
     today = clubs_service.club_today(club)
     received_on = received_on or today
     if received_on > today:
         raise Invalid(f"A cancellation is received today ({today}) or earlier, not on "
                       f"{received_on}", code="received_in_future",
                       details={"field": "received_on"})
-    contract = _locked(session, club_id=actor.club_id, contract_id=contract_id)
+    contract = _locked(session, club_id=club_id, contract_id=contract_id)
     if contract.ends_on is not None:
         raise Conflict(f"This contract was already cancelled; it ends on {contract.ends_on}",
                        code="already_cancelled",
@@ -315,13 +325,37 @@ def cancel_contract(session: Session, *, actor: Actor, contract_id: int,
                       details={"field": "received_on"})
     ends_on = cancel_end(contract, received_on)
     contract.ends_on, contract.cancel_received_on = ends_on, received_on
-    contract.cancelled_by, contract.cancel_channel = actor.user_id, channel
+    contract.cancelled_by, contract.cancel_channel = cancelled_by, channel
     session.flush()
-    memberships_service.set_membership_end(session, actor=actor,
+    memberships_service.set_membership_end(session, club_id=club_id,
                                            membership_id=contract.membership_id, end_date=ends_on)
-    _confirmation(session, contract=contract, club_name=club.name)
+    received = received_on.isoformat()
+    if received_at is not None:
+        local = received_at.astimezone(clubs_service.club_zone(club))
+        received = f"{local.date().isoformat()} at {local:%H:%M} ({club.timezone})"
+    queued = _confirmation(session, contract=contract, club_name=club.name, received=received)
     session.flush()
-    return contract
+    return Cancelled(contract, queued)
+
+
+def cancel_contract(session: Session, *, actor: Actor, contract_id: int,
+                    received_on: date | None = None, channel: str = "desk") -> Contract:
+    """Record a cancellation received on `received_on` (default today in the club; not in the
+    future, nor before the contract existed: its start or its sale, the earlier): the contract
+    and its membership end on `cancel_end`; a confirmation email is queued."""
+    return _cancel(session, club_id=actor.club_id, contract_id=contract_id,
+                   received_on=received_on, channel=channel,
+                   cancelled_by=actor.user_id).contract
+
+
+def cancel_online(session: Session, *, club_id: int, contract_id: int,
+                  received_at: datetime) -> Cancelled:
+    """A cancellation the member declared online (the member app, §312k BGB), received at
+    `received_at`: the contract and its membership end on `cancel_end` of that day; the
+    confirmation, which names the day and time of receipt, is queued."""
+    received_on = clubs_service.club_today_by_id(session, club_id, received_at)
+    return _cancel(session, club_id=club_id, contract_id=contract_id, received_on=received_on,
+                   channel="online", cancelled_by=None, received_at=received_at)
 
 
 def withdraw_cancellation(session: Session, *, actor: Actor, contract_id: int) -> Contract:
@@ -337,7 +371,7 @@ def withdraw_cancellation(session: Session, *, actor: Actor, contract_id: int) -
     contract.ends_on = contract.cancel_received_on = None
     contract.cancelled_by = contract.cancel_channel = None
     session.flush()
-    memberships_service.set_membership_end(session, actor=actor,
+    memberships_service.set_membership_end(session, club_id=actor.club_id,
                                            membership_id=contract.membership_id,
                                            end_date=term_end)
     return contract

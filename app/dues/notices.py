@@ -47,11 +47,16 @@ def queue(session: Session, *, club_id: int, kind: str, key: str, to: str | None
 
 
 def send_pending(session: Session, *, settings: Settings, limit: int = 100,
-                 mailer: Mailer | None = None) -> int:
-    """Send up to `limit` unsent notices (oldest first); how many the server accepted."""
+                 mailer: Mailer | None = None, ids: list[int] | None = None) -> int:
+    """Send up to `limit` unsent notices (oldest first; only those of `ids` when given: what
+    must go at once, like an online cancellation's confirmation); how many the server
+    accepted."""
     mailer = mailer or Mailer(settings)
+    where = [Notice.sent_at.is_(None), Notice.attempts < MAX_ATTEMPTS]
+    if ids is not None:
+        where.append(Notice.id.in_(ids or [-1]))
     claimed = list(session.scalars(
-        select(Notice).where(Notice.sent_at.is_(None), Notice.attempts < MAX_ATTEMPTS)
+        select(Notice).where(*where)
         .order_by(Notice.id).limit(limit).with_for_update(skip_locked=True)))
     clubs = {c.id: c.name for c in session.scalars(
         select(Club).where(Club.id.in_({n.club_id for n in claimed})))} if claimed else {}

@@ -116,27 +116,36 @@ def _contract_view(session: Session, contract: Contract) -> ContractView:
     return ContractView(contract, payer, mandate, card, *_next_charge(session, contract))
 
 
-def open_invoices(session: Session, *, club_id: int, member_id: int) -> list[OpenInvoiceView]:
-    """The member's invoices (a line for them, or a payer who is them) not paid in full."""
+def member_invoices(session: Session, *, club_id: int, member_id: int,
+                    limit: int | None = None) -> list[OpenInvoiceView]:
+    """The member's invoices (a line for them, or a payer who is them) with what is paid and
+    open, oldest due first; `limit`: only the latest that many."""
     own_payers = select(Payer.id).where(Payer.club_id == club_id, Payer.member_id == member_id)
     with_lines = select(InvoiceLine.invoice_id).where(InvoiceLine.club_id == club_id,
                                                       InvoiceLine.member_id == member_id)
     paid = (select(DuesPayment.invoice_id, func.sum(DuesPayment.amount).label("paid"))
             .where(DuesPayment.club_id == club_id).group_by(DuesPayment.invoice_id).subquery())
-    rows = session.execute(
-        select(Invoice, func.coalesce(paid.c.paid, 0))
-        .outerjoin(paid, paid.c.invoice_id == Invoice.id)
-        .where(Invoice.club_id == club_id, Invoice.kind == "invoice",
-               or_(Invoice.id.in_(with_lines), Invoice.payer_id.in_(own_payers)))
-        .order_by(Invoice.due_on, Invoice.id)).all()
+    mine = (Invoice.club_id == club_id, Invoice.kind == "invoice",
+            or_(Invoice.id.in_(with_lines), Invoice.payer_id.in_(own_payers)))
+    if limit is not None:
+        latest = (select(Invoice.id).where(*mine)
+                  .order_by(Invoice.due_on.desc(), Invoice.id.desc()).limit(limit))
+        mine = (Invoice.id.in_(latest.scalar_subquery()),)
+    stmt = (select(Invoice, func.coalesce(paid.c.paid, 0))
+            .outerjoin(paid, paid.c.invoice_id == Invoice.id).where(*mine))
     views = []
-    for invoice, paid_amount in rows:
+    for invoice, paid_amount in session.execute(stmt.order_by(Invoice.due_on, Invoice.id)).all():
         paid_amount = terms.cents(paid_amount)
-        open_amount = terms.cents(invoice.gross - paid_amount)
-        if open_amount > 0:
-            views.append(OpenInvoiceView(invoice.id, invoice.number, invoice.issued_on,
-                                         invoice.due_on, invoice.gross, paid_amount, open_amount))
+        views.append(OpenInvoiceView(invoice.id, invoice.number, invoice.issued_on,
+                                     invoice.due_on, invoice.gross, paid_amount,
+                                     terms.cents(invoice.gross - paid_amount)))
     return views
+
+
+def open_invoices(session: Session, *, club_id: int, member_id: int) -> list[OpenInvoiceView]:
+    """The member's invoices not paid in full."""
+    return [v for v in member_invoices(session, club_id=club_id, member_id=member_id)
+            if v.open > 0]
 
 
 def member_dues(session: Session, *, club_id: int, member_id: int) -> Panel:

@@ -62,6 +62,10 @@ class Member(IdMixin, TimestampMixin, Base):
         Index("ix_members_club_phone", "club_id", "phone"),
         Index("ix_members_club_phone_rev", "club_id", "phone_rev"),
         Index("ix_members_club_search_name", "club_id", "search_name", "id"),
+        # the member app finds a person by email, phone or member number in any club
+        Index("ix_members_email", "email"),
+        Index("ix_members_phone", "phone"),
+        Index("ix_members_external_ref", "external_ref"),
         UniqueConstraint("club_id", "external_ref"),
     )
 

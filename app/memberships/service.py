@@ -299,11 +299,12 @@ def open_recurring_membership(session: Session, *, actor: Actor, sale: Sale, pla
     return membership
 
 
-def set_membership_end(session: Session, *, actor: Actor, membership_id: int,
+def set_membership_end(session: Session, *, club_id: int, membership_id: int,
                        end_date: date) -> Membership:
-    """Move a membership's last day (a contract cancelled or renewed, app.dues): the original end
-    moves with it (freezes keep their days), a later end must not overlap; MemberChanged."""
-    membership = _locked_membership(session, club_id=actor.club_id, membership_id=membership_id)
+    """Move a membership's last day (a contract cancelled or renewed, app.dues — by the desk or
+    by the member online): the original end moves with it (freezes keep their days), a later
+    end must not overlap; MemberChanged."""
+    membership = _locked_membership(session, club_id=club_id, membership_id=membership_id)
     if membership.cancelled_on is not None:
         raise Conflict("The membership is cancelled", code="membership_cancelled")
     if end_date < membership.start_date:
@@ -313,13 +314,13 @@ def set_membership_end(session: Session, *, actor: Actor, membership_id: int,
     if end_date == old_end:
         return membership
     if end_date > old_end:
-        _refuse_overlap(session, club_id=actor.club_id, member_id=membership.member_id,
+        _refuse_overlap(session, club_id=club_id, member_id=membership.member_id,
                         start=old_end + timedelta(days=1), end=end_date,
                         exclude=[membership.id])
     membership.original_end_date += end_date - old_end
     membership.end_date = end_date
     session.flush()
-    events.publish(session, MemberChanged(actor.club_id, membership.member_id))
+    events.publish(session, MemberChanged(club_id, membership.member_id))
     return membership
 
 

@@ -17,7 +17,7 @@ from sqlalchemy.types import JSON
 
 from app.clubs import service as clubs_service
 from app.core import clock, events
-from app.core.actors import Actor
+from app.core.actors import Actor, MemberActor
 from app.core.audit import AuditEntry, record
 from app.core.errors import Conflict, Invalid
 from app.core.events import MemberErased
@@ -36,7 +36,7 @@ SCRUBBED = "[erased]"
 
 # Rows that are only about the person: deleted on erasure (a table that is absent is skipped).
 ERASE_DELETES = ("member_notes", "trainer_client_notes", "member_search_terms",
-                 "custom_field_values", "member_app_codes")
+                 "custom_field_values", "member_app_codes", "member_app_sessions")
 # Free-text columns written by the system, not typed about the person: kept on erasure (still
 # scrubbed of the person's identifiers). Every other free-text column of the person's rows is
 # blanked: see `graph.is_free_text`.
@@ -44,9 +44,10 @@ ERASE_KEEPS = {("sale_lines", "description"), ("stage_changes", "reason"),
                ("member_stages", "reason"), ("access_events", "message"),
                ("access_events", "dedup_key"), ("touchpoint_attempts", "provider_ref"),
                ("cards", "block_reason")}
-# Left out of an export: derived from the profile (search index) or bookkeeping of ours, and
-# the member app code's secret (whoever read the export could make the member's door codes).
-EXPORT_SKIPS = ("member_search_terms", "member_app_codes")
+# Left out of an export: derived from the profile (search index) or bookkeeping of ours: the
+# member app code's secret (whoever read the export could make the member's door codes) and the
+# member app's device sessions (digests of cookies; the sign-ins show on the timeline).
+EXPORT_SKIPS = ("member_search_terms", "member_app_codes", "member_app_sessions")
 
 
 # --- audit log ---------------------------------------------------------------------------------
@@ -97,7 +98,18 @@ def _rows(session: Session, table: Table, where) -> list[dict]:
 def privacy_export(session: Session, *, actor: Actor, member_id: int) -> dict:
     """Everything the club holds about a person, table by table, plus the audit entries about
     them (and about records merged into them). Audited as "exported"."""
-    member = members_service.get_member(session, club_id=actor.club_id, member_id=member_id)
+    return _export(session, club_id=actor.club_id, member_id=member_id, actor=actor)
+
+
+def own_export(session: Session, *, actor: MemberActor) -> dict:
+    """The same export, downloaded by the member themselves in the member app (audited as
+    "exported" by the member)."""
+    return _export(session, club_id=actor.club_id, member_id=actor.member_id, actor=actor)
+
+
+def _export(session: Session, *, club_id: int, member_id: int,
+            actor: Actor | MemberActor) -> dict:
+    member = members_service.get_member(session, club_id=club_id, member_id=member_id)
     members = metadata.tables["members"]
     profile = _rows(session, members, members.c.id == member.id)[0]
     for derived in ("search_name", "phone_rev"):
@@ -110,13 +122,13 @@ def privacy_export(session: Session, *, actor: Actor, member_id: int) -> dict:
         if rows:
             tables[name] = rows
     merged_ids = list(session.scalars(select(MemberMerge.merged_member_id).where(
-        MemberMerge.club_id == actor.club_id, MemberMerge.kept_member_id == member.id)))
+        MemberMerge.club_id == club_id, MemberMerge.kept_member_id == member.id)))
     audit = metadata.tables["audit_log"]
-    entries = _rows(session, audit, (audit.c.club_id == actor.club_id)
+    entries = _rows(session, audit, (audit.c.club_id == club_id)
                     & (audit.c.entity == "member")
                     & audit.c.entity_id.in_([member.id, *merged_ids]))
-    record(session, club_id=actor.club_id, actor=actor, action="exported", member_id=member.id)
-    return {"generated_at": clock.now(), "club_id": actor.club_id, "member_id": member.id,
+    record(session, club_id=club_id, actor=actor, action="exported", member_id=member.id)
+    return {"generated_at": clock.now(), "club_id": club_id, "member_id": member.id,
             "erased": member.erased_at is not None, "profile": profile, "tables": tables,
             "merged_member_ids": merged_ids, "audit": entries}
 

@@ -3,7 +3,8 @@
 - `SmtpEmail`: `app.core.mail` (smtplib: plain, STARTTLS or implicit TLS; optional login), one
   connection per message, a `List-Unsubscribe` header and a stable Message-ID per touchpoint;
 - `HttpSms`: an HTTP gateway called with httpx — `POST {"to", "text"}` with
-  `Authorization: Bearer <token>` and an `Idempotency-Key` per touchpoint; 2xx means accepted;
+  `Authorization: Bearer <token>` and an `Idempotency-Key` per touchpoint (or the message's own
+  `key`: the member app's sign-in codes); 2xx means accepted;
 - `Recording`: keeps messages in memory (simulations and tests).
 
 A `Result` says whether the channel accepted the message and, if not, whether trying again may
@@ -31,6 +32,9 @@ class Message:
     body: str
     unsubscribe_url: str | None = None
     sender_name: str | None = None
+    key: str | None = None
+    """The message's idempotency key at the gateway; default "touchpoint-<id>" (the member app's
+    sign-in codes send under keys of their own)."""
 
 
 @dataclass
@@ -79,7 +83,7 @@ class HttpSms:
         self.client = client or httpx.Client(timeout=settings.sms_timeout)
 
     def send(self, message: Message) -> Result:
-        headers = {"Idempotency-Key": f"touchpoint-{message.touchpoint_id}"}
+        headers = {"Idempotency-Key": message.key or f"touchpoint-{message.touchpoint_id}"}
         if self.token:
             headers["Authorization"] = f"Bearer {self.token}"
         try:

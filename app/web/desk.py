@@ -1,6 +1,6 @@
 """The front desk's pages: one search box, today's check-ins, and the member card with what the
 desk does there — check in, sell, renew and freeze a membership, sell café items, add a note,
-log a call or a conversation.
+log a call or a conversation, sign the member out of the member app.
 
 Opening the card and adding a note go through the members service's audited functions
 (`view_member`, `add_staff_note`), so each writes the same privacy audit entry as the API.
@@ -26,6 +26,7 @@ from app.crm.schemas import InteractionCreate, InteractionKind
 from app.dues import dunning
 from app.inventory import service as inventory_service
 from app.inventory.schemas import ProductLine
+from app.memberapp import sessions as member_sessions
 from app.members import service as members_service
 from app.memberships import service as memberships_service
 from app.retention import service as retention_service
@@ -192,7 +193,9 @@ def member_card(request: Request, session: PageSession, actor: DeskPage, member_
                                             limit=5)["items"],
         "stage": stage, "outcomes": OUTCOMES, "default_outcomes": DEFAULT_OUTCOMES,
         "key": form_key(), "as_of": today, **_freeze_form(current, today),
-        "lead": _lead(session, actor, member_id)})
+        "lead": _lead(session, actor, member_id),
+        "app_sessions": member_sessions.live_count(session, club_id=club_id,
+                                                   member_id=member_id)})
 
 
 def _freeze_form(current, today: date) -> dict:
@@ -326,6 +329,16 @@ def add_note(request: Request, session: PageSession, actor: DeskPage, member_id:
     members_service.add_staff_note(session, actor=actor, member_id=member_id,
                                    text=text.strip())  # audited
     return done(request, url, "Note added.", "ok")
+
+
+@router.post("/desk/members/{member_id}/app-sessions/revoke")
+def revoke_app_sessions(request: Request, session: PageSession, actor: DeskPage,
+                        member_id: MemberId, back: Back = None):
+    """Sign the member out of the member app on every device (a lost phone)."""
+    url = back_to(request, back, f"/desk/members/{member_id}")
+    ended = member_sessions.revoke_by_staff(session, actor=actor, member_id=member_id)
+    return done(request, url, f"Signed out of the member app on {ended} "
+                              f"device{'s' if ended != 1 else ''}.", "ok")
 
 
 # --- member card: log a call / conversation / note ----------------------------------------------

@@ -13,16 +13,30 @@ The package, bottom up:
   `owner` (dashboard, CSV, playbook), `data` (import, export, custom fields, duplicates),
   `manage` (stock, trainers, staff, turnstiles) and `money` (billing settings, recurring plans,
   SEPA collections and returns, the owner's money figures);
+* the member app (`member_kit`: the member's cookie, CSRF and language; `member`: the members'
+  own pages under /app, docs/member-app.md);
 * this module, on top: `install` puts the page routers and `/static` on the app.
 
 The routes are listed in docs/pages.md.
 """
 from fastapi import FastAPI
 
-from app.web import account, data, desk, dues_desk, kit, leads, manage, money, owner, tasks
+from app.web import (
+    account,
+    data,
+    desk,
+    dues_desk,
+    kit,
+    leads,
+    manage,
+    member,
+    money,
+    owner,
+    tasks,
+)
 from app.web.auth import WebStatic
 
-PAGES = (account, desk, dues_desk, tasks, owner, manage, leads, data, money)
+PAGES = (account, desk, dues_desk, tasks, owner, manage, leads, data, money, member)
 
 
 def install(app: FastAPI) -> None:

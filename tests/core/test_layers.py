@@ -3,8 +3,8 @@ no import cycle among modules, no import of `app.*` inside a function, no room t
 
 The layers (CONTRIBUTING.md, "The house plan"), bottom to top:
 
-    core → models → clubs → customfields → billing → memberships → members → access → crm
-         → trainers → inventory → retention → imports → privacy → analytics
+    core → models → clubs → customfields → billing → memberships → members → dues → access
+         → crm → trainers → inventory → retention → imports → privacy → memberapp → analytics
          → interfaces (API routers, CLI commands, web pages) → top (wiring, demo, main, cli,
            asgi)
 
@@ -20,7 +20,7 @@ from pathlib import Path
 
 APP = Path(__file__).resolve().parents[2] / "app"
 DOMAINS = ("clubs", "customfields", "billing", "memberships", "members", "dues", "access", "crm",
-           "trainers", "inventory", "retention", "imports", "privacy", "analytics")
+           "trainers", "inventory", "retention", "imports", "privacy", "memberapp", "analytics")
 INTERFACE_PACKAGES = ("web", "ops")
 TOP = ("app.wiring", "app.demo", "app.main", "app.cli", "app.asgi")
 CORE, MODELS = 0, 1

@@ -18,6 +18,8 @@ class ClubWorld:
     device: DeviceKey
     ids: dict[str, int]
     card: str
+    member_token: str = ""
+    """The member's member-app session (the `fitclub_member` cookie)."""
 
     @property
     def owner(self) -> Staff:
@@ -49,7 +51,7 @@ def arrange_club(client, world, name: str, card: str) -> ClubWorld:
         "items": [{"product_id": ids["product"], "quantity": 1}],
         "payments": [{"method": "cash", "amount": "2.00"}]}))
     ids["sale"] = sale["id"]
-    return ClubWorld(club.id, staff, device, ids, card)
+    return ClubWorld(club.id, staff, device, ids, card, world.app_session(ids["member"]))
 
 
 @dataclass

@@ -7,18 +7,27 @@ packages still in progress; it may only shrink.
 Expectations per row: `who` names the roles allowed. Allowed callers get `ok` ("2xx": a success;
 "auth": authorisation passed — anything but 401/403/5xx, e.g. 404 for an id that does not exist
 or 422 for an empty body); staff without the role get 403; a device key on a staff route and an
-anonymous caller get 401; staff on the device route get 401. Club A's owner using club B's ids
-gets 404 on every row that takes an id (`test_cross_club_ids_are_not_found`).
+anonymous caller get 401; staff on the device route get 401. A member signed in to the member
+app (their session token as a bearer token and as the member cookie) is no caller of the API:
+401 everywhere. Club A's owner using club B's ids gets 404 on every row that takes an id
+(`test_cross_club_ids_are_not_found`).
+
+The member app's pages have their own matrix (`MEMBER_PAGES`): a member reaches them with their
+own cookie and CSRF token and sees only their own data; staff sessions, devices and anonymous
+callers are sent to the sign-in page; another member's contract cannot be cancelled.
 """
+import re
 from dataclasses import dataclass, field
 from datetime import timedelta
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import update
 
 from app.clubs.models import AuthToken, Device
 from app.core import clock
 from app.core.actors import Role
+from tests.builders import PASSWORD
 
 STAFF = frozenset(Role)
 DESK = frozenset({Role.owner, Role.manager, Role.front_desk})
@@ -33,7 +42,7 @@ def later(days: int = 0) -> str:
     return str(clock.today("UTC") + timedelta(days=60 + days))
 
 
-CALLERS = ["owner", "manager", "front_desk", "trainer", "device", "anonymous"]
+CALLERS = ["owner", "manager", "front_desk", "trainer", "device", "member", "anonymous"]
 
 
 @dataclass(frozen=True)
@@ -302,6 +311,9 @@ TABLE = [
     R("GET", "/api/v1/invoices/{invoice_id}/print", DESK),
     R("POST", "/api/v1/invoices/{invoice_id}/credit-note", MANAGERS, {"reason": "wrong"}),
     R("POST", "/api/v1/dues/run", MANAGERS, None, ok="2xx"),
+    # the member app: the desk sees a member's signed-in devices and signs them out
+    R("GET", "/api/v1/members/{member_id}/app-sessions", DESK, ok="2xx"),
+    R("POST", "/api/v1/members/{member_id}/app-sessions/revoke", DESK, None, ok="2xx"),
 ]
 
 # Routes without a row yet: packages still in progress, and the public/self-authenticating ones
@@ -407,6 +419,9 @@ def _call(client, row: Row, club, headers: dict, n: int, ids: dict | None = None
 def _headers(clubs, caller: str) -> dict:
     if caller == "device":
         return clubs.a.device.headers
+    if caller == "member":
+        token = clubs.a.member_token
+        return {"Authorization": f"Bearer {token}", "Cookie": f"fitclub_member={token}"}
     if caller == "anonymous":
         return {}
     return clubs.a.staff[Role(caller)].headers
@@ -417,7 +432,7 @@ def _expected(row: Row, caller: str) -> str:
         return "any"
     if row.who == DEVICE:
         return row.ok if caller == "device" else "401"
-    if caller in ("device", "anonymous"):
+    if caller in ("device", "member", "anonymous"):
         return "401"
     return row.ok if Role(caller) in row.who else "403"
 
@@ -489,3 +504,75 @@ def test_revoked_device_key_is_refused(client, clubs, db):
                      .values(active=False, revoked_at=clock.now()))
     r = client.post("/api/v1/access/events", json=body, headers=clubs.a.device.headers)
     assert r.status_code == 401 and r.json()["error"] == "invalid_device_key"
+
+
+# --- the member app's pages ----------------------------------------------------------------------
+
+MEMBER_PAGES = [("GET", "/app"), ("GET", "/app/me"), ("GET", "/app/me/data.json"),
+                ("POST", "/app/me/preferences"), ("POST", "/app/sign-out-others"),
+                ("POST", "/app/cancel/contract")]
+"""The member's own pages: only with the member's session — anyone else is sent to the sign-in
+page, or refused (403) when a cookie that is no member's comes with a form (the sign-in and
+cancel pages are open to everyone; tests/memberapp covers them)."""
+CSRF_FIELD = re.compile(r'name="csrf_token" value="([0-9a-f]*)"')
+
+
+def _page_caller(app, clubs, caller: str) -> TestClient:
+    """A browser of this caller: the member's cookie, a staff page session, a device's key."""
+    browser = TestClient(app, follow_redirects=False)
+    if caller == "member":
+        browser.cookies.set("fitclub_member", clubs.a.member_token, path="/app")
+    elif caller == "device":
+        browser.headers.update(clubs.a.device.headers)
+    elif caller != "anonymous":
+        login = browser.get("/login")
+        browser.post("/login", data={"email": clubs.a.staff[Role(caller)].email,
+                                     "password": PASSWORD,
+                                     "csrf_token": CSRF_FIELD.search(login.text).group(1)})
+        assert browser.get("/tasks").status_code == 200  # signed in as staff
+        # a staff session's token where the member's cookie goes opens nothing either
+        browser.cookies.set("fitclub_member", browser.cookies.get("fitclub_session"), path="/app")
+    return browser
+
+
+@pytest.mark.parametrize("caller", CALLERS)
+def test_member_pages_open_only_to_the_member(app, clubs, caller):
+    browser = _page_caller(app, clubs, caller)
+    with browser:
+        own = browser.get("/app/me")
+        token = CSRF_FIELD.search(own.text).group(1) if own.status_code == 200 else "x"
+        wrong = []
+        for method, path in MEMBER_PAGES:
+            data = {"csrf_token": token, "contract_id": MISSING} if method == "POST" else None
+            r = browser.request(method, path, data=data)
+            signed_out = r.status_code == 303 and r.headers["location"] == "/app/sign-in"
+            refused = signed_out or r.status_code == 403  # a cookie, but not a member's: CSRF
+            if caller == "member" and (refused or r.status_code >= 400) or \
+                    caller != "member" and not refused:
+                wrong.append(f"{method} {path}: {r.status_code} {r.headers.get('location')}")
+    assert not wrong, f"{caller}:\n" + "\n".join(wrong)
+
+
+def test_a_member_reaches_only_their_own_data(app, client, clubs):
+    owner_b = clubs.b.owner.headers
+    plan = client.post("/api/v1/plans", headers=owner_b, json={
+        "name": "Flex", "price": "30.00", "billing": "recurring", "billing_period": "month",
+        "minimum_months": 0, "notice_value": 1, "notice_unit": "months"}).json()
+    bert = client.post("/api/v1/members", headers=owner_b,
+                       json={"first_name": "Bert", "last_name": "Bee"}).json()["id"]
+    sale = client.post("/api/v1/sales", headers=owner_b, json={
+        "member_id": bert, "lines": [{"kind": "contract", "plan_id": plan["id"],
+                                      "method": "desk"}]}).json()
+    contract_b = sale["lines"][0]["item_id"]
+    with _page_caller(app, clubs, "member") as ada:
+        home = ada.get("/app").text
+        assert "Club A" in home and "Club B" not in home and "Bert" not in home
+        data = ada.get("/app/me/data.json").json()
+        assert (data["club_id"], data["member_id"]) == (clubs.a.club_id, clubs.a.ids["member"])
+        token = CSRF_FIELD.search(ada.get("/app/me").text).group(1)
+        r = ada.post("/app/cancel/contract", data={"csrf_token": token,
+                                                   "contract_id": contract_b})
+        assert r.status_code == 303 and r.headers["location"] == "/app"
+        assert "cannot be cancelled" in ada.get("/app").text
+    contract = client.get(f"/api/v1/contracts/{contract_b}", headers=owner_b).json()
+    assert contract["ends_on"] is None
