@@ -4,7 +4,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request, Response
 
-from app.access import devices, member_codes, service
+from app.access import devices, logs, member_codes, service
 from app.access.schemas import (
     IDEMPOTENCY_KEY_MAX,
     AccessEventRead,
@@ -92,7 +92,7 @@ def list_events(session: SessionDep, actor: StaffActor, day: Annotated[
                     date | None, Query(alias="date", description="club-local day, default today")] = None,
                 allowed: bool | None = None, limit: Limit = 50, offset: Offset = 0):
     """Check-in attempts on one day, newest first, with member names and reasons."""
-    return service.list_events(session, club_id=actor.club_id, day=day, allowed=allowed,
+    return logs.list_events(session, club_id=actor.club_id, day=day, allowed=allowed,
                                limit=limit, offset=offset)
 
 
@@ -101,7 +101,7 @@ def list_visits(session: SessionDep, actor: StaffActor, day: Annotated[
                     date | None, Query(alias="date", description="club-local day, default today")] = None,
                 limit: Limit = 50, offset: Offset = 0):
     """Visits on one day (default today), newest first, with member names."""
-    return service.list_visits(session, club_id=actor.club_id, day=day, limit=limit,
+    return logs.list_visits(session, club_id=actor.club_id, day=day, limit=limit,
                                offset=offset)
 
 
@@ -109,7 +109,7 @@ def list_visits(session: SessionDep, actor: StaffActor, day: Annotated[
 def member_visits(session: SessionDep, actor: StaffActor, member_id: IdPath("member id"),
                   limit: Limit = 50, offset: Offset = 0):
     """One member's visits, newest first."""
-    return service.member_visits(session, club_id=actor.club_id, member_id=member_id,
+    return logs.member_visits(session, club_id=actor.club_id, member_id=member_id,
                                  limit=limit, offset=offset)
 
 

@@ -12,6 +12,7 @@ from typing import Annotated
 from fastapi import Form, Query, Request
 from sqlalchemy.orm import Session
 
+from app.access import logs as access_logs
 from app.access import member_codes
 from app.access import service as access_service
 from app.billing import service as billing_service
@@ -128,7 +129,7 @@ def _search(session: Session, actor: Actor, q: str | None) -> dict | None:
 
 
 def _events(session: Session, actor: Actor):
-    return access_service.list_events(session, club_id=actor.club_id, limit=15)
+    return access_logs.list_events(session, club_id=actor.club_id, limit=15)
 
 
 @router.get("/desk")
@@ -186,7 +187,7 @@ def member_card(request: Request, session: PageSession, actor: DeskPage, member_
         "balance": balance, "memberships": memberships, "current": current, "plans": plans,
         "products": [p for p in products if p.on_hand > 0],
         "packages": pt_packages.member_packages(session, club_id=club_id, member_id=member_id),
-        "visits": access_service.member_visits(session, club_id=club_id, member_id=member_id,
+        "visits": access_logs.member_visits(session, club_id=club_id, member_id=member_id,
                                                limit=6).items,
         "tasks": [t for t in open_tasks if t.due_date <= today], "timeline": timeline,
         "notes": members_service.list_notes(session, club_id=club_id, member_id=member_id,
