@@ -280,7 +280,8 @@ def mark_submitted(session: Session, *, actor: Actor, batch_id: int) -> Collecti
         .values(status="submitted")
         .returning(Collection.id, Collection.invoice_id, Collection.amount)
         .execution_options(synchronize_session=False)).all()
-    for collection_id, invoice_id, amount in rows:
+    # RETURNING comes back in no defined order; the ledger records in collection order
+    for collection_id, invoice_id, amount in sorted(rows):
         invoicing.record_payment(session, club_id=actor.club_id, invoice_id=invoice_id,
                                  amount=amount, method="sepa", kind="payment",
                                  occurred_on=batch.collection_date,
