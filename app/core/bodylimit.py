@@ -11,7 +11,7 @@ before any dependency (the bearer token, the device key) runs: a 200 MB body to
   chunk) is ever held or spooled, and the answer is 413.
 
 Limits (`LIMITS`, first match wins; `DEFAULT_LIMIT` elsewhere) are the documented ones: JSON and
-form posts 1 MB; the member CSV import 20 MB (API and page); the history import 1 GB together;
+form posts 1 MB; the member CSV import and the SEPA returns file 20 MB each (API and page); the history import 1 GB together;
 the device protocols what their adapters accept. An upload route's limit is its file limit plus
 `FORM_ALLOWANCE` for the other form fields and the multipart framing, so a file just over its
 limit still reaches the route's own check and its specific message (`file_too_large`).
@@ -41,6 +41,7 @@ DEFAULT_LIMIT = 1 * MiB
 FORM_ALLOWANCE = 1 * MiB
 
 MEMBER_IMPORT_FILE = 20 * MiB  # docs/import.md: "file (≤ 20 MB)"; app.imports.router.MAX_UPLOAD
+SEPA_RETURNS_FILE = 20 * MiB  # docs/billing.md: a bank's returns file (camt.054 / CSV)
 HISTORY_IMPORT_FILES = 1 << 30  # docs/import.md: "At most 1 GB together"
 ZKTECO_BODY = 2 * MiB  # app.access.protocols.router.ZK_BODY_MAX
 HIKVISION_BODY = 8 * MiB  # an event with its pictures; HIK_BODY_MAX
@@ -77,6 +78,10 @@ LIMITS: tuple[Limit, ...] = (
     _rule("POST", r"/manage/import", MEMBER_IMPORT_FILE + FORM_ALLOWANCE,
           "a member file of at most 20 MB; split it or use the command line "
           "(fitclub import members)", SESSION),
+    _rule("POST", r"/api/v1/sepa/returns", SEPA_RETURNS_FILE + FORM_ALLOWANCE,
+          "a returns file of at most 20 MB; split it by booking date", BEARER),
+    _rule("POST", r"/manage/billing/returns", SEPA_RETURNS_FILE + FORM_ALLOWANCE,
+          "a returns file of at most 20 MB; split it by booking date", SESSION),
     _rule("POST", r"/api/v1/imports/history", HISTORY_IMPORT_FILES + FORM_ALLOWANCE,
           "history files of at most 1 GB together; use the command line "
           "(fitclub import history)", BEARER),

@@ -7,6 +7,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from app.clubs import service as clubs_service
 from app.clubs.deps import DeskActor, ManagerActor
+from app.core.bodylimit import SEPA_RETURNS_FILE
 from app.core.deps import SessionDep
 from app.core.errors import DomainError
 from app.core.idempotency import Idempotency, run_once
@@ -27,7 +28,7 @@ from app.dues.sepa_schemas import (
 
 router = APIRouter(prefix="/api/v1", tags=["sepa direct debit"])
 
-MAX_RETURNS_FILE = 20 << 20
+MAX_RETURNS_FILE = SEPA_RETURNS_FILE
 
 
 def _mandate_read(session, actor, mandate: Mandate) -> MandateRead:

@@ -24,6 +24,7 @@ from app.analytics import money_export
 from app.analytics.money_figures import BY_NAME, FIGURES
 from app.clubs import service as clubs_service
 from app.core.actors import Actor
+from app.core.bodylimit import SEPA_RETURNS_FILE
 from app.core.errors import DomainError, Invalid, NotFound
 from app.core.schemas import IdPath
 from app.dues import club_settings, sepa, sepa_batches, sepa_returns
@@ -53,7 +54,7 @@ MonthQ = Annotated[str | None, Query(pattern=r"^20\d\d-(0[1-9]|1[0-2])$")]
 Field = Annotated[str | None, Form(max_length=1000)]
 
 UPLOAD_TTL = timedelta(hours=1)
-MAX_RETURNS_FILE = 20 << 20
+MAX_RETURNS_FILE = SEPA_RETURNS_FILE
 TOKEN = r"^[A-Za-z0-9_-]{20,64}$"
 Token = Annotated[str, PathParam(pattern=TOKEN, max_length=64)]
 RETURNS_BUNDLE = "sepa-returns:"

@@ -15,9 +15,11 @@ import pytest
 from app.access.protocols import router as protocols_router
 from app.core import bodylimit
 from app.core.bodylimit import BodyLimit, Limit
+from app.dues import sepa_router
 from app.imports import router as imports_router
 from app.imports.history import router as history_router
 from app.web import data as data_pages
+from app.web import money as money_pages
 from tests.core.live import serve
 
 CHUNK = 64 << 10
@@ -139,6 +141,9 @@ def test_the_upload_routes_keep_their_documented_limits(client, world):
     assert bodylimit.limit_for("POST", "/api/v1/imports/members").limit > 20 << 20
     assert bodylimit.limit_for("POST", "/api/v1/imports/history").limit > 1 << 30
     assert bodylimit.limit_for("POST", "/api/v1/members").limit == 1 << 20
+    assert bodylimit.SEPA_RETURNS_FILE == sepa_router.MAX_RETURNS_FILE == money_pages.MAX_RETURNS_FILE
+    for path in ("/api/v1/sepa/returns", "/manage/billing/returns"):
+        assert bodylimit.limit_for("POST", path).limit > 20 << 20
     assert bodylimit.limit_for(
         "POST", "/api/v1/devices/hikvision/SN1/key/events").limit == 8 << 20
 
@@ -300,3 +305,19 @@ def test_a_signed_in_manager_uploads_a_large_member_file(client, world):
                     files={"file": ("m.csv", content, "text/csv")})
     assert r.status_code != 413, r.text
     assert r.status_code < 300, r.text
+
+
+def test_a_bank_returns_file_over_1_mb_reaches_the_import(client, world):
+    """A month's camt.054 of a large club is several MB: the returns route reads it (and answers
+    for its content) instead of the 1 MB default's 413; without a sign-in 1 MB still holds."""
+    from app.core.actors import Role
+
+    manager = world.staff(world.club(), Role.manager)
+    two_mb = b"<Document>" + b" " * (2 << 20) + b"<broken"
+    r = client.post("/api/v1/sepa/returns?dry_run=true", headers=manager.headers,
+                    files={"file": ("camt.054.xml", two_mb, "application/xml")})
+    assert r.status_code == 422, r.text
+    assert r.json()["error"] == "unreadable_returns_file"
+    r = client.post("/api/v1/sepa/returns?dry_run=true",
+                    files={"file": ("camt.054.xml", two_mb, "application/xml")})
+    assert r.status_code == 413
