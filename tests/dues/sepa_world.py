@@ -112,6 +112,22 @@ class SepaClub:
     def file(self, batch_id: int, staff=None):
         return self.api("GET", f"/sepa/batches/{batch_id}/file", staff=staff)
 
+    def submitted(self, *amounts: str) -> list[Collection]:
+        """Debits, one per new debtor, in a file the club uploaded and marked submitted."""
+        day = self.today + timedelta(days=5)
+        ids = [self.add_debit(self.debtor(f"Payer {n}"), day, amount)
+               for n, amount in enumerate(amounts)]
+        batch = self.prepare(day).json()
+        assert self.api("POST", f"/sepa/batches/{batch['id']}/submitted").status_code == 200
+        return [self.collection(c) for c in ids]
+
+    def upload_returns(self, content: bytes, name: str = "returns.xml", dry_run: bool = False,
+                       staff=None):
+        """The bank's returns file, uploaded by a manager (or `staff`)."""
+        return self.api("POST", "/sepa/returns", staff=staff,
+                        params={"dry_run": str(dry_run).lower()},
+                        files={"file": (name, content, "application/octet-stream")})
+
     def collection(self, collection_id: int) -> Collection:
         with self.world.db.sessionmaker() as s:
             row = s.get(Collection, collection_id)

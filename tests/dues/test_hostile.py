@@ -60,21 +60,6 @@ def _club_rows(db, club_id: int) -> dict:
     return out
 
 
-def _submitted(sc: SepaClub, *amounts: str) -> list[Collection]:
-    """Debits in a file the club uploaded and marked submitted."""
-    day = sc.today + timedelta(days=5)
-    ids = [sc.add_debit(sc.debtor(f"Payer {n}"), day, amount) for n, amount in enumerate(amounts)]
-    batch = sc.prepare(day).json()
-    assert sc.api("POST", f"/sepa/batches/{batch['id']}/submitted").status_code == 200
-    return [sc.collection(c) for c in ids]
-
-
-def _upload(sc: SepaClub, content: bytes, name: str = "returns.csv", dry_run: bool = False,
-            staff=None):
-    return sc.api("POST", "/sepa/returns", staff=staff, params={"dry_run": str(dry_run).lower()},
-                  files={"file": (name, content, "application/octet-stream")})
-
-
 def _camt(e2e: str, amount: str = "49.90", booked: str = "2027-03-10",
           charges: str = "3.00") -> bytes:
     """A camt.054 with one returned debit."""
@@ -365,10 +350,10 @@ def test_keys_that_are_not_a_staff_token_open_no_dues_endpoint(club_a, app, worl
     (lambda e2e: bytes(range(256)) * 40, "neither camt XML nor the CSV"),
 ])
 def test_a_hostile_returns_file_is_a_422_in_words_and_returns_nothing(sc, db, make, words):
-    anna, = _submitted(sc, "49.90")
+    anna, = sc.submitted("49.90")
     before = _club_rows(db, sc.club.id)
     for dry_run in (True, False):
-        r = _upload(sc, make(anna.end_to_end_id), dry_run=dry_run)
+        r = sc.upload_returns(make(anna.end_to_end_id), name="returns.csv", dry_run=dry_run)
         assert (r.status_code, r.json()["error"]) == (422, "unreadable_returns_file"), r.text
         assert words in r.json()["message"]
     assert _club_rows(db, sc.club.id) == before
@@ -376,11 +361,11 @@ def test_a_hostile_returns_file_is_a_422_in_words_and_returns_nothing(sc, db, ma
 
 
 def test_a_returns_csv_naming_another_clubs_debits_touches_none_of_them(sc, client, world, db):
-    anna, = _submitted(sc, "49.90")
+    anna, = sc.submitted("49.90")
     before = _club_rows(db, sc.club.id)
     other = SepaClub(client, world, club=world.club("Hilltop Gym"))
     for content in (_csv(anna.end_to_end_id), _camt(anna.end_to_end_id)):
-        report = _upload(other, content).json()
+        report = other.upload_returns(content, name="returns.csv").json()
         assert report["counts"] == {"unknown": 1}
         assert report["rows"][0]["collection_id"] is None
         assert report["rows"][0]["payer_name"] is None  # nothing of Riverside's shows

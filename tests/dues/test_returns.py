@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from app.core.actors import Actor, Role
 from app.core.db import transaction
 from app.dues import invoicing, sepa_returns
-from app.dues.models import Collection, DuesPayment, Invoice, InvoiceLine, Mandate
+from app.dues.models import DuesPayment, Invoice, InvoiceLine, Mandate
 from tests.dues.sepa_world import CREDITOR_IBAN, SepaClub
 
 
@@ -137,21 +137,6 @@ def _count(db, model, **equal) -> int:
         return s.scalar(select(func.count()).select_from(model).filter_by(**equal))
 
 
-def _submitted(sc: SepaClub, *amounts: str) -> list[Collection]:
-    """Debits in a file the club uploaded and marked submitted."""
-    day = sc.today + timedelta(days=5)
-    ids = [sc.add_debit(sc.debtor(f"Payer {n}"), day, amount) for n, amount in enumerate(amounts)]
-    batch = sc.prepare(day).json()
-    assert sc.api("POST", f"/sepa/batches/{batch['id']}/submitted").status_code == 200
-    return [sc.collection(c) for c in ids]
-
-
-def _upload(sc: SepaClub, content: bytes, name: str = "returns.xml", dry_run: bool = False,
-            staff=None):
-    return sc.api("POST", "/sepa/returns", staff=staff, params={"dry_run": str(dry_run).lower()},
-                  files={"file": (name, content, "application/octet-stream")})
-
-
 def _ledger(db) -> list[tuple]:
     with db.sessionmaker() as s:
         return [(p.event_key, p.kind, p.amount) for p in
@@ -160,7 +145,7 @@ def _ledger(db) -> list[tuple]:
 
 def test_a_camt054_dry_run_reports_each_row_and_writes_nothing_then_the_import_applies_once(
         sc, db):
-    anna, ben, carl = _submitted(sc, "49.90", "29.00", "15.00")
+    anna, ben, carl = sc.submitted("49.90", "29.00", "15.00")
     booked = (sc.today + timedelta(days=8)).isoformat()
     content = camt054_02(
         _credit_entry_02("93.90", booked),
@@ -169,7 +154,7 @@ def test_a_camt054_dry_run_reports_each_row_and_writes_nothing_then_the_import_a
         _entry_02("NOT-OURS-123", "12.00", "AC04", booked))
     before = _ledger(db)
 
-    dry = _upload(sc, content, dry_run=True)
+    dry = sc.upload_returns(content, dry_run=True)
     assert dry.status_code == 200, dry.text
     report = dry.json()
     assert (report["format"], report["dry_run"]) == ("camt.054.001.02", True)
@@ -182,7 +167,7 @@ def test_a_camt054_dry_run_reports_each_row_and_writes_nothing_then_the_import_a
     assert _ledger(db) == before and sc.collection(anna.id).status == "submitted"
     assert _count(db, InvoiceLine, kind="return_fee") == 0
 
-    done = _upload(sc, content).json()
+    done = sc.upload_returns(content).json()
     assert done["counts"] == {"matched": 2, "unknown": 1} and done["dry_run"] is False
     returned = sc.collection(anna.id)
     assert (returned.status, returned.failure_code, returned.failure_reason,
@@ -201,19 +186,19 @@ def test_a_camt054_dry_run_reports_each_row_and_writes_nothing_then_the_import_a
         assert (fee_invoice.payer_id, fee_invoice.method) == (anna.payer_id, "desk")
         assert done["rows"][0]["fee_invoice_id"] == fee_invoice.id
 
-    again = _upload(sc, content).json()
+    again = sc.upload_returns(content).json()
     assert again["counts"] == {"already_imported": 2, "unknown": 1}
     assert _ledger(db) == before + [(f"return:{anna.end_to_end_id}", "return", Decimal("-49.90")),
                                     (f"return:{ben.end_to_end_id}", "return", Decimal("-29.00"))]
     assert _count(db, InvoiceLine, kind="return_fee") == 2
-    assert _upload(sc, content, dry_run=True).json()["counts"] == {"already_imported": 2,
+    assert sc.upload_returns(content, dry_run=True).json()["counts"] == {"already_imported": 2,
                                                                    "unknown": 1}
 
 
 def test_later_camt_versions_and_a_statement_are_read_whatever_the_namespace(sc):
-    anna, ben = _submitted(sc, "49.90", "29.00")
+    anna, ben = sc.submitted("49.90", "29.00")
     booked = (sc.today + timedelta(days=9)).isoformat()
-    report = _upload(sc, camt054_08(anna.end_to_end_id, "49.90", "AC04", booked, "4.25")).json()
+    report = sc.upload_returns(camt054_08(anna.end_to_end_id, "49.90", "AC04", booked, "4.25")).json()
     assert report["format"] == "camt.054.001.08"
     assert [(r["status"], r["reason_code"], r["fee"], r["booked_on"]) for r in report["rows"]] \
         == [("matched", "AC04", "4.25", booked)]  # the pending entry is not a booked return
@@ -221,20 +206,20 @@ def test_later_camt_versions_and_a_statement_are_read_whatever_the_namespace(sc)
 
     statement = camt053_02(_credit_entry_02("78.90", booked),
                            _entry_02(ben.end_to_end_id, "29.00", "MS02", booked))
-    report = _upload(sc, statement, name="statement.xml").json()
+    report = sc.upload_returns(statement, name="statement.xml").json()
     assert report["format"] == "camt.053.001.02"
     assert [(r["status"], r["reason_code"]) for r in report["rows"]] == [("matched", "MS02")]
     assert sc.collection(ben.id).status == "returned"
 
 
 def test_the_csv_return_format_with_semicolons_and_decimal_commas(sc, db):
-    anna, ben = _submitted(sc, "49.90", "29.00")
+    anna, ben = sc.submitted("49.90", "29.00")
     csv = ("end_to_end_id;amount;reason_code;date;fee\n"
            f"{anna.end_to_end_id};49,90;am04;10.03.2027;3,00\n"
            f"{ben.end_to_end_id};30,00;MD06;2027-03-10;\n"
            "UNKNOWN-1;5,00;AC01;2027-03-10;\n"
            f"{anna.end_to_end_id};49,90;AM04;10.03.2027;3,00\n").encode("utf-8-sig")
-    report = _upload(sc, csv, name="ruecklastschriften.csv").json()
+    report = sc.upload_returns(csv, name="ruecklastschriften.csv").json()
     assert report["format"] == "csv"
     assert [(r["status"], r["reason_code"], r["booked_on"]) for r in report["rows"]] == [
         ("matched", "AM04", "2027-03-10"), ("amount_mismatch", "MD06", "2027-03-10"),
@@ -247,11 +232,11 @@ def test_a_return_of_a_file_never_marked_submitted_books_the_debit_and_its_retur
     debtor = sc.debtor()
     day = sc.today + timedelta(days=5)
     collection = sc.collection(sc.add_debit(debtor, day))
-    assert _upload(sc, camt054_02(_entry_02(collection.end_to_end_id, "49.90", "AM04",
+    assert sc.upload_returns(camt054_02(_entry_02(collection.end_to_end_id, "49.90", "AM04",
                                             day.isoformat()))).json()["rows"][0]["status"] \
         == "not_in_a_file"
     sc.prepare(day)
-    report = _upload(sc, camt054_02(_entry_02(collection.end_to_end_id, "49.90", "AM04",
+    report = sc.upload_returns(camt054_02(_entry_02(collection.end_to_end_id, "49.90", "AM04",
                                               (day + timedelta(days=3)).isoformat()))).json()
     assert report["counts"] == {"matched": 1}
     assert sorted(_ledger(db)) == sorted([
@@ -267,7 +252,7 @@ def test_a_returned_first_debit_makes_the_next_one_first_again(sc, db):
     day = sc.today + timedelta(days=5)
     first = sc.collection(sc.add_debit(debtor, day))
     sc.prepare(day)
-    _upload(sc, camt054_02(_entry_02(first.end_to_end_id, "49.90", "AC01", day.isoformat())))
+    sc.upload_returns(camt054_02(_entry_02(first.end_to_end_id, "49.90", "AC01", day.isoformat())))
     with db.sessionmaker() as s:
         assert s.get(Mandate, debtor.mandate_id).first_collected_on is None
     retry_day = day + timedelta(days=7)
@@ -290,18 +275,18 @@ def test_a_returned_first_debit_makes_the_next_one_first_again(sc, db):
      "not a bank statement"),
 ])
 def test_an_unreadable_file_is_a_422_saying_why(sc, db, content, name, words):
-    r = _upload(sc, content, name=name)
+    r = sc.upload_returns(content, name=name)
     assert (r.status_code, r.json()["error"]) == (422, "unreadable_returns_file"), r.text
     assert words in r.json()["message"]
 
 
 def test_returns_are_for_managers_and_match_only_the_clubs_own_debits(sc, client, world):
-    anna, = _submitted(sc, "49.90")
+    anna, = sc.submitted("49.90")
     content = camt054_02(_entry_02(anna.end_to_end_id, "49.90", "AM04", "2027-03-10"))
-    r = _upload(sc, content, staff=sc.desk)
+    r = sc.upload_returns(content, staff=sc.desk)
     assert (r.status_code, r.json()["error"]) == (403, "forbidden_role")
     other = SepaClub(client, world, club=world.club("Hilltop Gym"))
-    assert _upload(other, content).json()["counts"] == {"unknown": 1}
+    assert other.upload_returns(content).json()["counts"] == {"unknown": 1}
     assert sc.collection(anna.id).status == "submitted"
 
 
@@ -309,7 +294,7 @@ def test_returns_are_for_managers_and_match_only_the_clubs_own_debits(sc, client
 def test_two_imports_of_the_same_file_at_once_return_the_debit_once(sc, db):
     if not db.is_postgres:
         pytest.skip("concurrent writers: PostgreSQL")
-    anna, = _submitted(sc, "49.90")
+    anna, = sc.submitted("49.90")
     content = camt054_02(_entry_02(anna.end_to_end_id, "49.90", "AM04", "2027-03-10"))
     actor = Actor(sc.manager.user_id, "m", sc.club.id, Role.manager)
     start, reports, errors = threading.Barrier(3), [], []
