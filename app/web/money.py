@@ -27,7 +27,7 @@ from app.core.actors import Actor
 from app.core.bodylimit import SEPA_RETURNS_FILE
 from app.core.errors import DomainError, Invalid, NotFound
 from app.core.schemas import IdPath
-from app.dues import club_settings, sepa, sepa_batches, sepa_returns
+from app.dues import club_settings, sepa_batches, sepa_returns
 from app.dues.contracts_schemas import DuesSettingsUpdate
 from app.imports import storage as import_storage
 from app.memberships import service as memberships_service
@@ -141,10 +141,6 @@ def save_settings(request: Request, session: PageSession, actor: ManagerPage,
         changes = build(DuesSettingsUpdate, **data).model_dump(exclude_unset=True)
     except Invalid as exc:
         raise _plain(exc, SETTING_LABELS) from None
-    if changes.get("creditor_id"):
-        changes["creditor_id"] = sepa.check_creditor_id(changes["creditor_id"])
-    if changes.get("creditor_iban"):
-        changes["creditor_iban"] = sepa.normalise_iban(changes["creditor_iban"]).compact
     club_settings.update_settings(session, club_id=actor.club_id, changes=changes)
     return done(request, SETTINGS_PAGE, "The billing settings are saved.", "ok", "Saved")
 
