@@ -23,6 +23,8 @@ from app.billing import service as billing_service
 from app.billing.models import Sale
 from app.billing.service import LineValues
 from app.clubs import service as clubs_service
+from app.clubs.models import Club
+from app.core import i18n
 from app.core.actors import Actor
 from app.core.db import club_row
 from app.core.errors import Conflict, Invalid, NotFound
@@ -265,9 +267,10 @@ def _locked(session: Session, *, club_id: int, contract_id: int) -> Contract:
     return get_contract(session, club_id=club_id, contract_id=contract_id, for_update=True)
 
 
-def _confirmation(session: Session, *, contract: Contract, club_name: str,
-                  received: str) -> list[Notice]:
-    """The written confirmation of a cancellation, to the payer and (if another) the member."""
+def _confirmation(session: Session, *, contract: Contract, club: Club, language: str,
+                  received_on: date, received_at: datetime | None) -> list[Notice]:
+    """The written confirmation of a cancellation, to the payer and (if another) the member, in
+    `language` (the member app's catalogues: the page's language online, else the club's)."""
     payer = session.get(Payer, contract.payer_id)
     member = session.get(Member, contract.member_id)
     name = f"{member.first_name} {member.last_name}".strip()
@@ -275,11 +278,16 @@ def _confirmation(session: Session, *, contract: Contract, club_name: str,
     if session.scalar(select(Notice.id).where(Notice.club_id == contract.club_id,
                                               Notice.key == key)) is not None:
         key = f"cancel:{contract.id}:{contract.cancel_received_on.isoformat()}"  # again, later
-    subject = f"{club_name}: your membership ends on {contract.ends_on.isoformat()}"
-    body = (f"Hello,\n\nwe received the cancellation of the membership of {name} on "
-            f"{received}.\n\nThe contract ends on "
-            f"{contract.ends_on.isoformat()}; the membership can be used until then and the "
-            f"dues are charged until then.\n\n{club_name}\n")
+    received = i18n.day(language, received_on)
+    if received_at is not None:
+        local = received_at.astimezone(clubs_service.club_zone(club))
+        received = i18n.text(language, "email.cancelled.received_at",
+                             day=i18n.day(language, local), time=f"{local:%H:%M}",
+                             zone=club.timezone)
+    ends = i18n.day(language, contract.ends_on)
+    subject = i18n.text(language, "email.cancelled.subject", club=club.name, day=ends)
+    body = i18n.text(language, "email.cancelled.body", club=club.name, name=name,
+                     received=received, day=ends)
     queued = [notices.queue(session, club_id=contract.club_id, kind="cancellation", key=key,
                             to=payer.email, subject=subject, body=body, payer_id=payer.id,
                             member_id=member.id)]
@@ -298,8 +306,8 @@ class Cancelled:
 
 
 def _cancel(session: Session, *, club_id: int, contract_id: int, received_on: date | None,
-            channel: str, cancelled_by: int | None, received_at: datetime | None = None
-            ) -> Cancelled:
+            channel: str, cancelled_by: int | None, received_at: datetime | None = None,
+            language: str | None = None) -> Cancelled:
     club = clubs_service.get_club(session, club_id)
     today = clubs_service.club_today(club)
     received_on = received_on or today
@@ -329,11 +337,9 @@ def _cancel(session: Session, *, club_id: int, contract_id: int, received_on: da
     session.flush()
     memberships_service.set_membership_end(session, club_id=club_id,
                                            membership_id=contract.membership_id, end_date=ends_on)
-    received = received_on.isoformat()
-    if received_at is not None:
-        local = received_at.astimezone(clubs_service.club_zone(club))
-        received = f"{local.date().isoformat()} at {local:%H:%M} ({club.timezone})"
-    queued = _confirmation(session, contract=contract, club_name=club.name, received=received)
+    language = language or clubs_service.club_settings(club).member_language
+    queued = _confirmation(session, contract=contract, club=club, language=language,
+                           received_on=received_on, received_at=received_at)
     session.flush()
     return Cancelled(contract, queued)
 
@@ -349,13 +355,14 @@ def cancel_contract(session: Session, *, actor: Actor, contract_id: int,
 
 
 def cancel_online(session: Session, *, club_id: int, contract_id: int,
-                  received_at: datetime) -> Cancelled:
+                  received_at: datetime, language: str | None = None) -> Cancelled:
     """A cancellation the member declared online (the member app, §312k BGB), received at
     `received_at`: the contract and its membership end on `cancel_end` of that day; the
     confirmation, which names the day and time of receipt, is queued."""
     received_on = clubs_service.club_today_by_id(session, club_id, received_at)
     return _cancel(session, club_id=club_id, contract_id=contract_id, received_on=received_on,
-                   channel="online", cancelled_by=None, received_at=received_at)
+                   channel="online", cancelled_by=None, received_at=received_at,
+                   language=language)
 
 
 def withdraw_cancellation(session: Session, *, actor: Actor, contract_id: int) -> Contract:

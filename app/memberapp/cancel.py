@@ -154,11 +154,11 @@ def _summary(kind: str, received: str, reason: str | None) -> str:
 # timeline and the desk's tasks — reads best in one place
 def _cancel_member(session: Session, *, member: Member, received_at: datetime, kind: str,
                    reason: str | None, typed: tuple[str | None, str | None], signed_in: bool,
-                   contract_ids: list[int] | None = None) -> tuple[MemberCancellation,
-                                                                  list[tuple[str, date]],
-                                                                  list[int]]:
+                   language: str | None, contract_ids: list[int] | None = None
+                   ) -> tuple[MemberCancellation, list[tuple[str, date]], list[int]]:
     """Cancel the member's running contracts (or the chosen ones); the receipt row, the timeline
-    entry, the desk's tasks; (the first receipt row, (plan, end) per contract, notice ids)."""
+    entry, the desk's tasks; (the first receipt row, (plan, end) per contract, notice ids). The
+    confirmation is written in `language` (the page's), else the club's member language."""
     club = clubs_service.get_club(session, member.club_id)
     local = received_at.astimezone(clubs_service.club_zone(club))
     received = f"{local:%Y-%m-%d %H:%M}"
@@ -169,7 +169,8 @@ def _cancel_member(session: Session, *, member: Member, received_at: datetime, k
     rows, ended, notice_ids, unaddressed = [], [], [], False
     for r in running:
         done = dues_contracts.cancel_online(session, club_id=member.club_id,
-                                            contract_id=r.contract.id, received_at=received_at)
+                                            contract_id=r.contract.id, received_at=received_at,
+                                            language=language)
         notice_ids += [n.id for n in done.notices if n.sent_at is None]
         unaddressed = unaddressed or not any(n.to for n in done.notices)
         ended.append((r.plan_name, done.contract.ends_on))
@@ -243,7 +244,7 @@ def _not_matched(session: Session, *, named: list[Member], received_at: datetime
 
 def cancel_without_sign_in(factory: sessionmaker[Session], *, settings: Settings,
                            member_number: str, contact: str, kind: str, reason: str | None,
-                           address: str | None) -> Receipt:
+                           address: str | None, language: str | None = None) -> Receipt:
     """The cancel page without sign-in (see the module docstring): the same receipt whatever
     matched."""
     number = (member_number or "").strip()
@@ -265,7 +266,8 @@ def cancel_without_sign_in(factory: sessionmaker[Session], *, settings: Settings
         for member in matched:
             row, _ended, ids = _cancel_member(s, member=member, received_at=received_at,
                                               kind=kind, reason=reason,
-                                              typed=(number, contact), signed_in=False)
+                                              typed=(number, contact), signed_in=False,
+                                              language=language)
             first = first or row
             notice_ids += ids
         if first is None:
@@ -277,7 +279,8 @@ def cancel_without_sign_in(factory: sessionmaker[Session], *, settings: Settings
 
 
 def cancel_signed_in(factory: sessionmaker[Session], *, settings: Settings, actor: MemberActor,
-                     contract_id: int, kind: str, reason: str | None) -> Receipt:
+                     contract_id: int, kind: str, reason: str | None,
+                     language: str | None = None) -> Receipt:
     """A signed-in member cancels one of their running contracts; the receipt names its end."""
     reason = _check(kind, reason)
     received_at = clock.now()
@@ -289,7 +292,7 @@ def cancel_signed_in(factory: sessionmaker[Session], *, settings: Settings, acto
         member = s.get(Member, actor.member_id)
         row, ended, ids = _cancel_member(s, member=member, received_at=received_at, kind=kind,
                                          reason=reason, typed=(None, None), signed_in=True,
-                                         contract_ids=[contract_id])
+                                         language=language, contract_ids=[contract_id])
         receipt_id = row.id
     return Receipt(receipt_id, received_at, kind, reason, None, None, signed_in=True,
                    ended=ended, deliver=_sender(factory, settings, ids))

@@ -16,7 +16,7 @@
    get a short-lived choice (`choose_club`): the clubs' names, then a session in the one chosen.
 
 Link tokens, handles, codes and choices are kept only as SHA-256 digests. Errors carry stable
-codes; the pages show the member-language text for them (`app.memberapp.i18n`, "error.<code>").
+codes; the pages show the member-language text for them (`app.core.i18n`, "error.<code>").
 """
 import hashlib
 import hmac
@@ -32,14 +32,14 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.clubs.models import Club
 from app.clubs.schemas import ClubSettings
-from app.core import clock
+from app.core import clock, i18n
 from app.core.config import Settings
 from app.core.db import transaction
 from app.core.errors import Invalid
 from app.core.mail import Email, Mailer
 from app.core.ratelimit import RateLimited, client_network, hit
 from app.core.security import digest, new_secret
-from app.memberapp import i18n, sessions
+from app.memberapp import sessions
 from app.memberapp.models import MemberSignIn
 from app.members import service as members_service
 from app.members.models import Member

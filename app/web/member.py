@@ -249,7 +249,8 @@ def cancel_without_sign_in(request: Request, tasks: BackgroundTasks, session: Pa
     try:
         receipt = cancel.cancel_without_sign_in(
             _factory(request), settings=settings_of(request), member_number=member_number,
-            contact=contact, kind=kind, reason=reason, address=_address(request))
+            contact=contact, kind=kind, reason=reason, address=_address(request),
+            language=texts(request).lang)
     except DomainError as exc:
         return render(request, "cancel.html", {
             "title": texts(request)("cancel.title"), "running": [],
@@ -270,7 +271,7 @@ def cancel_signed_in(request: Request, tasks: BackgroundTasks, session: PageSess
     session.rollback()
     receipt = cancel.cancel_signed_in(_factory(request), settings=settings_of(request),
                                       actor=member, contract_id=contract_id, kind=kind,
-                                      reason=reason)
+                                      reason=reason, language=texts(request).lang)
     _later(tasks, receipt.deliver)
     return render(request, "cancel_receipt.html", {"title": texts(request)("receipt.title"),
                                                    "r": receipt})

@@ -38,10 +38,10 @@ from starlette.concurrency import run_in_threadpool
 
 from app.clubs import service as clubs_service
 from app.clubs.models import Club
+from app.core import i18n
 from app.core.actors import MemberActor
 from app.core.deps import SessionDep
 from app.core.errors import DomainError
-from app.memberapp import i18n
 from app.memberapp import sessions as member_sessions
 from app.web.auth import (
     SAFE_METHODS,

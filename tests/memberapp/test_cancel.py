@@ -7,6 +7,7 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
+from app.core.i18n import day
 from app.crm.models import Interaction, Task
 from app.dues.contracts import cancel_end
 from app.dues.models import Contract, Notice
@@ -63,10 +64,10 @@ def test_a_member_cancels_without_signing_in_and_gets_the_end_date_at_once(
     assert gym.scalar(select(Membership.end_date).where(
         Membership.id == contract.membership_id)) == ends
     [email] = emails_to(smtp, ANNA)  # sent at once, not by the next notices job
-    assert email["Subject"] == f"Riverside Fitness: your membership ends on {ends.isoformat()}"
+    assert email["Subject"] == f"Riverside Fitness: your membership ends on {day('en', ends)}"
     body = email.get_body(("plain",)).get_content()
-    assert f"on {today.isoformat()} at " in body and "(Europe/Berlin)" in body
-    assert f"The contract ends on {ends.isoformat()}" in body
+    assert f"on {day('en', today)} at " in body and "(Europe/Berlin)" in body
+    assert f"The contract ends on {day('en', ends)}" in body
     assert gym.scalar(select(Notice.sent_at).where(Notice.kind == "cancellation")) is not None
     [row] = gym.scalars(select(MemberCancellation))
     assert (row.member_id, row.contract_id, row.outcome, row.ends_on, row.signed_in) == (
@@ -75,6 +76,21 @@ def test_a_member_cancels_without_signing_in_and_gets_the_end_date_at_once(
     assert entry.member_id == anna and entry.channel == "app"
     assert f"Flex 12 ends on {ends.isoformat()}" in entry.summary
     assert ends.isoformat() not in answer.text  # the page says nothing about who matched
+
+
+def test_the_confirmation_is_in_the_language_the_member_cancelled_in(client, gym, smtp):
+    anna, sold = _anna_with_contract(gym)
+    page = client.get("/app/cancel", headers={"Accept-Language": "de-DE,de;q=0.9"})
+    answer = client.post("/app/cancel", headers={"Accept-Language": "de-DE,de;q=0.9"}, data={
+        "kind": "ordinary", "reason": "", "member_number": str(anna), "contact": ANNA,
+        "csrf_token": csrf_of(page.text)})
+    assert answer.status_code == 200
+    ends = _contract(gym, sold["id"]).ends_on
+    [email] = emails_to(smtp, ANNA)
+    assert email["Subject"] == (f"Riverside Fitness: Ihre Mitgliedschaft endet am "
+                                f"{ends:%d.%m.%Y}")
+    body = email.get_body(("plain",)).get_content()
+    assert f"Der Vertrag endet am {ends:%d.%m.%Y}" in body and " Uhr (Europe/Berlin)" in body
 
 
 def test_the_answer_is_the_same_whatever_matched(client, gym, smtp):

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from app.memberapp import cancel, i18n
+from app.core import i18n
+from app.memberapp import cancel
 from app.members.schemas import PreferredChannel
 from app.memberships.rules import Status
 
@@ -34,7 +35,7 @@ def test_every_key_is_in_every_language_with_the_same_placeholders():
 def test_every_key_used_in_the_templates_and_the_code_exists():
     sources = [*(APP / "web" / "templates" / "app").glob("*.html"),
                APP / "web" / "member.py", APP / "web" / "member_kit.py",
-               *(APP / "memberapp").glob("*.py")]
+               *(APP / "memberapp").glob("*.py"), APP / "dues" / "contracts.py"]
     used = {k for path in sources for match in KEY_USES.findall(path.read_text())
             for k in match if k}
     plain = {k for k in used if "." in k and not k.endswith(".")}

@@ -13,6 +13,7 @@ import pytest
 from app.clubs import service as clubs_service
 from app.core.actors import Role
 from app.core.config import Settings
+from app.core.i18n import day
 from app.memberships.rules import add_months
 from tests.retention.servers import SmtpServer
 
@@ -113,7 +114,7 @@ def test_a_member_signs_in_by_email_sees_the_membership_and_cancels_without_sign
     stranger.get_by_role("button", name="Cancel now").click()
     expect(stranger.get_by_role("heading", name="Cancellation received")).to_be_visible()
     confirmations = arrived(smtp, lambda ms: [m for _f, _to, m in ms if m["Subject"].endswith(
-        f"your membership ends on {ends.isoformat()}")])
+        f"your membership ends on {day('en', ends)}")])
     assert len(confirmations) == 1 and confirmations[0]["To"] == "anna@example.org"
 
     tab.reload()  # the signed-in member sees the cancellation

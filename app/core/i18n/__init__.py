@@ -1,4 +1,5 @@
-"""The member app's texts: one message catalogue per language (`de.json`, `en.json`, `ru.json` in
+"""The texts members read — the member app's pages and the emails and SMS sent to members: one
+message catalogue per language (`de.json`, `en.json`, `ru.json` in
 this directory; the same keys in each, `tests/memberapp/test_i18n.py` checks), and how a
 language is chosen.
 
