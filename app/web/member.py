@@ -244,13 +244,13 @@ def cancel_page(request: Request, session: PageSession, member: MaybeMember):
 def cancel_without_sign_in(request: Request, tasks: BackgroundTasks, session: PageSession,
                            member_number: Annotated[str, Form(max_length=64)],
                            contact: Typed, kind: Kind = "ordinary", reason: Reason = None):
-    texts(request)  # the language, read before the request's transaction ends
+    lang = texts(request).lang  # read before the request's transaction ends
     session.rollback()
     try:
         receipt = cancel.cancel_without_sign_in(
             _factory(request), settings=settings_of(request), member_number=member_number,
             contact=contact, kind=kind, reason=reason, address=_address(request),
-            language=texts(request).lang)
+            language=lang)
     except DomainError as exc:
         return render(request, "cancel.html", {
             "title": texts(request)("cancel.title"), "running": [],
@@ -267,11 +267,11 @@ def cancel_signed_in(request: Request, tasks: BackgroundTasks, session: PageSess
                      member: MemberPage,
                      contract_id: Annotated[int, Form(ge=1, le=2**63 - 1)],
                      kind: Kind = "ordinary", reason: Reason = None):
-    texts(request)  # the language, read before the request's transaction ends
+    lang = texts(request).lang  # read before the request's transaction ends
     session.rollback()
     receipt = cancel.cancel_signed_in(_factory(request), settings=settings_of(request),
                                       actor=member, contract_id=contract_id, kind=kind,
-                                      reason=reason, language=texts(request).lang)
+                                      reason=reason, language=lang)
     _later(tasks, receipt.deliver)
     return render(request, "cancel_receipt.html", {"title": texts(request)("receipt.title"),
                                                    "r": receipt})
