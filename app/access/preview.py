@@ -12,6 +12,11 @@ from app.access import service
 from app.core import clock
 from app.core.errors import NotFound
 
+STATES = tuple(r.value for r in service.Reason if r not in (
+    service.Reason.unknown_card, service.Reason.code_expired, service.Reason.card_blocked,
+    service.Reason.override, service.Reason.device_granted, service.Reason.device_refused))
+"""The reasons `door_state` can give: the member is known and no card is involved."""
+
 
 @dataclass(frozen=True, slots=True)
 class DoorState:
