@@ -43,6 +43,13 @@ class ClubSettings(BaseModel):
     member_language: Literal["de", "en", "ru"] = Field(
         "en", description="the member app's language (and its emails and SMS) for members whose "
                           "browser asks for none of de, en, ru")
+    app_freeze_mode: Literal["instant", "approval"] = Field(
+        "approval", description="a freeze asked for in the member app: applied at once "
+                                "(instant) or waiting for the desk (approval)")
+    freeze_min_days: int = Field(7, ge=1, le=365,
+                                 description="the shortest freeze a member may ask for in the app")
+    freeze_notice_days: int = Field(0, ge=0, le=90,
+                                    description="an app freeze starts at least this many days ahead")
 
 
 class ClubRead(Out):
@@ -71,6 +78,9 @@ class ClubSettingsUpdate(In):
     quiet_hours_end: LocalTime | None = None
     holdout_share: float | None = Field(None, ge=0, le=0.9)
     member_language: Literal["de", "en", "ru"] | None = None
+    app_freeze_mode: Literal["instant", "approval"] | None = None
+    freeze_min_days: int | None = Field(None, ge=1, le=365)
+    freeze_notice_days: int | None = Field(None, ge=0, le=90)
 
 
 class TokenOut(BaseModel):

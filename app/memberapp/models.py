@@ -1,4 +1,5 @@
-"""The member app's tables: sign-in challenges, members' device sessions, cancellations received.
+"""The member app's tables: sign-in challenges, members' device sessions, cancellations received,
+freezes asked for.
 
 Secrets are stored only as SHA-256 digests (`app.core.security.digest`): the email link's token,
 the SMS challenge's handle (a random cookie of the browser that asked) and its 6-digit code
@@ -7,7 +8,17 @@ cookie.
 """
 from datetime import date, datetime
 
-from sqlalchemy import JSON, Boolean, Date, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.core.db import Base, IdMixin
@@ -94,3 +105,37 @@ class MemberCancellation(IdMixin, Base):
     outcome: Mapped[str] = mapped_column(String(20))
     """cancelled, already_cancelled, no_contract or not_matched."""
     ends_on: Mapped[date | None] = mapped_column(Date)
+
+
+class MemberFreezeRequest(IdMixin, Base):
+    """A freeze a member asked for in the app (`app.memberapp.freeze`). With the club's
+    `app_freeze_mode` "instant" it is applied at once (status `applied`, `freeze_id` set); with
+    "approval" it waits (`pending`) until the desk approves (`approved`, the freeze made through
+    `memberships.service.freeze_membership`) or declines it (`declined`, with a reason).
+    `request_key` is the form's one-time key: a form sent twice makes one request."""
+
+    __tablename__ = "member_app_freeze_requests"
+    __table_args__ = (UniqueConstraint("club_id", "request_key"),
+                      Index("ix_member_app_freeze_requests_club_status", "club_id", "status"),
+                      Index("ix_member_app_freeze_requests_member", "member_id"))
+
+    club_id: Mapped[int] = mapped_column(BigId, ForeignKey("clubs.id", ondelete="CASCADE"))
+    member_id: Mapped[int] = mapped_column(BigId, ForeignKey("members.id", ondelete="CASCADE"))
+    membership_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("memberships.id", ondelete="CASCADE"))
+    start_date: Mapped[date] = mapped_column(Date)
+    end_date: Mapped[date] = mapped_column(Date)
+    days: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(10))
+    """pending, applied (instant), approved or declined."""
+    request_key: Mapped[str] = mapped_column(String(64))
+    requested_at: Mapped[datetime]
+    decided_at: Mapped[datetime | None]
+    decided_by: Mapped[int | None] = mapped_column(
+        BigId, ForeignKey("staff_users.id", ondelete="SET NULL"))
+    decline_reason: Mapped[str | None] = mapped_column(String(200))
+    freeze_id: Mapped[int | None] = mapped_column(
+        BigId, ForeignKey("freezes.id", ondelete="SET NULL"))
+    task_id: Mapped[int | None] = mapped_column(
+        BigId, ForeignKey("tasks.id", ondelete="SET NULL"))
+    """The desk's task to decide (approval mode), closed with the decision."""

@@ -15,7 +15,7 @@ from app.billing.service import LineValues
 from app.clubs import service as clubs_service
 from app.clubs.models import Club
 from app.core import clock, events
-from app.core.actors import MANAGERS, Actor
+from app.core.actors import MANAGERS, Actor, MemberActor
 from app.core.db import club_row
 from app.core.errors import Conflict, Forbidden, Invalid, NotFound
 from app.core.events import MemberChanged, MembershipSold
@@ -402,9 +402,10 @@ class FreezeOutcome:
     membership: MembershipView
 
 
-def freeze_membership(session: Session, *, actor: Actor, membership_id: int, start_date: date,
-                      end_date: date, reason: str | None = None) -> FreezeOutcome:
-    """Pause a membership; its end (and a renewal right after it) moves out by the frozen days."""
+def freeze_membership(session: Session, *, actor: Actor | MemberActor, membership_id: int,
+                      start_date: date, end_date: date, reason: str | None = None) -> FreezeOutcome:
+    """Pause a membership; its end (and a renewal right after it) moves out by the frozen days.
+    A member freezing their own in the member app (`app.memberapp.freeze`) is no staff member."""
     club_id = actor.club_id
     if end_date < start_date:
         raise Invalid("end_date must not be before start_date", code="invalid_dates")
@@ -436,7 +437,8 @@ def freeze_membership(session: Session, *, actor: Actor, membership_id: int, sta
                       f"{plan.freeze_days}; {days} were asked", code="freeze_allowance_exceeded",
                       details={"allowed": plan.freeze_days, "used": used, "requested": days})
     freeze = Freeze(club_id=club_id, membership_id=membership.id, start_date=start_date,
-                    end_date=end_date, reason=reason, staff_id=actor.user_id, created_at=clock.now())
+                    end_date=end_date, reason=reason,
+                    staff_id=getattr(actor, "user_id", None), created_at=clock.now())
     session.add(freeze)
     old_end = membership.end_date
     membership.end_date = old_end + timedelta(days=days)

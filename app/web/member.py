@@ -5,21 +5,24 @@ Signing in (no password): `/app/sign-in` asks for an email address or a mobile n
 and `/app/sign-in/code` (the SMS code) sign in; `/app/sign-in/club` lets a member of several
 clubs choose one. The member's own view is `/app` (read-only), their settings `/app/me`
 (consents, preferred channel, devices, their data as JSON, signing out). `/app/cancel` cancels a
-contract — without signing in (§312k BGB), or signed in. Rules are in `app.memberapp`; how the
-cookie, CSRF and the language work is in `app.web.member_kit`.
+contract — without signing in (§312k BGB), or signed in. `/app/door` shows the member's door code
+(a QR code changing every minute), `/app/freeze` freezes a membership. Rules are in
+`app.memberapp`; how the cookie, CSRF and the language work is in `app.web.member_kit`.
 """
 import json
+import secrets
+from datetime import date
 from typing import Annotated
 
 from fastapi import BackgroundTasks, Form, Query, Request
 from fastapi.responses import Response
 
 from app.core.errors import DomainError
-from app.memberapp import account, cancel, signin, view
+from app.memberapp import account, cancel, door, freeze, signin, view
 from app.memberapp import sessions as member_sessions
 from app.memberapp.signin import Verified
 from app.members import service as members_service
-from app.web.auth import PageSession, redirect, settings_of
+from app.web.auth import PageSession, redirect, set_flash, settings_of
 from app.web.member_kit import (
     APP,
     CHOICE_COOKIE,
@@ -275,3 +278,45 @@ def cancel_signed_in(request: Request, tasks: BackgroundTasks, session: PageSess
     _later(tasks, receipt.deliver)
     return render(request, "cancel_receipt.html", {"title": texts(request)("receipt.title"),
                                                    "r": receipt})
+
+
+# --- getting in: the door code -------------------------------------------------------------------
+
+@router.get("/app/door")
+def door_page(request: Request, session: PageSession, member: MemberPage):
+    """The member's door code (QR and digits); `/static/member-door.js` reloads the page when
+    the next minute's code is due."""
+    return render(request, "door.html", {"title": texts(request)("door.title"),
+                                         "d": door.door(session, actor=member)})
+
+
+# --- freezing a membership ---------------------------------------------------------------------------
+
+@router.get("/app/freeze")
+def freeze_page(request: Request, session: PageSession, member: MemberPage):
+    return render(request, "freeze.html", {"title": texts(request)("freeze.title"),
+                                           "f": freeze.options(session, actor=member),
+                                           "key": secrets.token_urlsafe(24)})
+
+
+@router.post("/app/freeze")
+def ask_freeze(request: Request, session: PageSession, member: MemberPage,
+               membership_id: Annotated[int, Form(ge=1, le=2**63 - 1)],
+               start_date: Annotated[date, Form()],
+               days: Annotated[int, Form(ge=1, le=366)],
+               key: Annotated[str, Form(max_length=64)]):
+    """Freeze now or ask the club (the club's `app_freeze_mode`); the same form twice: one
+    request, the same answer."""
+    t = texts(request)
+    try:
+        asked = freeze.request_freeze(session, actor=member, membership_id=membership_id,
+                                      start_date=start_date, days=days, key=key)
+    except DomainError as exc:  # back to the form (whatever the browser's referrer policy)
+        session.rollback()
+        response = redirect("/app/freeze")
+        set_flash(request, response, error_text(request, exc), "error")
+        return response
+    if asked.status == "pending":
+        return done(request, "/app/freeze", "flash.freeze_requested")
+    return done(request, "/app/freeze", "flash.freeze_applied", start=t.day(asked.start_date),
+                end=t.day(asked.end_date))

@@ -16,7 +16,7 @@ CSRF
     handler runs.
 
 Language
-    `app.memberapp.i18n.choose`: the browser's Accept-Language, else the club's
+    `app.core.i18n.choose`: the browser's Accept-Language, else the club's
     `member_language` (the signed-in member's club; before signing in, the instance's club if
     there is only one), else English. Templates get `t` (the texts), `lang`, `csrf`, `member`,
     `club`, `flash`. Errors are shown in that language by their code ("error.<code>").

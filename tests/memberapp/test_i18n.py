@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from app.access.preview import STATES as DOOR_STATES
 from app.core import i18n
-from app.memberapp import cancel
+from app.memberapp import cancel, freeze
 from app.members.schemas import PreferredChannel
 from app.memberships.rules import Status
 
@@ -46,13 +47,20 @@ def test_every_key_used_in_the_templates_and_the_code_exists():
     # keys built from a value ("status." ~ m.status): every value the data can hold
     families = {"status": [s.value for s in Status], "channel": ["any", *PreferredChannel],
                 "period": ["month", "4weeks", "year"], "cancel": list(cancel.KINDS),
-                "pt.status": ["active", "pending", "used_up", "expired"]}
+                "pt.status": ["active", "pending", "used_up", "expired"],
+                "door.state": list(DOOR_STATES), "freeze.status": list(freeze.STATUSES),
+                "freeze.intro": ["instant", "approval"], "freeze.submit": ["instant", "approval"]}
     assert {k[:-1] for k in used if k.endswith(".")} == set(families) | {"unit"}
     assert {f"{f}.{v}" for f, values in families.items() for v in values} <= known
     assert {f"unit.{u}" for u in ("days", "weeks", "months")} <= plurals
     errors = set(re.findall(r'code="([a-z_]+)"', (APP / "memberapp" / "signin.py").read_text()
                             + (APP / "memberapp" / "cancel.py").read_text()
-                            + (APP / "memberapp" / "account.py").read_text()))
+                            + (APP / "memberapp" / "account.py").read_text()
+                            + (APP / "memberapp" / "freeze.py").read_text()))
+    # what freezing from the app may run into in `memberships.service.freeze_membership`
+    errors |= {"freeze_not_allowed", "freeze_in_past", "freeze_outside_membership",
+               "overlapping_freeze", "freeze_allowance_exceeded", "membership_cancelled"}
+    errors -= {"freeze_request_decided", "freeze_request_not_found", "invalid_status"}  # the desk's
     assert errors and {f"error.{c}" for c in errors} <= known
 
 

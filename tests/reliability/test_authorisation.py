@@ -314,6 +314,10 @@ TABLE = [
     # the member app: the desk sees a member's signed-in devices and signs them out
     R("GET", "/api/v1/members/{member_id}/app-sessions", DESK, ok="2xx"),
     R("POST", "/api/v1/members/{member_id}/app-sessions/revoke", DESK, None, ok="2xx"),
+    # the member app: freezes asked for in the app, approved or declined by the desk
+    R("GET", "/api/v1/freeze-requests", DESK, ok="2xx"),
+    R("POST", "/api/v1/freeze-requests/{request_id}/approve", DESK, None),
+    R("POST", "/api/v1/freeze-requests/{request_id}/decline", DESK, {"reason": "no"}),
 ]
 
 # Routes without a row yet: packages still in progress, and the public/self-authenticating ones
@@ -510,7 +514,8 @@ def test_revoked_device_key_is_refused(client, clubs, db):
 
 MEMBER_PAGES = [("GET", "/app"), ("GET", "/app/me"), ("GET", "/app/me/data.json"),
                 ("POST", "/app/me/preferences"), ("POST", "/app/sign-out-others"),
-                ("POST", "/app/cancel/contract")]
+                ("POST", "/app/cancel/contract"), ("GET", "/app/door"), ("GET", "/app/freeze"),
+                ("POST", "/app/freeze")]
 """The member's own pages: only with the member's session — anyone else is sent to the sign-in
 page, or refused (403) when a cookie that is no member's comes with a form (the sign-in and
 cancel pages are open to everyone; tests/memberapp covers them)."""
