@@ -353,7 +353,8 @@ def _decide(session: Session, item: _Item, facts: _Facts, *, now: datetime, chan
                                           club_id=club.id, member_id=member.id)
     ctx = templates.context(member=member, club=club, membership=membership, plan_name=plan_name,
                             stage=item.stage, today=local_date(zone, now),
-                            unsubscribe_url=unsubscribe_url)
+                            unsubscribe_url=unsubscribe_url,
+                            public_base_url=settings.public_base_url)
     try:
         subject = templates.render(x.subject_template or "", ctx)
         body = templates.render(x.body_template, ctx)

@@ -112,7 +112,8 @@ DEFAULT_PLAYBOOK: tuple[Play, ...] = (
          "Welcome to {{ club.name }}, {{ member.first_name }}!",
          "Hello {{ member.first_name }},\n\nwelcome to {{ club.name }}! Your {{ membership.plan }} "
          "runs until {{ membership.end_date | nice_date }}. Your first session with a trainer is "
-         "free: ask at the desk or reply to this email to book it." + _SIGN,
+         "free: book it in the app ({{ app.training }}), at the desk or by replying to this "
+         "email." + _SIGN,
          days=0, priority=90),
     Play("intro_session", "Book the free intro session", Stage.onboarding,
          Trigger.days_after_stage_entry, Channel.trainer_task,
@@ -145,8 +146,8 @@ DEFAULT_PLAYBOOK: tuple[Play, ...] = (
          Trigger.days_after_stage_entry, Channel.email,
          "{{ member.first_name }}, join a group class this week",
          "Hello {{ member.first_name }},\n\nclasses are the easiest way to keep going: a fixed "
-         "time, a coach and people who expect you. Pick one that suits you at the desk or in the "
-         "app - your membership includes them." + _SIGN,
+         "time, a coach and people who expect you. Pick one that suits you in the app - "
+         "{{ app.classes }} - or at the desk; your membership includes them." + _SIGN,
          days=21, priority=50),
     Play("progress_check", "Progress check / fitness assessment (day 28)", Stage.onboarding,
          Trigger.days_after_stage_entry, Channel.trainer_task,

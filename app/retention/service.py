@@ -379,7 +379,8 @@ def preview(session: Session, *, club_id: int, definition_id: int, member_id: in
     url = unsubscribe.url(settings.public_base_url, settings.secret_key, club_id=club_id,
                           member_id=member_id)
     ctx = templates.context(member=member, club=club, membership=membership, plan_name=plan_name,
-                            stage=stage, today=today, unsubscribe_url=url)
+                            stage=stage, today=today, unsubscribe_url=url,
+                            public_base_url=settings.public_base_url)
     try:
         subject = templates.render(definition.subject_template or "", ctx)
         body = templates.render(definition.body_template, ctx)

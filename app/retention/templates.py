@@ -501,9 +501,22 @@ def render(source: str, context: dict) -> str:
         _budget.reset(token)
 
 
+APP_PAGES = {"home": "", "classes": "/classes", "training": "/training", "door": "/door",
+             "freeze": "/freeze", "me": "/me", "cancel": "/cancel"}
+"""The member app's pages a message can link to (`{{ app.classes }}`: the timetable)."""
+
+
+def app_links(public_base_url: str) -> dict[str, str]:
+    """The member app's page addresses under the server's public address."""
+    base = public_base_url.rstrip("/") + "/app"
+    return {name: base + path for name, path in APP_PAGES.items()}
+
+
 def context(*, member, club, membership=None, plan_name: str | None = None,
-            stage=None, today: date, unsubscribe_url: str | None = None) -> dict:
-    """What a template sees: `member`, `club`, `membership`, `stage`, `today`, `unsubscribe_url`."""
+            stage=None, today: date, unsubscribe_url: str | None = None,
+            public_base_url: str = "") -> dict:
+    """What a template sees: `member`, `club`, `membership`, `stage`, `today`, `unsubscribe_url`,
+    `app` (the member app's pages: `app.classes`, `app.training`, …)."""
     days_left = None
     if membership is not None:
         days_left = max((membership.end_date - today).days + 1, 0)
@@ -530,6 +543,7 @@ def context(*, member, club, membership=None, plan_name: str | None = None,
                   "since": stage.since if stage is not None else None},
         "today": today,
         "unsubscribe_url": unsubscribe_url or "",
+        "app": app_links(public_base_url),
     }
 
 
@@ -546,7 +560,8 @@ def sample_context(club_name: str = "Riverside Fitness") -> dict:
         club=_Sample(id=1, name=club_name, timezone="Europe/Berlin", currency="EUR"),
         membership=_Sample(id=1, start_date=date(2025, 2, 1), end_date=date(2026, 1, 31)),
         plan_name="Annual Unlimited", stage=_Sample(stage="active", since=date(2025, 5, 2)),
-        today=today, unsubscribe_url="https://club.example/unsubscribe?token=sample")
+        today=today, unsubscribe_url="https://club.example/unsubscribe?token=sample",
+        public_base_url="https://club.example")
 
 
 def check(field: str, source: str) -> None:

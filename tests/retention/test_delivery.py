@@ -46,6 +46,7 @@ def test_email_arrives_over_smtp_with_a_working_unsubscribe_link(rw, db, client)
     assert msg["From"].startswith("Riverside Fitness")
     body = msg.get_content()
     assert "Hello Clara" in body and "Unsubscribe: http://testserver/api/v1/retention/" in body
+    assert "book it in the app (http://testserver/app/training)" in body  # lands on the page
     link = msg["List-Unsubscribe"].strip("<>")
     assert link in body
     assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"  # RFC 8058 one-click

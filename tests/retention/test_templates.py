@@ -211,3 +211,13 @@ def test_a_memory_attack_hidden_from_the_sample_fails_its_touchpoint_cleanly(rw,
     assert stats.outcomes == {"fail:template_error": 1} and rw.channels.email.messages == []
     [(tp, _)] = rw.touchpoints(member)
     assert (tp.status, tp.reason) == ("failed", "template_error")
+
+
+def test_a_message_links_into_the_member_apps_pages(client):
+    """`{{ app.classes }}` is the timetable under the server's public address, and every page
+    named exists in the member app."""
+    links = templates.app_links("https://club.example/")
+    assert links["classes"] == "https://club.example/app/classes"
+    assert links["home"] == "https://club.example/app"
+    paths = {route.path for route in client.app.routes}
+    assert {"/app" + path for path in templates.APP_PAGES.values()} <= paths
