@@ -30,6 +30,7 @@ from datetime import date, datetime, timedelta
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.billing import service as billing_service
 from app.clubs import service as clubs_service
 from app.clubs.models import Club
 from app.core import clock
@@ -162,6 +163,10 @@ def _cancel_member(session: Session, *, member: Member, received_at: datetime, k
     club = clubs_service.get_club(session, member.club_id)
     local = received_at.astimezone(clubs_service.club_zone(club))
     received = f"{local:%Y-%m-%d %H:%M}"
+    # the member's row first (the lock order of selling and cancelling): a second declaration
+    # at the same instant waits here, then finds the contract cancelled and gets the same receipt
+    billing_service.require_member(session, club_id=member.club_id, member_id=member.id,
+                                   for_update=True)
     running = running_contracts(session, club_id=member.club_id, member_id=member.id)
     if contract_ids is not None:
         running = [r for r in running if r.contract.id in contract_ids]

@@ -3,8 +3,10 @@ identification by member number and email or phone, the cancellation recorded th
 service with the end from the notice period, the confirmation with the end date sent at once
 (read from the local SMTP server), the same answer whatever matched, desk tasks for what a
 person must look at; and the same for a signed-in member."""
+import threading
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import select
 
 from app.core.i18n import day
@@ -194,3 +196,32 @@ def test_without_an_email_address_the_desk_confirms_in_writing(client, gym, smtp
     assert smtp.messages == []
     [task] = gym.scalars(select(Task))
     assert task.member_id == carl and task.title == "Confirm Carl Nomail's cancellation in writing"
+
+
+def test_the_same_declaration_twice_at_once_cancels_once_and_answers_both(gym, db, settings):
+    """Two taps on "Cancel now" (or two tabs) in the same instant: one cancellation, one
+    confirmation, and both get the same receipt page — never an error that tells them more."""
+    if not db.is_postgres:
+        pytest.skip("row locks are a PostgreSQL matter (SQLite has one writer at a time)")
+    anna, sold = _anna_with_contract(gym)
+    barrier, outcomes = threading.Barrier(2), []
+
+    def declare():
+        barrier.wait()
+        try:
+            outcomes.append(cancel.cancel_without_sign_in(
+                db.sessionmaker, settings=settings, member_number=str(anna), contact=ANNA,
+                kind="ordinary", reason=None, address=None))
+        except Exception as exc:  # noqa: BLE001 - the assertion below names it
+            outcomes.append(exc)
+
+    threads = [threading.Thread(target=declare) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert [type(o).__name__ for o in outcomes] == ["Receipt", "Receipt"], outcomes
+    assert sorted(r.outcome for r in gym.scalars(select(MemberCancellation))) == [
+        "already_cancelled", "cancelled"]
+    assert _contract(gym, sold["id"]).ends_on is not None
+    assert len(gym.scalars(select(Notice).where(Notice.kind == "cancellation"))) == 1
