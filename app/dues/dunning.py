@@ -9,6 +9,10 @@ retries = n - 1`) and written once under the step's unique key (case, action, nu
    the desk (no collection), that is still open `reminder_days` after its due day (opened on the
    due day). The member is the invoice lines' member (else the payer's own member record).
 2. **Close**: a case whose invoice is paid closes as `recovered` (planned retries are cancelled).
+   **Reopen**: a SEPA debit counts as paid when its file is submitted, so a retry that is then
+   returned finds its case closed as `recovered`; the case opens again (a `reopened` step) from
+   the return day and goes on where it stopped (retries and reminders already sent count; an
+   entry block already reached applies again). A case written off stays closed.
 3. **Steps**, counted from the day the case opened (F), each once:
    - retry n (1..`max_retries`): `card_retry_days` / `sepa_retry_days` after the latest failure,
      only when the latest collection failed: a new `Collection` (attempt + 1, `planned`, due that
@@ -58,6 +62,7 @@ class DunningSummary:
     reminders: int = 0
     fees: int = 0
     blocked: int = 0
+    reopened: int = 0
     case_ids: list[int] = field(default_factory=list)
 
 
@@ -117,6 +122,44 @@ def _needing_a_case():
                .where(*base, Invoice.method == "desk", ~any_collection,
                       Invoice.due_on <= bindparam("desk_due", type_=Date)))
     return failed.union_all(at_desk)
+
+
+@cache
+def _reopenable():
+    """Cases closed as recovered whose invoice is open again because its latest collection
+    came back after the case closed (id, the amount owed); bound: club_id, day."""
+    club_id, day = bindparam("club_id"), bindparam("day", type_=Date)
+    c2 = aliased(Collection)
+    latest = aliased(Collection)
+    newest = ~exists(select(c2.id).where(c2.invoice_id == latest.invoice_id,
+                                         c2.attempt > latest.attempt))
+    owed = open_amount_expression()
+    return (select(DunningCase.id, owed.label("owed"))
+            .join(Invoice, Invoice.id == DunningCase.invoice_id)
+            .join(latest, latest.invoice_id == Invoice.id)
+            .where(DunningCase.club_id == club_id, DunningCase.outcome == "recovered",
+                   owed > 0, newest, latest.status.in_(FAILED),
+                   latest.failed_on >= DunningCase.closed_on, latest.failed_on <= day))
+
+
+def _reopen_returned(session: Session, club_id: int, day: date) -> int:
+    """Open again the recovered cases whose money came back (see the module docstring)."""
+    reopened = 0
+    for case_id, owed in session.execute(_reopenable(), {"club_id": club_id, "day": day}).all():
+        done = session.execute(update(DunningCase)
+                               .where(DunningCase.id == case_id,
+                                      DunningCase.outcome == "recovered")
+                               .values(closed_on=None, outcome=None, next_step_on=day,
+                                       amount=terms.cents(owed), updated_at=clock.now())
+                               .execution_options(synchronize_session=False))
+        if done.rowcount != 1:  # a concurrent run reopened it
+            continue
+        case = session.get(DunningCase, case_id, populate_existing=True)
+        number = 1 + (session.scalar(select(func.count()).select_from(DunningStep).where(
+            DunningStep.case_id == case_id, DunningStep.action == "reopened")) or 0)
+        _step(session, case, "reopened", number, day, f"{terms.cents(owed)} open again")
+        reopened += 1
+    return reopened
 
 
 def _case_params(club_id: int, day: date, settings: DuesSettings) -> dict:
@@ -208,6 +251,7 @@ def advance_dunning(session: Session, *, club_id: int, day: date) -> DunningSumm
     """Open, close and move on the club's dunning cases for `day` (safe to re-run)."""
     settings = terms.settings_for(session, club_id)
     summary = DunningSummary()
+    summary.reopened = _reopen_returned(session, club_id, day)
     summary.opened = _open_new_cases(session, club_id, day, settings)
     summary.closed = close_paid_cases(session, club_id=club_id, day=day)
     due = session.scalars(select(DunningCase).where(
@@ -230,7 +274,7 @@ def _work_query():
         *open_case, or_(DunningCase.next_step_on.is_(None), DunningCase.next_step_on <= day)))
     paid = exists(select(DunningCase.id).join(Invoice, Invoice.id == DunningCase.invoice_id)
                   .where(*open_case, open_amount_expression() <= 0))
-    return select(or_(due, paid, _needing_a_case().exists()))
+    return select(or_(due, paid, _needing_a_case().exists(), _reopenable().exists()))
 
 
 def has_work(session: Session, *, club_id: int, day: date) -> bool:
@@ -266,17 +310,19 @@ def _advance(session: Session, case: DunningCase, invoice: Invoice, settings: Du
             summary.retries += 1
         elif on > day:
             upcoming.append(on)
-    # reminders: F + n × reminder_days
-    while case.reminders < MAX_REMINDERS:
+    # reminders: F + n × reminder_days, at most one a day (a reopened case, a missed run)
+    if case.reminders < MAX_REMINDERS:
         n = case.reminders + 1
-        on = case.opened_on + timedelta(days=n * max(settings.reminder_days, 1))
+        every = max(settings.reminder_days, 1)
+        on = case.opened_on + timedelta(days=n * every)
         if on > day:
             upcoming.append(on)
-            break
-        if not _claim(session, case, "reminders", case.reminders, n):
-            break
-        _remind(session, case, owed, n, day)
-        summary.reminders += 1
+        elif _claim(session, case, "reminders", case.reminders, n):
+            _remind(session, case, owed, n, day)
+            summary.reminders += 1
+            if n < MAX_REMINDERS:
+                upcoming.append(max(case.opened_on + timedelta(days=(n + 1) * every),
+                                    day + timedelta(days=1)))
     # the fee, once
     if settings.dunning_fee and settings.dunning_fee > 0 and not case.fee_charged:
         on = case.opened_on + timedelta(days=settings.dunning_fee_after_days)
