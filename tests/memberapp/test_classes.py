@@ -121,7 +121,11 @@ def test_a_member_books_within_the_window_and_the_page_shows_places_and_status(c
 
 
 def test_the_window_is_a_club_setting(client, gym, world, db):
-    _rules(db, gym, class_booking_days_ahead=1)
+    r = client.patch("/api/v1/club/settings", json={"class_booking_days_ahead": 1},
+                     headers=gym.manager.headers)
+    assert r.status_code == 200 and r.json()["class_booking_days_ahead"] == 1, r.text
+    assert client.patch("/api/v1/club/settings", json={"class_late_cancel_penalty": "fee"},
+                        headers=gym.manager.headers).status_code == 422  # not built (yet)
     coach = gym.trainer()
     tomorrow = gym.class_at(coach, gym.at(1, 18))
     later = gym.class_at(coach, gym.at(2, 18))
