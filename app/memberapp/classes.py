@@ -17,10 +17,12 @@ module adds what is the member's: only their own bookings, and the club's rules
 Tapping twice does nothing twice: booking a class one is booked or waiting for, or cancelling a
 cancelled booking, answers with the booking as it is. Another member's booking is "not found".
 
-Every booking and cancellation goes on the member's timeline for the staff, and so does a place
-a cancellation gives to the first on the waitlist. That member is told by their preferred
-consented channel (`notify_promoted`), after the transaction committed: a rolled-back
-cancellation tells no one.
+Every booking and cancellation goes on the member's timeline for the staff. A place a
+cancellation (the member's or the desk's) gives to the first on the waitlist comes as the
+engine's `ClassPlaceGiven` event: `on_class_place_given` puts it on that member's timeline and
+queues the email in the outbox in the same transaction; `notify_promoted` sends it (or the SMS,
+by their preferred consented channel) after the member app's transaction committed. A
+rolled-back cancellation tells no one.
 """
 import logging
 from dataclasses import dataclass
@@ -36,6 +38,7 @@ from app.core.actors import MemberActor
 from app.core.config import Settings
 from app.core.db import transaction
 from app.core.errors import Conflict, NotFound
+from app.core.events import ClassPlaceGiven
 from app.crm import service as crm_service
 from app.dues import notices
 from app.members.models import Member
@@ -238,11 +241,7 @@ def cancel(session: Session, *, actor: MemberActor, booking_id: int,
     crm_service.record(session, club_id=actor.club_id, member_id=actor.member_id,
                        kind=CANCELLED_KIND, channel=crm_service.MEMBER_CHANNEL, occurred_at=now,
                        summary=summary)
-    promoted = done.promoted
-    if promoted is not None:
-        crm_service.record(session, club_id=actor.club_id, member_id=promoted.member_id,
-                           kind=PROMOTED_KIND, occurred_at=now,
-                           summary=f"Moved from the waitlist into {what} (a place came free)")
+    promoted = done.promoted  # its timeline entry and email: `on_class_place_given`
     session.flush()
     return Cancelled(done.booking, again=False, late=late, visit_used=visit_used,
                      promoted_id=promoted.id if promoted else None)
@@ -250,11 +249,11 @@ def cancel(session: Session, *, actor: MemberActor, booking_id: int,
 
 # --- telling the promoted member ---------------------------------------------------------------
 
-def _channel(member: Member, settings: Settings) -> str | None:
+def _channel(member: Member, *, sms_ready: bool) -> str | None:
     """The member's preferred channel if they agreed to it and it can reach them; else email,
     else SMS (agreed and reachable); None when they want no messages or none reaches them."""
     email = bool(member.email) and member.email_consent
-    sms = bool(member.phone) and member.sms_consent and bool(settings.sms_gateway_url)
+    sms = bool(member.phone) and member.sms_consent and sms_ready
     if member.preferred_channel == "none":
         return None
     if member.preferred_channel == "sms" and sms:
@@ -262,54 +261,93 @@ def _channel(member: Member, settings: Settings) -> str | None:
     return "email" if email else "sms" if sms else None
 
 
+def _place(session: Session, booking_id: int):
+    """(booking, occurrence, class name, member, club, language, message values), or None when
+    the booking is no place from the waiting list (any more)."""
+    row = session.execute(
+        select(ClassBooking, ClassOccurrence, ClassType.name, Member)
+        .join(ClassOccurrence, ClassOccurrence.id == ClassBooking.occurrence_id)
+        .join(ClassType, ClassType.id == ClassOccurrence.class_type_id)
+        .join(Member, Member.id == ClassBooking.member_id)
+        .where(ClassBooking.id == booking_id)
+        .execution_options(populate_existing=True)).first()
+    if row is None:
+        return None
+    booking, occ, name, member = row
+    if booking.status != BOOKED or booking.promoted_at is None or member.erased_at:
+        return None
+    club = clubs_service.get_club(session, occ.club_id)
+    lang = clubs_service.club_settings(club).member_language
+    local = occ.starts_at.astimezone(clubs_service.club_zone(club))
+    values = {"club": club.name, "name": name, "day": i18n.Texts(lang).day(local.date()),
+              "time": f"{local:%H:%M}",
+              "trainer": trainer_names(session, {occ.trainer_id}).get(occ.trainer_id, "")}
+    return booking, occ, name, member, club, lang, values
+
+
+def _key(booking: ClassBooking) -> str:
+    """One message per promotion (a later promotion of the same booking is another)."""
+    return f"class-place-{booking.id}-{booking.promoted_at:%Y%m%d%H%M%S%f}"
+
+
+def _queue_email(session: Session, booking, member, club, lang, values):
+    return notices.queue(session, club_id=club.id, kind=NOTICE_KIND, key=_key(booking),
+                         to=member.email, member_id=member.id,
+                         subject=i18n.text(lang, "email.class_place.subject", **values),
+                         body=i18n.text(lang, "email.class_place.body", **values))
+
+
+def on_class_place_given(session: Session, event: ClassPlaceGiven) -> None:
+    """`ClassPlaceGiven` handler (best effort, in the promoting transaction, whoever cancelled):
+    the place on the member's timeline and, when email is how they hear from the club, the email
+    queued in the outbox (`app.dues.notices`: sent by the member app at once after the commit,
+    else by the notices job within a minute; a rolled-back cancellation queues nothing). SMS has
+    no outbox: the member app sends it after its commit (`notify_promoted`)."""
+    found = _place(session, event.booking_id)
+    if found is None:
+        return
+    booking, occ, name, member, club, lang, values = found
+    channel = _channel(member, sms_ready=True)
+    if channel == "email":
+        _queue_email(session, booking, member, club, lang, values)
+    local = occ.starts_at.astimezone(clubs_service.club_zone(club))
+    crm_service.record(session, club_id=club.id, member_id=member.id, kind=PROMOTED_KIND,
+                       occurred_at=booking.promoted_at,
+                       summary=f"Moved from the waiting list into {name} on "
+                               f"{local:%Y-%m-%d %H:%M} (a place came free)"
+                               + ("; told by email" if channel == "email" else ""))
+
+
 def notify_promoted(factory: sessionmaker[Session], settings: Settings,
                     booking_id: int) -> str | None:
-    """Tell the member their waitlist place became a booking (run after the promoting
-    transaction committed: it reads what was committed, so a rolled-back promotion sends
-    nothing). Email goes through the dues outbox (`app.dues.notices`, retried by its job, once
-    per promotion); SMS through the gateway. The channel used, or None."""
+    """Tell the member their waiting-list place became a booking, after the promoting
+    transaction committed (it reads what was committed: a rolled-back promotion sends nothing):
+    the queued email at once, or the SMS when that is their channel. The channel used, or
+    None."""
     with transaction(factory) as s:
-        row = s.execute(
-            select(ClassBooking, ClassOccurrence, ClassType.name, Member)
-            .join(ClassOccurrence, ClassOccurrence.id == ClassBooking.occurrence_id)
-            .join(ClassType, ClassType.id == ClassOccurrence.class_type_id)
-            .join(Member, Member.id == ClassBooking.member_id)
-            .where(ClassBooking.id == booking_id)).first()
-        if row is None:
+        found = _place(s, booking_id)
+        if found is None:
             return None
-        booking, occ, name, member = row
-        if booking.status != BOOKED or booking.promoted_at is None or member.erased_at:
-            return None
-        channel = _channel(member, settings)
-        if channel is None:
-            return None
-        club = clubs_service.get_club(s, occ.club_id)
-        lang = clubs_service.club_settings(club).member_language
-        local = occ.starts_at.astimezone(clubs_service.club_zone(club))
-        values = {"club": club.name, "name": name, "day": i18n.Texts(lang).day(local.date()),
-                  "time": f"{local:%H:%M}",
-                  "trainer": trainer_names(s, {occ.trainer_id}).get(occ.trainer_id, "")}
-        key = f"class-place-{booking.id}-{booking.promoted_at:%Y%m%d%H%M%S%f}"
+        booking, _occ, name, member, club, lang, values = found
+        channel = _channel(member, sms_ready=bool(settings.sms_gateway_url))
         if channel == "email":
-            notice = notices.queue(s, club_id=club.id, kind=NOTICE_KIND, key=key,
-                                   to=member.email, member_id=member.id,
-                                   subject=i18n.text(lang, "email.class_place.subject", **values),
-                                   body=i18n.text(lang, "email.class_place.body", **values))
+            notice = _queue_email(s, booking, member, club, lang, values)  # queued: the same
             if notice.sent_at is None:
                 notices.send_pending(s, settings=settings, ids=[notice.id])
-        else:
-            sms = HttpSms(settings)
-            try:
-                sent = sms.send(Message(touchpoint_id=0, club_id=club.id, member_id=member.id,
-                                        channel="sms", to=member.phone, subject="",
-                                        body=i18n.text(lang, "sms.class_place", **values),
-                                        key=key))
-            finally:
-                sms.close()
-            if not sent.ok:
-                log.warning("a waitlist place SMS was not accepted: %s", sent.error)
-                return None
+            return channel
+        if channel is None:
+            return None
+        sms = HttpSms(settings)
+        try:
+            sent = sms.send(Message(touchpoint_id=0, club_id=club.id, member_id=member.id,
+                                    channel="sms", to=member.phone, subject="",
+                                    body=i18n.text(lang, "sms.class_place", **values),
+                                    key=_key(booking)))
+        finally:
+            sms.close()
+        if not sent.ok:
+            log.warning("a waiting-list place SMS was not accepted: %s", sent.error)
+            return None
         crm_service.record(s, club_id=club.id, member_id=member.id, kind=PROMOTED_KIND,
-                           channel=channel, summary=f"Told by {channel.replace('sms', 'SMS')} "
-                                                    f"about the place in {name}")
+                           channel="sms", summary=f"Told by SMS about the place in {name}")
     return channel

@@ -14,10 +14,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.billing import service as billing_service
-from app.core import clock
+from app.core import clock, events
 from app.core.actors import DESK, Actor, MemberActor
 from app.core.errors import Conflict, Forbidden, Invalid, NotFound
-from app.core.events import Folded, VisitGranted
+from app.core.events import ClassPlaceGiven, Folded, VisitGranted
 from app.core.sql import dialect_insert
 from app.members.models import Member
 from app.memberships import rules
@@ -342,7 +342,8 @@ def _promote_first(session: Session, occurrence_id: int, now: datetime) -> Class
 
 def cancel_class_booking(session: Session, *, actor: Actor | MemberActor, booking_id: int,
                          now: datetime | None = None) -> ClassBookingCancelled:
-    """Cancel a booking or leave the waitlist; a freed seat goes to the first in line."""
+    """Cancel a booking or leave the waitlist; a freed seat goes to the first in line
+    (`ClassPlaceGiven` is published for them)."""
     now = now or clock.now()
     booking = _get_booking(session, club_id=actor.club_id, booking_id=booking_id)
     occ = _get_occurrence(session, club_id=actor.club_id, occurrence_id=booking.occurrence_id)
@@ -362,6 +363,10 @@ def cancel_class_booking(session: Session, *, actor: Actor | MemberActor, bookin
         if was == BOOKED:
             _free_seat(session, occ.id)
             promoted = _promote_first(session, occ.id, now)
+    if promoted is not None:  # the member app tells them (`app/wiring.py`)
+        events.publish(session, ClassPlaceGiven(club_id=actor.club_id,
+                                                member_id=promoted.member_id,
+                                                booking_id=promoted.id))
     booking = _get_booking(session, club_id=actor.club_id, booking_id=booking.id)
     reads = _booking_reads(session, [booking] + ([promoted] if promoted else []))
     return ClassBookingCancelled(booking=reads[0], promoted=reads[1] if promoted else None)
