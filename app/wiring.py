@@ -14,6 +14,7 @@ from app.billing.service import register_line_kind
 from app.core import events
 from app.core.events import (
     CardChanged,
+    ClassPlaceGiven,
     MemberChanged,
     MemberErased,
     MembershipSold,
@@ -24,6 +25,7 @@ from app.core.events import (
 from app.crm import leads
 from app.dues import contracts as dues_contracts
 from app.inventory import service as inventory
+from app.memberapp import classes as member_classes
 from app.memberships import service as memberships
 from app.retention import service as retention
 from app.retention import stages
@@ -59,6 +61,10 @@ def install() -> None:
                      folded=stages.RECOVERY_FOLDED)
     events.subscribe(VisitGranted, trainer_classes.mark_class_attendance, best_effort=True,
                      folded=trainer_classes.ATTENDANCE_FOLDED)
+
+    # a class's freed place went to the first on the waiting list: their timeline, and the email
+    # telling them queued in the outbox (the member app sends at once what it can, after commit)
+    events.subscribe(ClassPlaceGiven, member_classes.on_class_place_given, best_effort=True)
 
     # staff
     events.subscribe(StaffJoined, trainers.on_staff_joined)

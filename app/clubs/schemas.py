@@ -50,6 +50,15 @@ class ClubSettings(BaseModel):
                                  description="the shortest freeze a member may ask for in the app")
     freeze_notice_days: int = Field(0, ge=0, le=90,
                                     description="an app freeze starts at least this many days ahead")
+    # members booking classes in the member app (docs/member-app.md, "Classes")
+    class_booking_days_ahead: int = Field(
+        7, ge=0, le=60, description="members book classes up to this many days ahead (0: today)")
+    class_late_cancel_hours: int = Field(
+        2, ge=0, le=168, description="a member's cancellation later than this many hours before "
+                                     "the class is a late cancellation")
+    class_late_cancel_penalty: Literal["none", "visit"] = Field(
+        "none", description="a late cancellation by a member: nothing, or one visit used on a "
+                            "visit-limited membership")
 
 
 class ClubRead(Out):
@@ -81,6 +90,9 @@ class ClubSettingsUpdate(In):
     app_freeze_mode: Literal["instant", "approval"] | None = None
     freeze_min_days: int | None = Field(None, ge=1, le=365)
     freeze_notice_days: int | None = Field(None, ge=0, le=90)
+    class_booking_days_ahead: int | None = Field(None, ge=0, le=60)
+    class_late_cancel_hours: int | None = Field(None, ge=0, le=168)
+    class_late_cancel_penalty: Literal["none", "visit"] | None = None
 
 
 class TokenOut(BaseModel):

@@ -105,8 +105,18 @@ class StaffJoined:
     role: str
 
 
+@dataclass(frozen=True, slots=True)
+class ClassPlaceGiven:
+    """A cancellation gave a class's freed place to the first on its waiting list: their
+    booking (`booking_id`) is booked now."""
+
+    club_id: int
+    member_id: int
+    booking_id: int
+
+
 Event = (MemberChanged | CardChanged | MembershipSold | VisitGranted | MembersMerged
-         | MemberErased | StaffJoined)
+         | MemberErased | StaffJoined | ClassPlaceGiven)
 Handler = Callable[[Session, object], None]
 
 

@@ -9,6 +9,8 @@ Modules, lowest first; each imports only modules above it in this list:
 - `view` — what a member sees of their own data (read-only);
 - `account` — consents and preferred channel, the download of their data;
 - `cancel` — cancelling a contract online, signed in or not (§312k BGB);
+- `classes` — booking group classes: the club's window and late-cancel rules on the trainers'
+  engine, telling a member promoted from the waiting list;
 - `router` — the staff's API (a member's app sessions).
 
 The pages are `app.web.member` (on `app.web.member_kit`: the member cookie, CSRF, rendering in

@@ -57,6 +57,7 @@ class Upcoming:
     starts_at: datetime
     trainer: str
     waitlisted: bool = False
+    promoted: bool = False  # a place from the waitlist (`app.memberapp.classes`)
 
 
 @dataclass
@@ -112,7 +113,7 @@ def _contracts(session: Session, actor: MemberActor, today: date) -> list[Contra
 def _upcoming(session: Session, actor: MemberActor, now: datetime) -> list[Upcoming]:
     classes = session.execute(
         select(ClassBooking.status, ClassOccurrence.starts_at, ClassOccurrence.trainer_id,
-               ClassType.name)
+               ClassType.name, ClassBooking.promoted_at)
         .join(ClassOccurrence, ClassOccurrence.id == ClassBooking.occurrence_id)
         .join(ClassType, ClassType.id == ClassOccurrence.class_type_id)
         .where(ClassBooking.club_id == actor.club_id, ClassBooking.member_id == actor.member_id,
@@ -125,7 +126,8 @@ def _upcoming(session: Session, actor: MemberActor, now: datetime) -> list[Upcom
         .order_by(PtSession.starts_at).limit(UPCOMING_SHOWN)).all()
     names = trainer_names(session, {r.trainer_id for r in (*classes, *pt)})
     found = [Upcoming("class", r.name, r.starts_at, names.get(r.trainer_id, ""),
-                      waitlisted=r.status == WAITLISTED) for r in classes]
+                      waitlisted=r.status == WAITLISTED,
+                      promoted=r.status == BOOKED and r.promoted_at is not None) for r in classes]
     found += [Upcoming("pt", "", r.starts_at, names.get(r.trainer_id, "")) for r in pt]
     return sorted(found, key=lambda u: u.starts_at)[:UPCOMING_SHOWN]
 

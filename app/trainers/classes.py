@@ -14,10 +14,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.billing import service as billing_service
-from app.core import clock
-from app.core.actors import DESK, Actor
+from app.core import clock, events
+from app.core.actors import DESK, Actor, MemberActor
 from app.core.errors import Conflict, Forbidden, Invalid, NotFound
-from app.core.events import Folded, VisitGranted
+from app.core.events import ClassPlaceGiven, Folded, VisitGranted
 from app.core.sql import dialect_insert
 from app.members.models import Member
 from app.memberships import rules
@@ -270,11 +270,15 @@ def _free_seat(session: Session, occurrence_id: int) -> None:
         .values(booked_count=ClassOccurrence.booked_count - 1)))
 
 
-def book_class(session: Session, *, actor: Actor, occurrence_id: int, member_id: int,
-               now: datetime | None = None) -> ClassBookingRead:
-    """Book a member into a class, or onto its waitlist when it is full (guarded seat counter)."""
+def book_class(session: Session, *, actor: Actor | MemberActor, occurrence_id: int,
+               member_id: int, now: datetime | None = None) -> ClassBookingRead:
+    """Book a member into a class, or onto its waitlist when it is full (guarded seat counter).
+
+    A `MemberActor` books for themselves (`app.memberapp.classes` checks the club's rules
+    first); `booked_by` names staff only, so it stays empty then."""
     now = now or clock.now()
     club_id = actor.club_id
+    staff_id = actor.user_id if isinstance(actor, Actor) else None
     occ = _get_occurrence(session, club_id=club_id, occurrence_id=occurrence_id)
     if occ.status != SCHEDULED:
         raise Conflict("This class was cancelled", code="class_cancelled")
@@ -303,7 +307,7 @@ def book_class(session: Session, *, actor: Actor, occurrence_id: int, member_id:
         status = BOOKED if _take_seat(session, occ.id) else WAITLISTED
         if booking is None:
             booking = ClassBooking(club_id=club_id, occurrence_id=occ.id, member_id=member_id,
-                                   status=status, queued_at=now, booked_by=actor.user_id)
+                                   status=status, queued_at=now, booked_by=staff_id)
             session.add(booking)
             try:
                 with session.begin_nested():
@@ -312,7 +316,7 @@ def book_class(session: Session, *, actor: Actor, occurrence_id: int, member_id:
                 raise Conflict("The member is already booked for this class",
                                code="already_booked") from exc
         else:
-            booking.status, booking.queued_at, booking.booked_by = status, now, actor.user_id
+            booking.status, booking.queued_at, booking.booked_by = status, now, staff_id
             booking.attended_at = booking.attendance_source = None
             booking.cancelled_at = booking.promoted_at = None
             session.flush()
@@ -336,9 +340,10 @@ def _promote_first(session: Session, occurrence_id: int, now: datetime) -> Class
         _free_seat(session, occurrence_id)  # they left the waitlist meanwhile: next one
 
 
-def cancel_class_booking(session: Session, *, actor: Actor, booking_id: int,
+def cancel_class_booking(session: Session, *, actor: Actor | MemberActor, booking_id: int,
                          now: datetime | None = None) -> ClassBookingCancelled:
-    """Cancel a booking or leave the waitlist; a freed seat goes to the first in line."""
+    """Cancel a booking or leave the waitlist; a freed seat goes to the first in line
+    (`ClassPlaceGiven` is published for them)."""
     now = now or clock.now()
     booking = _get_booking(session, club_id=actor.club_id, booking_id=booking_id)
     occ = _get_occurrence(session, club_id=actor.club_id, occurrence_id=booking.occurrence_id)
@@ -358,6 +363,10 @@ def cancel_class_booking(session: Session, *, actor: Actor, booking_id: int,
         if was == BOOKED:
             _free_seat(session, occ.id)
             promoted = _promote_first(session, occ.id, now)
+    if promoted is not None:  # the member app tells them (`app/wiring.py`)
+        events.publish(session, ClassPlaceGiven(club_id=actor.club_id,
+                                                member_id=promoted.member_id,
+                                                booking_id=promoted.id))
     booking = _get_booking(session, club_id=actor.club_id, booking_id=booking.id)
     reads = _booking_reads(session, [booking] + ([promoted] if promoted else []))
     return ClassBookingCancelled(booking=reads[0], promoted=reads[1] if promoted else None)

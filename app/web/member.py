@@ -4,7 +4,8 @@ Signing in (no password): `/app/sign-in` asks for an email address or a mobile n
 `/app/sign-in/link` (the emailed link: a page with a button, because mail scanners open links)
 and `/app/sign-in/code` (the SMS code) sign in; `/app/sign-in/club` lets a member of several
 clubs choose one. The member's own view is `/app` (read-only), their settings `/app/me`
-(consents, preferred channel, devices, their data as JSON, signing out). `/app/cancel` cancels a
+(consents, preferred channel, devices, their data as JSON, signing out), `/app/classes` the club's
+classes to book, cancel or wait for (`app.memberapp.classes`). `/app/cancel` cancels a
 contract — without signing in (§312k BGB), or signed in. `/app/door` shows the member's door code
 (a QR code changing every minute), `/app/freeze` freezes a membership. Rules are in
 `app.memberapp`; how the cookie, CSRF and the language work is in `app.web.member_kit`.
@@ -19,6 +20,7 @@ from fastapi.responses import Response
 
 from app.core.errors import DomainError
 from app.memberapp import account, cancel, door, freeze, signin, view
+from app.memberapp import classes as member_classes
 from app.memberapp import sessions as member_sessions
 from app.memberapp.signin import Verified
 from app.members import service as members_service
@@ -320,3 +322,41 @@ def ask_freeze(request: Request, session: PageSession, member: MemberPage,
         return done(request, "/app/freeze", "flash.freeze_requested")
     return done(request, "/app/freeze", "flash.freeze_applied", start=t.day(asked.start_date),
                 end=t.day(asked.end_date))
+
+
+# --- group classes ---------------------------------------------------------------------------------
+
+BookingId = Annotated[int, Form(ge=1, le=2**63 - 1)]
+
+
+@router.get("/app/classes")
+def classes_page(request: Request, session: PageSession, member: MemberPage):
+    return render(request, "classes.html", {"title": texts(request)("classes.title"),
+                                            "tt": member_classes.timetable(session,
+                                                                           actor=member)})
+
+
+@router.post("/app/classes/book")
+def book_class(request: Request, session: PageSession, member: MemberPage,
+               occurrence_id: BookingId):
+    booked = member_classes.book(session, actor=member, occurrence_id=occurrence_id)
+    b = booked.booking
+    if booked.again:
+        return done(request, "/app/classes", "flash.class_unchanged", "info")
+    if b.status == "waitlisted":
+        return done(request, "/app/classes", "flash.class_waitlisted", n=b.waitlist_position)
+    return done(request, "/app/classes", "flash.class_booked")
+
+
+@router.post("/app/classes/cancel")
+def cancel_class(request: Request, tasks: BackgroundTasks, session: PageSession,
+                 member: MemberPage, booking_id: BookingId):
+    result = member_classes.cancel(session, actor=member, booking_id=booking_id)
+    if result.promoted_id is not None:  # after the commit: a rolled-back one tells nobody
+        tasks.add_task(member_classes.notify_promoted, _factory(request),
+                       settings_of(request), result.promoted_id)
+    if result.again:
+        return done(request, "/app/classes", "flash.class_unchanged", "info")
+    if result.visit_used:
+        return done(request, "/app/classes", "flash.class_cancelled_visit", "info")
+    return done(request, "/app/classes", "flash.class_cancelled")

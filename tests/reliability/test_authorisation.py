@@ -515,7 +515,8 @@ def test_revoked_device_key_is_refused(client, clubs, db):
 MEMBER_PAGES = [("GET", "/app"), ("GET", "/app/me"), ("GET", "/app/me/data.json"),
                 ("POST", "/app/me/preferences"), ("POST", "/app/sign-out-others"),
                 ("POST", "/app/cancel/contract"), ("GET", "/app/door"), ("GET", "/app/freeze"),
-                ("POST", "/app/freeze")]
+                ("POST", "/app/freeze"), ("GET", "/app/classes"), ("POST", "/app/classes/book"),
+                ("POST", "/app/classes/cancel")]
 """The member's own pages: only with the member's session — anyone else is sent to the sign-in
 page, or refused (403) when a cookie that is no member's comes with a form (the sign-in and
 cancel pages are open to everyone; tests/memberapp covers them)."""
@@ -548,7 +549,8 @@ def test_member_pages_open_only_to_the_member(app, clubs, caller):
         token = CSRF_FIELD.search(own.text).group(1) if own.status_code == 200 else "x"
         wrong = []
         for method, path in MEMBER_PAGES:
-            data = {"csrf_token": token, "contract_id": MISSING} if method == "POST" else None
+            data = {"csrf_token": token, "contract_id": MISSING, "occurrence_id": MISSING,
+                    "booking_id": MISSING} if method == "POST" else None
             r = browser.request(method, path, data=data)
             signed_out = r.status_code == 303 and r.headers["location"] == "/app/sign-in"
             refused = signed_out or r.status_code == 403  # a cookie, but not a member's: CSRF

@@ -1,0 +1,99 @@
+"""Class booking in the member app on a phone (headless Chromium at 390×844, on both backends):
+one member books the last place, a second joins the waiting list, the first cancels — and the
+second has the place: on their page, and by email through a real local SMTP server. One test:
+each browser test costs seconds."""
+import re
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from app.core.actors import Role
+from app.core.config import Settings
+from tests.retention.servers import SmtpServer
+from tests.trainers.conftest import Gym
+from tests.web.test_member_app_browser import FITS, PHONE, arrived
+
+expect = pytest.importorskip("playwright.sync_api").expect
+
+
+@pytest.fixture
+def smtp() -> Iterator[SmtpServer]:
+    with SmtpServer() as server:
+        yield server
+
+
+@pytest.fixture
+def settings(db, tmp_path_factory, smtp) -> Settings:
+    return Settings(database_url=db.url, scheduler_enabled=False, _env_file=None,
+                    data_dir=tmp_path_factory.getbasetemp() / "data", smtp_host="127.0.0.1",
+                    smtp_port=smtp.port)
+
+
+@pytest.fixture
+def member_tab(browser, live_server, world):
+    """`member_tab(member_id)`: a phone-sized browser signed in as that member; JS errors fail
+    the test."""
+    contexts, errors = [], []
+
+    def open_tab(member: int):
+        context = browser.new_context(base_url=live_server, viewport=PHONE, has_touch=True,
+                                      is_mobile=True, locale="en-GB")
+        context.set_default_timeout(10_000)
+        context.add_cookies([{"name": "fitclub_member", "value": world.app_session(member),
+                              "url": f"{live_server}/app"}])
+        contexts.append(context)
+        tab = context.new_page()
+        tab.on("pageerror", lambda exc: errors.append(str(exc)))
+        return tab
+
+    yield open_tab
+    for context in contexts:
+        context.close()
+    assert not errors, f"errors in the browser: {errors}"
+
+
+def test_the_last_place_goes_to_the_waiting_member_when_the_first_cancels(
+        member_tab, world, live_server, smtp):
+    club = world.club(name="Riverside Fitness")
+    with httpx.Client(base_url=live_server, timeout=30) as api:
+        gym = Gym(api, world, club, manager=world.staff(club, Role.manager),
+                  desk=world.staff(club, Role.front_desk))
+        coach = gym.trainer()
+        occ = gym.class_at(coach, gym.at(1, 18), capacity=1)
+        plan = gym.plan()["id"]
+        anna = gym.member("Anna", "Berg", email="anna@example.org", email_consent=True)
+        ben = gym.member("Ben", "Stone", email="ben@example.org", email_consent=True)
+        for member in (anna, ben):
+            gym.membership(member, plan)
+    row = f'[data-class="{occ["id"]}"]'
+
+    first = member_tab(anna)
+    first.goto("/app")
+    first.get_by_role("link", name="Classes").click()
+    expect(first).to_have_url(re.compile(r"/app/classes$"))
+    expect(first.locator(row)).to_contain_text("1 of 1 places left")
+    first.locator(row).get_by_role("button", name="Book").click()
+    expect(first.locator("[data-flash]")).to_have_text("Booked. See you there!")
+    expect(first.locator(row)).to_contain_text("You are booked")
+    expect(first.locator(row)).to_contain_text("Full")
+    assert first.evaluate(FITS)
+
+    second = member_tab(ben)
+    second.goto("/app/classes")
+    second.locator(row).get_by_role("button", name="Join the waiting list").click()
+    expect(second.locator("[data-flash]")).to_contain_text("you are number 1 on the waiting list")
+    expect(second.locator(row)).to_contain_text("You are on the waiting list: number 1")
+
+    first.locator(row).get_by_role("button", name="Cancel booking").click()
+    expect(first.locator("[data-flash]")).to_have_text("Cancelled.")
+    expect(first.locator(row)).to_contain_text("Full")  # Ben has the place now
+    expect(first.locator(row).get_by_role("button", name="Join the waiting list")).to_be_visible()
+
+    told = arrived(smtp, lambda ms: [m for _f, to, m in ms if "ben@example.org" in to])
+    assert len(told) == 1 and "you have a place in" in told[0]["Subject"]
+    second.goto("/app")
+    expect(second.locator("[data-promoted]")).to_have_text("place from the waiting list")
+    second.goto("/app/classes")
+    expect(second.locator(row)).to_contain_text("You are booked")
+    assert not any("anna@example.org" in to for _f, to, _m in smtp.messages)
