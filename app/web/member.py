@@ -6,8 +6,9 @@ and `/app/sign-in/code` (the SMS code) sign in; `/app/sign-in/club` lets a membe
 clubs choose one. The member's own view is `/app` (read-only), their settings `/app/me`
 (consents, preferred channel, devices, their data as JSON, signing out). `/app/cancel` cancels a
 contract — without signing in (§312k BGB), or signed in. `/app/door` shows the member's door code
-(a QR code changing every minute), `/app/freeze` freezes a membership. Rules are in
-`app.memberapp`; how the cookie, CSRF and the language work is in `app.web.member_kit`.
+(a QR code changing every minute), `/app/freeze` freezes a membership, `/app/training` books
+and cancels personal-training sessions with the member's trainer (`app.memberapp.training`).
+Rules are in `app.memberapp`; how the cookie, CSRF and the language work is in `app.web.member_kit`.
 """
 import json
 import secrets
@@ -18,7 +19,7 @@ from fastapi import BackgroundTasks, Form, Query, Request
 from fastapi.responses import Response
 
 from app.core.errors import DomainError
-from app.memberapp import account, cancel, door, freeze, signin, view
+from app.memberapp import account, cancel, door, freeze, signin, training, view
 from app.memberapp import sessions as member_sessions
 from app.memberapp.signin import Verified
 from app.members import service as members_service
@@ -40,6 +41,7 @@ from app.web.member_kit import (
     set_code_cookie,
     set_member_cookie,
     texts,
+    zone_for,
 )
 
 router = member_router()
@@ -320,3 +322,58 @@ def ask_freeze(request: Request, session: PageSession, member: MemberPage,
         return done(request, "/app/freeze", "flash.freeze_requested")
     return done(request, "/app/freeze", "flash.freeze_applied", start=t.day(asked.start_date),
                 end=t.day(asked.end_date))
+
+
+# --- personal training ----------------------------------------------------------------------------
+
+Id = Annotated[int, Form(ge=1, le=2**63 - 1)]
+
+
+def _training(request: Request, session, member, *, error: str | None = None,
+              status: int = 200) -> Response:
+    return render(request, "training.html", {"title": texts(request)("training.title"),
+                                             "o": training.overview(session, actor=member),
+                                             "error": error}, status=status)
+
+
+@router.get("/app/training")
+def training_page(request: Request, session: PageSession, member: MemberPage):
+    return _training(request, session, member)
+
+
+@router.post("/app/training/book")
+def book_training(request: Request, session: PageSession, member: MemberPage, trainer_id: Id,
+                  start: Annotated[str, Form(max_length=40)]):
+    """A taken slot, no package, …: the page again with the reason (409 and the like) and the
+    slots as they are now (not a redirect: the status says what happened)."""
+    t = texts(request)  # the language, read before the transaction may be given up
+    try:
+        booked = training.book(session, actor=member, trainer_id=trainer_id, start=start)
+    except DomainError as exc:
+        session.rollback()
+        return _training(request, session, member, error=error_text(request, exc),
+                         status=exc.status_code)
+    if booked.again:
+        return done(request, "/app/training", "flash.pt_again", "info")
+    return done(request, "/app/training", "flash.pt_booked",
+                time=t.time(booked.session.starts_at, zone_for(request)),
+                name=booked.session.trainer_name)
+
+
+@router.post("/app/training/cancel")
+def cancel_training(request: Request, session: PageSession, member: MemberPage,
+                    session_id: Id):
+    t = texts(request)  # the language, read before the transaction may be given up
+    try:
+        result = training.cancel(session, actor=member, session_id=session_id)
+    except DomainError as exc:  # another member's session: 404; one that started: 409
+        session.rollback()
+        return _training(request, session, member, error=error_text(request, exc),
+                         status=exc.status_code)
+    if result.again:
+        return done(request, "/app/training", "flash.pt_again", "info")
+    when = t.time(result.session.starts_at, zone_for(request))
+    if result.session.late_cancel:
+        return done(request, "/app/training", "flash.pt_cancelled_late", "warn", time=when,
+                    hours=training.cancel_hours(session, actor=member))
+    return done(request, "/app/training", "flash.pt_cancelled", time=when)
