@@ -10,7 +10,7 @@ the insert cannot interleave with another booking of the same trainer or member.
 takes those locks in that order (member, then trainer), so two bookings cannot deadlock.
 
 A member books and cancels their own sessions (the member app) through the same functions, with
-a `MemberActor`: the same rules, and the member's own on top (`_member_rules`): only for
+a `MemberActor`: the same rules, and the member's own on top (`_member_may_book`, `_check_not_held`): only for
 themselves, with a trainer of their own, within the slot horizon, and only while a package has
 a session left that no other booking holds (`packages.held_sessions`).
 """
@@ -239,34 +239,46 @@ def _check_package(session: Session, *, club_id: int, member_id: int, day: date)
                    code="no_package_balance")
 
 
-def _member_rules(session: Session, *, actor: MemberActor, member_id: int, trainer_id: int,
-                  start: datetime, now: datetime, zone: ZoneInfo, complimentary: bool) -> None:
-    """What a member booking for themselves must also meet (under the member's lock)."""
+def _member_may_book(session: Session, *, actor: MemberActor, member_id: int,
+                     trainer_id: int, start: datetime, now: datetime,
+                     complimentary: bool) -> None:
+    """A member booking for themselves (under their lock, before the trainer is looked at): for
+    themselves, a package for that day, with a trainer of their own, within the horizon."""
     if member_id != actor.member_id or complimentary:
         raise Forbidden("Members book their own sessions only", code="not_your_session")
-    today = clock.today(zone, now)
+    zone = zone_for(session, actor.club_id)
+    today, day = clock.today(zone, now), start.astimezone(zone).date()
+    _check_package(session, club_id=actor.club_id, member_id=member_id, day=day)
     if trainer_id not in member_trainers(session, club_id=actor.club_id, member_id=member_id,
                                          today=today):
         raise NotFound("Trainer not found", code="trainer_not_found")
-    if start.astimezone(zone).date() > today + timedelta(days=HORIZON_DAYS):
+    if day > today + timedelta(days=HORIZON_DAYS):
         raise Conflict(f"Sessions can be booked up to {HORIZON_DAYS} days ahead",
                        code="outside_member_horizon", details={"days": HORIZON_DAYS})
-    _held, fits = held_sessions(session, club_id=actor.club_id, member_id=member_id,
-                                extra_day=start.astimezone(zone).date())
+
+
+def _check_not_held(session: Session, *, club_id: int, member_id: int, day: date) -> None:
+    """A member books only a session of a package that no booked session holds already."""
+    _held, fits = held_sessions(session, club_id=club_id, member_id=member_id, extra_day=day)
     if not fits:
         raise Conflict("Every session left in your package is booked already; cancel one or "
                        "buy a new package", code="package_fully_booked")
 
 
-def _lock_and_check(session: Session, *, actor: Actor | MemberActor, member_id: int, trainer_ids: list[int],
-                    trainer_id: int, start: datetime, end: datetime, complimentary: bool,
-                    exclude_id: int | None = None, now: datetime | None = None) -> None:
+def _lock_and_check(session: Session, *, actor: Actor | MemberActor, member_id: int,
+                    trainer_ids: list[int], trainer_id: int, start: datetime, end: datetime,
+                    complimentary: bool, exclude_id: int | None = None,
+                    now: datetime | None = None) -> None:
     """Lock the member, then the trainer(s) in id order, and check every booking rule."""
     club_id = actor.club_id
     member = billing_service.require_member(session, club_id=club_id, member_id=member_id,
                                             for_update=True)
     if member.erased_at is not None:
         raise Conflict("This member's data was erased", code="member_erased")
+    by_member = isinstance(actor, MemberActor)
+    if by_member:
+        _member_may_book(session, actor=actor, member_id=member_id, trainer_id=trainer_id,
+                         start=start, now=now or clock.now(), complimentary=complimentary)
     locked = {tid: get_trainer(session, club_id=club_id, trainer_id=tid, for_update=True)
               for tid in sorted(set(trainer_ids))}
     trainer = locked[trainer_id]
@@ -276,13 +288,12 @@ def _lock_and_check(session: Session, *, actor: Actor | MemberActor, member_id: 
     _check_hours(session, trainer=trainer, name=name, zone=zone, start=start, end=end)
     _check_free(session, club_id=club_id, trainer_id=trainer.id, member_id=member_id,
                 start=start, end=end, zone=zone, exclude_id=exclude_id)
-    if not complimentary:
+    if by_member:
+        _check_not_held(session, club_id=club_id, member_id=member_id,
+                        day=start.astimezone(zone).date())
+    elif not complimentary:
         _check_package(session, club_id=club_id, member_id=member_id,
                        day=start.astimezone(zone).date())
-    if isinstance(actor, MemberActor):
-        _member_rules(session, actor=actor, member_id=member_id, trainer_id=trainer.id,
-                      start=start,
-                      now=now or clock.now(), zone=zone, complimentary=complimentary)
 
 
 def book_session(session: Session, *, actor: Actor | MemberActor, member_id: int,

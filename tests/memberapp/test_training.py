@@ -181,6 +181,8 @@ def test_only_the_trainer_of_the_package_and_only_ones_own_sessions(client, gym,
     assert f'data-trainer="{stranger.id}"' not in html and f'data-trainer="{coach.id}"' in html
     r = _book(client, stranger.id, gym.at(4, 10).isoformat(), html)
     assert r.status_code == 404 and "only with the trainer of your package" in r.text
+    r = _book(client, coach.id, gym.at(20, 10).isoformat(), html)  # past the horizon
+    assert r.status_code == 409 and "up to two weeks ahead" in r.text
     r = _cancel(client, berts["id"])
     assert r.status_code == 404 and "no session with this number" in r.text
     assert gym.scalar(select(PtSession.status).where(PtSession.id == berts["id"])) == "booked"
