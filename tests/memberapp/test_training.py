@@ -8,6 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, time
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from app.core.actors import MemberActor, Role
@@ -18,6 +19,7 @@ from app.trainers.models import PtPackage, PtSession
 from app.web.member_kit import MEMBER_COOKIE
 from tests.memberapp.conftest import csrf_of
 from tests.trainers.conftest import BERLIN, Gym
+from tests.web.conftest import sign_in
 
 SLOT = re.compile(r'data-slot="([^"]+)"')
 LEFT = re.compile(r'data-left-to-book="(\d+)"')
@@ -78,8 +80,8 @@ def coach(gym):
     return gym.trainer(hours=_hours())
 
 
-def test_booking_a_free_slot_holds_a_session_of_the_package_expiring_first(client, gym, world,
-                                                                          coach):
+def test_booking_a_free_slot_holds_a_session_of_the_package_expiring_first(app, client, gym,
+                                                                          world, coach):
     anna = gym.member("Anna", "Berg")
     later = gym.package(anna, gym.pt_product(sessions=10, validity_days=90),
                         trainer_id=coach.id)
@@ -114,6 +116,13 @@ def test_booking_a_free_slot_holds_a_session_of_the_package_expiring_first(clien
     listed = gym.client.get("/api/v1/trainers/sessions", params={"member_id": anna},
                             headers=gym.desk.headers).json()["items"]
     assert [s["id"] for s in listed] == [pt.id]
+    with TestClient(app) as staff:  # and in the staff's pages
+        sign_in(staff, gym.manager.email)
+        day = pt.starts_at.astimezone(BERLIN).date()
+        week = staff.get("/manage/trainers", params={"week": day.isoformat()}).text
+        assert "with Anna Berg" in week
+        card = staff.get(f"/desk/members/{anna}").text
+        assert "(1 booked)" in card and "Booked a personal-training session" in card
 
 
 def test_no_package_is_refused_in_words(client, gym, world, coach):
