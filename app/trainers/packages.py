@@ -6,7 +6,7 @@ WHERE id = :id AND sessions_left > 0``.
 Importing this module registers the line kind `pt_package` with billing.
 """
 from collections.abc import Sequence
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
@@ -20,7 +20,7 @@ from app.core import clock
 from app.core.actors import MANAGERS, Actor
 from app.core.errors import Forbidden, Invalid, NotFound
 from app.core.types import money
-from app.trainers.models import PtPackage, PtProduct, PtSession
+from app.trainers.models import PtPackage, PtProduct, PtSession, TrainerProfile
 from app.trainers.schemas import (
     MemberPtPackages,
     PtPackageLine,
@@ -28,7 +28,7 @@ from app.trainers.schemas import (
     PtPackageSold,
     PtProductCreate,
 )
-from app.trainers.service import BOOKED, bulk_update, get_trainer
+from app.trainers.service import BOOKED, CANCELLED, bulk_update, get_trainer, zone_for
 
 PT_PACKAGE = "pt_package"
 
@@ -192,3 +192,63 @@ def spend_one(session: Session, *, club_id: int, member_id: int, day: date) -> i
         if spent == 1:
             return package_id
     return None
+
+
+# ----------------------------------------------------------------------------- held by bookings
+
+def held_sessions(session: Session, *, club_id: int, member_id: int,
+                  extra_day: date | None = None) -> tuple[dict[int, int], bool]:
+    """Which package each of the member's booked sessions will spend, as the closing will
+    choose it: every booked, not complimentary session (by its club day, earliest first) goes
+    to the package valid that day that expires first and still has room (earliest-deadline-first
+    places as many sessions as any assignment could).
+
+    Returns ({package id: sessions held}, whether a new session on `extra_day` finds room too).
+    Two reads: the member's packages with sessions left, the days of their booked sessions."""
+    zone = zone_for(session, club_id)
+    packages = session.execute(
+        select(PtPackage.id, PtPackage.valid_from, PtPackage.valid_until,
+               PtPackage.sessions_left)
+        .where(PtPackage.club_id == club_id, PtPackage.member_id == member_id,
+               PtPackage.sessions_left > 0)
+        .order_by(PtPackage.valid_until, PtPackage.id)).all()
+    starts = session.scalars(select(PtSession.starts_at).where(
+        PtSession.club_id == club_id, PtSession.member_id == member_id,
+        PtSession.status == BOOKED, PtSession.complimentary.is_(False))).all()
+    days = sorted(at.replace(tzinfo=at.tzinfo or UTC).astimezone(zone).date() for at in starts)
+
+    def place(days: list[date]) -> tuple[dict[int, int], int]:
+        held = {p.id: 0 for p in packages}
+        placed = 0
+        for day in days:
+            for p in packages:
+                if p.valid_from <= day <= p.valid_until and held[p.id] < p.sessions_left:
+                    held[p.id] += 1
+                    placed += 1
+                    break
+        return held, placed
+
+    held, placed = place(days)
+    fits = extra_day is not None and place(sorted([*days, extra_day]))[1] > placed
+    return held, fits
+
+
+def member_trainers(session: Session, *, club_id: int, member_id: int, today: date) -> list[int]:
+    """The trainers a member books with themselves: the home trainers of their packages still
+    usable (sessions left, not expired); where such a package names none, the trainer of the
+    member's latest session that was not cancelled. Active trainers only."""
+    named = session.execute(select(PtPackage.trainer_id).where(
+        PtPackage.club_id == club_id, PtPackage.member_id == member_id,
+        PtPackage.sessions_left > 0, PtPackage.valid_until >= today).distinct()).scalars().all()
+    ids = {t for t in named if t is not None}
+    if None in named:
+        last = session.scalar(select(PtSession.trainer_id).where(
+            PtSession.club_id == club_id, PtSession.member_id == member_id,
+            PtSession.status != CANCELLED).order_by(PtSession.starts_at.desc()).limit(1))
+        if last is not None:
+            ids.add(last)
+    if not ids:
+        return []
+    return list(session.scalars(select(TrainerProfile.id).where(
+        TrainerProfile.id.in_(ids), TrainerProfile.active.is_(True))
+        .order_by(TrainerProfile.id)))

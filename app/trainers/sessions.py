@@ -8,6 +8,11 @@ Booking a PT session locks the member row, then the trainer profile row (``FOR N
 on PostgreSQL; SQLite serialises writers with ``BEGIN IMMEDIATE``), so the overlap checks and
 the insert cannot interleave with another booking of the same trainer or member. Every writer
 takes those locks in that order (member, then trainer), so two bookings cannot deadlock.
+
+A member books and cancels their own sessions (the member app) through the same functions, with
+a `MemberActor`: the same rules, and the member's own on top (`_member_may_book`, `_check_not_held`): only for
+themselves, with a trainer of their own, within the slot horizon, and only while a package has
+a session left that no other booking holds (`packages.held_sessions`).
 """
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -19,13 +24,14 @@ from app.billing import service as billing_service
 from app.clubs import service as clubs_service
 from app.clubs.models import ClubStaff
 from app.core import clock
-from app.core.actors import DESK, MANAGERS, Actor, Role
+from app.core.actors import DESK, MANAGERS, Actor, MemberActor, Role
 from app.core.errors import Conflict, Forbidden, Invalid, NotFound
 from app.core.schemas import Page
 from app.crm import service as crm_service
 from app.crm.models import Task
 from app.crm.schemas import TaskRead
 from app.members.models import Member
+from app.trainers.availability import BLOCKING, HORIZON_DAYS, within_hours
 from app.trainers.models import (
     ClassBooking,
     ClassOccurrence,
@@ -36,7 +42,7 @@ from app.trainers.models import (
     TrainerHours,
     TrainerProfile,
 )
-from app.trainers.packages import spend_one
+from app.trainers.packages import held_sessions, member_trainers, spend_one
 from app.trainers.schemas import ClientRead, SessionRead
 from app.trainers.service import (
     BOOKED,
@@ -57,8 +63,6 @@ from app.trainers.service import (
     trainer_names,
     zone_for,
 )
-
-BLOCKING = (BOOKED, COMPLETED, NO_SHOW)  # sessions that occupy their slot
 
 
 def _session_reads(session: Session, rows: list[PtSession]) -> list[SessionRead]:
@@ -92,8 +96,21 @@ def read_session(session: Session, *, club_id: int, session_id: int) -> SessionR
                                                  session_id=session_id)])[0]
 
 
-def _may_manage(session: Session, actor: Actor, pt: PtSession) -> None:
-    """Desk, managers and owners manage any session; a trainer only their own."""
+def _staff_id(actor: Actor | MemberActor) -> int | None:
+    """The staff user behind an action (`booked_by`, `closed_by`); None for a member's own."""
+    return actor.user_id if isinstance(actor, Actor) else None
+
+
+def _role(actor: Actor | MemberActor) -> Role | None:
+    return actor.role if isinstance(actor, Actor) else None
+
+
+def _may_manage(session: Session, actor: Actor | MemberActor, pt: PtSession) -> None:
+    """Desk, managers and owners manage any session; a trainer and a member only their own."""
+    if isinstance(actor, MemberActor):
+        if pt.member_id != actor.member_id:
+            raise NotFound("Session not found", code="session_not_found")
+        return
     if actor.role in DESK:
         return
     profile = own_profile(session, actor)
@@ -101,8 +118,9 @@ def _may_manage(session: Session, actor: Actor, pt: PtSession) -> None:
         raise Forbidden("Trainers manage their own sessions only", code="not_your_session")
 
 
-def _trainer_for_booking(session: Session, actor: Actor, trainer_id: int | None) -> int:
-    if actor.role == Role.trainer:
+def _trainer_for_booking(session: Session, actor: Actor | MemberActor,
+                         trainer_id: int | None) -> int:
+    if _role(actor) == Role.trainer:
         profile = require_own_profile(session, actor)
         if trainer_id is not None and trainer_id != profile.id:
             raise Forbidden("Trainers book sessions with themselves only",
@@ -140,8 +158,7 @@ def _check_hours(session: Session, *, trainer: TrainerProfile, name: str, zone: 
         .where(TrainerHours.trainer_id == trainer.id,
                TrainerHours.weekday == day.isoweekday())
         .order_by(TrainerHours.start_time)).all()
-    if local_end.date() == day and any(a <= local_start.time() and local_end.time() <= b
-                                       for a, b in intervals):
+    if within_hours(list(intervals), local_start, local_end):
         return
     hours = ", ".join(f"{a:%H:%M}–{b:%H:%M}" for a, b in intervals) or "none"
     raise Conflict(f"{format_when(start, zone)}–{local_end:%H:%M} is outside {name}'s working "
@@ -222,15 +239,46 @@ def _check_package(session: Session, *, club_id: int, member_id: int, day: date)
                    code="no_package_balance")
 
 
-def _lock_and_check(session: Session, *, actor: Actor, member_id: int, trainer_ids: list[int],
-                    trainer_id: int, start: datetime, end: datetime, complimentary: bool,
-                    exclude_id: int | None = None) -> None:
+def _member_may_book(session: Session, *, actor: MemberActor, member_id: int,
+                     trainer_id: int, start: datetime, now: datetime,
+                     complimentary: bool) -> None:
+    """A member booking for themselves (under their lock, before the trainer is looked at): for
+    themselves, a package for that day, with a trainer of their own, within the horizon."""
+    if member_id != actor.member_id or complimentary:
+        raise Forbidden("Members book their own sessions only", code="not_your_session")
+    zone = zone_for(session, actor.club_id)
+    today, day = clock.today(zone, now), start.astimezone(zone).date()
+    _check_package(session, club_id=actor.club_id, member_id=member_id, day=day)
+    if trainer_id not in member_trainers(session, club_id=actor.club_id, member_id=member_id,
+                                         today=today):
+        raise NotFound("Trainer not found", code="trainer_not_found")
+    if day > today + timedelta(days=HORIZON_DAYS):
+        raise Conflict(f"Sessions can be booked up to {HORIZON_DAYS} days ahead",
+                       code="outside_member_horizon", details={"days": HORIZON_DAYS})
+
+
+def _check_not_held(session: Session, *, club_id: int, member_id: int, day: date) -> None:
+    """A member books only a session of a package that no booked session holds already."""
+    _held, fits = held_sessions(session, club_id=club_id, member_id=member_id, extra_day=day)
+    if not fits:
+        raise Conflict("Every session left in your package is booked already; cancel one or "
+                       "buy a new package", code="package_fully_booked")
+
+
+def _lock_and_check(session: Session, *, actor: Actor | MemberActor, member_id: int,
+                    trainer_ids: list[int], trainer_id: int, start: datetime, end: datetime,
+                    complimentary: bool, exclude_id: int | None = None,
+                    now: datetime | None = None) -> None:
     """Lock the member, then the trainer(s) in id order, and check every booking rule."""
     club_id = actor.club_id
     member = billing_service.require_member(session, club_id=club_id, member_id=member_id,
                                             for_update=True)
     if member.erased_at is not None:
         raise Conflict("This member's data was erased", code="member_erased")
+    by_member = isinstance(actor, MemberActor)
+    if by_member:
+        _member_may_book(session, actor=actor, member_id=member_id, trainer_id=trainer_id,
+                         start=start, now=now or clock.now(), complimentary=complimentary)
     locked = {tid: get_trainer(session, club_id=club_id, trainer_id=tid, for_update=True)
               for tid in sorted(set(trainer_ids))}
     trainer = locked[trainer_id]
@@ -240,33 +288,39 @@ def _lock_and_check(session: Session, *, actor: Actor, member_id: int, trainer_i
     _check_hours(session, trainer=trainer, name=name, zone=zone, start=start, end=end)
     _check_free(session, club_id=club_id, trainer_id=trainer.id, member_id=member_id,
                 start=start, end=end, zone=zone, exclude_id=exclude_id)
-    if not complimentary:
+    if by_member:
+        _check_not_held(session, club_id=club_id, member_id=member_id,
+                        day=start.astimezone(zone).date())
+    elif not complimentary:
         _check_package(session, club_id=club_id, member_id=member_id,
                        day=start.astimezone(zone).date())
 
 
-def book_session(session: Session, *, actor: Actor, member_id: int, start: datetime,
-                 duration_minutes: int = 60, trainer_id: int | None = None,
+def book_session(session: Session, *, actor: Actor | MemberActor, member_id: int,
+                 start: datetime, duration_minutes: int = 60, trainer_id: int | None = None,
                  complimentary: bool = False, task_id: int | None = None,
                  now: datetime | None = None) -> SessionRead:
-    """Book a PT session: trainer free and working, member free, a package valid that day."""
+    """Book a PT session: trainer free and working, member free, a package valid that day (and,
+    for a member booking themselves, a session of it not held by another booking)."""
     now = now or clock.now()
     check_instant(start, now)
     start = start.astimezone(UTC)
     end = start + timedelta(minutes=duration_minutes)
     trainer_id = _trainer_for_booking(session, actor, trainer_id)
-    if complimentary and task_id is None and actor.role not in MANAGERS:
+    if complimentary and task_id is None and _role(actor) not in MANAGERS:
         raise Forbidden("Only a manager may book a complimentary session",
                         code="complimentary_forbidden")
-    if start < now and actor.role not in MANAGERS:
+    if start < now and _role(actor) not in MANAGERS:
         raise Invalid("This time has passed; only a manager may record a past session",
                       code="session_in_past", details={"field": "start"})
     with session.begin_nested():
         _lock_and_check(session, actor=actor, member_id=member_id, trainer_ids=[trainer_id],
-                        trainer_id=trainer_id, start=start, end=end, complimentary=complimentary)
+                        trainer_id=trainer_id, start=start, end=end, complimentary=complimentary,
+                        now=now)
         pt = PtSession(club_id=actor.club_id, trainer_id=trainer_id, member_id=member_id,
                        starts_at=start, ends_at=end, status=BOOKED, complimentary=complimentary,
-                       late_cancel=False, task_id=task_id, sequence=0, booked_by=actor.user_id)
+                       late_cancel=False, task_id=task_id, sequence=0,
+                       booked_by=_staff_id(actor))
         session.add(pt)
         session.flush()
     return _session_reads(session, [pt])[0]
@@ -311,13 +365,14 @@ def reschedule_session(session: Session, *, actor: Actor, session_id: int, start
     return read_session(session, club_id=club_id, session_id=pt.id)
 
 
-def _claim(session: Session, pt: PtSession, *, status: str, actor: Actor, now: datetime,
+def _claim(session: Session, pt: PtSession, *, status: str, actor: Actor | MemberActor,
+           now: datetime,
            **values) -> None:
     """The one guarded transition out of 'booked' (exactly once, whoever tries)."""
     claimed = session.execute(bulk_update(
         update(PtSession).where(PtSession.id == pt.id, PtSession.club_id == actor.club_id,
                                 PtSession.status == BOOKED)
-        .values(status=status, closed_at=now, closed_by=actor.user_id, updated_at=now,
+        .values(status=status, closed_at=now, closed_by=_staff_id(actor), updated_at=now,
                 **values))).rowcount
     if claimed != 1:
         current = session.scalar(select(PtSession.status).where(PtSession.id == pt.id))
@@ -373,13 +428,15 @@ def _close(session: Session, *, actor: Actor, session_id: int, status: str, note
     return read_session(session, club_id=actor.club_id, session_id=pt.id)
 
 
-def cancel_session(session: Session, *, actor: Actor, session_id: int, by: str = "member",
-                   reason: str | None = None, now: datetime | None = None) -> SessionRead:
-    """Cancel a booked session; a member's cancellation inside the club's window spends it."""
+def cancel_session(session: Session, *, actor: Actor | MemberActor, session_id: int,
+                   by: str = "member", reason: str | None = None,
+                   now: datetime | None = None) -> SessionRead:
+    """Cancel a booked session; a member's cancellation inside the club's window spends it.
+    A member (`MemberActor`) cancels their own sessions only, always as `by="member"`."""
     now = now or clock.now()
     pt = _get_session(session, club_id=actor.club_id, session_id=session_id)
     _may_manage(session, actor, pt)
-    if by == "club" and actor.role not in MANAGERS and actor.role != Role.trainer:
+    if by == "club" and _role(actor) not in MANAGERS and _role(actor) != Role.trainer:
         raise Forbidden("Only a manager or the session's trainer may cancel on the club's "
                         "behalf (free of charge)", code="waive_forbidden")
     if pt.status != BOOKED:

@@ -7,8 +7,9 @@ clubs choose one. The member's own view is `/app` (read-only), their settings `/
 (consents, preferred channel, devices, their data as JSON, signing out), `/app/classes` the club's
 classes to book, cancel or wait for (`app.memberapp.classes`). `/app/cancel` cancels a
 contract — without signing in (§312k BGB), or signed in. `/app/door` shows the member's door code
-(a QR code changing every minute), `/app/freeze` freezes a membership. Rules are in
-`app.memberapp`; how the cookie, CSRF and the language work is in `app.web.member_kit`.
+(a QR code changing every minute), `/app/freeze` freezes a membership, `/app/training` books
+and cancels personal-training sessions with the member's trainer (`app.memberapp.training`).
+Rules are in `app.memberapp`; how the cookie, CSRF and the language work is in `app.web.member_kit`.
 """
 import json
 import secrets
@@ -19,7 +20,7 @@ from fastapi import BackgroundTasks, Form, Query, Request
 from fastapi.responses import Response
 
 from app.core.errors import DomainError
-from app.memberapp import account, cancel, door, freeze, signin, view
+from app.memberapp import account, cancel, door, freeze, signin, training, view
 from app.memberapp import classes as member_classes
 from app.memberapp import sessions as member_sessions
 from app.memberapp.signin import Verified
@@ -42,6 +43,7 @@ from app.web.member_kit import (
     set_code_cookie,
     set_member_cookie,
     texts,
+    zone_for,
 )
 
 router = member_router()
@@ -360,3 +362,58 @@ def cancel_class(request: Request, tasks: BackgroundTasks, session: PageSession,
     if result.visit_used:
         return done(request, "/app/classes", "flash.class_cancelled_visit", "info")
     return done(request, "/app/classes", "flash.class_cancelled")
+
+
+# --- personal training ----------------------------------------------------------------------------
+
+Id = Annotated[int, Form(ge=1, le=2**63 - 1)]
+
+
+def _training(request: Request, session, member, *, error: str | None = None,
+              status: int = 200) -> Response:
+    return render(request, "training.html", {"title": texts(request)("training.title"),
+                                             "o": training.overview(session, actor=member),
+                                             "error": error}, status=status)
+
+
+@router.get("/app/training")
+def training_page(request: Request, session: PageSession, member: MemberPage):
+    return _training(request, session, member)
+
+
+@router.post("/app/training/book")
+def book_training(request: Request, session: PageSession, member: MemberPage, trainer_id: Id,
+                  start: Annotated[str, Form(max_length=40)]):
+    """A taken slot, no package, …: the page again with the reason (409 and the like) and the
+    slots as they are now (not a redirect: the status says what happened)."""
+    t = texts(request)  # the language, read before the transaction may be given up
+    try:
+        booked = training.book(session, actor=member, trainer_id=trainer_id, start=start)
+    except DomainError as exc:
+        session.rollback()
+        return _training(request, session, member, error=error_text(request, exc),
+                         status=exc.status_code)
+    if booked.again:
+        return done(request, "/app/training", "flash.pt_again", "info")
+    return done(request, "/app/training", "flash.pt_booked",
+                time=t.time(booked.session.starts_at, zone_for(request)),
+                name=booked.session.trainer_name)
+
+
+@router.post("/app/training/cancel")
+def cancel_training(request: Request, session: PageSession, member: MemberPage,
+                    session_id: Id):
+    t = texts(request)  # the language, read before the transaction may be given up
+    try:
+        result = training.cancel(session, actor=member, session_id=session_id)
+    except DomainError as exc:  # another member's session: 404; one that started: 409
+        session.rollback()
+        return _training(request, session, member, error=error_text(request, exc),
+                         status=exc.status_code)
+    if result.again:
+        return done(request, "/app/training", "flash.pt_again", "info")
+    when = t.time(result.session.starts_at, zone_for(request))
+    if result.session.late_cancel:
+        return done(request, "/app/training", "flash.pt_cancelled_late", "warn", time=when,
+                    hours=training.cancel_hours(session, actor=member))
+    return done(request, "/app/training", "flash.pt_cancelled", time=when)
