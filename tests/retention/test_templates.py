@@ -219,5 +219,6 @@ def test_a_message_links_into_the_member_apps_pages(client):
     links = templates.app_links("https://club.example/")
     assert links["classes"] == "https://club.example/app/classes"
     assert links["home"] == "https://club.example/app"
-    paths = {route.path for route in client.app.routes}
-    assert {"/app" + path for path in templates.APP_PAGES.values()} <= paths
+    for path in templates.APP_PAGES.values():  # a page, or the sign-in in front of it
+        r = client.get("/app" + path, follow_redirects=False)
+        assert r.status_code in (200, 303), (path, r.status_code)
