@@ -222,3 +222,4 @@ def test_a_message_links_into_the_member_apps_pages(client):
     for path in templates.APP_PAGES.values():  # a page, or the sign-in in front of it
         r = client.get("/app" + path, follow_redirects=False)
         assert r.status_code in (200, 303), (path, r.status_code)
+    assert client.get("/app/no-such-page", follow_redirects=False).status_code == 404
