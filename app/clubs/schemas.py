@@ -50,6 +50,10 @@ class ClubSettings(BaseModel):
                                  description="the shortest freeze a member may ask for in the app")
     freeze_notice_days: int = Field(0, ge=0, le=90,
                                     description="an app freeze starts at least this many days ahead")
+    online_plans: list[int] = Field(
+        default_factory=list, max_length=50,
+        description="the recurring plans (ids) people may join or renew in the member app "
+                    "(/app/join); none: joining online is off")
 
 
 class ClubRead(Out):
@@ -81,6 +85,7 @@ class ClubSettingsUpdate(In):
     app_freeze_mode: Literal["instant", "approval"] | None = None
     freeze_min_days: int | None = Field(None, ge=1, le=365)
     freeze_notice_days: int | None = Field(None, ge=0, le=90)
+    online_plans: list[int] | None = Field(None, max_length=50)
 
 
 class TokenOut(BaseModel):
