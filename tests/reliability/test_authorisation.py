@@ -515,10 +515,11 @@ def test_revoked_device_key_is_refused(client, clubs, db):
 MEMBER_PAGES = [("GET", "/app"), ("GET", "/app/me"), ("GET", "/app/me/data.json"),
                 ("POST", "/app/me/preferences"), ("POST", "/app/sign-out-others"),
                 ("POST", "/app/cancel/contract"), ("GET", "/app/door"), ("GET", "/app/freeze"),
-                ("POST", "/app/freeze")]
+                ("POST", "/app/freeze"), ("GET", "/app/renew"),
+                ("POST", f"/app/renew/{MISSING}")]
 """The member's own pages: only with the member's session — anyone else is sent to the sign-in
-page, or refused (403) when a cookie that is no member's comes with a form (the sign-in and
-cancel pages are open to everyone; tests/memberapp covers them)."""
+page, or refused (403) when a cookie that is no member's comes with a form (the sign-in, cancel and join
+pages are open to everyone; tests/memberapp covers them)."""
 CSRF_FIELD = re.compile(r'name="csrf_token" value="([0-9a-f]*)"')
 
 
