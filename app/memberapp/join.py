@@ -352,7 +352,8 @@ def join(factory: sessionmaker[Session], *, settings: Settings, club_id: int, pl
                 or_(Member.email == data.email,
                     *([Member.phone == phone] if phone else []))).order_by(Member.id).limit(20)))
             prospect = _prospect(s, club_id=club_id, matches=found, email=data.email)
-            if prospect is None and found:
+            if found and (prospect is None or any(
+                    m.email == data.email and m.id != prospect[0].id for m in found)):
                 notice = notices.queue(
                     s, club_id=club_id, kind="signed", key=f"join-known:{signing.key}",
                     to=data.email, member_id=found[0].id,
