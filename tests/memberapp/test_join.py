@@ -210,3 +210,26 @@ def test_a_member_whose_membership_ends_renews_after_it(client, gym, smtp, world
     again = client.get("/app/renew")
     assert "data-running" in again.text  # the contract runs on: nothing to renew
     assert len(emails_to(smtp, ANNA)) == 1
+
+
+def test_the_same_form_sent_twice_at_once_signs_once(app, client, gym, smtp):
+    """Two requests with one key at the same moment (a double tap): one member, one contract,
+    both answered with the first signature."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from app.memberapp import join
+
+    plan = _online(gym)
+    form = _form(client, f"/app/join/{plan['id']}")
+    details = join.Details("Anna", "Berg", ANNA, None, date(1990, 4, 2))
+    signing = join.Signing("Anna Berg", True, form["key"], form["shown"])
+
+    def sign(_n):
+        return join.join(app.state.sessionmaker, settings=app.state.settings,
+                         club_id=gym.club.id, plan_id=plan["id"], details=details,
+                         signing=signing, address="203.0.113.9", lang="en")
+
+    with ThreadPoolExecutor(2) as pool:
+        answers = list(pool.map(sign, range(2)))
+    assert answers[0].signature_id == answers[1].signature_id is not None
+    assert (gym.count(Member), gym.count(Contract), gym.count(MemberSignature)) == (1, 1, 1)
