@@ -233,3 +233,15 @@ def test_the_same_form_sent_twice_at_once_signs_once(app, client, gym, smtp):
         answers = list(pool.map(sign, range(2)))
     assert answers[0].signature_id == answers[1].signature_id is not None
     assert (gym.count(Member), gym.count(Contract), gym.count(MemberSignature)) == (1, 1, 1)
+
+
+def test_erasing_a_member_who_joined_online_blanks_the_signature(client, gym, smtp):
+    plan = _online(gym)
+    assert _join(client, plan["id"]).status_code == 200
+    member = gym.scalar(select(Member.id).where(Member.email == ANNA))
+    r = client.post(f"/api/v1/members/{member}/erase", headers=gym.manager.headers,
+                    json={"reason": "asked at the desk", "confirm": True})
+    assert r.status_code == 200, r.text
+    sig = gym.scalar(select(MemberSignature))
+    assert (sig.typed_name, sig.terms_text, sig.ip_address) == ("(erased)", "(erased)", None)
+    assert sig.contract_id is not None and sig.signed_at is not None  # the fact stays
