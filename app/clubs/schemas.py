@@ -59,6 +59,10 @@ class ClubSettings(BaseModel):
     class_late_cancel_penalty: Literal["none", "visit"] = Field(
         "none", description="a late cancellation by a member: nothing, or one visit used on a "
                             "visit-limited membership")
+    online_plans: list[int] = Field(
+        default_factory=list, max_length=50,
+        description="the recurring plans (ids) people may join or renew in the member app "
+                    "(/app/join); none: joining online is off")
 
 
 class ClubRead(Out):
@@ -93,6 +97,7 @@ class ClubSettingsUpdate(In):
     class_booking_days_ahead: int | None = Field(None, ge=0, le=60)
     class_late_cancel_hours: int | None = Field(None, ge=0, le=168)
     class_late_cancel_penalty: Literal["none", "visit"] | None = None
+    online_plans: list[int] | None = Field(None, max_length=50)
 
 
 class TokenOut(BaseModel):

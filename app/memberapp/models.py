@@ -139,3 +139,37 @@ class MemberFreezeRequest(IdMixin, Base):
     task_id: Mapped[int | None] = mapped_column(
         BigId, ForeignKey("tasks.id", ondelete="SET NULL"))
     """The desk's task to decide (approval mode), closed with the decision."""
+
+
+class MemberSignature(IdMixin, Base):
+    """A contract signed in the member app (`app.memberapp.join`): joining online or renewing.
+    The terms exactly as shown (`terms_text`, in the page's language), the full name the person
+    typed, when (the clock), from which address, for which plan, member and contract.
+    `request_key` is the form's one-time key: a form sent twice signs once. `status` is
+    `pending` until the first payment is taken at the desk (the desk's task)."""
+
+    __tablename__ = "member_app_signatures"
+    __table_args__ = (UniqueConstraint("club_id", "request_key"),
+                      Index("ix_member_app_signatures_member", "member_id"))
+
+    club_id: Mapped[int] = mapped_column(BigId, ForeignKey("clubs.id", ondelete="CASCADE"))
+    member_id: Mapped[int] = mapped_column(BigId, ForeignKey("members.id", ondelete="CASCADE"))
+    plan_id: Mapped[int] = mapped_column(BigId, ForeignKey("plans.id", ondelete="RESTRICT"))
+    contract_id: Mapped[int | None] = mapped_column(
+        BigId, ForeignKey("dues_contracts.id", ondelete="SET NULL"))
+    kind: Mapped[str] = mapped_column(String(10))
+    """join (a new member) or renew (a signed-in member)."""
+    status: Mapped[str] = mapped_column(String(10))
+    """pending: the first payment is still to be taken at the desk."""
+    request_key: Mapped[str] = mapped_column(String(64))
+    terms_text: Mapped[str] = mapped_column(Text)
+    language: Mapped[str] = mapped_column(String(5))
+    typed_name: Mapped[str] = mapped_column(String(210))
+    signed_at: Mapped[datetime]
+    ip_address: Mapped[str | None] = mapped_column(String(64))
+    lead_id: Mapped[int | None] = mapped_column(
+        BigId, ForeignKey("leads.id", ondelete="SET NULL"))
+    """The open CRM lead this person was (won by the sale)."""
+    task_id: Mapped[int | None] = mapped_column(
+        BigId, ForeignKey("tasks.id", ondelete="SET NULL"))
+    """The desk's task: take the first payment, check the ID."""

@@ -44,6 +44,8 @@ ERASE_KEEPS = {("sale_lines", "description"), ("stage_changes", "reason"),
                ("member_stages", "reason"), ("access_events", "message"),
                ("access_events", "dedup_key"), ("touchpoint_attempts", "provider_ref"),
                ("cards", "block_reason")}
+# Short columns about the person that are not free text but go too: a signature's IP address.
+ERASE_BLANKS = {("member_app_signatures", "ip_address")}
 # Left out of an export: derived from the profile (search index) or bookkeeping of ours: the
 # member app code's secret (whoever read the export could make the member's door codes) and the
 # member app's device sessions (digests of cookies; the sign-ins show on the timeline).
@@ -225,7 +227,8 @@ def _scrub(session: Session, table: Table, columns, where, ids: Identifiers, *,
 def _blank(session: Session, table: Table, where) -> int:
     """Blank the free text of the person's rows of `table` (NULL, or "(erased)" when required)."""
     columns = [c for c in graph.text_columns(table)
-               if graph.is_free_text(c) and (table.name, c.name) not in ERASE_KEEPS]
+               if (graph.is_free_text(c) or (table.name, c.name) in ERASE_BLANKS)
+               and (table.name, c.name) not in ERASE_KEEPS]
     if not columns:
         return 0
     values = {c.name: (None if c.nullable else ERASED_TEXT) for c in columns}

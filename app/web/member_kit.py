@@ -65,7 +65,7 @@ APP = "/app"
 SIGN_IN = "/app/sign-in"
 # forms posted without a member session (their CSRF token is bound to the form cookie)
 PUBLIC_FORMS = frozenset({"/app/sign-in", "/app/sign-in/link", "/app/sign-in/code",
-                          "/app/sign-in/club", "/app/cancel"})
+                          "/app/sign-in/club", "/app/cancel", "/app/join/{plan_id}"})
 
 templates = Jinja2Templates(directory=str(TEMPLATES_DIR))
 

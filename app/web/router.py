@@ -30,13 +30,15 @@ from app.web import (
     leads,
     manage,
     member,
+    member_join,
     money,
     owner,
     tasks,
 )
 from app.web.auth import WebStatic
 
-PAGES = (account, desk, dues_desk, tasks, owner, manage, leads, data, money, member)
+PAGES = (account, desk, dues_desk, tasks, owner, manage, leads, data, money, member,
+         member_join)
 
 
 def install(app: FastAPI) -> None:

@@ -36,6 +36,7 @@ def test_every_key_is_in_every_language_with_the_same_placeholders():
 def test_every_key_used_in_the_templates_and_the_code_exists():
     sources = [*(APP / "web" / "templates" / "app").glob("*.html"),
                APP / "web" / "member.py", APP / "web" / "member_kit.py",
+               APP / "web" / "member_join.py",
                *(APP / "memberapp").glob("*.py"), APP / "dues" / "contracts.py"]
     used = {k for path in sources for match in KEY_USES.findall(path.read_text())
             for k in match if k}
@@ -56,10 +57,13 @@ def test_every_key_used_in_the_templates_and_the_code_exists():
     errors = set(re.findall(r'code="([a-z_]+)"', (APP / "memberapp" / "signin.py").read_text()
                             + (APP / "memberapp" / "cancel.py").read_text()
                             + (APP / "memberapp" / "account.py").read_text()
-                            + (APP / "memberapp" / "freeze.py").read_text()))
+                            + (APP / "memberapp" / "freeze.py").read_text()
+                            + (APP / "memberapp" / "join.py").read_text()
+                            + (APP / "web" / "member_join.py").read_text()))
     # what freezing from the app may run into in `memberships.service.freeze_membership`
     errors |= {"freeze_not_allowed", "freeze_in_past", "freeze_outside_membership",
                "overlapping_freeze", "freeze_allowance_exceeded", "membership_cancelled"}
+    errors |= {"overlapping_membership"}  # a renewal's start, `memberships.service`
     errors -= {"freeze_request_decided", "freeze_request_not_found", "invalid_status"}  # the desk's
     assert errors and {f"error.{c}" for c in errors} <= known
 

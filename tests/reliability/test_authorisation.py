@@ -517,10 +517,11 @@ MEMBER_PAGES = [("GET", "/app"), ("GET", "/app/me"), ("GET", "/app/me/data.json"
                 ("POST", "/app/cancel/contract"), ("GET", "/app/door"), ("GET", "/app/freeze"),
                 ("POST", "/app/freeze"), ("GET", "/app/classes"), ("POST", "/app/classes/book"),
                 ("POST", "/app/classes/cancel"), ("GET", "/app/training"),
-                ("POST", "/app/training/book"), ("POST", "/app/training/cancel")]
+                ("POST", "/app/training/book"), ("POST", "/app/training/cancel"),
+                ("GET", "/app/renew"), ("POST", f"/app/renew/{MISSING}")]
 """The member's own pages: only with the member's session — anyone else is sent to the sign-in
-page, or refused (403) when a cookie that is no member's comes with a form (the sign-in and
-cancel pages are open to everyone; tests/memberapp covers them)."""
+page, or refused (403) when a cookie that is no member's comes with a form (the sign-in, cancel
+and join pages are open to everyone; tests/memberapp covers them)."""
 IN_PLACE = {"/app/training/book", "/app/training/cancel"}
 """Forms answered with their page and the status in place (a missing id: 404, a time outside the
 horizon: 422) rather than a redirect: for the member, only a refusal or a 5xx is wrong."""
