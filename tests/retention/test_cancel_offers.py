@@ -3,6 +3,7 @@ cancellation is recorded, never before; they are measured against a held-out gro
 the cancellation stops what is still to come. Emails go through the real local SMTP server (the
 member app's `smtp`/`settings` fixtures); the report's figures are checked on a small history
 small enough to count by hand."""
+import re
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -16,8 +17,10 @@ from app.retention import channels as channels_mod
 from app.retention import service
 from app.retention.dispatch import dispatch_due
 from app.retention.models import ScheduledTouchpoint, TouchpointDefinition
+from app.web.router import install
 from tests.memberapp import conftest as app_fixtures
 from tests.memberapp.conftest import csrf_of, emails_to
+from tests.web.conftest import sign_in
 
 # the member app's fixtures: a club (`gym`) whose app sends to the local SMTP server
 gym, settings, sms, smtp = (app_fixtures.gym, app_fixtures.settings, app_fixtures.sms,
@@ -150,6 +153,15 @@ def test_a_held_out_member_who_cancelled_at_the_desk_gets_nothing_but_counts(
     assert (row["held_out"], row["held_out_stayed"], row["held_out_rate"], row["undecided"]) == (
         1, 1, 1.0, 0)
     assert (row["contacted"], row["contacted_rate"]) == (0, None)
+
+    install(client.app)  # the owner's dashboard shows the same figures
+    sign_in(client, gym.manager.email)
+    page = client.get("/owner", params={"from": t.isoformat(),
+                                        "to": (t + timedelta(days=2)).isoformat()})
+    assert page.status_code == 200
+    shown = re.search(r'<tr data-cancel-offer="cancel_freeze">(.*?)</tr>', page.text).group(1)
+    cells = re.findall(r"<td>(.*?)</td>", shown)
+    assert cells[:7] == ["0", "0", "–", "1", "1", "100.0%", "–"], cells
 
 
 def test_the_report_counts_stayed_and_left_exactly(gym, smtp, settings):
