@@ -241,10 +241,10 @@ DEFAULT_PLAYBOOK: tuple[Play, ...] = (
          Trigger.contract_cancelled, Channel.email,
          "Sorry to see you go, {{ member.first_name }} - freeze instead?",
          "Hello {{ member.first_name }},\n\nyour cancellation is recorded - nothing more to do. "
-         "If it is only a break you need (travel, an injury, a busy season), you can freeze "
-         "your membership instead and keep your place and your price: {{ app.freeze }}. "
-         "Changed your mind altogether? Tell us at the desk or reply to this email and we "
-         "withdraw the cancellation." + _SIGN,
+         "If it is only a break you need (travel, an injury, a busy season), we can withdraw "
+         "the cancellation and freeze your membership instead: you keep your place and your "
+         "price. See how long you could freeze in the app ({{ app.freeze }}) and tell us at "
+         "the desk or reply to this email." + _SIGN,
          days=1, stop=StopCondition.cancellation_withdrawn, priority=70),
     Play("cancel_call", "Cancelled: call, ask why, offer a cheaper plan (day 3)", None,
          Trigger.contract_cancelled, Channel.call_task,
@@ -257,9 +257,9 @@ DEFAULT_PLAYBOOK: tuple[Play, ...] = (
          Trigger.contract_cancelled, Channel.email,
          "{{ member.first_name }}, a lighter plan instead?",
          "Hello {{ member.first_name }},\n\nif the price or the time is what made you cancel: "
-         "we have lighter plans (off-peak hours, fewer visits) for less. Ask at the desk or "
-         "reply to this email - and if a break is all you need, freeze instead: "
-         "{{ app.freeze }}." + _SIGN,
+         "we have lighter plans (off-peak hours, fewer visits) for less, and we can withdraw "
+         "the cancellation and switch you over. Ask at the desk or reply to this email - and if "
+         "a break is all you need, a freeze may do ({{ app.freeze }})." + _SIGN,
          days=7, stop=StopCondition.cancellation_withdrawn, priority=55),
     # lapsed / lost: win back
     Play("winback", "Win-back message (day 3)", Stage.lapsed, Trigger.days_after_stage_entry,

@@ -17,6 +17,7 @@ from app.retention import channels as channels_mod
 from app.retention import service
 from app.retention.dispatch import dispatch_due
 from app.retention.models import ScheduledTouchpoint, TouchpointDefinition
+from app.web.member_kit import MEMBER_COOKIE
 from app.web.router import install
 from tests.memberapp import conftest as app_fixtures
 from tests.memberapp.conftest import csrf_of, emails_to
@@ -91,6 +92,10 @@ def test_an_online_cancellation_gets_the_offer_after_it_is_recorded_and_withdraw
         "contact": "anna@example.org", "csrf_token": csrf_of(page.text)})
     assert answer.status_code == 200 and "Cancellation received" in answer.text
     assert "freeze" not in page.text.lower()  # no offer stands before the cancellation
+    assert "pause" not in page.text.lower() and "Changed your mind?" not in page.text
+    note = re.search(r"<p data-changed-mind>(.*?)</p>", answer.text).group(1)
+    assert note.startswith("Changed your mind? Until your contract ends, the club can withdraw")
+    assert "/app/freeze" not in note  # not signed in: the same answer whatever matched
     [confirmation] = emails_to(smtp, "anna@example.org")  # only the confirmation, at once
     assert "freeze" not in confirmation.get_content().lower()
     with gym.db.sessionmaker() as s:
@@ -207,3 +212,18 @@ def test_the_report_counts_stayed_and_left_exactly(gym, smtp, settings):
         "assigned_stayed": 2, "undecided": 0, "verdict": "too few members to tell"}
     on_the_day = row(ends["E"] + timedelta(days=30))  # the 30 days are not over yet
     assert (on_the_day["held_out"], on_the_day["contacted"], on_the_day["undecided"]) == (1, 2, 2)
+
+
+def test_a_signed_in_member_sees_the_note_only_on_the_receipt(client, gym, smtp, world):
+    anna, sold = _member_with_contract(gym, "Anna", "anna@example.org")
+    client.cookies.set(MEMBER_COOKIE, world.app_session(anna), path="/app")
+    page = client.get("/app/cancel", headers={"Accept-Language": "de"})
+    assert page.status_code == 200 and "pausieren" not in page.text.lower()
+    receipt = client.post("/app/cancel/contract", headers={"Accept-Language": "de"}, data={
+        "contract_id": sold["id"], "kind": "ordinary", "csrf_token": csrf_of(page.text)})
+    assert receipt.status_code == 200
+    with gym.db.sessionmaker() as s:
+        assert s.get(Contract, sold["id"]).ends_on is not None  # recorded first
+    note = re.search(r"<p data-changed-mind>(.*?)</p>", receipt.text).group(1)
+    assert note.startswith("Doch anders entschieden?")
+    assert '<a href="/app/freeze">Wie lange könnte ich pausieren?</a>' in note
