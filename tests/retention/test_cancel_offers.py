@@ -227,3 +227,28 @@ def test_a_signed_in_member_sees_the_note_only_on_the_receipt(client, gym, smtp,
     note = re.search(r"<p data-changed-mind>(.*?)</p>", receipt.text).group(1)
     assert note.startswith("Doch anders entschieden?")
     assert '<a href="/app/freeze">Wie lange könnte ich pausieren?</a>' in note
+
+
+def test_the_cancel_plays_reach_a_club_whose_playbook_predates_them(gym):
+    """A club with the playbook of an earlier version (no cancel plays; one default edited and
+    switched off) gets the three new plays the next time its playbook is read; what it changed
+    stays as it left it."""
+    with transaction(gym.db.sessionmaker) as s:
+        assert service.playbook.ensure_default_playbook(s, club_id=gym.club.id) == len(
+            service.playbook.DEFAULT_PLAYBOOK)
+        for d in s.scalars(select(TouchpointDefinition)
+                           .where(TouchpointDefinition.club_id == gym.club.id)):
+            if d.key in CANCEL_PLAYS:
+                s.delete(d)  # as before this version
+            elif d.key == "welcome":
+                d.name, d.enabled = "Our own welcome", False
+    with transaction(gym.db.sessionmaker) as s:
+        assert service.playbook.ensure_default_playbook(s, club_id=gym.club.id) == 3
+        assert service.playbook.ensure_default_playbook(s, club_id=gym.club.id) == 0
+        rows = {d.key: d for d in service.playbook.list_definitions(s, club_id=gym.club.id)}
+        assert {k: (rows[k].trigger, rows[k].days, rows[k].stop_condition, rows[k].enabled)
+                for k in CANCEL_PLAYS} == {
+            "cancel_freeze": ("contract_cancelled", 1, "cancellation_withdrawn", True),
+            "cancel_call": ("contract_cancelled", 3, "cancellation_withdrawn", True),
+            "cancel_cheaper": ("contract_cancelled", 7, "cancellation_withdrawn", True)}
+        assert (rows["welcome"].name, rows["welcome"].enabled) == ("Our own welcome", False)
