@@ -266,6 +266,9 @@ def trigger_text(d) -> str:
             return "on the member's birthday"
         case "visits_below_by_day":
             return f"fewer than {d.visits} visits by day {days} in {stage}"
+        case "contract_cancelled":
+            return (f"{days} day{'s' if days != 1 else ''} after a contract's cancellation was "
+                    "recorded (until it ends)")
     return d.trigger.replace("_", " ")
 
 
