@@ -14,6 +14,7 @@ from app.analytics import csvexport, service
 from app.analytics import leads as lead_kpis
 from app.analytics.schemas import (
     BeforeAfterReport,
+    CancelOfferReport,
     CohortReport,
     KpiReport,
     MonthlyReport,
@@ -240,6 +241,30 @@ def before_after(session: SessionDep, actor: ManagerActor,
                                   date_to=date_to, plan_id=plan_id)
     if fmt is Format.csv:
         return csvexport.before_after_csv(report)
+    return report
+
+
+@router.get("/touchpoints/cancel-offers", response_model=CancelOfferReport,
+            responses=CSV_RESPONSE,
+            description="""Did the member stay? The `contract_cancelled` plays (offers made *after* a
+cancellation was recorded), contacted against held out.
+
+The unit is a cancelled recurring contract's membership with a play of that definition whose
+trigger day is in the period. The outcome, read today: **stayed** — the cancellation was
+withdrawn (the contract runs on), or another membership of the member starts after the cancelled
+one's start and at the latest `stay_days` (30) days after the contract's last day; **left** —
+neither, and more than 30 days have passed since the last day; **undecided** otherwise (left out
+of the rates, counted in `undecided`). A withdrawn cancellation that is given again later is
+judged by the contract as it stands. Contacted: a touchpoint of the play was sent; held out:
+status `held_out` (the holdout is random per member and play); assigned: planned and not held
+out, whatever became of it (the unbiased comparison). Verdicts as `/touchpoints`
+(docs/analytics.md, "Verdicts").""")
+def cancel_offers(session: SessionDep, actor: ManagerActor, date_from: From = None,
+                  date_to: To = None, fmt: FormatQ = Format.json):
+    report = service.cancel_offer_effectiveness(session, club_id=actor.club_id,
+                                                date_from=date_from, date_to=date_to)
+    if fmt is Format.csv:
+        return csvexport.rows_csv("cancel-offers", report.items)
     return report
 
 

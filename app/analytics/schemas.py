@@ -306,3 +306,37 @@ class KpiReport(Period):
     average_check_by_kind: list[CheckRow]
     member_base: list[BaseMonth]
     visit_frequency: VisitFrequency
+
+
+# --- cancel offers ----------------------------------------------------------------------------------
+
+class CancelOfferRow(Out):
+    definition_id: int
+    key: str
+    name: str
+    channel: str
+    enabled: bool
+    contacted: int = Field(description="decided cancellations whose member got it (status sent)")
+    contacted_stayed: int
+    contacted_rate: float | None = Field(description="contacted_stayed / contacted")
+    held_out: int = Field(description="decided cancellations whose member was held out")
+    held_out_stayed: int
+    held_out_rate: float | None
+    difference: float | None = Field(description="contacted_rate − held_out_rate")
+    ci_low: float | None = Field(description="95 % interval of the difference (Newcombe)")
+    ci_high: float | None
+    verdict: str = Field(description="read from the corrected interval, as /touchpoints")
+    assigned: int = Field(description="intention to treat: planned and not held out, sent or not")
+    assigned_stayed: int
+    assigned_rate: float | None
+    itt_verdict: str
+    undecided: int = Field(description="cancellations it was planned for whose outcome is open")
+    mixed: int = Field(description="cancellations with both held-out and planned rows (left out)")
+
+
+class CancelOfferReport(Period):
+    method: str
+    min_group: int
+    stay_days: int = Field(description="a new membership starting within this many days after "
+                                       "the cancelled contract's last day counts as staying")
+    items: list[CancelOfferRow]

@@ -36,7 +36,7 @@ from app.core.db import transaction
 from app.core.sql import local_at, local_date
 from app.core.types import BigId, UTCDateTime
 from app.crm.models import Interaction, Task
-from app.dues.models import DunningCase
+from app.dues.models import Contract, DunningCase
 from app.members.models import Member
 from app.memberships.models import Membership, Plan
 from app.retention import templates, unsubscribe
@@ -260,6 +260,8 @@ class _Facts:
     clubs: dict = field(default_factory=dict)
     settled: set[int] = field(default_factory=set)
     """Touchpoints (stop `payment_settled`) whose member has no open dunning case now."""
+    withdrawn: set[int] = field(default_factory=set)
+    """Touchpoints (stop `cancellation_withdrawn`) whose membership's contract runs on now."""
 
     def club(self, club: Club):
         if club.id not in self.clubs:
@@ -299,7 +301,15 @@ def _facts(session: Session, items: list[_Item], now: datetime) -> _Facts:
         DunningCase.member_id.in_(about_payment), DunningCase.closed_on.is_(None)))) \
         if about_payment else set()
     settled = {i.tp.id for i in items if i.tp.member_id in about_payment - owing}
-    return _Facts(renewed, visited, sent, memberships, settled=settled)
+    about_cancel = {i.tp.membership_id for i in items if i.tp.membership_id and
+                    i.definition.stop_condition == StopCondition.cancellation_withdrawn}
+    cancelled = set(session.scalars(select(Contract.membership_id).where(
+        Contract.membership_id.in_(about_cancel), Contract.ends_on.is_not(None)))) \
+        if about_cancel else set()
+    withdrawn = {i.tp.id for i in items
+                 if i.definition.stop_condition == StopCondition.cancellation_withdrawn
+                 and i.tp.membership_id not in cancelled}
+    return _Facts(renewed, visited, sent, memberships, settled=settled, withdrawn=withdrawn)
 
 
 def _decide(session: Session, item: _Item, facts: _Facts, *, now: datetime, channels: Channels,
@@ -314,6 +324,8 @@ def _decide(session: Session, item: _Item, facts: _Facts, *, now: datetime, chan
         return _Decision("cancel", "visited")
     if x.stop_condition == StopCondition.payment_settled and tp.id in facts.settled:
         return _Decision("cancel", "settled")
+    if x.stop_condition == StopCondition.cancellation_withdrawn and tp.id in facts.withdrawn:
+        return _Decision("cancel", "withdrawn")
     if tp.stage is not None and (item.stage is None or item.stage.stage != tp.stage
                                  or item.stage.cycle != tp.cycle):
         return _Decision("cancel", "stage_left")

@@ -2,7 +2,7 @@
 from dataclasses import dataclass
 from enum import StrEnum
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.core import clock
@@ -38,6 +38,8 @@ class Trigger(StrEnum):
     visits_below_by_day = "visits_below_by_day"  # fewer than `visits` visits by stage day `days`
     payment_problem = "payment_problem"  # days = N days after the member's dues payment failed
     # (an open dunning case, `dues_dunning_cases`; any stage unless one is chosen)
+    contract_cancelled = "contract_cancelled"  # days = N days after a recurring contract's
+    # cancellation was received (`dues_contracts.cancel_received_on`), while it has not ended
 
 
 class Channel(StrEnum):
@@ -56,6 +58,7 @@ class StopCondition(StrEnum):
     visited_since_scheduled = "visited_since_scheduled"
     renewed = "renewed"
     payment_settled = "payment_settled"  # the member has no open dunning case any more
+    cancellation_withdrawn = "cancellation_withdrawn"  # the contract runs on (ends_on NULL again)
 
 
 STAGE_TRIGGERS = (Trigger.days_after_stage_entry, Trigger.no_visit_days,
@@ -68,7 +71,7 @@ def check_definition(*, stage: str | None, trigger: str, days: int | None, visit
     trig = Trigger(trigger)
     needs_days = trig in (Trigger.days_after_stage_entry, Trigger.days_before_end,
                           Trigger.no_visit_days, Trigger.visits_below_by_day,
-                          Trigger.payment_problem)
+                          Trigger.payment_problem, Trigger.contract_cancelled)
     needs_visits = trig in (Trigger.visit_milestone, Trigger.visits_below_by_day)
     if needs_days and days is None:
         raise Invalid(f"Trigger {trig.value} needs 'days'", code="invalid_trigger",
@@ -232,6 +235,32 @@ DEFAULT_PLAYBOOK: tuple[Play, ...] = (
          "Hello {{ member.first_name }},\n\nyour membership payment is still open. Settle it "
          "at the desk or update your payment details, so your access keeps working." + _SIGN,
          days=10, stop=StopCondition.payment_settled, priority=85),
+    # a recurring contract was cancelled: offers only *after* the cancellation is recorded
+    # (never a hurdle to cancelling), measured against the held-out group like every play
+    Play("cancel_freeze", "Cancelled: freeze instead? (day 1)", None,
+         Trigger.contract_cancelled, Channel.email,
+         "Sorry to see you go, {{ member.first_name }} - freeze instead?",
+         "Hello {{ member.first_name }},\n\nyour cancellation is recorded - nothing more to do. "
+         "If it is only a break you need (travel, an injury, a busy season), we can withdraw "
+         "the cancellation and freeze your membership instead: you keep your place and your "
+         "price. See how long you could freeze in the app ({{ app.freeze }}) and tell us at "
+         "the desk or reply to this email." + _SIGN,
+         days=1, stop=StopCondition.cancellation_withdrawn, priority=70),
+    Play("cancel_call", "Cancelled: call, ask why, offer a cheaper plan (day 3)", None,
+         Trigger.contract_cancelled, Channel.call_task,
+         "Call {{ member.name }}: contract cancelled",
+         "{{ member.first_name }} cancelled (the cancellation stands - no pressure). Ask kindly "
+         "why and record the reason; if it is the price, offer a cheaper plan; if it is a "
+         "break, offer a freeze.",
+         days=3, stop=StopCondition.cancellation_withdrawn, priority=65),
+    Play("cancel_cheaper", "Cancelled: a cheaper plan (day 7)", None,
+         Trigger.contract_cancelled, Channel.email,
+         "{{ member.first_name }}, a lighter plan instead?",
+         "Hello {{ member.first_name }},\n\nif the price or the time is what made you cancel: "
+         "we have lighter plans (off-peak hours, fewer visits) for less, and we can withdraw "
+         "the cancellation and switch you over. Ask at the desk or reply to this email - and if "
+         "a break is all you need, a freeze may do ({{ app.freeze }})." + _SIGN,
+         days=7, stop=StopCondition.cancellation_withdrawn, priority=55),
     # lapsed / lost: win back
     Play("winback", "Win-back message (day 3)", Stage.lapsed, Trigger.days_after_stage_entry,
          Channel.email, "Come back to {{ club.name }}, {{ member.first_name }}",
@@ -259,9 +288,13 @@ DEFAULT_PLAYBOOK: tuple[Play, ...] = (
 
 
 def ensure_default_playbook(session: Session, *, club_id: int) -> int:
-    """Give a club the default playbook on first use; returns how many definitions were added."""
-    if session.scalar(select(func.count()).select_from(TouchpointDefinition)
-                      .where(TouchpointDefinition.club_id == club_id)):
+    """Give a club the default plays it does not have yet (all of them on first use, a new
+    default the first time after an upgrade brings it); returns how many were added. A default
+    the club has, edited or switched off, stays as the club left it."""
+    have = set(session.scalars(select(TouchpointDefinition.key)
+                               .where(TouchpointDefinition.club_id == club_id)))
+    missing = [p for p in DEFAULT_PLAYBOOK if p.key not in have]
+    if not missing:
         return 0
     now = clock.now()
     rows = [{"club_id": club_id, "key": p.key, "name": p.name,
@@ -270,7 +303,7 @@ def ensure_default_playbook(session: Session, *, club_id: int) -> int:
              "subject_template": p.subject, "body_template": p.body,
              "stop_condition": p.stop.value, "priority": p.priority, "holdout_share": None,
              "enabled": True, "is_default": True, "created_at": now, "updated_at": now}
-            for p in DEFAULT_PLAYBOOK]
+            for p in missing]
     table = TouchpointDefinition.__table__
     session.execute(dialect_insert(session, table).on_conflict_do_nothing(
         index_elements=[table.c.club_id, table.c.key]), rows)

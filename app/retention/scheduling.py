@@ -32,7 +32,7 @@ from app.core.sql import (
 )
 from app.core.types import BigId, UTCDateTime
 from app.crm.models import Interaction, Task
-from app.dues.models import DunningCase
+from app.dues.models import Contract, DunningCase
 from app.members.models import Member
 from app.memberships.models import Membership
 from app.retention.models import (
@@ -377,6 +377,41 @@ def _payment_problem_candidates(session, club_id, defs, d: date) -> list[Candida
     return out
 
 
+@lru_cache(maxsize=1)
+def _contract_cancelled_statement():
+    return (select(Contract.id, Contract.member_id, Contract.membership_id,
+                   Contract.cancel_received_on, Contract.ends_on, MemberStage.stage)
+            .join(Member, Member.id == Contract.member_id)
+            .outerjoin(MemberStage, MemberStage.member_id == Contract.member_id)
+            .where(Contract.club_id == bindparam("cid", type_=BigId),
+                   Contract.ends_on.is_not(None), Member.erased_at.is_(None),
+                   Contract.cancel_received_on > bindparam("lo", type_=Date()),
+                   Contract.cancel_received_on <= bindparam("hi", type_=Date())))
+
+
+def _contract_cancelled_candidates(session, club_id, defs, d: date) -> list[Candidate]:
+    """contract_cancelled: T = the day a recurring contract's cancellation was received + days,
+    while the contract has not ended (T <= its last day). One cycle per cancellation
+    ("c<contract id>:<received day>": a cancellation withdrawn and given again is a new one), in
+    context of the contract's membership; no stage of its own: withdrawing stops it."""
+    if not defs:
+        return []
+    lb = LOOKBACK_DAYS
+    longest, shortest = max(x.days for x in defs), min(x.days for x in defs)
+    rows = session.execute(_contract_cancelled_statement(), {
+        "cid": club_id, "lo": d - timedelta(days=lb + longest),
+        "hi": d - timedelta(days=shortest)}).all()
+    out = []
+    for x in defs:
+        for r in rows:
+            t = r.cancel_received_on + timedelta(days=x.days)
+            if (d - timedelta(days=lb) < t <= d and t <= r.ends_on
+                    and (x.stage is None or r.stage == x.stage)):
+                out.append(Candidate(x, r.member_id, f"c{r.id}:{r.cancel_received_on.isoformat()}",
+                                     None, r.membership_id, t))
+    return out
+
+
 def _leap(year: int) -> bool:
     return year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
 
@@ -455,7 +490,9 @@ def plan(session: Session, *, club_id: int, settings: ClubSettings, zone: ZoneIn
         + _birthday_candidates(session, club_id, by_trigger[Trigger.birthday], as_of)
         + _milestone_candidates(session, by_trigger[Trigger.visit_milestone], as_of, counted)
         + _payment_problem_candidates(session, club_id, by_trigger[Trigger.payment_problem],
-                                      as_of))
+                                      as_of)
+        + _contract_cancelled_candidates(session, club_id,
+                                         by_trigger[Trigger.contract_cancelled], as_of))
     result.candidates = len(candidates)
     if not candidates:
         return result
@@ -534,7 +571,20 @@ def _cancel_statements() -> dict:
     dc = DunningCase.__table__
     settled = ~exists(select(dc.c.id).where(dc.c.member_id == st.c.member_id,
                                             dc.c.closed_on.is_(None)))
+    ct = Contract.__table__
+    withdrawn = ~exists(select(ct.c.id).where(ct.c.membership_id == st.c.membership_id,
+                                              ct.c.ends_on.is_not(None)))
     return {
+        "withdrawn": st.update().where(
+            pending, st.c.definition_id.in_(defs_with(StopCondition.cancellation_withdrawn)),
+            withdrawn).values(status="cancelled", reason="withdrawn", updated_at=now),
+        "withdrawn_tasks": tk.update().where(
+            tk.c.club_id == club_id, tk.c.status == "open",
+            tk.c.touchpoint_id.in_(select(st.c.id).where(
+                st.c.club_id == club_id,
+                st.c.definition_id.in_(defs_with(StopCondition.cancellation_withdrawn)),
+                withdrawn)))
+                           .values(status="cancelled", outcome="withdrawn", updated_at=now),
         "settled": st.update().where(
             pending, st.c.definition_id.in_(defs_with(StopCondition.payment_settled)), settled)
                    .values(status="cancelled", reason="settled", updated_at=now),
@@ -569,7 +619,9 @@ def cancel_obsolete(session: Session, *, club_id: int, now: datetime, today: dat
     """Cancel pending touchpoints whose stop condition holds or whose stage has passed.
 
     renewed → the member has a later membership; visited → a visit after planning; settled →
-    the member has no open dunning case (its open call tasks close too); stage_left →
+    the member has no open dunning case (its open call tasks close too); withdrawn → the
+    contract of the touchpoint's membership is not cancelled any more (its open call tasks
+    close too); stage_left →
     the member is no longer in the stage (and cycle) the touchpoint was planned for; disabled →
     the definition was switched off. Open tasks of renewal plays whose member renewed are
     cancelled too.
@@ -578,11 +630,13 @@ def cancel_obsolete(session: Session, *, club_id: int, now: datetime, today: dat
     params = {"cid": club_id, "now": now, "today": today}
     # with the club's definitions at hand, a statement that cannot match is not run
     needed = {"renewed", "renewal_tasks", "visited", "stage_left", "disabled", "settled",
-              "settled_tasks"}
+              "settled_tasks", "withdrawn", "withdrawn_tasks"}
     if definitions is not None:
         stops = {x.stop_condition for x in definitions}
         if StopCondition.payment_settled not in stops:
             needed -= {"settled", "settled_tasks"}
+        if StopCondition.cancellation_withdrawn not in stops:
+            needed -= {"withdrawn", "withdrawn_tasks"}
         if StopCondition.renewed not in stops:
             needed -= {"renewed", "renewal_tasks"}
         if StopCondition.visited_since_scheduled not in stops:
@@ -590,9 +644,9 @@ def cancel_obsolete(session: Session, *, club_id: int, now: datetime, today: dat
         if all(x.enabled for x in definitions):
             needed.discard("disabled")
     counts = {}
-    for name in ("renewed", "renewal_tasks", "settled", "settled_tasks", "visited",
-                 "stage_left", "disabled"):
+    for name in ("renewed", "renewal_tasks", "settled", "settled_tasks", "withdrawn",
+                 "withdrawn_tasks", "visited", "stage_left", "disabled"):
         n = session.execute(sql[name], params).rowcount if name in needed else 0
-        if name not in ("renewal_tasks", "settled_tasks"):
+        if name not in ("renewal_tasks", "settled_tasks", "withdrawn_tasks"):
             counts[name] = n
     return counts

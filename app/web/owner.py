@@ -80,6 +80,7 @@ def dashboard_data(session: Session, actor: Actor, date_from: date | None,
         "monthly": a.monthly(session, club_id=club_id, **period),
         "cohorts": a.cohorts(session, club_id=club_id, **period),
         "touchpoints": a.touchpoint_effectiveness(session, club_id=club_id, **period),
+        "cancel_offers": a.cancel_offer_effectiveness(session, club_id=club_id, **period),
         "kpis": a.kpi_report(session, club_id=club_id, **period),
         "trainers": trainer_results.trainer_results(session, actor=actor, **period),
         "stock_value": inventory_service.stock_value(session, club_id=club_id),
@@ -202,7 +203,7 @@ def dashboard(request: Request, session: PageSession, actor: ManagerPage,
 # --- the dashboard's CSV under the cookie session ----------------------------------------------------
 
 CSV_REPORTS = ("renewals", "renewals-breakdown", "retention-monthly", "cohorts", "touchpoints",
-               "kpis", "trainers", "cafe-stock", "cafe-sales", "low-stock")
+               "cancel-offers", "kpis", "trainers", "cafe-stock", "cafe-sales", "low-stock")
 
 
 @router.get("/owner/csv/{report}.csv")
@@ -227,6 +228,9 @@ def dashboard_csv(session: PageSession, actor: ManagerPage, report: str,
         return csvexport.cohorts_csv(a.cohorts(session, club_id=club_id, **period))
     if report == "touchpoints":
         return csvexport.rows_csv("touchpoints", a.touchpoint_effectiveness(
+            session, club_id=club_id, **period).items)
+    if report == "cancel-offers":
+        return csvexport.rows_csv("cancel-offers", a.cancel_offer_effectiveness(
             session, club_id=club_id, **period).items)
     if report == "kpis":
         return csvexport.kpis_csv(a.kpi_report(session, club_id=club_id, **period))
@@ -262,6 +266,9 @@ def trigger_text(d) -> str:
             return "on the member's birthday"
         case "visits_below_by_day":
             return f"fewer than {d.visits} visits by day {days} in {stage}"
+        case "contract_cancelled":
+            return (f"{days} day{'s' if days != 1 else ''} after a contract's cancellation was "
+                    "recorded (until it ends)")
     return d.trigger.replace("_", " ")
 
 

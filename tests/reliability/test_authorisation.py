@@ -268,6 +268,7 @@ TABLE = [
     R("POST", "/api/v1/devices/{device_id}/rotate-key", MANAGERS, None),
     R("POST", "/api/v1/devices/{device_id}/revoke", MANAGERS, None),
     R("GET", "/api/v1/analytics/leads", MANAGERS, ok="2xx"),
+    R("GET", "/api/v1/analytics/touchpoints/cancel-offers", MANAGERS, ok="2xx"),
     # SEPA direct debit: mandates at the desk, collection files and returns for managers
     R("POST", "/api/v1/payers/{payer_id}/mandates", DESK, {}),
     R("GET", "/api/v1/mandates/{mandate_id}", DESK),

@@ -294,6 +294,7 @@ def test_dashboard_renders_for_managers(web, club_world):
                   "chart-touchpoints", "chart-trainers"):
         assert f'data-chart="{chart}"' in page.text
     assert "<details><summary>Numbers</summary>" in page.text
+    assert 'id="co-h">Offers after a cancellation: did members stay?' in page.text
     by_plan = web.get("/owner", params={"by": "attendance"})
     assert by_plan.status_code == 200 and "Renewals by attendance band" in by_plan.text
     by_dues = web.get("/owner", params={"by": "dues"})
@@ -304,7 +305,8 @@ def test_dashboard_renders_for_managers(web, club_world):
 def test_csv_downloads_under_the_cookie_session(web, club_world):
     sign_in(web, club_world.owner.email)
     for name in ("renewals", "renewals-breakdown", "retention-monthly", "cohorts",
-                 "touchpoints", "kpis", "trainers", "cafe-stock", "cafe-sales", "low-stock"):
+                 "touchpoints", "cancel-offers", "kpis", "trainers", "cafe-stock", "cafe-sales",
+                 "low-stock"):
         answer = web.get(f"/owner/csv/{name}.csv")
         assert answer.status_code == 200, name
         assert answer.headers["content-type"].startswith("text/csv")
