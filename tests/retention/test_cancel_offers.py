@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 
 from app.analytics.cancel_offers import cancel_offer_effectiveness
+from app.core.actors import Role
 from app.core.db import transaction
 from app.crm.models import Task
 from app.dues.models import Contract
@@ -144,7 +145,9 @@ def test_a_held_out_member_who_cancelled_at_the_desk_gets_nothing_but_counts(
     assert _touchpoints(gym, bert) == [("cancel_freeze", "held_out", "holdout")]
     assert emails_to(smtp, "bert@example.org") == []  # (the desk's confirmation is queued)
 
-    clock.set(_at(gym, t + timedelta(days=2), 12))  # the owner looks two days later
+    clock.set(_at(gym, t + timedelta(days=2), 12))  # the owner looks two days later,
+    gym.manager = gym.world.staff(gym.club, Role.manager)  # signed in then (a token lasts 12 h)
+    gym.desk = gym.world.staff(gym.club, Role.front_desk)
     url = (f"/api/v1/analytics/touchpoints/cancel-offers?from={t.isoformat()}"
            f"&to={(t + timedelta(days=2)).isoformat()}")
     report = client.get(url, headers=gym.manager.headers)
