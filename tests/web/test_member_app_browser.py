@@ -3,8 +3,6 @@ with the link emailed to a real local SMTP server, sees their membership and con
 in a browser that is not signed in — cancels the contract from the footer's link, getting the
 confirmation with the end date at once. One test: each browser test costs seconds."""
 import re
-import time
-from collections.abc import Callable, Iterator
 from datetime import timedelta
 
 import httpx
@@ -12,62 +10,12 @@ import pytest
 
 from app.clubs import service as clubs_service
 from app.core.actors import Role
-from app.core.config import Settings
 from app.core.i18n import day
 from app.memberships.rules import add_months
-from tests.retention.servers import SmtpServer
+from tests.web.phone import FITS, LINK, UNLABELLED, arrived, phone, settings, smtp  # noqa: F401 (fixtures)
 
 expect = pytest.importorskip("playwright.sync_api").expect
 
-PHONE = {"width": 390, "height": 844}
-LINK = re.compile(r"https?://[^/\s]+(/app/sign-in/link\?token=[A-Za-z0-9_\-]+)")
-UNLABELLED = """() => Array.from(document.querySelectorAll('input, select, textarea'))
-  .filter(el => el.type !== 'hidden')
-  .filter(el => !(el.labels && el.labels.length) && !el.getAttribute('aria-label'))
-  .map(el => el.name || el.id)"""
-FITS = "document.documentElement.scrollWidth <= window.innerWidth"
-
-
-def arrived(smtp: SmtpServer, found: Callable[[list], list], seconds: float = 10) -> list:
-    """The messages `found` picks, once there are any: the app sends after its answer."""
-    deadline = time.monotonic() + seconds
-    while not (hits := found(smtp.messages)) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return hits
-
-
-@pytest.fixture
-def smtp() -> Iterator[SmtpServer]:
-    with SmtpServer() as server:
-        yield server
-
-
-@pytest.fixture
-def settings(db, tmp_path_factory, smtp) -> Settings:
-    return Settings(database_url=db.url, scheduler_enabled=False, _env_file=None,
-                    data_dir=tmp_path_factory.getbasetemp() / "data", smtp_host="127.0.0.1",
-                    smtp_port=smtp.port)
-
-
-@pytest.fixture
-def phone(browser, live_server):
-    """A phone-sized browser on the live server; `phone()` opens another, signed-out one. JS
-    errors fail the test."""
-    contexts, errors = [], []
-
-    def open_tab():
-        context = browser.new_context(base_url=live_server, viewport=PHONE, has_touch=True,
-                                      is_mobile=True, locale="en-GB")
-        context.set_default_timeout(10_000)
-        contexts.append(context)
-        tab = context.new_page()
-        tab.on("pageerror", lambda exc: errors.append(str(exc)))
-        return tab
-
-    yield open_tab
-    for context in contexts:
-        context.close()
-    assert not errors, f"errors in the browser: {errors}"
 
 
 def test_a_member_signs_in_by_email_sees_the_membership_and_cancels_without_signing_in(

@@ -3,31 +3,15 @@ one member books the last place, a second joins the waiting list, the first canc
 second has the place: on their page, and by email through a real local SMTP server. One test:
 each browser test costs seconds."""
 import re
-from collections.abc import Iterator
 
 import httpx
 import pytest
 
 from app.core.actors import Role
-from app.core.config import Settings
-from tests.retention.servers import SmtpServer
 from tests.trainers.conftest import Gym
-from tests.web.test_member_app_browser import FITS, PHONE, arrived
+from tests.web.phone import FITS, PHONE, arrived, settings, smtp  # noqa: F401 (fixtures)
 
 expect = pytest.importorskip("playwright.sync_api").expect
-
-
-@pytest.fixture
-def smtp() -> Iterator[SmtpServer]:
-    with SmtpServer() as server:
-        yield server
-
-
-@pytest.fixture
-def settings(db, tmp_path_factory, smtp) -> Settings:
-    return Settings(database_url=db.url, scheduler_enabled=False, _env_file=None,
-                    data_dir=tmp_path_factory.getbasetemp() / "data", smtp_host="127.0.0.1",
-                    smtp_port=smtp.port)
 
 
 @pytest.fixture

@@ -5,39 +5,18 @@ minute's code by itself, and the first code, three minutes on, is refused as `co
 A member freezes their membership from the app in "instant" mode and the door page says so."""
 import re
 import time
-from collections.abc import Iterator
 from datetime import timedelta
 
 import httpx
 import pytest
 
 from app.clubs import service as clubs_service
-from app.core.config import Settings
 from app.web.member_kit import MEMBER_COOKIE
 from tests.retention.servers import SmtpServer
+from tests.web.phone import FITS, LINK, PHONE, UNLABELLED, settings, smtp  # noqa: F401 (fixtures)
 
 expect = pytest.importorskip("playwright.sync_api").expect
 
-PHONE = {"width": 390, "height": 844}
-LINK = re.compile(r"https?://[^/\s]+(/app/sign-in/link\?token=[A-Za-z0-9_\-]+)")
-UNLABELLED = """() => Array.from(document.querySelectorAll('input, select, textarea'))
-  .filter(el => el.type !== 'hidden')
-  .filter(el => !(el.labels && el.labels.length) && !el.getAttribute('aria-label'))
-  .map(el => el.name || el.id)"""
-FITS = "document.documentElement.scrollWidth <= window.innerWidth"
-
-
-@pytest.fixture
-def smtp() -> Iterator[SmtpServer]:
-    with SmtpServer() as server:
-        yield server
-
-
-@pytest.fixture
-def settings(db, tmp_path_factory, smtp) -> Settings:
-    return Settings(database_url=db.url, scheduler_enabled=False, _env_file=None,
-                    data_dir=tmp_path_factory.getbasetemp() / "data", smtp_host="127.0.0.1",
-                    smtp_port=smtp.port)
 
 
 @pytest.fixture

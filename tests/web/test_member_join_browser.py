@@ -3,30 +3,14 @@ club's join page, picks the plan sold online, gives their details, reads the con
 signs with their typed name and "I accept", sees the confirmation — and the confirmation email
 arrives at a real local SMTP server. One test: each browser test costs seconds."""
 import re
-from collections.abc import Iterator
 
 import httpx
 import pytest
 
 from app.core.actors import Role
-from app.core.config import Settings
-from tests.retention.servers import SmtpServer
-from tests.web.test_member_app_browser import FITS, PHONE, UNLABELLED, arrived
+from tests.web.phone import FITS, PHONE, UNLABELLED, arrived, settings, smtp  # noqa: F401 (fixtures)
 
 expect = pytest.importorskip("playwright.sync_api").expect
-
-
-@pytest.fixture
-def smtp() -> Iterator[SmtpServer]:
-    with SmtpServer() as server:
-        yield server
-
-
-@pytest.fixture
-def settings(db, tmp_path_factory, smtp) -> Settings:
-    return Settings(database_url=db.url, scheduler_enabled=False, _env_file=None,
-                    data_dir=tmp_path_factory.getbasetemp() / "data", smtp_host="127.0.0.1",
-                    smtp_port=smtp.port)
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from app.core.actors import Role
-from tests.web.test_member_app_browser import (  # noqa: F401 (fixtures)
+from tests.web.phone import (  # noqa: F401 (fixtures)
     FITS,
     LINK,
     UNLABELLED,
@@ -22,7 +22,7 @@ expect = pytest.importorskip("playwright.sync_api").expect
 
 
 def test_a_member_books_a_session_with_their_trainer_and_sees_the_balance_go_down(
-        phone, world, live_server, smtp):  # noqa: F811
+        phone, world, live_server, smtp):
     club = world.club(name="Riverside Fitness")
     manager = world.staff(club, Role.manager)
     coach_login = world.staff(club, Role.trainer)
