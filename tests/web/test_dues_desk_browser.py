@@ -158,8 +158,9 @@ def test_the_panel_shows_the_payment_problem_and_the_open_invoice(web, club_worl
     anna, today = club_world.members["anna"], club_world.today
     failed = today - timedelta(days=7)
     world.failed_dues(club_world.club_id, anna, failed_on=failed, reminder_days=3)
-    with transaction(db.sessionmaker) as s:
-        dunning.advance_dunning(s, club_id=club_world.club_id, day=today)
+    for day in range(7, -1, -1):  # the daily runs since the failure (one reminder a day at most)
+        with transaction(db.sessionmaker) as s:
+            dunning.advance_dunning(s, club_id=club_world.club_id, day=today - timedelta(days=day))
     sign_in(web, club_world.desk.email)
     html = web.get(f"/desk/members/{anna}/payments").text
     assert f"Owes 49.00 since {dunning.nice_day(failed, today)}, 2nd reminder sent" in html
