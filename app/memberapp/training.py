@@ -140,9 +140,13 @@ def _instant(start: str) -> datetime:
         at = datetime.fromisoformat(start.strip())
     except ValueError:
         at = None
-    if at is None or at.utcoffset() is None:
+    try:  # a time at the calendar's ends (0001-01-01+01:00) has no UTC instant
+        utc = at.astimezone(UTC) if at is not None and at.utcoffset() is not None else None
+    except OverflowError:
+        utc = None
+    if utc is None:
         raise Invalid("Choose one of the free times", code="slot_invalid")
-    return at.astimezone(UTC)
+    return utc
 
 
 def _mine(session: Session, actor: MemberActor, session_id: int) -> PtSession:
