@@ -150,6 +150,13 @@ def request_freeze(session: Session, *, actor: MemberActor, membership_id: int,
     except OverflowError:  # 9999-12-31: no membership runs that far
         raise Invalid("The freeze must fall within your membership",
                       code="freeze_outside_membership") from None
+    overlapping = session.scalar(select(MemberFreezeRequest.id).where(
+        MemberFreezeRequest.club_id == club_id, MemberFreezeRequest.membership_id == view.id,
+        MemberFreezeRequest.status == "pending", MemberFreezeRequest.start_date <= end_date,
+        MemberFreezeRequest.end_date >= start_date).limit(1))
+    if overlapping is not None:  # the desk could approve only one of them
+        raise Conflict("This overlaps a freeze you asked for that is waiting for the club",
+                       code="freeze_request_pending")
     row = MemberFreezeRequest(club_id=club_id, member_id=actor.member_id,
                               membership_id=view.id, start_date=start_date, end_date=end_date,
                               days=days, request_key=key, requested_at=clock.now())
