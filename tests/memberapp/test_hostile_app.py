@@ -149,3 +149,17 @@ def test_a_join_not_paid_yet_does_not_open_the_door(client, world, smtp):
     door = client.get("/app/door")
     assert door.status_code == 200
     assert 'data-door-state="ok"' not in door.text
+
+
+def test_a_member_number_of_unicode_digits_is_answered_not_a_500(client, world, smtp):
+    """The cancel form without signing in takes "²" (a word character and `str.isdigit()`, but
+    no int): ValueError, a 500 on both backends."""
+    from app.memberapp.models import MemberCancellation
+    from tests.builders import Shop
+    from tests.memberapp.conftest import post_form
+    shop = Shop.open(client, world)
+    for number in ("²", "①", "١٢"):
+        r = post_form(client, "/app/cancel", "/app/cancel", {
+            "member_number": number, "contact": "nobody@example.org", "kind": "ordinary"})
+        assert r.status_code == 200, (number, r.status_code)
+    assert shop.count(MemberCancellation) == 3  # the receipts, matched to no member
