@@ -112,7 +112,7 @@ def _candidates(session: Session, number: str) -> list[Member]:
     """Members (any club, not erased) whose member number — the id, or the number from the
     club's previous system — is `number`."""
     by_ref = Member.external_ref == number
-    where = or_(Member.id == int(number), by_ref) if number.isdigit() and \
+    where = or_(Member.id == int(number), by_ref) if number.isascii() and number.isdigit() and \
         int(number) <= MAX_ID else by_ref
     return list(session.scalars(select(Member).where(where, Member.erased_at.is_(None))
                                 .order_by(Member.id).limit(MAX_MATCHES)))
