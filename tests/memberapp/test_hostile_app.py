@@ -163,3 +163,22 @@ def test_a_member_number_of_unicode_digits_is_answered_not_a_500(client, world, 
             "member_number": number, "contact": "nobody@example.org", "kind": "ordinary"})
         assert r.status_code == 200, (number, r.status_code)
     assert shop.count(MemberCancellation) == 3  # the receipts, matched to no member
+
+
+def test_a_nul_byte_on_the_cancel_form_is_refused_in_words_and_kept_nowhere(client, world,
+                                                                             smtp):
+    """The cancel form's contact and reason went to the database as typed: SQLite kept the NUL
+    byte in the receipt's row, PostgreSQL refused it with a JSON error instead of the page."""
+    from app.memberapp.models import MemberCancellation
+    from tests.builders import Shop
+    from tests.memberapp.conftest import post_form
+    shop = Shop.open(client, world)
+    for contact, kind, reason, words in (
+            ("a\x00@example.org", "ordinary", None, "phone number the club has for you"),
+            ("a@example.org", "extraordinary", "moved\x00away", "reason")):
+        r = post_form(client, "/app/cancel", "/app/cancel", {
+            "member_number": "123", "contact": contact, "kind": kind} | (
+            {"reason": reason} if reason else {}))
+        assert r.status_code == 422 and "text/html" in r.headers["content-type"], r.text[:200]
+        assert words in r.text
+    assert shop.count(MemberCancellation) == 0
