@@ -182,3 +182,29 @@ def test_a_nul_byte_on_the_cancel_form_is_refused_in_words_and_kept_nowhere(clie
         assert r.status_code == 422 and "text/html" in r.headers["content-type"], r.text[:200]
         assert words in r.text
     assert shop.count(MemberCancellation) == 0
+
+
+@pytest.mark.xfail(strict=True, reason="design: a lead found by phone alone takes the typed "
+                                       "email (see the report)")
+def test_a_stranger_with_a_leads_phone_number_does_not_take_over_the_leads_record(client,
+                                                                                  world, smtp):
+    """A walk-in lead left a phone number only. Anyone who knows it joins online under their
+    own name and email with that number: the lead's member record gets the stranger's email
+    (and a contract signed by the stranger) — and that email signs in to the lead's data."""
+    from tests.builders import Shop
+    from tests.memberapp.conftest import sign_in_by_email
+    shop = Shop.open(client, world)
+    plan = jn._online(shop)
+    r = client.post("/api/v1/leads/manual", headers=shop.desk.headers, json={
+        "first_name": "Anna", "last_name": "Berg", "phone": "+4915112345678",
+        "source": "walk_in"})
+    assert r.status_code == 201, r.text
+    lead_member = r.json()["member_id"]
+    joined = jn._join(client, plan["id"], first_name="Mallory", last_name="Probe",
+                      typed_name="Mallory Probe", email="mallory@example.org")
+    assert joined.status_code == 200
+    signed_in = sign_in_by_email(client, smtp, "mallory@example.org")
+    assert signed_in.status_code == 303
+    data = client.get("/app/me/data.json")
+    assert not (data.status_code == 200 and "+4915112345678" in data.text), \
+        f"the stranger reads member {lead_member}'s data"
