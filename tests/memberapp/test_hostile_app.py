@@ -208,3 +208,21 @@ def test_a_stranger_with_a_leads_phone_number_does_not_take_over_the_leads_recor
     data = client.get("/app/me/data.json")
     assert not (data.status_code == 200 and "+4915112345678" in data.text), \
         f"the stranger reads member {lead_member}'s data"
+
+
+def test_a_training_time_the_page_did_not_offer_is_refused(client, gym, world, coach):
+    """The page offers the trainer's free hours (09:00, 10:00, 11:00); a posted 09:07 (or
+    10:30) was booked, blocking two of them for everyone else."""
+    from datetime import datetime, time
+    member = gym.member("Tim", "Nord")
+    gym.package(member, gym.pt_product(sessions=10, validity_days=400), trainer_id=coach.id)
+    tr._signed_in(client, world, member)
+    for day, at in ((2, time(9, 7)), (3, time(10, 30))):
+        start = datetime.combine(gym.day(day), at, tzinfo=tr.BERLIN).isoformat()
+        r = tr._book(client, coach.id, start)
+        assert r.status_code == 422, (start, r.status_code)
+        assert "Please choose one of the free times" in r.text
+    assert gym.count(PtSession) == 0
+    offered = tr.SLOT.findall(tr._page(client))[0]
+    assert tr._book(client, coach.id, offered).status_code == 303
+    assert gym.count(PtSession) == 1
