@@ -89,8 +89,8 @@ def _check(kind: str, reason: str | None) -> str | None:
     if kind == "extraordinary" and not reason:
         raise Invalid("Give the important reason for an extraordinary cancellation",
                       code="cancel_reason_missing")
-    if reason and len(reason) > 2000:
-        raise Invalid("The reason is too long (at most 2000 characters)",
+    if reason and (len(reason) > 2000 or "\x00" in reason):
+        raise Invalid("Give the reason as plain text of at most 2000 characters",
                       code="cancel_reason_missing")
     return reason
 
@@ -112,7 +112,7 @@ def _candidates(session: Session, number: str) -> list[Member]:
     """Members (any club, not erased) whose member number — the id, or the number from the
     club's previous system — is `number`."""
     by_ref = Member.external_ref == number
-    where = or_(Member.id == int(number), by_ref) if number.isdigit() and \
+    where = or_(Member.id == int(number), by_ref) if number.isascii() and number.isdigit() and \
         int(number) <= MAX_ID else by_ref
     return list(session.scalars(select(Member).where(where, Member.erased_at.is_(None))
                                 .order_by(Member.id).limit(MAX_MATCHES)))
@@ -258,7 +258,7 @@ def cancel_without_sign_in(factory: sessionmaker[Session], *, settings: Settings
                   key=number.lower()[:64], key_limit=NUMBER_LIMIT)
     if not NUMBER.fullmatch(number):
         raise Invalid("Give your member number", code="cancel_number_missing")
-    if not contact or len(contact) > 254:
+    if not contact or len(contact) > 254 or "\x00" in contact:
         raise Invalid("Give the email address or phone number the club has for you",
                       code="cancel_contact_missing")
     reason = _check(kind, reason)

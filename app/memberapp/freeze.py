@@ -145,7 +145,18 @@ def request_freeze(session: Session, *, actor: MemberActor, membership_id: int,
     if waiting.get(view.id) and days > left:
         raise Conflict("Freeze days are already asked for and waiting for the club",
                        code="freeze_request_pending")
-    end_date = start_date + timedelta(days=days - 1)
+    try:
+        end_date = start_date + timedelta(days=days - 1)
+    except OverflowError:  # 9999-12-31: no membership runs that far
+        raise Invalid("The freeze must fall within your membership",
+                      code="freeze_outside_membership") from None
+    overlapping = session.scalar(select(MemberFreezeRequest.id).where(
+        MemberFreezeRequest.club_id == club_id, MemberFreezeRequest.membership_id == view.id,
+        MemberFreezeRequest.status == "pending", MemberFreezeRequest.start_date <= end_date,
+        MemberFreezeRequest.end_date >= start_date).limit(1))
+    if overlapping is not None:  # the desk could approve only one of them
+        raise Conflict("This overlaps a freeze you asked for that is waiting for the club",
+                       code="freeze_request_pending")
     row = MemberFreezeRequest(club_id=club_id, member_id=actor.member_id,
                               membership_id=view.id, start_date=start_date, end_date=end_date,
                               days=days, request_key=key, requested_at=clock.now())

@@ -65,6 +65,7 @@ from app.memberships.models import Membership, Plan
 IP_LIMIT, EMAIL_LIMIT, WINDOW = 10, 5, timedelta(minutes=15)  # as signing in
 KEY = re.compile(r"[A-Za-z0-9_\-]{16,64}")
 TIMELINE_KIND = "joined_online"
+JOIN_LOCK = 0x6A6F696E  # "join": the advisory lock's first key (the club is the second)
 SOURCE = "member_app"
 FIELD_CODES = {"first_name": "join_first_name", "last_name": "join_last_name",
                "email": "join_email", "phone": "join_phone", "birth_date": "join_birth_date"}
@@ -315,6 +316,15 @@ def _prospect(s: Session, *, club_id: int, matches: list[Member],
     return next(m for m in matches if m.id == row.member_id), row.id
 
 
+def _one_join_at_a_time(s: Session, *, club_id: int) -> None:
+    """Joins in one club take turns until their transaction ends: two forms with one email
+    address (or phone) at the same moment but different keys make one member, the second one
+    seeing the first. PostgreSQL: a transaction-level advisory lock (no row lock, so the club's
+    other writes never wait); SQLite has one writer anyway."""
+    if s.get_bind().dialect.name == "postgresql":
+        s.execute(select(func.pg_advisory_xact_lock(JOIN_LOCK, club_id % 2**31)))
+
+
 def _earlier(s: Session, *, club_id: int, key: str) -> MemberSignature | None:
     return s.scalar(select(MemberSignature).where(MemberSignature.club_id == club_id,
                                                   MemberSignature.request_key == key))
@@ -331,6 +341,7 @@ def join(factory: sessionmaker[Session], *, settings: Settings, club_id: int, pl
     _check_signing(signing, first=data.first_name, last=data.last_name)
     try:
         with transaction(factory) as s:
+            _one_join_at_a_time(s, club_id=club_id)
             club = clubs_service.get_club(s, club_id)
             plan = online_plan(s, club=club, plan_id=plan_id)
             earlier = _earlier(s, club_id=club_id, key=signing.key)

@@ -140,9 +140,13 @@ def _instant(start: str) -> datetime:
         at = datetime.fromisoformat(start.strip())
     except ValueError:
         at = None
-    if at is None or at.utcoffset() is None:
+    try:  # a time at the calendar's ends (0001-01-01+01:00) has no UTC instant
+        utc = at.astimezone(UTC) if at is not None and at.utcoffset() is not None else None
+    except OverflowError:
+        utc = None
+    if utc is None:
         raise Invalid("Choose one of the free times", code="slot_invalid")
-    return at.astimezone(UTC)
+    return utc
 
 
 def _mine(session: Session, actor: MemberActor, session_id: int) -> PtSession:
@@ -175,6 +179,14 @@ def book(session: Session, *, actor: MemberActor, trainer_id: int, start: str,
         return Booked(pt_sessions.read_session(session, club_id=actor.club_id,
                                                session_id=existing.id), again=True)
     try:
+        day = at.astimezone(clubs_service.club_zone(
+            clubs_service.get_club(session, actor.club_id))).date()
+    except OverflowError:  # 9999-12-31 23:30 UTC is in the year 10000 in Berlin
+        raise Invalid("Choose one of the free times", code="slot_invalid") from None
+    offered = {slot.starts_at for slot in availability.free_slots(
+        session, club_id=actor.club_id, trainer_id=trainer_id, member_id=actor.member_id,
+        date_from=day, date_to=day, now=now)}
+    try:
         read = pt_sessions.book_session(session, actor=actor, member_id=actor.member_id,
                                         start=at, trainer_id=trainer_id, now=now,
                                         duration_minutes=availability.SESSION_MINUTES)
@@ -187,6 +199,8 @@ def book(session: Session, *, actor: MemberActor, trainer_id: int, start: str,
             raise
         return Booked(pt_sessions.read_session(session, club_id=actor.club_id,
                                                session_id=existing.id), again=True)
+    if at not in offered:  # the engine's rules held, but the page offered no such time
+        raise Invalid("Choose one of the free times", code="slot_invalid")
     held, _fits = pt_packages.held_sessions(session, club_id=actor.club_id,
                                             member_id=actor.member_id)
     owned = pt_packages.member_packages(session, club_id=actor.club_id,
