@@ -6,8 +6,11 @@ reads the contract's terms — rendered from the plan in the page's language (`t
 types their full name and ticks "I accept". Then, in one transaction:
 
 - the person: a new member (`members.service.create_member`); or the member behind an open CRM
-  lead with that email or phone (a prospect without a membership), whose lead the sale wins
-  (`crm.leads.on_membership_sold`, through the `MembershipSold` event);
+  lead with that email address (a prospect without a membership), whose lead the sale wins
+  (`crm.leads.on_membership_sold`, through the `MembershipSold` event). Identity is the email
+  address only — what sign-in proves: a phone number alone found a lead's record, which a
+  stranger knowing the number could then take over and read. A mobile number that another
+  member has is not stored on the new record; the desk gets a task to check (merge or ask);
 - the contract: a sale with one "contract" line (`billing.service.create_sale` →
   `dues.contracts.fulfil_contract_line`, the one way contracts are sold), paid at the desk
   (method `desk`), starting today (renewing: the day after the member's last membership ends);
@@ -35,7 +38,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 
 from pydantic import ValidationError
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -301,9 +304,9 @@ def _sign(s: Session, *, settings: Settings, club: Club, member: Member, plan: P
 
 def _prospect(s: Session, *, club_id: int, matches: list[Member],
               email: str) -> tuple[Member, int] | None:
-    """Of the members with the email or phone given, the one behind an open lead without a
-    membership (a prospect joining) and without another email address: (member, lead id)."""
-    matches = [m for m in matches if m.email in (None, email)]
+    """Of the members with the email given, the one behind an open lead without a membership (a
+    prospect joining): (member, lead id)."""
+    matches = [m for m in matches if m.email == email]
     if not matches:
         return None
     row = s.execute(select(Lead.member_id, Lead.id).where(
@@ -358,13 +361,13 @@ def join(factory: sessionmaker[Session], *, settings: Settings, club_id: int, pl
             except Invalid:
                 raise Invalid("Please check the phone number", code="join_phone",
                               details={"field": "phone"}) from None
+            # the person is who their email address says (sign-in proves an address, nothing
+            # else): a phone number another member has makes neither a prospect nor an answer
             found = list(s.scalars(select(Member).where(
                 Member.club_id == club_id, Member.erased_at.is_(None),
-                or_(Member.email == data.email,
-                    *([Member.phone == phone] if phone else []))).order_by(Member.id).limit(20)))
+                Member.email == data.email).order_by(Member.id).limit(20)))
             prospect = _prospect(s, club_id=club_id, matches=found, email=data.email)
-            if found and (prospect is None or any(
-                    m.email == data.email and m.id != prospect[0].id for m in found)):
+            if found and prospect is None:
                 notice = notices.queue(
                     s, club_id=club_id, kind="signed", key=f"join-known:{signing.key}",
                     to=data.email, member_id=found[0].id,
@@ -373,14 +376,29 @@ def join(factory: sessionmaker[Session], *, settings: Settings, club_id: int, pl
                                    link=_sign_in_link(settings)))
                 return Signed(data.email, plan.name, None,
                               _sender(factory, settings, [notice.id]))
+            same_phone = (s.scalars(select(Member).where(
+                Member.club_id == club_id, Member.erased_at.is_(None), Member.phone == phone,
+                Member.email.is_distinct_from(data.email)).order_by(Member.id).limit(1)).first()
+                if phone else None)
+            if same_phone is not None:  # kept off the new record; the desk decides
+                data = data.model_copy(update={"phone": None})
+                phone = None
             if prospect is not None:
                 member, lead_id = prospect
-                member.email = member.email or data.email
                 member.phone = member.phone or phone
                 member.birth_date = member.birth_date or data.birth_date
             else:
                 member, lead_id = members_service.create_member(
                     s, club_id=club_id, data=data, require_custom=False), None
+            if same_phone is not None:
+                crm_service.desk_task(
+                    s, club_id=club_id, member_id=member.id,
+                    title=f"Check {data.first_name} {data.last_name}'s mobile number (joined "
+                          "online)",
+                    details=f"They gave the mobile number of member #{same_phone.id} "
+                            f"({same_phone.first_name} {same_phone.last_name}). It was not "
+                            "stored: if they are the same person, merge the records; if not, "
+                            "ask for their own number.")
             for channel, granted in (("email", details.email_ok), ("sms", details.sms_ok)):
                 if channel == "email" or member.phone:
                     members_service.set_consent(s, club_id=club_id, member_id=member.id,

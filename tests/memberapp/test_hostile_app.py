@@ -116,8 +116,6 @@ def test_two_join_forms_with_one_address_at_once_make_one_member(app, client, wo
     assert shop.count(Member) == 1 and shop.count(MemberSignature) == 1
 
 
-@pytest.mark.xfail(strict=True, reason="design: a phone-only match sends 'registered' to the "
-                                       "typed address (see the report)")
 def test_joining_with_a_members_phone_tells_a_stranger_nothing(client, world, smtp):
     """Anyone types their own email and a member's mobile number: the "you are registered with
     us already" email goes to the typed address — whether a number belongs to a member of the
@@ -184,8 +182,6 @@ def test_a_nul_byte_on_the_cancel_form_is_refused_in_words_and_kept_nowhere(clie
     assert shop.count(MemberCancellation) == 0
 
 
-@pytest.mark.xfail(strict=True, reason="design: a lead found by phone alone takes the typed "
-                                       "email (see the report)")
 def test_a_stranger_with_a_leads_phone_number_does_not_take_over_the_leads_record(client,
                                                                                   world, smtp):
     """A walk-in lead left a phone number only. Anyone who knows it joins online under their

@@ -106,11 +106,10 @@ def test_the_page_and_the_email_speak_the_pages_language(client, gym, smtp):
 def test_an_open_lead_is_the_person_joining_and_is_won(client, gym, smtp):
     plan = _online(gym)
     r = client.post("/api/v1/leads/manual", headers=gym.desk.headers, json={
-        "first_name": "Anna", "last_name": "Berg", "phone": "+4915112345678",
-        "source": "walk_in"})
+        "first_name": "Anna", "last_name": "Berg", "email": ANNA, "source": "walk_in"})
     assert r.status_code == 201, r.text
     lead_member = r.json()["member_id"]
-    assert _join(client, plan["id"]).status_code == 200
+    assert _join(client, plan["id"]).status_code == 200  # the lead's address: the lead joins
     assert gym.count(Member) == 1  # no second record: the prospect joined
     lead = gym.scalar(select(Lead).where(Lead.member_id == lead_member))
     assert lead.stage == "won" and lead.won_membership_id is not None
@@ -118,6 +117,26 @@ def test_an_open_lead_is_the_person_joining_and_is_won(client, gym, smtp):
     assert (sig.member_id, sig.lead_id) == (lead_member, lead.id)
     assert gym.scalar(select(Member.email).where(Member.id == lead_member)) == ANNA
     assert len(emails_to(smtp, ANNA)) == 1
+
+
+def test_a_lead_known_by_phone_only_is_not_whoever_types_the_number(client, gym, smtp):
+    """Identity is the email address (what sign-in proves): a walk-in lead who left only a
+    phone number is not taken over by a join with that number; the number is kept off the new
+    record and the desk is asked to check."""
+    plan = _online(gym)
+    r = client.post("/api/v1/leads/manual", headers=gym.desk.headers, json={
+        "first_name": "Anna", "last_name": "Berg", "phone": "+4915112345678",
+        "source": "walk_in"})
+    lead_member = r.json()["member_id"]
+    assert _join(client, plan["id"]).status_code == 200  # Anna's details, +49 151 12345678
+    joined = gym.scalar(select(Member).where(Member.email == ANNA))
+    assert joined.id != lead_member and joined.phone is None
+    assert gym.scalar(select(Lead.stage).where(Lead.member_id == lead_member)) != "won"
+    task = gym.scalar(select(Task).where(Task.member_id == joined.id,
+                                         Task.title.like("Check %mobile number%")))
+    assert f"member #{lead_member}" in task.details
+    assert [m["Subject"] for m in emails_to(smtp, ANNA)] == [
+        "Riverside Fitness: your contract — pending until paid at the desk"]  # not "registered"
 
 
 def test_a_registered_address_makes_no_second_member_and_gets_the_same_answer(
