@@ -153,7 +153,7 @@ def _own_booking(session: Session, actor: MemberActor, booking_id: int) -> Class
 
 
 def _read(session: Session, booking: ClassBooking) -> ClassBookingRead:
-    return engine._booking_reads(session, [booking])[0]
+    return engine.booking_reads(session, [booking])[0]
 
 
 def _what(session: Session, occ: ClassOccurrence) -> str:
@@ -169,7 +169,7 @@ def book(session: Session, *, actor: MemberActor, occurrence_id: int,
     """Book the member into a class (or onto its waitlist when it is full), within the club's
     booking window; booked or waiting already: the booking as it is."""
     now = now or clock.now()
-    occ = engine._get_occurrence(session, club_id=actor.club_id, occurrence_id=occurrence_id)
+    occ = engine.get_occurrence(session, club_id=actor.club_id, occurrence_id=occurrence_id)
     existing = session.scalar(select(ClassBooking).where(
         ClassBooking.occurrence_id == occ.id, ClassBooking.member_id == actor.member_id,
         ClassBooking.status.in_((BOOKED, WAITLISTED))))
@@ -224,7 +224,7 @@ def cancel(session: Session, *, actor: MemberActor, booking_id: int,
     if booking.status == CANCELLED:
         return Cancelled(_read(session, booking), again=True, late=False, visit_used=False,
                          promoted_id=None)
-    occ = engine._get_occurrence(session, club_id=actor.club_id,
+    occ = engine.get_occurrence(session, club_id=actor.club_id,
                                  occurrence_id=booking.occurrence_id)
     settings = _rules(session, actor.club_id)
     was = booking.status

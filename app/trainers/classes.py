@@ -165,7 +165,7 @@ def generate_occurrences(session: Session, *, actor: Actor, date_from: date,
 
 # ----------------------------------------------------------------------------- occurrences
 
-def _get_occurrence(session: Session, *, club_id: int, occurrence_id: int) -> ClassOccurrence:
+def get_occurrence(session: Session, *, club_id: int, occurrence_id: int) -> ClassOccurrence:
     occ = session.scalar(select(ClassOccurrence).where(ClassOccurrence.id == occurrence_id,
                                                        ClassOccurrence.club_id == club_id)
                          .execution_options(populate_existing=True))
@@ -216,7 +216,7 @@ def list_occurrences(session: Session, *, club_id: int, date_from: date, date_to
     return _occurrence_reads(session, occs)
 
 
-def _booking_reads(session: Session, bookings: list[ClassBooking]) -> list[ClassBookingRead]:
+def booking_reads(session: Session, bookings: list[ClassBooking]) -> list[ClassBookingRead]:
     if not bookings:
         return []
     names = {mid: full_name(f, la) for mid, f, la in session.execute(
@@ -237,13 +237,13 @@ def _booking_reads(session: Session, bookings: list[ClassBooking]) -> list[Class
 
 def occurrence_detail(session: Session, *, club_id: int, occurrence_id: int) -> OccurrenceDetail:
     """A class with its bookings: confirmed first, then the waitlist in order, then cancelled."""
-    occ = _get_occurrence(session, club_id=club_id, occurrence_id=occurrence_id)
+    occ = get_occurrence(session, club_id=club_id, occurrence_id=occurrence_id)
     bookings = list(session.scalars(select(ClassBooking).where(
         ClassBooking.occurrence_id == occ.id).execution_options(populate_existing=True)))
     rank = {BOOKED: 0, WAITLISTED: 1, CANCELLED: 2}
     bookings.sort(key=lambda b: (rank.get(b.status, 3), b.queued_at, b.id))
     read = _occurrence_reads(session, [occ])[0]
-    return OccurrenceDetail(**read.model_dump(), bookings=_booking_reads(session, bookings))
+    return OccurrenceDetail(**read.model_dump(), bookings=booking_reads(session, bookings))
 
 
 def _get_booking(session: Session, *, club_id: int, booking_id: int) -> ClassBooking:
@@ -279,7 +279,7 @@ def book_class(session: Session, *, actor: Actor | MemberActor, occurrence_id: i
     now = now or clock.now()
     club_id = actor.club_id
     staff_id = actor.user_id if isinstance(actor, Actor) else None
-    occ = _get_occurrence(session, club_id=club_id, occurrence_id=occurrence_id)
+    occ = get_occurrence(session, club_id=club_id, occurrence_id=occurrence_id)
     if occ.status != SCHEDULED:
         raise Conflict("This class was cancelled", code="class_cancelled")
     if occ.starts_at <= now:
@@ -320,7 +320,7 @@ def book_class(session: Session, *, actor: Actor | MemberActor, occurrence_id: i
             booking.attended_at = booking.attendance_source = None
             booking.cancelled_at = booking.promoted_at = None
             session.flush()
-    return _booking_reads(session, [booking])[0]
+    return booking_reads(session, [booking])[0]
 
 
 def _promote_first(session: Session, occurrence_id: int, now: datetime) -> ClassBooking | None:
@@ -346,7 +346,7 @@ def cancel_class_booking(session: Session, *, actor: Actor | MemberActor, bookin
     (`ClassPlaceGiven` is published for them)."""
     now = now or clock.now()
     booking = _get_booking(session, club_id=actor.club_id, booking_id=booking_id)
-    occ = _get_occurrence(session, club_id=actor.club_id, occurrence_id=booking.occurrence_id)
+    occ = get_occurrence(session, club_id=actor.club_id, occurrence_id=booking.occurrence_id)
     if booking.status == CANCELLED:
         raise Conflict("This booking is already cancelled", code="booking_cancelled")
     if occ.starts_at <= now:
@@ -368,7 +368,7 @@ def cancel_class_booking(session: Session, *, actor: Actor | MemberActor, bookin
                                                 member_id=promoted.member_id,
                                                 booking_id=promoted.id))
     booking = _get_booking(session, club_id=actor.club_id, booking_id=booking.id)
-    reads = _booking_reads(session, [booking] + ([promoted] if promoted else []))
+    reads = booking_reads(session, [booking] + ([promoted] if promoted else []))
     return ClassBookingCancelled(booking=reads[0], promoted=reads[1] if promoted else None)
 
 
@@ -377,7 +377,7 @@ def mark_attendance(session: Session, *, actor: Actor, occurrence_id: int,
                     now: datetime | None = None) -> AttendanceResult:
     """Staff mark who came (or undo it); only confirmed bookings can be marked."""
     now = now or clock.now()
-    occ = _get_occurrence(session, club_id=actor.club_id, occurrence_id=occurrence_id)
+    occ = get_occurrence(session, club_id=actor.club_id, occurrence_id=occurrence_id)
     if actor.role not in DESK:
         profile = own_profile(session, actor)
         if profile is None or profile.id != occ.trainer_id:

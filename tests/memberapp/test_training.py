@@ -3,8 +3,6 @@ book, their trainer's free slots, booking one (a session of the package that exp
 held), refusals in words (no package, all booked, a slot someone took, another's trainer), a
 second tap, cancelling early and late, another member's session, and what the staff see."""
 import re
-import threading
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, time
 
 import pytest
@@ -12,13 +10,11 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from app.core.actors import MemberActor, Role
-from app.core.db import transaction
-from app.core.errors import Conflict
 from app.memberapp import training
 from app.trainers.models import PtPackage, PtSession
 from app.web.member_kit import MEMBER_COOKIE
 from tests.memberapp.conftest import csrf_of
-from tests.trainers.conftest import BERLIN, Gym
+from tests.trainers.conftest import BERLIN, Gym, race
 from tests.web.conftest import sign_in
 
 SLOT = re.compile(r'data-slot="([^"]+)"')
@@ -252,24 +248,6 @@ def test_the_home_page_leads_to_training(client, gym, world, coach):
 
 # --- at the same moment (PostgreSQL: SQLite serialises whole write transactions) --------------
 
-def _race(db, n: int, work) -> tuple[list, list]:
-    """work(session, i) in n transactions at once; (results, Conflicts)."""
-    barrier = threading.Barrier(n)
-
-    def attempt(i):
-        try:
-            with transaction(db.sessionmaker) as s:
-                s.connection()
-                barrier.wait()
-                return work(s, i)
-        except Conflict as exc:
-            return exc
-
-    with ThreadPoolExecutor(n) as pool:
-        outcomes = list(pool.map(attempt, range(n)))
-    return ([o for o in outcomes if not isinstance(o, Conflict)],
-            [o for o in outcomes if isinstance(o, Conflict)])
-
 
 def _member(gym, member_id: int) -> MemberActor:
     return MemberActor(session_id=0, member_id=member_id, club_id=gym.club.id, name="member")
@@ -283,7 +261,7 @@ def test_members_tapping_the_same_slot_at_once_get_it_once(db, gym, coach):
         gym.package(m, trainer_id=coach.id)
     start = gym.at(3, 10).isoformat()
 
-    done, refused = _race(db, 4, lambda s, i: training.book(
+    done, refused = race(db, 4, lambda s, i: training.book(
         s, actor=_member(gym, members[i]), trainer_id=coach.id, start=start))
 
     assert len(done) == 1 and {c.code for c in refused} == {"trainer_busy"}
@@ -297,7 +275,7 @@ def test_one_session_left_booked_from_two_phones_at_once_is_booked_once(db, gym,
     gym.package(anna, gym.pt_product(sessions=1), trainer_id=coach.id)
     starts = [gym.at(3, 9).isoformat(), gym.at(4, 11).isoformat()]
 
-    done, refused = _race(db, 2, lambda s, i: training.book(
+    done, refused = race(db, 2, lambda s, i: training.book(
         s, actor=_member(gym, anna), trainer_id=coach.id, start=starts[i]))
 
     assert len(done) == 1 and [c.code for c in refused] == ["package_fully_booked"]

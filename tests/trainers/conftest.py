@@ -5,6 +5,8 @@ owns — profiles, hours, products, packages, sessions, classes — goes through
 Times are built in the club's zone (Europe/Berlin) relative to today, so tests do not depend on
 the hour they run at: "past" sessions are days ago (booked by a manager), "future" ones days ahead.
 """
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date, datetime, time
 from typing import ClassVar
 from zoneinfo import ZoneInfo
@@ -13,6 +15,8 @@ import pytest
 from sqlalchemy import select
 
 from app.core.actors import Role
+from app.core.db import transaction
+from app.core.errors import Conflict
 from tests.builders import ClubApi, Coach
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -105,3 +109,23 @@ def gym(client, world) -> Gym:
     club = world.club()
     return Gym(client, world, club, manager=world.staff(club, Role.manager),
                desk=world.staff(club, Role.front_desk))
+
+
+def race(db, n: int, work) -> tuple[list, list]:
+    """Run work(session, i) in n transactions at once (each holding its connection before the
+    start line); (results, Conflicts)."""
+    barrier = threading.Barrier(n)
+
+    def attempt(i):
+        try:
+            with transaction(db.sessionmaker) as s:
+                s.connection()
+                barrier.wait()
+                return work(s, i)
+        except Conflict as exc:
+            return exc
+
+    with ThreadPoolExecutor(n) as pool:
+        outcomes = list(pool.map(attempt, range(n)))
+    return ([o for o in outcomes if not isinstance(o, Conflict)],
+            [o for o in outcomes if isinstance(o, Conflict)])

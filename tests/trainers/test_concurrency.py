@@ -4,41 +4,20 @@ Each worker checks out its connection, waits at a barrier, then calls the servic
 transaction, so the statements really interleave. SQLite serialises whole write transactions
 (BEGIN IMMEDIATE), so these races cannot happen there and the tests are skipped.
 """
-import threading
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from sqlalchemy import select
 
 from app.core.actors import Actor, Role
-from app.core.db import transaction
-from app.core.errors import Conflict
 from app.trainers import classes
 from app.trainers import sessions as pt_sessions
 from app.trainers.models import ClassBooking, ClassOccurrence, PtSession
+from tests.trainers.conftest import race
 
 
 def _actor(gym, staff, role: Role = Role.manager) -> Actor:
     return Actor(user_id=staff.user_id, name="staff", club_id=gym.club.id, role=role)
 
-
-def _race(db, n: int, work):
-    """Run work(session, i) in n transactions at once; returns (results, conflicts)."""
-    barrier = threading.Barrier(n)
-
-    def attempt(i):
-        try:
-            with transaction(db.sessionmaker) as s:
-                s.connection()
-                barrier.wait()
-                return work(s, i)
-        except Conflict as exc:
-            return exc
-
-    with ThreadPoolExecutor(n) as pool:
-        outcomes = list(pool.map(attempt, range(n)))
-    done = [o for o in outcomes if not isinstance(o, Conflict)]
-    return done, [o for o in outcomes if isinstance(o, Conflict)]
 
 
 @pytest.fixture
@@ -56,7 +35,7 @@ def test_ten_concurrent_completions_with_one_session_left_spend_exactly_one(pg, 
     sessions = [gym.booked(coach, member, gym.at(-1, 8 + i)) for i in range(10)]
     actor = _actor(gym, gym.manager)
 
-    done, refused = _race(pg, 10, lambda s, i: pt_sessions.complete_session(
+    done, refused = race(pg, 10, lambda s, i: pt_sessions.complete_session(
         s, actor=actor, session_id=sessions[i]["id"]))
 
     assert len(done) == 1 and len(refused) == 9
@@ -75,7 +54,7 @@ def test_the_same_session_completed_by_five_staff_at_once_is_completed_once(pg, 
     s_id = gym.booked(coach, member, gym.at(-1, 10))["id"]
     actor = _actor(gym, gym.desk, Role.front_desk)
 
-    done, refused = _race(pg, 5, lambda s, i: pt_sessions.complete_session(s, actor=actor,
+    done, refused = race(pg, 5, lambda s, i: pt_sessions.complete_session(s, actor=actor,
                                                                            session_id=s_id))
 
     assert len(done) == 1 and {c.code for c in refused} == {"session_closed"}
@@ -90,7 +69,7 @@ def test_two_bookings_of_one_trainer_slot_cannot_both_pass(pg, gym):
     actor = _actor(gym, gym.desk, Role.front_desk)
     start = gym.at(2, 10)
 
-    done, refused = _race(pg, 6, lambda s, i: pt_sessions.book_session(
+    done, refused = race(pg, 6, lambda s, i: pt_sessions.book_session(
         s, actor=actor, member_id=members[i], trainer_id=coach.id, start=start))
 
     assert len(done) == 1 and {c.code for c in refused} == {"trainer_busy"}
@@ -103,7 +82,7 @@ def test_one_member_booked_with_two_trainers_at_once_gets_one_session(pg, gym):
     gym.package(member)
     actor = _actor(gym, gym.desk, Role.front_desk)
 
-    done, refused = _race(pg, 3, lambda s, i: pt_sessions.book_session(
+    done, refused = race(pg, 3, lambda s, i: pt_sessions.book_session(
         s, actor=actor, member_id=member, trainer_id=coaches[i].id, start=gym.at(2, 9)))
 
     assert len(done) == 1 and {c.code for c in refused} == {"member_busy"}
@@ -118,7 +97,7 @@ def test_class_seats_hold_under_a_burst_of_bookings(pg, gym):
         gym.membership(m, plan)
     actor = _actor(gym, gym.desk, Role.front_desk)
 
-    done, refused = _race(pg, 8, lambda s, i: classes.book_class(
+    done, refused = race(pg, 8, lambda s, i: classes.book_class(
         s, actor=actor, occurrence_id=occ["id"], member_id=members[i]))
 
     assert refused == []

@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from app.core.config import Settings
+from app.web.member_kit import MEMBER_COOKIE
 from tests.retention.servers import SmtpServer
 
 PHONE = {"width": 390, "height": 844}
@@ -45,15 +46,18 @@ def settings(db, tmp_path_factory, smtp) -> Settings:
 
 
 @pytest.fixture
-def phone(browser, live_server):
-    """A phone-sized browser on the live server; `phone()` opens another, signed-out one. JS
-    errors fail the test."""
+def phone(browser, live_server, world):
+    """A phone-sized browser on the live server: `phone()` opens another, signed-out one,
+    `phone(member_id)` one signed in as that member. JS errors fail the test."""
     contexts, errors = [], []
 
-    def open_tab():
+    def open_tab(member: int | None = None):
         context = browser.new_context(base_url=live_server, viewport=PHONE, has_touch=True,
                                       is_mobile=True, locale="en-GB")
         context.set_default_timeout(10_000)
+        if member is not None:
+            context.add_cookies([{"name": MEMBER_COOKIE, "value": world.app_session(member),
+                                  "url": f"{live_server}/app"}])
         contexts.append(context)
         tab = context.new_page()
         tab.on("pageerror", lambda exc: errors.append(str(exc)))

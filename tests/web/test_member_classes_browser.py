@@ -9,36 +9,13 @@ import pytest
 
 from app.core.actors import Role
 from tests.trainers.conftest import Gym
-from tests.web.phone import FITS, PHONE, arrived, settings, smtp  # noqa: F401 (fixtures)
+from tests.web.phone import FITS, arrived, phone, settings, smtp  # noqa: F401 (fixtures)
 
 expect = pytest.importorskip("playwright.sync_api").expect
 
 
-@pytest.fixture
-def member_tab(browser, live_server, world):
-    """`member_tab(member_id)`: a phone-sized browser signed in as that member; JS errors fail
-    the test."""
-    contexts, errors = [], []
-
-    def open_tab(member: int):
-        context = browser.new_context(base_url=live_server, viewport=PHONE, has_touch=True,
-                                      is_mobile=True, locale="en-GB")
-        context.set_default_timeout(10_000)
-        context.add_cookies([{"name": "fitclub_member", "value": world.app_session(member),
-                              "url": f"{live_server}/app"}])
-        contexts.append(context)
-        tab = context.new_page()
-        tab.on("pageerror", lambda exc: errors.append(str(exc)))
-        return tab
-
-    yield open_tab
-    for context in contexts:
-        context.close()
-    assert not errors, f"errors in the browser: {errors}"
-
-
 def test_the_last_place_goes_to_the_waiting_member_when_the_first_cancels(
-        member_tab, world, live_server, smtp):
+        phone, world, live_server, smtp):
     club = world.club(name="Riverside Fitness")
     with httpx.Client(base_url=live_server, timeout=30) as api:
         gym = Gym(api, world, club, manager=world.staff(club, Role.manager),
@@ -52,7 +29,7 @@ def test_the_last_place_goes_to_the_waiting_member_when_the_first_cancels(
             gym.membership(member, plan)
     row = f'[data-class="{occ["id"]}"]'
 
-    first = member_tab(anna)
+    first = phone(anna)
     first.goto("/app")
     first.get_by_role("link", name="Classes").click()
     expect(first).to_have_url(re.compile(r"/app/classes$"))
@@ -63,7 +40,7 @@ def test_the_last_place_goes_to_the_waiting_member_when_the_first_cancels(
     expect(first.locator(row)).to_contain_text("Full")
     assert first.evaluate(FITS)
 
-    second = member_tab(ben)
+    second = phone(ben)
     second.goto("/app/classes")
     second.locator(row).get_by_role("button", name="Join the waiting list").click()
     expect(second.locator("[data-flash]")).to_contain_text("you are number 1 on the waiting list")
